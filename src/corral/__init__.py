@@ -1,0 +1,81 @@
+"""corral: an embeddable workflow engine built on Trio's structured concurrency.
+
+::
+
+    import corral, trio
+
+    async def main():
+        async with corral.open_engine() as engine:
+            result = await engine.run("examples/fanout.yaml", {"n": 3})
+
+    trio.run(main)
+"""
+
+from __future__ import annotations
+
+from corral.builder import Workflow as Workflow
+from corral.engine.engine import Engine as Engine
+from corral.engine.engine import ExecutionHandle as ExecutionHandle
+from corral.engine.engine import open_engine as open_engine
+from corral.engine.events import Subscription as Subscription
+from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
+from corral.errors import CommandFailed as CommandFailed
+from corral.errors import CorralError as CorralError
+from corral.errors import EngineClosed as EngineClosed
+from corral.errors import ExecutionNotFound as ExecutionNotFound
+from corral.errors import HandlerError as HandlerError
+from corral.errors import InputError as InputError
+from corral.errors import NonRetryable as NonRetryable
+from corral.errors import Overloaded as Overloaded
+from corral.errors import PluginError as PluginError
+from corral.errors import SpecError as SpecError
+from corral.errors import StepFailure as StepFailure
+from corral.errors import StepTimedOut as StepTimedOut
+from corral.errors import StoreError as StoreError
+from corral.errors import WorkflowCancelled as WorkflowCancelled
+from corral.errors import WorkflowFailed as WorkflowFailed
+from corral.errors import WorkflowTimedOut as WorkflowTimedOut
+from corral.loader import load_file as load_file
+from corral.loader import loads as loads
+from corral.model import ExecutionRecord as ExecutionRecord
+from corral.model import Limits as Limits
+from corral.model import StepRecord as StepRecord
+from corral.model import StepSpec as StepSpec
+from corral.model import WorkflowSpec as WorkflowSpec
+from corral.plan import Plan as Plan
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CommandFailed",
+    "CorralError",
+    "Engine",
+    "EngineClosed",
+    "ExecutionHandle",
+    "ExecutionNotFound",
+    "ExecutionRecord",
+    "HandlerError",
+    "InputError",
+    "Limits",
+    "MetricsSnapshot",
+    "NonRetryable",
+    "Overloaded",
+    "Plan",
+    "PluginError",
+    "SpecError",
+    "StepFailure",
+    "StepRecord",
+    "StepSpec",
+    "StepTimedOut",
+    "StoreError",
+    "Subscription",
+    "Workflow",
+    "WorkflowCancelled",
+    "WorkflowFailed",
+    "WorkflowSpec",
+    "WorkflowTimedOut",
+    "__version__",
+    "load_file",
+    "loads",
+    "open_engine",
+]

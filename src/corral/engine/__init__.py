@@ -1,0 +1,1 @@
+"""The engine wing: admission, runs, resources, strategy, metrics, events."""

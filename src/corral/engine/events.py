@@ -1,0 +1,108 @@
+"""Lifecycle events: delivered to the ``corral_event`` hook and to subscribers.
+
+Delivery never blocks the engine. Each subscription has a bounded buffer; when
+it is full the event is dropped for that subscriber and counted
+(``Subscription.dropped``, ``metrics().events_dropped``). Producers check
+``EventBus.active`` first, so an engine nobody listens to builds no events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from corral.model import Event
+
+__all__ = ["EventBus", "Subscription"]
+
+log = logging.getLogger("corral.events")
+
+
+class Subscription:
+    """An async iterator of events with a bounded buffer.
+
+    Use as ``with engine.subscribe() as events: async for event in events: ...``.
+    Iteration ends when the subscription is closed or the engine closes.
+    """
+
+    def __init__(self, bus: EventBus, buffer: int) -> None:
+        self._bus = bus
+        self._send, self._receive = trio.open_memory_channel[Event](buffer)
+        self.dropped = 0
+        self.delivered = 0
+
+    def _offer(self, event: Event) -> None:
+        try:
+            self._send.send_nowait(event)
+            self.delivered += 1
+        except trio.WouldBlock:
+            self.dropped += 1
+            self._bus.dropped += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stop receiving; buffered events can still be read, then iteration ends."""
+        self._bus._remove(self)
+        self._send.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        self._receive.close()
+
+
+class EventBus:
+    def __init__(self, hook: Any, buffer: int) -> None:
+        self._hook = hook
+        self._has_hooks = bool(hook.corral_event.get_hookimpls())
+        self._subs: list[Subscription] = []
+        self._buffer = buffer
+        self.dropped = 0
+        self.active = self._has_hooks
+
+    def subscribe(self, buffer: int | None = None) -> Subscription:
+        sub = Subscription(self, buffer if buffer is not None else self._buffer)
+        self._subs.append(sub)
+        self.active = True
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        self.active = self._has_hooks or bool(self._subs)
+
+    def emit(self, event: Event) -> None:
+        if self._has_hooks:
+            try:
+                self._hook.corral_event(event=event)
+            except Exception:
+                log.exception("a corral_event hook raised; the event is otherwise delivered")
+        for sub in self._subs:
+            sub._offer(event)
+
+    def close(self) -> None:
+        for sub in list(self._subs):
+            sub.close()
+
+

@@ -1,0 +1,109 @@
+"""ExecutionStrategy: which ready step goes first, and where each step runs.
+
+Order: critical path first. A step's rank is the longest chain of work from
+its start to the end of the workflow, summed from recorded step durations (an
+exponential moving average per workflow and step) or, before any run, one
+unit per step; ties keep the declared order. This only matters when steps
+compete (``max_parallel_steps``, pools): then the long chain starts early and
+the workflow ends sooner.
+
+Venue, from the handler's declared ``kind``: ``async`` runs in the event loop;
+``blocking`` in a worker thread (the step waits for the thread; the thread is
+told to stop through ``ctx.cancel_requested()``, never abandoned); ``cpu`` in a
+trio-parallel worker process, killed if the step is cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+import trio_parallel
+
+from corral.engine.graph import critical_path_lengths
+
+if TYPE_CHECKING:
+    from corral.plan import Plan
+    from corral.plugins import Handler, StepContext
+
+__all__ = ["ExecutionStrategy"]
+
+_EMA = 0.3
+
+
+class ExecutionStrategy:
+    def __init__(self) -> None:
+        self._durations: dict[tuple[str, str], float] = {}
+        self._ranks: dict[int, tuple[int, list[tuple[float, int]]]] = {}
+        self._version = 0
+        self._instances: dict[type[Handler], Handler] = {}
+
+    # ------------------------------------------------------------ order
+
+    def record_duration(self, workflow: str, step_id: str, seconds: float) -> None:
+        key = (workflow, step_id)
+        old = self._durations.get(key)
+        new = seconds if old is None else old + _EMA * (seconds - old)
+        self._durations[key] = new
+        if old is None or abs(new - old) > 0.2 * old:
+            self._version += 1  # ranks are recomputed lazily, only on real change
+
+    def durations(self, plan: Plan) -> list[float]:
+        name = plan.spec.name
+        known = [self._durations.get((name, s.id)) for s in plan.steps]
+        seen = [d for d in known if d is not None]
+        default = sum(seen) / len(seen) if seen else 1.0
+        return [default if d is None else d for d in known]
+
+    def ranks(self, plan: Plan) -> list[tuple[float, int]]:
+        """Heap keys per step: smaller runs first."""
+        cached = self._ranks.get(id(plan))
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        lengths = critical_path_lengths(
+            [s.needs for s in plan.steps], plan.order, self.durations(plan)
+        )
+        ranks = [(-length, i) for i, length in enumerate(lengths)]
+        if len(self._ranks) > 1024:
+            self._ranks.clear()
+        self._ranks[id(plan)] = (self._version, ranks)
+        return ranks
+
+    # ------------------------------------------------------------ venue
+
+    def instance(self, cls: type[Handler]) -> Handler:
+        handler = self._instances.get(cls)
+        if handler is None:
+            handler = self._instances[cls] = cls()
+        return handler
+
+    async def call(self, cls: type[Handler], ctx: StepContext, params: Any) -> Any:
+        """Run a handler in the venue its kind asks for."""
+        kind = cls.kind
+        if kind == "async":
+            return await self.instance(cls).run(ctx, params)
+        if kind == "blocking":
+            return await _in_thread(self.instance(cls), ctx, params)
+        return await trio_parallel.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
+
+
+async def _in_thread(handler: Handler, ctx: StepContext, params: Any) -> Any:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_signal_cancel, ctx)
+        try:
+            return await trio.to_thread.run_sync(handler.run, ctx, params)  # type: ignore[arg-type]
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _signal_cancel(ctx: StepContext) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        # Reached when the step is cancelled (or the thread is done): a
+        # cooperative handler polling ctx.cancel_requested() returns early.
+        ctx._request_cancel()
+
+
+def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> Any:
+    return cls().run(ctx, params)

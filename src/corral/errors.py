@@ -1,0 +1,161 @@
+"""Every error corral raises, in one place.
+
+All of them derive from :class:`CorralError`, so embedding code can catch the
+whole family with one ``except``. Errors caused by user input (a spec, an
+input value, a command-line argument, a store URL) carry enough context to fix
+the input without reading a traceback: the CLI prints ``str(error)`` and exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CorralError(Exception):
+    """Base class of every error raised by corral."""
+
+
+class SpecError(CorralError):
+    """A workflow spec is invalid.
+
+    ``file`` is the file it came from (``None`` for specs built in Python),
+    ``path`` the JSON path of the offending value (``$.steps[2].needs[0]``) and
+    ``line`` the 1-based line in the file when the format allows it (YAML).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        path: str = "$",
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.path = path
+        self.line = line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.file or "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.path}: {self.message}"
+
+    def located(self, *, file: str | None = None, line: int | None = None) -> SpecError:
+        """Return a copy of this error with a file and/or line filled in."""
+        return type(self)(
+            self.message,
+            file=file if file is not None else self.file,
+            path=self.path,
+            line=line if line is not None else self.line,
+        )
+
+
+class InputError(SpecError):
+    """The inputs given to a workflow do not match its declared ``inputs``."""
+
+
+class PluginError(CorralError):
+    """A plugin or handler is malformed, or two plugins claim one handler name."""
+
+
+class StoreError(CorralError):
+    """A store URL is invalid or the store cannot be used."""
+
+
+class ExecutionNotFound(CorralError):
+    """No execution with the given id exists in the store."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"no execution with id {execution_id!r}")
+
+
+class Overloaded(CorralError):
+    """The engine refuses new work: its admission queue is full or memory is too high.
+
+    Raised by ``Engine.submit`` at once, without waiting, so callers can shed
+    load or retry later.
+    """
+
+
+class EngineClosed(CorralError):
+    """The engine is shutting down or closed and accepts no more work."""
+
+
+class NonRetryable(CorralError):
+    """Raise this (or a subclass) from a handler to fail a step without retrying it."""
+
+
+class StepTimedOut(CorralError):
+    """A step attempt ran past its ``timeout``."""
+
+
+class CommandFailed(CorralError):
+    """``core.shell``: the command exited with a non-zero status."""
+
+    def __init__(self, args: list[str], returncode: int, stderr_tail: str) -> None:
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        tail = f": {stderr_tail.strip()}" if stderr_tail.strip() else ""
+        super().__init__(f"command {args[0]!r} exited with status {returncode}{tail}")
+
+
+class StepFailure(CorralError):
+    """The failure a handler reports on purpose (``core.fail``)."""
+
+
+class HandlerError(CorralError):
+    """A handler broke its contract (bad params at run time, a wrong return type)."""
+
+
+class WorkflowFailed(CorralError):
+    """A workflow ended in failure.
+
+    ``step`` names the step that failed first and ``cause`` is the exception
+    that step raised (also chained as ``__cause__``). ``execution_id`` names
+    the execution so it can be inspected with ``engine.get``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        execution_id: str,
+        step: str | None = None,
+        cause: BaseException | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.step = step
+        self.cause = cause
+        self.error_type = error_type or (type(cause).__name__ if cause is not None else None)
+        super().__init__(message)
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class WorkflowTimedOut(WorkflowFailed):
+    """A workflow (or one of its steps) ran past its deadline: status ``timed_out``."""
+
+
+class WorkflowCancelled(CorralError):
+    """A workflow was cancelled (``Engine.cancel`` or engine shutdown)."""
+
+    def __init__(self, execution_id: str, reason: str = "cancelled") -> None:
+        self.execution_id = execution_id
+        self.reason = reason
+        super().__init__(f"execution {execution_id} was {reason}")
+
+
+class UsageError(CorralError):
+    """A command-line invocation is wrong (bad argument, missing file)."""
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """A JSON-friendly summary of an exception, for records and events."""
+    return {"type": type(exc).__name__, "message": str(exc)}

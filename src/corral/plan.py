@@ -1,0 +1,141 @@
+"""A validated, compiled workflow: what the engine runs.
+
+Loading a spec produces a :class:`Plan`: handler classes looked up, params
+checked and (when they hold no references) converted once, references and
+conditions compiled, the graph ordered. Running a workflow then does no
+parsing, no lookups by name and no validation it could have done earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from msgspec import UNSET
+
+from corral.errors import InputError
+from corral.model import RetryPolicy, StepSpec, WorkflowSpec
+
+if TYPE_CHECKING:
+    from corral.engine.conditions import Condition
+    from corral.plugins import Handler
+
+__all__ = ["Plan", "StepPlan", "bind_inputs"]
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass(slots=True, eq=False)
+class StepPlan:
+    index: int
+    id: str
+    spec: StepSpec
+    handler: type[Handler] | None
+    child: Plan | None
+    params: Any
+    """Compiled params (see ``corral.references``)."""
+    static_params: Any
+    """Params already converted to the handler's ``Params`` type, or ``UNSET`` if
+    they hold references and must be converted at run time."""
+    needs: tuple[int, ...]
+    dependents: tuple[int, ...]
+    ancestors: frozenset[int]
+    when: Condition | None
+    key: Condition | None
+    retry: RetryPolicy
+    cache: bool
+    cache_ttl: float | None
+
+    @property
+    def handler_name(self) -> str:
+        if self.handler is not None:
+            return self.handler.name
+        return f"workflow:{self.child.spec.name}" if self.child else "?"
+
+    @property
+    def kind(self) -> str:
+        return self.handler.kind if self.handler is not None else "async"
+
+
+@dataclass(slots=True, eq=False)
+class Plan:
+    spec: WorkflowSpec
+    steps: list[StepPlan]
+    order: list[int]
+    index: dict[str, int]
+    sinks: tuple[int, ...]
+    output: Any
+    digest: str
+    file: str | None = None
+    pools: frozenset[str] = field(default_factory=frozenset)
+    bound: bool = False
+    """Whether handler classes were looked up (a plan compiled without a registry
+    only had its structure checked; the engine compiles it again)."""
+    base_dir: Path | None = None
+    """Where relative child-workflow paths are resolved from."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def bind_inputs(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        return bind_inputs(self.spec, given, file=self.file)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+}
+
+
+def bind_inputs(
+    spec: WorkflowSpec, given: Mapping[str, Any] | None, *, file: str | None = None
+) -> dict[str, Any]:
+    """Check given inputs against the declared ones and fill in defaults.
+
+    Raises :class:`InputError` naming the input; unknown inputs are errors so a
+    typo never silently falls back to a default.
+    """
+    if given is not None and not isinstance(given, Mapping):
+        raise InputError(
+            f"inputs must be a mapping, got {type(given).__name__}", file=file, path="$.inputs"
+        )
+    given = dict(given or {})
+    bound: dict[str, Any] = {}
+    for name, decl in spec.inputs.items():
+        if name in given:
+            value = given.pop(name)
+            expected = _TYPES.get(decl.type)
+            ok = expected is None or (
+                isinstance(value, expected)
+                and not (decl.type in ("integer", "number") and isinstance(value, bool))
+            )
+            if not ok:
+                raise InputError(
+                    f"input {name!r} must be of type {decl.type}, got "
+                    f"{type(value).__name__} {value!r}",
+                    file=file,
+                    path=f"$.inputs.{name}",
+                )
+            bound[name] = value
+        elif decl.default is not UNSET:
+            bound[name] = decl.default
+        else:
+            raise InputError(
+                f"missing required input {name!r} ({decl.type})", file=file, path=f"$.inputs.{name}"
+            )
+    if given:
+        unknown = sorted(given)
+        declared = ", ".join(sorted(spec.inputs)) or "none"
+        raise InputError(
+            f"unknown input {unknown[0]!r} (declared inputs: {declared})",
+            file=file,
+            path=f"$.inputs.{unknown[0]}",
+        )
+    return bound

@@ -1,0 +1,179 @@
+"""The plugin author's API: everything needed to write and ship a handler.
+
+A handler is a class::
+
+    class Resize(Handler):
+        name = "images.resize"
+        version = "1.0"
+        kind = "cpu"
+
+        class Params(msgspec.Struct):
+            path: str
+            width: int
+
+        def run(self, ctx, params):          # sync: kind "blocking" or "cpu"
+            ...
+
+and a plugin exposes handlers with one hook::
+
+    @hookimpl
+    def corral_handlers():
+        return [Resize]
+
+Plugins import only this module (and ``corral.errors`` / ``corral.model``),
+never engine internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
+
+import msgspec
+import pluggy
+import trio
+
+from corral.errors import HandlerError
+from corral.plugins.hookspecs import PROJECT
+
+__all__ = ["Handler", "HandlerKind", "NoParams", "StepContext", "hookimpl"]
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator marking a function of a plugin as a corral hook implementation."""
+
+HandlerKind = Literal["async", "blocking", "cpu"]
+
+
+class NoParams(msgspec.Struct, forbid_unknown_fields=True):
+    """Params of a handler that takes none."""
+
+
+class Handler:
+    """Base class of step handlers.
+
+    Class attributes:
+
+    - ``name``: unique dotted name used in specs (``handler: core.echo``).
+    - ``version``: bumped when results change; part of the cache key.
+    - ``kind``: ``"async"`` (``async def run``, runs in the event loop),
+      ``"blocking"`` (``def run``, runs in a worker thread) or ``"cpu"``
+      (``def run``, runs in a worker process; the class must be importable at
+      module level and params/results must pickle).
+    - ``Params``: a msgspec Struct (or any msgspec-convertible type) the step's
+      ``params`` are validated against, at load time and again once references
+      are resolved.
+
+    ``run(ctx, params)`` returns the step's output (any msgspec-encodable
+    value) or raises. Raise :class:`corral.NonRetryable` to fail without retry.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    kind: ClassVar[HandlerKind] = "async"
+    Params: ClassVar[Any] = NoParams
+    description: ClassVar[str] = ""
+
+    async def run(self, ctx: StepContext, params: Any) -> Any:
+        raise HandlerError(f"handler {self.name!r} ({type(self).__qualname__}) does not define run()")
+
+
+class StepContext:
+    """What a handler knows about the step it runs.
+
+    ``inputs`` are the workflow's inputs, ``upstream`` maps each step this one
+    ``needs`` to its output. ``log`` is a logger named after the step.
+    ``progress(done, total, message)`` reports progress (shown by the CLI and
+    emitted as a ``step.progress`` event); it may be called from a blocking
+    handler's thread. A blocking handler that runs long should poll
+    ``cancel_requested()`` and return early: corral never abandons a thread,
+    so a cancelled workflow waits for its threads to finish.
+    """
+
+    __slots__ = (
+        "_cancel",
+        "_loop_thread",
+        "_report",
+        "attempt",
+        "execution_id",
+        "inputs",
+        "log",
+        "step_id",
+        "upstream",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        workflow: str,
+        step_id: str,
+        inputs: Mapping[str, Any],
+        upstream: Mapping[str, Any],
+        attempt: int = 1,
+        report: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.workflow = workflow
+        self.step_id = step_id
+        self.inputs = inputs
+        self.upstream = upstream
+        self.attempt = attempt
+        self.log = logging.getLogger(f"corral.step.{workflow}.{step_id}")
+        self._report = report
+        self._cancel = threading.Event()
+        self._loop_thread = threading.get_ident()
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress: ``done`` units out of ``total`` (if known)."""
+        if self._report is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._report(done, total, message)
+        else:
+            trio.from_thread.run_sync(self._report, done, total, message)
+
+    def cancel_requested(self) -> bool:
+        """True once the step has been cancelled (for blocking handlers to poll)."""
+        return self._cancel.is_set()
+
+    def _request_cancel(self) -> None:
+        self._cancel.set()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # A cpu handler gets a copy in its worker process: data only, so
+        # progress() there is silent and cancellation is a process kill.
+        return (
+            _rebuild_context,
+            (
+                self.execution_id,
+                self.workflow,
+                self.step_id,
+                dict(self.inputs),
+                dict(self.upstream),
+                self.attempt,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"<StepContext {self.workflow}/{self.step_id} of {self.execution_id}>"
+
+
+def _rebuild_context(
+    execution_id: str,
+    workflow: str,
+    step_id: str,
+    inputs: dict[str, Any],
+    upstream: dict[str, Any],
+    attempt: int,
+) -> StepContext:
+    return StepContext(
+        execution_id=execution_id,
+        workflow=workflow,
+        step_id=step_id,
+        inputs=inputs,
+        upstream=upstream,
+        attempt=attempt,
+    )

@@ -1,0 +1,9 @@
+"""Built-in plugins: ordinary pluggy plugins, registered before all others."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from corral.plugins.builtin import core
+
+BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core,)

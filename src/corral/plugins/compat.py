@@ -1,0 +1,71 @@
+"""Adapters that let old-style handlers run as corral steps unchanged.
+
+Older code has handler objects with a ``handle(command)`` or
+``execute(command)`` method, sync or async, taking a dict and returning a dict.
+:func:`legacy_handler` wraps such an object in a :class:`Handler` class: the
+step's params are the command dict, the returned dict is the step's output.
+A sync method runs in a worker thread (kind ``blocking``) so it cannot freeze
+the event loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from corral.errors import HandlerError, PluginError
+from corral.plugins import Handler, StepContext
+
+__all__ = ["legacy_handler"]
+
+
+def _method_of(obj: object) -> tuple[str, Any]:
+    for attr in ("handle", "execute"):
+        method = getattr(obj, attr, None)
+        if callable(method):
+            return attr, method
+    raise PluginError(
+        f"{obj!r} is not a legacy handler: it has neither handle(command) nor execute(command)"
+    )
+
+
+def _check_result(name: str, result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise HandlerError(
+            f"legacy handler {name!r} returned {type(result).__name__}; expected a dict"
+        )
+    return dict(result)
+
+
+def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handler]:
+    """Wrap a legacy handler object as a :class:`Handler` class named ``name``."""
+    attr, method = _method_of(obj)
+    handler_name = name
+
+    if inspect.iscoroutinefunction(method):
+
+        class AsyncLegacy(Handler):
+            async def run(self, ctx: StepContext, params: Any) -> Any:
+                return _check_result(handler_name, await method(dict(params)))
+
+        cls: type[Handler] = AsyncLegacy
+        kind = "async"
+    else:
+
+        class BlockingLegacy(Handler):
+            def run(self, ctx: StepContext, params: Any) -> Any:  # type: ignore[override]
+                return _check_result(handler_name, method(dict(params)))
+
+        cls = BlockingLegacy
+        kind = "blocking"
+
+    cls.name = name
+    cls.version = version
+    cls.kind = kind  # type: ignore[assignment]
+    cls.Params = dict[str, Any]
+    cls.description = f"legacy {type(obj).__name__}.{attr}() adapter"
+    cls.__qualname__ = cls.__name__ = f"Legacy[{name}]"
+    return cls

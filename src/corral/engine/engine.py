@@ -25,7 +25,7 @@ from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
 from corral.engine.resources import MemoryGuard, ResourceManager
-from corral.engine.runner import Outcome, Services, WorkflowRun, new_record
+from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
 from corral.errors import (
     CorralError,
@@ -168,9 +168,7 @@ class Engine:
 
     def prepare(self, spec: SpecLike) -> Plan:
         """Validate and compile a spec (cached per spec object); raises ``SpecError``."""
-        if isinstance(spec, Plan) and spec.bound and spec.pools == frozenset(
-            self.resources.pools
-        ):
+        if isinstance(spec, Plan) and spec.bound and spec.pools == frozenset(self.resources.pools):
             return spec
         cached = self._plans.get(id(spec))
         if cached is not None and cached[0] is spec:
@@ -217,6 +215,7 @@ class Engine:
         above the hard mark. With ``key``, an execution already submitted with
         that key is returned instead of starting a new one.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._closing:
             raise EngineClosed("the engine is closing and accepts no new work")
         plan = self.prepare(spec)
@@ -275,7 +274,9 @@ class Engine:
         completion.run = run
         try:
             completion.outcome = await run.run()
-        except trio.Cancelled:
+        except BaseException as exc:
+            if not is_cancellation(exc):
+                raise
             completion.outcome = Outcome(
                 "cancelled",
                 error=ErrorInfo("WorkflowCancelled", "engine closed"),

@@ -87,6 +87,15 @@ class Outcome:
     exception: BaseException | None = None
 
 
+def is_cancellation(exc: BaseException) -> bool:
+    """``Cancelled``, or a group of nothing but ``Cancelled`` (as nurseries raise)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return False
+
+
 class _Failure(Exception):
     """Internal: a step failed for good (carries the original exception)."""
 
@@ -147,7 +156,9 @@ class WorkflowRun:
             await s.store.start_execution(rec.id, s.owner, rec.started_at)
             s.metrics.started += 1
             if self._events.active:
-                self._events.emit(WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=now()))
+                self._events.emit(
+                    WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=now())
+                )
             timeout = self.plan.spec.settings.timeout
             if timeout is not None:
                 self._scope.deadline = t0 + timeout
@@ -159,7 +170,9 @@ class WorkflowRun:
                             heapq.heappush(self._ready, (self._ranks[i], i))
                     self._schedule()
             outcome = self._conclude()
-        except trio.Cancelled:
+        except BaseException as exc:
+            if not is_cancellation(exc):
+                raise
             # The engine itself is being cancelled (shutdown, or a parent step).
             outcome = Outcome(
                 "cancelled",
@@ -182,7 +195,8 @@ class WorkflowRun:
                 exception=WorkflowCancelled(rec.id, self._cancel_reason),
             )
         if self._scope.cancelled_caught and self._failure is None:
-            msg = f"workflow {rec.workflow!r} exceeded its timeout of {self.plan.spec.settings.timeout}s"
+            limit = self.plan.spec.settings.timeout
+            msg = f"workflow {rec.workflow!r} exceeded its timeout of {limit}s"
             return Outcome(
                 "timed_out",
                 error=ErrorInfo("WorkflowTimedOut", msg),
@@ -191,7 +205,10 @@ class WorkflowRun:
         if self._failure is not None:
             step_id, status, exc = self._failure
             cls = WorkflowTimedOut if status == "timed_out" else WorkflowFailed
-            msg = f"workflow {rec.workflow!r} failed: step {step_id!r} {status}: {type(exc).__name__}: {exc}"
+            msg = (
+                f"workflow {rec.workflow!r} failed: step {step_id!r} {status}: "
+                f"{type(exc).__name__}: {exc}"
+            )
             return Outcome(
                 "timed_out" if status == "timed_out" else "failed",
                 error=ErrorInfo(type(exc).__name__, str(exc), step=step_id),
@@ -211,11 +228,11 @@ class WorkflowRun:
     def _result(self) -> Any:
         plan = self.plan
         if plan.output is not msgspec.UNSET:
-            done = {plan.steps[i].id: self.outputs[i] for i, st in enumerate(self.status) if st in _OK}
+            done = {
+                plan.steps[i].id: self.outputs[i] for i, st in enumerate(self.status) if st in _OK
+            }
             return resolve(plan.output, self.inputs, done)
-        return {
-            plan.steps[i].id: self.outputs[i] for i in plan.sinks if self.status[i] in _OK
-        }
+        return {plan.steps[i].id: self.outputs[i] for i in plan.sinks if self.status[i] in _OK}
 
     async def _finish(self, outcome: Outcome, duration: float) -> None:
         s = self.s
@@ -339,7 +356,9 @@ class WorkflowRun:
                 if self._failure is None:
                     self._failure = (sp.id, status, failure.exc)
                 output = None
-        except trio.Cancelled:
+        except BaseException as exc:
+            if not is_cancellation(exc):
+                raise
             rec.status = "cancelled"
             self.status[i] = "cancelled"
             rec.finished_at = now()
@@ -416,7 +435,10 @@ class WorkflowRun:
             except ConditionError as exc:
                 raise _Failure("failed", exc) from None
             conc = sp.spec.concurrency
-            keyed = (s.resources.keyed(conc.name or sp.handler_name, conc.limit), _hashable(key_value))
+            keyed = (
+                s.resources.keyed(conc.name or sp.handler_name, conc.limit),
+                _hashable(key_value),
+            )
 
         attempt = 0
         while True:
@@ -443,8 +465,6 @@ class WorkflowRun:
                 )
             try:
                 output = await self._attempt(sp, params, upstream_map, attempt, keyed)
-            except trio.Cancelled:
-                raise
             except Exception as exc:
                 status = "timed_out" if isinstance(exc, StepTimedOut) else "failed"
                 if not should_retry(sp.retry, exc, attempt):
@@ -485,9 +505,11 @@ class WorkflowRun:
         keyed: Any,
     ) -> Any:
         spec = sp.spec
-        async with self.s.resources.hold(spec.resources, keyed) if (
-            spec.resources or keyed
-        ) else _nullcontext():
+        async with (
+            self.s.resources.hold(spec.resources, keyed)
+            if (spec.resources or keyed)
+            else _nullcontext()
+        ):
             timeout = spec.timeout
             with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
                 if sp.child is not None:

@@ -1,0 +1,27 @@
+"""Shared fixtures. Tests run under pytest-trio (``trio_mode = true``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.plugins.manager import HandlerRegistry, build_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def registry() -> HandlerRegistry:
+    """Built-in handlers only (installed plugins are ignored for determinism)."""
+    return build_registry(entry_points=False)
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[corral.Engine]:
+    """An engine on the memory store with built-in handlers only."""
+    async with corral.open_engine(entry_points=False) as eng:
+        yield eng

@@ -183,5 +183,3 @@ class Workflow:
             return msgspec.convert(doc, WorkflowSpec)
         except msgspec.ValidationError as exc:
             raise SpecError(f"Workflow {self.name!r}: {exc}", file="<builder>") from None
-
-

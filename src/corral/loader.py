@@ -8,11 +8,16 @@ parsed (``corral.references``) and conditions are CEL.
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +25,14 @@ import msgspec
 import yaml
 
 from corral.engine.conditions import Condition, ConditionError
-from corral.engine.graph import ancestors, dependents_of, find_cycle, topological_order
+from corral.engine.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
 from corral.errors import SpecError
-from corral.model import WorkflowSpec
-from corral.plan import NO_RETRY, Plan, StepPlan
+from corral.model import StepSpec, WorkflowSpec
+from corral.plan import NO_RETRY, Plan, StepPlan, type_ok
 from corral.plugins import Handler
-from corral.references import RefError, compile_value, is_dynamic, iter_refs
+from corral.references import Ref, RefError, compile_value, is_dynamic, iter_refs, key_path
 
-__all__ = ["FORMATS", "compile_spec", "load_file", "loads", "parse_spec"]
+__all__ = ["FORMATS", "check_document", "compile_spec", "load_file", "loads", "parse_spec"]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 MAX_FILE_BYTES = 10_000_000
@@ -36,6 +41,11 @@ LineIndex = dict[tuple[str | int, ...], int]
 
 
 # ---------------------------------------------------------------- parsing
+
+MAX_DEPTH = 100
+"""Deepest nesting accepted in a document (mappings and lists)."""
+MAX_VALUES = 1_000_000
+"""Most values a document may hold, counting YAML alias expansions."""
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -53,13 +63,33 @@ def _format_of(path: Path, fmt: str | None) -> str:
         ) from None
 
 
-def _parse_document(text: str, fmt: str, file: str | None) -> Any:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TOML_AT_EOF = re.compile(r"\s*\(at end of document\)$")
+
+
+def _parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineIndex | None]:
+    """Decode a document; return it and (for YAML) the line of every path."""
     try:
         if fmt == "yaml":
-            return yaml.safe_load(text)
+            return _load_yaml(text, file)
         if fmt == "toml":
-            return tomllib.loads(text)
-        return json.loads(text)
+            return tomllib.loads(text), None
+        return json.loads(text, object_pairs_hook=_no_duplicates), None
+    except SpecError:
+        raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -68,45 +98,103 @@ def _parse_document(text: str, fmt: str, file: str | None) -> Any:
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
         line = getattr(exc, "lineno", None)
-        raise SpecError(f"invalid TOML: {exc}", file=file, line=line) from None
+        m = _TOML_AT.search(msg)
+        if m is not None:
+            line = line or int(m.group(1))
+            msg = f"{msg[: m.start()]} (column {m.group(2)})"
+        msg = _TOML_AT_EOF.sub(" (at the end of the document)", msg)
+        raise SpecError(f"invalid TOML: {msg}", file=file, line=line) from None
     except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+        raise SpecError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno
+        ) from None
+    except _DuplicateKey as exc:
+        raise SpecError(f"invalid JSON: {exc}", file=file) from None
     except RecursionError:
-        raise SpecError("document is nested too deeply", file=file) from None
-    except ValueError as exc:  # e.g. out-of-range numbers or dates
+        raise SpecError(
+            f"document is nested too deeply (the limit is {MAX_DEPTH} levels)", file=file
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. out-of-range numbers or dates
         raise SpecError(f"invalid {fmt.upper()}: {exc}", file=file) from None
 
 
-def _yaml_lines(text: str) -> LineIndex:
-    """JSON path -> 1-based line, from PyYAML's node marks."""
-    index: LineIndex = {}
+def _load_yaml(text: str, file: str | None) -> tuple[Any, LineIndex]:
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, RecursionError):
-        return index
-    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())] if root else []
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines = _yaml_lines(node, file)
+        return loader.construct_document(node), lines
+    finally:
+        loader.dispose()
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _yaml_lines(root: yaml.Node, file: str | None) -> LineIndex:
+    """JSON path -> 1-based line, from PyYAML's node marks; rejects duplicate keys.
+
+    Iterative, and visits each node once: aliases (even recursive ones) cannot
+    make it loop or blow up.
+    """
+    index: LineIndex = {}
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         index.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    index[(*path, key.value)] = key.start_mark.line + 1
-                    stack.append((value, (*path, key.value)))
+                if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                    continue
+                line = key.start_mark.line + 1
+                sub = (*path, key.value)
+                if (key.tag, key.value) in first:
+                    raise SpecError(
+                        f"duplicate key {key.value!r} (first at line {first[key.tag, key.value]})",
+                        file=file,
+                        path=_join(sub),
+                        line=line,
+                    )
+                first[key.tag, key.value] = line
+                index[sub] = line
+                stack.append((value, sub))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 stack.append((item, (*path, i)))
     return index
 
 
-_PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+def _join(parts: tuple[str | int, ...]) -> str:
+    path = "$"
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else key_path(path, part)
+    return path
+
+
+_PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[(\"(?:[^\"\\]|\\.)*\")\]|\[\.\.\.\]")
 
 
 def _split_path(path: str) -> tuple[str | int, ...]:
     parts: list[str | int] = []
-    for key, idx in _PATH_TOKEN.findall(path[1:] if path.startswith("$") else path):
-        parts.append(int(idx) if idx else key)
+    for m in _PATH_TOKEN.finditer(path[1:] if path.startswith("$") else path):
+        key, idx, quoted = m.groups()
+        if key is not None:
+            parts.append(key)
+        elif idx is not None:
+            parts.append(int(idx))
+        elif quoted is not None:
+            parts.append(json.loads(quoted))
+        else:
+            break  # "[...]": an unknown key; stop at its container
     return tuple(parts)
 
 
@@ -122,34 +210,256 @@ def _line_for(lines: LineIndex | None, path: str) -> int | None:
         parts = parts[:-1]
 
 
-_MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
+def _kind(value: Any) -> str:
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"a date/time ({value.isoformat()})"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data"
+    if isinstance(value, (set, frozenset)):
+        return "a set"
+    return f"a {type(value).__name__}"
 
 
-def _validation_error(exc: msgspec.ValidationError, prefix: str = "$") -> tuple[str, str]:
-    """Split msgspec's "message - at `$.a.b`" into (message, full path)."""
+def check_document(value: Any, path: str = "$", *, plain: bool = True) -> None:
+    """Check a decoded document is a tree of JSON-like values of bounded depth and size.
+
+    Raises ``SpecError`` (without file) naming the offending path. With
+    ``plain=False`` (values built in Python) only depth and size are checked.
+    Iterative, so it never recurses however deep the input.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    count = 0
+    while stack:
+        v, p, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(
+                f"document is too large (more than {MAX_VALUES:,} values, "
+                "counting repeated YAML aliases)",
+                path=p,
+            )
+        if depth > MAX_DEPTH:
+            raise SpecError(f"nested too deeply (the limit is {MAX_DEPTH} levels)", path=p)
+        if isinstance(v, dict):
+            items = list(v.items())
+            for k, _ in items:
+                if not isinstance(k, str):
+                    raise SpecError(
+                        f"keys must be strings, got {_json_kind(k)} {_show(k)}"
+                        + ("; quote it" if isinstance(k, (int, float, bool)) or k is None else ""),
+                        path=p,
+                    )
+            stack.extend((x, key_path(p, k), depth + 1) for k, x in reversed(items))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((v[i], f"{p}[{i}]", depth + 1) for i in range(len(v) - 1, -1, -1))
+        elif not plain or v is None or isinstance(v, (str, int, float)):
+            continue
+        else:
+            raise SpecError(
+                f"{_kind(v)} is not allowed in a workflow file; quote it to make it a string",
+                path=p,
+            )
+
+
+_AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_AT_KEY = re.compile(r" - at `key` in `(\$[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.*)`$", re.S)
+_MISSING_FIELD = re.compile(r"^Object missing required field `(.*)`$", re.S)
+_BAD_ENUM = re.compile(r"^Invalid enum value (.*)$", re.S)
+
+
+def _explain(
+    exc: msgspec.ValidationError,
+    tp: Any,
+    raw: Any,
+    prefix: str = "$",
+    convert: Callable[[Any], Any] | None = None,
+) -> tuple[str, str]:
+    """Turn msgspec's ``"message - at `$.a[...].b`"`` into (clear message, exact path).
+
+    ``tp`` is the type ``raw`` was converted to. msgspec writes ``[...]`` for
+    mapping keys; they are found again by converting ``raw`` with that mapping
+    cut down to one key at a time (``convert``, default ``msgspec.convert``).
+    """
     text = str(exc)
-    m = _MSGSPEC_PATH.search(text)
+    m = _AT_KEY.search(text) or _AT_PATH.search(text)
     if m is None:
-        return text, prefix
-    return text[: m.start()], prefix + m.group(1)[1:]
+        message, tokens = text, []
+    else:
+        message, tokens = text[: m.start()], _tokens(m.group(1))
+        if _AT_KEY.search(text):
+            message = f"keys must be strings: {message}"
+    if "..." in tokens:
+        run = convert or (lambda doc: msgspec.convert(doc, tp, strict=True))
+        tokens = _find_keys(tokens, raw, run, text)
+    path = prefix
+    for token in tokens:
+        path = f"{path}[{token}]" if isinstance(token, int) else key_path(path, token)
+    container = _type_at(tp, tokens)
+    if um := _UNKNOWN_FIELD.match(message):
+        key = um.group(1)
+        names = _field_names(container)
+        hint = _close(key, names) or (f"; fields: {', '.join(names)}" if names else "")
+        return f"unknown field {key!r}{hint}", key_path(path, key)
+    if mm := _MISSING_FIELD.match(message):
+        return f"missing required field {mm.group(1)!r}", path
+    if em := _BAD_ENUM.match(message):
+        choices = _literal_choices(container)
+        hint = f"; expected one of: {', '.join(repr(c) for c in choices)}" if choices else ""
+        return f"invalid value {em.group(1)}{hint}", path
+    return message, path
 
 
-def parse_spec(raw: Any, *, file: str | None = None, lines: LineIndex | None = None) -> WorkflowSpec:
+def _tokens(path: str) -> list[str | int]:
+    """``$.a[0][...].b`` -> ``["a", 0, "...", "b"]`` (msgspec's own path syntax)."""
+    out: list[str | int] = []
+    for m in re.finditer(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]", path[1:]):
+        if m.group(1) is not None:
+            out.append(m.group(1))
+        elif m.group(2) is not None:
+            out.append(int(m.group(2)))
+        else:
+            out.append("...")
+    return out
+
+
+def _find_keys(
+    tokens: list[str | int], raw: Any, convert: Callable[[Any], Any], text: str
+) -> list[str | int]:
+    """Replace each ``"..."`` token by the mapping key that reproduces the error."""
+    tokens = list(tokens)
+    node = raw
+    for pos, token in enumerate(tokens):
+        if token == "..." and isinstance(node, dict):
+            for key in node:
+                trial = _replace_at(raw, tokens[:pos], {key: node[key]})
+                try:
+                    convert(trial)
+                except msgspec.ValidationError as again:
+                    if str(again) == text:
+                        tokens[pos] = key
+                        break
+                except Exception:  # a trial that fails some other way is not the one
+                    continue
+            else:
+                return tokens[:pos]  # not found: stop at the container
+            token = tokens[pos]
+        try:
+            node = node[token]
+        except (KeyError, IndexError, TypeError):
+            return tokens[: pos + 1]
+    return tokens
+
+
+def _replace_at(doc: Any, tokens: list[str | int], new: Any) -> Any:
+    if not tokens:
+        return new
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(doc, dict):
+        copy = dict(doc)
+        copy[head] = _replace_at(doc[head], rest, new)
+        return copy
+    if isinstance(doc, list) and isinstance(head, int):
+        items = list(doc)
+        items[head] = _replace_at(doc[head], rest, new)
+        return items
+    return doc
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives of a type: ``Annotated`` and ``Optional``/unions taken apart."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [alt for arg in typing.get_args(tp) for alt in _unwrap(arg)]
+    return [tp]
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _type_at(tp: Any, tokens: list[str | int]) -> Any:
+    """The declared type at a path inside ``tp`` (``None`` if unknown)."""
+    for token in tokens:
+        nxt = None
+        for alt in _unwrap(tp):
+            origin = typing.get_origin(alt)
+            if isinstance(token, int):
+                if origin in (list, tuple) or alt in (list, tuple):
+                    args = typing.get_args(alt)
+                    nxt = args[0] if args else Any
+            elif _is_struct(alt):
+                for f in msgspec.structs.fields(alt):
+                    if f.encode_name == token:
+                        nxt = f.type
+            elif origin is dict or alt is dict:
+                args = typing.get_args(alt)
+                nxt = args[1] if args else Any
+            if nxt is not None:
+                break
+        if nxt is None:
+            return None
+        tp = nxt
+    return tp
+
+
+def _field_names(tp: Any) -> list[str]:
+    for alt in _unwrap(tp):
+        if _is_struct(alt):
+            return [f.encode_name for f in msgspec.structs.fields(alt)]
+    return []
+
+
+def _literal_choices(tp: Any) -> list[Any]:
+    for alt in _unwrap(tp):
+        if typing.get_origin(alt) is typing.Literal:
+            return list(typing.get_args(alt))
+    return []
+
+
+def parse_spec(
+    raw: Any, *, file: str | None = None, lines: LineIndex | None = None
+) -> WorkflowSpec:
     """Convert a decoded document into a :class:`WorkflowSpec` (structure and types only)."""
     if not isinstance(raw, dict):
-        kind = "empty" if raw is None else type(raw).__name__
+        kind = "an empty document" if raw is None else f"a {_json_kind(raw)}"
         raise SpecError(
             f"a workflow document is a mapping with 'name' and 'steps'; got {kind}",
             file=file,
             line=1 if lines is not None else None,
         )
     try:
+        check_document(raw)
+    except SpecError as exc:
+        raise exc.located(file=file, line=_line_for(lines, exc.path)) from None
+    try:
         return msgspec.convert(raw, WorkflowSpec, strict=True)
     except msgspec.ValidationError as exc:
-        message, path = _validation_error(exc)
+        message, path = _explain(exc, WorkflowSpec, raw)
         raise SpecError(message, file=file, path=path, line=_line_for(lines, path)) from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise SpecError(f"invalid document: {exc}", file=file) from None
+
+
+def _show(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
 
 
 def loads(
@@ -162,18 +472,25 @@ def loads(
     base_dir: Path | None = None,
 ) -> Plan:
     """Parse and validate a workflow document given as text."""
-    if isinstance(text, bytes):
+    if isinstance(text, (bytes, bytearray)):
         try:
-            text = text.decode("utf-8")
+            text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise SpecError(f"file is not UTF-8 text ({exc.reason})", file=file) from None
+    if not isinstance(text, str):
+        raise SpecError(f"expected the text of a document, got {type(text).__name__}", file=file)
     if fmt not in ("yaml", "toml", "json"):
         raise SpecError(f"unknown format {fmt!r}; expected yaml, toml or json", file=file)
-    raw = _parse_document(text, fmt, file)
-    lines = _yaml_lines(text) if fmt == "yaml" else None
+    raw, lines = _parse_document(text, fmt, file)
     spec = parse_spec(raw, file=file, lines=lines)
     return compile_spec(
-        spec, handlers=handlers, pools=pools, file=file, lines=lines, base_dir=base_dir
+        spec,
+        handlers=handlers,
+        pools=pools,
+        file=file,
+        lines=lines,
+        base_dir=base_dir,
+        _checked=True,
     )
 
 
@@ -204,12 +521,13 @@ def load_file(
         raise SpecError("is a directory, not a workflow file", file=file) from None
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", file=file) from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise SpecError(f"invalid file name: {exc}", file=file) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"file is not UTF-8 text ({exc.reason})", file=file) from None
-    raw = _parse_document(text, kind, file)
-    lines = _yaml_lines(text) if kind == "yaml" else None
+    raw, lines = _parse_document(text, kind, file)
     spec = parse_spec(raw, file=file, lines=lines)
     return compile_spec(
         spec,
@@ -219,6 +537,7 @@ def load_file(
         lines=lines,
         base_dir=resolved.parent,
         _seen=(*_seen, resolved),
+        _checked=True,
     )
 
 
@@ -239,6 +558,22 @@ class _Checker:
         return SpecError(message, file=self.file, path=path, line=_line_for(self.lines, path))
 
 
+def _recheck(spec: WorkflowSpec, c: _Checker) -> None:
+    """Validate a spec built in Python (Struct constructors check nothing)."""
+    try:
+        raw = msgspec.to_builtins(spec)
+        check_document(raw, plain=False)
+    except SpecError as exc:
+        raise c.error(exc.message, exc.path) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise c.error(f"the spec holds a value that is not plain data: {exc}", "$") from None
+    try:
+        msgspec.convert(raw, WorkflowSpec, strict=True)
+    except msgspec.ValidationError as exc:
+        message, path = _explain(exc, WorkflowSpec, raw)
+        raise c.error(message, path) from None
+
+
 def compile_spec(
     spec: WorkflowSpec,
     *,
@@ -248,6 +583,7 @@ def compile_spec(
     lines: LineIndex | None = None,
     base_dir: Path | None = None,
     _seen: tuple[Path, ...] = (),
+    _checked: bool = False,
 ) -> Plan:
     """Validate a spec's meaning and compile it into a :class:`Plan`.
 
@@ -258,9 +594,18 @@ def compile_spec(
     if not isinstance(spec, WorkflowSpec):
         raise SpecError(f"expected a WorkflowSpec, got {type(spec).__name__}", file=file)
     c = _Checker(file, lines)
+    if not _checked:
+        _recheck(spec, c)
     steps = spec.steps
     if not steps:
         raise c.error("a workflow needs at least one step", "$.steps")
+    for name, decl in spec.inputs.items():
+        if decl.default is not msgspec.UNSET and not type_ok(decl.type, decl.default):
+            raise c.error(
+                f"the default of input {name!r} is not of its type {decl.type}: "
+                f"{type(decl.default).__name__} {decl.default!r}",
+                key_path(key_path("$.inputs", name), "default"),
+            )
     index: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step.id in index:
@@ -274,11 +619,11 @@ def compile_spec(
     for i, step in enumerate(steps):
         deps: list[int] = []
         for j, need in enumerate(step.needs):
+            if need == step.id:
+                raise c.error(f"step {step.id!r} needs itself", f"$.steps[{i}].needs[{j}]")
             if need not in index:
                 close = _close(need, index)
                 raise c.error(f"unknown step {need!r} in needs{close}", f"$.steps[{i}].needs[{j}]")
-            if need == step.id:
-                raise c.error(f"step {step.id!r} needs itself", f"$.steps[{i}].needs[{j}]")
             if index[need] not in deps:
                 deps.append(index[need])
         needs.append(tuple(deps))
@@ -286,7 +631,12 @@ def compile_spec(
     cycle = find_cycle(needs)
     if cycle is not None:
         names = " -> ".join(steps[k].id for k in cycle)
-        raise c.error(f"steps form a cycle: {names}", f"$.steps[{cycle[0]}].needs")
+        first, second = cycle[0], cycle[1]
+        j = steps[first].needs.index(steps[second].id)
+        raise c.error(
+            f"steps form a cycle: {names} (each step needs the next)",
+            f"$.steps[{first}].needs[{j}]",
+        )
     order = topological_order(needs)
     ancestry = ancestors(needs, order)
     dependents = dependents_of(needs)
@@ -295,39 +645,37 @@ def compile_spec(
     plans: list[StepPlan] = []
     for i, step in enumerate(steps):
         base = f"$.steps[{i}]"
-        handler_cls, child = _step_target(
-            c, step, base, handlers, pools, base_dir, _seen
-        )
+        handler_cls, child = _step_target(c, step, base, handlers, pools, base_dir, _seen)
         try:
             params = compile_value(step.params, f"{base}.params")
         except RefError as exc:
-            raise c.error(str(exc), getattr(exc, "path", f"{base}.params")) from None
+            raise c.error(str(exc), exc.path or f"{base}.params") from None
         for ref_path, ref in iter_refs(params, f"{base}.params"):
             _check_ref(c, ref, ref_path, declared_inputs, index, ancestry[i], step.id)
         static: Any = msgspec.UNSET
         if handler_cls is not None:
             static = _check_params(c, handler_cls, step.params, params, f"{base}.params")
-        elif child is not None and not is_dynamic(params):
-            try:
-                child.bind_inputs(step.params)
-            except SpecError as exc:
-                raise c.error(f"child workflow {child.name!r}: {exc.message}", f"{base}.params") from None
+        elif child is not None:
+            _check_child_params(c, child, step.params, f"{base}.params")
         if pools is not None:
             for pool, amount in step.resources.items():
                 if pool not in pools:
                     raise c.error(
-                        f"unknown resource pool {pool!r}; pools: {', '.join(sorted(pools))}",
-                        f"{base}.resources.{pool}",
+                        f"unknown resource pool {pool!r}{_close(pool, pools)}; "
+                        f"pools: {', '.join(sorted(pools))}",
+                        key_path(f"{base}.resources", pool),
                     )
                 if amount > pools[pool]:
                     raise c.error(
                         f"asks for {amount} of pool {pool!r}, which has only {pools[pool]}",
-                        f"{base}.resources.{pool}",
+                        key_path(f"{base}.resources", pool),
                     )
         when = None
         if step.when is not None:
             try:
                 when = Condition(step.when, ("inputs", "steps"))
+                if not when.variables:
+                    when.test({})  # a constant must at least be a boolean
             except ConditionError as exc:
                 raise c.error(f"invalid condition: {exc}", f"{base}.when") from None
         key = None
@@ -357,13 +705,13 @@ def compile_spec(
             )
         )
 
-    output: Any = None
+    output: Any = msgspec.UNSET
     if spec.output is not msgspec.UNSET:
         try:
             output = compile_value(spec.output, "$.output")
         except RefError as exc:
-            raise c.error(str(exc), getattr(exc, "path", "$.output")) from None
-        everything = frozenset(range(len(steps)))
+            raise c.error(str(exc), exc.path or "$.output") from None
+        everything = IndexSet(range(len(steps)))
         for ref_path, ref in iter_refs(output, "$.output"):
             _check_ref(c, ref, ref_path, declared_inputs, index, everything, None)
     sinks = tuple(i for i, deps in enumerate(dependents) if not deps)
@@ -373,7 +721,7 @@ def compile_spec(
         order=order,
         index=index,
         sinks=sinks,
-        output=output if spec.output is not msgspec.UNSET else msgspec.UNSET,
+        output=output,
         digest=digest_of(spec),
         file=file,
         pools=frozenset(pools or ()),
@@ -382,16 +730,14 @@ def compile_spec(
     )
 
 
-def _close(name: str, names: Mapping[str, Any] | list[str]) -> str:
-    import difflib
-
+def _close(name: str, names: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
     return f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
 
 
 def _step_target(
     c: _Checker,
-    step: Any,
+    step: StepSpec,
     base: str,
     handlers: Mapping[str, type[Handler]] | None,
     pools: Mapping[str, int] | None,
@@ -408,8 +754,13 @@ def _step_target(
         if isinstance(step.workflow, WorkflowSpec):
             try:
                 child = compile_spec(
-                    step.workflow, handlers=handlers, pools=pools, file=c.file,
-                    base_dir=base_dir, _seen=seen,
+                    step.workflow,
+                    handlers=handlers,
+                    pools=pools,
+                    file=c.file,
+                    base_dir=base_dir,
+                    _seen=seen,
+                    _checked=True,
                 )
             except SpecError as exc:
                 # Re-anchor the child's paths under this step.
@@ -418,28 +769,43 @@ def _step_target(
             return None, child
         rel = Path(step.workflow)
         target = rel if rel.is_absolute() or base_dir is None else base_dir / rel
-        if not target.exists():
-            raise c.error(f"child workflow file {step.workflow!r} not found", f"{base}.workflow")
+        try:
+            found = target.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            where = (
+                f" (looked in {base_dir})" if base_dir is not None and not rel.is_absolute() else ""
+            )
+            raise c.error(
+                f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
+            )
         try:
             child = load_file(target, handlers=handlers, pools=pools, _seen=seen)
         except SpecError as exc:
             raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
         return None, child
+    assert step.handler is not None
     if handlers is None:
         return None, None
     name = step.handler
     if name not in handlers:
-        raise c.error(f"unknown handler {name!r}{_close(name, handlers)}", f"{base}.handler")
+        hint = _close(name, handlers)
+        if not hint:
+            known = sorted(handlers)
+            more = ", ..." if len(known) > 10 else ""
+            hint = f" (known handlers: {', '.join(known[:10])}{more})" if known else ""
+        raise c.error(f"unknown handler {name!r}{hint}", f"{base}.handler")
     return handlers[name], None
 
 
 def _check_ref(
     c: _Checker,
-    ref: Any,
+    ref: Ref,
     path: str,
     inputs: set[str],
     index: Mapping[str, int],
-    upstream: frozenset[int],
+    upstream: AbstractSet[int],
     step_id: str | None,
 ) -> None:
     if ref.root == "inputs":
@@ -451,14 +817,23 @@ def _check_ref(
             )
         return
     target = ref.step
+    assert target is not None
     if target not in index:
-        raise c.error(f"${{{ref.text}}} refers to unknown step {target!r}{_close(target, index)}", path)
+        raise c.error(
+            f"${{{ref.text}}} refers to unknown step {target!r}{_close(target, index)}", path
+        )
     if index[target] not in upstream:
+        if step_id == target:
+            raise c.error(f"${{{ref.text}}}: step {step_id!r} cannot use its own output", path)
         raise c.error(
             f"${{{ref.text}}} refers to step {target!r}, which is not upstream of {step_id!r}; "
             f"add it to needs",
             path,
         )
+
+
+def _params_struct(ptype: Any) -> type[msgspec.Struct] | None:
+    return ptype if _is_struct(ptype) else None
 
 
 def _check_params(
@@ -471,33 +846,67 @@ def _check_params(
     missing fields, types of literal values) and the rest once resolved.
     """
     ptype = handler.Params
+    name = handler.name
+    struct = _params_struct(ptype)
+    fields: dict[str, msgspec.structs.FieldInfo] = {}
+    if struct is not None:
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        if struct.__struct_config__.forbid_unknown_fields:
+            for key in raw:
+                if key not in fields:
+                    listed = ", ".join(fields) or "none"
+                    raise c.error(
+                        f"{name} has no param {key!r}{_close(key, fields)} (params: {listed})",
+                        key_path(path, key),
+                    )
+        for fname, f in fields.items():
+            if f.required and fname not in raw:
+                raise c.error(f"{name}: missing required param {fname!r}", path)
     if not is_dynamic(compiled):
         try:
-            return msgspec.convert(raw, ptype)
+            return msgspec.convert(compiled, ptype)
         except msgspec.ValidationError as exc:
-            message, full = _validation_error(exc, path)
-            raise c.error(f"{handler.name}: {message}", full) from None
-    if not (isinstance(ptype, type) and issubclass(ptype, msgspec.Struct)):
-        return msgspec.UNSET
-    fields = {f.encode_name: f for f in msgspec.structs.fields(ptype)}
-    if ptype.__struct_config__.forbid_unknown_fields:
-        for key in raw:
-            if key not in fields:
-                raise c.error(
-                    f"{handler.name} has no param {key!r}{_close(key, fields)} "
-                    f"(params: {', '.join(fields) or 'none'})",
-                    f"{path}.{key}",
-                )
-    for name, f in fields.items():
-        if name not in raw:
-            if f.required:
-                raise c.error(f"{handler.name}: missing required param {name!r}", path)
+            message, full = _explain(exc, ptype, compiled, path)
+            raise c.error(f"{name}: {message}", full) from None
+        except (TypeError, ValueError) as exc:
+            raise c.error(f"{name}: params cannot be converted: {exc}", path) from None
+    for fname, f in fields.items():
+        if fname not in raw:
             continue
-        if is_dynamic(compile_value(raw[name])):
+        value = compile_value(raw[fname])
+        if is_dynamic(value):
             continue
+        ftype = f.type
         try:
-            msgspec.convert(raw[name], f.type)
+            msgspec.convert(value, ftype)
         except msgspec.ValidationError as exc:
-            message, full = _validation_error(exc, f"{path}.{name}")
-            raise c.error(f"{handler.name}: {message}", full) from None
+            message, full = _explain(exc, ftype, value, key_path(path, fname))
+            raise c.error(f"{name}: {message}", full) from None
+        except (TypeError, ValueError) as exc:
+            raise c.error(f"{name}: cannot convert: {exc}", key_path(path, fname)) from None
     return msgspec.UNSET
+
+
+def _check_child_params(c: _Checker, child: Plan, raw: dict[str, Any], path: str) -> None:
+    """A child workflow's params are its inputs: check names, and types of literals."""
+    declared = child.spec.inputs
+    label = f"child workflow {child.name!r}"
+    for key in raw:
+        if key not in declared:
+            listed = ", ".join(sorted(declared)) or "none"
+            raise c.error(
+                f"{label} has no input {key!r}{_close(key, declared)} (inputs: {listed})",
+                key_path(path, key),
+            )
+    for name, decl in declared.items():
+        if name not in raw:
+            if decl.required:
+                raise c.error(f"{label}: missing required input {name!r} ({decl.type})", path)
+            continue
+        value = compile_value(raw[name])
+        if not is_dynamic(value) and not type_ok(decl.type, value):
+            raise c.error(
+                f"{label}: input {name!r} must be of type {decl.type}, got "
+                f"{type(value).__name__} {value!r}",
+                key_path(path, name),
+            )

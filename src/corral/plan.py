@@ -8,7 +8,9 @@ parsing, no lookups by name and no validation it could have done earlier.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +19,13 @@ from msgspec import UNSET
 
 from corral.errors import InputError
 from corral.model import RetryPolicy, StepSpec, WorkflowSpec
+from corral.references import key_path
 
 if TYPE_CHECKING:
     from corral.engine.conditions import Condition
     from corral.plugins import Handler
 
-__all__ = ["Plan", "StepPlan", "bind_inputs"]
+__all__ = ["Plan", "StepPlan", "bind_inputs", "type_ok"]
 
 NO_RETRY = RetryPolicy(attempts=1)
 
@@ -41,7 +44,8 @@ class StepPlan:
     they hold references and must be converted at run time."""
     needs: tuple[int, ...]
     dependents: tuple[int, ...]
-    ancestors: frozenset[int]
+    ancestors: AbstractSet[int]
+    """Indexes of every step this one transitively needs."""
     when: Condition | None
     key: Condition | None
     retry: RetryPolicy
@@ -90,8 +94,28 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "boolean": (bool,),
     "array": (list, tuple),
-    "object": (dict,),
+    "object": (Mapping,),
 }
+
+
+def type_ok(type_name: str, value: Any) -> bool:
+    """Whether ``value`` fits a declared input type (a bool is not a number,
+    a string is not an array)."""
+    if type_name == "any":
+        return True
+    expected = _TYPES.get(type_name)
+    if expected is None:
+        return False
+    if isinstance(value, bool) and type_name in ("integer", "number"):
+        return False
+    return isinstance(value, expected)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
 
 
 def bind_inputs(
@@ -111,31 +135,28 @@ def bind_inputs(
     for name, decl in spec.inputs.items():
         if name in given:
             value = given.pop(name)
-            expected = _TYPES.get(decl.type)
-            ok = expected is None or (
-                isinstance(value, expected)
-                and not (decl.type in ("integer", "number") and isinstance(value, bool))
-            )
-            if not ok:
+            if not type_ok(decl.type, value):
                 raise InputError(
-                    f"input {name!r} must be of type {decl.type}, got "
-                    f"{type(value).__name__} {value!r}",
+                    f"input {name!r} must be of type {decl.type}, got {_describe(value)}",
                     file=file,
-                    path=f"$.inputs.{name}",
+                    path=key_path("$.inputs", name),
                 )
             bound[name] = value
         elif decl.default is not UNSET:
-            bound[name] = decl.default
+            # A copy, so one execution cannot change another's default.
+            bound[name] = copy.deepcopy(decl.default)
         else:
             raise InputError(
-                f"missing required input {name!r} ({decl.type})", file=file, path=f"$.inputs.{name}"
+                f"missing required input {name!r} ({decl.type})",
+                file=file,
+                path=key_path("$.inputs", name),
             )
     if given:
-        unknown = sorted(given)
+        unknown = sorted(given, key=str)
         declared = ", ".join(sorted(spec.inputs)) or "none"
         raise InputError(
             f"unknown input {unknown[0]!r} (declared inputs: {declared})",
             file=file,
-            path=f"$.inputs.{unknown[0]}",
+            path=key_path("$.inputs", unknown[0]),
         )
     return bound

@@ -11,6 +11,7 @@ Pure logic: no I/O, no engine imports.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,14 +19,48 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Ref", "RefError", "Template", "compile_value", "iter_refs", "resolve"]
+__all__ = [
+    "Ref",
+    "RefError",
+    "Template",
+    "compile_value",
+    "is_dynamic",
+    "iter_refs",
+    "key_path",
+    "parse_ref",
+    "resolve",
+]
 
-_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _SEGMENT = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(-?\d+)\]|\[\"([^\"]*)\"\]|\['([^']*)'\]")
 
 
 class RefError(ValueError):
-    """A reference is malformed or cannot be resolved (``.path`` is a sub-path)."""
+    """A reference is malformed or cannot be resolved.
+
+    ``path`` is the JSON path of the offending value when known (set by
+    :func:`compile_value`).
+    """
+
+    path: str | None = None
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def key_path(path: str, key: object) -> str:
+    """``path`` extended by a mapping key: ``$.a.b``, or ``$.a["odd key"]`` when
+    the key is not a plain name."""
+    if isinstance(key, str) and _IDENT.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key if isinstance(key, str) else str(key))}]"
+
+
+def _show_path(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for seg in path:
+        out = f"{out}[{seg}]" if isinstance(seg, int) else key_path(out, seg)
+    return out.lstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +82,27 @@ class Ref:
                 raise RefError(f"${{{self.text}}}: step {self.step!r} has no output")
             value = outputs[self.step]
         for i, seg in enumerate(self.path):
-            try:
-                value = value[seg]
-            except (KeyError, IndexError, TypeError):
-                where = ".".join(str(s) for s in self.path[: i + 1])
-                raise RefError(
-                    f"${{{self.text}}}: {where!r} not found in "
-                    f"{'inputs' if self.root == 'inputs' else 'the output of ' + repr(self.step)}"
-                ) from None
+            found, value = _step_into(value, seg)
+            if not found:
+                where = _show_path(self.path[: i + 1])
+                source = "inputs" if self.root == "inputs" else f"the output of {self.step!r}"
+                raise RefError(f"${{{self.text}}}: {where!r} not found in {source}")
         return value
+
+
+def _step_into(value: Any, seg: str | int) -> tuple[bool, Any]:
+    """One path segment: a key of a mapping, an index of a list, a field of a Struct."""
+    if isinstance(seg, int):
+        if isinstance(value, (list, tuple)) and -len(value) <= seg < len(value):
+            return True, value[seg]
+        return False, None
+    if isinstance(value, Mapping):
+        if seg in value:
+            return True, value[seg]
+        return False, None
+    if isinstance(value, msgspec.Struct) and seg in value.__struct_fields__:
+        return True, getattr(value, seg)
+    return False, None
 
 
 def parse_ref(text: str) -> Ref:
@@ -69,8 +116,9 @@ def parse_ref(text: str) -> Ref:
             raise RefError(f"${{{text}}}: cannot parse near {body[pos:]!r}")
         name, index, dq, sq = m.groups()
         if name is not None:
-            if pos > 0 and body[pos] != ".":
-                raise RefError(f"${{{text}}}: expected '.' before {name!r}")
+            if (pos > 0) != (body[pos] == "."):
+                what = "expected '.' before" if pos > 0 else "unexpected '.' before"
+                raise RefError(f"${{{text}}}: {what} {name!r}")
             segments.append(name)
         elif index is not None:
             segments.append(int(index))
@@ -110,7 +158,16 @@ class Template:
                 out.append(part)
             else:
                 value = part.lookup(inputs, outputs)
-                out.append(value if isinstance(value, str) else msgspec.json.encode(value).decode())
+                if isinstance(value, str):
+                    out.append(value)
+                    continue
+                try:
+                    out.append(msgspec.json.encode(value).decode())
+                except (TypeError, ValueError) as exc:  # msgspec.EncodeError is a ValueError
+                    raise RefError(
+                        f"${{{part.text}}}: a {type(value).__name__} cannot be put into a "
+                        f"string ({exc})"
+                    ) from None
         return "".join(out)
 
 
@@ -124,6 +181,11 @@ def _compile_str(s: str) -> str | Template:
         literal.append(s[pos : m.start()])
         if m.group(0) == "$${":
             literal.append("${")
+        elif m.group(1) is None:
+            raise RefError(
+                f"unterminated reference in {s!r}: '${{' without a closing '}}' "
+                "(write '$${' for a literal '${')"
+            )
         else:
             if literal:
                 text = "".join(literal)
@@ -158,13 +220,15 @@ class _Dict(_Compiled):
 def compile_value(value: Any, path: str = "$") -> Any:
     """Compile a params value; raises ``RefError`` with ``.path`` set.
 
-    Values without references come back unchanged (so resolving them is free).
+    Values without references come back as plain data (the same object when
+    nothing had to change; ``$${`` escapes are replaced), so resolving them is
+    free.
     """
     try:
         return _compile(value, path)
     except _PathError as exc:
         err = RefError(str(exc.__cause__))
-        err.path = exc.path  # type: ignore[attr-defined]
+        err.path = exc.path
         raise err from None
 
 
@@ -183,12 +247,16 @@ def _compile(value: Any, path: str) -> Any:
         items = [_compile(v, f"{path}[{i}]") for i, v in enumerate(value)]
         if any(_dynamic(v) for v in items):
             return _List(tuple(items))
-        return value
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items
     if isinstance(value, dict):
-        pairs = [(k, _compile(v, f"{path}.{k}")) for k, v in value.items()]
+        pairs = [(k, _compile(v, key_path(path, k))) for k, v in value.items()]
         if any(_dynamic(v) for _, v in pairs):
             return _Dict(tuple(pairs))
-        return value
+        if all(new is value[k] for k, new in pairs):
+            return value
+        return dict(pairs)
     return value
 
 
@@ -215,7 +283,7 @@ def iter_refs(compiled: Any, path: str = "$") -> Iterator[tuple[str, Ref]]:
                 yield path, part
     elif isinstance(compiled, _Dict):
         for k, v in compiled.items:
-            yield from iter_refs(v, f"{path}.{k}")
+            yield from iter_refs(v, key_path(path, k))
     elif isinstance(compiled, _List):
         for i, v in enumerate(compiled.items):
             yield from iter_refs(v, f"{path}[{i}]")

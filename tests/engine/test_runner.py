@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 import corral
+import corral.plugins
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _handlers import Recorder  # noqa: E402
@@ -612,3 +613,37 @@ steps:
     assert ok.duration is not None and ok.duration >= 0
     assert bad.error is not None and bad.error.message == "nope" and bad.error.type == "StepFailure"
     assert record.started_at is not None and record.finished_at is not None
+
+
+async def test_blocking_handler_errors_are_not_wrapped(eng: corral.Engine) -> None:
+    class Refuses(corral.plugins.Handler):
+        name = "test.refuses"
+        kind = "blocking"
+
+        def run(self, ctx: object, params: object) -> object:  # type: ignore[override]
+            raise corral.NonRetryable("no")
+
+    class Plugin:
+        @corral.plugins.hookimpl
+        def corral_handlers(self) -> list[type[corral.plugins.Handler]]:
+            return [Refuses]
+
+    async with corral.open_engine(entry_points=False, plugins=[Plugin()]) as engine:
+        wf = corral.Workflow("refuse")
+        wf.step("s", "test.refuses", retry={"attempts": 3, "backoff": 0})
+        handle = await engine.submit(wf)
+        with pytest.raises(corral.WorkflowFailed) as info:
+            await handle.result()
+        assert isinstance(info.value.cause, corral.NonRetryable)
+        record = await engine.get(handle.id)
+        assert record.steps[0].attempts == 1
+        assert record.steps[0].error is not None
+        assert record.steps[0].error.type == "NonRetryable"
+
+
+async def test_mutating_a_builder_after_a_run_is_seen(eng: corral.Engine) -> None:
+    wf = corral.Workflow("grow")
+    wf.step("a", "core.echo", value=1)
+    assert await eng.run(wf) == {"a": 1}
+    wf.step("b", "core.echo", needs=["a"], value=2)
+    assert await eng.run(wf) == {"b": 2}

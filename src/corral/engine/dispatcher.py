@@ -95,9 +95,7 @@ class Dispatcher:
         self.running -= 1
         self._wake.set()
 
-    async def run(
-        self, nursery: trio.Nursery, start: Callable[[Ticket], Awaitable[None]]
-    ) -> None:
+    async def run(self, nursery: trio.Nursery, start: Callable[[Ticket], Awaitable[None]]) -> None:
         """Start tickets forever. ``start`` runs one workflow; it must call ``release``."""
         while True:
             while not (self._queued and self.running < self.max_running):

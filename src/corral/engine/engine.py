@@ -14,6 +14,7 @@ import itertools
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from corral.errors import (
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from corral.loader import compile_spec, load_file
+from corral.loader import compile_spec, digest_of, load_file
 from corral.model import TERMINAL_EXECUTION, ErrorInfo, ExecutionRecord, Limits, WorkflowSpec, now
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
@@ -157,7 +158,7 @@ class Engine:
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()
         self._idle.set()
-        self._plans: dict[int, tuple[Any, Plan]] = {}
+        self._plans: OrderedDict[tuple[str, str | None, Path | None], Plan] = OrderedDict()
         self._closing = False
 
     # ------------------------------------------------------------ specs
@@ -167,35 +168,40 @@ class Engine:
         return f"{self._id_prefix}{next(self._ids):012x}"
 
     def prepare(self, spec: SpecLike) -> Plan:
-        """Validate and compile a spec (cached per spec object); raises ``SpecError``."""
-        if isinstance(spec, Plan) and spec.bound and spec.pools == frozenset(self.resources.pools):
-            return spec
-        cached = self._plans.get(id(spec))
-        if cached is not None and cached[0] is spec:
-            return cached[1]
+        """Validate and compile a spec; raises ``SpecError``.
+
+        Compiled plans are cached by the spec's content hash (so mutating a
+        spec or a builder after a run is safe); files are read on every call.
+        """
         pools = self.resources.pool_sizes()
+        file: str | None = None
+        base_dir: Path | None = None
         if isinstance(spec, Plan):
-            plan = compile_spec(
-                spec.spec,
-                handlers=self.registry,
-                pools=pools,
-                file=spec.file,
-                base_dir=spec.base_dir,
-            )
+            if spec.bound and spec.pools == frozenset(pools.items()):
+                return spec
+            spec_obj, file, base_dir = spec.spec, spec.file, spec.base_dir
         elif isinstance(spec, WorkflowSpec):
-            plan = compile_spec(spec, handlers=self.registry, pools=pools)
+            spec_obj = spec
         elif isinstance(spec, (str, os.PathLike)):
-            plan = load_file(Path(spec), handlers=self.registry, pools=pools)
+            return load_file(Path(spec), handlers=self.registry, pools=pools)
         elif hasattr(spec, "build") and callable(spec.build):
-            plan = compile_spec(spec.build(), handlers=self.registry, pools=pools)
+            spec_obj = spec.build()
         else:
             raise SpecError(
                 f"cannot run a {type(spec).__name__}: pass a WorkflowSpec, a corral.Workflow, "
                 "or the path of a workflow file"
             )
-        if len(self._plans) >= 256:
-            self._plans.clear()
-        self._plans[id(spec)] = (spec, plan)
+        key = (digest_of(spec_obj), file, base_dir)
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            return plan
+        plan = compile_spec(
+            spec_obj, handlers=self.registry, pools=pools, file=file, base_dir=base_dir
+        )
+        self._plans[key] = plan
+        if len(self._plans) > 256:
+            self._plans.popitem(last=False)
         return plan
 
     # ------------------------------------------------------------ submit / run

@@ -73,12 +73,25 @@ class Subscription:
 
 
 class EventBus:
+    """Fans events out to ``corral_event`` hookimpls and to subscriptions.
+
+    Each hookimpl is called on its own: one that raises is logged and the
+    others still receive the event (a plain pluggy call would stop at the first
+    exception). Hook wrappers, if any plugin declares one, get the ordinary
+    pluggy call so they keep their semantics.
+    """
+
     def __init__(self, hook: Any, buffer: int) -> None:
         self._hook = hook
-        self._has_hooks = bool(hook.corral_event.get_hookimpls())
+        impls = list(hook.corral_event.get_hookimpls())
+        self._has_hooks = bool(impls)
+        wrapped = any(impl.hookwrapper or impl.wrapper for impl in impls)
+        # pluggy calls the last registered first; keep that order.
+        self._impls: list[Any] | None = None if wrapped else impls[::-1]
         self._subs: list[Subscription] = []
         self._buffer = buffer
         self.dropped = 0
+        self.hook_errors = 0
         self.active = self._has_hooks
 
     def subscribe(self, buffer: int | None = None) -> Subscription:
@@ -94,15 +107,26 @@ class EventBus:
 
     def emit(self, event: Event) -> None:
         if self._has_hooks:
+            self._call_hooks(event)
+        for sub in list(self._subs):
+            sub._offer(event)
+
+    def _call_hooks(self, event: Event) -> None:
+        if self._impls is None:
             try:
                 self._hook.corral_event(event=event)
             except Exception:
+                self.hook_errors += 1
                 log.exception("a corral_event hook raised; the event is otherwise delivered")
-        for sub in self._subs:
-            sub._offer(event)
+            return
+        kwargs = {"event": event}
+        for impl in self._impls:
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception:
+                self.hook_errors += 1
+                log.exception("corral_event hook of plugin %r raised; ignored", impl.plugin_name)
 
     def close(self) -> None:
         for sub in list(self._subs):
             sub.close()
-
-

@@ -8,6 +8,7 @@ two steps can never hold one pool each while waiting for the other's.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import trio
 from corral.errors import CorralError, Overloaded
 
 __all__ = ["KeyedLimiter", "MemoryGuard", "Pool", "ResourceManager"]
+
+log = logging.getLogger("corral.resources")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class MemoryStatistics:
     paused: bool
     refusing: bool
     samples: int
+    errors: int = 0
 
 
 def _process_rss() -> int:
@@ -152,6 +156,7 @@ class MemoryGuard:
         self._reader = reader or _process_rss
         self.rss_mb = 0.0
         self.samples = 0
+        self.errors = 0
         self._resumed = trio.Event()
         self._resumed.set()
 
@@ -168,7 +173,19 @@ class MemoryGuard:
         return self.hard_mb is not None and self.rss_mb >= self.hard_mb
 
     def sample(self) -> float:
-        self.rss_mb = self._reader() / 1_048_576
+        """Read RSS now and update the marks; returns RSS in MB.
+
+        A reader that fails (psutil can be denied access in some containers)
+        must not bring the engine down: the last reading is kept, the failure
+        is logged once and counted in ``statistics().errors``.
+        """
+        try:
+            self.rss_mb = self._reader() / 1_048_576
+        except Exception as exc:
+            if not self.errors:
+                log.warning("memory guard: reading RSS failed (%r); keeping the last value", exc)
+            self.errors += 1
+            return self.rss_mb
         self.samples += 1
         if self.paused:
             if self._resumed.is_set():
@@ -198,7 +215,13 @@ class MemoryGuard:
 
     def statistics(self) -> MemoryStatistics:
         return MemoryStatistics(
-            self.rss_mb, self.soft_mb, self.hard_mb, self.paused, self.refusing, self.samples
+            self.rss_mb,
+            self.soft_mb,
+            self.hard_mb,
+            self.paused,
+            self.refusing,
+            self.samples,
+            self.errors,
         )
 
 
@@ -259,5 +282,3 @@ async def _maybe_keyed(keyed: tuple[KeyedLimiter, Any] | None) -> AsyncIterator[
     limiter, key = keyed
     async with limiter.hold(key):
         yield
-
-

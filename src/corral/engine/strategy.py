@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
-import trio_parallel
+import trio_parallel  # type: ignore[import-untyped]
 
 from corral.engine.graph import critical_path_lengths
 
@@ -88,12 +89,13 @@ class ExecutionStrategy:
 
 
 async def _in_thread(handler: Handler, ctx: StepContext, params: Any) -> Any:
+    # The handler's own exception is captured and re-raised outside the
+    # nursery, so it is not wrapped in an ExceptionGroup.
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signal_cancel, ctx)
-        try:
-            return await trio.to_thread.run_sync(handler.run, ctx, params)  # type: ignore[arg-type]
-        finally:
-            nursery.cancel_scope.cancel()
+        result = await outcome.acapture(trio.to_thread.run_sync, handler.run, ctx, params)
+        nursery.cancel_scope.cancel()
+    return result.unwrap()
 
 
 async def _signal_cancel(ctx: StepContext) -> None:

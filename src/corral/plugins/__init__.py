@@ -76,7 +76,9 @@ class Handler:
     description: ClassVar[str] = ""
 
     async def run(self, ctx: StepContext, params: Any) -> Any:
-        raise HandlerError(f"handler {self.name!r} ({type(self).__qualname__}) does not define run()")
+        raise HandlerError(
+            f"handler {self.name!r} ({type(self).__qualname__}) does not define run()"
+        )
 
 
 class StepContext:

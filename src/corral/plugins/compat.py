@@ -41,7 +41,25 @@ def _check_result(name: str, result: Any) -> dict[str, Any]:
 
 
 def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handler]:
-    """Wrap a legacy handler object as a :class:`Handler` class named ``name``."""
+    """Wrap a legacy handler object as a :class:`Handler` class named ``name``.
+
+    ``obj`` is an instance with ``handle(command)`` or ``execute(command)``
+    (``handle`` wins if it has both), or such a class, which is instantiated
+    once with no arguments. The params of a step become ``command`` (a fresh
+    dict per call); the returned dict becomes the step's output (``None`` gives
+    ``{}``); anything else fails the step with :class:`corral.HandlerError`.
+    """
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"legacy_handler({obj!r}): name must be a non-empty string")
+    if isinstance(obj, type):
+        legacy_cls = obj
+        try:
+            obj = legacy_cls()
+        except Exception as exc:
+            raise PluginError(
+                f"legacy_handler: cannot instantiate {legacy_cls.__qualname__}() for handler "
+                f"{name!r}: {type(exc).__name__}: {exc}; pass an instance instead"
+            ) from exc
     attr, method = _method_of(obj)
     handler_name = name
 
@@ -56,7 +74,7 @@ def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handle
     else:
 
         class BlockingLegacy(Handler):
-            def run(self, ctx: StepContext, params: Any) -> Any:  # type: ignore[override]
+            def run(self, ctx: StepContext, params: Any) -> Any:
                 return _check_result(handler_name, method(dict(params)))
 
         cls = BlockingLegacy

@@ -9,17 +9,19 @@ one name are an error naming both plugins, never a silent override.
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+import msgspec.inspect
 import pluggy
 
 from corral.errors import PluginError
-from corral.plugins import Handler
-from corral.plugins import hookspecs
+from corral.plugins import Handler, hookspecs
 from corral.plugins.hookspecs import PROJECT
 
 log = logging.getLogger("corral.plugins")
@@ -67,12 +69,42 @@ class HandlerRegistry(Mapping[str, type[Handler]]):
         return difflib.get_close_matches(name, list(self._classes), n=3, cutoff=0.5)
 
 
-def _plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
+def _plugin_label(pm: pluggy.PluginManager, plugin: object, dists: Mapping[int, str]) -> str:
     name = pm.get_name(plugin) or getattr(plugin, "__name__", None) or type(plugin).__name__
-    for dist_plugin, dist in pm.list_plugin_distinfo():
-        if dist_plugin is plugin:
-            return f"{name} ({dist.project_name} {dist.version})"
-    return str(name)
+    dist = dists.get(id(plugin))
+    return f"{name} ({dist})" if dist else str(name)
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> dict[int, str]:
+    """Register every installed plugin of the group ``corral``.
+
+    Like ``pm.load_setuptools_entrypoints`` (first distribution of a given
+    entry-point name wins; blocked names are skipped), but a plugin that fails
+    to import or to register is reported naming its entry point and
+    distribution, so the user knows which package to fix or uninstall.
+    Returns ``id(plugin) -> "distribution version"`` for labels.
+    """
+    dists: dict[int, str] = {}
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != PROJECT or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            where = f"{dist.metadata['name']} {dist.version}"
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(
+                    f"plugin {ep.name} ({where}) has an invalid hook implementation: {exc}"
+                ) from exc
+            except Exception as exc:
+                raise PluginError(
+                    f"loading plugins failed: entry point {ep.name!r} = {ep.value!r} of "
+                    f"{where} raised {type(exc).__name__}: {exc} (fix or uninstall "
+                    f"{dist.metadata['name']}, or open the engine with entry_points=False)"
+                ) from exc
+            dists[id(plugin)] = where
+    return dists
 
 
 def check_handler(cls: Any, plugin: str) -> type[Handler]:
@@ -85,22 +117,49 @@ def check_handler(cls: Any, plugin: str) -> type[Handler]:
         )
     if not isinstance(cls.name, str) or not cls.name:
         raise PluginError(f"plugin {plugin}: handler {cls.__qualname__} has no name")
-    if cls.kind not in _KINDS:
+    if not isinstance(cls.kind, str) or cls.kind not in _KINDS:
         raise PluginError(
             f"plugin {plugin}: handler {cls.name!r} has kind {cls.kind!r}; "
             f"expected one of {', '.join(_KINDS)}"
         )
+    if cls.run is Handler.run:
+        raise PluginError(f"plugin {plugin}: handler {cls.name!r} does not define run()")
     is_async = inspect.iscoroutinefunction(cls.run)
     if cls.kind == "async" and not is_async:
-        raise PluginError(f"handler {cls.name!r} has kind 'async' but run() is not async def")
+        raise PluginError(
+            f"plugin {plugin}: handler {cls.name!r} has kind 'async' but run() is not "
+            "async def; declare kind = 'blocking' to run a plain def in a thread"
+        )
     if cls.kind != "async" and is_async:
         raise PluginError(
-            f"handler {cls.name!r} has kind {cls.kind!r} but run() is async def; "
-            "blocking and cpu handlers define a plain def run(ctx, params)"
+            f"plugin {plugin}: handler {cls.name!r} has kind {cls.kind!r} but run() is "
+            "async def; blocking and cpu handlers define a plain def run(ctx, params)"
         )
-    if cls.run is Handler.run:
-        raise PluginError(f"handler {cls.name!r} does not define run()")
+    try:
+        msgspec.inspect.type_info(cls.Params)
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {plugin}: handler {cls.name!r} has Params {cls.Params!r}, which is not "
+            f"a type msgspec can validate ({exc})"
+        ) from None
     return cls
+
+
+def _explicit_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """A readable, unique registration name for a plugin passed to ``open_engine``.
+
+    pluggy names an object without ``__name__`` by its ``id()``, which tells a
+    reader nothing in an error message; use its class's dotted name instead.
+    """
+    base = getattr(plugin, "__name__", None)
+    if not isinstance(base, str) or not base:
+        cls = type(plugin)
+        base = f"{cls.__module__}.{cls.__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name
 
 
 def build_registry(
@@ -112,6 +171,7 @@ def build_registry(
     """Create the plugin manager and collect every handler it exposes."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
+    dists: dict[int, str] = {}
     try:
         if builtins:
             from corral.plugins.builtin import BUILTIN_PLUGINS
@@ -119,11 +179,11 @@ def build_registry(
             for module in BUILTIN_PLUGINS:
                 pm.register(module, name=f"builtin:{module.__name__.rsplit('.', 1)[-1]}")
         if entry_points:
-            pm.load_setuptools_entrypoints(PROJECT)
+            dists = _load_entry_points(pm)
         for plugin in plugins:
             if pm.is_registered(plugin):
                 continue
-            pm.register(plugin)
+            pm.register(plugin, name=_explicit_name(pm, plugin))
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"invalid plugin {exc.plugin!r}: {exc}") from exc
     except PluginError:
@@ -133,7 +193,7 @@ def build_registry(
 
     infos: dict[str, HandlerInfo] = {}
     for impl in pm.hook.corral_handlers.get_hookimpls():
-        label = _plugin_label(pm, impl.plugin)
+        label = _plugin_label(pm, impl.plugin, dists)
         try:
             returned = impl.function()
         except Exception as exc:

@@ -93,7 +93,7 @@ class _Capture:
         self.tail = bytearray()
         self.total = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | bytearray) -> None:
         self.total += len(chunk)
         room = self.limit - len(self.head)
         if room > 0:
@@ -161,7 +161,10 @@ class Shell(Handler):
             with trio.CancelScope(shield=True):
                 if proc.returncode is None:
                     proc.kill()
-                await proc.aclose()
+                await proc.wait()
+                for stream in (proc.stdout, proc.stderr):
+                    if stream is not None:
+                        await stream.aclose()
         returncode = proc.returncode
         assert returncode is not None
         if params.check and returncode != 0:

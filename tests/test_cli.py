@@ -1,0 +1,189 @@
+"""The command line: examples run, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corral.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- examples
+
+
+def test_example_fanout(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys, "run", str(EXAMPLES / "fanout.yaml"), "--input", f"path={EXAMPLES}", "--json"
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["status"] == "succeeded"
+    assert "fanout.yaml" in record["result"]["entries"]
+    assert record["result"]["path"] == str(EXAMPLES)
+    assert {s["status"] for s in record["steps"]} == {"succeeded"}
+
+
+def test_example_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", str(EXAMPLES / "retries.yaml"), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["result"] == "second try works\n"
+    flaky = next(s for s in record["steps"] if s["step_id"] == "flaky")
+    assert flaky["attempts"] == 2
+
+
+def test_example_conditions(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EXAMPLES / "conditions.yaml")
+    code, out, _ = run_cli(capsys, "run", path, "--json")
+    assert code == 0
+    record = json.loads(out)
+    assert record["result"] == {"many": "more than 3 items", "lenient": "lenient mode"}
+    statuses = {s["step_id"]: s["status"] for s in record["steps"]}
+    assert statuses["strict-check"] == "skipped"
+
+    code, out, _ = run_cli(capsys, "run", path, "--input", "strict=true", "-i", "threshold=9")
+    assert code == 0
+    assert "strict mode checked" in out and "lenient mode" not in out
+
+
+def test_example_child(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(
+        capsys, "run", str(EXAMPLES / "child.yaml"), "--input", 'team=["ann", "bob"]'
+    )
+    assert code == 0, err
+    assert "hello, ann!" in out and "HELLO, BOB?" in out
+
+
+@pytest.mark.parametrize("name", ["fanout", "retries", "conditions", "child"])
+def test_examples_validate(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, out, _ = run_cli(capsys, "validate", str(EXAMPLES / f"{name}.yaml"), "--json")
+    assert code == 0
+    assert json.loads(out)["valid"] is True
+
+
+def test_console_script_runs_an_example(tmp_path: Path) -> None:
+    exe = shutil.which("corral") or ""
+    cmd = [exe] if exe else [sys.executable, "-m", "corral"]
+    proc = subprocess.run(
+        [*cmd, "run", str(EXAMPLES / "conditions.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "succeeded" in proc.stdout
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+def test_failed_workflow_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    wf = tmp_path / "fail.yaml"
+    wf.write_text(
+        "name: f\nsteps:\n  - {id: boom, handler: core.fail, params: {message: nope}}\n"
+    )
+    code, out, err = run_cli(capsys, "run", str(wf))
+    assert code == 1
+    assert "failed" in err and "boom" in err and "nope" in err
+    assert "Traceback" not in err
+
+
+def test_timed_out_workflow_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    wf = tmp_path / "slow.toml"
+    wf.write_text(
+        'name = "slow"\n[[steps]]\nid = "s"\nhandler = "core.sleep"\n'
+        "timeout = 0.05\nparams = {seconds = 30}\n"
+    )
+    code, _, err = run_cli(capsys, "run", str(wf), "--json")
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("name: x\nsteps:\n  - {id: a, handler: core.nope}\n", "unknown handler 'core.nope'"),
+        ("name: x\nsteps: [\n", "invalid YAML"),
+        ("name: x\nsteps:\n  - {id: a, handler: core.echo, bogus: 1}\n", "bogus"),
+    ],
+)
+def test_bad_spec_exits_2_without_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, needle: str
+) -> None:
+    wf = tmp_path / "bad.yaml"
+    wf.write_text(content)
+    for command in ("run", "validate"):
+        code, out, err = run_cli(capsys, command, str(wf))
+        assert code == 2
+        assert needle in err and "bad.yaml" in err
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "missing.yaml"], "no such file"),
+        (["run", "wf.txt"], "cannot tell the format"),
+        (["run", "{examples}/conditions.yaml", "--input", "threshold=abc"], "must be an integer"),
+        (["run", "{examples}/conditions.yaml", "--input", "strict=maybe"], "boolean"),
+        (["run", "{examples}/conditions.yaml", "--input", "nope=1"], "unknown input 'nope'"),
+        (["run", "{examples}/conditions.yaml", "--input", "novalue"], "NAME=VALUE"),
+        (["run", "{examples}/child.yaml", "--input", "team={}"], "JSON array"),
+        (["run", "{examples}/conditions.yaml", "--store", "bogus://x"], "unknown store scheme"),
+        (["frobnicate"], "invalid choice"),
+        (["run"], "required"),
+    ],
+)
+def test_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str, tmp_path: Path
+) -> None:
+    (tmp_path / "wf.txt").write_text("name: x")
+    args = [a.replace("{examples}", str(EXAMPLES)) for a in args]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        try:
+            code, _, err = run_cli(capsys, *args)
+        except SystemExit as exc:  # argparse's own usage errors
+            code = int(exc.code or 0)
+            err = capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "plugins", "--json")
+    assert code == 0
+    handlers = {h["name"]: h for h in json.loads(out)}
+    assert {"core.noop", "core.echo", "core.sleep", "core.fail", "core.shell"} <= set(handlers)
+    assert handlers["core.shell"]["kind"] == "async"
+    assert handlers["core.echo"]["plugin"] == "builtin:core"
+    code, out, _ = run_cli(capsys, "plugins")
+    assert code == 0 and "core.shell" in out
+
+
+def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always"
+    )
+    assert code == 0
+    assert "flaky" in out and "succeeded" in out

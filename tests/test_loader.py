@@ -610,7 +610,9 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
     (
         "input-default-wrong-type",
         "yaml",
-        doc("name: x", "inputs:", "  n:", "    type: integer", "    default: many", "steps:", *NOOP),
+        doc(
+            "name: x", "inputs:", "  n:", "    type: integer", "    default: many", "steps:", *NOOP
+        ),
         "$.inputs.n.default",
         5,
         "the default of input 'n' is not of its type integer",
@@ -675,12 +677,31 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
             "name: x",
             "steps:",
             "  - id: a",
-            "    workflow: {name: inner, inputs: {n: {type: integer}}, steps: [{id: z, handler: core.noop}]}",
+            "    workflow: {name: inner, inputs: {n: {type: integer}},",
+            "               steps: [{id: z, handler: core.noop}]}",
             "    params: {n: '7'}",
         ),
         "$.steps[0].params.n",
-        5,
+        6,
         "input 'n' must be of type integer, got str '7'",
+    ),
+    (
+        "inline-child-bad-input-type",
+        "yaml",
+        doc(
+            "name: x",
+            "steps:",
+            "  - id: a",
+            "    workflow:",
+            "      name: inner",
+            "      inputs:",
+            "        m: {type: string}",
+            "        n: {type: float}",
+            "      steps: [{id: z, handler: core.noop}]",
+        ),
+        "$.steps[0].workflow.inputs.n.type",
+        8,
+        "invalid value 'float'",
     ),
     (
         "cached-child",
@@ -894,6 +915,16 @@ def test_many_bad_things_report_the_first_in_document_order(registry: HandlerReg
     assert err.path == "$.steps[0].timeout"
 
 
+def test_bad_entry_in_a_large_mapping_is_found(registry: HandlerRegistry) -> None:
+    inputs = {f"i{k}": {"type": "string"} for k in range(20_000)}
+    inputs["i19999"] = {"type": "text"}
+    text = json.dumps(
+        {"name": "x", "inputs": inputs, "steps": [{"id": "a", "handler": "core.noop"}]}
+    )
+    err = _load_bad(text, "json", registry)
+    assert err.path == "$.inputs.i19999.type"
+
+
 def test_odd_keys_are_quoted_in_paths(registry: HandlerRegistry) -> None:
     text = doc("name: x", "steps:", *NOOP, "    resources:", '      "my pool": 1')
     err = _load_bad(text, "yaml", registry)
@@ -1001,9 +1032,7 @@ def test_load_file_child_missing_says_where_it_looked(
     assert str(tmp_path) in info.value.message
 
 
-def test_load_file_children_including_each_other(
-    tmp_path: Path, registry: HandlerRegistry
-) -> None:
+def test_load_file_children_including_each_other(tmp_path: Path, registry: HandlerRegistry) -> None:
     for me, other in (("a", "b"), ("b", "a")):
         (tmp_path / f"{me}.yaml").write_text(
             doc(f"name: {me}", "steps:", "  - id: s", f"    workflow: {other}.yaml")
@@ -1149,12 +1178,16 @@ def test_load_file_formats_agree(tmp_path: Path, registry: HandlerRegistry) -> N
     (tmp_path / "wf.yaml").write_text(DESIGN_YAML)
     (tmp_path / "wf.toml").write_text(DESIGN_TOML)
     (tmp_path / "wf.json").write_text(json.dumps(yaml.safe_load(DESIGN_YAML)))
-    specs = [load_file(tmp_path / n, handlers=registry).spec for n in ("wf.yaml", "wf.toml", "wf.json")]
+    specs = [
+        load_file(tmp_path / n, handlers=registry).spec for n in ("wf.yaml", "wf.toml", "wf.json")
+    ]
     assert specs[0] == specs[1] == specs[2]
 
 
 def test_static_params_are_converted_once_and_escapes_applied(registry: HandlerRegistry) -> None:
-    text = one_step("    params:", "      value: ['$${not a ref}', 'cost: $$5']", handler="core.echo")
+    text = one_step(
+        "    params:", "      value: ['$${not a ref}', 'cost: $$5']", handler="core.echo"
+    )
     plan = loads(text, handlers=registry)
     step = plan.steps[0]
     assert step.static_params.value == ["${not a ref}", "cost: $$5"]
@@ -1186,7 +1219,9 @@ def test_yaml_merge_keys_are_not_duplicates(registry: HandlerRegistry) -> None:
 
 def test_long_chain_loads(registry: HandlerRegistry) -> None:
     steps = [{"id": "s0", "handler": "core.noop"}]
-    steps += [{"id": f"s{i}", "handler": "core.noop", "needs": [f"s{i - 1}"]} for i in range(1, 3000)]
+    steps += [
+        {"id": f"s{i}", "handler": "core.noop", "needs": [f"s{i - 1}"]} for i in range(1, 3000)
+    ]
     plan = loads(json.dumps({"name": "chain", "steps": steps}), "json", handlers=registry)
     assert len(plan.steps[-1].ancestors) == 2999
     assert plan.order == list(range(3000))
@@ -1194,7 +1229,9 @@ def test_long_chain_loads(registry: HandlerRegistry) -> None:
 
 def test_long_cycle_is_named(registry: HandlerRegistry) -> None:
     n = 2000
-    steps = [{"id": f"s{i}", "handler": "core.noop", "needs": [f"s{(i + 1) % n}"]} for i in range(n)]
+    steps = [
+        {"id": f"s{i}", "handler": "core.noop", "needs": [f"s{(i + 1) % n}"]} for i in range(n)
+    ]
     with pytest.raises(SpecError) as info:
         loads(json.dumps({"name": "ring", "steps": steps}), "json", handlers=registry)
     assert info.value.path == "$.steps[0].needs[0]"
@@ -1215,7 +1252,9 @@ def test_python_built_specs_are_validated_too(registry: HandlerRegistry) -> None
         compile_spec(negative, handlers=registry)
     assert info.value.path == "$.steps[0].timeout"
 
-    weird = WorkflowSpec(name="x", steps=[StepSpec(id="a", handler="core.echo", params={"value": object()})])
+    weird = WorkflowSpec(
+        name="x", steps=[StepSpec(id="a", handler="core.echo", params={"value": object()})]
+    )
     with pytest.raises(SpecError):
         compile_spec(weird, handlers=registry)
 
@@ -1245,7 +1284,7 @@ FUZZ = settings(
 )
 
 # Text biased towards the syntax of the three formats and of references/conditions.
-SYNTAX = list("{}[]:,-#&*!|>'\"=.\n\t $\\") + ["${", "$${", "steps", "inputs", "output", "- id: "]
+SYNTAX = [*"{}[]:,-#&*!|>'\"=.\n\t $\\", "${", "$${", "steps", "inputs", "output", "- id: "]
 fuzz_text = st.one_of(
     st.text(max_size=300),
     st.lists(st.sampled_from(SYNTAX) | st.text(max_size=5), max_size=60).map("".join),
@@ -1265,9 +1304,29 @@ keys = st.one_of(
     st.text(max_size=10),
     st.sampled_from(
         [
-            "name", "steps", "id", "handler", "params", "needs", "when", "retry", "timeout",
-            "resources", "inputs", "settings", "output", "workflow", "cache", "concurrency",
-            "value", "seconds", "type", "default", "attempts", "cpu", "key",
+            "name",
+            "steps",
+            "id",
+            "handler",
+            "params",
+            "needs",
+            "when",
+            "retry",
+            "timeout",
+            "resources",
+            "inputs",
+            "settings",
+            "output",
+            "workflow",
+            "cache",
+            "concurrency",
+            "value",
+            "seconds",
+            "type",
+            "default",
+            "attempts",
+            "cpu",
+            "key",
         ]
     ),
 )
@@ -1391,3 +1450,9 @@ def test_fuzz_mutated_spec_given_as_python_data(registry: HandlerRegistry, spec:
         compile_spec(parse_spec(spec), handlers=registry, pools=POOLS)
     except SpecError as err:
         assert err.path.startswith("$")
+
+
+def test_plan_records_the_pools_it_was_checked_against(registry: HandlerRegistry) -> None:
+    plan = loads(one_step("    resources: {cpu: 2}"), handlers=registry, pools=POOLS)
+    assert plan.pools == frozenset({("cpu", 2), ("io", 64)})
+    assert loads(one_step(), handlers=registry).pools == frozenset()

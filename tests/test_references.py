@@ -144,7 +144,10 @@ def test_nested_containers_resolve() -> None:
 
 def test_iter_refs_reports_paths() -> None:
     compiled = compile_value(
-        {"a": ["${inputs.n}", {"b": "${steps.scan.output}-${inputs.name}"}], "odd key": "${inputs.n}"},
+        {
+            "a": ["${inputs.n}", {"b": "${steps.scan.output}-${inputs.name}"}],
+            "odd key": "${inputs.n}",
+        },
         "$.params",
     )
     found = [(path, ref.text) for path, ref in iter_refs(compiled, "$.params")]

@@ -20,6 +20,7 @@ from corral.engine.engine import open_engine as open_engine
 from corral.engine.events import Subscription as Subscription
 from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
 from corral.errors import CommandFailed as CommandFailed
+from corral.errors import ConfigError as ConfigError
 from corral.errors import CorralError as CorralError
 from corral.errors import EngineClosed as EngineClosed
 from corral.errors import ExecutionNotFound as ExecutionNotFound
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CommandFailed",
+    "ConfigError",
     "CorralError",
     "Engine",
     "EngineClosed",

@@ -58,6 +58,10 @@ class InputError(SpecError):
     """The inputs given to a workflow do not match its declared ``inputs``."""
 
 
+class ConfigError(CorralError):
+    """Engine settings (``corral.Limits``, ``open_engine`` arguments) are invalid."""
+
+
 class PluginError(CorralError):
     """A plugin or handler is malformed, or two plugins claim one handler name."""
 

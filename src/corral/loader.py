@@ -16,7 +16,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
@@ -268,18 +268,11 @@ _MISSING_FIELD = re.compile(r"^Object missing required field `(.*)`$", re.S)
 _BAD_ENUM = re.compile(r"^Invalid enum value (.*)$", re.S)
 
 
-def _explain(
-    exc: msgspec.ValidationError,
-    tp: Any,
-    raw: Any,
-    prefix: str = "$",
-    convert: Callable[[Any], Any] | None = None,
-) -> tuple[str, str]:
+def _explain(exc: msgspec.ValidationError, tp: Any, raw: Any, prefix: str = "$") -> tuple[str, str]:
     """Turn msgspec's ``"message - at `$.a[...].b`"`` into (clear message, exact path).
 
     ``tp`` is the type ``raw`` was converted to. msgspec writes ``[...]`` for
-    mapping keys; they are found again by converting ``raw`` with that mapping
-    cut down to one key at a time (``convert``, default ``msgspec.convert``).
+    mapping keys; they are found again in ``raw``.
     """
     text = str(exc)
     m = _AT_KEY.search(text) or _AT_PATH.search(text)
@@ -290,8 +283,7 @@ def _explain(
         if _AT_KEY.search(text):
             message = f"keys must be strings: {message}"
     if "..." in tokens:
-        run = convert or (lambda doc: msgspec.convert(doc, tp, strict=True))
-        tokens = _find_keys(tokens, raw, run, text)
+        tokens = _find_keys(tp, tokens, raw)
     path = prefix
     for token in tokens:
         path = f"{path}[{token}]" if isinstance(token, int) else key_path(path, token)
@@ -323,24 +315,27 @@ def _tokens(path: str) -> list[str | int]:
     return out
 
 
-def _find_keys(
-    tokens: list[str | int], raw: Any, convert: Callable[[Any], Any], text: str
-) -> list[str | int]:
-    """Replace each ``"..."`` token by the mapping key that reproduces the error."""
+def _find_keys(tp: Any, tokens: list[str | int], raw: Any) -> list[str | int]:
+    """Replace each ``"..."`` token by the mapping key whose value is invalid.
+
+    msgspec converts a mapping's entries in order and stops at the first bad
+    one, so that is the first entry whose value alone fails to convert to the
+    mapping's value type.
+    """
     tokens = list(tokens)
     node = raw
     for pos, token in enumerate(tokens):
-        if token == "..." and isinstance(node, dict):
-            for key in node:
-                trial = _replace_at(raw, tokens[:pos], {key: node[key]})
+        if token == "...":
+            mapping = _type_at(tp, tokens[:pos])
+            value_type = _type_at(mapping, ["..."]) if mapping is not None else None
+            if not isinstance(node, dict) or value_type is None:
+                return tokens[:pos]
+            for key, value in node.items():
                 try:
-                    convert(trial)
-                except msgspec.ValidationError as again:
-                    if str(again) == text:
-                        tokens[pos] = key
-                        break
-                except Exception:  # a trial that fails some other way is not the one
-                    continue
+                    msgspec.convert(value, value_type, strict=True)
+                except (msgspec.ValidationError, TypeError, ValueError):
+                    tokens[pos] = key
+                    break
             else:
                 return tokens[:pos]  # not found: stop at the container
             token = tokens[pos]
@@ -349,21 +344,6 @@ def _find_keys(
         except (KeyError, IndexError, TypeError):
             return tokens[: pos + 1]
     return tokens
-
-
-def _replace_at(doc: Any, tokens: list[str | int], new: Any) -> Any:
-    if not tokens:
-        return new
-    head, rest = tokens[0], tokens[1:]
-    if isinstance(doc, dict):
-        copy = dict(doc)
-        copy[head] = _replace_at(doc[head], rest, new)
-        return copy
-    if isinstance(doc, list) and isinstance(head, int):
-        items = list(doc)
-        items[head] = _replace_at(doc[head], rest, new)
-        return items
-    return doc
 
 
 def _unwrap(tp: Any) -> list[Any]:
@@ -393,7 +373,7 @@ def _type_at(tp: Any, tokens: list[str | int]) -> Any:
                 for f in msgspec.structs.fields(alt):
                     if f.encode_name == token:
                         nxt = f.type
-            elif origin is dict or alt is dict:
+            elif origin is dict or alt is dict:  # any key, "..." included
                 args = typing.get_args(alt)
                 nxt = args[1] if args else Any
             if nxt is not None:
@@ -678,6 +658,10 @@ def compile_spec(
                     when.test({})  # a constant must at least be a boolean
             except ConditionError as exc:
                 raise c.error(f"invalid condition: {exc}", f"{base}.when") from None
+        when_refs = _condition_steps(c, step.when, index, ancestry[i], f"{base}.when")
+        param_refs = sorted(
+            {index[ref.step] for _, ref in iter_refs(params) if ref.step is not None}
+        )
         key = None
         if step.concurrency is not None:
             try:
@@ -702,6 +686,8 @@ def compile_spec(
                 retry=step.retry or NO_RETRY,
                 cache=bool(cache),
                 cache_ttl=None if isinstance(cache, bool) else cache.ttl,
+                param_refs=tuple(param_refs),
+                when_refs=when_refs,
             )
         )
 
@@ -724,10 +710,48 @@ def compile_spec(
         output=output,
         digest=digest_of(spec),
         file=file,
-        pools=frozenset(pools or ()),
+        pools=frozenset((pools or {}).items()),
         bound=handlers is not None,
         base_dir=base_dir,
     )
+
+
+_STEP_NAME = re.compile(
+    r"""\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
+)
+_STEPS_WORD = re.compile(r"\bsteps\b")
+
+
+def _condition_steps(
+    c: _Checker,
+    source: str | None,
+    index: Mapping[str, int],
+    upstream: AbstractSet[int],
+    path: str,
+) -> tuple[int, ...]:
+    """The upstream steps a condition reads, so a run builds only those.
+
+    Names are found syntactically (``steps.a``, ``steps["a-b"]``); a step that
+    is not upstream is an error, as for references. If ``steps`` is used in a
+    way that hides which step is read (``steps[name]``), every upstream step
+    is made available.
+    """
+    if source is None:
+        return ()
+    found = list(_STEP_NAME.finditer(source))
+    if len(found) < len(_STEPS_WORD.findall(source)):
+        return tuple(sorted(upstream))
+    out: set[int] = set()
+    for m in found:
+        name = m.group(1) or m.group(2) or m.group(3) or ""
+        if name not in index:
+            raise c.error(f"condition refers to unknown step {name!r}{_close(name, index)}", path)
+        if index[name] not in upstream:
+            raise c.error(
+                f"condition refers to step {name!r}, which is not upstream; add it to needs", path
+            )
+        out.add(index[name])
+    return tuple(sorted(out))
 
 
 def _close(name: str, names: Iterable[str]) -> str:

@@ -51,6 +51,10 @@ class StepPlan:
     retry: RetryPolicy
     cache: bool
     cache_ttl: float | None
+    param_refs: tuple[int, ...] = ()
+    """Indexes of the steps whose outputs the params reference."""
+    when_refs: tuple[int, ...] = ()
+    """Indexes of the upstream steps the ``when`` condition reads."""
 
     @property
     def handler_name(self) -> str:
@@ -73,7 +77,8 @@ class Plan:
     output: Any
     digest: str
     file: str | None = None
-    pools: frozenset[str] = field(default_factory=frozenset)
+    pools: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    """The resource pools (name, size) the plan's ``resources`` were checked against."""
     bound: bool = False
     """Whether handler classes were looked up (a plan compiled without a registry
     only had its structure checked; the engine compiles it again)."""

@@ -647,3 +647,36 @@ async def test_mutating_a_builder_after_a_run_is_seen(eng: corral.Engine) -> Non
     assert await eng.run(wf) == {"a": 1}
     wf.step("b", "core.echo", needs=["a"], value=2)
     assert await eng.run(wf) == {"b": 2}
+
+
+async def test_conditions_read_upstream_steps_by_any_syntax(eng: corral.Engine) -> None:
+    spec = corral.loads(
+        """
+name: cond-names
+steps:
+  - {id: first-step, handler: core.echo, params: {value: 2}}
+  - {id: b, handler: core.echo, needs: [first-step], params: {value: 1}}
+  - {id: c, handler: core.echo, needs: [b], when: 'steps["first-step"].output == 2',
+     params: {value: bracket}}
+  - {id: d, handler: core.echo, needs: [b], when: 'steps.b.status == "succeeded"',
+     params: {value: dotted}}
+"""
+    )
+    assert await eng.run(spec) == {"c": "bracket", "d": "dotted"}
+
+
+def test_condition_on_a_step_that_is_not_upstream_is_a_spec_error() -> None:
+    with pytest.raises(corral.SpecError, match="not upstream") as info:
+        corral.loads(
+            "name: x\nsteps:\n  - {id: a, handler: core.noop}\n"
+            "  - {id: b, handler: core.noop, when: 'steps.a.output == null'}\n"
+        )
+    assert info.value.path == "$.steps[1].when"
+
+
+async def test_long_chain_with_references(eng: corral.Engine) -> None:
+    wf = corral.Workflow("chain")
+    prev = wf.step("s0", "core.echo", value=0)
+    for i in range(1, 2000):
+        prev = wf.step(f"s{i}", "core.echo", needs=[prev], value=prev.output)
+    assert await eng.run(wf) == {"s1999": 0}

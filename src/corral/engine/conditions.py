@@ -8,15 +8,60 @@ operator chains and crashes the process on very long ones.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import cel
 
-__all__ = ["MAX_LENGTH", "Condition", "ConditionError"]
+__all__ = ["FUNCTIONS", "MAX_LENGTH", "Condition", "ConditionError"]
 
 MAX_LENGTH = 1000
 """Longest accepted expression, in characters."""
+
+FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "size", "contains", "startsWith", "endsWith", "matches",
+        "int", "uint", "double", "string", "bytes", "dyn", "type",
+        "timestamp", "duration",
+        "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
+        "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+        "of", "ofNonZeroValue", "none", "or", "orValue", "hasValue", "value",
+    }
+)  # fmt: skip
+"""Functions the CEL evaluator provides (operators, such as ``_+_``, aside).
+Macros (``has``, ``all``, ``exists``, ``exists_one``, ``map``, ``filter``) are
+expanded by the parser and never appear as functions."""
+
+_BUILTIN_NAMES = frozenset(
+    {
+        "optional",
+        "int",
+        "uint",
+        "double",
+        "bool",
+        "string",
+        "bytes",
+        "list",
+        "map",
+        "null_type",
+        "type",
+    }
+)
+"""Top-level names CEL itself provides: type names (``type(x) == int``) and
+``optional`` (``optional.of(x)``)."""
+
+_MACRO_VARIABLE = re.compile(
+    r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+"""The variable a comprehension macro binds: ``xs.all(x, x > 0)`` binds ``x``
+(the CEL library lists it among the expression's variables)."""
+
+
+def _is_operator(name: str) -> bool:
+    """``_+_``, ``!_``, ``@in``, ``_[_]``... as opposed to ``size`` or ``__import__``."""
+    return name.startswith("@") or not name.replace("_", "a").isidentifier()
 
 
 class ConditionError(ValueError):
@@ -41,7 +86,8 @@ class Condition:
             )
         try:
             program = cel.compile(source)
-            variables = frozenset(program.variables())
+            bound = set(_MACRO_VARIABLE.findall(source)) - set(allowed)
+            variables = frozenset(program.variables()) - bound - _BUILTIN_NAMES
         except BaseException as exc:
             _reraise_if_fatal(exc)
             raise ConditionError(_first_lines(str(exc))) from None
@@ -51,6 +97,13 @@ class Condition:
                 f"unknown name {unknown[0]!r} in {_short(source)}; "
                 f"available: {', '.join(sorted(allowed))}"
             )
+        functions = getattr(program, "functions", None)
+        if functions is not None:
+            unknown = sorted(f for f in functions() if f not in FUNCTIONS and not _is_operator(f))
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], FUNCTIONS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConditionError(f"unknown function {unknown[0]!r} in {_short(source)}{hint}")
         self.source = source
         self.variables = variables
         self._program = program

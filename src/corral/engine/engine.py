@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from corral.engine.dispatcher import Dispatcher, Ticket
@@ -29,9 +30,10 @@ from corral.engine.resources import MemoryGuard, ResourceManager
 from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
 from corral.errors import (
-    CorralError,
+    ConfigError,
     EngineClosed,
     ExecutionNotFound,
+    InputError,
     Overloaded,
     SpecError,
     WorkflowCancelled,
@@ -39,7 +41,15 @@ from corral.errors import (
     WorkflowTimedOut,
 )
 from corral.loader import compile_spec, digest_of, load_file
-from corral.model import TERMINAL_EXECUTION, ErrorInfo, ExecutionRecord, Limits, WorkflowSpec, now
+from corral.model import (
+    TERMINAL_EXECUTION,
+    ErrorInfo,
+    ExecutionRecord,
+    Limits,
+    WorkflowSpec,
+    WorkflowSubmitted,
+    now,
+)
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.storage import Store, open_store
@@ -227,7 +237,11 @@ class Engine:
         plan = self.prepare(spec)
         bound = plan.bind_inputs(inputs)
         if not isinstance(priority, int) or isinstance(priority, bool):
-            raise CorralError(f"priority must be an int, got {type(priority).__name__}")
+            raise InputError(
+                f"priority must be an int, got {type(priority).__name__}", path="$.priority"
+            )
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InputError(f"key must be a non-empty string, got {key!r}", path="$.key")
         if key is not None:
             existing = await self.store.find_by_key(key)
             if existing is not None:
@@ -253,8 +267,6 @@ class Engine:
             raise
         self._metrics.submitted += 1
         if self.events.active:
-            from corral.model import WorkflowSubmitted
-
             self.events.emit(
                 WorkflowSubmitted(
                     execution_id=record.id, workflow=record.workflow, at=now(), priority=priority
@@ -382,6 +394,19 @@ class Engine:
         await self.wait_idle()
 
 
+def _check_limits(limits: Limits | None) -> Limits:
+    """Validate limits (a Struct's constructor does not check its constraints)."""
+    if limits is None:
+        return Limits()
+    if not isinstance(limits, Limits):
+        raise ConfigError(f"limits must be a corral.Limits, got {type(limits).__name__}")
+    try:
+        return msgspec.convert(msgspec.to_builtins(limits), Limits)
+    except (msgspec.ValidationError, TypeError) as exc:
+        message = str(exc).replace("- at `$", "- at `limits")
+        raise ConfigError(f"invalid corral.Limits: {message}") from None
+
+
 @asynccontextmanager
 async def open_engine(
     store: str | Store = "memory://",
@@ -398,10 +423,7 @@ async def open_engine(
     ``entry_points=False`` skips installed plugins (handy in tests);
     ``memory_reader`` replaces the RSS sampler (tests).
     """
-    if limits is None:
-        limits = Limits()
-    elif not isinstance(limits, Limits):
-        raise CorralError(f"limits must be a corral.Limits, got {type(limits).__name__}")
+    limits = _check_limits(limits)
     registry = build_registry(plugins, entry_points=entry_points)
     the_store = open_store(store)
     await the_store.open()

@@ -389,7 +389,7 @@ class WorkflowRun:
     def _context_for_conditions(self, sp: StepPlan) -> dict[str, Any]:
         steps = {
             self.plan.steps[a].id: {"output": self.outputs[a], "status": self.status[a]}
-            for a in sp.ancestors
+            for a in sp.when_refs
         }
         return {"inputs": self.inputs, "steps": steps}
 
@@ -494,7 +494,7 @@ class WorkflowRun:
             return output, "succeeded"
 
     def _done_outputs(self, sp: StepPlan) -> dict[str, Any]:
-        return {self.plan.steps[a].id: self.outputs[a] for a in sp.ancestors}
+        return {self.plan.steps[a].id: self.outputs[a] for a in sp.param_refs}
 
     async def _attempt(
         self,

@@ -1,4 +1,4 @@
-"""The ``corral`` command line. Uses only the public API.
+"""The ``corral`` command line: a thin layer over the engine's public API.
 
 Exit codes: 0 the workflow succeeded (or the command did its job), 1 the
 workflow failed, timed out or was cancelled, 2 a usage, spec, input or plugin

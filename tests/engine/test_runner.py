@@ -680,3 +680,40 @@ async def test_long_chain_with_references(eng: corral.Engine) -> None:
     for i in range(1, 2000):
         prev = wf.step(f"s{i}", "core.echo", needs=[prev], value=prev.output)
     assert await eng.run(wf) == {"s1999": 0}
+
+
+async def test_a_concurrency_name_has_one_limit(eng: corral.Engine) -> None:
+    one = corral.Workflow("one")
+    one.step("s", "core.noop", concurrency={"key": "'k'", "name": "shared", "limit": 1})
+    two = corral.Workflow("two")
+    two.step("s", "core.noop", concurrency={"key": "'k'", "name": "shared", "limit": 3})
+    await eng.run(one)
+    with pytest.raises(corral.SpecError, match="already has limit 1") as info:
+        await eng.submit(two)
+    assert info.value.path == "$.steps[0].concurrency.limit"
+
+
+async def test_plan_from_another_registry_is_recompiled(eng: corral.Engine, rec: Recorder) -> None:
+    from corral.plugins.manager import build_registry
+
+    class Echo(corral.plugins.Handler):
+        name = "core.echo"
+
+        class Params(corral.plugins.NoParams):
+            pass
+
+        async def run(self, ctx: object, params: object) -> str:  # type: ignore[override]
+            return "impostor"
+
+    class Plugin:
+        @corral.plugins.hookimpl
+        def corral_handlers(self) -> list[type[corral.plugins.Handler]]:
+            return [Echo]
+
+    other = build_registry([Plugin()], builtins=False, entry_points=False)
+    plan = corral.loads(
+        "name: p\nsteps:\n  - {id: a, handler: core.echo}\n",
+        handlers=other,
+        pools=eng.resources.pool_sizes(),
+    )
+    assert await eng.run(plan) == {"a": None}  # this engine's core.echo, not the impostor

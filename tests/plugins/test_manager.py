@@ -17,6 +17,7 @@ import pytest
 
 import corral
 from corral.plugins import Handler, StepContext, hookimpl
+from corral.errors import PluginError
 from corral.plugins.manager import HandlerRegistry, build_registry, check_handler
 
 # ---------------------------------------------------------------- helpers
@@ -449,3 +450,29 @@ def test_broken_entry_point_is_a_plugin_error_not_a_traceback(tmp_path: Path) ->
     assert "corral-broken-plugin 1.2.3" in first
     assert "ImportError: needs libfoo" in first
     assert second == "ok"
+
+
+def test_misspelled_hook_is_an_error() -> None:
+    class Typo:
+        @hookimpl
+        def corral_handler(self) -> list[type[Handler]]:  # missing the final "s"
+            return []
+
+    with pytest.raises(PluginError, match="corral_handler"):
+        build_registry([Typo()], entry_points=False)
+
+
+def test_description_is_not_inherited_from_handler() -> None:
+    class Bare(Handler):
+        name = "test.bare"
+
+        async def run(self, ctx: object, params: object) -> None:  # type: ignore[override]
+            return None
+
+    class Plugin:
+        @hookimpl
+        def corral_handlers(self) -> list[type[Handler]]:
+            return [Bare]
+
+    registry = build_registry([Plugin()], entry_points=False)
+    assert registry.info("test.bare").description == ""

@@ -187,13 +187,15 @@ class Engine:
         file: str | None = None
         base_dir: Path | None = None
         if isinstance(spec, Plan):
-            if spec.bound and spec.pools == frozenset(pools.items()):
-                return spec
+            if spec.bound and spec.pools == frozenset(pools.items()) and self._same_handlers(spec):
+                return self._fix_keyed_limits(spec)
             spec_obj, file, base_dir = spec.spec, spec.file, spec.base_dir
         elif isinstance(spec, WorkflowSpec):
             spec_obj = spec
         elif isinstance(spec, (str, os.PathLike)):
-            return load_file(Path(spec), handlers=self.registry, pools=pools)
+            return self._fix_keyed_limits(
+                load_file(Path(spec), handlers=self.registry, pools=pools)
+            )
         elif hasattr(spec, "build") and callable(spec.build):
             spec_obj = spec.build()
         else:
@@ -205,13 +207,43 @@ class Engine:
         plan = self._plans.get(key)
         if plan is not None:
             self._plans.move_to_end(key)
-            return plan
+            return plan  # its keyed limits were fixed when it was compiled
         plan = compile_spec(
             spec_obj, handlers=self.registry, pools=pools, file=file, base_dir=base_dir
         )
+        self._fix_keyed_limits(plan)
         self._plans[key] = plan
         if len(self._plans) > 256:
             self._plans.popitem(last=False)
+        return plan
+
+    def _same_handlers(self, plan: Plan) -> bool:
+        """Whether a plan compiled elsewhere uses this engine's handler classes."""
+        for sp in plan.steps:
+            if sp.handler is not None and self.registry.get(sp.handler.name) is not sp.handler:
+                return False
+            if sp.child is not None and not self._same_handlers(sp.child):
+                return False
+        return True
+
+    def _fix_keyed_limits(self, plan: Plan, prefix: str = "$") -> Plan:
+        """Concurrency limits are shared by name across workflows, so one name
+        has one limit: refuse a spec that declares another."""
+        for sp in plan.steps:
+            conc = sp.spec.concurrency
+            if conc is not None:
+                name = conc.name or sp.handler_name
+                fixed = self.resources.check_keyed(name, conc.limit)
+                if fixed is not None:
+                    raise SpecError(
+                        f"concurrency {name!r} already has limit {fixed} in this engine; "
+                        f"a name has one limit (use another name for limit {conc.limit})",
+                        file=plan.file,
+                        path=f"{prefix}.steps[{sp.index}].concurrency.limit",
+                    )
+                self.resources.keyed(name, conc.limit)
+            if sp.child is not None:
+                self._fix_keyed_limits(sp.child, f"{prefix}.steps[{sp.index}].workflow")
         return plan
 
     # ------------------------------------------------------------ submit / run

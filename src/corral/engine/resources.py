@@ -236,17 +236,28 @@ class ResourceManager:
     ) -> None:
         self.pools = {name: Pool(name, size) for name, size in pools.items()}
         self.memory = memory
-        self._keyed: dict[tuple[str, int], KeyedLimiter] = {}
+        self._keyed: dict[str, KeyedLimiter] = {}
 
     def pool_sizes(self) -> dict[str, int]:
         return {name: pool.size for name, pool in self.pools.items()}
 
     def keyed(self, name: str, limit: int) -> KeyedLimiter:
-        """The keyed limiter shared by every step using ``name`` with ``limit``."""
-        limiter = self._keyed.get((name, limit))
+        """The keyed limiter shared by every step using ``name``.
+
+        A name's limit is set by the first step that uses it; the engine
+        refuses (at submit) a spec that declares another limit for that name.
+        """
+        limiter = self._keyed.get(name)
         if limiter is None:
-            limiter = self._keyed[(name, limit)] = KeyedLimiter(name, limit)
+            limiter = self._keyed[name] = KeyedLimiter(name, limit)
         return limiter
+
+    def check_keyed(self, name: str, limit: int) -> int | None:
+        """The limit already fixed for ``name`` if it differs from ``limit``."""
+        limiter = self._keyed.get(name)
+        if limiter is None or limiter.limit == limit:
+            return None
+        return limiter.limit
 
     @asynccontextmanager
     async def hold(

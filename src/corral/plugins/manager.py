@@ -145,6 +145,12 @@ def check_handler(cls: Any, plugin: str) -> type[Handler]:
     return cls
 
 
+def _own_doc(cls: type) -> str:
+    """First line of a class's own docstring (not one inherited from Handler)."""
+    doc = cls.__dict__.get("__doc__")
+    return inspect.cleandoc(doc).split("\n")[0] if isinstance(doc, str) and doc.strip() else ""
+
+
 def _explicit_name(pm: pluggy.PluginManager, plugin: object) -> str:
     """A readable, unique registration name for a plugin passed to ``open_engine``.
 
@@ -184,6 +190,9 @@ def build_registry(
             if pm.is_registered(plugin):
                 continue
             pm.register(plugin, name=_explicit_name(pm, plugin))
+        # A hookimpl whose name matches no hook (a typo such as corral_handler)
+        # would otherwise be silently ignored.
+        pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"invalid plugin {exc.plugin!r}: {exc}") from exc
     except PluginError:
@@ -213,7 +222,7 @@ def build_registry(
                 plugin=label,
                 version=str(checked.version),
                 kind=checked.kind,
-                description=checked.description or (inspect.getdoc(checked) or "").split("\n")[0],
+                description=checked.description or _own_doc(checked),
             )
     return HandlerRegistry(pm, infos)
 

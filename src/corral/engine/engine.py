@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import trio
 
+from corral.compiler import compile_spec, digest_of
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
@@ -40,7 +41,7 @@ from corral.errors import (
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from corral.loader import compile_spec, digest_of, load_file
+from corral.loader import load_file
 from corral.model import (
     TERMINAL_EXECUTION,
     ErrorInfo,

@@ -1,0 +1,441 @@
+"""Meaning checks: a structurally valid :class:`WorkflowSpec` -> a :class:`Plan`.
+
+Handlers looked up, params checked against each handler's ``Params`` (and
+converted once when they hold no references), references and conditions
+checked against the graph, pools and child workflows resolved. Every problem
+is a :class:`corral.SpecError` with the JSON path (and the YAML line when the
+spec came from a file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from corral.documents import LineIndex, check_document, close_names, explain, is_struct, line_for
+from corral.engine.conditions import Condition, ConditionError
+from corral.engine.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
+from corral.errors import SpecError
+from corral.model import StepSpec, WorkflowSpec
+from corral.plan import NO_RETRY, Plan, StepPlan, type_ok
+from corral.plugins import Handler
+from corral.references import Ref, RefError, compile_value, is_dynamic, iter_refs, key_path
+
+__all__ = ["compile_spec", "digest_of"]
+
+
+def digest_of(spec: WorkflowSpec) -> str:
+    """Content hash of a spec (sha256 of its canonical JSON)."""
+    return hashlib.sha256(msgspec.json.encode(spec, order="sorted")).hexdigest()
+
+
+class _Checker:
+    def __init__(self, file: str | None, lines: LineIndex | None) -> None:
+        self.file = file
+        self.lines = lines
+
+    def error(self, message: str, path: str) -> SpecError:
+        return SpecError(message, file=self.file, path=path, line=line_for(self.lines, path))
+
+
+def _recheck(spec: WorkflowSpec, c: _Checker) -> None:
+    """Validate a spec built in Python (Struct constructors check nothing)."""
+    try:
+        raw = msgspec.to_builtins(spec)
+        check_document(raw, plain=False)
+    except SpecError as exc:
+        raise c.error(exc.message, exc.path) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise c.error(f"the spec holds a value that is not plain data: {exc}", "$") from None
+    try:
+        msgspec.convert(raw, WorkflowSpec, strict=True)
+    except msgspec.ValidationError as exc:
+        message, path = explain(exc, WorkflowSpec, raw)
+        raise c.error(message, path) from None
+
+
+def compile_spec(
+    spec: WorkflowSpec,
+    *,
+    handlers: Mapping[str, type[Handler]] | None = None,
+    pools: Mapping[str, int] | None = None,
+    file: str | None = None,
+    lines: LineIndex | None = None,
+    base_dir: Path | None = None,
+    _seen: tuple[Path, ...] = (),
+    _checked: bool = False,
+) -> Plan:
+    """Validate a spec's meaning and compile it into a :class:`Plan`.
+
+    ``handlers`` maps handler names to classes (``None``: skip handler checks,
+    for tools that only check structure). ``pools`` are the engine's resource
+    pools and their sizes (``None``: skip pool checks).
+    """
+    if not isinstance(spec, WorkflowSpec):
+        raise SpecError(f"expected a WorkflowSpec, got {type(spec).__name__}", file=file)
+    c = _Checker(file, lines)
+    if not _checked:
+        _recheck(spec, c)
+    steps = spec.steps
+    if not steps:
+        raise c.error("a workflow needs at least one step", "$.steps")
+    for name, decl in spec.inputs.items():
+        if decl.default is not msgspec.UNSET and not type_ok(decl.type, decl.default):
+            raise c.error(
+                f"the default of input {name!r} is not of its type {decl.type}: "
+                f"{type(decl.default).__name__} {decl.default!r}",
+                key_path(key_path("$.inputs", name), "default"),
+            )
+    index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.id in index:
+            raise c.error(
+                f"duplicate step id {step.id!r} (first used at $.steps[{index[step.id]}])",
+                f"$.steps[{i}].id",
+            )
+        index[step.id] = i
+
+    needs: list[tuple[int, ...]] = []
+    for i, step in enumerate(steps):
+        deps: list[int] = []
+        for j, need in enumerate(step.needs):
+            if need == step.id:
+                raise c.error(f"step {step.id!r} needs itself", f"$.steps[{i}].needs[{j}]")
+            if need not in index:
+                close = close_names(need, index)
+                raise c.error(f"unknown step {need!r} in needs{close}", f"$.steps[{i}].needs[{j}]")
+            if index[need] not in deps:
+                deps.append(index[need])
+        needs.append(tuple(deps))
+
+    cycle = find_cycle(needs)
+    if cycle is not None:
+        names = " -> ".join(steps[k].id for k in cycle)
+        first, second = cycle[0], cycle[1]
+        j = steps[first].needs.index(steps[second].id)
+        raise c.error(
+            f"steps form a cycle: {names} (each step needs the next)",
+            f"$.steps[{first}].needs[{j}]",
+        )
+    order = topological_order(needs)
+    ancestry = ancestors(needs, order)
+    dependents = dependents_of(needs)
+    declared_inputs = set(spec.inputs)
+
+    plans: list[StepPlan] = []
+    for i, step in enumerate(steps):
+        base = f"$.steps[{i}]"
+        handler_cls, child = _step_target(c, step, base, handlers, pools, base_dir, _seen)
+        try:
+            params = compile_value(step.params, f"{base}.params")
+        except RefError as exc:
+            raise c.error(str(exc), exc.path or f"{base}.params") from None
+        for ref_path, ref in iter_refs(params, f"{base}.params"):
+            _check_ref(c, ref, ref_path, declared_inputs, index, ancestry[i], step.id)
+        static: Any = msgspec.UNSET
+        if handler_cls is not None:
+            static = _check_params(c, handler_cls, step.params, params, f"{base}.params")
+        elif child is not None:
+            _check_child_params(c, child, step.params, f"{base}.params")
+        if pools is not None:
+            for pool, amount in step.resources.items():
+                if pool not in pools:
+                    raise c.error(
+                        f"unknown resource pool {pool!r}{close_names(pool, pools)}; "
+                        f"pools: {', '.join(sorted(pools))}",
+                        key_path(f"{base}.resources", pool),
+                    )
+                if amount > pools[pool]:
+                    raise c.error(
+                        f"asks for {amount} of pool {pool!r}, which has only {pools[pool]}",
+                        key_path(f"{base}.resources", pool),
+                    )
+        when = None
+        if step.when is not None:
+            try:
+                when = Condition(step.when, ("inputs", "steps"))
+                if not when.variables:
+                    when.test({})  # a constant must at least be a boolean
+            except ConditionError as exc:
+                raise c.error(f"invalid condition: {exc}", f"{base}.when") from None
+        when_refs = _condition_steps(c, step.when, index, ancestry[i], f"{base}.when")
+        param_refs = sorted(
+            {index[ref.step] for _, ref in iter_refs(params) if ref.step is not None}
+        )
+        key = None
+        if step.concurrency is not None:
+            try:
+                key = Condition(step.concurrency.key, ("inputs", "params"))
+            except ConditionError as exc:
+                raise c.error(f"invalid key expression: {exc}", f"{base}.concurrency.key") from None
+        cache = step.cache
+        plans.append(
+            StepPlan(
+                index=i,
+                id=step.id,
+                spec=step,
+                handler=handler_cls,
+                child=child,
+                params=params,
+                static_params=static,
+                needs=needs[i],
+                dependents=tuple(dependents[i]),
+                ancestors=ancestry[i],
+                when=when,
+                key=key,
+                retry=step.retry or NO_RETRY,
+                cache=bool(cache),
+                cache_ttl=None if isinstance(cache, bool) else cache.ttl,
+                param_refs=tuple(param_refs),
+                when_refs=when_refs,
+            )
+        )
+
+    output: Any = msgspec.UNSET
+    if spec.output is not msgspec.UNSET:
+        try:
+            output = compile_value(spec.output, "$.output")
+        except RefError as exc:
+            raise c.error(str(exc), exc.path or "$.output") from None
+        everything = IndexSet(range(len(steps)))
+        for ref_path, ref in iter_refs(output, "$.output"):
+            _check_ref(c, ref, ref_path, declared_inputs, index, everything, None)
+    sinks = tuple(i for i, deps in enumerate(dependents) if not deps)
+    return Plan(
+        spec=spec,
+        steps=plans,
+        order=order,
+        index=index,
+        sinks=sinks,
+        output=output,
+        digest=digest_of(spec),
+        file=file,
+        pools=frozenset((pools or {}).items()),
+        bound=handlers is not None,
+        base_dir=base_dir,
+    )
+
+
+_STEP_NAME = re.compile(
+    r"""\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
+)
+_STEPS_WORD = re.compile(r"\bsteps\b")
+
+
+def _condition_steps(
+    c: _Checker,
+    source: str | None,
+    index: Mapping[str, int],
+    upstream: AbstractSet[int],
+    path: str,
+) -> tuple[int, ...]:
+    """The upstream steps a condition reads, so a run builds only those.
+
+    Names are found syntactically (``steps.a``, ``steps["a-b"]``); a step that
+    is not upstream is an error, as for references. If ``steps`` is used in a
+    way that hides which step is read (``steps[name]``), every upstream step
+    is made available.
+    """
+    if source is None:
+        return ()
+    found = list(_STEP_NAME.finditer(source))
+    if len(found) < len(_STEPS_WORD.findall(source)):
+        return tuple(sorted(upstream))
+    out: set[int] = set()
+    for m in found:
+        name = m.group(1) or m.group(2) or m.group(3) or ""
+        if name not in index:
+            raise c.error(
+                f"condition refers to unknown step {name!r}{close_names(name, index)}", path
+            )
+        if index[name] not in upstream:
+            raise c.error(
+                f"condition refers to step {name!r}, which is not upstream; add it to needs", path
+            )
+        out.add(index[name])
+    return tuple(sorted(out))
+
+
+def _step_target(
+    c: _Checker,
+    step: StepSpec,
+    base: str,
+    handlers: Mapping[str, type[Handler]] | None,
+    pools: Mapping[str, int] | None,
+    base_dir: Path | None,
+    seen: tuple[Path, ...],
+) -> tuple[type[Handler] | None, Plan | None]:
+    if step.handler is None and step.workflow is None:
+        raise c.error("a step needs a 'handler' or a child 'workflow'", base)
+    if step.handler is not None and step.workflow is not None:
+        raise c.error("a step has either a 'handler' or a child 'workflow', not both", base)
+    if step.workflow is not None:
+        if step.cache:
+            raise c.error("a child workflow step cannot be cached", f"{base}.cache")
+        if isinstance(step.workflow, WorkflowSpec):
+            try:
+                child = compile_spec(
+                    step.workflow,
+                    handlers=handlers,
+                    pools=pools,
+                    file=c.file,
+                    base_dir=base_dir,
+                    _seen=seen,
+                    _checked=True,
+                )
+            except SpecError as exc:
+                # Re-anchor the child's paths under this step.
+                path = f"{base}.workflow{exc.path[1:]}"
+                raise c.error(exc.message, path) from None
+            return None, child
+        rel = Path(step.workflow)
+        target = rel if rel.is_absolute() or base_dir is None else base_dir / rel
+        try:
+            found = target.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            where = (
+                f" (looked in {base_dir})" if base_dir is not None and not rel.is_absolute() else ""
+            )
+            raise c.error(
+                f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
+            )
+        try:
+            from corral.loader import load_file  # the loader imports this module
+
+            child = load_file(target, handlers=handlers, pools=pools, _seen=seen)
+        except SpecError as exc:
+            raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
+        return None, child
+    assert step.handler is not None
+    if handlers is None:
+        return None, None
+    name = step.handler
+    if name not in handlers:
+        hint = close_names(name, handlers)
+        if not hint:
+            known = sorted(handlers)
+            more = ", ..." if len(known) > 10 else ""
+            hint = f" (known handlers: {', '.join(known[:10])}{more})" if known else ""
+        raise c.error(f"unknown handler {name!r}{hint}", f"{base}.handler")
+    return handlers[name], None
+
+
+def _check_ref(
+    c: _Checker,
+    ref: Ref,
+    path: str,
+    inputs: set[str],
+    index: Mapping[str, int],
+    upstream: AbstractSet[int],
+    step_id: str | None,
+) -> None:
+    if ref.root == "inputs":
+        name = ref.path[0]
+        if name not in inputs:
+            declared = ", ".join(sorted(inputs)) or "none"
+            raise c.error(
+                f"${{{ref.text}}} refers to undeclared input {name!r} (declared: {declared})", path
+            )
+        return
+    target = ref.step
+    assert target is not None
+    if target not in index:
+        raise c.error(
+            f"${{{ref.text}}} refers to unknown step {target!r}{close_names(target, index)}", path
+        )
+    if index[target] not in upstream:
+        if step_id == target:
+            raise c.error(f"${{{ref.text}}}: step {step_id!r} cannot use its own output", path)
+        raise c.error(
+            f"${{{ref.text}}} refers to step {target!r}, which is not upstream of {step_id!r}; "
+            f"add it to needs",
+            path,
+        )
+
+
+def _params_struct(ptype: Any) -> type[msgspec.Struct] | None:
+    return ptype if is_struct(ptype) else None
+
+
+def _check_params(
+    c: _Checker, handler: type[Handler], raw: dict[str, Any], compiled: Any, path: str
+) -> Any:
+    """Check params against the handler's Params type.
+
+    Without references, params are converted once here and reused by every
+    run. With references, the literal parts are checked now (unknown and
+    missing fields, types of literal values) and the rest once resolved.
+    """
+    ptype = handler.Params
+    name = handler.name
+    struct = _params_struct(ptype)
+    fields: dict[str, msgspec.structs.FieldInfo] = {}
+    if struct is not None:
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        if struct.__struct_config__.forbid_unknown_fields:
+            for key in raw:
+                if key not in fields:
+                    listed = ", ".join(fields) or "none"
+                    raise c.error(
+                        f"{name} has no param {key!r}{close_names(key, fields)} (params: {listed})",
+                        key_path(path, key),
+                    )
+        for fname, f in fields.items():
+            if f.required and fname not in raw:
+                raise c.error(f"{name}: missing required param {fname!r}", path)
+    if not is_dynamic(compiled):
+        try:
+            return msgspec.convert(compiled, ptype)
+        except msgspec.ValidationError as exc:
+            message, full = explain(exc, ptype, compiled, path)
+            raise c.error(f"{name}: {message}", full) from None
+        except (TypeError, ValueError) as exc:
+            raise c.error(f"{name}: params cannot be converted: {exc}", path) from None
+    for fname, f in fields.items():
+        if fname not in raw:
+            continue
+        value = compile_value(raw[fname])
+        if is_dynamic(value):
+            continue
+        ftype = f.type
+        try:
+            msgspec.convert(value, ftype)
+        except msgspec.ValidationError as exc:
+            message, full = explain(exc, ftype, value, key_path(path, fname))
+            raise c.error(f"{name}: {message}", full) from None
+        except (TypeError, ValueError) as exc:
+            raise c.error(f"{name}: cannot convert: {exc}", key_path(path, fname)) from None
+    return msgspec.UNSET
+
+
+def _check_child_params(c: _Checker, child: Plan, raw: dict[str, Any], path: str) -> None:
+    """A child workflow's params are its inputs: check names, and types of literals."""
+    declared = child.spec.inputs
+    label = f"child workflow {child.name!r}"
+    for key in raw:
+        if key not in declared:
+            listed = ", ".join(sorted(declared)) or "none"
+            raise c.error(
+                f"{label} has no input {key!r}{close_names(key, declared)} (inputs: {listed})",
+                key_path(path, key),
+            )
+    for name, decl in declared.items():
+        if name not in raw:
+            if decl.required:
+                raise c.error(f"{label}: missing required input {name!r} ({decl.type})", path)
+            continue
+        value = compile_value(raw[name])
+        if not is_dynamic(value) and not type_ok(decl.type, value):
+            raise c.error(
+                f"{label}: input {name!r} must be of type {decl.type}, got "
+                f"{type(value).__name__} {value!r}",
+                key_path(path, name),
+            )

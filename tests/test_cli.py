@@ -187,3 +187,36 @@ def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     assert "flaky" in out and "succeeded" in out
+
+
+def test_ctrl_c_cancels_the_workflow_without_traceback(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    marker = tmp_path / "started"
+    wf = tmp_path / "long.yaml"
+    wf.write_text(
+        "name: long\nsteps:\n"
+        f"  - {{id: mark, handler: core.shell, params: {{args: [touch, '{marker}']}}}}\n"
+        "  - {id: nap, handler: core.sleep, needs: [mark], params: {seconds: 600}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", str(wf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the workflow never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert "interrupted" in err and "cancelled" in err
+    assert "Traceback" not in err

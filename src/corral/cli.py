@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("corral: interrupted", file=sys.stderr)
+        # The engine has already cancelled the workflow (recorded `cancelled`).
+        print("corral: interrupted; the workflow was cancelled", file=sys.stderr)
         return EXIT_FAILED
     raise AssertionError(f"unhandled command {args.command}")
 
@@ -252,12 +253,16 @@ async def _run(store: str, plan: Plan, inputs: dict[str, Any], show: bool) -> Ex
             return await handle.wait()
         with engine.subscribe() as events:
             handle = await engine.submit(plan, inputs)
-            async with trio.open_nursery() as nursery:
-                progress = _Progress(plan, handle.id)
-                nursery.start_soon(progress.follow, events)
-                record = await handle.wait()
-                nursery.cancel_scope.cancel()
-            progress.stop()
+            progress = _Progress(plan, handle.id)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(progress.follow, events)
+                    record = await handle.wait()
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # e.g. Ctrl-C: not a group for the user
+                raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+            finally:
+                progress.stop()
             return record
 
 
@@ -313,7 +318,11 @@ class _Progress:
             for s in plan.steps
         }
         self.started = time.monotonic()
-        self.live = Live(self._table(), console=Console(), refresh_per_second=8, transient=False)
+        # get_renderable: the table is rebuilt at every refresh, so running
+        # steps' times keep moving between events.
+        self.live = Live(
+            console=Console(), refresh_per_second=8, transient=False, get_renderable=self._table
+        )
         self.live.start()
 
     def _table(self) -> Any:
@@ -362,10 +371,9 @@ class _Progress:
     async def follow(self, events: corral.Subscription) -> None:
         async for event in events:
             self.apply(event)
-            self.live.update(self._table())
 
     def stop(self) -> None:
-        self.live.update(self._table())
+        self.live.refresh()
         self.live.stop()
 
 

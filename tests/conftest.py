@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import os
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,9 @@ async def engine() -> AsyncIterator[corral.Engine]:
     """An engine on the memory store with built-in handlers only."""
     async with corral.open_engine(entry_points=False) as eng:
         yield eng
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _memory_store_by_default() -> None:
+    """Tests that do not name a store use the memory store, never the user's file."""
+    os.environ["CORRAL_STORE"] = "memory://"

@@ -79,6 +79,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{what} must be a mapping, got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
 class Workflow:
     """A workflow built step by step in Python."""
 
@@ -97,8 +103,12 @@ class Workflow:
         self.version = version
         self.description = description
         self._inputs: dict[str, Any] = {}
-        for key, decl in (inputs or {}).items():
-            self._inputs[key] = {"type": decl} if isinstance(decl, str) else dict(decl)
+        for key, decl in _mapping(inputs or {}, f"Workflow {name!r}: inputs").items():
+            self._inputs[key] = (
+                {"type": decl}
+                if isinstance(decl, str)
+                else _mapping(decl, f"Workflow {name!r}: input {key!r}")
+            )
         self._settings: dict[str, Any] = {"on_failure": on_failure}
         if timeout is not None:
             self._settings["timeout"] = timeout
@@ -143,16 +153,17 @@ class Workflow:
             step["needs"] = [n.id if isinstance(n, StepRef) else n for n in needs]
         if when is not None:
             step["when"] = when
+        where = f"Workflow {self.name!r}: step {id!r}"
         if retry is not None:
-            step["retry"] = dict(retry)
+            step["retry"] = _mapping(retry, f"{where}: retry")
         if timeout is not None:
             step["timeout"] = timeout
         if resources:
-            step["resources"] = dict(resources)
+            step["resources"] = _mapping(resources, f"{where}: resources")
         if cache:
-            step["cache"] = cache if isinstance(cache, bool) else dict(cache)
+            step["cache"] = cache if isinstance(cache, bool) else _mapping(cache, f"{where}: cache")
         if concurrency is not None:
-            step["concurrency"] = dict(concurrency)
+            step["concurrency"] = _mapping(concurrency, f"{where}: concurrency")
         if workflow is not None:
             if isinstance(workflow, Workflow):
                 step["workflow"] = msgspec.to_builtins(workflow.build())

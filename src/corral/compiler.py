@@ -184,6 +184,7 @@ def compile_spec(
                 child=child,
                 params=params,
                 static_params=static,
+                static_blob=_blob(static),
                 needs=needs[i],
                 dependents=tuple(dependents[i]),
                 ancestors=ancestry[i],
@@ -278,6 +279,18 @@ def _step_target(
     if step.workflow is not None:
         if step.cache:
             raise c.error("a child workflow step cannot be cached", f"{base}.cache")
+        if step.resources:
+            # The step would hold the units while its child's steps wait for them.
+            raise c.error(
+                "a child workflow step cannot hold resources; declare them on the child's steps",
+                f"{base}.resources",
+            )
+        if step.concurrency is not None:
+            raise c.error(
+                "a child workflow step cannot take a concurrency slot; "
+                "declare it on the child's steps",
+                f"{base}.concurrency",
+            )
         if isinstance(step.workflow, WorkflowSpec):
             try:
                 child = compile_spec(
@@ -359,6 +372,16 @@ def _check_ref(
             f"add it to needs",
             path,
         )
+
+
+def _blob(static: Any) -> bytes | None:
+    """Converted params, encoded once so each run can decode its own copy."""
+    if static is msgspec.UNSET:
+        return None
+    try:
+        return msgspec.json.encode(static)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _params_struct(ptype: Any) -> type[msgspec.Struct] | None:

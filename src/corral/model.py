@@ -197,8 +197,13 @@ class ExecutionRecord(Struct, omit_defaults=True):
     result: Any = None
     error: ErrorInfo | None = None
     parent_id: str | None = None
+    parent_step: str | None = None
     key: str | None = None
     owner: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    definition: str | None = None
+    """Content hash of the workflow definition (spec) this execution runs."""
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
@@ -293,6 +298,8 @@ class Limits(Struct, kw_only=True, forbid_unknown_fields=True):
     memory_interval: PositiveFloat = 0.5
     subscriber_buffer: PositiveInt = 10_000
     status_write_timeout: PositiveFloat = 10.0
+    cache_max_entries: PositiveInt = 10_000
+    cache_max_bytes: PositiveInt = 64 * 1024 * 1024
 
     def pool_sizes(self) -> dict[str, int]:
         """Default pools merged with the declared ones."""

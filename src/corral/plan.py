@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from msgspec import UNSET
 
 from corral.errors import InputError
@@ -51,6 +52,8 @@ class StepPlan:
     retry: RetryPolicy
     cache: bool
     cache_ttl: float | None
+    static_blob: bytes | None = None
+    """``static_params`` JSON-encoded: each run decodes its own copy."""
     param_refs: tuple[int, ...] = ()
     """Indexes of the steps whose outputs the params reference."""
     when_refs: tuple[int, ...] = ()
@@ -84,6 +87,29 @@ class Plan:
     only had its structure checked; the engine compiles it again)."""
     base_dir: Path | None = None
     """Where relative child-workflow paths are resolved from."""
+    stored_digest: str | None = None
+    """Content hash of :meth:`resolved_spec` once stored (set by the engine)."""
+    stored_blob: bytes | None = None
+    rank_cache: Any = None
+    """The strategy's step order for this plan (set by the strategy)."""
+
+    def resolved_spec(self) -> WorkflowSpec:
+        """The spec with child-workflow files replaced by their (resolved) specs:
+        self-contained, so an execution can be resumed from it alone."""
+        steps = []
+        changed = False
+        for sp in self.steps:
+            step = sp.spec
+            if sp.child is not None and not isinstance(step.workflow, WorkflowSpec):
+                step = msgspec.structs.replace(step, workflow=sp.child.resolved_spec())
+                changed = True
+            elif sp.child is not None:
+                inner = sp.child.resolved_spec()
+                if inner is not step.workflow:
+                    step = msgspec.structs.replace(step, workflow=inner)
+                    changed = True
+            steps.append(step)
+        return msgspec.structs.replace(self.spec, steps=steps) if changed else self.spec
 
     @property
     def name(self) -> str:
@@ -164,4 +190,13 @@ def bind_inputs(
             file=file,
             path=key_path("$.inputs", unknown[0]),
         )
+    for name, value in bound.items():
+        try:
+            msgspec.json.encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputError(
+                f"input {name!r} cannot be stored (only JSON-like data can): {exc}",
+                file=file,
+                path=key_path("$.inputs", name),
+            ) from None
     return bound

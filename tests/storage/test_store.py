@@ -1,52 +1,79 @@
-"""One suite for every Store backend (memory now; SQLite and PostgreSQL join later
-by adding a parameter)."""
+"""One suite for every Store backend: memory and SQLite (a real file); PostgreSQL
+joins by adding a parameter."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import trio
 
 import corral
 from corral.model import ErrorInfo, ExecutionRecord, StepRecord
-from corral.storage import CacheEntry, MemoryStore, Store, open_store
+from corral.storage import (
+    CacheEntry,
+    DefinitionRecord,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    open_store,
+)
 
-BACKENDS = ["memory://"]
 
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    s = open_store(request.param)
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/store.db"
+    s = open_store(url)
     await s.open()
     try:
-        yield s
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.run)  # as in an engine: the batching writer
+            yield s
+            await s.close()
     finally:
         await s.close()
 
 
-def _record(execution_id: str, *, key: str | None = None, workflow: str = "wf") -> ExecutionRecord:
+def _record(
+    execution_id: str,
+    *,
+    key: str | None = None,
+    workflow: str = "wf",
+    created_at: float = 1000.0,
+    parent: tuple[str, str] | None = None,
+    owner: str | None = None,
+    lease: float | None = None,
+) -> ExecutionRecord:
     return ExecutionRecord(
         id=execution_id,
         workflow=workflow,
         version=1,
-        inputs={"x": 1},
+        inputs={"x": 1, "big": 2**70},
         key=key,
-        created_at=1000.0,
+        created_at=created_at,
+        parent_id=parent[0] if parent else None,
+        parent_step=parent[1] if parent else None,
+        owner=owner,
+        lease_expires_at=lease,
         steps=[StepRecord(step_id="a", handler="core.noop"), StepRecord(step_id="b")],
     )
 
 
-def test_memory_store_implements_protocol() -> None:
+def test_backends_implement_the_protocol(tmp_path: Path) -> None:
     assert isinstance(MemoryStore(), Store)
+    assert isinstance(SQLiteStore("sqlite://x", tmp_path / "x.db"), Store)
 
 
 async def test_create_and_get(store: Store) -> None:
     record, created = await store.create_execution(_record("e1"))
     assert created and record.id == "e1"
     got = await store.get_execution("e1")
-    assert got.status == "pending" and got.inputs == {"x": 1}
+    assert got.status == "pending" and got.inputs == {"x": 1, "big": 2**70}
+    assert got.version == 1 and got.created_at == 1000.0
     assert [s.step_id for s in got.steps] == ["a", "b"]
     assert {s.status for s in got.steps} == {"pending"}
+    assert got.steps[0].handler == "core.noop"
 
 
 async def test_get_unknown_raises(store: Store) -> None:
@@ -58,11 +85,13 @@ async def test_records_are_snapshots(store: Store) -> None:
     original = _record("e1")
     await store.create_execution(original)
     original.steps[0].status = "failed"
-    step = StepRecord(step_id="a", status="running", attempts=1)
+    step = StepRecord(step_id="a", status="succeeded", attempts=1, output={"list": [1]})
     await store.record_step("e1", step)
-    step.status = "succeeded"  # mutating after the write must not leak into the store
+    step.output["list"].append(2)  # mutating after the write must not leak into the store
     got = await store.get_execution("e1")
-    assert got.step("a").status == "running"
+    assert got.step("a").output == {"list": [1]}
+    got.step("a").output["list"].append(3)  # nor mutating what was read
+    assert (await store.get_execution("e1")).step("a").output == {"list": [1]}
 
 
 async def test_step_lifecycle_and_finish(store: Store) -> None:
@@ -77,14 +106,16 @@ async def test_step_lifecycle_and_finish(store: Store) -> None:
     )
     running = await store.get_execution("e1")
     assert running.status == "running" and running.owner == "owner-1"
+    assert running.started_at == 1001.0
     await store.finish_execution(
-        "e1", "failed", result=None, error=ErrorInfo("E", "bad", "b"), finished_at=1002.0
+        "e1", "failed", result={"r": [1, 2]}, error=ErrorInfo("E", "bad", "b"), finished_at=1002.0
     )
     got = await store.get_execution("e1")
     assert got.status == "failed" and got.finished_at == 1002.0
+    assert got.result == {"r": [1, 2]}
     assert got.error == ErrorInfo("E", "bad", "b")
     assert got.step("a").output == {"n": 3} and got.step("a").attempts == 2
-    assert got.step("b").error is not None
+    assert got.step("b").error == ErrorInfo("E", "bad", "b")
 
 
 async def test_idempotency_key(store: Store) -> None:
@@ -100,31 +131,96 @@ async def test_idempotency_key(store: Store) -> None:
 
 async def test_list_filters_and_orders_newest_first(store: Store) -> None:
     for i in range(5):
-        await store.create_execution(_record(f"e{i}", workflow="even" if i % 2 == 0 else "odd"))
+        await store.create_execution(
+            _record(f"e{i}", workflow="even" if i % 2 == 0 else "odd", created_at=1000.0 + i)
+        )
     await store.finish_execution("e1", "succeeded", result=1, error=None, finished_at=1.0)
     assert [r.id for r in await store.list_executions()] == ["e4", "e3", "e2", "e1", "e0"]
     assert [r.id for r in await store.list_executions(workflow="odd")] == ["e3", "e1"]
     assert [r.id for r in await store.list_executions(status="succeeded")] == ["e1"]
-    assert len(await store.list_executions(limit=2)) == 2
+    assert [r.id for r in await store.list_executions(limit=2)] == ["e4", "e3"]
+    assert (await store.list_executions())[0].steps == []
 
 
-async def test_cache_entries_expire(store: Store) -> None:
-    await store.put_cache(CacheEntry("k", {"v": 1}, created_at=10.0, expires_at=20.0))
-    await store.put_cache(CacheEntry("forever", [1], created_at=10.0))
+async def test_children(store: Store) -> None:
+    await store.create_execution(_record("p"))
+    await store.create_execution(_record("c1", parent=("p", "kid"), created_at=1001.0))
+    await store.create_execution(_record("c2", parent=("p", "kid"), created_at=1002.0))
+    child = await store.find_child("p", "kid")
+    assert child is not None and child.id == "c2" and child.parent_step == "kid"
+    assert await store.find_child("p", "other") is None
+
+
+async def test_definitions(store: Store) -> None:
+    d1 = DefinitionRecord("wf", "1", "d1", b'{"name":"wf"}', 1.0)
+    assert (await store.put_definition(d1)).digest == "d1"
+    assert await store.get_definition("wf") is None  # stored by digest only
+    assert (await store.get_definition_by_digest("d1")) == d1
+    assert (await store.put_definition(d1, register=True)).digest == "d1"
+    other = DefinitionRecord("wf", "1", "d1-changed", b"{}", 2.0)
+    assert (await store.put_definition(other, register=True)).digest == "d1"  # refused
+    d2 = DefinitionRecord("wf", "2", "d2", b"{}", 3.0)
+    await store.put_definition(d2, register=True)
+    latest = await store.get_definition("wf")
+    assert latest is not None and latest.digest == "d2"
+    pinned = await store.get_definition("wf", "1")
+    assert pinned is not None and pinned.digest == "d1"
+    assert await store.get_definition("nope") is None
+    assert await store.get_definition_by_digest("nope") is None
+
+
+async def test_leases_claims_and_cancel_requests(store: Store) -> None:
+    await store.create_execution(_record("mine", owner="A", lease=100.0))
+    await store.create_execution(_record("orphan", owner="dead", lease=50.0))
+    await store.create_execution(_record("kid", owner="dead", lease=50.0, parent=("orphan", "s")))
+    await store.create_execution(_record("done", owner="dead", lease=50.0))
+    await store.finish_execution("done", "succeeded", result=None, error=None, finished_at=1.0)
+    # At t=60 only the orphan's lease has expired (children go with their parent).
+    assert await store.claim_expired("B", 60.0, 90.0) == ["orphan"]
+    assert await store.claim_expired("C", 60.0, 90.0) == []  # B holds it now
+    assert (await store.get_execution("orphan")).owner == "B"
+    assert await store.renew_leases("A", 200.0) == []
+    assert (await store.get_execution("mine")).lease_expires_at == 200.0
+    # A held execution is flagged for its owner; an unheld one is cancelled at once.
+    flagged = await store.request_cancel("mine", 150.0)
+    assert flagged.status == "pending" and flagged.cancel_requested
+    assert await store.renew_leases("A", 300.0) == ["mine"]
+    gone = await store.request_cancel("orphan", 1000.0)
+    assert gone.status == "cancelled"
+    assert {s.status for s in gone.steps} == {"cancelled"}
+    assert (await store.request_cancel("done", 1000.0)).status == "succeeded"
+
+
+async def test_cache_entries_expire_and_are_bounded(store: Store) -> None:
+    await store.put_cache(CacheEntry("k", b'{"v":1}', created_at=10.0, expires_at=20.0))
+    await store.put_cache(CacheEntry("forever", b"[1]", created_at=11.0))
     hit = await store.get_cache("k", now=15.0)
-    assert hit is not None and hit.value == {"v": 1}
+    assert hit is not None and hit.value == b'{"v":1}'
     assert await store.get_cache("k", now=20.0) is None
     assert await store.get_cache("missing", now=0.0) is None
     forever = await store.get_cache("forever", now=1e12)
-    assert forever is not None and forever.value == [1]
-
-
-async def test_memory_cache_is_bounded() -> None:
-    s = MemoryStore(max_cache_entries=3)
+    assert forever is not None and forever.value == b"[1]"
     for i in range(5):
-        await s.put_cache(CacheEntry(f"k{i}", i, created_at=0.0))
-    assert await s.get_cache("k0", now=1.0) is None
-    assert await s.get_cache("k4", now=1.0) is not None
+        await store.put_cache(CacheEntry(f"n{i}", b"0", created_at=100.0 + i))
+    assert await store.prune_cache(now=30.0, max_entries=3) == 4  # k expired + 3 oldest
+    assert await store.get_cache("n4", now=30.0) is not None
+    assert await store.get_cache("forever", now=30.0) is None
+
+
+async def test_prune_deletes_old_finished_executions(store: Store) -> None:
+    for i in range(12):
+        await store.create_execution(_record(f"e{i}"))
+        if i < 10:
+            status = "succeeded" if i % 2 else "failed"
+            await store.finish_execution(
+                f"e{i}", status, result=None, error=None, finished_at=float(i)
+            )
+    assert await store.prune(5.0, statuses=("failed",), batch=2) == 3  # e0, e2, e4
+    assert await store.prune(5.0, batch=2) == 2  # e1, e3
+    remaining = {r.id for r in await store.list_executions(limit=100)}
+    assert remaining == {"e5", "e6", "e7", "e8", "e9", "e10", "e11"}
+    assert await store.prune(1e9) == 5  # unfinished ones stay
+    assert {r.id for r in await store.list_executions()} == {"e10", "e11"}
 
 
 @pytest.mark.parametrize(
@@ -132,7 +228,8 @@ async def test_memory_cache_is_bounded() -> None:
     [
         ("bogus://x", "unknown store scheme 'bogus'"),
         ("/just/a/path", "has no scheme"),
-        ("http://[::1", "invalid store URL"),
+        ("sqlite:///:memory:", "use memory://"),
+        ("sqlite:///tmp/x.db?mode=ro", "options are not supported"),
     ],
 )
 def test_open_store_rejects_bad_urls(url: str, needle: str) -> None:
@@ -140,9 +237,11 @@ def test_open_store_rejects_bad_urls(url: str, needle: str) -> None:
         open_store(url)
 
 
-def test_open_store_rejects_non_store() -> None:
+def test_open_store_rejects_non_store_and_bad_durability() -> None:
     with pytest.raises(corral.StoreError):
         open_store(42)  # type: ignore[arg-type]
+    with pytest.raises(corral.StoreError, match="durability"):
+        open_store("memory://", durability="sometimes")
 
 
 async def test_engine_rejects_bad_store_url() -> None:

@@ -53,14 +53,20 @@ class Dispatcher:
         self._seq = itertools.count()
         self._wake = trio.Event()
         self._by_id: dict[str, Ticket] = {}
+        self._withdrawn = 0
 
     @property
     def queued(self) -> int:
         return self._queued
 
-    def offer(self, ticket: Ticket) -> None:
-        """Queue a ticket or raise :class:`Overloaded` without waiting."""
-        self.check(ticket.priority)
+    def offer(self, ticket: Ticket, *, check: bool = True) -> None:
+        """Queue a ticket or raise :class:`Overloaded` without waiting.
+
+        ``check=False`` skips the bounds: for executions already accepted once
+        (resumed after a crash), which must not be lost to a full queue.
+        """
+        if check:
+            self.check(ticket.priority)
         ticket.seq = next(self._seq)
         heapq.heappush(self._heap, (-ticket.priority, ticket.seq, ticket))
         self._queued += 1
@@ -85,6 +91,12 @@ class Dispatcher:
             return None
         ticket.withdrawn = True
         self._queued -= 1
+        self._withdrawn += 1
+        if self._withdrawn > 64 and self._withdrawn * 2 > len(self._heap):
+            # Withdrawn tickets are skipped lazily; drop them before they pile up.
+            self._heap = [entry for entry in self._heap if not entry[2].withdrawn]
+            heapq.heapify(self._heap)
+            self._withdrawn = 0
         return ticket
 
     def is_queued(self, execution_id: str) -> bool:
@@ -107,6 +119,7 @@ class Dispatcher:
             while self._heap and self.running < self.max_running:
                 _, _, ticket = heapq.heappop(self._heap)
                 if ticket.withdrawn:
+                    self._withdrawn -= 1
                     continue
                 del self._by_id[ticket.execution_id]
                 self._queued -= 1

@@ -1,20 +1,24 @@
 """The Engine: owns the store, the plugins, the limits, and every running workflow.
 
-``open_engine()`` opens one root nursery. The dispatcher and every workflow
-run in it; each workflow opens its own nursery for its steps. Leaving the
-``async with`` block normally waits for every admitted execution to finish
-(like a nursery waits for its children); leaving it with an exception (or
-calling ``engine.close(cancel=True)``) cancels them, and each records
-``cancelled``.
+``open_engine()`` opens one root nursery. The store's writer, the dispatcher,
+the lease keeper and every workflow run in it; each workflow opens its own
+nursery for its steps. Leaving the ``async with`` block normally waits for
+every admitted execution to finish (like a nursery waits for its children);
+leaving it with an exception (or calling ``engine.close(cancel=True)``)
+cancels them, and each records ``cancelled``.
+
+With a persistent store, every execution has an owner (this engine) and a
+lease the engine keeps renewing. An engine that opens the store takes over
+executions whose lease expired (their engine died) and resumes them.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,8 +26,10 @@ from typing import Any
 
 import msgspec
 import trio
+import trio_parallel  # type: ignore[import-untyped]
 
 from corral.compiler import compile_spec, digest_of
+from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
@@ -37,16 +43,19 @@ from corral.errors import (
     InputError,
     Overloaded,
     SpecError,
+    UsageError,
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from corral.loader import load_file
+from corral.loader import FORMATS, load_file, parse_spec
 from corral.model import (
     TERMINAL_EXECUTION,
     ErrorInfo,
     ExecutionRecord,
     Limits,
+    StepFinished,
+    WorkflowFinished,
     WorkflowSpec,
     WorkflowSubmitted,
     now,
@@ -54,20 +63,24 @@ from corral.model import (
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.storage import Store, open_store
+from corral.storage.base import DefinitionRecord
 
 __all__ = ["Engine", "ExecutionHandle", "open_engine"]
 
+log = logging.getLogger("corral.engine")
+
 SpecLike = WorkflowSpec | Plan | str | os.PathLike[str] | Any
-"""A spec, a compiled plan, a path to a workflow file, or a ``corral.Workflow`` builder."""
+"""A spec, a compiled plan, a path to a workflow file, the name of a stored
+definition (``"name"`` or ``"name@version"``), or a ``corral.Workflow``."""
 
 
 class _Completion:
     __slots__ = ("done", "outcome", "run")
 
-    def __init__(self) -> None:
+    def __init__(self, run: WorkflowRun) -> None:
         self.done = trio.Event()
         self.outcome: Outcome | None = None
-        self.run: WorkflowRun | None = None
+        self.run = run
 
 
 class ExecutionHandle:
@@ -83,7 +96,7 @@ class ExecutionHandle:
         if self._completion is not None:
             await self._completion.done.wait()
             return await self._engine.get(self.id)
-        while True:  # submitted elsewhere (idempotency hit): follow the store
+        while True:  # run by another engine (idempotency hit): follow the store
             record = await self._engine.get(self.id)
             if record.status in TERMINAL_EXECUTION:
                 return record
@@ -95,16 +108,15 @@ class ExecutionHandle:
         if self._completion is not None:
             await self._completion.done.wait()
             outcome = self._completion.outcome
-            assert outcome is not None
-            if outcome.status == "succeeded":
-                return outcome.result
-            assert outcome.exception is not None
-            raise outcome.exception
-        record = await self.wait()
-        return _result_of(record)
+            if outcome is not None:
+                if outcome.status == "succeeded":
+                    return outcome.result
+                if outcome.exception is not None:
+                    raise outcome.exception
+        return _result_of(await self.wait())
 
-    async def cancel(self) -> None:
-        await self._engine.cancel(self.id)
+    async def cancel(self) -> ExecutionRecord:
+        return await self._engine.cancel(self.id)
 
     def __repr__(self) -> str:
         return f"<ExecutionHandle {self.id}>"
@@ -125,6 +137,21 @@ def _result_of(record: ExecutionRecord) -> Any:
     )
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        Path(text).suffix.lower() in FORMATS
+        or os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+    )
+
+
 class Engine:
     """Runs workflows. Create with :func:`open_engine`."""
 
@@ -136,10 +163,13 @@ class Engine:
         limits: Limits,
         nursery: trio.Nursery,
         memory_reader: Any = None,
+        lease: float = 30.0,
+        worker_context: Any = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.limits = limits
+        self.lease = lease
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._nursery = nursery
         guard = MemoryGuard(
@@ -147,8 +177,11 @@ class Engine:
         )
         self.resources = ResourceManager(limits.pool_sizes(), memory=guard)
         self.dispatcher = Dispatcher(limits.max_running_workflows, limits.max_queued, guard)
-        self.strategy = ExecutionStrategy()
+        self.strategy = ExecutionStrategy(worker_context=worker_context)
         self.events = EventBus(registry.pm.hook, limits.subscriber_buffer)
+        self.cache = WorkflowCache(
+            store, max_entries=limits.cache_max_entries, max_bytes=limits.cache_max_bytes
+        )
         self._metrics = ExecutionMetrics(
             running=lambda: self.dispatcher.running,
             queued=lambda: self.dispatcher.queued,
@@ -162,6 +195,7 @@ class Engine:
             strategy=self.strategy,
             metrics=self._metrics,
             events=self.events,
+            cache=self.cache,
             owner=self.owner,
             status_write_timeout=limits.status_write_timeout,
             new_id=self._new_id,
@@ -169,21 +203,20 @@ class Engine:
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()
         self._idle.set()
-        self._plans: OrderedDict[tuple[str, str | None, Path | None], Plan] = OrderedDict()
+        self._stored: set[str] = set()  # digests of definitions known to be in the store
         self._closing = False
-
-    # ------------------------------------------------------------ specs
+        self.resumed = 0
 
     def _new_id(self) -> str:
         # Unique and cheap: a random per-engine prefix and a counter.
         return f"{self._id_prefix}{next(self._ids):012x}"
 
-    def prepare(self, spec: SpecLike) -> Plan:
-        """Validate and compile a spec; raises ``SpecError``.
+    # ------------------------------------------------------------ specs
 
-        Compiled plans are cached by the spec's content hash (so mutating a
-        spec or a builder after a run is safe); files are read on every call.
-        """
+    def prepare(self, spec: SpecLike) -> Plan:
+        """Validate and compile a spec, a builder, a plan or a workflow file;
+        raises ``SpecError``. Plans are cached by content hash (so mutating a
+        spec or builder after a run is safe); files are read on every call."""
         pools = self.resources.pool_sizes()
         file: str | None = None
         base_dir: Path | None = None
@@ -202,21 +235,91 @@ class Engine:
         else:
             raise SpecError(
                 f"cannot run a {type(spec).__name__}: pass a WorkflowSpec, a corral.Workflow, "
-                "or the path of a workflow file"
+                "the path of a workflow file or the name of a stored definition"
             )
         key = (digest_of(spec_obj), file, base_dir)
-        plan = self._plans.get(key)
-        if plan is not None:
-            self._plans.move_to_end(key)
-            return plan  # its keyed limits were fixed when it was compiled
-        plan = compile_spec(
-            spec_obj, handlers=self.registry, pools=pools, file=file, base_dir=base_dir
-        )
-        self._fix_keyed_limits(plan)
-        self._plans[key] = plan
-        if len(self._plans) > 256:
-            self._plans.popitem(last=False)
+        plan = self.cache.plan(key)
+        if plan is None:
+            plan = compile_spec(
+                spec_obj, handlers=self.registry, pools=pools, file=file, base_dir=base_dir
+            )
+            self._fix_keyed_limits(plan)
+            self.cache.keep_plan(key, plan)
         return plan
+
+    async def _plan_for(self, spec: SpecLike) -> Plan:
+        if isinstance(spec, str) and not _looks_like_path(spec) and not _is_file(spec):
+            name, _, version = spec.partition("@")
+            definition = await self.store.get_definition(name, version or None)
+            if definition is None:
+                which = f"version {version} of " if version else ""
+                raise SpecError(
+                    f"no stored definition for {which}workflow {name!r} and no such file; "
+                    "store one with engine.create(spec), or pass a path or a spec",
+                    file=spec,
+                )
+            return self._plan_from_definition(definition)
+        return self.prepare(spec)
+
+    def _plan_from_definition(self, definition: DefinitionRecord) -> Plan:
+        key = (definition.digest, None, None)
+        plan = self.cache.plan(key)
+        if plan is None:
+            raw = msgspec.json.decode(definition.spec)
+            spec = parse_spec(raw, file=f"<definition {definition.name}@{definition.version}>")
+            plan = self.prepare(spec)
+            self.cache.keep_plan(key, plan)
+            self._stored.add(definition.digest)
+        return plan
+
+    async def create(self, spec: SpecLike) -> DefinitionRecord:
+        """Store a versioned workflow definition (WorkflowRepository).
+
+        ``engine.submit("name")`` then runs the newest stored version and
+        ``engine.submit("name@2")`` a pinned one. Storing different content
+        under an existing name and version is refused: bump ``version``.
+        """
+        plan = self.prepare(spec)
+        resolved = plan.resolved_spec()
+        definition = DefinitionRecord(
+            name=resolved.name,
+            version=str(resolved.version),
+            digest=digest_of(resolved),
+            spec=msgspec.json.encode(resolved),
+            created_at=now(),
+        )
+        stored = await self.store.put_definition(definition, register=True)
+        if stored.digest != definition.digest:
+            raise SpecError(
+                f"workflow {definition.name!r} version {definition.version} is already stored "
+                "with different content; give the changed spec a new version",
+                file=plan.file,
+                path="$.version",
+            )
+        self._stored.add(stored.digest)
+        return stored
+
+    async def _ensure_definition(self, plan: Plan) -> str:
+        """Store the plan's (resolved) spec once, so the execution can be resumed."""
+        digest = plan.stored_digest
+        if digest is None:
+            resolved = plan.resolved_spec()
+            digest = digest_of(resolved)
+            plan.stored_digest = digest
+            plan.stored_blob = msgspec.json.encode(resolved)
+        if digest not in self._stored:
+            assert plan.stored_blob is not None
+            await self.store.put_definition(
+                DefinitionRecord(
+                    name=plan.spec.name,
+                    version=str(plan.spec.version),
+                    digest=digest,
+                    spec=plan.stored_blob,
+                    created_at=now(),
+                )
+            )
+            self._stored.add(digest)
+        return digest
 
     def _same_handlers(self, plan: Plan) -> bool:
         """Whether a plan compiled elsewhere uses this engine's handler classes."""
@@ -267,14 +370,14 @@ class Engine:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closing:
             raise EngineClosed("the engine is closing and accepts no new work")
-        plan = self.prepare(spec)
-        bound = plan.bind_inputs(inputs)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise InputError(
                 f"priority must be an int, got {type(priority).__name__}", path="$.priority"
             )
         if key is not None and (not isinstance(key, str) or not key):
             raise InputError(f"key must be a non-empty string, got {key!r}", path="$.key")
+        plan = await self._plan_for(spec)
+        bound = plan.bind_inputs(inputs)
         if key is not None:
             existing = await self.store.find_by_key(key)
             if existing is not None:
@@ -284,20 +387,22 @@ class Engine:
         except Overloaded:
             self._metrics.rejected += 1
             raise
-        record = new_record(self._new_id(), plan, bound, priority=priority, key=key)
+        digest = await self._ensure_definition(plan)
+        record = new_record(
+            self._new_id(),
+            plan,
+            bound,
+            priority=priority,
+            key=key,
+            definition=digest,
+            owner=self.owner,
+            lease_expires_at=now() + self.lease,
+        )
         stored, created = await self.store.create_execution(record)
         if not created:
             return self._handle_for(stored.id)
-        completion = _Completion()
-        self._active[record.id] = completion
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
-        ticket = Ticket(record.id, priority, trio.current_time(), (plan, record))
-        try:
-            self.dispatcher.offer(ticket)
-        except Overloaded:
-            self._metrics.rejected += 1
-            await self._finalize_unstarted(record, "rejected: engine overloaded")
-            raise
+        run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
+        completion = self._admit(run, priority, check=True)
         self._metrics.submitted += 1
         if self.events.active:
             self.events.emit(
@@ -307,6 +412,15 @@ class Engine:
             )
         return ExecutionHandle(self, record.id, completion)
 
+    def _admit(self, run: WorkflowRun, priority: int, *, check: bool) -> _Completion:
+        completion = _Completion(run)
+        ticket = Ticket(run.record.id, priority, trio.current_time(), completion)
+        self.dispatcher.offer(ticket, check=check)
+        self._active[run.record.id] = completion
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        return completion
+
     async def run(
         self, spec: SpecLike, inputs: Mapping[str, Any] | None = None, *, priority: int = 0
     ) -> Any:
@@ -314,15 +428,17 @@ class Engine:
         handle = await self.submit(spec, inputs, priority=priority)
         return await handle.result()
 
+    def handle(self, execution_id: str) -> ExecutionHandle:
+        """A handle on an execution by id (for example one resumed at open)."""
+        return self._handle_for(execution_id)
+
     def _handle_for(self, execution_id: str) -> ExecutionHandle:
         return ExecutionHandle(self, execution_id, self._active.get(execution_id))
 
     async def _start(self, ticket: Ticket) -> None:
-        plan, record = ticket.payload
-        completion = self._active[record.id]
+        completion: _Completion = ticket.payload
+        run = completion.run
         self._metrics.queue_wait.observe(trio.current_time() - ticket.submitted_at)
-        run = WorkflowRun(self._services, plan, record, submitted_at=ticket.submitted_at)
-        completion.run = run
         try:
             completion.outcome = await run.run()
         except BaseException as exc:
@@ -331,12 +447,12 @@ class Engine:
             completion.outcome = Outcome(
                 "cancelled",
                 error=ErrorInfo("WorkflowCancelled", "engine closed"),
-                exception=WorkflowCancelled(record.id, "cancelled because the engine closed"),
+                exception=WorkflowCancelled(run.record.id, "cancelled because the engine closed"),
             )
             raise
         finally:
             self.dispatcher.release()
-            self._complete(record.id)
+            self._complete(run.record.id)
 
     def _complete(self, execution_id: str) -> None:
         completion = self._active.pop(execution_id, None)
@@ -345,21 +461,44 @@ class Engine:
         if not self._active:
             self._idle.set()
 
-    async def _finalize_unstarted(self, record: ExecutionRecord, reason: str) -> None:
-        completion = self._active.get(record.id)
+    async def _finalize_unstarted(self, completion: _Completion, reason: str) -> None:
+        run = completion.run
+        record = run.record
+        error = ErrorInfo("WorkflowCancelled", reason)
         with trio.CancelScope(shield=True):
-            for step in record.steps:
-                step.status = "cancelled"
-                await self.store.record_step(record.id, step)
-            error = ErrorInfo("WorkflowCancelled", reason)
             await self.store.finish_execution(
                 record.id, "cancelled", result=None, error=error, finished_at=now()
             )
+            for step in record.steps:
+                step.status = "cancelled"
+                await self.store.record_step(record.id, step)
         self._metrics.workflow_finished("cancelled", 0.0)
-        if completion is not None:
-            completion.outcome = Outcome(
-                "cancelled", error=error, exception=WorkflowCancelled(record.id, reason)
+        for _ in record.steps:
+            self._metrics.step_finished("cancelled", None)
+        if self.events.active:
+            for step in record.steps:
+                self.events.emit(
+                    StepFinished(
+                        execution_id=record.id,
+                        workflow=record.workflow,
+                        at=now(),
+                        step_id=step.step_id,
+                        status="cancelled",
+                        attempts=0,
+                    )
+                )
+            self.events.emit(
+                WorkflowFinished(
+                    execution_id=record.id,
+                    workflow=record.workflow,
+                    at=now(),
+                    status="cancelled",
+                    error=error,
+                )
             )
+        completion.outcome = Outcome(
+            "cancelled", error=error, exception=WorkflowCancelled(record.id, reason)
+        )
         self._complete(record.id)
 
     # ------------------------------------------------------------ control
@@ -367,20 +506,27 @@ class Engine:
     async def cancel(self, execution_id: str) -> ExecutionRecord:
         """Cancel an execution and wait until it has stopped; returns its record.
 
-        Cancelling a finished execution changes nothing. Unknown ids raise
-        ``ExecutionNotFound``.
+        Works for queued, starting and running executions, child executions,
+        and executions run by another engine on a shared store (their owner
+        cancels them at its next lease renewal; one whose owner is gone is
+        marked cancelled at once). Cancelling a finished execution changes
+        nothing. Unknown ids raise ``ExecutionNotFound``.
         """
+        if not isinstance(execution_id, str):
+            raise UsageError(f"an execution id is a string, got {type(execution_id).__name__}")
         ticket = self.dispatcher.withdraw(execution_id)
         if ticket is not None:
-            await self._finalize_unstarted(ticket.payload[1], "cancelled before it started")
+            await self._finalize_unstarted(ticket.payload, "cancelled before it started")
             return await self.get(execution_id)
-        completion = self._active.get(execution_id)
-        if completion is None:
-            return await self.get(execution_id)  # finished, or raises ExecutionNotFound
-        if completion.run is not None:
-            completion.run.cancel("cancelled")
-        await completion.done.wait()
-        return await self.get(execution_id)
+        run = self._services.runs.get(execution_id)
+        if run is None:
+            completion = self._active.get(execution_id)
+            run = completion.run if completion is not None else None
+        if run is not None:
+            run.cancel("cancelled")
+            await run.done.wait()
+            return await self.get(execution_id)
+        return await self.store.request_cancel(execution_id, now())
 
     async def get(self, execution_id: str) -> ExecutionRecord:
         """The execution's record with its per-step records."""
@@ -391,10 +537,19 @@ class Engine:
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[ExecutionRecord]:
+        """Executions, newest first (without step records)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise UsageError(f"limit must be a positive integer, got {limit!r}")
+        if status is not None and status not in _EXECUTION_STATUSES:
+            raise UsageError(
+                f"unknown status {status!r}; one of {', '.join(sorted(_EXECUTION_STATUSES))}"
+            )
         return await self.store.list_executions(status=status, workflow=workflow, limit=limit)
 
     def subscribe(self, buffer: int | None = None) -> Subscription:
         """Lifecycle events as an async iterator with a bounded buffer."""
+        if buffer is not None and (not isinstance(buffer, int) or buffer < 1):
+            raise UsageError(f"buffer must be a positive integer, got {buffer!r}")
         return self.events.subscribe(buffer)
 
     def metrics(self) -> MetricsSnapshot:
@@ -405,8 +560,12 @@ class Engine:
         return self._metrics.prometheus()
 
     def statistics(self) -> dict[str, Any]:
-        """Limiter statistics: dispatcher, pools, keyed limiters, memory guard."""
-        return {"dispatcher": self.dispatcher.statistics(), **self.resources.statistics()}
+        """Limiter statistics: dispatcher, pools, keyed limiters, memory guard, cache."""
+        return {
+            "dispatcher": self.dispatcher.statistics(),
+            **self.resources.statistics(),
+            "cache": self.cache.statistics(),
+        }
 
     async def wait_idle(self) -> None:
         """Wait until no execution is queued or running."""
@@ -420,11 +579,85 @@ class Engine:
             for execution_id in list(self._active):
                 ticket = self.dispatcher.withdraw(execution_id)
                 if ticket is not None:
-                    await self._finalize_unstarted(ticket.payload[1], "engine closed")
+                    await self._finalize_unstarted(ticket.payload, "engine closed")
             for completion in list(self._active.values()):
-                if completion.run is not None:
-                    completion.run.cancel("engine closed")
+                completion.run.cancel("engine closed")
         await self.wait_idle()
+
+    # ------------------------------------------------------------ durability
+
+    async def _resume(self, execution_id: str) -> None:
+        """Take up an execution whose engine died: finished steps are kept."""
+        try:
+            record = await self.store.get_execution(execution_id)
+            if record.status in TERMINAL_EXECUTION or execution_id in self._active:
+                return
+            definition = (
+                await self.store.get_definition_by_digest(record.definition)
+                if record.definition
+                else None
+            )
+            if definition is None:
+                raise SpecError(f"its workflow definition {record.definition!r} is not stored")
+            plan = self._plan_from_definition(definition)
+            if [sp.id for sp in plan.steps] != [s.step_id for s in record.steps]:
+                raise SpecError("its step records do not match its definition")
+        except (SpecError, msgspec.DecodeError) as exc:
+            log.error("cannot resume execution %s: %s", execution_id, exc)
+            with trio.CancelScope(shield=True):
+                await self.store.finish_execution(
+                    execution_id,
+                    "failed",
+                    result=None,
+                    error=ErrorInfo("ResumeError", f"cannot resume: {exc}"),
+                    finished_at=now(),
+                )
+            return
+        run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
+        kept = run.restore()
+        log.info(
+            "resuming execution %s (%s): %d of %d steps already done",
+            execution_id,
+            record.workflow,
+            kept,
+            len(record.steps),
+        )
+        self._admit(run, record.priority, check=False)
+        self.resumed += 1
+
+    async def _take_over(self) -> None:
+        if self._closing:
+            return
+        t = now()
+        for execution_id in await self.store.claim_expired(self.owner, t, t + self.lease):
+            await self._resume(execution_id)
+
+    async def _keep_leases(self) -> None:
+        """Renew this engine's leases, act on cancel requests, adopt orphans."""
+        while True:
+            await trio.sleep(self.lease / 3)
+            t = now()
+            for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
+                ticket = self.dispatcher.withdraw(execution_id)
+                if ticket is not None:
+                    await self._finalize_unstarted(ticket.payload, "cancelled on request")
+                elif (run := self._services.runs.get(execution_id)) is not None:
+                    run.cancel("cancelled on request")
+            await self._take_over()
+
+    async def _retain(self, older_than: float) -> None:
+        """Automatic retention: prune finished executions older than ``older_than``."""
+        interval = max(1.0, min(older_than / 4, 3600.0))
+        while True:
+            deleted = await self.store.prune(now() - older_than)
+            if deleted:
+                log.info("retention: pruned %d executions", deleted)
+            await trio.sleep(interval)
+
+
+_EXECUTION_STATUSES = frozenset(
+    {"pending", "running", "succeeded", "failed", "cancelled", "timed_out"}
+)
 
 
 def _check_limits(limits: Limits | None) -> Limits:
@@ -434,45 +667,79 @@ def _check_limits(limits: Limits | None) -> Limits:
     if not isinstance(limits, Limits):
         raise ConfigError(f"limits must be a corral.Limits, got {type(limits).__name__}")
     try:
-        return msgspec.convert(msgspec.to_builtins(limits), Limits)
+        checked = msgspec.convert(msgspec.to_builtins(limits), Limits)
     except (msgspec.ValidationError, TypeError) as exc:
         message = str(exc).replace("- at `$", "- at `limits")
         raise ConfigError(f"invalid corral.Limits: {message}") from None
+    soft, hard = checked.memory_soft_mb, checked.memory_hard_mb
+    if soft is not None and hard is not None and soft > hard:
+        raise ConfigError(
+            f"invalid corral.Limits: memory_soft_mb ({soft:g}) is above memory_hard_mb ({hard:g})"
+        )
+    return checked
+
+
+def _positive(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 @asynccontextmanager
 async def open_engine(
-    store: str | Store = "memory://",
+    store: str | Store | None = None,
     *,
     plugins: Sequence[object] = (),
     limits: Limits | None = None,
     entry_points: bool = True,
+    durability: str = "step",
+    lease: float = 30.0,
+    retention: float | None = None,
     memory_reader: Any = None,
 ) -> AsyncIterator[Engine]:
     """Open an engine: ``async with corral.open_engine() as engine: ...``.
 
-    ``store`` is a store URL or a :class:`~corral.storage.Store`; ``plugins``
-    are extra pluggy plugins (modules or objects with ``corral_*`` hooks);
-    ``entry_points=False`` skips installed plugins (handy in tests);
-    ``memory_reader`` replaces the RSS sampler (tests).
+    ``store`` is a store URL or a :class:`~corral.storage.Store`; by default
+    ``$CORRAL_STORE`` or a SQLite file in the per-user data directory.
+    ``plugins`` are extra pluggy plugins (modules or objects with ``corral_*``
+    hooks); ``entry_points=False`` skips installed plugins (handy in tests).
+    ``durability`` is ``"step"`` (a step's output is committed before its
+    dependents start) or ``"none"`` (no step tracking writes). ``lease`` is how
+    long (seconds) this engine's claim on its executions lasts without renewal
+    before another engine may take them over. ``retention`` (seconds) prunes
+    finished executions older than that, periodically. ``memory_reader``
+    replaces the RSS sampler (tests).
     """
     limits = _check_limits(limits)
+    lease = _positive("lease", lease)
+    if retention is not None:
+        retention = _positive("retention", retention)
     registry = build_registry(plugins, entry_points=entry_points)
-    the_store = open_store(store)
+    the_store = open_store(store, durability=durability)
     await the_store.open()
     try:
-        async with trio.open_nursery() as nursery:
+        async with (
+            trio_parallel.open_worker_context(grace_period=5.0) as workers,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(the_store.run)
             engine = Engine(
                 store=the_store,
                 registry=registry,
                 limits=limits,
                 nursery=nursery,
                 memory_reader=memory_reader,
+                lease=lease,
+                worker_context=workers,
             )
             if engine.resources.memory.enabled:
                 engine.resources.memory.sample()
                 nursery.start_soon(engine.resources.memory.run)
             nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
+            await engine._take_over()
+            nursery.start_soon(engine._keep_leases)
+            if retention is not None:
+                nursery.start_soon(engine._retain, retention)
             try:
                 yield engine
                 await engine.close()
@@ -482,13 +749,20 @@ async def open_engine(
                 raise
             finally:
                 engine.events.close()
+                with trio.CancelScope(shield=True):
+                    await the_store.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The body's own exception (WorkflowFailed, KeyboardInterrupt ...) comes
-        # out of the root nursery wrapped in a group; give it back unwrapped.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        # out of the nurseries wrapped in groups; give it back unwrapped.
+        raise _single(group) from None
     finally:
         with trio.CancelScope(shield=True):
-            await the_store.close()
+            await the_store.close()  # idempotent; here for errors before the body ran
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -7,16 +7,20 @@ step task catches its handler's errors itself, so the nursery only ever sees
 ``Cancelled``: failure policy is decided here, not by exception propagation.
 Terminal statuses are written in shielded scopes so that cancellation cannot
 lose them.
+
+A run can start from a stored record (resume after a crash): steps recorded
+``succeeded``/``cached`` keep their outputs and are not run again; the others
+run again (at-least-once).
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
+import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,12 +32,14 @@ from corral.errors import (
     CorralError,
     HandlerError,
     NonRetryable,
+    StepFailure,
     StepTimedOut,
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowTimedOut,
 )
 from corral.model import (
+    TERMINAL_EXECUTION,
     ErrorInfo,
     ExecutionRecord,
     StepFinished,
@@ -47,9 +53,9 @@ from corral.model import (
 )
 from corral.plugins import StepContext
 from corral.references import RefError, resolve
-from corral.storage.base import CacheEntry
 
 if TYPE_CHECKING:
+    from corral.engine.cache import WorkflowCache
     from corral.engine.events import EventBus
     from corral.engine.metrics import ExecutionMetrics
     from corral.engine.resources import ResourceManager
@@ -57,9 +63,13 @@ if TYPE_CHECKING:
     from corral.plan import Plan, StepPlan
     from corral.storage.base import Store
 
-__all__ = ["Outcome", "Services", "WorkflowRun"]
+__all__ = ["Outcome", "Services", "WorkflowRun", "is_cancellation", "new_record"]
+
+log = logging.getLogger("corral.engine")
 
 _OK = frozenset({"succeeded", "cached"})
+_FAILED = frozenset({"failed", "timed_out"})
+_encoder = msgspec.json.Encoder()
 
 
 @dataclass(slots=True)
@@ -71,10 +81,13 @@ class Services:
     strategy: ExecutionStrategy
     metrics: ExecutionMetrics
     events: EventBus
+    cache: WorkflowCache
     owner: str
     status_write_timeout: float
     new_id: Callable[[], str]
     rand: Callable[[], float] = random.random
+    runs: dict[str, WorkflowRun] = field(default_factory=dict)
+    """Every run in progress, children included (for ``Engine.cancel``)."""
 
 
 @dataclass(slots=True)
@@ -104,6 +117,10 @@ class _Failure(Exception):
         self.exc = exc
 
 
+def _error(exc: BaseException, step: str | None = None) -> ErrorInfo:
+    return ErrorInfo(type(exc).__name__, str(exc), step=step)
+
+
 class WorkflowRun:
     """The run of one execution. ``await run.run()`` returns its :class:`Outcome`."""
 
@@ -120,10 +137,13 @@ class WorkflowRun:
         self.record = record
         self.inputs = record.inputs
         self.steps: list[StepRecord] = record.steps
-        self.outputs: list[Any] = [None] * len(plan.steps)
-        self.status: list[str] = ["pending"] * len(plan.steps)
+        self.top_level = record.parent_id is None
+        n = len(plan.steps)
+        self.outputs: list[Any] = [None] * n
+        self.status: list[str] = ["pending"] * n
         self._remaining = [len(sp.needs) for sp in plan.steps]
         self._ready: list[tuple[tuple[float, int], int]] = []
+        self._unwritten: list[int] = []  # steps skipped in memory, not yet recorded
         self._active = 0
         self._limit = plan.spec.settings.max_parallel_steps or math.inf
         self._ranks = services.strategy.ranks(plan)
@@ -134,14 +154,50 @@ class WorkflowRun:
         self._submitted_at = submitted_at
         self._first_step = True
         self._events = services.events
+        self.done = trio.Event()
 
     # ------------------------------------------------------------ control
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Cancel the whole workflow (every running step)."""
+        """Cancel the whole workflow (every running step). Works before it starts."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
         self._scope.cancel()
+
+    def restore(self) -> int:
+        """Take up a stored record (resume): finished steps keep their outputs and
+        are not run again; interrupted ones go back to ``pending``. Returns how
+        many steps are kept."""
+        policy_continue = self.plan.spec.settings.on_failure == "continue"
+        kept = 0
+        for i, rec in enumerate(self.steps):
+            if (
+                rec.status in _OK
+                or rec.status == "skipped"
+                or (policy_continue and rec.status in _FAILED)
+            ):
+                self.status[i] = rec.status
+                self.outputs[i] = rec.output
+                kept += 1
+                if rec.status in _FAILED and self._failure is None:
+                    err = rec.error or ErrorInfo("StepFailure", rec.status)
+                    self._failure = (
+                        rec.step_id,
+                        rec.status,
+                        StepFailure(f"{err.type}: {err.message}"),
+                    )
+            else:
+                rec.status = "pending"
+                rec.error = None
+                rec.output = None
+                rec.started_at = rec.finished_at = None
+        for i, sp in enumerate(self.plan.steps):
+            if self.status[i] != "pending":
+                continue
+            self._remaining[i] = sum(1 for d in sp.needs if self.status[d] not in _OK)
+            if any(self.status[d] in _FAILED or self.status[d] == "skipped" for d in sp.needs):
+                self._unwritten.extend(self._skip_from(i))
+        return kept
 
     # ------------------------------------------------------------ the run
 
@@ -149,12 +205,14 @@ class WorkflowRun:
         s = self.s
         rec = self.record
         rec.status = "running"
-        rec.started_at = now()
+        rec.started_at = rec.started_at or now()
         t0 = trio.current_time()
         outcome: Outcome | None = None
+        s.runs[rec.id] = self
         try:
             await s.store.start_execution(rec.id, s.owner, rec.started_at)
-            s.metrics.started += 1
+            if self.top_level:
+                s.metrics.started += 1
             if self._events.active:
                 self._events.emit(
                     WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=now())
@@ -163,26 +221,45 @@ class WorkflowRun:
             if timeout is not None:
                 self._scope.deadline = t0 + timeout
             with self._scope:
+                await self._write_skips()
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     for i, n in enumerate(self._remaining):
-                        if n == 0:
+                        if n == 0 and self.status[i] == "pending":
                             heapq.heappush(self._ready, (self._ranks[i], i))
                     self._schedule()
             outcome = self._conclude()
         except BaseException as exc:
             if not is_cancellation(exc):
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt and friends: the engine closes
+                # A bug in corral itself: fail this execution, keep the engine.
+                log.exception("internal error while running execution %s", rec.id)
+                outcome = Outcome(
+                    "failed",
+                    error=ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"),
+                    exception=WorkflowFailed(
+                        f"workflow {rec.workflow!r} failed: internal error: {exc}",
+                        execution_id=rec.id,
+                        cause=exc,
+                    ),
+                )
+            else:
+                # The engine itself is being cancelled (shutdown, or a parent step).
+                reason = self._cancel_reason or "cancelled with its engine or parent"
+                outcome = Outcome(
+                    "cancelled",
+                    error=ErrorInfo("WorkflowCancelled", reason),
+                    exception=WorkflowCancelled(rec.id, reason),
+                )
                 raise
-            # The engine itself is being cancelled (shutdown, or a parent step).
-            outcome = Outcome(
-                "cancelled",
-                error=ErrorInfo("WorkflowCancelled", "cancelled with its engine or parent"),
-                exception=WorkflowCancelled(rec.id, "cancelled with its engine or parent"),
-            )
-            raise
         finally:
-            if outcome is None:  # an unexpected error inside the engine itself
-                outcome = Outcome("failed", error=ErrorInfo("InternalError", "engine error"))
+            if outcome is None:
+                outcome = Outcome(
+                    "cancelled",
+                    error=ErrorInfo("WorkflowCancelled", "interrupted"),
+                    exception=WorkflowCancelled(rec.id, "interrupted"),
+                )
             await self._finish(outcome, trio.current_time() - t0)
         return outcome
 
@@ -194,9 +271,11 @@ class WorkflowRun:
                 error=ErrorInfo("WorkflowCancelled", self._cancel_reason),
                 exception=WorkflowCancelled(rec.id, self._cancel_reason),
             )
-        if self._scope.cancelled_caught and self._failure is None:
+        if self._scope.cancelled_caught:
             limit = self.plan.spec.settings.timeout
             msg = f"workflow {rec.workflow!r} exceeded its timeout of {limit}s"
+            if self._failure is not None:
+                msg += f" (step {self._failure[0]!r} had failed before)"
             return Outcome(
                 "timed_out",
                 error=ErrorInfo("WorkflowTimedOut", msg),
@@ -211,16 +290,16 @@ class WorkflowRun:
             )
             return Outcome(
                 "timed_out" if status == "timed_out" else "failed",
-                error=ErrorInfo(type(exc).__name__, str(exc), step=step_id),
+                error=_error(exc, step_id),
                 exception=cls(msg, execution_id=rec.id, step=step_id, cause=exc),
             )
         try:
             result = self._result()
-        except RefError as exc:
+        except (RefError, TypeError, ValueError) as exc:
             msg = f"workflow {rec.workflow!r}: cannot build its output: {exc}"
             return Outcome(
                 "failed",
-                error=ErrorInfo("RefError", msg),
+                error=ErrorInfo(type(exc).__name__, msg),
                 exception=WorkflowFailed(msg, execution_id=rec.id, cause=exc),
             )
         return Outcome("succeeded", result=result)
@@ -231,8 +310,11 @@ class WorkflowRun:
             done = {
                 plan.steps[i].id: self.outputs[i] for i, st in enumerate(self.status) if st in _OK
             }
-            return resolve(plan.output, self.inputs, done)
-        return {plan.steps[i].id: self.outputs[i] for i in plan.sinks if self.status[i] in _OK}
+            value = resolve(plan.output, self.inputs, done)
+        else:
+            value = {plan.steps[i].id: self.outputs[i] for i in plan.sinks if self.status[i] in _OK}
+        # The result is the caller's own copy: it shares nothing with step outputs.
+        return msgspec.json.decode(_encoder.encode(value))
 
     async def _finish(self, outcome: Outcome, duration: float) -> None:
         s = self.s
@@ -241,20 +323,33 @@ class WorkflowRun:
         rec.result = outcome.result
         rec.error = outcome.error
         rec.finished_at = now()
-        with trio.CancelScope(shield=True) as scope:
-            scope.relative_deadline = s.status_write_timeout
-            for i, st in enumerate(self.status):
-                if st == "pending":
-                    # Never started: the workflow ended (failure, cancel, timeout) first.
-                    await self._set(i, "cancelled" if outcome.status != "succeeded" else "skipped")
-            await s.store.finish_execution(
-                rec.id,
-                outcome.status,  # type: ignore[arg-type]
-                result=outcome.result,
-                error=outcome.error,
-                finished_at=rec.finished_at,
-            )
-        s.metrics.workflow_finished(outcome.status, duration)
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                # The execution's own status first, under its own deadline.
+                scope.relative_deadline = s.status_write_timeout
+                await s.store.finish_execution(
+                    rec.id,
+                    outcome.status,  # type: ignore[arg-type]
+                    result=outcome.result,
+                    error=outcome.error,
+                    finished_at=rec.finished_at,
+                )
+            if scope.cancelled_caught:
+                log.error("could not record the end of execution %s in time", rec.id)
+            with trio.CancelScope(shield=True) as scope:
+                scope.relative_deadline = s.status_write_timeout
+                # Never started: the workflow ended (failure, cancel, timeout) first.
+                left = "skipped" if outcome.status == "succeeded" else "cancelled"
+                for i, st in enumerate(self.status):
+                    if st == "pending":
+                        self._unwritten.append(i)
+                        self.status[i] = left
+                await self._write_skips(default=left)
+        finally:
+            s.runs.pop(rec.id, None)
+            self.done.set()
+        if self.top_level:
+            s.metrics.workflow_finished(outcome.status, duration)
         if self._events.active:
             self._events.emit(
                 WorkflowFinished(
@@ -287,7 +382,8 @@ class WorkflowRun:
         finally:
             self._active -= 1
         self._after(sp, status)
-        await self._flush_skips()
+        if self._unwritten:
+            await self._write_skips()
         self._schedule()
 
     def _after(self, sp: StepPlan, status: str) -> None:
@@ -297,36 +393,40 @@ class WorkflowRun:
                 if self._remaining[j] == 0 and self.status[j] == "pending":
                     heapq.heappush(self._ready, (self._ranks[j], j))
             return
-        if status in ("failed", "timed_out") and self.plan.spec.settings.on_failure == "fail_fast":
+        if status in _FAILED and self.plan.spec.settings.on_failure == "fail_fast":
             assert self._nursery is not None
             self._nursery.cancel_scope.cancel()
             return
         # skipped by its condition, or failed under `continue`: dependents cannot run.
-        self._skip_descendants(sp)
+        for j in sp.dependents:
+            self._unwritten.extend(self._skip_from(j))
 
-    def _skip_descendants(self, sp: StepPlan) -> None:
-        stack = list(sp.dependents)
+    def _skip_from(self, start: int) -> list[int]:
+        """Mark ``start`` and its pending descendants skipped (in memory)."""
+        newly: list[int] = []
+        stack = [start]
         while stack:
             j = stack.pop()
             if self.status[j] == "pending":
-                self.status[j] = "skip"
+                self.status[j] = "skipped"
+                newly.append(j)
                 stack.extend(self.plan.steps[j].dependents)
+        return newly
 
-    async def _flush_skips(self) -> None:
-        for j, st in enumerate(self.status):
-            if st == "skip":
-                await self._set(j, "skipped")
-
-    async def _set(self, i: int, status: str) -> None:
-        """Write a terminal status for a step that never ran."""
-        self.status[i] = status
-        rec = self.steps[i]
-        rec.status = status  # type: ignore[assignment]
-        rec.finished_at = now()
-        await self.s.store.record_step(self.record.id, rec)
-        self.s.metrics.step_finished(status, None)
-        if self._events.active:
-            self._emit_step_finished(rec)
+    async def _write_skips(self, default: str = "skipped") -> None:
+        """Record steps that never ran; shielded, so cancellation cannot lose them."""
+        with trio.CancelScope(shield=True) as scope:
+            scope.relative_deadline = self.s.status_write_timeout
+            while self._unwritten:
+                i = self._unwritten.pop()
+                rec = self.steps[i]
+                status = self.status[i] if self.status[i] in ("skipped", "cancelled") else default
+                rec.status = status  # type: ignore[assignment]
+                rec.finished_at = now()
+                await self.s.store.record_step(self.record.id, rec)
+                self.s.metrics.step_finished(status, None)
+                if self._events.active:
+                    self._emit_step_finished(rec)
 
     def _emit_step_finished(self, rec: StepRecord) -> None:
         self._events.emit(
@@ -348,13 +448,18 @@ class WorkflowRun:
         rec = self.steps[sp.index]
         i = sp.index
         try:
+            exc: BaseException | None = None
             try:
                 output, status = await self._attempts(sp, rec)
             except _Failure as failure:
-                status = failure.status
-                rec.error = ErrorInfo(type(failure.exc).__name__, str(failure.exc), step=sp.id)
+                status, exc = failure.status, failure.exc
+            except Exception as internal:  # a bug outside the handler: fail the step only
+                log.exception("internal error in step %s of %s", sp.id, self.record.id)
+                status, exc = "failed", internal
+            if exc is not None:
+                rec.error = _error(exc, sp.id)
                 if self._failure is None:
-                    self._failure = (sp.id, status, failure.exc)
+                    self._failure = (sp.id, status, exc)
                 output = None
         except BaseException as exc:
             if not is_cancellation(exc):
@@ -375,7 +480,7 @@ class WorkflowRun:
         rec.output = output
         rec.finished_at = now()
         with trio.CancelScope(shield=True) as scope:
-            # A step's output is recorded before its dependents can start.
+            # A step's output is recorded (durably) before its dependents can start.
             scope.relative_deadline = self.s.status_write_timeout
             await self.s.store.record_step(self.record.id, rec)
         duration = rec.duration
@@ -393,6 +498,31 @@ class WorkflowRun:
         }
         return {"inputs": self.inputs, "steps": steps}
 
+    def _params(self, sp: StepPlan) -> Any:
+        """This run's own copy of the step's params, typed.
+
+        Params without references were converted once, at load time, and kept
+        encoded; each run decodes a fresh copy, so no two executions (or
+        steps) ever share a mutable object through their params.
+        """
+        handler = sp.handler
+        ptype = handler.Params if handler is not None else Any
+        if sp.static_blob is not None:
+            return msgspec.json.decode(sp.static_blob, type=ptype)
+        if sp.static_params is not msgspec.UNSET:
+            return sp.static_params
+        try:
+            resolved = resolve(sp.params, self.inputs, self._done_outputs(sp))
+        except RefError as exc:
+            raise _Failure("failed", HandlerError(f"params: {exc}")) from None
+        try:
+            return msgspec.json.decode(_encoder.encode(resolved), type=ptype)
+        except (msgspec.ValidationError, TypeError, ValueError) as exc:
+            name = handler.name if handler is not None else sp.handler_name
+            raise _Failure(
+                "failed", HandlerError(f"{name}: params after references: {exc}")
+            ) from None
+
     async def _attempts(self, sp: StepPlan, rec: StepRecord) -> tuple[Any, str]:
         s = self.s
         upstream_map = {self.plan.steps[d].id: self.outputs[d] for d in sp.needs}
@@ -403,35 +533,21 @@ class WorkflowRun:
             except ConditionError as exc:
                 raise _Failure("failed", exc) from None
 
-        params = sp.static_params
-        resolved: Any = None
-        if params is msgspec.UNSET:
-            try:
-                resolved = resolve(sp.params, self.inputs, self._done_outputs(sp))
-            except RefError as exc:
-                raise _Failure("failed", HandlerError(f"params: {exc}")) from None
-            if sp.handler is not None:
-                try:
-                    params = msgspec.convert(resolved, sp.handler.Params)
-                except msgspec.ValidationError as exc:
-                    raise _Failure(
-                        "failed", HandlerError(f"{sp.handler.name}: params after references: {exc}")
-                    ) from None
-            else:
-                params = resolved
+        params = self._params(sp)
+        plain = _plain(params)
 
         cache_key = None
         if sp.cache and sp.handler is not None:
-            cache_key = _cache_key(sp, params, upstream_map)
-            entry = await s.store.get_cache(cache_key, now())
-            if entry is not None:
+            cache_key = s.cache.key_for(sp, plain, upstream_map)
+            hit = await s.cache.get(cache_key)
+            if hit is not s.cache.MISS:
                 rec.started_at = rec.finished_at = now()
-                return entry.value, "cached"
+                return hit, "cached"
 
         keyed = None
         if sp.key is not None and sp.spec.concurrency is not None:
             try:
-                key_value = sp.key.evaluate({"inputs": self.inputs, "params": _plain(params)})
+                key_value = sp.key.evaluate({"inputs": self.inputs, "params": plain})
             except ConditionError as exc:
                 raise _Failure("failed", exc) from None
             conc = sp.spec.concurrency
@@ -451,7 +567,7 @@ class WorkflowRun:
             s.metrics.steps_started += 1
             if self._first_step:
                 self._first_step = False
-                if self._submitted_at is not None:
+                if self._submitted_at is not None and self.top_level:
                     s.metrics.start_latency.observe(trio.current_time() - self._submitted_at)
             if self._events.active:
                 self._events.emit(
@@ -480,17 +596,15 @@ class WorkflowRun:
                             step_id=sp.id,
                             attempt=attempt,
                             delay=delay,
-                            error=ErrorInfo(type(exc).__name__, str(exc), step=sp.id),
+                            error=_error(exc, sp.id),
                         )
                     )
                 await trio.sleep(delay)
+                if sp.handler is not None and attempt + 1 <= sp.retry.attempts:
+                    params = self._params(sp)  # a fresh copy for the next attempt
                 continue
             if cache_key is not None:
-                ttl = sp.cache_ttl
-                t = now()
-                await s.store.put_cache(
-                    CacheEntry(cache_key, output, t, None if ttl is None else t + ttl)
-                )
+                await s.cache.put(cache_key, output, sp.cache_ttl)
             return output, "succeeded"
 
     def _done_outputs(self, sp: StepPlan) -> dict[str, Any]:
@@ -548,16 +662,35 @@ class WorkflowRun:
         return report
 
     async def _run_child(self, sp: StepPlan, params: Any) -> Any:
-        """Run a child workflow inside this step (so inside the parent's nursery)."""
+        """Run a child workflow inside this step (so inside the parent's nursery).
+
+        On resume, the child execution this step started before the crash is
+        taken up (its finished steps are not run again) rather than started anew.
+        """
         child_plan = sp.child
         assert child_plan is not None
-        try:
-            inputs = child_plan.bind_inputs(params)
-        except CorralError as exc:
-            raise NonRetryable(f"child workflow {child_plan.name!r}: {exc}") from None
-        record = new_record(self.s.new_id(), child_plan, inputs, parent_id=self.record.id)
-        await self.s.store.create_execution(record)
-        child = WorkflowRun(self.s, child_plan, record)
+        s = self.s
+        previous = await s.store.find_child(self.record.id, sp.id)
+        if previous is not None and previous.status == "succeeded":
+            return previous.result
+        if previous is not None and previous.status not in TERMINAL_EXECUTION:
+            child = WorkflowRun(s, child_plan, previous)
+            child.restore()
+        else:
+            try:
+                inputs = child_plan.bind_inputs(params)
+            except CorralError as exc:
+                raise NonRetryable(f"child workflow {child_plan.name!r}: {exc}") from None
+            record = new_record(
+                s.new_id(),
+                child_plan,
+                inputs,
+                parent_id=self.record.id,
+                parent_step=sp.id,
+                definition=self.record.definition,
+            )
+            await s.store.create_execution(record)
+            child = WorkflowRun(s, child_plan, record)
         outcome = await child.run()
         if outcome.status == "succeeded":
             return outcome.result
@@ -581,6 +714,10 @@ def new_record(
     priority: int = 0,
     key: str | None = None,
     parent_id: str | None = None,
+    parent_step: str | None = None,
+    definition: str | None = None,
+    owner: str | None = None,
+    lease_expires_at: float | None = None,
 ) -> ExecutionRecord:
     """A fresh ``pending`` execution record with a ``pending`` record per step."""
     return ExecutionRecord(
@@ -590,7 +727,11 @@ def new_record(
         priority=priority,
         inputs=inputs,
         parent_id=parent_id,
+        parent_step=parent_step,
         key=key,
+        owner=owner,
+        lease_expires_at=lease_expires_at,
+        definition=definition,
         created_at=now(),
         steps=[StepRecord(step_id=sp.id, handler=sp.handler_name) for sp in plan.steps],
     )
@@ -598,7 +739,7 @@ def new_record(
 
 def _check_encodable(sp: StepPlan, output: Any) -> None:
     try:
-        msgspec.json.encode(output)
+        _encoder.encode(output)
     except (TypeError, ValueError, OverflowError) as exc:
         raise NonRetryable(
             f"handler {sp.handler_name!r} returned a value that cannot be stored: {exc}"
@@ -613,13 +754,3 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return msgspec.json.encode(value, order="sorted")
-
-
-def _cache_key(sp: StepPlan, params: Any, upstream: dict[str, Any]) -> str:
-    assert sp.handler is not None
-    h = hashlib.sha256()
-    h.update(f"{sp.handler.name}\0{sp.handler.version}\0".encode())
-    h.update(msgspec.json.encode(_plain(params), order="sorted"))
-    h.update(b"\0")
-    h.update(msgspec.json.encode(upstream, order="sorted"))
-    return h.hexdigest()

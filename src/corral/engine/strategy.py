@@ -32,12 +32,15 @@ __all__ = ["ExecutionStrategy"]
 _EMA = 0.3
 
 
+_MAX_DURATIONS = 100_000
+
+
 class ExecutionStrategy:
-    def __init__(self) -> None:
+    def __init__(self, worker_context: Any = None) -> None:
         self._durations: dict[tuple[str, str], float] = {}
-        self._ranks: dict[int, tuple[int, list[tuple[float, int]]]] = {}
-        self._version = 0
+        self._versions: dict[str, int] = {}
         self._instances: dict[type[Handler], Handler] = {}
+        self._workers = worker_context
 
     # ------------------------------------------------------------ order
 
@@ -45,9 +48,12 @@ class ExecutionStrategy:
         key = (workflow, step_id)
         old = self._durations.get(key)
         new = seconds if old is None else old + _EMA * (seconds - old)
+        if old is None and len(self._durations) >= _MAX_DURATIONS:
+            self._durations.pop(next(iter(self._durations)))  # bounded: oldest out
         self._durations[key] = new
         if old is None or abs(new - old) > 0.2 * old:
-            self._version += 1  # ranks are recomputed lazily, only on real change
+            # The workflow's ranks are recomputed lazily, only on a real change.
+            self._versions[workflow] = self._versions.get(workflow, 0) + 1
 
     def durations(self, plan: Plan) -> list[float]:
         name = plan.spec.name
@@ -58,16 +64,16 @@ class ExecutionStrategy:
 
     def ranks(self, plan: Plan) -> list[tuple[float, int]]:
         """Heap keys per step: smaller runs first."""
-        cached = self._ranks.get(id(plan))
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
+        version = self._versions.get(plan.spec.name, 0)
+        cached = plan.rank_cache
+        if cached is not None and cached[0] == version:
+            ranks: list[tuple[float, int]] = cached[1]
+            return ranks
         lengths = critical_path_lengths(
             [s.needs for s in plan.steps], plan.order, self.durations(plan)
         )
         ranks = [(-length, i) for i, length in enumerate(lengths)]
-        if len(self._ranks) > 1024:
-            self._ranks.clear()
-        self._ranks[id(plan)] = (self._version, ranks)
+        plan.rank_cache = (version, ranks)
         return ranks
 
     # ------------------------------------------------------------ venue
@@ -85,6 +91,9 @@ class ExecutionStrategy:
             return await self.instance(cls).run(ctx, params)
         if kind == "blocking":
             return await _in_thread(self.instance(cls), ctx, params)
+        if self._workers is not None:
+            # The engine's own worker context: its processes end with the engine.
+            return await self._workers.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
         return await trio_parallel.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
 
 

@@ -81,6 +81,9 @@ class Handler:
         )
 
 
+_STEP_LOGGER = logging.getLogger("corral.step")
+
+
 class StepContext:
     """What a handler knows about the step it runs.
 
@@ -95,12 +98,12 @@ class StepContext:
 
     __slots__ = (
         "_cancel",
+        "_log",
         "_loop_thread",
         "_report",
         "attempt",
         "execution_id",
         "inputs",
-        "log",
         "step_id",
         "upstream",
         "workflow",
@@ -123,10 +126,25 @@ class StepContext:
         self.inputs = inputs
         self.upstream = upstream
         self.attempt = attempt
-        self.log = logging.getLogger(f"corral.step.{workflow}.{step_id}")
+        self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._report = report
-        self._cancel = threading.Event()
+        self._cancel = False
         self._loop_thread = threading.get_ident()
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger for this step: records carry ``workflow``, ``step`` and
+        ``execution_id`` (one shared ``corral.step`` logger, not one per step)."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(
+                _STEP_LOGGER,
+                {
+                    "workflow": self.workflow,
+                    "step": self.step_id,
+                    "execution_id": self.execution_id,
+                },
+            )
+        return self._log
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress: ``done`` units out of ``total`` (if known)."""
@@ -139,10 +157,10 @@ class StepContext:
 
     def cancel_requested(self) -> bool:
         """True once the step has been cancelled (for blocking handlers to poll)."""
-        return self._cancel.is_set()
+        return self._cancel
 
     def _request_cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # A cpu handler gets a copy in its worker process: data only, so

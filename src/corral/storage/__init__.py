@@ -1,30 +1,80 @@
-"""Stores: where executions are tracked. ``open_store(url)`` picks a backend."""
+"""Stores: where executions are tracked. ``open_store(url)`` picks a backend.
+
+URLs:
+
+- ``sqlite:///abs/path/corral.db`` or ``sqlite://relative/path.db``: a SQLite
+  file (the default backend);
+- ``sqlite://`` (or ``sqlite:///``): the per-user default file,
+  ``$XDG_DATA_HOME/corral/corral.db`` (``~/.local/share/corral/corral.db``);
+- ``memory://``: in memory, gone with the process.
+
+With no URL, ``$CORRAL_STORE`` is used if set, else the per-user SQLite file.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import os
+from pathlib import Path
 
 from corral.errors import StoreError
-from corral.storage.base import CacheEntry, Store
+from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
+from corral.storage.sqlite import SQLiteStore, default_path
 
-__all__ = ["CacheEntry", "MemoryStore", "Store", "open_store"]
+__all__ = [
+    "CacheEntry",
+    "DefinitionRecord",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "default_store_url",
+    "open_store",
+]
 
-SCHEMES = ("memory",)
+DURABILITY = ("step", "none")
 
 
-def open_store(url: str | Store) -> Store:
-    """A store for ``url`` (not yet opened). ``memory://`` is the only backend so far."""
+def default_store_url() -> str:
+    """``$CORRAL_STORE``, or the per-user SQLite file."""
+    return os.environ.get("CORRAL_STORE") or "sqlite://"
+
+
+def open_store(
+    url: str | Store | None = None, *, durability: str = "step", create: bool = True
+) -> Store:
+    """A store for ``url`` (not yet opened; call ``await store.open()``).
+
+    ``create=False`` refuses to create a missing SQLite file (for commands
+    that only read). Errors are :class:`corral.StoreError` naming the URL.
+    """
+    if durability not in DURABILITY:
+        raise StoreError(f"unknown durability {durability!r}; expected one of: step, none")
+    if url is None:
+        url = default_store_url()
     if not isinstance(url, str):
         if isinstance(url, Store):
             return url
         raise StoreError(f"expected a store URL or a Store, got {type(url).__name__}")
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError as exc:
-        raise StoreError(f"invalid store URL {url!r}: {exc}") from None
+    if "://" not in url:
+        raise StoreError(
+            f"store URL {url!r} has no scheme; expected sqlite:///path/to/file.db or memory://"
+        )
+    scheme, _, rest = url.partition("://")
     if scheme == "memory":
         return MemoryStore(url)
-    if not scheme:
-        raise StoreError(f"store URL {url!r} has no scheme; expected one of: memory://")
-    raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: memory://")
+    if scheme == "sqlite":
+        if "?" in rest or "#" in rest:
+            raise StoreError(f"store URL {url!r}: options are not supported in a sqlite URL")
+        if rest in ("", "/"):
+            path = default_path()
+            if create:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+        elif rest == "/:memory:" or rest == ":memory:":
+            raise StoreError("use memory:// for an in-memory store")
+        else:
+            path = Path(rest)
+        return SQLiteStore(url, path, durability=durability, create=create)
+    raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: sqlite://, memory://")

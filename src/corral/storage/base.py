@@ -1,9 +1,15 @@
 """The ``Store`` protocol: domain operations on executions, not SQL.
 
-Every backend (memory now; SQLite and PostgreSQL next) implements this, and one
+Every backend (memory, SQLite; PostgreSQL later) implements this, and one
 test-suite parametrized over backends checks them all. Records passed in are
 snapshots: a store never keeps a reference to an object the engine will go on
-mutating.
+mutating, and never hands out one it keeps.
+
+Ownership and leases: the engine that creates or claims an execution owns it
+and renews a lease on everything it owns (``renew_leases``). Another engine
+may take over an execution only once its lease has expired
+(``claim_expired``), which makes a claim safe between processes and machines:
+the claim is one atomic update.
 """
 
 from __future__ import annotations
@@ -14,19 +20,31 @@ import msgspec
 
 from corral.model import ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
 
-__all__ = ["CacheEntry", "Store"]
+__all__ = ["CacheEntry", "DefinitionRecord", "Store"]
 
 
 class CacheEntry(msgspec.Struct):
+    """A cached step result: ``value`` is JSON-encoded."""
+
     key: str
-    value: Any
+    value: bytes
     created_at: float
     expires_at: float | None = None
 
 
+class DefinitionRecord(msgspec.Struct):
+    """A stored workflow definition: the spec as canonical JSON."""
+
+    name: str
+    version: str
+    digest: str
+    spec: bytes
+    created_at: float
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Where executions are tracked."""
+    """Where executions, definitions and cached results are kept."""
 
     url: str
 
@@ -34,7 +52,33 @@ class Store(Protocol):
         """Connect and prepare (migrate) the store."""
 
     async def close(self) -> None:
-        """Flush pending writes and release resources."""
+        """Flush pending writes and release resources (idempotent)."""
+
+    async def run(self) -> None:
+        """Background work (a batching writer), run in the engine's nursery until
+        ``close``; returns at once for stores that need none."""
+
+    # ------------------------------------------------------------ definitions
+
+    async def put_definition(
+        self, definition: DefinitionRecord, *, register: bool = False
+    ) -> DefinitionRecord:
+        """Store a spec by content hash (idempotent). With ``register``, also make
+        it the definition of its (name, version) unless another digest already
+        is; return the stored definition (the caller compares digests)."""
+        ...
+
+    async def get_definition(
+        self, name: str, version: str | None = None
+    ) -> DefinitionRecord | None:
+        """A registered definition by name and version (``None``: the newest)."""
+        ...
+
+    async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
+        """A definition by content hash (used to resume executions)."""
+        ...
+
+    # ------------------------------------------------------------ executions
 
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         """Insert a new execution with its step records.
@@ -50,7 +94,9 @@ class Store(Protocol):
         """Mark an execution ``running`` under ``owner``."""
 
     async def record_step(self, execution_id: str, step: StepRecord) -> None:
-        """Upsert one step's record."""
+        """Upsert one step's record. A terminal step record is durable (committed)
+        when this returns, so its dependents may start; a ``running`` record may
+        be written later, with the next batch."""
 
     async def finish_execution(
         self,
@@ -61,7 +107,7 @@ class Store(Protocol):
         error: ErrorInfo | None,
         finished_at: float,
     ) -> None:
-        """Write an execution's terminal status."""
+        """Write an execution's terminal status (and release its ownership)."""
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The execution with its steps; raises ``ExecutionNotFound``."""
@@ -69,6 +115,10 @@ class Store(Protocol):
 
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         """The execution submitted with idempotency key ``key``, if any."""
+        ...
+
+    async def find_child(self, parent_id: str, parent_step: str) -> ExecutionRecord | None:
+        """The newest child execution started by step ``parent_step`` of ``parent_id``."""
         ...
 
     async def list_executions(
@@ -81,9 +131,44 @@ class Store(Protocol):
         """Executions, newest first, without their step records."""
         ...
 
+    # ------------------------------------------------------------ ownership
+
+    async def renew_leases(self, owner: str, until: float) -> list[str]:
+        """Extend the lease of every unfinished execution ``owner`` holds; return
+        the ids among them whose cancellation was requested."""
+        ...
+
+    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+        """Take over unfinished top-level executions whose lease expired before
+        ``now``; return their ids. Atomic: two engines never claim the same one."""
+        ...
+
+    async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
+        """Ask for an execution to be cancelled. One that no live engine holds
+        (never claimed, or its lease expired) is marked ``cancelled`` at once;
+        one that is held is flagged for its owner. Returns the record."""
+        ...
+
+    # ------------------------------------------------------------ cache
+
     async def get_cache(self, key: str, now: float) -> CacheEntry | None:
         """A live (unexpired) cache entry."""
         ...
 
     async def put_cache(self, entry: CacheEntry) -> None:
         """Store a cache entry (replacing any with the same key)."""
+
+    async def prune_cache(self, now: float, max_entries: int) -> int:
+        """Delete expired entries and the oldest beyond ``max_entries``."""
+        ...
+
+    # ------------------------------------------------------------ retention
+
+    async def prune(
+        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
+    ) -> int:
+        """Delete finished executions (and their steps) created before ``before``
+        (only those with one of ``statuses`` if given), ``batch`` rows per
+        transaction so running workflows are never blocked for long; returns
+        how many were deleted."""
+        ...

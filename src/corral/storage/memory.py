@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import msgspec
 
 from corral.errors import ExecutionNotFound
-from corral.model import ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
-from corral.storage.base import CacheEntry
+from corral.model import (
+    TERMINAL_EXECUTION,
+    ErrorInfo,
+    ExecutionRecord,
+    ExecutionStatus,
+    StepRecord,
+)
+from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["MemoryStore"]
+
+
+def _copy(record: Any) -> Any:
+    """A deep copy (records hold outputs, which callers may mutate)."""
+    return msgspec.json.decode(msgspec.json.encode(record), type=type(record))
 
 
 class MemoryStore:
     """Implements :class:`corral.storage.base.Store` with dicts.
 
-    ``max_cache_entries`` bounds the result cache (least recently used out).
+    Records are deep-copied in and out, so a caller can never change what
+    is stored by mutating an object, as with a real database.
     """
 
-    def __init__(self, url: str = "memory://", *, max_cache_entries: int = 10_000) -> None:
+    def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._executions: dict[str, ExecutionRecord] = {}
         self._steps: dict[str, dict[str, StepRecord]] = {}
         self._keys: dict[str, str] = {}
-        self._cache: OrderedDict[str, CacheEntry] = OrderedDict()
-        self._max_cache = max_cache_entries
+        self._children: dict[tuple[str, str], str] = {}
+        self._cache: dict[str, CacheEntry] = {}
+        self._definitions: dict[tuple[str, str], DefinitionRecord] = {}
+        self._by_digest: dict[str, DefinitionRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -34,21 +47,55 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+    async def run(self) -> None:
+        return None
+
+    # ------------------------------------------------------------ definitions
+
+    async def put_definition(
+        self, definition: DefinitionRecord, *, register: bool = False
+    ) -> DefinitionRecord:
+        stored = self._by_digest.setdefault(definition.digest, definition)
+        if not register:
+            return stored
+        key = (definition.name, definition.version)
+        existing = self._definitions.get(key)
+        if existing is not None:
+            return existing
+        self._definitions[key] = stored
+        return stored
+
+    async def get_definition(
+        self, name: str, version: str | None = None
+    ) -> DefinitionRecord | None:
+        if version is not None:
+            return self._definitions.get((name, version))
+        found = [d for (n, _), d in self._definitions.items() if n == name]
+        return max(found, key=lambda d: d.created_at) if found else None
+
+    async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
+        return self._by_digest.get(digest)
+
+    # ------------------------------------------------------------ executions
+
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         if record.key is not None and record.key in self._keys:
             return await self.get_execution(self._keys[record.key]), False
-        stored = msgspec.structs.replace(record, steps=[])
+        stored = _copy(record)
+        self._steps[record.id] = {s.step_id: s for s in stored.steps}
+        stored.steps = []
         self._executions[record.id] = stored
-        self._steps[record.id] = {s.step_id: msgspec.structs.replace(s) for s in record.steps}
         if record.key is not None:
             self._keys[record.key] = record.id
+        if record.parent_id is not None and record.parent_step is not None:
+            self._children[(record.parent_id, record.parent_step)] = record.id
         return record, True
 
     def _get(self, execution_id: str) -> ExecutionRecord:
         try:
             return self._executions[execution_id]
-        except KeyError:
-            raise ExecutionNotFound(execution_id) from None
+        except (KeyError, TypeError):
+            raise ExecutionNotFound(str(execution_id)) from None
 
     async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
         rec = self._get(execution_id)
@@ -58,7 +105,7 @@ class MemoryStore:
 
     async def record_step(self, execution_id: str, step: StepRecord) -> None:
         self._get(execution_id)
-        self._steps[execution_id][step.step_id] = msgspec.structs.replace(step)
+        self._steps[execution_id][step.step_id] = _copy(step)
 
     async def finish_execution(
         self,
@@ -71,17 +118,24 @@ class MemoryStore:
     ) -> None:
         rec = self._get(execution_id)
         rec.status = status
-        rec.result = result
+        rec.result = msgspec.json.decode(msgspec.json.encode(result))
         rec.error = error
         rec.finished_at = finished_at
+        rec.owner = None
+        rec.lease_expires_at = None
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         rec = self._get(execution_id)
-        steps = [msgspec.structs.replace(s) for s in self._steps[execution_id].values()]
-        return msgspec.structs.replace(rec, steps=steps)
+        out: ExecutionRecord = _copy(rec)
+        out.steps = [_copy(s) for s in self._steps[execution_id].values()]
+        return out
 
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         execution_id = self._keys.get(key)
+        return None if execution_id is None else await self.get_execution(execution_id)
+
+    async def find_child(self, parent_id: str, parent_step: str) -> ExecutionRecord | None:
+        execution_id = self._children.get((parent_id, parent_step))
         return None if execution_id is None else await self.get_execution(execution_id)
 
     async def list_executions(
@@ -93,27 +147,98 @@ class MemoryStore:
     ) -> list[ExecutionRecord]:
         out: list[ExecutionRecord] = []
         for rec in reversed(self._executions.values()):
+            if len(out) >= limit:
+                break
             if status is not None and rec.status != status:
                 continue
             if workflow is not None and rec.workflow != workflow:
                 continue
-            out.append(msgspec.structs.replace(rec))
-            if len(out) >= limit:
-                break
+            out.append(_copy(rec))
         return out
+
+    # ------------------------------------------------------------ ownership
+
+    async def renew_leases(self, owner: str, until: float) -> list[str]:
+        cancel: list[str] = []
+        for rec in self._executions.values():
+            if rec.owner == owner and rec.status not in TERMINAL_EXECUTION:
+                rec.lease_expires_at = until
+                if rec.cancel_requested:
+                    cancel.append(rec.id)
+        return cancel
+
+    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+        claimed: list[str] = []
+        for rec in self._executions.values():
+            if (
+                rec.parent_id is None
+                and rec.status not in TERMINAL_EXECUTION
+                and (rec.lease_expires_at is None or rec.lease_expires_at < now)
+                and rec.owner != owner
+            ):
+                rec.owner = owner
+                rec.lease_expires_at = until
+                claimed.append(rec.id)
+        return claimed
+
+    async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
+        rec = self._get(execution_id)
+        if rec.status not in TERMINAL_EXECUTION:
+            held = rec.lease_expires_at is not None and rec.lease_expires_at >= now
+            if held:
+                rec.cancel_requested = True
+            else:
+                rec.status = "cancelled"
+                rec.error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
+                rec.finished_at = now
+                for step in self._steps[execution_id].values():
+                    if step.status in ("pending", "running"):
+                        step.status = "cancelled"
+        return await self.get_execution(execution_id)
+
+    # ------------------------------------------------------------ cache
 
     async def get_cache(self, key: str, now: float) -> CacheEntry | None:
         entry = self._cache.get(key)
         if entry is None:
             return None
         if entry.expires_at is not None and entry.expires_at <= now:
-            del self._cache[key]
-            return None
-        self._cache.move_to_end(key)
+            return None  # ignored here, deleted by prune_cache
         return entry
 
     async def put_cache(self, entry: CacheEntry) -> None:
         self._cache[entry.key] = entry
-        self._cache.move_to_end(entry.key)
-        while len(self._cache) > self._max_cache:
-            self._cache.popitem(last=False)
+
+    async def prune_cache(self, now: float, max_entries: int) -> int:
+        expired = [
+            k for k, e in self._cache.items() if e.expires_at is not None and e.expires_at <= now
+        ]
+        for k in expired:
+            del self._cache[k]
+        extra = len(self._cache) - max_entries
+        if extra > 0:  # the oldest go first
+            for entry in sorted(self._cache.values(), key=lambda e: e.created_at)[:extra]:
+                del self._cache[entry.key]
+        return len(expired) + max(0, extra)
+
+    # ------------------------------------------------------------ retention
+
+    async def prune(
+        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
+    ) -> int:
+        doomed = [
+            rec.id
+            for rec in self._executions.values()
+            if rec.status in TERMINAL_EXECUTION
+            and rec.finished_at is not None
+            and rec.finished_at < before
+            and (not statuses or rec.status in statuses)
+        ]
+        for execution_id in doomed:
+            rec = self._executions.pop(execution_id)
+            del self._steps[execution_id]
+            if rec.key is not None:
+                self._keys.pop(rec.key, None)
+            if rec.parent_id is not None and rec.parent_step is not None:
+                self._children.pop((rec.parent_id, rec.parent_step), None)
+        return len(doomed)

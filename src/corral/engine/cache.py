@@ -1,0 +1,152 @@
+"""WorkflowCache: compiled plans by content hash, and step results.
+
+Step results are cached for steps marked ``cache: true`` (or with a TTL), under
+a key made of the handler's name and version, the canonical params and the
+upstream outputs, so a change to any of them is a miss. Only successes are
+cached. Values are JSON-encoded with msgspec (never pickled): a hit decodes a fresh copy,
+so no two executions ever share a mutable output. An in-memory LRU, bounded by
+count and bytes, sits in front of the store's ``cache_entries``; expired
+entries are ignored and pruned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from corral.storage.base import CacheEntry
+
+if TYPE_CHECKING:
+    from corral.plan import Plan, StepPlan
+    from corral.storage.base import Store
+
+__all__ = ["CacheStatistics", "WorkflowCache"]
+
+_encoder = msgspec.json.Encoder()
+_MISS = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatistics:
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
+    hits: int
+    misses: int
+    plans: int
+
+
+class WorkflowCache:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_entries: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_plans: int = 256,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_plans = max_plans
+        self.clock = clock
+        self._lru: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._bytes = 0
+        self._plans: OrderedDict[Any, Plan] = OrderedDict()
+        self._puts = 0
+        self.hits = 0
+        self.misses = 0
+
+    # ------------------------------------------------------------ plans
+
+    def plan(self, key: Any) -> Plan | None:
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+        return plan
+
+    def keep_plan(self, key: Any, plan: Plan) -> None:
+        self._plans[key] = plan
+        if len(self._plans) > self.max_plans:
+            self._plans.popitem(last=False)
+
+    # ------------------------------------------------------------ results
+
+    @staticmethod
+    def key_for(sp: StepPlan, params: Any, upstream: dict[str, Any]) -> str:
+        assert sp.handler is not None
+        h = hashlib.sha256()
+        h.update(f"{sp.handler.name}\0{sp.handler.version}\0".encode())
+        h.update(msgspec.json.encode(params, order="sorted"))
+        h.update(b"\0")
+        h.update(msgspec.json.encode(upstream, order="sorted"))
+        return h.hexdigest()
+
+    async def get(self, key: str) -> Any:
+        """The cached value (a fresh copy), or ``WorkflowCache.MISS``."""
+        now = self.clock()
+        entry = self._lru.get(key)
+        if entry is not None and entry.expires_at is not None and entry.expires_at <= now:
+            self._drop(key)
+            entry = None
+        if entry is None:
+            entry = await self.store.get_cache(key, now)
+            if entry is not None:
+                self._remember(entry)
+        else:
+            self._lru.move_to_end(key)
+        if entry is None:
+            self.misses += 1
+            return _MISS
+        self.hits += 1
+        return msgspec.json.decode(entry.value)
+
+    MISS = _MISS
+
+    async def put(self, key: str, value: Any, ttl: float | None) -> None:
+        """Cache a successful result (values too large for the cache are skipped)."""
+        try:
+            blob = _encoder.encode(value)
+        except (TypeError, ValueError, OverflowError):
+            return
+        if len(blob) > self.max_bytes:
+            return
+        now = self.clock()
+        entry = CacheEntry(key, blob, now, None if ttl is None else now + ttl)
+        self._remember(entry)
+        await self.store.put_cache(entry)
+        self._puts += 1
+        if self._puts % 256 == 0:
+            await self.store.prune_cache(now, self.max_entries)
+
+    def _remember(self, entry: CacheEntry) -> None:
+        if entry.key in self._lru:
+            self._drop(entry.key)
+        self._lru[entry.key] = entry
+        self._bytes += len(entry.value)
+        while self._lru and (len(self._lru) > self.max_entries or self._bytes > self.max_bytes):
+            oldest = next(iter(self._lru))
+            self._drop(oldest)
+
+    def _drop(self, key: str) -> None:
+        entry = self._lru.pop(key)
+        self._bytes -= len(entry.value)
+
+    def statistics(self) -> CacheStatistics:
+        return CacheStatistics(
+            len(self._lru),
+            self._bytes,
+            self.max_entries,
+            self.max_bytes,
+            self.hits,
+            self.misses,
+            len(self._plans),
+        )

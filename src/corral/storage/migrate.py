@@ -1,0 +1,152 @@
+"""Schema migrations: numbered ``.sql`` files, each with a ``.down.sql``.
+
+``storage/migrations/<backend>/NNN_name.sql`` moves the schema from version
+NNN-1 to NNN; ``NNN_name.down.sql`` moves it back. Applied migrations are
+recorded in ``schema_migrations`` with the checksum of their file, so a
+migration edited after it was applied is detected and refused. A fresh
+database gets ``storage/schema/<backend>.sql`` (equal, by test, to all
+migrations applied in order) and every migration recorded as applied.
+
+This module works on a DB-API connection synchronously; stores call it from
+their connection thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+from corral.errors import StoreError
+
+__all__ = ["Migration", "current_version", "fresh_schema", "migrate", "migrations"]
+
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    up: str
+    down: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.up.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:03d}_{self.name}"
+
+
+def migrations(backend: str = "sqlite") -> list[Migration]:
+    """The migrations shipped for ``backend``, in order."""
+    folder = resources.files("corral.storage").joinpath("migrations").joinpath(backend)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        m = _NAME.match(entry.name)
+        if m is None or entry.name.endswith(".down.sql"):
+            continue
+        down = folder.joinpath(entry.name[: -len(".sql")] + ".down.sql")
+        if not down.is_file():
+            raise StoreError(f"migration {entry.name} has no {down.name}")
+        found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(), down.read_text()))
+    found.sort(key=lambda mig: mig.version)
+    for i, mig in enumerate(found, start=1):
+        if mig.version != i:
+            raise StoreError(f"migrations of {backend} are not numbered 1..n: {mig.label}")
+    return found
+
+
+def fresh_schema(backend: str = "sqlite") -> str:
+    return (
+        resources.files("corral.storage").joinpath("schema").joinpath(f"{backend}.sql").read_text()
+    )
+
+
+_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+)
+"""
+
+
+def _applied(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+    conn.execute(_BOOTSTRAP)
+    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    return {int(v): (str(n), str(c)) for v, n, c in rows}
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    applied = _applied(conn)
+    return max(applied, default=0)
+
+
+def _run_script(conn: sqlite3.Connection, script: str, record: str) -> None:
+    """Run one migration and its bookkeeping atomically."""
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n;{record};\nCOMMIT;")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sqlite") -> list[str]:
+    """Bring the schema to version ``to`` (default: the newest); return what was
+    done, one line per migration applied or rolled back."""
+    known = migrations(backend)
+    latest = len(known)
+    target = latest if to is None else to
+    if not 0 <= target <= latest:
+        raise StoreError(f"no schema version {target}: versions go from 0 to {latest}")
+    applied = _applied(conn)
+    newest = max(applied, default=0)
+    if newest > latest:
+        raise StoreError(
+            f"the database has schema version {newest}, newer than this corral knows "
+            f"({latest}); upgrade corral"
+        )
+    for mig in known:
+        if mig.version in applied and applied[mig.version][1] != mig.checksum:
+            raise StoreError(
+                f"migration {mig.label} was changed after it was applied to this database "
+                "(checksum mismatch); restore the original file and add a new migration instead"
+            )
+    done: list[str] = []
+    now = time.time()
+    has_tables = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'"
+    ).fetchone()[0]
+    if not applied and not has_tables and target == latest and backend == "sqlite":
+        # A fresh database: the schema at once, every migration recorded.
+        records = ";".join(
+            f"INSERT INTO schema_migrations VALUES ({m.version}, '{m.name}', "
+            f"'{m.checksum}', {now!r})"
+            for m in known
+        )
+        _run_script(conn, fresh_schema(backend), records)
+        return [f"created schema version {latest} (fresh database)"]
+    for mig in known:
+        if newest < mig.version <= target:
+            _run_script(
+                conn,
+                mig.up,
+                f"INSERT INTO schema_migrations VALUES ({mig.version}, '{mig.name}', "
+                f"'{mig.checksum}', {now!r})",
+            )
+            done.append(f"applied {mig.label}")
+    for mig in reversed(known):
+        if target < mig.version <= newest:
+            _run_script(
+                conn, mig.down, f"DELETE FROM schema_migrations WHERE version = {mig.version}"
+            )
+            done.append(f"rolled back {mig.label}")
+    return done

@@ -1,0 +1,3 @@
+DROP INDEX workflow_definitions_latest;
+DROP INDEX workflow_definitions_name_version;
+DROP TABLE workflow_definitions;

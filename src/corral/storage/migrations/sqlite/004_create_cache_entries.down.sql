@@ -1,0 +1,3 @@
+DROP INDEX cache_entries_age;
+DROP INDEX cache_entries_expiry;
+DROP TABLE cache_entries;

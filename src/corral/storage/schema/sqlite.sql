@@ -1,0 +1,93 @@
+-- The schema of a fresh SQLite store: all migrations applied in order.
+-- tests/storage/test_migrate.py checks that both give the same schema.
+
+-- Workflow definitions: every spec an execution ran (by content hash), and the
+-- registered, versioned ones (engine.create) that can be run by name.
+CREATE TABLE workflow_definitions (
+    digest      TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    registered  INTEGER NOT NULL DEFAULT 0 CHECK (registered IN (0, 1)),
+    spec        BLOB NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE UNIQUE INDEX workflow_definitions_name_version
+    ON workflow_definitions (name, version) WHERE registered = 1;
+CREATE INDEX workflow_definitions_latest
+    ON workflow_definitions (name, created_at) WHERE registered = 1;
+
+-- One row per execution. `owner` and `lease_expires_at` let several engines
+-- share one database: an engine renews the lease of what it runs, and another
+-- may take over an execution only after its lease expired.
+CREATE TABLE workflow_executions (
+    id                TEXT PRIMARY KEY,
+    workflow          TEXT NOT NULL,
+    version           TEXT NOT NULL,
+    definition        TEXT REFERENCES workflow_definitions (digest),
+    status            TEXT NOT NULL CHECK (status IN
+                          ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out')),
+    priority          INTEGER NOT NULL DEFAULT 0,
+    inputs            BLOB NOT NULL,
+    result            BLOB,
+    error             BLOB,
+    parent_id         TEXT,
+    parent_step       TEXT,
+    idempotency_key   TEXT,
+    owner             TEXT,
+    lease_expires_at  REAL,
+    cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    created_at        REAL NOT NULL,
+    started_at        REAL,
+    finished_at       REAL
+);
+-- The queue: unfinished executions by status, priority, age.
+CREATE INDEX workflow_executions_queue
+    ON workflow_executions (status, priority DESC, created_at);
+-- Listings by workflow (and status), newest first.
+CREATE INDEX workflow_executions_by_workflow
+    ON workflow_executions (workflow, status, created_at);
+CREATE INDEX workflow_executions_created
+    ON workflow_executions (created_at);
+-- Children of an execution (and of one of its steps).
+CREATE INDEX workflow_executions_parent
+    ON workflow_executions (parent_id, parent_step) WHERE parent_id IS NOT NULL;
+-- Idempotency keys are unique.
+CREATE UNIQUE INDEX workflow_executions_key
+    ON workflow_executions (idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- Leases of unfinished executions (renewal and takeover).
+CREATE INDEX workflow_executions_lease
+    ON workflow_executions (owner, lease_expires_at) WHERE finished_at IS NULL;
+-- Retention: finished executions by age.
+CREATE INDEX workflow_executions_retention
+    ON workflow_executions (finished_at) WHERE finished_at IS NOT NULL;
+
+-- One row per step of an execution, created with the execution and updated as
+-- the step runs. A step's terminal row (with its output) is committed before
+-- its dependents start.
+CREATE TABLE step_executions (
+    execution_id  TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
+    step_id       TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    handler       TEXT,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed',
+                      'skipped', 'cancelled', 'cached', 'timed_out')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    output        BLOB,
+    error         BLOB,
+    started_at    REAL,
+    finished_at   REAL,
+    PRIMARY KEY (execution_id, step_id)
+) WITHOUT ROWID;
+
+-- Cached step results (JSON), keyed by handler, version, params and
+-- upstream outputs. Expired entries are ignored and pruned.
+CREATE TABLE cache_entries (
+    key         TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    size        INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    expires_at  REAL
+);
+CREATE INDEX cache_entries_expiry ON cache_entries (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX cache_entries_age ON cache_entries (created_at);
+

@@ -1,0 +1,724 @@
+"""The SQLite store: embedded, no server, the default.
+
+One connection, used from one worker thread at a time; every unit of work is
+one thread hop. With the engine running, a writer task groups the operations
+of all running workflows into shared transactions (group commit): whatever
+arrives while one batch is being committed goes into the next. A step's
+terminal record is committed before ``record_step`` returns, so its
+dependents start only once its output is durable (durability ``step``);
+``running`` records ride along with the next batch without being waited for.
+Durability ``none`` writes no step records at all.
+
+WAL journal, ``synchronous=NORMAL`` (a commit survives a process crash; a
+power loss may lose the last commits), a busy timeout so that several
+processes can share one file. If the writer is cancelled in the middle of a
+batch, ``conn.interrupt()`` stops the running statement within milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import outcome
+import trio
+import trio.lowlevel
+
+from corral.errors import ExecutionNotFound, StoreError
+from corral.model import (
+    TERMINAL_STEP,
+    ErrorInfo,
+    ExecutionRecord,
+    ExecutionStatus,
+    StepRecord,
+)
+from corral.storage import migrate as migrations
+from corral.storage.base import CacheEntry, DefinitionRecord
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder()
+_err_dec = msgspec.json.Decoder(ErrorInfo)
+
+_EXEC_COLUMNS = (
+    "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
+    "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
+    "started_at, finished_at"
+)
+_STEP_COLUMNS = "step_id, handler, status, attempts, output, error, started_at, finished_at"
+
+
+def _blob(value: Any) -> bytes:
+    return _enc.encode(value)
+
+
+def _opt_blob(value: Any) -> bytes | None:
+    return None if value is None else _enc.encode(value)
+
+
+def _version(text: str) -> int | str:
+    value = msgspec.json.decode(text)
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def _execution(row: Sequence[Any], steps: list[StepRecord] | None = None) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row[0],
+        workflow=row[1],
+        version=_version(row[2]),
+        definition=row[3],
+        status=row[4],
+        priority=row[5],
+        inputs=_dec.decode(row[6]),
+        result=None if row[7] is None else _dec.decode(row[7]),
+        error=None if row[8] is None else _err_dec.decode(row[8]),
+        parent_id=row[9],
+        parent_step=row[10],
+        key=row[11],
+        owner=row[12],
+        lease_expires_at=row[13],
+        cancel_requested=bool(row[14]),
+        created_at=row[15],
+        started_at=row[16],
+        finished_at=row[17],
+        steps=steps or [],
+    )
+
+
+def _step(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        step_id=row[0],
+        handler=row[1],
+        status=row[2],
+        attempts=row[3],
+        output=None if row[4] is None else _dec.decode(row[4]),
+        error=None if row[5] is None else _err_dec.decode(row[5]),
+        started_at=row[6],
+        finished_at=row[7],
+    )
+
+
+class _Op:
+    __slots__ = ("done", "error", "fn", "result", "write")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], write: bool) -> None:
+        self.fn = fn
+        self.write = write
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = trio.Event()
+
+
+def _store_error(exc: BaseException, path: str) -> BaseException:
+    if isinstance(exc, (StoreError, ExecutionNotFound)):
+        return exc
+    if isinstance(exc, sqlite3.DatabaseError):
+        text = str(exc)
+        if "file is not a database" in text or "malformed" in text:
+            return StoreError(f"{path} is not a corral database, or it is corrupt ({text})")
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"{path} is locked by another process for too long ({text}); "
+                "see docs/troubleshooting.md"
+            )
+        if "interrupted" in text:
+            return StoreError(f"a store operation on {path} was interrupted (cancelled)")
+        return StoreError(f"SQLite error on {path}: {text}")
+    return exc
+
+
+class SQLiteStore:
+    """Implements :class:`corral.storage.base.Store` on one SQLite file."""
+
+    def __init__(
+        self,
+        url: str,
+        path: Path,
+        *,
+        durability: str = "step",
+        create: bool = True,
+        auto_migrate: bool = True,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.durability = durability
+        self.create = create
+        self.auto_migrate = auto_migrate
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Op] = []
+        self._wake = trio.Event()
+        self._writer = False
+        self._closing = False
+        self._closed = False
+        self._writer_done = trio.Event()
+        self._lock = trio.Lock()
+        self.migrations_done: list[str] = []
+        self.batches = 0
+        self.ops = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        await trio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a database file")
+        if not path.exists():
+            if not self.create:
+                raise StoreError(f"no corral database at {path}")
+            if not path.parent.is_dir():
+                raise StoreError(f"cannot create {path}: directory {path.parent} does not exist")
+        try:
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # fails on a non-database
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if self.auto_migrate:
+                self.migrations_done = migrations.migrate(conn)
+            else:
+                self._check_schema(conn)
+        except BaseException as exc:
+            conn.close()
+            raise _store_error(exc, str(path)) from None
+        self._conn = conn
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        have = migrations.current_version(conn)
+        want = len(migrations.migrations())
+        if have != want:
+            raise StoreError(
+                f"{self.path} has schema version {have}, this corral needs {want}: "
+                "run `corral migrate`"
+            )
+
+    async def run(self) -> None:
+        """The group-commit writer: one transaction per batch of queued work."""
+        self._writer = True
+        try:
+            while True:
+                if not self._pending:
+                    if self._closing:
+                        return
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                    continue
+                batch, self._pending = self._pending, []
+                async with self._lock:
+                    await self._hop(batch)
+        finally:
+            self._writer = False
+            for op in self._pending:
+                op.error = StoreError("the store closed before this write was done")
+                op.done.set()
+            self._pending = []
+            self._writer_done.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._writer:
+            await self._writer_done.wait()
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await trio.to_thread.run_sync(conn.close)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _call(
+        self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True, wait: bool = True
+    ) -> T:
+        if self._closed or self._conn is None:
+            raise StoreError(f"the store {self.url} is closed")
+        op = _Op(fn, write)
+        if self._writer and not self._closing:
+            self._pending.append(op)
+            self._wake.set()
+            if not wait:
+                return None  # type: ignore[return-value]
+            await op.done.wait()
+        else:
+            async with self._lock:
+                await self._hop([op])
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    async def _hop(self, batch: list[_Op]) -> None:
+        """One thread hop, one transaction; interrupt the statement if cancelled."""
+        finished = False
+
+        async def interrupt_on_cancel() -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                if not finished and self._conn is not None:
+                    self._conn.interrupt()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(interrupt_on_cancel)
+                result = await outcome.acapture(trio.to_thread.run_sync, self._run_batch, batch)
+                finished = True
+                nursery.cancel_scope.cancel()
+        finally:
+            for op in batch:
+                op.done.set()
+        result.unwrap()
+
+    def _run_batch(self, batch: list[_Op]) -> None:
+        conn = self._conn
+        assert conn is not None
+        self.batches += 1
+        self.ops += len(batch)
+        path = str(self.path)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
+            if len(batch) == 1:
+                op = batch[0]
+                try:
+                    op.result = op.fn(conn)
+                except Exception as exc:
+                    op.error = _store_error(exc, path)
+            else:
+                for op in batch:
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        op.result = op.fn(conn)
+                        conn.execute("RELEASE op")
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                        op.error = _store_error(exc, path)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            error = _store_error(exc, path)
+            for op in batch:
+                op.result = None
+                op.error = error
+
+    # ------------------------------------------------------------ definitions
+
+    async def put_definition(
+        self, definition: DefinitionRecord, *, register: bool = False
+    ) -> DefinitionRecord:
+        d = definition
+
+        def op(conn: sqlite3.Connection) -> DefinitionRecord:
+            conn.execute(
+                "INSERT INTO workflow_definitions (digest, name, version, registered, spec, "
+                "created_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                (d.digest, d.name, d.version, d.spec, d.created_at),
+            )
+            if register:
+                row = conn.execute(
+                    "SELECT digest FROM workflow_definitions WHERE name = ? AND version = ? "
+                    "AND registered = 1",
+                    (d.name, d.version),
+                ).fetchone()
+                if row is not None:
+                    return _definition_by_digest(conn, row[0])
+                conn.execute(
+                    "UPDATE workflow_definitions SET registered = 1, created_at = ? "
+                    "WHERE digest = ?",
+                    (d.created_at, d.digest),
+                )
+            return _definition_by_digest(conn, d.digest)
+
+        return await self._call(op)
+
+    async def get_definition(
+        self, name: str, version: str | None = None
+    ) -> DefinitionRecord | None:
+        def op(conn: sqlite3.Connection) -> DefinitionRecord | None:
+            if version is None:
+                row = conn.execute(
+                    "SELECT digest FROM workflow_definitions WHERE name = ? AND registered = 1 "
+                    "ORDER BY created_at DESC LIMIT 1",
+                    (name,),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT digest FROM workflow_definitions WHERE name = ? AND version = ? "
+                    "AND registered = 1",
+                    (name, version),
+                ).fetchone()
+            return None if row is None else _definition_by_digest(conn, row[0])
+
+        return await self._call(op, write=False)
+
+    async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
+        def op(conn: sqlite3.Connection) -> DefinitionRecord | None:
+            try:
+                return _definition_by_digest(conn, digest)
+            except KeyError:
+                return None
+
+        return await self._call(op, write=False)
+
+    # ------------------------------------------------------------ executions
+
+    async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
+        r = record
+        row = (
+            r.id,
+            r.workflow,
+            msgspec.json.encode(r.version).decode(),
+            r.definition,
+            r.status,
+            r.priority,
+            _blob(r.inputs),
+            _opt_blob(r.result),
+            _opt_blob(r.error),
+            r.parent_id,
+            r.parent_step,
+            r.key,
+            r.owner,
+            r.lease_expires_at,
+            int(r.cancel_requested),
+            r.created_at,
+            r.started_at,
+            r.finished_at,
+        )
+        steps = [
+            (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
+        ]
+
+        def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
+            cur = conn.execute(
+                f"INSERT INTO workflow_executions ({_EXEC_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+                row,
+            )
+            if cur.rowcount == 0:
+                found = conn.execute(
+                    "SELECT id FROM workflow_executions WHERE idempotency_key = ?", (r.key,)
+                ).fetchone()
+                return _get_execution(conn, found[0]), False
+            conn.executemany(
+                "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
+                "attempts) VALUES (?, ?, ?, ?, ?, ?)",
+                steps,
+            )
+            return record, True
+
+        return await self._call(op)
+
+    async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE workflow_executions SET status = 'running', owner = ?, started_at = ? "
+                "WHERE id = ?",
+                (owner, started_at, execution_id),
+            )
+
+        await self._call(op, wait=False)
+
+    async def record_step(self, execution_id: str, step: StepRecord) -> None:
+        if self.durability == "none":
+            return
+        s = step
+        values = (
+            s.status,
+            s.attempts,
+            s.handler,
+            _opt_blob(s.output),
+            _opt_blob(s.error),
+            s.started_at,
+            s.finished_at,
+            execution_id,
+            s.step_id,
+        )
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
+                "error = ?, started_at = ?, finished_at = ? WHERE execution_id = ? "
+                "AND step_id = ?",
+                values,
+            )
+
+        # Terminal records are durable before this returns; `running` ones ride along.
+        await self._call(op, wait=s.status in TERMINAL_STEP)
+
+    async def finish_execution(
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        *,
+        result: Any,
+        error: ErrorInfo | None,
+        finished_at: float,
+    ) -> None:
+        values = (status, _opt_blob(result), _opt_blob(error), finished_at, execution_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE workflow_executions SET status = ?, result = ?, error = ?, "
+                "finished_at = ?, lease_expires_at = NULL WHERE id = ?",
+                values,
+            )
+
+        await self._call(op, wait=self.durability != "none")
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        return await self._call(lambda conn: _get_execution(conn, execution_id), write=False)
+
+    async def find_by_key(self, key: str) -> ExecutionRecord | None:
+        def op(conn: sqlite3.Connection) -> ExecutionRecord | None:
+            row = conn.execute(
+                "SELECT id FROM workflow_executions WHERE idempotency_key = ?", (key,)
+            ).fetchone()
+            return None if row is None else _get_execution(conn, row[0])
+
+        return await self._call(op, write=False)
+
+    async def find_child(self, parent_id: str, parent_step: str) -> ExecutionRecord | None:
+        def op(conn: sqlite3.Connection) -> ExecutionRecord | None:
+            row = conn.execute(
+                "SELECT id FROM workflow_executions WHERE parent_id = ? AND parent_step = ? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (parent_id, parent_step),
+            ).fetchone()
+            return None if row is None else _get_execution(conn, row[0])
+
+        return await self._call(op, write=False)
+
+    async def list_executions(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if workflow is not None:
+            where.append("workflow = ?")
+            args.append(workflow)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = (
+            f"SELECT {_EXEC_COLUMNS} FROM workflow_executions {clause} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        )
+
+        def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            return [_execution(row) for row in conn.execute(sql, (*args, limit))]
+
+        return await self._call(op, write=False)
+
+    # ------------------------------------------------------------ ownership
+
+    async def renew_leases(self, owner: str, until: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(
+                "UPDATE workflow_executions SET lease_expires_at = ? WHERE owner = ? "
+                "AND finished_at IS NULL",
+                (until, owner),
+            )
+            rows = conn.execute(
+                "SELECT id FROM workflow_executions WHERE owner = ? AND finished_at IS NULL "
+                "AND cancel_requested = 1",
+                (owner,),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._call(op)
+
+    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? "
+                "WHERE parent_id IS NULL AND finished_at IS NULL "
+                "AND status IN ('pending', 'running') "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
+                "AND (owner IS NULL OR owner != ?) RETURNING id",
+                (owner, until, now, owner),
+            ).fetchall()
+            return sorted(r[0] for r in rows)
+
+        return await self._call(op)
+
+    async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
+        def op(conn: sqlite3.Connection) -> ExecutionRecord:
+            record = _get_execution(conn, execution_id)
+            if record.finished_at is None and record.status in ("pending", "running"):
+                held = record.lease_expires_at is not None and record.lease_expires_at >= now
+                if held:
+                    conn.execute(
+                        "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = ?",
+                        (execution_id,),
+                    )
+                else:
+                    error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
+                    conn.execute(
+                        "UPDATE workflow_executions SET status = 'cancelled', error = ?, "
+                        "finished_at = ?, lease_expires_at = NULL, cancel_requested = 1 "
+                        "WHERE id = ?",
+                        (_blob(error), now, execution_id),
+                    )
+                    conn.execute(
+                        "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
+                        "WHERE execution_id = ? AND status IN ('pending', 'running')",
+                        (now, execution_id),
+                    )
+                record = _get_execution(conn, execution_id)
+            return record
+
+        return await self._call(op)
+
+    # ------------------------------------------------------------ cache
+
+    async def get_cache(self, key: str, now: float) -> CacheEntry | None:
+        def op(conn: sqlite3.Connection) -> CacheEntry | None:
+            row = conn.execute(
+                "SELECT value, created_at, expires_at FROM cache_entries WHERE key = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (key, now),
+            ).fetchone()
+            return None if row is None else CacheEntry(key, bytes(row[0]), row[1], row[2])
+
+        return await self._call(op, write=False)
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        e = entry
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO cache_entries (key, value, size, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (e.key, e.value, len(e.value), e.created_at, e.expires_at),
+            )
+
+        await self._call(op)
+
+    async def prune_cache(self, now: float, max_entries: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            expired = conn.execute(
+                "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                (now,),
+            ).rowcount
+            extra = conn.execute(
+                "DELETE FROM cache_entries WHERE key IN (SELECT key FROM cache_entries "
+                "ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+                (max_entries,),
+            ).rowcount
+            return int(expired + extra)
+
+        return await self._call(op)
+
+    # ------------------------------------------------------------ retention
+
+    async def prune(
+        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 500
+    ) -> int:
+        status_clause = ""
+        if statuses:
+            status_clause = f" AND status IN ({', '.join('?' for _ in statuses)})"
+        select = (
+            "SELECT id FROM workflow_executions WHERE finished_at IS NOT NULL "
+            f"AND finished_at < ?{status_clause} LIMIT ?"
+        )
+
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [r[0] for r in conn.execute(select, (before, *statuses, batch))]
+            if not ids:
+                return 0
+            marks = ", ".join("?" for _ in ids)
+            conn.execute(f"DELETE FROM step_executions WHERE execution_id IN ({marks})", ids)
+            conn.execute(f"DELETE FROM workflow_executions WHERE id IN ({marks})", ids)
+            return len(ids)
+
+        total = 0
+        while True:
+            # One batch per transaction: other work is committed between them.
+            deleted = await self._call(op)
+            total += deleted
+            if deleted < batch:
+                return total
+            await trio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------ maintenance
+
+    async def migrate(self, to: int | None = None) -> list[str]:
+        """Apply or roll back migrations (``corral migrate``)."""
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return migrations.migrate(conn, to)
+
+        if self._conn is None:
+            raise StoreError(f"the store {self.url} is closed")
+        async with self._lock:
+            try:
+                return await trio.to_thread.run_sync(op, self._conn)
+            except Exception as exc:
+                raise _store_error(exc, str(self.path)) from None
+
+    async def schema_version(self) -> int:
+        if self._conn is None:
+            raise StoreError(f"the store {self.url} is closed")
+        conn = self._conn
+        async with self._lock:
+            return await trio.to_thread.run_sync(migrations.current_version, conn)
+
+
+def _definition_by_digest(conn: sqlite3.Connection, digest: str) -> DefinitionRecord:
+    row = conn.execute(
+        "SELECT name, version, digest, spec, created_at FROM workflow_definitions WHERE digest = ?",
+        (digest,),
+    ).fetchone()
+    if row is None:
+        raise KeyError(digest)
+    return DefinitionRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+
+def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
+    row = conn.execute(
+        f"SELECT {_EXEC_COLUMNS} FROM workflow_executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    if row is None:
+        raise ExecutionNotFound(execution_id)
+    steps = [
+        _step(s)
+        for s in conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM step_executions WHERE execution_id = ? ORDER BY position",
+            (execution_id,),
+        )
+    ]
+    return _execution(row, steps)
+
+
+def default_path() -> Path:
+    """The per-user database file: ``$XDG_DATA_HOME/corral/corral.db``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base) / "corral" / "corral.db"

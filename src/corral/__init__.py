@@ -33,6 +33,7 @@ from corral.errors import SpecError as SpecError
 from corral.errors import StepFailure as StepFailure
 from corral.errors import StepTimedOut as StepTimedOut
 from corral.errors import StoreError as StoreError
+from corral.errors import UsageError as UsageError
 from corral.errors import WorkflowCancelled as WorkflowCancelled
 from corral.errors import WorkflowFailed as WorkflowFailed
 from corral.errors import WorkflowTimedOut as WorkflowTimedOut
@@ -71,6 +72,7 @@ __all__ = [
     "StepTimedOut",
     "StoreError",
     "Subscription",
+    "UsageError",
     "Workflow",
     "WorkflowCancelled",
     "WorkflowFailed",

@@ -157,7 +157,7 @@ class WorkflowCancelled(CorralError):
 
 
 class UsageError(CorralError):
-    """A command-line invocation is wrong (bad argument, missing file)."""
+    """An API call or a command-line invocation is wrong (bad argument, missing file)."""
 
 
 def describe(exc: BaseException) -> dict[str, Any]:

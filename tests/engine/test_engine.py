@@ -123,3 +123,142 @@ async def test_step_progress_events(engine: corral.Engine) -> None:
             (2, 3, "item 1"),
             (3, 3, "item 2"),
         ]
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+async def test_cancel_between_dequeue_and_start(engine: corral.Engine) -> None:
+    wf = corral.Workflow("slow")
+    wf.step("s", "core.sleep", seconds=3600)
+    handle = await engine.submit(wf)
+    for _ in range(1000):  # until the dispatcher took the ticket but the run has not begun
+        if not engine.dispatcher.is_queued(handle.id):
+            break
+        await trio.lowlevel.checkpoint()
+    record = await engine.cancel(handle.id)
+    assert record.status == "cancelled"
+
+
+async def test_interrupt_right_after_submit_cancels_promptly(autojump_clock: object) -> None:
+    wf = corral.Workflow("slow")
+    wf.step("s", "core.sleep", seconds=3600)
+    start = trio.current_time()
+    with pytest.raises(KeyboardInterrupt):
+        async with corral.open_engine(entry_points=False) as engine:
+            handle = await engine.submit(wf)
+            await trio.lowlevel.checkpoint()
+            raise KeyboardInterrupt
+    assert trio.current_time() - start < 60
+    assert (await engine.store.get_execution(handle.id)).status == "cancelled"
+
+
+async def test_inputs_that_cannot_be_stored_are_input_errors(engine: corral.Engine) -> None:
+    wf = corral.Workflow("w", inputs={"x": "any"})
+    wf.step("e", "core.echo", value=wf.input("x"), cache=True)
+    with pytest.raises(corral.InputError, match="cannot be stored"):
+        await engine.submit(wf, {"x": object()})
+
+
+async def test_executions_never_share_mutable_params_or_results(engine: corral.Engine) -> None:
+    wf = corral.Workflow("iso")
+    wf.step("e", "core.echo", value=[1, 2])
+    first = await engine.run(wf)
+    first["e"].append("leaked")
+    assert await engine.run(wf) == {"e": [1, 2]}
+
+
+async def test_continue_then_workflow_timeout_is_timed_out(autojump_clock: object) -> None:
+    async with corral.open_engine(entry_points=False) as engine:
+        spec = corral.loads(
+            "name: w\nsettings: {on_failure: continue, timeout: 5}\nsteps:\n"
+            "  - {id: bad, handler: core.fail}\n"
+            "  - {id: slow, handler: core.sleep, params: {seconds: 100}}\n"
+        )
+        handle = await engine.submit(spec)
+        with pytest.raises(corral.WorkflowTimedOut, match="had failed before"):
+            await handle.result()
+        record = await engine.get(handle.id)
+        assert record.status == "timed_out"
+        assert [s.status for s in record.steps] == ["failed", "cancelled"]
+
+
+async def test_cancel_a_child_execution_by_id(engine: corral.Engine) -> None:
+    child = corral.Workflow("child")
+    child.step("nap", "core.sleep", seconds=3600)
+    parent = corral.Workflow("parent")
+    parent.step("kid", workflow=child)
+    handle = await engine.submit(parent)
+    with trio.fail_after(30):
+        while True:
+            kids = [r for r in await engine.list() if r.parent_id == handle.id]
+            if kids and kids[0].status == "running":
+                break
+            await trio.sleep(0.01)
+    assert (await engine.cancel(kids[0].id)).status == "cancelled"
+    with pytest.raises(corral.WorkflowFailed) as info:
+        await handle.result()
+    assert info.value.step == "kid"
+    assert isinstance(info.value.cause, corral.WorkflowCancelled)
+    snapshot = engine.metrics()
+    assert (snapshot.submitted, snapshot.started, snapshot.failed) == (1, 1, 1)
+
+
+async def test_cancelled_while_queued_emits_finished_events() -> None:
+    from corral.model import WorkflowFinished
+
+    limits = corral.Limits(max_running_workflows=1)
+    async with corral.open_engine(entry_points=False, limits=limits) as engine:
+        wf = corral.Workflow("slow")
+        wf.step("s", "core.sleep", seconds=3600)
+        with engine.subscribe() as events:
+            first = await engine.submit(wf)
+            queued = await engine.submit(wf)
+            await engine.cancel(queued.id)
+            await engine.cancel(first.id)
+            events.close()
+            finished = [e async for e in events if isinstance(e, WorkflowFinished)]
+        assert {(e.execution_id, e.status) for e in finished} == {
+            (first.id, "cancelled"),
+            (queued.id, "cancelled"),
+        }
+        assert engine.metrics().steps_finished == {"cancelled": 2}
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda e: e.list(limit=0), corral.UsageError),
+        (lambda e: e.list(limit="10"), corral.UsageError),
+        (lambda e: e.list(status="bogus"), corral.UsageError),
+        (lambda e: e.cancel(["id"]), corral.UsageError),
+    ],
+)
+async def test_bad_api_arguments_are_corral_errors(
+    engine: corral.Engine, call: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await call(engine)  # type: ignore[operator]
+
+
+def test_bad_subscribe_buffer_and_builder_arguments() -> None:
+    with pytest.raises(corral.SpecError, match="must be a mapping"):
+        corral.Workflow("w", inputs={"x": 5})  # type: ignore[dict-item]
+    wf = corral.Workflow("w")
+    with pytest.raises(corral.SpecError, match="retry must be a mapping"):
+        wf.step("s", "core.noop", retry=3)  # type: ignore[arg-type]
+    with pytest.raises(corral.SpecError, match="concurrency must be a mapping"):
+        wf.step("s", "core.noop", concurrency="k")  # type: ignore[arg-type]
+
+
+async def test_bad_subscribe_buffer(engine: corral.Engine) -> None:
+    with pytest.raises(corral.UsageError):
+        engine.subscribe(buffer=-1)
+
+
+async def test_soft_memory_mark_above_hard_is_a_config_error() -> None:
+    with pytest.raises(corral.ConfigError, match="above memory_hard_mb"):
+        async with corral.open_engine(
+            entry_points=False, limits=corral.Limits(memory_soft_mb=900, memory_hard_mb=100)
+        ):
+            pass

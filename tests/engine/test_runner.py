@@ -717,3 +717,20 @@ async def test_plan_from_another_registry_is_recompiled(eng: corral.Engine, rec:
         pools=eng.resources.pool_sizes(),
     )
     assert await eng.run(plan) == {"a": None}  # this engine's core.echo, not the impostor
+
+
+async def test_cpu_workers_end_with_the_engine(rec: Recorder) -> None:
+    import psutil
+
+    spec = corral.loads("name: cpu\nsteps:\n  - {id: s, handler: test.cpu_pid}\n")
+    async with corral.open_engine(entry_points=False, plugins=[rec]) as engine:
+        pid = (await engine.run(spec))["s"]["pid"]
+        assert psutil.pid_exists(pid)
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    await _wait_for(gone, 30)

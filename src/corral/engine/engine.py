@@ -43,6 +43,7 @@ from corral.errors import (
     InputError,
     Overloaded,
     SpecError,
+    StoreError,
     UsageError,
     WorkflowCancelled,
     WorkflowFailed,
@@ -636,22 +637,29 @@ class Engine:
         """Renew this engine's leases, act on cancel requests, adopt orphans."""
         while True:
             await trio.sleep(self.lease / 3)
-            t = now()
-            for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
-                ticket = self.dispatcher.withdraw(execution_id)
-                if ticket is not None:
-                    await self._finalize_unstarted(ticket.payload, "cancelled on request")
-                elif (run := self._services.runs.get(execution_id)) is not None:
-                    run.cancel("cancelled on request")
-            await self._take_over()
+            try:
+                t = now()
+                for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
+                    ticket = self.dispatcher.withdraw(execution_id)
+                    if ticket is not None:
+                        await self._finalize_unstarted(ticket.payload, "cancelled on request")
+                    elif (run := self._services.runs.get(execution_id)) is not None:
+                        run.cancel("cancelled on request")
+                await self._take_over()
+            except StoreError as exc:  # e.g. locked for too long: try again next round
+                log.warning("lease renewal failed: %s", exc)
 
     async def _retain(self, older_than: float) -> None:
         """Automatic retention: prune finished executions older than ``older_than``."""
         interval = max(1.0, min(older_than / 4, 3600.0))
         while True:
-            deleted = await self.store.prune(now() - older_than)
-            if deleted:
-                log.info("retention: pruned %d executions", deleted)
+            try:
+                deleted = await self.store.prune(now() - older_than)
+            except StoreError as exc:
+                log.warning("retention: pruning failed: %s", exc)
+            else:
+                if deleted:
+                    log.info("retention: pruned %d executions", deleted)
             await trio.sleep(interval)
 
 

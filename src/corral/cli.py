@@ -1,19 +1,26 @@
 """The ``corral`` command line: a thin layer over the engine's public API.
 
 Exit codes: 0 the workflow succeeded (or the command did its job), 1 the
-workflow failed, timed out or was cancelled, 2 a usage, spec, input or plugin
-error (a message, never a traceback).
+workflow failed, timed out or was cancelled, 2 a usage, spec, input, plugin or
+store error (a one-line message, never a traceback).
+
+Commands that work on tracked executions (``run``, ``list``, ``show``,
+``cancel``, ``prune``, ``migrate``) take ``--store URL``; the default is
+``$CORRAL_STORE`` or the per-user SQLite file. Only ``run`` and ``migrate``
+create a missing database file: the others say that there is none.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 import trio
@@ -29,6 +36,9 @@ from corral.model import (
     StepStarted,
 )
 from corral.plan import Plan
+from corral.storage import Store, default_store_url, open_store
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="live progress display (default: when stdout is a terminal)",
     )
-    run.add_argument("--store", default="memory://", help="store URL (default: memory://)")
+    _store_option(run)
 
     val = sub.add_parser("validate", help="check a workflow file without running it")
     val.add_argument("file")
@@ -69,7 +79,57 @@ def _parser() -> argparse.ArgumentParser:
 
     plg = sub.add_parser("plugins", help="list available handlers")
     plg.add_argument("--json", action="store_true")
+
+    lst = sub.add_parser("list", help="list tracked executions, newest first")
+    lst.add_argument("--status", help=f"only executions with this status ({_STATUS_HELP})")
+    lst.add_argument("--workflow", help="only executions of this workflow (by name)")
+    lst.add_argument("--limit", default="50", help="at most N executions (default: 50)")
+    lst.add_argument("--json", action="store_true", help="print the records as JSON")
+    _store_option(lst)
+
+    shw = sub.add_parser("show", help="show one execution with its steps")
+    shw.add_argument("id", help="execution id (as printed by `corral run` or `corral list`)")
+    shw.add_argument("--json", action="store_true", help="print the record as JSON")
+    _store_option(shw)
+
+    cnc = sub.add_parser("cancel", help="cancel an execution")
+    cnc.add_argument("id", help="execution id")
+    _store_option(cnc)
+
+    mig = sub.add_parser("migrate", help="apply or roll back schema migrations (SQLite)")
+    mig.add_argument(
+        "--to", metavar="N", help="target schema version (default: the newest; 0: empty)"
+    )
+    _store_option(mig)
+
+    prn = sub.add_parser("prune", help="delete finished executions older than a duration")
+    prn.add_argument(
+        "--older-than",
+        required=True,
+        metavar="DURATION",
+        help="e.g. 90s, 30m, 12h, 7d, 2w (by the time the execution finished)",
+    )
+    prn.add_argument(
+        "--status",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="S",
+        help="only executions with one of these statuses (succeeded, failed, cancelled, "
+        "timed_out); default: all finished ones",
+    )
+    _store_option(prn)
     return p
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="store URL: sqlite:///abs/path.db, sqlite://rel/path.db, sqlite:// (per-user "
+        "file), memory:// (default: $CORRAL_STORE or the per-user SQLite file)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,12 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "plugins":
             return _cmd_plugins(args)
+        if args.command in _STORE_COMMANDS:
+            return _STORE_COMMANDS[args.command](args)
     except CorralError as exc:
         print(f"corral: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        # The engine has already cancelled the workflow (recorded `cancelled`).
-        print("corral: interrupted; the workflow was cancelled", file=sys.stderr)
+        if args.command == "run":
+            # The engine has already cancelled the workflow (recorded `cancelled`).
+            print("corral: interrupted; the workflow was cancelled", file=sys.stderr)
+        else:
+            print("corral: interrupted", file=sys.stderr)
         return EXIT_FAILED
     raise AssertionError(f"unhandled command {args.command}")
 
@@ -238,7 +303,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     show = args.progress == "always" or (
         args.progress == "auto" and sys.stdout.isatty() and not args.json
     )
-    record: ExecutionRecord = trio.run(_run, args.store, plan, inputs, show)
+    store = args.store or default_store_url()
+    record: ExecutionRecord = trio.run(_run, store, plan, inputs, show)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(record), indent=2).decode())
     else:
@@ -375,6 +441,308 @@ class _Progress:
     def stop(self) -> None:
         self.live.refresh()
         self.live.stop()
+
+
+# ---------------------------------------------------------------- store commands
+
+_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "timed_out")
+_FINISHED = ("succeeded", "failed", "cancelled", "timed_out")
+_STATUS_HELP = ", ".join(_STATUSES)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` (a bare number is seconds) -> seconds."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise UsageError(
+            f"--older-than {text!r}: expected a duration such as 90s, 30m, 12h, 7d or 2w"
+        )
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def _status(text: str | None, allowed: Sequence[str]) -> str | None:
+    if text is not None and text not in allowed:
+        raise UsageError(f"--status {text!r}: expected one of {', '.join(allowed)}")
+    return text
+
+
+def _positive_int(option: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{option} {text!r}: expected a positive integer")
+    return value
+
+
+def _with_store(
+    url: str | Store | None, work: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the store, run ``work(store)`` and close it, all in one ``trio.run``.
+
+    No writer task is started: a store without its writer runs each operation
+    as its own transaction.
+    """
+    store = open_store(url or default_store_url(), create=create)
+
+    async def main() -> T:
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.close()
+
+    return trio.run(main)
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(seconds: float) -> str:
+    """A short human duration: 0.42s, 12.3s, 4m05s, 2h03m, 3d04h."""
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _took(started: float | None, finished: float | None, *, live: bool) -> str:
+    if started is None:
+        return "-"
+    if finished is None:
+        return f"{_span(max(0.0, time.time() - started))} so far" if live else "-"
+    return _span(max(0.0, finished - started))
+
+
+_STYLE = {
+    "pending": "dim",
+    "running": "cyan",
+    "succeeded": "green",
+    "cached": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "skipped": "dim",
+}
+
+
+def _styled(status: str) -> str:
+    style = _STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(120, Console().width), highlight=False)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    status = _status(args.status, _STATUSES)
+    limit = _positive_int("--limit", args.limit)
+
+    async def work(store: Store) -> list[ExecutionRecord]:
+        return await store.list_executions(status=status, workflow=args.workflow, limit=limit)
+
+    records = _with_store(args.store, work)
+    if args.json:
+        print(_dump(records))
+        return EXIT_OK
+    if not records:
+        print("no executions")
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    for col in ("workflow", "version", "status", "created", "duration"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r.id,
+            r.workflow,
+            str(r.version),
+            _styled(r.status),
+            _when(r.created_at),
+            _took(r.started_at, r.finished_at, live=r.status == "running"),
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> tuple[ExecutionRecord, dict[str, str]]:
+        record = await store.get_execution(args.id)
+        children: dict[str, str] = {}
+        for step in record.steps:
+            if step.handler is not None and step.handler.startswith("workflow:"):
+                child = await store.find_child(record.id, step.step_id)
+                if child is not None:
+                    children[step.step_id] = child.id
+        return record, children
+
+    record, children = _with_store(args.store, work)
+    if args.json:
+        print(_dump(record))
+        return EXIT_OK
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    r = record
+    live = r.status in ("pending", "running")
+    lines = [
+        f"execution  {r.id}",
+        f"workflow   {escape(r.workflow)} (version {escape(str(r.version))})",
+        f"status     {_styled(r.status)}"
+        + (" (cancellation requested)" if r.cancel_requested and live else ""),
+        f"created    {_when(r.created_at)}",
+        f"started    {_when(r.started_at)}",
+        f"finished   {_when(r.finished_at)}",
+        f"duration   {_took(r.started_at, r.finished_at, live=r.status == 'running')}",
+    ]
+    if r.parent_id:
+        lines.append(f"parent     {r.parent_id} (step {escape(r.parent_step or '?')})")
+    if r.key:
+        lines.append(f"key        {escape(r.key)}")
+    if live and r.owner:
+        lease = "" if r.lease_expires_at is None else f", lease until {_when(r.lease_expires_at)}"
+        lines.append(f"owner      {escape(r.owner)}{lease}")
+    if r.inputs:
+        lines.append(f"inputs     {escape(msgspec.json.encode(r.inputs).decode())}")
+    for line in lines:
+        console.print(line)
+    if r.steps:
+        table = Table(title="steps", title_justify="left")
+        table.add_column("step", no_wrap=True)
+        for col in ("handler", "status", "attempts", "duration", "error / child"):
+            table.add_column(col)
+        for s in r.steps:
+            note = ""
+            if s.error is not None:
+                note = f"{s.error.type}: {s.error.message}"
+            if s.step_id in children:
+                note = f"child {children[s.step_id]}" + (f"; {note}" if note else "")
+            table.add_row(
+                escape(s.step_id),
+                escape(s.handler or "-"),
+                _styled(s.status),
+                str(s.attempts),
+                _took(s.started_at, s.finished_at, live=s.status == "running"),
+                escape(note),
+            )
+        console.print(table)
+    if r.status == "succeeded":
+        console.print("result:")
+        print(_dump(r.result))
+    elif r.error is not None:
+        where = f" in step {r.error.step!r}" if r.error.step else ""
+        console.print(f"error: {escape(r.error.type)}{escape(where)}: {escape(r.error.message)}")
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
+        before = await store.get_execution(args.id)
+        if before.status not in ("pending", "running"):
+            return before, before
+        return before, await store.request_cancel(args.id, time.time())
+
+    before, after = _with_store(args.store, work)
+    if before is after:
+        print(f"execution {args.id} already {before.status}; nothing to cancel")
+    elif after.status == "cancelled":
+        print(f"execution {args.id} cancelled (no live engine held it)")
+    elif after.status in ("pending", "running"):
+        owner = f" ({after.owner})" if after.owner else ""
+        print(
+            f"cancellation of execution {args.id} requested: its engine{owner} cancels it "
+            "at its next lease renewal"
+        )
+    else:
+        print(f"execution {args.id} finished ({after.status}) before it could be cancelled")
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from corral.storage import SQLiteStore
+    from corral.storage.migrate import migrations
+
+    latest = len(migrations())
+    target: int | None = None
+    if args.to is not None:
+        try:
+            target = int(args.to)
+        except ValueError:
+            target = -1
+        if not 0 <= target <= latest:
+            raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
+    store = open_store(args.store or default_store_url(), create=True)
+    if not isinstance(store, SQLiteStore):
+        raise UsageError(
+            f"corral migrate works on SQLite stores only, not {store.url!r} "
+            "(an in-memory store has no schema to migrate)"
+        )
+    sqlite_store = store
+
+    async def work(_: Store) -> tuple[list[str], int]:
+        # Opening the store already brings its schema to the newest version.
+        done = list(sqlite_store.migrations_done)
+        done += await sqlite_store.migrate(target)
+        return done, await sqlite_store.schema_version()
+
+    done, version = _with_store(store, work)
+    for line in done:
+        print(line)
+    where = sqlite_store.path
+    if not done:
+        print(f"{where}: already at schema version {version}; nothing to do")
+    else:
+        print(f"{where}: now at schema version {version} (newest: {latest})")
+    return EXIT_OK
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    seconds = parse_duration(args.older_than)
+    statuses: list[str] = []
+    for item in args.status:
+        for part in item.split(","):
+            if part.strip():
+                statuses.append(_status(part.strip(), _FINISHED) or "")
+    cutoff = time.time() - seconds
+
+    async def work(store: Store) -> int:
+        return await store.prune(cutoff, statuses=tuple(statuses))
+
+    deleted = _with_store(args.store, work)
+    which = f" ({', '.join(statuses)})" if statuses else ""
+    print(
+        f"pruned {deleted} execution{'s' if deleted != 1 else ''}{which} "
+        f"finished before {_when(cutoff)}"
+    )
+    return EXIT_OK
+
+
+_STORE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "cancel": _cmd_cancel,
+    "migrate": _cmd_migrate,
+    "prune": _cmd_prune,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ import msgspec
 import trio
 
 import corral
-from corral.errors import CorralError, InputError, UsageError
+from corral.errors import CorralError, InputError, StoreError, UsageError
 from corral.model import (
     Event,
     ExecutionRecord,
@@ -489,7 +489,16 @@ def _with_store(
     store = open_store(url or default_store_url(), create=create)
 
     async def main() -> T:
-        await store.open()
+        try:
+            await store.open()
+        except StoreError as exc:
+            path = getattr(store, "path", None)
+            if not create and isinstance(path, Path) and not path.exists():
+                raise StoreError(
+                    f"{exc} (pass --store URL or set $CORRAL_STORE; `corral run` and "
+                    "`corral migrate` create a database)"
+                ) from None
+            raise
         try:
             return await work(store)
         finally:
@@ -557,12 +566,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     async def work(store: Store) -> list[ExecutionRecord]:
         return await store.list_executions(status=status, workflow=args.workflow, limit=limit)
 
-    records = _with_store(args.store, work)
+    url = args.store or default_store_url()
+    records = _with_store(url, work)
     if args.json:
         print(_dump(records))
         return EXIT_OK
     if not records:
-        print("no executions")
+        hint = " (memory:// keeps nothing between commands)" if url.startswith("memory:") else ""
+        print(f"no executions{hint}")
         return EXIT_OK
     from rich.table import Table
 
@@ -645,6 +656,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 escape(note),
             )
         console.print(table)
+    if (
+        r.finished_at is not None
+        and r.steps
+        and all(s.status == "pending" and s.attempts == 0 for s in r.steps)
+    ):
+        console.print('(no step records were written: the engine ran with durability "none")')
     if r.status == "succeeded":
         console.print("result:")
         print(_dump(r.result))
@@ -669,9 +686,15 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     elif after.status in ("pending", "running"):
         owner = f" ({after.owner})" if after.owner else ""
         print(
-            f"cancellation of execution {args.id} requested: its engine{owner} cancels it "
-            "at its next lease renewal"
+            f"cancellation of execution {args.id} requested: the engine holding it{owner} "
+            "cancels it at its next lease renewal"
         )
+        if after.lease_expires_at is not None:
+            print(
+                f"if that engine is gone, its lease expires at {_when(after.lease_expires_at)}; "
+                f"then the engine that takes it over cancels it, or run `corral cancel {args.id}` "
+                "again"
+            )
     else:
         print(f"execution {args.id} finished ({after.status}) before it could be cancelled")
     return EXIT_OK

@@ -177,6 +177,7 @@ class Engine:
             limits.memory_soft_mb, limits.memory_hard_mb, limits.memory_interval, memory_reader
         )
         self.resources = ResourceManager(limits.pool_sizes(), memory=guard)
+        self._pool_items = frozenset(self.resources.pool_sizes().items())
         self.dispatcher = Dispatcher(limits.max_running_workflows, limits.max_queued, guard)
         self.strategy = ExecutionStrategy(worker_context=worker_context)
         self.events = EventBus(registry.pm.hook, limits.subscriber_buffer)
@@ -222,7 +223,7 @@ class Engine:
         file: str | None = None
         base_dir: Path | None = None
         if isinstance(spec, Plan):
-            if spec.bound and spec.pools == frozenset(pools.items()) and self._same_handlers(spec):
+            if spec.bound and spec.pools == self._pool_items and self._same_handlers(spec):
                 return self._fix_keyed_limits(spec)
             spec_obj, file, base_dir = spec.spec, spec.file, spec.base_dir
         elif isinstance(spec, WorkflowSpec):

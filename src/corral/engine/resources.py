@@ -235,11 +235,13 @@ class ResourceManager:
         memory: MemoryGuard,
     ) -> None:
         self.pools = {name: Pool(name, size) for name, size in pools.items()}
+        self._sizes = dict(pools)
         self.memory = memory
         self._keyed: dict[str, KeyedLimiter] = {}
 
     def pool_sizes(self) -> dict[str, int]:
-        return {name: pool.size for name, pool in self.pools.items()}
+        """Pool name -> size (fixed when the engine opens)."""
+        return self._sizes
 
     def keyed(self, name: str, limit: int) -> KeyedLimiter:
         """The keyed limiter shared by every step using ``name``.

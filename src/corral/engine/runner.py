@@ -415,6 +415,8 @@ class WorkflowRun:
 
     async def _write_skips(self, default: str = "skipped") -> None:
         """Record steps that never ran; shielded, so cancellation cannot lose them."""
+        if not self._unwritten:
+            return
         with trio.CancelScope(shield=True) as scope:
             scope.relative_deadline = self.s.status_write_timeout
             while self._unwritten:

@@ -70,6 +70,12 @@ class StoreError(CorralError):
     """A store URL is invalid or the store cannot be used."""
 
 
+class LeaseLost(StoreError):
+    """This engine no longer owns the execution: another engine took it over
+    after this one's lease expired (a stalled process). The stale run stops
+    without writing anything more."""
+
+
 class ExecutionNotFound(CorralError):
     """No execution with the given id exists in the store."""
 

@@ -248,3 +248,26 @@ async def test_engine_rejects_bad_store_url() -> None:
     with pytest.raises(corral.StoreError):
         async with corral.open_engine("nope://"):
             pass
+
+
+async def test_writes_are_fenced_by_ownership(store: Store) -> None:
+    from corral.errors import LeaseLost
+
+    await store.create_execution(_record("e1", owner="A", lease=100.0))
+    await store.record_step("e1", StepRecord(step_id="a", status="running"), owner="A")
+    assert await store.claim_expired("B", 200.0, 300.0) == ["e1"]  # A's lease expired
+    # A, stale, may no longer write: a running record is dropped, a terminal one refused.
+    await store.record_step("e1", StepRecord(step_id="b", status="running"), owner="A")
+    with pytest.raises(LeaseLost):
+        await store.record_step("e1", StepRecord(step_id="a", status="succeeded"), owner="A")
+    with pytest.raises(LeaseLost):
+        await store.finish_execution(
+            "e1", "succeeded", result=None, error=None, finished_at=1.0, owner="A"
+        )
+    assert await store.lost("A", ["e1"]) == ["e1"]
+    assert await store.lost("B", ["e1"]) == []
+    got = await store.get_execution("e1")
+    assert got.status == "pending" and got.step("a").status == "running"
+    assert got.step("b").status == "pending"
+    await store.record_step("e1", StepRecord(step_id="a", status="succeeded"), owner="B")
+    assert (await store.get_execution("e1")).step("a").status == "succeeded"

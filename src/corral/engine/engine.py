@@ -41,6 +41,7 @@ from corral.errors import (
     EngineClosed,
     ExecutionNotFound,
     InputError,
+    LeaseLost,
     Overloaded,
     SpecError,
     StoreError,
@@ -468,12 +469,20 @@ class Engine:
         record = run.record
         error = ErrorInfo("WorkflowCancelled", reason)
         with trio.CancelScope(shield=True):
-            await self.store.finish_execution(
-                record.id, "cancelled", result=None, error=error, finished_at=now()
-            )
-            for step in record.steps:
-                step.status = "cancelled"
-                await self.store.record_step(record.id, step)
+            try:
+                await self.store.finish_execution(
+                    record.id,
+                    "cancelled",
+                    result=None,
+                    error=error,
+                    finished_at=now(),
+                    owner=self.owner,
+                )
+                for step in record.steps:
+                    step.status = "cancelled"
+                    await self.store.record_step(record.id, step, owner=self.owner)
+            except LeaseLost:
+                pass  # another engine runs it now; not ours to cancel
         self._metrics.workflow_finished("cancelled", 0.0)
         for _ in record.steps:
             self._metrics.step_finished("cancelled", None)
@@ -646,6 +655,10 @@ class Engine:
                         await self._finalize_unstarted(ticket.payload, "cancelled on request")
                     elif (run := self._services.runs.get(execution_id)) is not None:
                         run.cancel("cancelled on request")
+                mine = [i for i, r in self._services.runs.items() if r.top_level]
+                for execution_id in await self.store.lost(self.owner, mine):
+                    if (run := self._services.runs.get(execution_id)) is not None:
+                        run.abandon()
                 await self._take_over()
             except StoreError as exc:  # e.g. locked for too long: try again next round
                 log.warning("lease renewal failed: %s", exc)

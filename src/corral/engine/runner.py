@@ -31,6 +31,7 @@ from corral.engine.retry import backoff_delay, should_retry
 from corral.errors import (
     CorralError,
     HandlerError,
+    LeaseLost,
     NonRetryable,
     StepFailure,
     StepTimedOut,
@@ -155,6 +156,7 @@ class WorkflowRun:
         self._first_step = True
         self._events = services.events
         self.done = trio.Event()
+        self.abandoned = False
 
     # ------------------------------------------------------------ control
 
@@ -163,6 +165,26 @@ class WorkflowRun:
         if self._cancel_reason is None:
             self._cancel_reason = reason
         self._scope.cancel()
+
+    def abandon(self) -> None:
+        """Stop without writing anything more: another engine took this execution
+        over (this one's lease expired while it was stalled)."""
+        if not self.abandoned:
+            log.warning(
+                "execution %s was taken over by another engine; this engine stops running it",
+                self.record.id,
+            )
+        self.abandoned = True
+        self.cancel("taken over by another engine")
+
+    async def _write_step(self, rec: StepRecord) -> None:
+        """Record a step, fenced by ownership: a stale engine's writes are refused."""
+        if self.abandoned:
+            return
+        try:
+            await self.s.store.record_step(self.record.id, rec, owner=self.s.owner)
+        except LeaseLost:
+            self.abandon()
 
     def restore(self) -> int:
         """Take up a stored record (resume): finished steps keep their outputs and
@@ -327,13 +349,18 @@ class WorkflowRun:
             with trio.CancelScope(shield=True) as scope:
                 # The execution's own status first, under its own deadline.
                 scope.relative_deadline = s.status_write_timeout
-                await s.store.finish_execution(
-                    rec.id,
-                    outcome.status,  # type: ignore[arg-type]
-                    result=outcome.result,
-                    error=outcome.error,
-                    finished_at=rec.finished_at,
-                )
+                if not self.abandoned:
+                    try:
+                        await s.store.finish_execution(
+                            rec.id,
+                            outcome.status,  # type: ignore[arg-type]
+                            result=outcome.result,
+                            error=outcome.error,
+                            finished_at=rec.finished_at,
+                            owner=s.owner,
+                        )
+                    except LeaseLost:
+                        self.abandon()
             if scope.cancelled_caught:
                 log.error("could not record the end of execution %s in time", rec.id)
             with trio.CancelScope(shield=True) as scope:
@@ -425,7 +452,7 @@ class WorkflowRun:
                 status = self.status[i] if self.status[i] in ("skipped", "cancelled") else default
                 rec.status = status  # type: ignore[assignment]
                 rec.finished_at = now()
-                await self.s.store.record_step(self.record.id, rec)
+                await self._write_step(rec)
                 self.s.metrics.step_finished(status, None)
                 if self._events.active:
                     self._emit_step_finished(rec)
@@ -471,7 +498,7 @@ class WorkflowRun:
             rec.finished_at = now()
             with trio.CancelScope(shield=True) as scope:
                 scope.relative_deadline = self.s.status_write_timeout
-                await self.s.store.record_step(self.record.id, rec)
+                await self._write_step(rec)
             self.s.metrics.step_finished("cancelled", rec.duration)
             if self._events.active:
                 self._emit_step_finished(rec)
@@ -484,7 +511,7 @@ class WorkflowRun:
         with trio.CancelScope(shield=True) as scope:
             # A step's output is recorded (durably) before its dependents can start.
             scope.relative_deadline = self.s.status_write_timeout
-            await self.s.store.record_step(self.record.id, rec)
+            await self._write_step(rec)
         duration = rec.duration
         self.s.metrics.step_finished(status, duration)
         if status == "succeeded" and duration is not None:
@@ -565,7 +592,7 @@ class WorkflowRun:
             rec.status = "running"
             if rec.started_at is None:
                 rec.started_at = now()
-            await s.store.record_step(self.record.id, rec)
+            await self._write_step(rec)
             s.metrics.steps_started += 1
             if self._first_step:
                 self._first_step = False

@@ -93,10 +93,14 @@ class Store(Protocol):
     async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
         """Mark an execution ``running`` under ``owner``."""
 
-    async def record_step(self, execution_id: str, step: StepRecord) -> None:
-        """Upsert one step's record. A terminal step record is durable (committed)
+    async def record_step(
+        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+    ) -> None:
+        """Update one step's record. A terminal step record is durable (committed)
         when this returns, so its dependents may start; a ``running`` record may
-        be written later, with the next batch."""
+        be written later, with the next batch. With ``owner``, the write only
+        happens while ``owner`` owns the execution; a terminal write that finds
+        another owner raises :class:`corral.errors.LeaseLost` (fencing)."""
 
     async def finish_execution(
         self,
@@ -106,8 +110,10 @@ class Store(Protocol):
         result: Any,
         error: ErrorInfo | None,
         finished_at: float,
+        owner: str | None = None,
     ) -> None:
-        """Write an execution's terminal status (and release its ownership)."""
+        """Write an execution's terminal status (and release its lease). With
+        ``owner``, only while ``owner`` owns it, else :class:`LeaseLost`."""
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The execution with its steps; raises ``ExecutionNotFound``."""
@@ -136,6 +142,10 @@ class Store(Protocol):
     async def renew_leases(self, owner: str, until: float) -> list[str]:
         """Extend the lease of every unfinished execution ``owner`` holds; return
         the ids among them whose cancellation was requested."""
+        ...
+
+    async def lost(self, owner: str, execution_ids: list[str]) -> list[str]:
+        """Those of ``execution_ids`` that ``owner`` no longer owns (taken over)."""
         ...
 
     async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:

@@ -6,9 +6,10 @@ from typing import Any
 
 import msgspec
 
-from corral.errors import ExecutionNotFound
+from corral.errors import ExecutionNotFound, LeaseLost
 from corral.model import (
     TERMINAL_EXECUTION,
+    TERMINAL_STEP,
     ErrorInfo,
     ExecutionRecord,
     ExecutionStatus,
@@ -103,8 +104,14 @@ class MemoryStore:
         rec.owner = owner
         rec.started_at = started_at
 
-    async def record_step(self, execution_id: str, step: StepRecord) -> None:
-        self._get(execution_id)
+    async def record_step(
+        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+    ) -> None:
+        rec = self._get(execution_id)
+        if owner is not None and rec.owner != owner:
+            if step.status in TERMINAL_STEP:
+                raise LeaseLost(f"execution {execution_id} is now owned by {rec.owner}")
+            return
         self._steps[execution_id][step.step_id] = _copy(step)
 
     async def finish_execution(
@@ -115,13 +122,15 @@ class MemoryStore:
         result: Any,
         error: ErrorInfo | None,
         finished_at: float,
+        owner: str | None = None,
     ) -> None:
         rec = self._get(execution_id)
+        if owner is not None and rec.owner != owner:
+            raise LeaseLost(f"execution {execution_id} is now owned by {rec.owner}")
         rec.status = status
         rec.result = msgspec.json.decode(msgspec.json.encode(result))
         rec.error = error
         rec.finished_at = finished_at
-        rec.owner = None
         rec.lease_expires_at = None
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -166,6 +175,13 @@ class MemoryStore:
                 if rec.cancel_requested:
                     cancel.append(rec.id)
         return cancel
+
+    async def lost(self, owner: str, execution_ids: list[str]) -> list[str]:
+        return [
+            i
+            for i in execution_ids
+            if i in self._executions and self._executions[i].owner != owner
+        ]
 
     async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
         claimed: list[str] = []

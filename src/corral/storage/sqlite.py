@@ -29,7 +29,7 @@ import outcome
 import trio
 import trio.lowlevel
 
-from corral.errors import ExecutionNotFound, StoreError
+from corral.errors import ExecutionNotFound, LeaseLost, StoreError
 from corral.model import (
     TERMINAL_STEP,
     ErrorInfo,
@@ -439,10 +439,13 @@ class SQLiteStore:
 
         await self._call(op, wait=False)
 
-    async def record_step(self, execution_id: str, step: StepRecord) -> None:
+    async def record_step(
+        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+    ) -> None:
         if self.durability == "none":
             return
         s = step
+        terminal = s.status in TERMINAL_STEP
         values = (
             s.status,
             s.attempts,
@@ -456,15 +459,26 @@ class SQLiteStore:
         )
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            if owner is None:
+                conn.execute(
+                    "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, "
+                    "output = ?, error = ?, started_at = ?, finished_at = ? "
+                    "WHERE execution_id = ? AND step_id = ?",
+                    values,
+                )
+                return
+            cur = conn.execute(
                 "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
                 "error = ?, started_at = ?, finished_at = ? WHERE execution_id = ? "
-                "AND step_id = ?",
-                values,
+                "AND step_id = ? AND EXISTS (SELECT 1 FROM workflow_executions "
+                "WHERE id = ? AND owner = ?)",
+                (*values, execution_id, owner),
             )
+            if cur.rowcount == 0 and terminal:
+                raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         # Terminal records are durable before this returns; `running` ones ride along.
-        await self._call(op, wait=s.status in TERMINAL_STEP)
+        await self._call(op, wait=terminal)
 
     async def finish_execution(
         self,
@@ -474,15 +488,20 @@ class SQLiteStore:
         result: Any,
         error: ErrorInfo | None,
         finished_at: float,
+        owner: str | None = None,
     ) -> None:
         values = (status, _opt_blob(result), _opt_blob(error), finished_at, execution_id)
+        fence = "" if owner is None else " AND owner = ?"
+        args = values if owner is None else (*values, owner)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE workflow_executions SET status = ?, result = ?, error = ?, "
-                "finished_at = ?, lease_expires_at = NULL WHERE id = ?",
-                values,
+                f"finished_at = ?, lease_expires_at = NULL WHERE id = ?{fence}",
+                args,
             )
+            if cur.rowcount == 0 and owner is not None:
+                raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         await self._call(op, wait=self.durability != "none")
 
@@ -552,6 +571,22 @@ class SQLiteStore:
             return [r[0] for r in rows]
 
         return await self._call(op)
+
+    async def lost(self, owner: str, execution_ids: list[str]) -> list[str]:
+        if not execution_ids:
+            return []
+        ids = list(execution_ids)
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            marks = ", ".join("?" for _ in ids)
+            rows = conn.execute(
+                f"SELECT id FROM workflow_executions WHERE id IN ({marks}) AND "
+                "(owner IS NULL OR owner != ?)",
+                (*ids, owner),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._call(op, write=False)
 
     async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:

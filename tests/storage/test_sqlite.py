@@ -1,0 +1,289 @@
+"""The SQLite store on real files: its settings, group commit, durability
+``none``, and a large prune that must not stall running workflows."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+import corral
+from corral.model import StepSpec, WorkflowSpec
+from corral.plugins import Handler, StepContext, hookimpl
+from corral.storage import SQLiteStore, open_store
+
+
+def url(db: Path) -> str:
+    return f"sqlite:///{db}"
+
+
+def chain(n: int, handler: str = "core.noop", name: str = "chain") -> WorkflowSpec:
+    return WorkflowSpec(
+        name=name,
+        steps=[
+            StepSpec(id=f"s{i}", handler=handler, needs=[f"s{i - 1}"] if i > 1 else [])
+            for i in range(1, n + 1)
+        ],
+    )
+
+
+async def test_connection_settings(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    store = open_store(url(db))
+    assert isinstance(store, SQLiteStore)
+    await store.open()
+    try:
+        conn = store._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"this is not a database at all" * 100, "not a corral database"), (None, "directory")],
+)
+async def test_a_file_that_is_not_a_database_is_a_store_error(
+    tmp_path: Path, content: bytes | None, needle: str
+) -> None:
+    path = tmp_path / "bad.db"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(corral.StoreError, match=needle):
+        await open_store(url(path)).open()
+    if content is not None:
+        assert path.read_bytes() == content  # left as it was
+
+
+async def test_group_commit_batches_concurrent_workflows(tmp_path: Path) -> None:
+    """Writes of concurrently running workflows share transactions."""
+    db = tmp_path / "g.db"
+    async with corral.open_engine(url(db), entry_points=False) as engine:
+        store = engine.store
+        assert isinstance(store, SQLiteStore)
+        before_batches, before_ops = store.batches, store.ops
+        spec = chain(5)
+        handles = [await engine.submit(spec) for _ in range(40)]
+        for h in handles:
+            await h.result()
+        batches, ops = store.batches - before_batches, store.ops - before_ops
+    # 40 workflows x 5 steps, each with a `running` and a terminal record.
+    assert ops >= 400
+    assert batches < ops / 2, (batches, ops)
+    with sqlite3.connect(db) as conn:
+        statuses = conn.execute(
+            "SELECT status, count(*) FROM step_executions GROUP BY 1"
+        ).fetchall()
+    assert statuses == [("succeeded", 200)]
+
+
+async def test_terminal_step_records_are_committed_before_dependents_start(
+    tmp_path: Path,
+) -> None:
+    """Durability "step": when a step starts, its upstream output is in the file
+    (read through another connection)."""
+    db = tmp_path / "d.db"
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+
+    class Peek(Handler):
+        name = "peek.step"
+
+        async def run(self, ctx: StepContext, params: Any) -> Any:
+            with sqlite3.connect(db) as other:
+                rows = other.execute(
+                    "SELECT step_id, status FROM step_executions WHERE execution_id = ? "
+                    "AND status = 'succeeded' ORDER BY position",
+                    (ctx.execution_id,),
+                ).fetchall()
+            seen.append((ctx.step_id, rows))
+            return ctx.step_id
+
+    class Plugin:
+        @hookimpl
+        def corral_handlers(self) -> list[type[Handler]]:
+            return [Peek]
+
+    async with corral.open_engine(url(db), plugins=[Plugin()], entry_points=False) as engine:
+        await engine.run(chain(4, "peek.step"))
+    assert seen == [(f"s{i}", [(f"s{j}", "succeeded") for j in range(1, i)]) for i in range(1, 5)]
+
+
+async def test_durability_none_writes_no_step_records(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    async with corral.open_engine(url(db), entry_points=False, durability="none") as engine:
+        handles = [await engine.submit(chain(3, "core.echo")) for _ in range(3)]
+        failing = await engine.submit(
+            WorkflowSpec(name="bad", steps=[StepSpec(id="x", handler="core.fail")])
+        )
+        for h in handles:
+            await h.result()
+        with pytest.raises(corral.WorkflowFailed):
+            await failing.result()
+        ids = [h.id for h in handles]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT id, status, finished_at IS NOT NULL FROM workflow_executions"
+        ).fetchall()
+        steps = conn.execute(
+            "SELECT status, attempts, output, started_at FROM step_executions"
+        ).fetchall()
+    assert sorted(rows) == sorted([(i, "succeeded", 1) for i in ids] + [(failing.id, "failed", 1)])
+    assert len(steps) == 10
+    assert set(steps) == {("pending", 0, None, None)}
+
+
+async def test_durability_step_is_the_default(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with corral.open_engine(url(db), entry_points=False) as engine:
+        h = await engine.submit(chain(2, "core.echo"))
+        await h.result()
+        record = await engine.get(h.id)
+    assert [s.status for s in record.steps] == ["succeeded", "succeeded"]
+    assert all(s.attempts == 1 and s.finished_at is not None for s in record.steps)
+
+
+# ---------------------------------------------------------------- retention
+
+OLD = 100_000
+
+
+def _insert_old(db: Path, n: int, finished_at: float) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        ids = [f"old-{i:06d}" for i in range(n)]
+        conn.executemany(
+            "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at, "
+            "started_at, finished_at) VALUES (?, 'old', '1', 'succeeded', X'7B7D', ?, ?, ?)",
+            ((i, finished_at, finished_at, finished_at) for i in ids),
+        )
+        conn.executemany(
+            "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
+            "attempts, output) VALUES (?, 'a', 0, 'core.noop', 'succeeded', 1, X'6E756C6C')",
+            ((i,) for i in ids),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_prune_of_100k_executions_does_not_stall_a_running_workflow(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "p.db"
+    store = open_store(url(db))
+    await store.open()
+    await store.close()
+    week_ago = time.time() - 7 * 86400
+    _insert_old(db, OLD, finished_at=week_ago - 86400)
+    with sqlite3.connect(db) as conn:  # one recent finished execution is kept
+        conn.execute(
+            "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at, "
+            "finished_at) VALUES ('recent', 'old', '1', 'succeeded', X'7B7D', ?, ?)",
+            (time.time(), time.time()),
+        )
+
+    # Each step of the running workflow samples (through its own connection) how
+    # many old executions are left: the workflow's progress as seen by the prune.
+    remaining: list[int] = []
+    pruned = trio.Event()
+    probe = sqlite3.connect(db, check_same_thread=False)
+
+    class Probe(Handler):
+        name = "probe.step"
+        kind = "blocking"  # the count runs in a thread, not in the event loop
+
+        def run(self, ctx: StepContext, params: Any) -> Any:  # type: ignore[override]
+            left = probe.execute(
+                "SELECT count(*) FROM workflow_executions WHERE workflow = 'old'"
+            ).fetchone()[0]
+            remaining.append(left)
+            if not pruned.is_set():
+                time.sleep(0.002)
+            return left
+
+    class Plugin:
+        @hookimpl
+        def corral_handlers(self) -> list[type[Handler]]:
+            return [Probe]
+
+    steps = 400
+    try:
+        async with corral.open_engine(url(db), plugins=[Plugin()], entry_points=False) as engine:
+            handle = await engine.submit(chain(steps, "probe.step", "running"))
+            with trio.fail_after(60):
+                while len(remaining) < 5:  # noqa: ASYNC110 (under way)
+                    await trio.sleep(0.01)
+            deleted = await engine.store.prune(week_ago)
+            pruned.set()
+            at_end = len(remaining)
+            await handle.result()
+            record = await engine.get(handle.id)
+    finally:
+        probe.close()
+
+    assert deleted == OLD
+    assert record.status == "succeeded"
+    assert [s.status for s in record.steps] == ["succeeded"] * steps
+    # The workflow made progress *during* the prune: its steps saw the prune
+    # half done, at many different points, and in order.
+    during = [r for r in remaining if 1 < r < OLD + 1]
+    assert len(set(during)) >= 5, (len(remaining), at_end, sorted(set(remaining))[:20])
+    assert remaining == sorted(remaining, reverse=True)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM workflow_executions").fetchone()[0] == 2
+        left = conn.execute("SELECT execution_id FROM step_executions").fetchall()
+        assert {r[0] for r in left} == {handle.id}
+
+
+async def test_prune_by_status_and_age(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    first = open_store(url(db))
+    await first.open()
+    await first.close()
+    now = time.time()
+    with sqlite3.connect(db) as conn:
+        rows = [
+            ("a", "succeeded", now - 100),
+            ("b", "failed", now - 100),
+            ("c", "succeeded", now - 1),
+            ("d", "running", None),
+        ]
+        conn.executemany(
+            "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at, "
+            "finished_at) VALUES (?, 'w', '1', ?, X'7B7D', 0, ?)",
+            rows,
+        )
+    store = open_store(url(db))
+    await store.open()
+    try:
+        assert await store.prune(now - 10, statuses=("failed",)) == 1
+        assert await store.prune(now - 10, batch=1) == 1
+        assert {r.id for r in await store.list_executions()} == {"c", "d"}
+        assert (await store.get_execution("d")).status == "running"  # unfinished: kept
+    finally:
+        await store.close()
+
+
+async def test_cache_entries_are_json_not_pickle(tmp_path: Path) -> None:
+    """Cache values are JSON (msgspec), readable without corral."""
+    db = tmp_path / "m.db"
+    spec = WorkflowSpec(
+        name="c",
+        steps=[StepSpec(id="a", handler="core.echo", params={"value": {"k": [1, 2]}}, cache=True)],
+    )
+    async with corral.open_engine(url(db), entry_points=False) as engine:
+        await engine.run(spec)
+    with sqlite3.connect(db) as conn:
+        (value,) = conn.execute("SELECT value FROM cache_entries").fetchone()
+    assert msgspec.json.decode(value) == {"k": [1, 2]}

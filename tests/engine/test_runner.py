@@ -111,11 +111,13 @@ async def test_cancel_1000_running_sleep_steps(eng: corral.Engine) -> None:
     wf = corral.Workflow("many")
     for i in range(1000):
         wf.step(f"s{i}", "core.sleep", seconds=3600)
+    await trio.testing.wait_all_tasks_blocked()  # the engine's own tasks have settled
     before = _tasks()
     handle = await eng.submit(wf)
     await _wait_for(lambda: eng.metrics().steps_started == 1000)
     assert _tasks() > before + 1000
     record = await eng.cancel(handle.id)
+    await trio.testing.wait_all_tasks_blocked()
     assert record.status == "cancelled"
     assert len(record.steps) == 1000
     assert {s.status for s in record.steps} == {"cancelled"}

@@ -96,10 +96,8 @@ def test_console_script_runs_an_example(tmp_path: Path) -> None:
 
 def test_failed_workflow_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     wf = tmp_path / "fail.yaml"
-    wf.write_text(
-        "name: f\nsteps:\n  - {id: boom, handler: core.fail, params: {message: nope}}\n"
-    )
-    code, out, err = run_cli(capsys, "run", str(wf))
+    wf.write_text("name: f\nsteps:\n  - {id: boom, handler: core.fail, params: {message: nope}}\n")
+    code, _, err = run_cli(capsys, "run", str(wf))
     assert code == 1
     assert "failed" in err and "boom" in err and "nope" in err
     assert "Traceback" not in err
@@ -111,7 +109,7 @@ def test_timed_out_workflow_exits_1(capsys: pytest.CaptureFixture[str], tmp_path
         'name = "slow"\n[[steps]]\nid = "s"\nhandler = "core.sleep"\n'
         "timeout = 0.05\nparams = {seconds = 30}\n"
     )
-    code, _, err = run_cli(capsys, "run", str(wf), "--json")
+    code, _, _ = run_cli(capsys, "run", str(wf), "--json")
     assert code == 1
 
 
@@ -129,7 +127,7 @@ def test_bad_spec_exits_2_without_traceback(
     wf = tmp_path / "bad.yaml"
     wf.write_text(content)
     for command in ("run", "validate"):
-        code, out, err = run_cli(capsys, command, str(wf))
+        code, _, err = run_cli(capsys, command, str(wf))
         assert code == 2
         assert needle in err and "bad.yaml" in err
         assert "Traceback" not in err
@@ -182,9 +180,7 @@ def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(
-        capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always"
-    )
+    code, out, _ = run_cli(capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always")
     assert code == 0
     assert "flaky" in out and "succeeded" in out
 

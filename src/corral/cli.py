@@ -713,7 +713,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             target = -1
         if not 0 <= target <= latest:
             raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
-    store = open_store(args.store or default_store_url(), create=True)
+    store = open_store(args.store or default_store_url(), create=True, migrate=False)
     if not isinstance(store, SQLiteStore):
         raise UsageError(
             f"corral migrate works on SQLite stores only, not {store.url!r} "
@@ -722,9 +722,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     sqlite_store = store
 
     async def work(_: Store) -> tuple[list[str], int]:
-        # Opening the store already brings its schema to the newest version.
-        done = list(sqlite_store.migrations_done)
-        done += await sqlite_store.migrate(target)
+        done = await sqlite_store.migrate(target)
         return done, await sqlite_store.schema_version()
 
     done, version = _with_store(store, work)

@@ -613,6 +613,21 @@ class Engine:
             plan = self._plan_from_definition(definition)
             if [sp.id for sp in plan.steps] != [s.step_id for s in record.steps]:
                 raise SpecError("its step records do not match its definition")
+            if record.cancel_requested:
+                # Cancelled (by `corral cancel`) while its engine was gone: honour it now.
+                with trio.CancelScope(shield=True):
+                    for step in record.steps:
+                        if step.status in ("pending", "running"):
+                            step.status = "cancelled"
+                            await self.store.record_step(execution_id, step)
+                    await self.store.finish_execution(
+                        execution_id,
+                        "cancelled",
+                        result=None,
+                        error=ErrorInfo("WorkflowCancelled", "cancelled on request"),
+                        finished_at=now(),
+                    )
+                return
         except (SpecError, msgspec.DecodeError) as exc:
             log.error("cannot resume execution %s: %s", execution_id, exc)
             with trio.CancelScope(shield=True):

@@ -40,12 +40,18 @@ def default_store_url() -> str:
 
 
 def open_store(
-    url: str | Store | None = None, *, durability: str = "step", create: bool = True
+    url: str | Store | None = None,
+    *,
+    durability: str = "step",
+    create: bool = True,
+    migrate: bool = True,
 ) -> Store:
     """A store for ``url`` (not yet opened; call ``await store.open()``).
 
     ``create=False`` refuses to create a missing SQLite file (for commands
-    that only read). Errors are :class:`corral.StoreError` naming the URL.
+    that only read). ``migrate=False`` opens a database as it is, at whatever
+    schema version (for ``corral migrate``). Errors are
+    :class:`corral.StoreError` naming the URL.
     """
     if durability not in DURABILITY:
         raise StoreError(f"unknown durability {durability!r}; expected one of: step, none")
@@ -76,5 +82,12 @@ def open_store(
             raise StoreError("use memory:// for an in-memory store")
         else:
             path = Path(rest)
-        return SQLiteStore(url, path, durability=durability, create=create)
+        return SQLiteStore(
+            url,
+            path,
+            durability=durability,
+            create=create,
+            auto_migrate=migrate,
+            check_schema=migrate,
+        )
     raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: sqlite://, memory://")

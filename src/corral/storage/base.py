@@ -177,7 +177,7 @@ class Store(Protocol):
     async def prune(
         self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
     ) -> int:
-        """Delete finished executions (and their steps) created before ``before``
+        """Delete finished executions (and their steps) that finished before ``before``
         (only those with one of ``statuses`` if given), ``batch`` rows per
         transaction so running workflows are never blocked for long; returns
         how many were deleted."""

@@ -146,6 +146,7 @@ class SQLiteStore:
         durability: str = "step",
         create: bool = True,
         auto_migrate: bool = True,
+        check_schema: bool = True,
         busy_timeout: float = 30.0,
     ) -> None:
         self.url = url
@@ -153,6 +154,7 @@ class SQLiteStore:
         self.durability = durability
         self.create = create
         self.auto_migrate = auto_migrate
+        self.check_schema = check_schema  # off only for `corral migrate`, which fixes it
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_Op] = []
@@ -193,7 +195,7 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys=ON")
             if self.auto_migrate:
                 self.migrations_done = migrations.migrate(conn)
-            else:
+            elif self.check_schema:
                 self._check_schema(conn)
         except BaseException as exc:
             conn.close()

@@ -358,20 +358,22 @@ def _print_summary(record: ExecutionRecord) -> None:
             )
 
 
+_STATUS_STYLE = {
+    "pending": "dim",
+    "running": "cyan",
+    "succeeded": "green",
+    "cached": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "yellow",
+    "skipped": "dim",
+}
+
+
 class _Progress:
     """A live table of steps, fed by engine events (rich)."""
 
-    _STYLE = {
-        "pending": "dim",
-        "running": "cyan",
-        "succeeded": "green",
-        "cached": "green",
-        "failed": "red",
-        "timed_out": "red",
-        "cancelled": "yellow",
-        "skipped": "dim",
-        "retrying": "magenta",
-    }
+    _STYLE = {**_STATUS_STYLE, "retrying": "magenta"}
 
     def __init__(self, plan: Plan, execution_id: str) -> None:
         from rich.console import Console
@@ -536,20 +538,8 @@ def _took(started: float | None, finished: float | None, *, live: bool) -> str:
     return _span(max(0.0, finished - started))
 
 
-_STYLE = {
-    "pending": "dim",
-    "running": "cyan",
-    "succeeded": "green",
-    "cached": "green",
-    "failed": "red",
-    "timed_out": "red",
-    "cancelled": "yellow",
-    "skipped": "dim",
-}
-
-
 def _styled(status: str) -> str:
-    style = _STYLE.get(status)
+    style = _STATUS_STYLE.get(status)
     return f"[{style}]{status}[/]" if style else status
 
 

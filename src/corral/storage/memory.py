@@ -178,9 +178,7 @@ class MemoryStore:
 
     async def lost(self, owner: str, execution_ids: list[str]) -> list[str]:
         return [
-            i
-            for i in execution_ids
-            if i in self._executions and self._executions[i].owner != owner
+            i for i in execution_ids if i in self._executions and self._executions[i].owner != owner
         ]
 
     async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:

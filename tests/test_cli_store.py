@@ -475,3 +475,23 @@ def test_show_says_when_no_step_records_were_kept(
     code, out, _ = cli(capsys, "show", execution_id, "--store", url)
     assert code == 0
     assert "succeeded" in out and 'durability "none"' in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--limit", "99999999999999999999"],
+        ["prune", "--older-than", "99999999999999999999999999w"],
+    ],
+)
+def test_huge_numbers_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]
+) -> None:
+    from corral.cli import main
+
+    db = tmp_path / "c.db"
+    assert main(["migrate", "--store", f"sqlite://{db}"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--store", f"sqlite://{db}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error" in err

@@ -461,7 +461,10 @@ def parse_duration(text: str) -> float:
         raise UsageError(
             f"--older-than {text!r}: expected a duration such as 90s, 30m, 12h, 7d or 2w"
         )
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not seconds < 1000 * 365 * 86400:  # also refuses inf and nan
+        raise UsageError(f"--older-than {text!r}: a duration of at most 1000 years, please")
+    return seconds
 
 
 def _status(text: str | None, allowed: Sequence[str]) -> str | None:
@@ -475,8 +478,8 @@ def _positive_int(option: str, text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise UsageError(f"{option} {text!r}: expected a positive integer")
+    if not 1 <= value <= 1_000_000_000:
+        raise UsageError(f"{option} {text!r}: expected a positive integer up to 1,000,000,000")
     return value
 
 
@@ -488,7 +491,9 @@ def _with_store(
     No writer task is started: a store without its writer runs each operation
     as its own transaction.
     """
-    store = open_store(url or default_store_url(), create=create)
+    # Read and maintenance commands never migrate: an old schema is reported
+    # ("run `corral migrate`") instead of being changed behind the user's back.
+    store = open_store(url or default_store_url(), create=create, migrate=create)
 
     async def main() -> T:
         try:
@@ -703,7 +708,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             target = -1
         if not 0 <= target <= latest:
             raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
-    store = open_store(args.store or default_store_url(), create=True, migrate=False)
+    store = open_store(args.store or default_store_url(), create=True, migrate=None)
     if not isinstance(store, SQLiteStore):
         raise UsageError(
             f"corral migrate works on SQLite stores only, not {store.url!r} "

@@ -7,6 +7,7 @@ import trio
 
 import corral
 import corral.plugins
+import corral.storage
 
 
 def _wf() -> corral.Workflow:
@@ -262,3 +263,36 @@ async def test_soft_memory_mark_above_hard_is_a_config_error() -> None:
             entry_points=False, limits=corral.Limits(memory_soft_mb=900, memory_hard_mb=100)
         ):
             pass
+
+
+class _FlakyStore(corral.storage.MemoryStore):
+    """A real memory store whose next status writes fail, as a locked database would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def finish_execution(self, *args: object, **kwargs: object) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise corral.StoreError("database is locked")
+        await super().finish_execution(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_store_errors_on_status_writes_are_retried_not_fatal() -> None:
+    store = _FlakyStore()
+    limits = corral.Limits(status_write_timeout=1.0)
+    async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+        wf = corral.Workflow("w")
+        wf.step("s", "core.echo", value=1)
+        store.failures = 2  # two failures, then the write goes through
+        assert await engine.run(wf) == {"s": 1}
+        assert (await engine.list())[0].status == "succeeded"
+        # Never goes through: the record is given up (a later engine resumes it
+        # from what was committed), the result is still returned, the engine lives.
+        store.failures = 10**6
+        handle = await engine.submit(wf)
+        assert await handle.result() == {"s": 1}
+        assert (await engine.get(handle.id)).status == "running"
+        store.failures = 0
+        assert await engine.run(wf) == {"s": 1}

@@ -202,9 +202,14 @@ async def test_cache_entries_expire_and_are_bounded(store: Store) -> None:
     assert forever is not None and forever.value == b"[1]"
     for i in range(5):
         await store.put_cache(CacheEntry(f"n{i}", b"0", created_at=100.0 + i))
-    assert await store.prune_cache(now=30.0, max_entries=3) == 4  # k expired + 3 oldest
+    assert await store.prune_cache(now=30.0, max_entries=3, max_bytes=10**6) == 4  # k + 3 oldest
     assert await store.get_cache("n4", now=30.0) is not None
     assert await store.get_cache("forever", now=30.0) is None
+    await store.put_cache(CacheEntry("big", b"x" * 100, created_at=200.0))
+    assert await store.prune_cache(now=30.0, max_entries=10, max_bytes=101) == 2  # bytes bound
+    assert await store.get_cache("big", now=30.0) is not None
+    assert await store.get_cache("n4", now=30.0) is not None  # 100 + 1 bytes fit
+    assert await store.get_cache("n3", now=30.0) is None
 
 
 async def test_prune_deletes_old_finished_executions(store: Store) -> None:
@@ -271,3 +276,29 @@ async def test_writes_are_fenced_by_ownership(store: Store) -> None:
     assert got.step("b").status == "pending"
     await store.record_step("e1", StepRecord(step_id="a", status="succeeded"), owner="B")
     assert (await store.get_execution("e1")).step("a").status == "succeeded"
+
+
+async def test_start_is_fenced_too(store: Store) -> None:
+    from corral.errors import LeaseLost
+
+    await store.create_execution(_record("e1", owner="A", lease=100.0))
+    with pytest.raises(LeaseLost):
+        await store.start_execution("e1", "B", 1.0)  # B does not own it
+    await store.start_execution("e1", "A", 1.0)
+    await store.create_execution(_record("kid", owner="dead", parent=("e1", "s")))
+    await store.start_execution("kid", "A", 2.0, claim=True)  # a parent step takes it up
+    assert (await store.get_execution("kid")).owner == "A"
+    await store.finish_execution("e1", "succeeded", result=None, error=None, finished_at=3.0)
+    with pytest.raises(LeaseLost):
+        await store.start_execution("e1", "A", 4.0)  # finished: never started again
+
+
+async def test_cancelling_an_orphan_cancels_its_children(store: Store) -> None:
+    await store.create_execution(_record("p", owner="dead", lease=1.0))
+    await store.create_execution(_record("c", owner="dead", lease=1.0, parent=("p", "s")))
+    await store.create_execution(_record("g", owner="dead", lease=1.0, parent=("c", "t")))
+    assert (await store.request_cancel("p", 100.0)).status == "cancelled"
+    for execution_id in ("c", "g"):
+        child = await store.get_execution(execution_id)
+        assert child.status == "cancelled"
+        assert {s.status for s in child.steps} == {"cancelled"}

@@ -124,8 +124,12 @@ class WorkflowCache:
         self._remember(entry)
         await self.store.put_cache(entry)
         self._puts += 1
-        if self._puts % 256 == 0:
-            await self.store.prune_cache(now, self.max_entries)
+        if self._puts % 32 == 0:
+            await self.prune()
+
+    async def prune(self) -> int:
+        """Apply expiry and the count and byte bounds to the persisted entries too."""
+        return await self.store.prune_cache(self.clock(), self.max_entries, self.max_bytes)
 
     def _remember(self, entry: CacheEntry) -> None:
         if entry.key in self._lru:

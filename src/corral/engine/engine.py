@@ -444,6 +444,18 @@ class Engine:
         self._metrics.queue_wait.observe(trio.current_time() - ticket.submitted_at)
         try:
             completion.outcome = await run.run()
+        except Exception as exc:
+            # Never let one execution take the engine (and every other one) down.
+            log.exception("execution %s ended with an internal error", run.record.id)
+            completion.outcome = Outcome(
+                "failed",
+                error=ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"),
+                exception=WorkflowFailed(
+                    f"execution {run.record.id} failed: internal error: {exc}",
+                    execution_id=run.record.id,
+                    cause=exc,
+                ),
+            )
         except BaseException as exc:
             if not is_cancellation(exc):
                 raise
@@ -463,6 +475,17 @@ class Engine:
             completion.done.set()
         if not self._active:
             self._idle.set()
+
+    def _drop_taken_over(self, completion: _Completion) -> None:
+        """A queued execution another engine owns now: forget it, write nothing."""
+        run = completion.run
+        run.abandoned = True
+        completion.outcome = Outcome(
+            "cancelled",
+            error=ErrorInfo("WorkflowCancelled", "taken over by another engine"),
+            exception=WorkflowCancelled(run.record.id, "taken over by another engine"),
+        )
+        self._complete(run.record.id)
 
     async def _finalize_unstarted(self, completion: _Completion, reason: str) -> None:
         run = completion.run
@@ -616,6 +639,7 @@ class Engine:
             if record.cancel_requested:
                 # Cancelled (by `corral cancel`) while its engine was gone: honour it now.
                 with trio.CancelScope(shield=True):
+                    await self.store.cancel_descendants(execution_id, now())
                     for step in record.steps:
                         if step.status in ("pending", "running"):
                             step.status = "cancelled"
@@ -670,9 +694,14 @@ class Engine:
                         await self._finalize_unstarted(ticket.payload, "cancelled on request")
                     elif (run := self._services.runs.get(execution_id)) is not None:
                         run.cancel("cancelled on request")
-                mine = [i for i, r in self._services.runs.items() if r.top_level]
+                # Ours in memory (running or queued) but not in the store any more:
+                # another engine took them over while this one was stalled.
+                mine = list(self._active)
                 for execution_id in await self.store.lost(self.owner, mine):
-                    if (run := self._services.runs.get(execution_id)) is not None:
+                    ticket = self.dispatcher.withdraw(execution_id)
+                    if ticket is not None:
+                        self._drop_taken_over(ticket.payload)
+                    elif (run := self._services.runs.get(execution_id)) is not None:
                         run.abandon()
                 await self._take_over()
             except StoreError as exc:  # e.g. locked for too long: try again next round
@@ -773,6 +802,7 @@ async def open_engine(
                 engine.resources.memory.sample()
                 nursery.start_soon(engine.resources.memory.run)
             nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
+            await engine.cache.prune()  # expired and excess persisted results
             await engine._take_over()
             nursery.start_soon(engine._keep_leases)
             if retention is not None:

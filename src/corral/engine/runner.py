@@ -35,6 +35,7 @@ from corral.errors import (
     NonRetryable,
     StepFailure,
     StepTimedOut,
+    StoreError,
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowTimedOut,
@@ -166,25 +167,44 @@ class WorkflowRun:
             self._cancel_reason = reason
         self._scope.cancel()
 
-    def abandon(self) -> None:
+    def abandon(self, reason: str = "taken over by another engine") -> None:
         """Stop without writing anything more: another engine took this execution
-        over (this one's lease expired while it was stalled)."""
+        over (this one's lease expired while it was stalled), or the store
+        cannot be written to. What was committed stays for a resume."""
         if not self.abandoned:
-            log.warning(
-                "execution %s was taken over by another engine; this engine stops running it",
-                self.record.id,
-            )
+            log.warning("execution %s: %s; this engine stops running it", self.record.id, reason)
         self.abandoned = True
-        self.cancel("taken over by another engine")
+        self.cancel(reason)
 
     async def _write_step(self, rec: StepRecord) -> None:
         """Record a step, fenced by ownership: a stale engine's writes are refused."""
         if self.abandoned:
             return
-        try:
-            await self.s.store.record_step(self.record.id, rec, owner=self.s.owner)
-        except LeaseLost:
-            self.abandon()
+        await self._retrying(self.s.store.record_step, self.record.id, rec, owner=self.s.owner)
+
+    async def _retrying(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A status write, retried on store errors (a lock held too long, a full
+        disk) until the status-write deadline of the enclosing scope. If it
+        cannot be done, this engine stops running the execution, writing
+        nothing more; its lease then expires and another engine (or this one,
+        reopened) resumes it from what was committed."""
+        delay = 0.05
+        while True:
+            try:
+                await write(*args, **kwargs)
+                return
+            except LeaseLost:
+                self.abandon()
+                return
+            except StoreError as exc:
+                if trio.current_effective_deadline() - trio.current_time() < delay:
+                    self.abandon(f"its status cannot be recorded ({exc})")
+                    return
+                log.warning(
+                    "store write for execution %s failed, retrying: %s", self.record.id, exc
+                )
+                await trio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def restore(self) -> int:
         """Take up a stored record (resume): finished steps keep their outputs and
@@ -232,7 +252,15 @@ class WorkflowRun:
         outcome: Outcome | None = None
         s.runs[rec.id] = self
         try:
-            await s.store.start_execution(rec.id, s.owner, rec.started_at)
+            try:
+                # Fenced: a stale engine learns here that another one owns it now.
+                await s.store.start_execution(
+                    rec.id, s.owner, rec.started_at, claim=not self.top_level
+                )
+            except LeaseLost:
+                self.abandon()
+            except StoreError as exc:
+                self.abandon(f"it cannot be started ({exc})")
             if self.top_level:
                 s.metrics.started += 1
             if self._events.active:
@@ -350,17 +378,15 @@ class WorkflowRun:
                 # The execution's own status first, under its own deadline.
                 scope.relative_deadline = s.status_write_timeout
                 if not self.abandoned:
-                    try:
-                        await s.store.finish_execution(
-                            rec.id,
-                            outcome.status,  # type: ignore[arg-type]
-                            result=outcome.result,
-                            error=outcome.error,
-                            finished_at=rec.finished_at,
-                            owner=s.owner,
-                        )
-                    except LeaseLost:
-                        self.abandon()
+                    await self._retrying(
+                        s.store.finish_execution,
+                        rec.id,
+                        outcome.status,
+                        result=outcome.result,
+                        error=outcome.error,
+                        finished_at=rec.finished_at,
+                        owner=s.owner,
+                    )
             if scope.cancelled_caught:
                 log.error("could not record the end of execution %s in time", rec.id)
             with trio.CancelScope(shield=True) as scope:

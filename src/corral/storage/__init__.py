@@ -44,13 +44,14 @@ def open_store(
     *,
     durability: str = "step",
     create: bool = True,
-    migrate: bool = True,
+    migrate: bool | None = True,
 ) -> Store:
     """A store for ``url`` (not yet opened; call ``await store.open()``).
 
     ``create=False`` refuses to create a missing SQLite file (for commands
-    that only read). ``migrate=False`` opens a database as it is, at whatever
-    schema version (for ``corral migrate``). Errors are
+    that only read). ``migrate=False`` refuses a database whose schema is not
+    the newest instead of migrating it; ``migrate=None`` opens it as it is
+    (for ``corral migrate``). Errors are
     :class:`corral.StoreError` naming the URL.
     """
     if durability not in DURABILITY:
@@ -87,7 +88,7 @@ def open_store(
             path,
             durability=durability,
             create=create,
-            auto_migrate=migrate,
-            check_schema=migrate,
+            auto_migrate=bool(migrate),
+            check_schema=migrate is not None,
         )
     raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: sqlite://, memory://")

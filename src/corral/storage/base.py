@@ -90,8 +90,12 @@ class Store(Protocol):
         """
         ...
 
-    async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
-        """Mark an execution ``running`` under ``owner``."""
+    async def start_execution(
+        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+    ) -> None:
+        """Mark an unfinished execution ``running`` under ``owner``, which must own
+        it already (it created or claimed it) unless ``claim`` (a child execution
+        its parent step takes up); else :class:`LeaseLost`."""
 
     async def record_step(
         self, execution_id: str, step: StepRecord, *, owner: str | None = None
@@ -153,6 +157,11 @@ class Store(Protocol):
         ``now``; return their ids. Atomic: two engines never claim the same one."""
         ...
 
+    async def cancel_descendants(self, execution_id: str, now: float) -> int:
+        """Mark every unfinished child (grandchild …) execution of ``execution_id``
+        and their unfinished steps ``cancelled``; returns how many executions."""
+        ...
+
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         """Ask for an execution to be cancelled. One that no live engine holds
         (never claimed, or its lease expired) is marked ``cancelled`` at once;
@@ -168,8 +177,9 @@ class Store(Protocol):
     async def put_cache(self, entry: CacheEntry) -> None:
         """Store a cache entry (replacing any with the same key)."""
 
-    async def prune_cache(self, now: float, max_entries: int) -> int:
-        """Delete expired entries and the oldest beyond ``max_entries``."""
+    async def prune_cache(self, now: float, max_entries: int, max_bytes: int) -> int:
+        """Delete expired entries, then the oldest beyond ``max_entries`` entries
+        or ``max_bytes`` of values."""
         ...
 
     # ------------------------------------------------------------ retention

@@ -98,8 +98,12 @@ class MemoryStore:
         except (KeyError, TypeError):
             raise ExecutionNotFound(str(execution_id)) from None
 
-    async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
+    async def start_execution(
+        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+    ) -> None:
         rec = self._get(execution_id)
+        if rec.finished_at is not None or (not claim and rec.owner not in (None, owner)):
+            raise LeaseLost(f"execution {execution_id} is owned by {rec.owner} or finished")
         rec.status = "running"
         rec.owner = owner
         rec.started_at = started_at
@@ -208,7 +212,29 @@ class MemoryStore:
                 for step in self._steps[execution_id].values():
                     if step.status in ("pending", "running"):
                         step.status = "cancelled"
+                await self.cancel_descendants(execution_id, now)
         return await self.get_execution(execution_id)
+
+    async def cancel_descendants(self, execution_id: str, now: float) -> int:
+        done = 0
+        parents = {execution_id}
+        while parents:
+            children = [
+                r
+                for r in self._executions.values()
+                if r.parent_id in parents and r.status not in TERMINAL_EXECUTION
+            ]
+            for child in children:
+                child.status = "cancelled"
+                child.error = ErrorInfo("WorkflowCancelled", "its parent was cancelled")
+                child.finished_at = now
+                child.lease_expires_at = None
+                for step in self._steps[child.id].values():
+                    if step.status in ("pending", "running"):
+                        step.status = "cancelled"
+            done += len(children)
+            parents = {c.id for c in children}
+        return done
 
     # ------------------------------------------------------------ cache
 
@@ -223,17 +249,20 @@ class MemoryStore:
     async def put_cache(self, entry: CacheEntry) -> None:
         self._cache[entry.key] = entry
 
-    async def prune_cache(self, now: float, max_entries: int) -> int:
+    async def prune_cache(self, now: float, max_entries: int, max_bytes: int) -> int:
         expired = [
             k for k, e in self._cache.items() if e.expires_at is not None and e.expires_at <= now
         ]
         for k in expired:
             del self._cache[k]
-        extra = len(self._cache) - max_entries
-        if extra > 0:  # the oldest go first
-            for entry in sorted(self._cache.values(), key=lambda e: e.created_at)[:extra]:
+        total, dropped = 0, len(expired)
+        newest_first = sorted(self._cache.values(), key=lambda e: e.created_at, reverse=True)
+        for kept, entry in enumerate(newest_first, start=1):
+            total += len(entry.value)
+            if kept > max_entries or total > max_bytes:  # the oldest go first
                 del self._cache[entry.key]
-        return len(expired) + max(0, extra)
+                dropped += 1
+        return dropped
 
     # ------------------------------------------------------------ retention
 

@@ -431,15 +431,32 @@ class SQLiteStore:
 
         return await self._call(op)
 
-    async def start_execution(self, execution_id: str, owner: str, started_at: float) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE workflow_executions SET status = 'running', owner = ?, started_at = ? "
-                "WHERE id = ?",
-                (owner, started_at, execution_id),
+    async def start_execution(
+        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+    ) -> None:
+        fence = "" if claim else " AND (owner IS NULL OR owner = ?)"
+        args = (
+            (owner, started_at, execution_id)
+            if claim
+            else (
+                owner,
+                started_at,
+                execution_id,
+                owner,
             )
+        )
 
-        await self._call(op, wait=False)
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE workflow_executions SET status = 'running', owner = ?, started_at = ? "
+                f"WHERE id = ? AND finished_at IS NULL{fence}",
+                args,
+            )
+            if cur.rowcount == 0:
+                raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
+
+        # Waited for: a stale engine must learn it lost the execution before running it.
+        await self._call(op)
 
     async def record_step(
         self, execution_id: str, step: StepRecord, *, owner: str | None = None
@@ -627,10 +644,14 @@ class SQLiteStore:
                         "WHERE execution_id = ? AND status IN ('pending', 'running')",
                         (now, execution_id),
                     )
+                    _cancel_descendants(conn, execution_id, now)
                 record = _get_execution(conn, execution_id)
             return record
 
         return await self._call(op)
+
+    async def cancel_descendants(self, execution_id: str, now: float) -> int:
+        return await self._call(lambda conn: _cancel_descendants(conn, execution_id, now))
 
     # ------------------------------------------------------------ cache
 
@@ -657,16 +678,18 @@ class SQLiteStore:
 
         await self._call(op)
 
-    async def prune_cache(self, now: float, max_entries: int) -> int:
+    async def prune_cache(self, now: float, max_entries: int, max_bytes: int) -> int:
         def op(conn: sqlite3.Connection) -> int:
             expired = conn.execute(
                 "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ?",
                 (now,),
             ).rowcount
+            # The newest entries are kept, up to both bounds; the oldest go first.
             extra = conn.execute(
-                "DELETE FROM cache_entries WHERE key IN (SELECT key FROM cache_entries "
-                "ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
-                (max_entries,),
+                "DELETE FROM cache_entries WHERE key IN (SELECT key FROM (SELECT key, "
+                "ROW_NUMBER() OVER w AS n, SUM(size) OVER w AS total FROM cache_entries "
+                "WINDOW w AS (ORDER BY created_at DESC, key)) WHERE n > ? OR total > ?)",
+                (max_entries, max_bytes),
             ).rowcount
             return int(expired + extra)
 
@@ -735,6 +758,34 @@ def _definition_by_digest(conn: sqlite3.Connection, digest: str) -> DefinitionRe
     if row is None:
         raise KeyError(digest)
     return DefinitionRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+
+def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float) -> int:
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "WITH RECURSIVE tree(id) AS (SELECT id FROM workflow_executions WHERE parent_id = ? "
+            "UNION SELECT e.id FROM workflow_executions e JOIN tree ON e.parent_id = tree.id) "
+            "SELECT w.id FROM workflow_executions w JOIN tree USING (id) "
+            "WHERE w.finished_at IS NULL",
+            (execution_id,),
+        )
+    ]
+    if not ids:
+        return 0
+    marks = ", ".join("?" for _ in ids)
+    error = _blob(ErrorInfo("WorkflowCancelled", "its parent was cancelled"))
+    conn.execute(
+        "UPDATE workflow_executions SET status = 'cancelled', error = ?, finished_at = ?, "
+        f"lease_expires_at = NULL WHERE id IN ({marks})",
+        (error, now, *ids),
+    )
+    conn.execute(
+        "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
+        f"WHERE execution_id IN ({marks}) AND status IN ('pending', 'running')",
+        (now, *ids),
+    )
+    return len(ids)
 
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:

@@ -264,7 +264,7 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "known handlers: core.echo, core.fail, core.noop, core.shell, core.sleep",
+        "core.echo, core.fail, core.noop, core.shell, core.sleep)",
     ),
     (
         "handler-and-workflow",

@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("file")
     val.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    ana = sub.add_parser("analyze", help="architecture report of a Python codebase (first version)")
+    ana.add_argument("path", help="directory to analyse")
+    ana.add_argument("--format", choices=["text", "json"], default="text")
+    ana.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    ana.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    ana.add_argument("--exclude-tests", action="store_true")
+    ana.add_argument("--exclude-type-checking", action="store_true")
+
     plg = sub.add_parser("plugins", help="list available handlers")
     plg.add_argument("--json", action="store_true")
 
@@ -144,8 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "plugins":
             return _cmd_plugins(args)
+        if args.command == "analyze":
+            return _cmd_analyze(args)
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
+    except corral.WorkflowFailed as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except CorralError as exc:
         print(f"corral: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -262,6 +275,35 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"{args.file}: ok — workflow {plan.spec.name!r} v{plan.spec.version}, "
             f"{len(plan.steps)} steps"
         )
+    return EXIT_OK
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from corral.plugins.builtin.architecture import analysis_workflow, summary_text
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{args.path}: no such directory")
+    wf = analysis_workflow(
+        str(path),
+        exclude=args.exclude,
+        exclude_tests=args.exclude_tests,
+        exclude_type_checking=args.exclude_type_checking,
+    )
+
+    async def go() -> Any:
+        async with corral.open_engine("memory://") as engine:
+            return (await engine.run(wf))["report"]
+
+    report = trio.run(go)
+    text = _dump(report) + "\n" if args.format == "json" else summary_text(report)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 

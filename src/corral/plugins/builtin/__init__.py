@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from corral.plugins.builtin import core
+from corral.plugins.builtin import architecture, core
 
-BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core,)
+BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core, architecture)

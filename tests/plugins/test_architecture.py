@@ -1,0 +1,386 @@
+"""The ``architecture.*`` plugin: discovery, import graph, metrics, cycles, report."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import corral
+from corral.plugins.builtin import architecture
+from corral.plugins.builtin.architecture.cycles import (
+    find_cycles,
+    shortest_cycle,
+    strongly_connected_components,
+)
+from corral.plugins.builtin.architecture.discover import discover
+from corral.plugins.builtin.architecture.graph import build_import_graph
+from corral.plugins.builtin.architecture.metrics import compute_metrics
+from corral.plugins.builtin.architecture.report import build_report, summary_text
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def edge_set(graph: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["importer"], e["imported"]) for e in graph["edges"]}
+
+
+EDGE_RULES = {
+    "pkg/__init__.py": "",
+    "pkg/a/__init__.py": "",
+    "pkg/a/b/__init__.py": "",
+    "pkg/a/b/c.py": "X = 1\n",
+    "pkg/sub.py": "",
+    "pkg/plain.py": """\
+        import pkg.a.b.c
+        from pkg import sub
+        import pkg.plain
+        import os, json
+        """,
+    "pkg/lazy.py": """\
+        def f():
+            import pkg.sub
+
+        try:
+            from pkg.a import b
+        except ImportError:
+            pass
+        """,
+    "pkg/rel.py": """\
+        from . import sub
+        from .a.b.c import X
+        from .a.b import *
+        """,
+    "pkg/typed.py": """\
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            import pkg.sub
+        """,
+}
+
+
+def test_edge_rules(tmp_path: Path) -> None:
+    write_tree(tmp_path, EDGE_RULES)
+    graph = build_import_graph(discover(tmp_path))
+    assert edge_set(graph) == {
+        ("pkg.plain", "pkg.a.b.c"),  # import a.b.c -> a.b.c only
+        ("pkg.plain", "pkg.sub"),  # from pkg import sub -> pkg.sub
+        ("pkg.lazy", "pkg.sub"),  # inside a function
+        ("pkg.lazy", "pkg.a.b"),  # inside try
+        ("pkg.rel", "pkg.sub"),
+        ("pkg.rel", "pkg.a.b.c"),
+        ("pkg.rel", "pkg.a.b"),
+        ("pkg.typed", "pkg.sub"),  # TYPE_CHECKING counted by default
+    }  # pkg.plain -> pkg.plain (self-import) is not an edge
+    lines = {(e["importer"], e["imported"]): e["lines"] for e in graph["edges"]}
+    assert lines[("pkg.plain", "pkg.a.b.c")] == [1]
+    assert lines[("pkg.lazy", "pkg.a.b")] == [5]
+    assert {e["imported"] for e in graph["external"]} == {"os", "json", "typing"}
+    assert "pkg.a.b.c" in graph["modules"]
+
+    no_tc = build_import_graph(discover(tmp_path), exclude_type_checking=True)
+    assert edge_set(no_tc) == edge_set(graph) - {("pkg.typed", "pkg.sub")}
+
+
+def test_discovery_layouts_and_not_analysed(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "src/alpha/__init__.py": "import beta\n",
+            "src/alpha/bad.py": "def (:\n",
+            "src/alpha/big.py": "X = 1\n" * 100,
+            "src/alpha/nsdir/mod.py": "",
+            "src/beta/__init__.py": "",
+            "tools/gamma/__init__.py": "",
+            "tools/gamma/tests/__init__.py": "",
+            "tools/gamma/tests/test_x.py": "",
+            "tools/gamma/skipme.py": "",
+            "scripts/loose.py": "",
+            ".venv/lib/junk/__init__.py": "",
+        },
+    )
+    (tmp_path / "src/alpha/latin1.py").write_bytes(b"# -*- coding: latin-1 -*-\nX = '\xe9'\n")
+    (tmp_path / "src/alpha/garbled.py").write_bytes(b"X = '\xe9\xff'\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.py"
+    outside.write_text("")
+    (tmp_path / "src/alpha/linked.py").symlink_to(outside)
+    found = discover(tmp_path, exclude=["skip*.py"], max_file_bytes=500)
+    assert [(p["name"], p["path"]) for p in found["packages"]] == [
+        ("alpha", "src/alpha"),
+        ("beta", "src/beta"),
+        ("gamma", "tools/gamma"),
+    ]
+    alpha = found["packages"][0]
+    assert alpha["source_root"] == str(tmp_path / "src")
+    assert alpha["namespace_dirs"] == ["src/alpha/nsdir"]
+    reasons = {f["path"]: f["reason"] for f in found["not_analysed"]}
+    assert reasons["src/alpha/bad.py"].startswith("syntax error: line 1")
+    assert reasons["src/alpha/big.py"].startswith("too large")
+    assert "namespace" in reasons["src/alpha/nsdir/mod.py"]
+    assert reasons["src/alpha/garbled.py"].startswith("unreadable")
+    assert reasons["src/alpha/linked.py"] == "outside the root (symlink)"
+    assert "alpha.latin1" in {m["name"] for m in alpha["modules"]}
+    gamma = {m["name"] for m in found["packages"][2]["modules"]}
+    assert gamma == {"gamma", "gamma.tests", "gamma.tests.test_x"}
+    no_tests = discover(tmp_path, exclude_tests=True)
+    assert {m["name"] for m in no_tests["packages"][2]["modules"]} == {"gamma", "gamma.skipme"}
+
+    # The syntax error does not break the graph; packages of one root share it.
+    graph = build_import_graph(found)
+    assert ("alpha", "beta") in edge_set(graph)
+    assert "alpha.bad" not in graph["modules"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_unreadable_file(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    write_tree(tmp_path, {"p/__init__.py": "", "p/secret.py": ""})
+    (tmp_path / "p/secret.py").chmod(0)
+    reasons = {f["path"]: f["reason"] for f in discover(tmp_path)["not_analysed"]}
+    assert reasons["p/secret.py"].startswith("unreadable")
+
+
+def test_isolation_from_installed_package(tmp_path: Path) -> None:
+    """A fake ``trio`` (imported by corral itself) is analysed from the tree."""
+    import trio
+
+    assert "trio" in sys.modules
+    write_tree(
+        tmp_path,
+        {
+            "trio/__init__.py": "from trio import fake_one\n",
+            "trio/fake_one.py": "import trio.fake_two\n",
+            "trio/fake_two.py": "raise SystemExit('never executed')\n",
+        },
+    )
+    graph = build_import_graph(discover(tmp_path))
+    assert graph["modules"] == ["trio", "trio.fake_one", "trio.fake_two"]
+    assert edge_set(graph) == {("trio", "trio.fake_one"), ("trio.fake_one", "trio.fake_two")}
+    assert trio.__file__ is not None and str(tmp_path) not in trio.__file__
+
+
+def test_scc_and_cycles(tmp_path: Path) -> None:
+    g = {"a": ["b"], "b": ["c"], "c": ["a", "d"], "d": ["e"], "e": ["d"], "f": []}
+    assert strongly_connected_components(g) == [["a", "b", "c"], ["d", "e"], ["f"]]
+    assert shortest_cycle(g, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+    # Deep chains do not hit the recursion limit.
+    chain = {str(i): [str(i + 1)] for i in range(20_000)}
+    chain["20000"] = ["0"]
+    assert len(strongly_connected_components(chain)) == 1
+
+    write_tree(
+        tmp_path,
+        {
+            "cyc/__init__.py": "",
+            "cyc/one.py": "from cyc import two\n",
+            "cyc/two.py": "from cyc import three\n",
+            "cyc/three.py": "import cyc.one\n",
+            "cyc/sub/__init__.py": "",
+            "cyc/sub/x.py": "import cyc.one\n",
+            "cyc/acyclic.py": "import cyc.sub.x\n",
+        },
+    )
+    found = discover(tmp_path)
+    cycles = find_cycles(build_import_graph(found), found)
+    assert cycles["modules"] == [
+        {
+            "members": ["cyc.one", "cyc.three", "cyc.two"],
+            "size": 3,
+            "example": ["cyc.one", "cyc.two", "cyc.three", "cyc.one"],
+        }
+    ]
+    # cyc.acyclic (in cyc) -> cyc.sub.x -> cyc.one (in cyc): a package cycle.
+    assert cycles["packages"] == [
+        {"members": ["cyc", "cyc.sub"], "size": 2, "example": ["cyc", "cyc.sub", "cyc"]}
+    ]
+
+
+TINY = {
+    "t/__init__.py": "",
+    "t/base.py": """\
+        import abc
+        from typing import Protocol
+
+        class Port(Protocol):
+            def go(self) -> None: ...
+
+        class Base(abc.ABC):
+            pass
+
+        class Impl:
+            @abc.abstractmethod
+            def f(self): ...
+
+        class Concrete:
+            pass
+        """,
+    "t/svc.py": "import t.base\n",
+    "t/app.py": "import t.svc\nimport t.base\n\n# comment\n",
+}
+
+
+def test_metrics_by_hand(tmp_path: Path) -> None:
+    write_tree(tmp_path, TINY)
+    found = discover(tmp_path)
+    graph = build_import_graph(found)
+    assert edge_set(graph) == {("t.svc", "t.base"), ("t.app", "t.svc"), ("t.app", "t.base")}
+    m = compute_metrics(found, graph)["modules"]
+    # base: Ca=2 Ce=0 I=0; 3 of 4 classes abstract: A=0.75; D=|0.75+0-1|=0.25
+    assert m["t.base"] == {
+        "ca": 2,
+        "ce": 0,
+        "instability": 0.0,
+        "abstractness": 0.75,
+        "distance": 0.25,
+        "loc": 11,
+        "classes": 4,
+        "abstract_classes": 3,
+    }
+    # svc: Ca=1 Ce=1 I=0.5, A=0, D=0.5
+    assert (m["t.svc"]["ca"], m["t.svc"]["ce"], m["t.svc"]["instability"]) == (1, 1, 0.5)
+    assert m["t.svc"]["distance"] == 0.5
+    # app: Ca=0 Ce=2 I=1, A=0, D=0; two lines of code (comment and blank skipped)
+    assert (m["t.app"]["instability"], m["t.app"]["distance"], m["t.app"]["loc"]) == (1.0, 0.0, 2)
+    pkg = compute_metrics(found, graph)["packages"]["t"]
+    assert (pkg["ca"], pkg["ce"], pkg["loc"], pkg["classes"], pkg["abstract_classes"]) == (
+        0,
+        0,
+        11 + 1 + 2,  # base + svc + app (__init__ is empty)
+        4,
+        3,
+    )
+
+
+def test_package_level_cycle(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "p/__init__.py": "",
+            "p/x/__init__.py": "",
+            "p/x/m.py": "import p.y.n\n",
+            "p/y/__init__.py": "",
+            "p/y/n.py": "import p.x\n",
+        },
+    )
+    found = discover(tmp_path)
+    graph = build_import_graph(found)
+    cycles = find_cycles(graph, found)
+    assert cycles["modules"] == []
+    assert [c["members"] for c in cycles["packages"]] == [["p.x", "p.y"]]
+    pk = compute_metrics(found, graph)["packages"]
+    assert (pk["p.x"]["ca"], pk["p.x"]["ce"]) == (1, 1)
+
+
+async def test_handlers_in_a_workflow(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path, {**TINY, "t/cyc_a.py": "import t.cyc_b\n", "t/cyc_b.py": "import t.cyc_a\n"}
+    )
+    (tmp_path / "t/broken.py").write_text("class (\n")
+    wf = corral.Workflow("analyze")
+    disc = wf.step("discover", "architecture.discover", path=str(tmp_path))
+    graph = wf.step("graph", "architecture.graph", needs=[disc], discovery=disc.output)
+    metrics = wf.step(
+        "metrics", "architecture.metrics", needs=[graph], discovery=disc.output, graph=graph.output
+    )
+    cycles = wf.step(
+        "cycles", "architecture.cycles", needs=[graph], graph=graph.output, discovery=disc.output
+    )
+    wf.step(
+        "report",
+        "architecture.report",
+        needs=[metrics, cycles],
+        discovery=disc.output,
+        graph=graph.output,
+        metrics=metrics.output,
+        cycles=cycles.output,
+    )
+    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
+        result = await eng.run(wf)
+    report = result["report"]
+    assert report["summary"]["modules"] == 6
+    assert report["summary"]["module_cycles"] == 1
+    assert report["cycles"]["modules"][0]["members"] == ["t.cyc_a", "t.cyc_b"]
+    assert report["not_analysed"] == [
+        {"path": "t/broken.py", "reason": "syntax error: line 1: invalid syntax"}
+    ]
+    assert report["metrics"]["modules"]["t.base"]["abstractness"] == 0.75
+    text = summary_text(report)
+    assert "1 between modules" in text and "t/broken.py" in text
+    assert report == build_report(
+        discover(tmp_path),
+        build_import_graph(discover(tmp_path)),
+        report["metrics"],
+        report["cycles"],
+    )
+
+
+async def test_analysis_workflow_helper(tmp_path: Path) -> None:
+    write_tree(tmp_path, {**TINY, "t/tests/__init__.py": "", "t/tests/test_a.py": "import t\n"})
+    wf = architecture.analysis_workflow(str(tmp_path), exclude_tests=True)
+    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
+        report = (await eng.run(wf))["report"]
+    assert report["summary"]["modules"] == 4
+    assert report["summary"]["edges"] == 3
+
+
+async def test_missing_path_fails_without_retry(tmp_path: Path) -> None:
+    wf = corral.Workflow("analyze-missing")
+    wf.step("discover", "architecture.discover", path=str(tmp_path / "nope"))
+    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
+        with pytest.raises(corral.WorkflowFailed, match="no such directory"):
+            await eng.run(wf)
+
+
+def _naive_sccs(succ: dict[str, set[str]]) -> list[list[str]]:
+    """Independent SCCs: mutual reachability by DFS from every node."""
+    reach: dict[str, set[str]] = {}
+    for start in succ:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in succ.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        reach[start] = seen
+    comps = {frozenset({a} | {b for b in reach[a] if a in reach[b]}) for a in succ}
+    return sorted(sorted(c) for c in comps)
+
+
+def test_copy_of_installed_trio_matches_grimp(tmp_path: Path) -> None:
+    """Our edges on a copy of trio equal grimp's on the installed trio; cycles
+    equal an independent SCC computation."""
+    import shutil
+
+    import grimp
+    import trio
+
+    shutil.copytree(
+        Path(trio.__file__).parent,
+        tmp_path / "trio",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    found = discover(tmp_path)
+    graph = build_import_graph(found)
+    ref = grimp.build_graph("trio", cache_dir=None)
+    ref_edges = {
+        (a, b) for a in ref.modules for b in ref.find_modules_directly_imported_by(a) if a != b
+    }
+    assert set(graph["modules"]) == set(ref.modules)
+    assert edge_set(graph) == ref_edges
+    succ: dict[str, set[str]] = {m: set() for m in graph["modules"]}
+    for a, b in ref_edges:
+        succ[a].add(b)
+    expected = [c for c in _naive_sccs(succ) if len(c) > 1]
+    assert [c["members"] for c in find_cycles(graph, found)["modules"]] == expected

@@ -19,6 +19,7 @@ from corral.engine.engine import ExecutionHandle as ExecutionHandle
 from corral.engine.engine import open_engine as open_engine
 from corral.engine.events import Subscription as Subscription
 from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
+from corral.errors import ArchitectureConfigError as ArchitectureConfigError
 from corral.errors import CommandFailed as CommandFailed
 from corral.errors import ConfigError as ConfigError
 from corral.errors import CorralError as CorralError
@@ -49,6 +50,7 @@ from corral.plan import Plan as Plan
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchitectureConfigError",
     "CommandFailed",
     "ConfigError",
     "CorralError",

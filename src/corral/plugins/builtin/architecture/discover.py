@@ -2,17 +2,21 @@
 
 A *top-level package* is a directory with an ``__init__.py`` whose parent has
 none; its *source root* is that parent (so flat and src layouts, and several
-packages or subprojects in one tree, are all found). Nothing is imported:
-files are read and parsed with :mod:`ast` only.
+packages or subprojects in one tree, are all found). Inside a package, a
+sub-folder without ``__init__.py`` is analysed as a namespace package.
+Nothing is imported: :func:`scan` walks and hashes the files (the digests key
+the step cache), :func:`parse` reads their facts with :mod:`ast`.
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import hashlib
 import io
 import os
 import tokenize
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +50,14 @@ def _excluded(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _skip_dir(name: str) -> bool:
+def skip_dir(name: str) -> bool:
+    """Directories never analysed: hidden, caches, virtualenvs, build output."""
     return name.startswith(".") or name in SKIP_DIRS or name.endswith(".egg-info")
+
+
+def is_excluded_dir(rel: str, patterns: list[str], exclude_tests: bool) -> bool:
+    """True when a directory (relative to the root) is excluded by the options."""
+    return _excluded(rel, patterns) or (exclude_tests and is_test_path(rel + "/x.py"))
 
 
 def is_abstract_class(node: ast.ClassDef) -> bool:
@@ -79,22 +89,20 @@ def count_loc(source: str) -> int:
     )
 
 
-def _analyse_file(path: Path, max_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(module facts, None) or (None, reason not analysed)."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return None, f"too large ({size} bytes > {max_bytes})"
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
+def file_digest(data: bytes) -> str:
+    """A short content hash: what the step cache keys on."""
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def parse_facts(data: bytes, filename: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(LOC and class facts, None) or (None, the reason the file is not analysed)."""
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         source = data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError):
         return None, "unreadable: undecodable text (bad encoding)"
     try:
-        tree = ast.parse(source, filename=str(path))
+        tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         return None, f"syntax error: line {exc.lineno}: {exc.msg}"
     except ValueError as exc:  # e.g. null bytes
@@ -107,79 +115,150 @@ def _analyse_file(path: Path, max_bytes: int) -> tuple[dict[str, Any] | None, st
     }, None
 
 
-def discover(
+def scan(
     path: str | os.PathLike[str],
     *,
     exclude: list[str] | None = None,
     exclude_tests: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    skip: list[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    on_file: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Find the packages under ``path``; see the module docstring.
+    """Walk ``path`` and find its packages and modules, hashing every file.
+
+    Nothing is parsed here (see :func:`parse`). ``root`` is what reported
+    paths are relative to (default: ``path``); ``skip`` lists directories,
+    relative to the root, that belong to nested projects. ``on_file(n)`` is
+    called as files are found (progress).
 
     Returns ``{"root", "packages": [...], "not_analysed": [...]}``; each
-    package has ``name``, ``source_root``, ``path``, ``modules`` (name, path
-    relative to the root, is_package, loc, classes, abstract_classes) and
-    ``namespace_dirs`` (sub-folders without ``__init__.py`` holding Python
-    files, which the import graph does not cover).
+    package has ``name``, ``source_root``, ``path``, ``namespace_dirs`` and
+    ``modules`` (``name``, ``path`` relative to the root, ``is_package``,
+    ``namespace``, ``digest``). Sub-folders of a package without an
+    ``__init__.py`` are analysed as namespace packages (``namespace`` true,
+    ``path`` the folder, no digest).
     """
-    root = Path(path).resolve()
-    if not root.exists():
+    top = Path(path).resolve()
+    base = Path(root).resolve() if root is not None else top
+    if not top.exists():
         raise FileNotFoundError(f"no such directory: {path}")
-    if not root.is_dir():
+    if not top.is_dir():
         raise NotADirectoryError(f"not a directory: {path}")
     patterns = list(exclude or [])
+    skipped = {base / s for s in (skip or [])}
     packages: list[dict[str, Any]] = []
     not_analysed: list[dict[str, str]] = []
+    seen = 0
 
     def rel(p: Path) -> str:
-        return p.relative_to(root).as_posix() or "."
+        return p.relative_to(base).as_posix() or "."
 
     def wanted(p: Path) -> bool:
         r = rel(p)
         return not (_excluded(r, patterns) or (exclude_tests and is_test_path(r)))
 
+    def skip_out(p: Path) -> None:
+        not_analysed.append({"path": rel(p), "reason": "outside the root (symlink)"})
+
+    def outside(p: Path) -> bool:
+        return p.is_symlink() and not p.resolve().is_relative_to(base)
+
+    def add_file(p: Path, name: str, is_pkg: bool, package: dict[str, Any]) -> None:
+        nonlocal seen
+        try:
+            size = p.stat().st_size
+            if size > max_file_bytes:
+                not_analysed.append(
+                    {"path": rel(p), "reason": f"too large ({size} bytes > {max_file_bytes})"}
+                )
+                return
+            data = p.read_bytes()
+        except OSError as exc:
+            not_analysed.append({"path": rel(p), "reason": f"unreadable: {exc.strerror or exc}"})
+            return
+        package["modules"].append(
+            {
+                "name": name,
+                "path": rel(p),
+                "is_package": is_pkg,
+                "namespace": False,
+                "digest": file_digest(data),
+            }
+        )
+        seen += 1
+        if on_file is not None and seen % 100 == 0:
+            on_file(seen)
+
     def walk_package(pkg_dir: Path, package: dict[str, Any], prefix: str) -> None:
-        # prefix: dotted module name of pkg_dir
-        entries = sorted(pkg_dir.iterdir(), key=lambda p: p.name)
+        try:
+            entries = sorted(pkg_dir.iterdir(), key=lambda p: p.name)
+        except OSError as exc:
+            not_analysed.append({"path": rel(pkg_dir), "reason": f"unreadable: {exc.strerror}"})
+            return
         for entry in entries:
-            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
-                not_analysed.append({"path": rel(entry), "reason": "outside the root (symlink)"})
-                continue
             if entry.is_dir():
-                if _skip_dir(entry.name) or not wanted(entry):
+                if skip_dir(entry.name) or not wanted(entry) or entry in skipped:
                     continue
-                if (entry / "__init__.py").is_file():
-                    walk_package(entry, package, f"{prefix}.{entry.name}")
-                elif entry.name.isidentifier() and any(entry.rglob("*.py")):
-                    package["namespace_dirs"].append(rel(entry))
+                if outside(entry):
+                    skip_out(entry)
+                    continue
+                if not entry.name.isidentifier():
                     for py in sorted(entry.rglob("*.py")):
                         if wanted(py):
                             not_analysed.append(
-                                {
-                                    "path": rel(py),
-                                    "reason": "in a namespace sub-folder (no __init__.py)",
-                                }
+                                {"path": rel(py), "reason": "folder is not an importable name"}
                             )
+                    continue
+                if (entry / "__init__.py").is_file():
+                    walk_package(entry, package, f"{prefix}.{entry.name}")
+                elif any(entry.rglob("*.py")):
+                    package["namespace_dirs"].append(rel(entry))
+                    package["modules"].append(
+                        {
+                            "name": f"{prefix}.{entry.name}",
+                            "path": rel(entry),
+                            "is_package": True,
+                            "namespace": True,
+                            "digest": "",
+                        }
+                    )
+                    walk_package(entry, package, f"{prefix}.{entry.name}")
                 continue
-            if entry.suffix != ".py" or not entry.is_file() or not wanted(entry):
+            if entry.suffix != ".py" or not wanted(entry):
+                continue
+            if outside(entry):
+                skip_out(entry)
+                continue
+            if not entry.is_file():
+                if entry.is_symlink():  # dangling
+                    not_analysed.append({"path": rel(entry), "reason": "unreadable: broken link"})
                 continue
             stem = entry.stem
             if stem == "__init__":
-                name, is_pkg = prefix, True
+                add_file(entry, prefix, True, package)
             elif stem.isidentifier():
-                name, is_pkg = f"{prefix}.{stem}", False
+                add_file(entry, f"{prefix}.{stem}", False, package)
             else:
                 not_analysed.append({"path": rel(entry), "reason": "not an importable module name"})
-                continue
-            facts, reason = _analyse_file(entry, max_file_bytes)
-            if facts is None:
-                not_analysed.append({"path": rel(entry), "reason": reason or "unknown"})
-                continue
-            package["modules"].append(
-                {"name": name, "path": rel(entry), "is_package": is_pkg, **facts}
-            )
 
-    def scan(directory: Path) -> None:
+    def loose_files(directory: Path, entries: list[Path]) -> None:
+        for entry in entries:
+            if entry.suffix == ".py" and entry.is_file() and wanted(entry):
+                not_analysed.append(
+                    {"path": rel(entry), "reason": "not in a package (no __init__.py)"}
+                )
+
+    def new_package(pkg_dir: Path, source_root: Path) -> dict[str, Any]:
+        return {
+            "name": pkg_dir.name,
+            "source_root": str(source_root),
+            "path": rel(pkg_dir),
+            "modules": [],
+            "namespace_dirs": [],
+        }
+
+    def walk_dirs(directory: Path) -> None:
         try:
             entries = sorted(directory.iterdir(), key=lambda p: p.name)
         except OSError as exc:
@@ -187,38 +266,77 @@ def discover(
                 {"path": rel(directory), "reason": f"unreadable: {exc.strerror or exc}"}
             )
             return
+        loose_files(directory, entries)
         for entry in entries:
-            if not entry.is_dir() or _skip_dir(entry.name) or not wanted(entry):
+            if not entry.is_dir() or skip_dir(entry.name) or not wanted(entry):
                 continue
-            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
-                not_analysed.append({"path": rel(entry), "reason": "outside the root (symlink)"})
+            if entry in skipped:
+                continue
+            if outside(entry):
+                skip_out(entry)
                 continue
             if (entry / "__init__.py").is_file() and entry.name.isidentifier():
-                package: dict[str, Any] = {
-                    "name": entry.name,
-                    "source_root": str(directory),
-                    "path": rel(entry),
-                    "modules": [],
-                    "namespace_dirs": [],
-                }
+                package = new_package(entry, directory)
                 walk_package(entry, package, entry.name)
                 packages.append(package)
             else:
-                scan(entry)
+                walk_dirs(entry)
 
-    if (root / "__init__.py").is_file() and root.name.isidentifier():
+    if (top / "__init__.py").is_file() and top.name.isidentifier():
         # PATH is itself a package: its parent is the source root.
-        package = {
-            "name": root.name,
-            "source_root": str(root.parent),
-            "path": ".",
-            "modules": [],
-            "namespace_dirs": [],
-        }
-        walk_package(root, package, root.name)
+        package = new_package(top, top.parent)
+        if top == base:
+            package["path"] = "."
+        walk_package(top, package, top.name)
         packages.append(package)
     else:
-        scan(root)
+        walk_dirs(top)
     packages.sort(key=lambda p: (p["name"], p["path"]))
     not_analysed.sort(key=lambda f: f["path"])
-    return {"root": str(root), "packages": packages, "not_analysed": not_analysed}
+    return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
+
+
+def parse(scanned: dict[str, Any]) -> dict[str, Any]:
+    """Add LOC and class facts to every scanned module, with :mod:`ast`.
+
+    Files that fail to parse (syntax error, bad encoding) move to
+    ``not_analysed``; a file changed since the scan is read as it is now
+    (its digest is refreshed).
+    """
+    root = Path(scanned["root"])
+    not_analysed = list(scanned["not_analysed"])
+    packages = []
+    for package in scanned["packages"]:
+        modules = []
+        for module in package["modules"]:
+            if module["namespace"]:
+                modules.append({**module, "loc": 0, "classes": 0, "abstract_classes": 0})
+                continue
+            file = root / module["path"]
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                reason = f"unreadable: {exc.strerror or exc}"
+                not_analysed.append({"path": module["path"], "reason": reason})
+                continue
+            facts, why = parse_facts(data, str(file))
+            if facts is None:
+                not_analysed.append({"path": module["path"], "reason": why or "unknown"})
+                continue
+            modules.append({**module, "digest": file_digest(data), **facts})
+        packages.append({**package, "modules": modules})
+    not_analysed.sort(key=lambda f: f["path"])
+    return {**scanned, "packages": packages, "not_analysed": not_analysed}
+
+
+def discover(
+    path: str | os.PathLike[str],
+    *,
+    exclude: list[str] | None = None,
+    exclude_tests: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> dict[str, Any]:
+    """:func:`scan` then :func:`parse`: the packages under ``path`` with their facts."""
+    return parse(
+        scan(path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes)
+    )

@@ -8,7 +8,9 @@ modules (symlinks, or copies where symlinks are unavailable). So
 - a target package that shares its name with one installed in, or imported
   by, corral's process is read from the target tree, never from elsewhere;
 - files that discovery left out (excluded, tests, syntax errors, too large)
-  are invisible to grimp and cannot break the build.
+  are invisible to grimp and cannot break the build;
+- namespace sub-folders (no ``__init__.py``) get an empty one in the mirror,
+  so grimp analyses them as packages instead of skipping them.
 
 Edges follow grimp's rules: ``import a.b.c`` is an edge to ``a.b.c`` only,
 ``from pkg import sub`` to ``pkg.sub``, imports in functions and ``try``
@@ -81,6 +83,11 @@ def _mirror(discovery: dict[str, Any], shadow: Path) -> dict[str, list[str]]:
             original = root / module["path"]
             relative = original.relative_to(src)
             target = base / relative
+            if module.get("namespace"):
+                # grimp skips folders without __init__.py: give the mirror one.
+                target.mkdir(parents=True, exist_ok=True)
+                (target / "__init__.py").touch()
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             if use_links:
                 try:

@@ -1,0 +1,173 @@
+"""Subprojects of a repository, and their ``[tool.corral.architecture]`` options.
+
+A *project* is a directory holding ``pyproject.toml``, ``setup.py`` or
+``setup.cfg``. The analysed root is always a project; nested projects (a
+monorepo's ``libs/a``, ``services/b``) get their own report section and are
+analysed in parallel. Each Python package belongs to the nearest project
+above it. Finding projects walks directories only (no file is read but the
+project files), so it is cheap enough to run before the workflow is built.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from corral.errors import ArchitectureConfigError
+from corral.plugins.builtin.architecture.discover import is_excluded_dir, skip_dir
+
+PROJECT_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
+#: Keys of ``[tool.corral.architecture]`` read here; layers.py reads the rest.
+OPTION_KEYS: dict[str, type] = {
+    "exclude": list,
+    "exclude_tests": bool,
+    "exclude_type_checking": bool,
+    "fail_on": list,
+}
+
+
+def _has_project_file(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in PROJECT_FILES)
+
+
+def find_projects(
+    path: str | os.PathLike[str],
+    *,
+    exclude: list[str] | None = None,
+    exclude_tests: bool = False,
+) -> list[dict[str, Any]]:
+    """Every project under ``path`` that holds at least one Python package.
+
+    Each is ``{"name", "path" (relative to the root, "." for the root),
+    "config_file" (relative, or None), "subprojects" (relative paths of the
+    projects nested in it, which its scan must skip)}``, sorted by path.
+    """
+    root = Path(path).resolve()
+    found: list[tuple[Path, bool]] = []  # (project dir, holds a package)
+
+    def walk(directory: Path, owner: int) -> None:
+        try:
+            entries = sorted(directory.iterdir(), key=lambda p: p.name)
+        except OSError:
+            return  # reported by the scan as unreadable
+        for entry in entries:
+            if not entry.is_dir() or skip_dir(entry.name):
+                continue
+            if is_excluded_dir(entry.relative_to(root).as_posix(), exclude or [], exclude_tests):
+                continue
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                continue
+            if (entry / "__init__.py").is_file():
+                found[owner] = (found[owner][0], True)
+                continue  # a package: projects do not nest inside packages
+            if _has_project_file(entry):
+                found.append((entry, False))
+                walk(entry, len(found) - 1)
+            else:
+                walk(entry, owner)
+
+    found.append((root, (root / "__init__.py").is_file()))
+    if not found[0][1]:
+        walk(root, 0)
+    dirs = [d for d, _ in found]
+    projects = []
+    for directory, has_package in found:
+        if not has_package:
+            continue
+        rel = directory.relative_to(root).as_posix() or "."
+        nested = [
+            d.relative_to(root).as_posix()
+            for d in dirs
+            if d != directory and d.is_relative_to(directory)
+        ]
+        projects.append(
+            {
+                "name": project_name(directory),
+                "path": rel,
+                "config_file": _config_file(directory, root),
+                "subprojects": sorted(nested),
+            }
+        )
+    return sorted(projects, key=lambda p: p["path"])
+
+
+def _config_file(directory: Path, root: Path) -> str | None:
+    for name in PROJECT_FILES:
+        if (directory / name).is_file():
+            return (directory / name).relative_to(root).as_posix()
+    return None
+
+
+def _read_toml(file: Path, root: Path | None = None) -> dict[str, Any]:
+    shown = file.relative_to(root).as_posix() if root and file.is_relative_to(root) else str(file)
+    try:
+        with file.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ArchitectureConfigError(f"invalid TOML: {exc}", file=shown) from None
+    except OSError as exc:
+        raise ArchitectureConfigError(f"unreadable: {exc.strerror or exc}", file=shown) from None
+
+
+def project_name(directory: Path) -> str:
+    """``[project].name`` / poetry name / setup.cfg name, else the directory's name."""
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = _read_toml(pyproject)
+        except ArchitectureConfigError:
+            data = {}
+        name = data.get("project", {}).get("name") or (
+            data.get("tool", {}).get("poetry", {}).get("name")
+        )
+        if isinstance(name, str) and name:
+            return name
+    setup_cfg = directory / "setup.cfg"
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(setup_cfg, encoding="utf-8")
+            name = parser.get("metadata", "name", fallback="")
+        except (configparser.Error, UnicodeDecodeError):
+            name = ""
+        if name:
+            return str(name)
+    return directory.name
+
+
+def read_options(directory: Path, root: Path) -> dict[str, Any]:
+    """The options in the project's ``[tool.corral.architecture]`` table.
+
+    Only ``exclude``, ``exclude_tests``, ``exclude_type_checking`` and
+    ``fail_on``; wrong types raise :class:`ArchitectureConfigError`.
+    """
+    pyproject = directory / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    table = _read_toml(pyproject, root).get("tool", {}).get("corral", {}).get("architecture", {})
+    if not isinstance(table, dict):
+        raise ArchitectureConfigError(
+            "must be a table",
+            file=pyproject.relative_to(root).as_posix(),
+            key="tool.corral.architecture",
+        )
+    options: dict[str, Any] = {}
+    for key, kind in OPTION_KEYS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        ok = isinstance(value, kind) and (
+            not isinstance(value, list) or all(isinstance(v, str) for v in value)
+        )
+        if not ok:
+            want = "a list of strings" if kind is list else "true or false"
+            raise ArchitectureConfigError(
+                f"must be {want}, not {value!r}",
+                file=pyproject.relative_to(root).as_posix(),
+                key=f"tool.corral.architecture.{key}",
+            )
+        options[key] = value
+    return options

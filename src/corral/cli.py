@@ -77,13 +77,47 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("file")
     val.add_argument("--json", action="store_true", help="print a JSON summary")
 
-    ana = sub.add_parser("analyze", help="architecture report of a Python codebase (first version)")
+    ana = sub.add_parser(
+        "analyze",
+        help="architecture report of a Python codebase",
+        description="Analyse the architecture of the Python code under PATH (nothing is "
+        "imported or run): import graph, coupling metrics, cycles, layers, a 0-100 score "
+        "and recommendations. See docs/analysis.md.",
+    )
     ana.add_argument("path", help="directory to analyse")
-    ana.add_argument("--format", choices=["text", "json"], default="text")
+    ana.add_argument(
+        "--format",
+        choices=["text", "json", "markdown", "html"],
+        help="report format (default: from --out's extension; else text on a terminal, "
+        "json otherwise)",
+    )
     ana.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
-    ana.add_argument("--exclude", action="append", default=[], metavar="GLOB")
-    ana.add_argument("--exclude-tests", action="store_true")
-    ana.add_argument("--exclude-type-checking", action="store_true")
+    ana.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching paths"
+    )
+    ana.add_argument("--exclude-tests", action="store_true", help="skip tests and conftest files")
+    ana.add_argument(
+        "--exclude-type-checking",
+        action="store_true",
+        help="ignore imports under `if TYPE_CHECKING:`",
+    )
+    ana.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="exit 1 when COND holds: cycles, violations or score<N (repeatable)",
+    )
+    ana.add_argument(
+        "--no-cache", action="store_true", help="recompute everything (ignore cached results)"
+    )
+    ana.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="live progress on stderr (default: when stderr is a terminal)",
+    )
+    _store_option(ana)
 
     plg = sub.add_parser("plugins", help="list available handlers")
     plg.add_argument("--json", action="store_true")
@@ -278,33 +312,116 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from corral.plugins.builtin.architecture import analysis_workflow, summary_text
+_FORMATS_BY_SUFFIX = {
+    ".json": "json",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+}
+_FAIL_ON = re.compile(r"^\s*(cycles|violations|score\s*<\s*(\d+))\s*$")
 
+
+def parse_fail_on(conditions: Sequence[str], where: str = "--fail-on") -> list[tuple[str, int]]:
+    """``cycles``, ``violations``, ``score<N`` (comma-separated or repeated)."""
+    parsed: list[tuple[str, int]] = []
+    for text in conditions:
+        for part in text.split(","):
+            match = _FAIL_ON.match(part)
+            if match is None or (match.group(2) and int(match.group(2)) > 100):
+                raise UsageError(
+                    f"{where} {part.strip()!r}: expected cycles, violations or score<N "
+                    "(N from 0 to 100)"
+                )
+            kind = "score" if match.group(2) else match.group(1)
+            parsed.append((kind, int(match.group(2) or 0)))
+    return parsed
+
+
+def failed_conditions(report: dict[str, Any], conditions: list[tuple[str, int]]) -> list[str]:
+    """What makes ``--fail-on`` hold, one message each (empty: nothing)."""
+    s = report["summary"]
+    messages = []
+    for kind, limit in conditions:
+        if kind == "cycles" and s["module_cycles"] + s["package_cycles"]:
+            messages.append(
+                f"{s['module_cycles']} module cycle(s), {s['package_cycles']} package cycle(s)"
+            )
+        elif kind == "violations" and s["violations"]:
+            messages.append(f"{s['violations']} layer contract violation(s)")
+        elif kind == "score" and s["score"] < limit:
+            messages.append(f"score {s['score']} < {limit}")
+    return messages
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from corral.plugins.builtin.architecture import analysis_workflow, project_settings
+    from corral.plugins.builtin.architecture.projects import find_projects
+    from corral.plugins.builtin.architecture.render import render_html, render_markdown
+    from corral.plugins.builtin.architecture.report import summary_text
+
+    conditions = parse_fail_on(args.fail_on)
+    fmt = args.format
+    if fmt is None and args.out:
+        fmt = _FORMATS_BY_SUFFIX.get(Path(args.out).suffix.lower(), "json")
+    if fmt is None:
+        fmt = "text" if sys.stdout.isatty() else "json"
     path = Path(args.path)
-    if not path.is_dir():
+    if not path.exists():
         raise UsageError(f"{args.path}: no such directory")
+    if not path.is_dir():
+        raise UsageError(f"{args.path}: not a directory (give the folder that holds the code)")
+    projects = find_projects(path, exclude=args.exclude, exclude_tests=args.exclude_tests)
+    for project in projects:  # configuration errors are usage errors: report them now
+        options, _ = project_settings(path, project, {})
+        if project["path"] == "." and not conditions:
+            conditions = parse_fail_on(
+                options["fail_on"], f"{project['config_file']}: tool.corral.architecture.fail_on"
+            )
     wf = analysis_workflow(
-        str(path),
+        path,
         exclude=args.exclude,
         exclude_tests=args.exclude_tests,
         exclude_type_checking=args.exclude_type_checking,
+        cache=not args.no_cache,
+        projects=projects,
     )
+    registry = _registry()
+    from corral.compiler import compile_spec
+    from corral.model import Limits
 
-    async def go() -> Any:
-        async with corral.open_engine("memory://") as engine:
-            return (await engine.run(wf))["report"]
-
-    report = trio.run(go)
-    text = _dump(report) + "\n" if args.format == "json" else summary_text(report)
+    plan = compile_spec(wf.build(), handlers=registry, pools=Limits().pool_sizes())
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    store = args.store or default_store_url()
+    record = trio.run(_run, store, plan, {}, show, "none", True)
+    if record.status != "succeeded":
+        _print_summary(record)
+        return EXIT_FAILED
+    report = record.result["report"]
+    if fmt == "json":
+        text = _dump(report) + "\n"
+    elif fmt == "markdown":
+        text = render_markdown(report)
+    elif fmt == "html":
+        text = render_html(report)
+    else:
+        text = summary_text(report)
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+        print(
+            f"report written to {args.out} (score {report['summary']['score']}/100)",
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(text)
-    return EXIT_OK
+    failures = failed_conditions(report, conditions)
+    for message in failures:
+        print(f"corral: --fail-on: {message}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -354,14 +471,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
 
 
-async def _run(store: str, plan: Plan, inputs: dict[str, Any], show: bool) -> ExecutionRecord:
-    async with corral.open_engine(store) as engine:
+async def _run(
+    store: str,
+    plan: Plan,
+    inputs: dict[str, Any],
+    show: bool,
+    durability: str = "step",
+    to_stderr: bool = False,
+) -> ExecutionRecord:
+    async with corral.open_engine(store, durability=durability) as engine:
         if not show:
             handle = await engine.submit(plan, inputs)
             return await handle.wait()
         with engine.subscribe() as events:
             handle = await engine.submit(plan, inputs)
-            progress = _Progress(plan, handle.id)
+            progress = _Progress(plan, handle.id, to_stderr=to_stderr)
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(progress.follow, events)
@@ -417,7 +541,7 @@ class _Progress:
 
     _STYLE = {**_STATUS_STYLE, "retrying": "magenta"}
 
-    def __init__(self, plan: Plan, execution_id: str) -> None:
+    def __init__(self, plan: Plan, execution_id: str, *, to_stderr: bool = False) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -431,7 +555,10 @@ class _Progress:
         # get_renderable: the table is rebuilt at every refresh, so running
         # steps' times keep moving between events.
         self.live = Live(
-            console=Console(), refresh_per_second=8, transient=False, get_renderable=self._table
+            console=Console(stderr=to_stderr),
+            refresh_per_second=8,
+            transient=False,
+            get_renderable=self._table,
         )
         self.live.start()
 

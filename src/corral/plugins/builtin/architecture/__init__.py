@@ -1,71 +1,137 @@
 """The ``architecture.*`` handlers: architecture analysis of a Python codebase.
 
-A pluggy plugin like any other. The steps chain through their outputs::
+A pluggy plugin like any other. :func:`analysis_workflow` builds the
+``architecture.analyze`` workflow: for each project found under the path
+(a repository with subprojects has several; they run in parallel)::
 
-    discover -> graph -> metrics, cycles -> report
+    scan -> parse -> graph -> metrics, cycles, layers -> section
+                                                  all sections -> report
 
-Nothing analysed is ever imported or executed: discovery parses with
-:mod:`ast`, the import graph is built by grimp in an isolated subprocess.
+``scan`` walks and hashes the files; every later step is cached by content
+(the step cache keys on params and upstream outputs), so re-analysing an
+unchanged tree only re-walks it, and an edit recomputes only the steps
+whose inputs it changed. Nothing analysed is ever imported or executed:
+``parse`` uses :mod:`ast`, the import graph is built by grimp in an
+isolated subprocess.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from corral.errors import NonRetryable
+from corral.errors import ArchitectureConfigError, NonRetryable
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.architecture.cycles import find_cycles
-from corral.plugins.builtin.architecture.discover import DEFAULT_MAX_FILE_BYTES, discover
+from corral.plugins.builtin.architecture.discover import DEFAULT_MAX_FILE_BYTES, parse, scan
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
+from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
-from corral.plugins.builtin.architecture.report import build_report, summary_text
+from corral.plugins.builtin.architecture.projects import find_projects, read_options
+from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
 
 __all__ = [
     "Cycles",
-    "Discover",
     "Graph",
+    "Layers",
     "Metrics",
+    "Parse",
     "Report",
+    "Scan",
+    "Section",
     "analysis_workflow",
+    "project_settings",
     "summary_text",
 ]
 
 _Data = dict[str, Any]
 
 
-class Discover(Handler):
-    """Find the Python packages under a path and the files not analysed."""
+class _Options(msgspec.Struct, forbid_unknown_fields=True):
+    exclude: list[str] = msgspec.field(default_factory=list)
+    exclude_tests: bool = False
+    exclude_type_checking: bool = False
 
-    name = "architecture.discover"
-    version = "1"
-    kind = "cpu"
+
+def project_settings(
+    root: str | os.PathLike[str], project: dict[str, Any], options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(effective options, layer contracts) of one project.
+
+    The project's ``[tool.corral.architecture]`` options add to the given
+    ones (excludes are merged; ``exclude_*`` flags are or-ed). Raises
+    :class:`ArchitectureConfigError` for a malformed configuration.
+    """
+    base = Path(root).resolve()
+    directory = base / project["path"]
+    own = read_options(directory, base)
+    effective = {
+        "exclude": sorted({*options.get("exclude", []), *own.get("exclude", [])}),
+        "exclude_tests": bool(options.get("exclude_tests") or own.get("exclude_tests")),
+        "exclude_type_checking": bool(
+            options.get("exclude_type_checking") or own.get("exclude_type_checking")
+        ),
+        "fail_on": own.get("fail_on", []),
+    }
+    return effective, load_config(directory, base)
+
+
+class Scan(Handler):
+    """Walk one project: its packages and modules, hashed; its configuration."""
+
+    name = "architecture.scan"
+    version = "2"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        path: str
-        exclude: list[str] = msgspec.field(default_factory=list)
-        exclude_tests: bool = False
+        root: str
+        project: _Data
+        options: _Options = msgspec.field(default_factory=_Options)
         max_file_bytes: Annotated[int, Meta(gt=0)] = DEFAULT_MAX_FILE_BYTES
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        root, project = params.root, params.project
         try:
-            return discover(
-                params.path,
-                exclude=params.exclude,
-                exclude_tests=params.exclude_tests,
+            options, config = project_settings(root, project, msgspec.to_builtins(params.options))
+            scanned = scan(
+                Path(root) / project["path"],
+                root=root,
+                exclude=options["exclude"],
+                exclude_tests=options["exclude_tests"],
                 max_file_bytes=params.max_file_bytes,
+                skip=project.get("subprojects", []),
+                on_file=lambda n: ctx.progress(n, None, "files found"),
             )
-        except OSError as exc:
+        except (OSError, ArchitectureConfigError) as exc:
             raise NonRetryable(str(exc)) from exc
+        modules = sum(len(p["modules"]) for p in scanned["packages"])
+        ctx.progress(modules, modules, "files found")
+        return {"project": project, "options": options, "config": config, "scan": scanned}
+
+
+class Parse(Handler):
+    """Lines of code and (abstract) classes of every module, with :mod:`ast`."""
+
+    name = "architecture.parse"
+    version = "2"
+    kind = "cpu"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        scan: _Data
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        return parse(params.scan)
 
 
 class Graph(Handler):
-    """Build the import graph of the discovered packages (grimp, isolated process)."""
+    """The import graph of the discovered packages (grimp, isolated process)."""
 
     name = "architecture.graph"
-    version = "1"
+    version = "2"
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,19 +139,23 @@ class Graph(Handler):
         exclude_type_checking: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        modules = sum(len(p["modules"]) for p in params.discovery["packages"])
+        ctx.progress(0, modules, "modules: building the import graph")
         try:
-            return build_import_graph(
+            graph = build_import_graph(
                 params.discovery, exclude_type_checking=params.exclude_type_checking
             )
         except GraphBuildError as exc:
             raise NonRetryable(str(exc)) from exc
+        ctx.progress(modules, modules, f"modules, {len(graph['edges'])} imports")
+        return graph
 
 
 class Metrics(Handler):
     """Ca, Ce, instability, abstractness, distance and LOC per module and package."""
 
     name = "architecture.metrics"
-    version = "1"
+    version = "2"
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,7 +170,7 @@ class Cycles(Handler):
     """Import cycles (SCCs of size > 1) between modules and between packages."""
 
     name = "architecture.cycles"
-    version = "1"
+    version = "2"
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,67 +181,176 @@ class Cycles(Handler):
         return find_cycles(params.graph, params.discovery)
 
 
-class Report(Handler):
-    """Assemble the architecture report (a JSON-ready dict)."""
+class Layers(Handler):
+    """Layer contracts checked (declared, or those of the detected style)."""
 
-    name = "architecture.report"
-    version = "1"
+    name = "architecture.layers"
+    version = "2"
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
+        config: _Data | None
+        graph: _Data
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        packages = set(params.graph["packages"])
+        modules = {
+            name: {"path": path, "is_package": name in packages}
+            for name, path in params.graph["paths"].items()
+        }
+        return check_architecture(
+            params.config, params.graph, modules, params.graph.get("external", [])
+        )
+
+
+class Section(Handler):
+    """One project's section of the report: figures, score, recommendations."""
+
+    name = "architecture.section"
+    version = "2"
+    kind = "cpu"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        project: _Data
         discovery: _Data
         graph: _Data
         metrics: _Data
         cycles: _Data
+        layers: _Data
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        return build_report(params.discovery, params.graph, params.metrics, params.cycles)
+        return build_section(
+            params.project,
+            params.discovery,
+            params.graph,
+            params.metrics,
+            params.cycles,
+            params.layers,
+        )
+
+
+class Report(Handler):
+    """The architecture report: every project's section, summed up."""
+
+    name = "architecture.report"
+    version = "2"  # light work: runs in the event loop, no worker process hop
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        root: str
+        options: _Data
+        sections: list[_Data]
+
+    async def run(self, ctx: StepContext, params: Params) -> _Data:
+        from corral import __version__
+
+        return combine(params.root, params.options, params.sections, __version__)
 
 
 def analysis_workflow(
-    path: str,
+    path: str | os.PathLike[str],
     *,
     exclude: list[str] | None = None,
     exclude_tests: bool = False,
     exclude_type_checking: bool = False,
+    cache: bool = True,
+    projects: list[dict[str, Any]] | None = None,
 ) -> Any:
     """The ``architecture.analyze`` workflow (a ``corral.Workflow``); its
-    result's ``"report"`` entry is the report dict."""
-    import corral  # lazy: corral imports the built-in plugins
+    result's ``"report"`` entry is the report dict.
 
+    Projects are found now (a directory walk, nothing read but project
+    files) unless given; each gets its own chain of steps, so they run in
+    parallel. Raises :class:`~corral.errors.UsageError` when ``path`` is not a
+    directory or holds no Python package.
+    """
+    import corral  # lazy: corral imports the built-in plugins
+    from corral.errors import UsageError
+
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"{path}: no such directory")
+    if not root.is_dir():
+        raise UsageError(f"{path}: not a directory (give the folder that holds the code)")
+    root = root.resolve()
+    options: dict[str, Any] = {
+        "exclude": list(exclude or []),
+        "exclude_tests": exclude_tests,
+        "exclude_type_checking": exclude_type_checking,
+    }
+    if projects is None:
+        projects = find_projects(root, exclude=options["exclude"], exclude_tests=exclude_tests)
+    if not projects:
+        raise UsageError(
+            f"{path}: no Python package found (a package is a folder with an __init__.py)"
+        )
     wf = corral.Workflow("architecture.analyze")
-    disc = wf.step(
-        "discover",
-        "architecture.discover",
-        path=path,
-        exclude=list(exclude or []),
-        exclude_tests=exclude_tests,
-    )
-    graph = wf.step(
-        "graph",
-        "architecture.graph",
-        needs=[disc],
-        discovery=disc.output,
-        exclude_type_checking=exclude_type_checking,
-    )
-    metrics = wf.step(
-        "metrics", "architecture.metrics", needs=[graph], discovery=disc.output, graph=graph.output
-    )
-    cycles = wf.step(
-        "cycles", "architecture.cycles", needs=[graph], graph=graph.output, discovery=disc.output
-    )
+    sections = []
+    for i, project in enumerate(projects):
+        scan_ = wf.step(
+            f"scan_{i}", "architecture.scan", root=str(root), project=project, options=options
+        )
+        cached: dict[str, Any] = {"cache": cache}
+        discovery = wf.step(
+            f"parse_{i}",
+            "architecture.parse",
+            needs=[scan_],
+            scan=scan_.output.scan,
+            **cached,
+        )
+        graph = wf.step(
+            f"graph_{i}",
+            "architecture.graph",
+            needs=[discovery],
+            discovery=discovery.output,
+            exclude_type_checking=scan_.output.options.exclude_type_checking,
+            **cached,
+        )
+        metrics = wf.step(
+            f"metrics_{i}",
+            "architecture.metrics",
+            needs=[discovery, graph],
+            discovery=discovery.output,
+            graph=graph.output,
+            **cached,
+        )
+        # cycles and layers depend on the graph alone: an edit that leaves
+        # the imports as they were keeps them cached.
+        cycles = wf.step(
+            f"cycles_{i}", "architecture.cycles", needs=[graph], graph=graph.output, **cached
+        )
+        layers = wf.step(
+            f"layers_{i}",
+            "architecture.layers",
+            needs=[graph],
+            config=scan_.output.config,
+            graph=graph.output,
+            **cached,
+        )
+        sections.append(
+            wf.step(
+                f"section_{i}",
+                "architecture.section",
+                needs=[discovery, graph, metrics, cycles, layers],
+                project=project,
+                discovery=discovery.output,
+                graph=graph.output,
+                metrics=metrics.output,
+                cycles=cycles.output,
+                layers=layers.output,
+                **cached,
+            )
+        )
     wf.step(
         "report",
         "architecture.report",
-        needs=[metrics, cycles],
-        discovery=disc.output,
-        graph=graph.output,
-        metrics=metrics.output,
-        cycles=cycles.output,
+        needs=sections,
+        root=str(root),
+        options=options,
+        sections=[s.output for s in sections],
     )
     return wf
 
 
 @hookimpl
 def corral_handlers() -> list[type[Handler]]:
-    return [Discover, Graph, Metrics, Cycles, Report]
+    return [Scan, Parse, Graph, Metrics, Cycles, Layers, Section, Report]

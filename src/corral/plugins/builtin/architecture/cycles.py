@@ -204,7 +204,9 @@ def find_cycles(graph: dict[str, Any], discovery: dict[str, Any] | None = None) 
         known = [m for p in discovery["packages"] for m in p["modules"]]
         pkgs = {m["name"] for m in known if m["is_package"]}
         paths = {m["name"]: m["path"] for m in known}
-    else:  # without discovery: a module is a package if another lives under it
+    elif "packages" in graph:  # a graph from build_import_graph knows both
+        pkgs, paths = set(graph["packages"]), dict(graph["paths"])
+    else:  # a bare graph: a module is a package if another lives under it
         pkgs = {n.rpartition(".")[0] for n in names if "." in n} & names
     packages: dict[str, set[str]] = {}
     via: dict[tuple[str, str], list[tuple[str, str]]] = {}

@@ -110,8 +110,9 @@ def build_import_graph(
     Packages sharing a source root are built together (imports between them
     are edges); each source root gets its own child process. Returns
     ``{"modules": [...], "edges": [{"importer", "imported", "lines"}],
-    "external": [{"importer", "imported", "lines"}]}`` with ``external``
-    naming top-level modules outside the analysed packages.
+    "external": [{"importer", "imported", "lines"}], "paths": {module: file},
+    "packages": [...]}`` with ``external`` naming top-level modules outside
+    the analysed packages and ``packages`` the modules that are packages.
     """
     modules: set[str] = set()
     edges: list[dict[str, Any]] = []
@@ -149,4 +150,13 @@ def build_import_graph(
             ]
     edges.sort(key=lambda e: (e["importer"], e["imported"]))
     external.sort(key=lambda e: (e["importer"], e["imported"]))
-    return {"modules": sorted(modules), "edges": edges, "external": external}
+    known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
+    return {
+        "modules": sorted(modules),
+        "edges": edges,
+        "external": external,
+        # What later steps need of the discovery, so they can depend on the
+        # graph alone (and stay cached when only a file's body changed).
+        "paths": {m: known[m]["path"] for m in sorted(modules) if m in known},
+        "packages": sorted(m for m in modules if m in known and known[m]["is_package"]),
+    }

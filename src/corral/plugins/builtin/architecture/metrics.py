@@ -42,7 +42,12 @@ def _row(ca: int, ce: int, classes: int, abstract: int, loc: int) -> dict[str, A
 
 
 def compute_metrics(discovery: dict[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
-    """``{"modules": {name: row}, "packages": {name: row}}`` (rows as in ``_row``)."""
+    """``{"modules": {name: row}, "packages": {name: row}}``.
+
+    Rows are as in ``_row``; a module row adds ``path`` (its file, relative to
+    the root), ``package`` and ``is_package``; a package row adds ``path``
+    (its folder) and ``modules`` (how many modules it holds directly).
+    """
     facts = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
     names = set(graph["modules"]) | set(facts)
     pkg_names = {n for n, m in facts.items() if m["is_package"]}
@@ -61,16 +66,31 @@ def compute_metrics(discovery: dict[str, Any], graph: dict[str, Any]) -> dict[st
             pout[pa].add(pb)
             pin[pb].add(pa)
     modules: dict[str, Any] = {}
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for name in sorted(names):
         f = facts.get(name, {})
         classes, abstract, loc = f.get("classes", 0), f.get("abstract_classes", 0), f.get("loc", 0)
-        modules[name] = _row(len(fan_in[name]), len(fan_out[name]), classes, abstract, loc)
-        t = totals[package_of(name, pkg_names)]
+        package = package_of(name, pkg_names)
+        modules[name] = {
+            "path": f.get("path"),
+            "package": package,
+            "is_package": name in pkg_names,
+            **_row(len(fan_in[name]), len(fan_out[name]), classes, abstract, loc),
+        }
+        t = totals[package]
         t[0] += classes
         t[1] += abstract
         t[2] += loc
-    packages = {
-        p: _row(len(pin[p]), len(pout[p]), *totals[p]) for p in sorted(set(totals) | pkg_names)
-    }
+        t[3] += 1
+    packages = {}
+    for p in sorted(set(totals) | pkg_names):
+        classes, abstract, loc, count = totals[p]
+        path = facts.get(p, {}).get("path")
+        if path is not None and path.endswith("__init__.py"):
+            path = path.rpartition("/")[0] or "."
+        packages[p] = {
+            "path": path,
+            "modules": count,
+            **_row(len(pin[p]), len(pout[p]), classes, abstract, loc),
+        }
     return {"modules": modules, "packages": packages}

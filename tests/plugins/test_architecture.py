@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-import corral
-from corral.plugins.builtin import architecture
 from corral.plugins.builtin.architecture.cycles import (
     feedback_edges,
     find_cycles,
@@ -19,8 +17,9 @@ from corral.plugins.builtin.architecture.cycles import (
 )
 from corral.plugins.builtin.architecture.discover import discover
 from corral.plugins.builtin.architecture.graph import build_import_graph
+from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
-from corral.plugins.builtin.architecture.report import build_report, summary_text
+from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -203,7 +202,12 @@ def test_scc_and_cycles(tmp_path: Path) -> None:
             "size": 3,
             "example": ["cyc.one", "cyc.two", "cyc.three", "cyc.one"],
             "cut": [
-                {"importer": "cyc.three", "imported": "cyc.one", "lines": [1], "path": "cyc/three.py"}
+                {
+                    "importer": "cyc.three",
+                    "imported": "cyc.one",
+                    "lines": [1],
+                    "path": "cyc/three.py",
+                }
             ],
         }
     ]
@@ -287,6 +291,9 @@ def test_metrics_by_hand(tmp_path: Path) -> None:
     m = compute_metrics(found, graph)["modules"]
     # base: Ca=2 Ce=0 I=0; 3 of 4 classes abstract: A=0.75; D=|0.75+0-1|=0.25
     assert m["t.base"] == {
+        "path": "t/base.py",
+        "package": "t",
+        "is_package": False,
         "ca": 2,
         "ce": 0,
         "instability": 0.0,
@@ -302,6 +309,7 @@ def test_metrics_by_hand(tmp_path: Path) -> None:
     # app: Ca=0 Ce=2 I=1, A=0, D=0; two lines of code (comment and blank skipped)
     assert (m["t.app"]["instability"], m["t.app"]["distance"], m["t.app"]["loc"]) == (1.0, 0.0, 2)
     pkg = compute_metrics(found, graph)["packages"]["t"]
+    assert (pkg["path"], pkg["modules"]) == ("t", 4)
     assert (pkg["ca"], pkg["ce"], pkg["loc"], pkg["classes"], pkg["abstract_classes"]) == (
         0,
         0,
@@ -331,64 +339,47 @@ def test_package_level_cycle(tmp_path: Path) -> None:
     assert (pk["p.x"]["ca"], pk["p.x"]["ce"]) == (1, 1)
 
 
-async def test_handlers_in_a_workflow(tmp_path: Path) -> None:
+def test_report_sections_and_summary(tmp_path: Path) -> None:
     write_tree(
         tmp_path, {**TINY, "t/cyc_a.py": "import t.cyc_b\n", "t/cyc_b.py": "import t.cyc_a\n"}
     )
     (tmp_path / "t/broken.py").write_text("class (\n")
-    wf = corral.Workflow("analyze")
-    disc = wf.step("discover", "architecture.discover", path=str(tmp_path))
-    graph = wf.step("graph", "architecture.graph", needs=[disc], discovery=disc.output)
-    metrics = wf.step(
-        "metrics", "architecture.metrics", needs=[graph], discovery=disc.output, graph=graph.output
+    found = discover(tmp_path)
+    graph = build_import_graph(found)
+    project = {"name": "tiny", "path": ".", "config_file": None}
+    section = build_section(
+        project,
+        found,
+        graph,
+        compute_metrics(found, graph),
+        find_cycles(graph),
+        check_architecture(None, graph, {}),
     )
-    cycles = wf.step(
-        "cycles", "architecture.cycles", needs=[graph], graph=graph.output, discovery=disc.output
-    )
-    wf.step(
-        "report",
-        "architecture.report",
-        needs=[metrics, cycles],
-        discovery=disc.output,
-        graph=graph.output,
-        metrics=metrics.output,
-        cycles=cycles.output,
-    )
-    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
-        result = await eng.run(wf)
-    report = result["report"]
+    report = combine(str(tmp_path), {"exclude": []}, [section], "0.0")
+    assert report["version"] == 2
     assert report["summary"]["modules"] == 6
     assert report["summary"]["module_cycles"] == 1
-    assert report["cycles"]["modules"][0]["members"] == ["t.cyc_a", "t.cyc_b"]
+    assert section["cycles"]["modules"][0]["members"] == ["t.cyc_a", "t.cyc_b"]
     assert report["not_analysed"] == [
         {"path": "t/broken.py", "reason": "syntax error: line 1: invalid syntax"}
     ]
-    assert report["metrics"]["modules"]["t.base"]["abstractness"] == 0.75
+    assert section["metrics"]["modules"]["t.base"]["abstractness"] == 0.75
+    assert section["package_edges"] == []  # every module is in package t
+    # the score: 2 of 6 modules in a cycle -> 70 * 2/6 = 23.33 off
+    cycles = report["score"]["components"][0]
+    assert (cycles["name"], cycles["penalty"]) == ("cycles", 23.33)
+    recs = report["recommendations"]
+    assert recs[0]["kind"] == "cycle" and recs[0]["priority"] == 1
+    assert recs[0]["locations"][0]["path"] in {"t/cyc_a.py", "t/cyc_b.py"}
+    assert recs[-1] == {
+        "priority": len(recs),
+        "kind": "not_analysed",
+        "title": "Fix t/broken.py so it can be analysed",
+        "detail": "syntax error: line 1: invalid syntax; its imports are missing from this report.",
+        "locations": [{"path": "t/broken.py", "line": None, "module": None}],
+    }
     text = summary_text(report)
-    assert "1 between modules" in text and "t/broken.py" in text
-    assert report == build_report(
-        discover(tmp_path),
-        build_import_graph(discover(tmp_path)),
-        report["metrics"],
-        report["cycles"],
-    )
-
-
-async def test_analysis_workflow_helper(tmp_path: Path) -> None:
-    write_tree(tmp_path, {**TINY, "t/tests/__init__.py": "", "t/tests/test_a.py": "import t\n"})
-    wf = architecture.analysis_workflow(str(tmp_path), exclude_tests=True)
-    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
-        report = (await eng.run(wf))["report"]
-    assert report["summary"]["modules"] == 4
-    assert report["summary"]["edges"] == 3
-
-
-async def test_missing_path_fails_without_retry(tmp_path: Path) -> None:
-    wf = corral.Workflow("analyze-missing")
-    wf.step("discover", "architecture.discover", path=str(tmp_path / "nope"))
-    async with corral.open_engine("memory://", entry_points=False, plugins=[architecture]) as eng:
-        with pytest.raises(corral.WorkflowFailed, match="no such directory"):
-            await eng.run(wf)
+    assert "1 between modules" in text and "t/broken.py" in text and "score" in text
 
 
 def _naive_sccs(succ: dict[str, set[str]]) -> list[list[str]]:
@@ -429,7 +420,9 @@ def test_copy_of_installed_package_matches_grimp(tmp_path: Path, name: str) -> N
     }
     namespace = {m["name"] for p in found["packages"] for m in p["modules"] if m["namespace"]}
     extra = set(graph["modules"]) - set(ref.modules)
-    assert {m for m in extra if not any(m == n or m.startswith(n + ".") for n in namespace)} == set()
+    assert {
+        m for m in extra if not any(m == n or m.startswith(n + ".") for n in namespace)
+    } == set()
     unimportable = {  # e.g. rich._unicode_data.unicode8-0-0: listed as not analysed
         f["path"].removesuffix(".py").replace("/", ".")
         for f in found["not_analysed"]

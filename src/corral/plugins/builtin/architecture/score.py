@@ -10,8 +10,9 @@ The score starts at 100 and loses at most:
   share of the contract-checked imports that respect the declared (or
   detected) layers; 0 when nothing is checked.
 - **distance, 20**: ``20 * max(0, D - 0.3) / 0.7``, with ``D`` the
-  LOC-weighted mean distance from the main sequence of the packages:
-  up to 0.3 is normal for Python code, which has few abstract classes.
+  LOC-weighted mean distance from the main sequence of the packages that
+  import or are imported by another package: up to 0.3 is normal for
+  Python code, which has few abstract classes.
 - **coupling, 20**: ``min(20, 100*h)``, with ``h`` the share of modules
   that import more than 15 of the project's own modules.
 
@@ -61,7 +62,13 @@ def compute_score(
         )
     else:
         components.append(_component("layers", 0, 25, "no layer contract declared or detected"))
-    weighted = [(p["distance"], p["loc"]) for p in metrics["packages"].values() if p["loc"]]
+    # A package coupled to no other has no instability to speak of (I is 0
+    # by convention), so it would sit at D = 1 for no reason: leave it out.
+    weighted = [
+        (p["distance"], p["loc"])
+        for p in metrics["packages"].values()
+        if p["loc"] and p["ca"] + p["ce"]
+    ]
     total_loc = sum(loc for _, loc in weighted)
     mean_d = sum(d * loc for d, loc in weighted) / total_loc if total_loc else 0.0
     components.append(
@@ -69,7 +76,8 @@ def compute_score(
             "distance",
             20 * max(0.0, mean_d - 0.3) / 0.7,
             20,
-            f"mean distance from the main sequence {mean_d:.2f} (LOC-weighted, packages)",
+            f"mean distance from the main sequence {mean_d:.2f} "
+            f"(LOC-weighted, {len(weighted)} coupled package(s))",
         )
     )
     hubs = [m for m, row in modules.items() if row["ce"] > HUB_FAN_OUT]

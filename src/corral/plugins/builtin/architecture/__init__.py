@@ -51,6 +51,21 @@ __all__ = [
 _Data = dict[str, Any]
 
 
+def _code_digest() -> str:
+    """A digest of this package's own source: part of every handler version,
+    so results cached by an older analysis code are never served."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=4)
+    for file in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+#: ``<schema>+<code digest>``: the step cache keys on handler versions.
+VERSION = f"2+{_code_digest()}"
+
+
 class _Options(msgspec.Struct, forbid_unknown_fields=True):
     exclude: list[str] = msgspec.field(default_factory=list)
     exclude_tests: bool = False
@@ -84,7 +99,7 @@ class Scan(Handler):
     """Walk one project: its packages and modules, hashed; its configuration."""
 
     name = "architecture.scan"
-    version = "2"
+    version = VERSION
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -117,7 +132,7 @@ class Parse(Handler):
     """Lines of code and (abstract) classes of every module, with :mod:`ast`."""
 
     name = "architecture.parse"
-    version = "2"
+    version = VERSION
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -131,7 +146,7 @@ class Graph(Handler):
     """The import graph of the discovered packages (grimp, isolated process)."""
 
     name = "architecture.graph"
-    version = "2"
+    version = VERSION
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -155,7 +170,7 @@ class Metrics(Handler):
     """Ca, Ce, instability, abstractness, distance and LOC per module and package."""
 
     name = "architecture.metrics"
-    version = "2"
+    version = VERSION
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -170,7 +185,7 @@ class Cycles(Handler):
     """Import cycles (SCCs of size > 1) between modules and between packages."""
 
     name = "architecture.cycles"
-    version = "2"
+    version = VERSION
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -185,7 +200,7 @@ class Layers(Handler):
     """Layer contracts checked (declared, or those of the detected style)."""
 
     name = "architecture.layers"
-    version = "2"
+    version = VERSION
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -207,7 +222,7 @@ class Section(Handler):
     """One project's section of the report: figures, score, recommendations."""
 
     name = "architecture.section"
-    version = "2"
+    version = VERSION
     kind = "cpu"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
@@ -233,7 +248,7 @@ class Report(Handler):
     """The architecture report: every project's section, summed up."""
 
     name = "architecture.report"
-    version = "2"  # light work: runs in the event loop, no worker process hop
+    version = VERSION  # light work: runs in the event loop, no worker process hop
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         root: str

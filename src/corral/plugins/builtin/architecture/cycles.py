@@ -231,7 +231,13 @@ def find_cycles(graph: dict[str, Any], discovery: dict[str, Any] | None = None) 
             "via": [module_edge(x, y) for x, y in sorted(via[a, b])],
         }
 
-    return {
-        "modules": _cycles(modules, lambda a, b: max(1, len(lines.get((a, b), []))), module_edge),
-        "packages": _cycles(packages, lambda a, b: len(via[a, b]), package_edge),
+    package_cycles = _cycles(packages, lambda a, b: len(via[a, b]), package_edge)
+    # Module edges behind a package cut are cut first: one story at both levels.
+    preferred = {
+        (v["importer"], v["imported"]) for c in package_cycles for p in c["cut"] for v in p["via"]
     }
+
+    def module_weight(a: str, b: str) -> int:
+        return 2 * max(1, len(lines.get((a, b), []))) - ((a, b) in preferred)
+
+    return {"modules": _cycles(modules, module_weight, module_edge), "packages": package_cycles}

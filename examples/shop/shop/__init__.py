@@ -1,0 +1,1 @@
+"""A tiny shop: web -> services -> domain, with storage in adapters."""

@@ -65,6 +65,15 @@ EDGE_RULES = {
         if TYPE_CHECKING:
             import pkg.sub
         """,
+    # a namespace sub-folder (no __init__.py): analysed as a package
+    "pkg/ns/inner.py": """\
+        from .. import sub
+        from pkg.ns import deeper
+        """,
+    "pkg/ns/deeper.py": "import pkg.ns.inner\n",
+    # a syntax error: not analysed, and the graph is still built
+    "pkg/broken.py": "import pkg.sub\ndef (:\n",
+    "pkg/uses_broken.py": "import pkg.broken\n",
 }
 
 
@@ -80,6 +89,12 @@ def test_edge_rules(tmp_path: Path) -> None:
         ("pkg.rel", "pkg.a.b.c"),
         ("pkg.rel", "pkg.a.b"),
         ("pkg.typed", "pkg.sub"),  # TYPE_CHECKING counted by default
+        ("pkg.ns.inner", "pkg.sub"),  # relative import out of a namespace folder
+        ("pkg.ns.inner", "pkg.ns.deeper"),
+        ("pkg.ns.deeper", "pkg.ns.inner"),
+        # pkg.broken is not analysed (syntax error): as for any name that is not a
+        # module, grimp's rule makes the import an edge to the nearest package
+        ("pkg.uses_broken", "pkg"),
     }  # pkg.plain -> pkg.plain (self-import) is not an edge
     lines = {(e["importer"], e["imported"]): e["lines"] for e in graph["edges"]}
     assert lines[("pkg.plain", "pkg.a.b.c")] == [1]
@@ -89,6 +104,39 @@ def test_edge_rules(tmp_path: Path) -> None:
 
     no_tc = build_import_graph(discover(tmp_path), exclude_type_checking=True)
     assert edge_set(no_tc) == edge_set(graph) - {("pkg.typed", "pkg.sub")}
+
+    found = discover(tmp_path)
+    assert found["not_analysed"] == [
+        {"path": "pkg/broken.py", "reason": "syntax error: line 2: invalid syntax"}
+    ]
+    assert found["packages"][0]["namespace_dirs"] == ["pkg/ns"]
+    assert set(graph["modules"]) == {
+        "pkg",
+        "pkg.a",
+        "pkg.a.b",
+        "pkg.a.b.c",
+        "pkg.sub",
+        "pkg.plain",
+        "pkg.lazy",
+        "pkg.rel",
+        "pkg.typed",
+        "pkg.ns",
+        "pkg.ns.inner",
+        "pkg.ns.deeper",
+        "pkg.uses_broken",
+    }
+    metrics = compute_metrics(found, graph)
+    # pkg.sub: imported by plain, lazy, rel, typed, ns.inner
+    assert (metrics["modules"]["pkg.sub"]["ca"], metrics["modules"]["pkg.sub"]["ce"]) == (5, 0)
+    assert metrics["modules"]["pkg.rel"]["ce"] == 3
+    assert metrics["modules"]["pkg.rel"]["instability"] == 1.0
+    # packages: pkg.ns imports pkg (pkg.sub) and nothing imports pkg.ns; pkg.a.b is
+    # imported from pkg only (plain, lazy, rel); no package cycle (pkg never imports pkg.ns)
+    assert metrics["packages"]["pkg.ns"]["ce"] == 1 and metrics["packages"]["pkg.ns"]["ca"] == 0
+    assert metrics["packages"]["pkg.a.b"]["ca"] == 1
+    cycles = find_cycles(graph, found)
+    assert [c["members"] for c in cycles["modules"]] == [["pkg.ns.deeper", "pkg.ns.inner"]]
+    assert cycles["packages"] == []
 
 
 def test_discovery_layouts_and_not_analysed(tmp_path: Path) -> None:

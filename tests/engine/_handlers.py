@@ -36,6 +36,18 @@ class CpuPid(Handler):
         return {"pid": os.getpid(), "step": ctx.step_id}
 
 
+class CpuProgress(Handler):
+    """cpu: report progress from the worker process, then return."""
+
+    name = "test.cpu_progress"
+    kind = "cpu"
+
+    def run(self, ctx: StepContext, params: Any) -> Any:  # type: ignore[override]
+        for i in range(1, 4):
+            ctx.progress(i, 3, f"item {i}")
+        return os.getpid()
+
+
 class Recorder:
     """A plugin whose handlers record what happens to them."""
 
@@ -115,4 +127,4 @@ class Recorder:
                     time.sleep(0.005)
                 return "stopped"
 
-        return [Flaky, Track, WaitGate, OpenGate, Cooperative, CpuPid]
+        return [Flaky, Track, WaitGate, OpenGate, Cooperative, CpuPid, CpuProgress]

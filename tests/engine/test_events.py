@@ -222,6 +222,32 @@ async def test_progress_events_from_async_and_blocking_handlers() -> None:
     ]
 
 
+async def test_progress_events_from_cpu_worker_processes() -> None:
+    """A cpu handler's ctx.progress() in its worker process reaches the engine
+    (through the relay), in order, as the step's own progress."""
+    import os
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _handlers import Recorder
+
+    wf = corral.Workflow("cpu-progress")
+    wf.step("one", "test.cpu_progress")
+    wf.step("two", "test.cpu_progress", needs=["one"])
+    async with corral.open_engine(entry_points=False, plugins=[Recorder()]) as engine:
+        # nobody listening: the worker never connects, the step still runs
+        silent = await engine.run(wf)
+        with engine.subscribe() as sub:
+            result = await engine.run(wf)
+            sub.close()
+            progress = [summary(ev) async for ev in sub if isinstance(ev, StepProgress)]
+    assert os.getpid() not in {*silent.values(), *result.values()}  # really in workers
+    assert progress == [
+        ("StepProgress", step, i, 3, f"item {i}") for step in ("one", "two") for i in (1, 2, 3)
+    ]
+
+
 # ---------------------------------------------------------------- the hook
 
 

@@ -33,6 +33,7 @@ from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
+from corral.engine.relay import ProgressRelay
 from corral.engine.resources import MemoryGuard, ResourceManager
 from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
@@ -180,7 +181,9 @@ class Engine:
         self.resources = ResourceManager(limits.pool_sizes(), memory=guard)
         self._pool_items = frozenset(self.resources.pool_sizes().items())
         self.dispatcher = Dispatcher(limits.max_running_workflows, limits.max_queued, guard)
-        self.strategy = ExecutionStrategy(worker_context=worker_context)
+        self.strategy = ExecutionStrategy(
+            worker_context=worker_context, relay=ProgressRelay(nursery)
+        )
         self.events = EventBus(registry.pm.hook, limits.subscriber_buffer)
         self.cache = WorkflowCache(
             store, max_entries=limits.cache_max_entries, max_bytes=limits.cache_max_bytes

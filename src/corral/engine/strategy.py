@@ -10,7 +10,8 @@ the workflow ends sooner.
 Venue, from the handler's declared ``kind``: ``async`` runs in the event loop;
 ``blocking`` in a worker thread (the step waits for the thread; the thread is
 told to stop through ``ctx.cancel_requested()``, never abandoned); ``cpu`` in a
-trio-parallel worker process, killed if the step is cancelled.
+trio-parallel worker process, killed if the step is cancelled (its
+``ctx.progress()`` reaches the engine through the :mod:`~corral.engine.relay`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trio_parallel  # type: ignore[import-untyped]
 from corral.engine.graph import critical_path_lengths
 
 if TYPE_CHECKING:
+    from corral.engine.relay import ProgressRelay
     from corral.plan import Plan
     from corral.plugins import Handler, StepContext
 
@@ -36,11 +38,12 @@ _MAX_DURATIONS = 100_000
 
 
 class ExecutionStrategy:
-    def __init__(self, worker_context: Any = None) -> None:
+    def __init__(self, worker_context: Any = None, relay: ProgressRelay | None = None) -> None:
         self._durations: dict[tuple[str, str], float] = {}
         self._versions: dict[str, int] = {}
         self._instances: dict[type[Handler], Handler] = {}
         self._workers = worker_context
+        self._relay = relay
 
     # ------------------------------------------------------------ order
 
@@ -91,10 +94,19 @@ class ExecutionStrategy:
             return await self.instance(cls).run(ctx, params)
         if kind == "blocking":
             return await _in_thread(self.instance(cls), ctx, params)
-        if self._workers is not None:
+        address = None
+        if self._relay is not None and ctx._report is not None:
+            address = ctx._relay = await self._relay.register(ctx._report)
+        sent = 0
+        try:
             # The engine's own worker context: its processes end with the engine.
-            return await self._workers.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
-        return await trio_parallel.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
+            workers = self._workers if self._workers is not None else trio_parallel
+            sent, result = await workers.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
+            return result
+        finally:
+            if address is not None and self._relay is not None:
+                # sent is 0 when the step failed or was cancelled: no wait then
+                await self._relay.unregister(address[1], sent)
 
 
 async def _in_thread(handler: Handler, ctx: StepContext, params: Any) -> Any:
@@ -116,5 +128,6 @@ async def _signal_cancel(ctx: StepContext) -> None:
         ctx._request_cancel()
 
 
-def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> Any:
-    return cls().run(ctx, params)
+def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> tuple[int, Any]:
+    result = cls().run(ctx, params)
+    return ctx._sent, result  # how many progress lines to wait for

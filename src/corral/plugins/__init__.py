@@ -91,16 +91,19 @@ class StepContext:
     ``needs`` to its output. ``log`` is a logger named after the step.
     ``progress(done, total, message)`` reports progress (shown by the CLI and
     emitted as a ``step.progress`` event); it may be called from a blocking
-    handler's thread. A blocking handler that runs long should poll
-    ``cancel_requested()`` and return early: corral never abandons a thread,
-    so a cancelled workflow waits for its threads to finish.
+    handler's thread and from a cpu handler's worker process. A blocking
+    handler that runs long should poll ``cancel_requested()`` and return
+    early: corral never abandons a thread, so a cancelled workflow waits for
+    its threads to finish.
     """
 
     __slots__ = (
         "_cancel",
         "_log",
         "_loop_thread",
+        "_relay",
         "_report",
+        "_sent",
         "attempt",
         "execution_id",
         "inputs",
@@ -130,6 +133,9 @@ class StepContext:
         self._report = report
         self._cancel = False
         self._loop_thread = threading.get_ident()
+        # (address, token) of the engine's progress relay, for cpu handlers
+        self._relay: tuple[str, int] | None = None
+        self._sent = 0  # progress lines sent through the relay
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -149,6 +155,10 @@ class StepContext:
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress: ``done`` units out of ``total`` (if known)."""
         if self._report is None:
+            if self._relay is not None:  # in a cpu worker process
+                from corral.engine.relay import send_progress
+
+                self._sent += send_progress(self._relay, done, total, message)
             return
         if threading.get_ident() == self._loop_thread:
             self._report(done, total, message)
@@ -164,7 +174,8 @@ class StepContext:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # A cpu handler gets a copy in its worker process: data only, so
-        # progress() there is silent and cancellation is a process kill.
+        # progress() there goes through the engine's relay (when someone
+        # listens) and cancellation is a process kill.
         return (
             _rebuild_context,
             (
@@ -174,6 +185,7 @@ class StepContext:
                 dict(self.inputs),
                 dict(self.upstream),
                 self.attempt,
+                self._relay,
             ),
         )
 
@@ -188,8 +200,9 @@ def _rebuild_context(
     inputs: dict[str, Any],
     upstream: dict[str, Any],
     attempt: int,
+    relay: tuple[str, int] | None = None,
 ) -> StepContext:
-    return StepContext(
+    ctx = StepContext(
         execution_id=execution_id,
         workflow=workflow,
         step_id=step_id,
@@ -197,3 +210,5 @@ def _rebuild_context(
         upstream=upstream,
         attempt=attempt,
     )
+    ctx._relay = relay
+    return ctx

@@ -139,7 +139,10 @@ class Parse(Handler):
         scan: _Data
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        return parse(params.scan)
+        result = parse(params.scan, on_file=lambda n, t: ctx.progress(n, t, "files parsed"))
+        parsed = sum(len(p["modules"]) for p in result["packages"])
+        ctx.progress(parsed, parsed, "files parsed")
+        return result
 
 
 class Graph(Handler):

@@ -296,19 +296,26 @@ def scan(
     return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
 
 
-def parse(scanned: dict[str, Any]) -> dict[str, Any]:
+def parse(
+    scanned: dict[str, Any], on_file: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Add LOC and class facts to every scanned module, with :mod:`ast`.
 
     Files that fail to parse (syntax error, bad encoding) move to
     ``not_analysed``; a file changed since the scan is read as it is now
-    (its digest is refreshed).
+    (its digest is refreshed). ``on_file(done, total)`` reports progress.
     """
     root = Path(scanned["root"])
     not_analysed = list(scanned["not_analysed"])
     packages = []
+    total = sum(len(p["modules"]) for p in scanned["packages"])
+    done = 0
     for package in scanned["packages"]:
         modules = []
         for module in package["modules"]:
+            done += 1
+            if on_file is not None and done % 100 == 0:
+                on_file(done, total)
             if module["namespace"]:
                 modules.append({**module, "loc": 0, "classes": 0, "abstract_classes": 0})
                 continue

@@ -264,7 +264,7 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "core.echo, core.fail, core.noop, core.shell, core.sleep)",
+        "(known handlers: architecture.* (8), core.* (5); `corral plugins` lists them)",
     ),
     (
         "handler-and-workflow",

@@ -335,8 +335,15 @@ def _step_target(
         hint = close_names(name, handlers)
         if not hint:
             known = sorted(handlers)
-            more = ", ..." if len(known) > 10 else ""
-            hint = f" (known handlers: {', '.join(known[:10])}{more})" if known else ""
+            if len(known) <= 10:
+                hint = f" (known handlers: {', '.join(known)})" if known else ""
+            else:  # too many to list: name the families
+                families: dict[str, int] = {}
+                for k in known:
+                    family = k.rpartition(".")[0] or k
+                    families[family] = families.get(family, 0) + 1
+                listed = ", ".join(f"{f}.* ({n})" for f, n in families.items())
+                hint = f" (known handlers: {listed}; `corral plugins` lists them)"
         raise c.error(f"unknown handler {name!r}{hint}", f"{base}.handler")
     return handlers[name], None
 

@@ -216,3 +216,27 @@ def test_ctrl_c_cancels_the_workflow_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "interrupted" in err and "cancelled" in err
     assert "Traceback" not in err
+
+
+def test_bench_is_the_perf_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    """`corral bench ARGS` runs perf.main(ARGS): same parser, same cases."""
+    code = main(["bench", "--list"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "throughput/single/corral-sqlite" in out.split()
+    assert main(["bench", "--no-such-option"]) == 2
+    assert "corral bench" in capsys.readouterr().err
+
+
+def test_broken_pipe_is_quiet() -> None:
+    """`corral plugins | head -1`: no traceback when the reader leaves."""
+    proc = subprocess.run(
+        f"{shutil.which('corral') or sys.executable + ' -m corral'} bench --list | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import sys
 import time
@@ -119,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(ana)
 
+    sub.add_parser(
+        "bench",
+        help="the perf suite against raw-Trio baselines (corral bench --help)",
+        add_help=False,
+    )
+
     plg = sub.add_parser("plugins", help="list available handlers")
     plg.add_argument("--json", action="store_true")
 
@@ -175,6 +182,22 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # `corral ... | head`: the reader left; say nothing more, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["bench"]:  # every other argument belongs to the perf suite's parser
+        try:
+            return _cmd_bench(argv[1:])
+        except CorralError as exc:
+            print(f"corral: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
@@ -422,6 +445,32 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for message in failures:
         print(f"corral: --fail-on: {message}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    """``corral bench ARGS``: the perf suite (``python -m perf ARGS``), same code.
+
+    The suite lives in ``perf/`` beside ``src/`` in a source checkout; it is
+    not part of the installed package.
+    """
+    import importlib
+
+    checkout = Path(corral.__file__).resolve().parents[2]
+    if (checkout / "perf" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        perf = importlib.import_module("perf")
+        run = perf.main
+    except (ImportError, AttributeError):
+        raise UsageError(
+            "corral bench needs corral's source checkout (the perf/ folder beside src/); "
+            "run it from a git clone installed with `pip install -e .`"
+        ) from None
+    try:
+        code: int = run(argv, prog="corral bench")
+    except SystemExit as exc:  # its argument parser's --help and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return code
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

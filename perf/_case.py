@@ -1,0 +1,88 @@
+"""One case in a fresh process: ``python -m perf._case '<json spec>'``.
+
+The runner starts this module once per case and repeat, so every figure comes
+from a clean interpreter (RSS not inflated by earlier cases, no warm caches
+from another mode, a fresh database file in the case's own temp dir). The
+result is printed as one line, ``PERF-RESULT {json}``, on stdout; anything
+else the process prints is ignored. A failure (wrong result, exception) exits
+non-zero with the traceback on stderr, which the runner records.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from perf.stats import current_rss_mb, peak_rss_mb
+
+RESULT_PREFIX = "PERF-RESULT "
+
+MODES = ("baseline-a", "corral-memory", "baseline-b", "corral-sqlite")
+
+
+def _opener(mode: str) -> Callable[[Path, int | None], AbstractAsyncContextManager[Any]]:
+    """Import what the mode needs (so import cost shows in "RSS after imports")."""
+    if mode in ("baseline-a", "baseline-b"):
+        from perf.baselines import open_trio_system
+
+        durable = mode == "baseline-b"
+        return lambda tmpdir, _max_running: open_trio_system(durable, tmpdir)
+    if mode in ("corral-memory", "corral-sqlite"):
+        from perf.corral_system import open_corral_system
+
+        store = mode.removeprefix("corral-")
+        return lambda tmpdir, max_running: open_corral_system(
+            store, tmpdir, max_running=max_running
+        )
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+async def run_case(spec: dict[str, Any]) -> dict[str, Any]:
+    from perf import measure
+
+    kind, mode = spec["kind"], spec["mode"]
+    tmpdir = Path(spec["tmpdir"])
+    opener = _opener(mode)
+    rss_after_imports = current_rss_mb()
+    max_running = spec["n"] + 100 if kind == "inflight" else None
+    async with opener(tmpdir, max_running) as system:
+        if kind == "throughput":
+            figures = await measure.throughput_case(
+                system, spec["workload"], spec["n"], spec["warmup"]
+            )
+        elif kind == "idle":
+            figures = await measure.idle_case(system, spec["n"], spec["warmup"], spec["gap"])
+        elif kind == "inflight":
+            figures = await measure.inflight_case(
+                system, spec["n"], spec["warmup"], spec["settle"], rss_after_imports
+            )
+        elif kind == "cancel":
+            figures = await measure.cancel_case(system, spec["n"], spec["warmup"])
+        else:
+            raise ValueError(f"unknown case kind {kind!r}")
+        info = system.describe()
+    if info:
+        figures.setdefault("raw", {}).update(info)
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    t0 = time.perf_counter()
+    figures = trio.run(run_case, spec)
+    figures["peak_rss_mb"] = peak_rss_mb()
+    figures["case_wall_s"] = time.perf_counter() - t0
+    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,666 @@
+"""The run's JSON document, the targets and the printed tables.
+
+The document is meant to be read months later next to another one, so it
+carries everything needed to judge a figure: the machine (cores, RAM, load
+average before and after: these machines are shared), Python and package
+versions, the git commit, the sizes, every repeat's raw values, the medians,
+the paired ratios and the targets.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from perf.runner import BASELINE_OF, MODE_LABELS, REPO_ROOT, CaseResult, Scale, paired_ratios
+from perf.workloads import WORKLOADS
+
+__all__ = [
+    "SCHEMA",
+    "build_document",
+    "environment",
+    "evaluate_targets",
+    "flat_figures",
+    "markdown",
+    "print_tables",
+    "write_document",
+]
+
+SCHEMA = 1
+
+PACKAGES = (
+    "corral",
+    "trio",
+    "msgspec",
+    "grimp",
+    "pluggy",
+    "psutil",
+    "trio-parallel",
+    "trio-util",
+    "outcome",
+    "common-expression-language",
+    "PyYAML",
+    "rich",
+)
+
+# The figure each kind is headlined by, and for ratios whether lower is better.
+RATIO_FIGURES = {
+    "throughput": "workflows_per_s",
+    "idle": "idle_start_p99_ms",
+    "inflight": "inflight_rss_mb",
+    "cancel": "cancel_ms",
+}
+
+# What the issue asks of the durable and memory modes, relative to their baselines.
+RATIO_TARGET = 0.40
+IDLE_P99_TARGET_MS = 10.0
+INFLIGHT_TARGET_MB = 200.0
+INFLIGHT_TARGET_N = 10_000
+PLAN_START_MS = 500.0
+PLAN_PER_MINUTE = 2000.0
+PLAN_ENGINE_MB = 200.0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _total_ram_mb() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().total) / (1024 * 1024)
+    except Exception:
+        return None
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Machine, interpreter, packages and commit, taken at the start of a run."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    usable: int | None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "cpus_usable": usable,
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or None,
+            "total_ram_mb": _total_ram_mb(),
+            "loadavg_start": _loadavg(),
+        },
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "packages": versions,
+        "git": {
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(status) if status is not None else None,
+        },
+    }
+
+
+def _ratio_tables(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for kind, key in RATIO_FIGURES.items():
+        out.update(paired_ratios(results, key, kind))
+    return out
+
+
+def flat_figures(
+    results: Sequence[CaseResult], ratios: dict[str, dict[str, Any]]
+) -> dict[str, float | None]:
+    """Every median as ``kind.workload.mode.figure`` (``kind.mode.figure``), every
+    ratio as ``ratio.<case id>`` : one flat mapping that is easy to diff between runs."""
+    figures: dict[str, float | None] = {}
+    for res in results:
+        prefix = res.case.id.replace("/", ".")
+        median = res.median()
+        for key, value in median.items():
+            if key in ("repeat", "checked"):
+                continue
+            figures[f"{prefix}.{key}"] = value
+        if not res.ok:
+            figures.setdefault(f"{prefix}.failed", 1.0)
+    for case_id, ratio in ratios.items():
+        figures[f"ratio.{case_id.replace('/', '.')}"] = ratio["ratio"]
+    return figures
+
+
+def _target(
+    source: str,
+    name: str,
+    threshold: str,
+    measured: float | None,
+    unit: str,
+    met: bool | None,
+    detail: str = "",
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "target": name,
+        "threshold": threshold,
+        "measured": measured,
+        "unit": unit,
+        "met": met,
+        "detail": detail,
+    }
+
+
+def evaluate_targets(
+    results: Sequence[CaseResult], ratios: dict[str, dict[str, Any]], scale: Scale
+) -> list[dict[str, Any]]:
+    """The plan's three targets and ours, each met / not met / n/a (not measured)."""
+    med = {r.case.id: r.median() for r in results if r.ok}
+
+    def get(case_id: str, key: str) -> float | None:
+        return med.get(case_id, {}).get(key)
+
+    def worst(values: list[tuple[str, float | None]], *, high: bool) -> tuple[float | None, str]:
+        present = [(label, v) for label, v in values if v is not None]
+        if not present or len(present) < len(values):
+            return None, ""
+        label, value = (max if high else min)(present, key=lambda p: p[1])
+        return value, label
+
+    targets: list[dict[str, Any]] = []
+    corral_modes = list(BASELINE_OF)
+
+    # -- the plan
+    value, where = worst(
+        [(m, get(f"idle/{m}", "idle_start_p99_ms")) for m in corral_modes], high=True
+    )
+    targets.append(
+        _target(
+            "plan",
+            "start a workflow (idle engine, p99)",
+            f"< {PLAN_START_MS:g} ms",
+            value,
+            "ms",
+            None if value is None else value < PLAN_START_MS,
+            where,
+        )
+    )
+    loaded = [
+        (f"{w}/{m}", get(f"throughput/{w}/{m}", "start_p99_ms"))
+        for w in WORKLOADS
+        for m in corral_modes
+    ]
+    value, where = worst(loaded, high=True)
+    targets.append(
+        _target(
+            "plan",
+            "start a workflow (N submitted at once, p99)",
+            f"< {PLAN_START_MS:g} ms",
+            value,
+            "ms",
+            None if value is None else value < PLAN_START_MS,
+            where,
+        )
+    )
+    rates = [(w, get(f"throughput/{w}/corral-sqlite", "workflows_per_s")) for w in WORKLOADS]
+    value, where = worst(rates, high=False)
+    per_min = None if value is None else value * 60
+    targets.append(
+        _target(
+            "plan",
+            "parallel workflows per minute (durable, slowest workload)",
+            f">= {PLAN_PER_MINUTE:,.0f}/min",
+            per_min,
+            "/min",
+            None if per_min is None else per_min >= PLAN_PER_MINUTE,
+            where,
+        )
+    )
+    peaks = [
+        (f"{w}/{m}", get(f"throughput/{w}/{m}", "peak_rss_mb"))
+        for w in WORKLOADS
+        for m in corral_modes
+    ]
+    value, where = worst(peaks, high=True)
+    targets.append(
+        _target(
+            "plan",
+            "engine memory (peak RSS, largest workload run)",
+            f"< {PLAN_ENGINE_MB:g} MB",
+            value,
+            "MB",
+            None if value is None else value < PLAN_ENGINE_MB,
+            where,
+        )
+    )
+
+    # -- ours
+    for mode, label in (("corral-sqlite", "durable"), ("corral-memory", "memory")):
+        base = MODE_LABELS[BASELINE_OF[mode]].split(" ")[1]
+        for w in WORKLOADS:
+            r = ratios.get(f"throughput/{w}/{mode}")
+            value = None if r is None else r["ratio"]
+            targets.append(
+                _target(
+                    "ours",
+                    f"{label} throughput ≥ 40% of baseline {base}: {w}",
+                    f">= {RATIO_TARGET:.0%}",
+                    value,
+                    "ratio",
+                    None if value is None else value >= RATIO_TARGET,
+                    f"{get(f'throughput/{w}/{mode}', 'workflows_per_s') or 0:,.0f} vs "
+                    f"{get(f'throughput/{w}/{BASELINE_OF[mode]}', 'workflows_per_s') or 0:,.0f}"
+                    " wf/s",
+                )
+            )
+    for mode in corral_modes:
+        value = get(f"idle/{mode}", "idle_start_p99_ms")
+        targets.append(
+            _target(
+                "ours",
+                f"idle start p99: {MODE_LABELS[mode]}",
+                f"<= {IDLE_P99_TARGET_MS:g} ms",
+                value,
+                "ms",
+                None if value is None else value <= IDLE_P99_TARGET_MS,
+            )
+        )
+    for mode in corral_modes:
+        value = get(f"inflight/{mode}", "inflight_rss_mb")
+        full = scale.inflight == INFLIGHT_TARGET_N
+        met = None if value is None or not full else value <= INFLIGHT_TARGET_MB
+        targets.append(
+            _target(
+                "ours",
+                f"{INFLIGHT_TARGET_N:,} in flight: {MODE_LABELS[mode]}",
+                f"<= {INFLIGHT_TARGET_MB:g} MB",
+                value,
+                "MB",
+                met,
+                "" if full else f"n/a: measured with {scale.inflight:,} in flight (quick)",
+            )
+        )
+    return targets
+
+
+def build_document(
+    env: dict[str, Any],
+    results: Sequence[CaseResult],
+    scale: Scale,
+    *,
+    argv: Sequence[str],
+    quick: bool,
+    repeat: int,
+    started: _dt.datetime,
+    wall_s: float,
+) -> dict[str, Any]:
+    ratios = _ratio_tables(results)
+    targets = evaluate_targets(results, ratios, scale)
+    env = dict(env)
+    env["machine"] = {**env["machine"], "loadavg_end": _loadavg()}
+    checked = sum(int(run.get("checked", 0)) for r in results for run in r.runs)
+    return {
+        "schema": SCHEMA,
+        "suite": "corral perf (issue 5)",
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_s": round(wall_s, 2),
+        "argv": list(argv),
+        "quick": quick,
+        "repeat": repeat,
+        "scale": {
+            "n": scale.n,
+            "inflight": scale.inflight,
+            "cancel_width": scale.cancel_width,
+            "idle_count": scale.idle_count,
+            "analysis_modules": scale.analysis_modules,
+        },
+        **env,
+        "ok": all(r.ok for r in results),
+        "checked_results": checked,
+        "cases": {
+            r.case.id: {
+                "kind": r.case.kind,
+                "mode": r.case.mode,
+                "workload": r.case.workload,
+                "params": r.case.params,
+                "status": "ok" if r.ok else "failed",
+                "errors": r.errors,
+                "median": r.median(),
+                "runs": r.runs,
+            }
+            for r in results
+        },
+        "ratios": ratios,
+        "figures": flat_figures(results, ratios),
+        "targets": targets,
+    }
+
+
+def write_document(doc: dict[str, Any], out_dir: Path) -> Path:
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commit = (doc.get("git") or {}).get("commit") or "nogit"
+    stamp = (
+        _dt.datetime.fromisoformat(doc["started_at"]).astimezone(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    )
+    suffix = "-quick" if doc["quick"] else ""
+    path = out_dir / f"perf-{stamp}-{commit[:8]}{suffix}.json"
+    n = 2
+    while path.exists():
+        path = out_dir / f"perf-{stamp}-{commit[:8]}{suffix}-{n}.json"
+        n += 1
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- tables
+
+Cell = str | tuple[str, str]  # text, or (text, rich style)
+
+
+@dataclass
+class TableModel:
+    """A table as plain data, rendered either by rich (terminal) or as Markdown."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)  # right-aligned column indexes
+    notes: list[str] = field(default_factory=list)
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _ratio_cell(value: float | None) -> Cell:
+    if value is None:
+        return "—"
+    return (f"{value:.0%}", "green" if value >= RATIO_TARGET else "red")
+
+
+def header_line(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    pk = doc["packages"]
+    git = doc["git"]
+    commit = (git["commit"] or "n/a")[:10] + (" (dirty)" if git.get("dirty") else "")
+    kind = "quick smoke run: sizes too small to judge" if doc["quick"] else "full run"
+    return (
+        f"corral perf ({kind}), median of {doc['repeat']}, {doc['started_at']}: "
+        f"{m['cpus_usable']} CPUs ({m['machine']}), {_fmt(m['total_ram_mb'])} MB RAM, "
+        f"load {m['loadavg_start']} → {m.get('loadavg_end')}; Python {doc['python']['version']}, "
+        f"corral {pk.get('corral')}, trio {pk.get('trio')}, msgspec {pk.get('msgspec')}, "
+        f"grimp {pk.get('grimp')}; commit {commit}"
+    )
+
+
+def build_tables(doc: dict[str, Any]) -> list[TableModel]:
+    """Throughput with ratios, latency, memory and cancellation, analysis, targets."""
+    cases = doc["cases"]
+    ratios = doc["ratios"]
+    modes = list(MODE_LABELS)
+    out: list[TableModel] = []
+
+    def cell(case_id: str, key: str, spec: str = ",.0f") -> Cell:
+        c = cases.get(case_id)
+        if c is None:
+            return ""
+        if c["status"] != "ok":
+            return ("failed", "red")
+        value = c["median"].get(key)
+        return _fmt(None if value is None else float(value), spec)
+
+    def pair(case_id: str, a: str, b: str) -> Cell:
+        c = cases.get(case_id)
+        if c is None:
+            return ""
+        if c["status"] != "ok":
+            return ("failed", "red")
+        return f"{_fmt(c['median'].get(a), ',.2f')} / {_fmt(c['median'].get(b), ',.2f')}"
+
+    def present(prefix: str) -> bool:
+        return any(f"{prefix}/{mode}" in cases for mode in modes)
+
+    columns = ["workload (N)"]
+    for mode in modes:
+        columns.append(MODE_LABELS[mode])
+        if mode in BASELINE_OF:
+            columns.append(f"÷ {BASELINE_OF[mode].replace('baseline-', '(')})")
+    t = TableModel(
+        "Throughput, workflows/s (ratio: corral ÷ baseline, paired per repeat)",
+        columns,
+        right=set(range(1, len(columns))),
+    )
+    for w in WORKLOADS:
+        if not present(f"throughput/{w}"):
+            continue
+        row: list[Cell] = [f"{w} ({doc['scale']['n'].get(w, 0):,})"]
+        for mode in modes:
+            row.append(cell(f"throughput/{w}/{mode}", "workflows_per_s"))
+            if mode in BASELINE_OF:
+                r = ratios.get(f"throughput/{w}/{mode}")
+                row.append(_ratio_cell(None if r is None else r["ratio"]))
+        t.rows.append(row)
+    if t.rows:
+        out.append(t)
+
+    mode_cols = [MODE_LABELS[m] for m in modes]
+    t = TableModel(
+        "Start latency, submit → first step running, ms (p50 / p99)",
+        ["case", *mode_cols],
+        right=set(range(1, 5)),
+    )
+    for w in WORKLOADS:
+        if present(f"throughput/{w}"):
+            t.rows.append(
+                [
+                    f"{w}: N at once",
+                    *[pair(f"throughput/{w}/{m}", "start_p50_ms", "start_p99_ms") for m in modes],
+                ]
+            )
+    for w in WORKLOADS:
+        if present(f"throughput/{w}"):
+            t.rows.append(
+                [
+                    f"{w}: the N submit calls took, ms",
+                    *[cell(f"throughput/{w}/{m}", "submit_all_ms", ",.1f") for m in modes],
+                ]
+            )
+    if present("idle"):
+        t.rows.append(
+            [
+                f"idle engine, {doc['scale']['idle_count']} one by one",
+                *[pair(f"idle/{m}", "idle_start_p50_ms", "idle_start_p99_ms") for m in modes],
+            ]
+        )
+    if t.rows:
+        out.append(t)
+
+    t = TableModel(
+        "Memory (MB) and cancellation (ms)", ["figure", *mode_cols], right=set(range(1, 5))
+    )
+    for w in WORKLOADS:
+        if present(f"throughput/{w}"):
+            t.rows.append(
+                [
+                    f"peak RSS, {w}",
+                    *[cell(f"throughput/{w}/{m}", "peak_rss_mb", ",.1f") for m in modes],
+                ]
+            )
+    if present("inflight"):
+        n = doc["scale"]["inflight"]
+        t.rows.append(
+            [
+                "RSS after imports",
+                *[cell(f"inflight/{m}", "rss_after_imports_mb", ",.1f") for m in modes],
+            ]
+        )
+        t.rows.append(
+            [
+                "RSS open and idle (warmed up)",
+                *[cell(f"inflight/{m}", "idle_rss_mb", ",.1f") for m in modes],
+            ]
+        )
+        t.rows.append(
+            [
+                f"RSS, {n:,} in flight",
+                *[cell(f"inflight/{m}", "inflight_rss_mb", ",.1f") for m in modes],
+            ]
+        )
+        t.rows.append(
+            [
+                "in flight: growth over idle",
+                *[cell(f"inflight/{m}", "inflight_delta_mb", ",.1f") for m in modes],
+            ]
+        )
+        t.rows.append(
+            [
+                "in flight: KB per workflow",
+                *[cell(f"inflight/{m}", "inflight_kb_per_workflow", ",.1f") for m in modes],
+            ]
+        )
+        t.rows.append(
+            [
+                "in flight: seconds until all ran",
+                *[cell(f"inflight/{m}", "ramp_s", ",.2f") for m in modes],
+            ]
+        )
+    if present("cancel"):
+        t.rows.append(
+            [
+                f"cancel → {doc['scale']['cancel_width']:,} steps stopped, ms",
+                *[cell(f"cancel/{m}", "cancel_ms", ",.1f") for m in modes],
+            ]
+        )
+    if t.rows:
+        out.append(t)
+
+    if "analysis" in cases:
+        a = cases["analysis"]
+        keys = (
+            "grimp_build_s",
+            "grimp_process_s",
+            "analyze_cold_s",
+            "analyze_warm_s",
+            "analyze_edit_s",
+        )
+        t = TableModel(
+            f"Analysis of a generated {doc['scale']['analysis_modules']:,}-module codebase, s",
+            [
+                "grimp build (in-process)",
+                "grimp process",
+                "analyze cold",
+                "analyze warm",
+                "analyze after 1 edit",
+                "cold ÷ grimp process",
+            ],
+            right=set(range(6)),
+        )
+        med = a["median"]
+        if med:
+            cold, grimp_proc = med.get("analyze_cold_s"), med.get("grimp_process_s")
+            ratio = f"{cold / grimp_proc:,.1f}x" if cold and grimp_proc else "—"
+            t.rows.append([*[_fmt(med.get(k), ",.2f") for k in keys], ratio])
+        if a["status"] != "ok":
+            t.notes.append(f"analysis FAILED: {a['errors'][0]}")
+        out.append(t)
+
+    t = TableModel("Targets", ["from", "target", "threshold", "measured", "status"], right={3})
+    skipped = 0
+    for tg in doc["targets"]:
+        measured = tg["measured"]
+        if measured is None:
+            skipped += 1
+            continue
+        text = f"{measured:.0%}" if tg["unit"] == "ratio" else f"{measured:,.1f} {tg['unit']}"
+        if tg["detail"]:
+            text += f" ({tg['detail']})"
+        status: Cell = (
+            ("met", "green")
+            if tg["met"]
+            else (("NOT MET", "bold red") if tg["met"] is False else "n/a")
+        )
+        t.rows.append([tg["source"], tg["target"], tg["threshold"], text, status])
+    if skipped:
+        t.notes.append(f"{skipped} target(s) not measured by this selection of cases")
+    out.append(t)
+    failed = [cid for cid, c in cases.items() if c["status"] != "ok"]
+    if failed:
+        t.notes.append(
+            "FAILED cases: "
+            + "; ".join(f"{cid}: {cases[cid]['errors'][0][:600]}" for cid in failed)
+        )
+    return out
+
+
+def print_tables(doc: dict[str, Any], console: Any) -> None:
+    """The tables, with rich, on ``console``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(Text(header_line(doc), style="bold"))
+    for model in build_tables(doc):
+        if not model.rows:
+            for note in model.notes:
+                console.print(Text(note, style="red" if "FAILED" in note else "dim"))
+            continue
+        table = Table(title=model.title)
+        for i, col in enumerate(model.columns):
+            table.add_column(col, justify="right" if i in model.right else "left")
+        for row in model.rows:
+            table.add_row(*[Text(c) if isinstance(c, str) else Text(c[0], style=c[1]) for c in row])
+        console.print(table)
+        for note in model.notes:
+            console.print(Text(note, style="red" if "FAILED" in note else "dim"))
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The same tables as GitHub Markdown, for docs/performance.md."""
+    lines = [header_line(doc), ""]
+    for model in build_tables(doc):
+        if not model.rows:
+            lines += [f"_{note}_" for note in model.notes]
+            continue
+        lines += [f"**{model.title}**", ""]
+        lines.append("| " + " | ".join(model.columns) + " |")
+        lines.append(
+            "|"
+            + "|".join("---:" if i in model.right else "---" for i in range(len(model.columns)))
+            + "|"
+        )
+        for row in model.rows:
+            texts = [c if isinstance(c, str) else c[0] for c in row]
+            lines.append("| " + " | ".join(t.strip() or " " for t in texts) + " |")
+        for note in model.notes:
+            lines += ["", f"_{note}_"]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""Which cases exist, running each in a fresh process, and medians.
+
+Cases are run in rounds: round ``r`` runs every selected case once, in an
+order that puts each corral mode right after its baseline for the same
+workload. A burst of noise from a neighbour on a shared machine then tends to
+hit a corral run and its baseline alike, and ratios are computed per round
+(paired) before taking their median.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perf._case import MODES, RESULT_PREFIX
+from perf.workloads import FULL_N, QUICK_N
+
+__all__ = [
+    "BASELINE_OF",
+    "Case",
+    "CaseResult",
+    "Scale",
+    "build_cases",
+    "paired_ratios",
+    "run_cases",
+    "select",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Each corral mode is compared with the baseline that does the same durable work.
+BASELINE_OF = {"corral-memory": "baseline-a", "corral-sqlite": "baseline-b"}
+
+MODE_LABELS = {
+    "baseline-a": "baseline (a) trio",
+    "corral-memory": "corral memory://",
+    "baseline-b": "baseline (b) trio+sqlite",
+    "corral-sqlite": "corral sqlite",
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of every case; ``full`` is issue 5's, ``quick`` the smoke test's."""
+
+    n: dict[str, int]
+    inflight: int
+    cancel_width: int
+    idle_count: int
+    idle_gap: float
+    inflight_settle: float
+    analysis_modules: int
+    timeout: float
+
+    @classmethod
+    def full(cls) -> Scale:
+        return cls(dict(FULL_N), 10_000, 1_000, 200, 0.005, 0.5, 1500, 900.0)
+
+    @classmethod
+    def quick(cls) -> Scale:
+        return cls(dict(QUICK_N), 300, 100, 20, 0.002, 0.05, 60, 180.0)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: run ``repeat`` times, each in a fresh process."""
+
+    id: str  # "throughput/single/corral-sqlite", "idle/corral-memory", "analysis"
+    kind: str
+    mode: str | None = None
+    workload: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self, tmpdir: Path) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "mode": self.mode,
+            "workload": self.workload,
+            "tmpdir": str(tmpdir),
+            **self.params,
+        }
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.runs)
+
+    def median(self) -> dict[str, float]:
+        """Median of every numeric figure over the successful repeats."""
+        keys = sorted({k for run in self.runs for k, v in run.items() if _numeric(v)})
+        out: dict[str, float] = {}
+        for key in keys:
+            values = [run[key] for run in self.runs if _numeric(run.get(key))]
+            if values:
+                out[key] = float(statistics.median(values))
+        return out
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def build_cases(scale: Scale, *, analysis: bool) -> list[Case]:
+    """Every case in run order (baseline, then the corral mode it is compared with)."""
+    cases: list[Case] = []
+    for workload, n in scale.n.items():
+        for mode in MODES:
+            cases.append(
+                Case(
+                    f"throughput/{workload}/{mode}",
+                    "throughput",
+                    mode,
+                    workload,
+                    {"n": n, "warmup": max(5, n // 10)},
+                )
+            )
+    warm = 20 if scale.idle_count >= 100 else 5
+    for mode in MODES:
+        cases.append(
+            Case(
+                f"idle/{mode}",
+                "idle",
+                mode,
+                "single",
+                {"n": scale.idle_count, "warmup": warm, "gap": scale.idle_gap},
+            )
+        )
+    for mode in MODES:
+        cases.append(
+            Case(
+                f"inflight/{mode}",
+                "inflight",
+                mode,
+                "single",
+                {"n": scale.inflight, "warmup": 50, "settle": scale.inflight_settle},
+            )
+        )
+    for mode in MODES:
+        cases.append(
+            Case(
+                f"cancel/{mode}",
+                "cancel",
+                mode,
+                None,
+                {"n": scale.cancel_width, "warmup": max(10, scale.cancel_width // 20)},
+            )
+        )
+    if analysis:
+        cases.append(Case("analysis", "analysis", params={"modules": scale.analysis_modules}))
+    return cases
+
+
+def select(cases: Sequence[Case], names: Sequence[str], modes: Sequence[str]) -> list[Case]:
+    """Cases whose id, or one part of it, matches a ``--case`` name or glob, and
+    whose mode is one of ``--mode`` (baselines of selected corral modes stay)."""
+
+    def matches(case: Case) -> bool:
+        parts = case.id.split("/")
+        return any(
+            fnmatch.fnmatchcase(case.id, n) or any(fnmatch.fnmatchcase(p, n) for p in parts)
+            for n in names
+        )
+
+    chosen = [c for c in cases if not names or matches(c)]
+    if modes:
+        wanted = set(modes) | {BASELINE_OF[m] for m in modes if m in BASELINE_OF}
+        chosen = [c for c in chosen if c.mode is None or c.mode in wanted]
+    return chosen
+
+
+def _tail(text: str, limit: int = 3000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _run_subprocess(case: Case, timeout: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix="corral-perf-") as tmp:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "perf._case", json.dumps(case.spec(Path(tmp)))],
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+                env=env,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"timed out after {timeout:.0f} s") from None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise RuntimeError(f"exit status {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
+
+
+def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
+    if case.kind == "analysis":
+        from perf.analysis import run_analysis_repeat
+
+        return run_analysis_repeat(case.params["modules"], seed, timeout)
+    return _run_subprocess(case, timeout)
+
+
+def run_cases(
+    cases: Sequence[Case],
+    repeat: int,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> list[CaseResult]:
+    """Run every case ``repeat`` times, round by round; never raises for a case."""
+    results = {c.id: CaseResult(c) for c in cases}
+    total = len(cases) * repeat
+    done = 0
+    for round_no in range(repeat):
+        for case in cases:
+            done += 1
+            res = results[case.id]
+            t0 = time.perf_counter()
+            try:
+                figures = _run_once(case, timeout, seed=5)
+            except Exception as exc:
+                partial = getattr(exc, "partial", None)
+                if partial:
+                    res.runs.append({**partial, "failed": True})
+                res.errors.append(f"repeat {round_no + 1}: {exc}")
+                progress(f"[{done:>3}/{total}] {case.id} #{round_no + 1}: FAILED: {exc}")
+                continue
+            figures["repeat"] = round_no + 1
+            res.runs.append(figures)
+            progress(
+                f"[{done:>3}/{total}] {case.id} #{round_no + 1}: "
+                f"{_headline(case, figures)} ({time.perf_counter() - t0:.1f} s)"
+            )
+    return list(results.values())
+
+
+def _headline(case: Case, figures: dict[str, Any]) -> str:
+    key, unit = {
+        "throughput": ("workflows_per_s", "wf/s"),
+        "idle": ("idle_start_p99_ms", "ms p99"),
+        "inflight": ("inflight_rss_mb", "MB"),
+        "cancel": ("cancel_ms", "ms"),
+        "analysis": ("analyze_cold_s", "s cold"),
+    }[case.kind]
+    value = figures.get(key)
+    return f"{value:,.1f} {unit}" if isinstance(value, (int, float)) else "ok"
+
+
+def paired_ratios(results: Sequence[CaseResult], key: str, kind: str) -> dict[str, dict[str, Any]]:
+    """corral ÷ baseline for ``key``, per round (same repeat), and their median."""
+    by_id = {r.case.id: r for r in results}
+    out: dict[str, dict[str, Any]] = {}
+    for res in results:
+        case = res.case
+        if case.kind != kind or case.mode not in BASELINE_OF or not res.ok:
+            continue
+        base_id = case.id.replace(case.mode, BASELINE_OF[case.mode])
+        base = by_id.get(base_id)
+        if base is None or not base.ok:
+            continue
+        base_runs = {r["repeat"]: r for r in base.runs}
+        per_round = [
+            run[key] / base_runs[run["repeat"]][key]
+            for run in res.runs
+            if run["repeat"] in base_runs and base_runs[run["repeat"]].get(key)
+        ]
+        if per_round:
+            out[case.id] = {
+                "ratio": float(statistics.median(per_round)),
+                "per_repeat": per_round,
+                "baseline": base_id,
+                "figure": key,
+            }
+    return out

@@ -32,3 +32,9 @@ async def engine() -> AsyncIterator[corral.Engine]:
 def _memory_store_by_default() -> None:
     """Tests that do not name a store use the memory store, never the user's file."""
     os.environ["CORRAL_STORE"] = "memory://"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches written by tests (the analysis memo) stay out of the user's home."""
+    os.environ["CORRAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("corral-cache"))

@@ -485,3 +485,29 @@ def test_copy_of_installed_package_matches_grimp(tmp_path: Path, name: str) -> N
         succ[a].add(b)
     expected = [c for c in _naive_sccs(succ) if len(c) > 1]
     assert [c["members"] for c in find_cycles(graph, found)["modules"]] == expected
+
+
+def test_parse_memo_skips_known_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from corral.plugins.builtin.architecture import discover as disc
+
+    write_tree(tmp_path, TINY)
+    scanned = disc.scan(tmp_path)
+    memo: dict[str, Any] = {}
+    first = disc.parse(scanned, memo=memo)
+    assert len(memo) == 4  # one entry per file, keyed by content digest
+    parsed: list[str] = []
+    real = disc.parse_facts
+
+    def spy(data: bytes, filename: str) -> Any:
+        parsed.append(Path(filename).name)
+        return real(data, filename)
+
+    monkeypatch.setattr(disc, "parse_facts", spy)
+    (tmp_path / "t/app.py").write_text("import t.svc\n")
+    (tmp_path / "t/old.py").write_text("OLD = 1\n")
+    again = disc.parse(disc.scan(tmp_path), memo=memo)
+    assert sorted(parsed) == ["app.py", "old.py"]  # only new or changed content
+    assert len(memo) == 5
+    assert again["packages"][0]["modules"] != first["packages"][0]["modules"]
+    fresh = disc.parse(disc.scan(tmp_path))
+    assert again == fresh

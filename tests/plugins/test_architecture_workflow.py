@@ -3,6 +3,7 @@ configuration, and corral's own source."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 import corral
 from corral.plugins.builtin import architecture
+from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.projects import find_projects
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +146,15 @@ async def test_cache_by_content(tmp_path: Path) -> None:
     }
     fresh, _ = await analyse(tree, cache=False)
     assert edited == fresh  # identical to a cold run's report
+    # only the edited file was parsed again: the others came from the memo
+    memo_file = Path(memo.memo_path(tree, "libs/a"))
+    assert len(json.loads(memo_file.read_text())["facts"]) == 3  # liba, core, util
+
+    # a corrupt memo costs time, not correctness
+    memo_file.write_text("{not json")
+    util.write_text("# helpers\nimport liba.core\n\nX = 3\n")
+    again, _ = await analyse(tree, store)
+    assert again == (await analyse(tree, cache=False))[0]
 
     # an import added: the cycle goes away only in a recomputed report
     util.write_text("X = 1\n")

@@ -26,6 +26,7 @@ from msgspec import Meta
 
 from corral.errors import ArchitectureConfigError, NonRetryable
 from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import DEFAULT_MAX_FILE_BYTES, parse, scan
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
@@ -137,9 +138,15 @@ class Parse(Handler):
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         scan: _Data
+        memo: str | None = None  # file of per-file facts from earlier runs (memo.py)
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        result = parse(params.scan, on_file=lambda n, t: ctx.progress(n, t, "files parsed"))
+        facts = memo.load(params.memo, VERSION) if params.memo else None
+        result = parse(
+            params.scan, on_file=lambda n, t: ctx.progress(n, t, "files parsed"), memo=facts
+        )
+        if params.memo and facts is not None:
+            memo.save(params.memo, VERSION, facts)
         parsed = sum(len(p["modules"]) for p in result["packages"])
         ctx.progress(parsed, parsed, "files parsed")
         return result
@@ -313,6 +320,7 @@ def analysis_workflow(
             "architecture.parse",
             needs=[scan_],
             scan=scan_.output.scan,
+            memo=memo.memo_path(root, project["path"]) if cache else None,
             **cached,
         )
         graph = wf.step(

@@ -297,14 +297,22 @@ def scan(
 
 
 def parse(
-    scanned: dict[str, Any], on_file: Callable[[int, int], None] | None = None
+    scanned: dict[str, Any],
+    on_file: Callable[[int, int], None] | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add LOC and class facts to every scanned module, with :mod:`ast`.
 
     Files that fail to parse (syntax error, bad encoding) move to
     ``not_analysed``; a file changed since the scan is read as it is now
     (its digest is refreshed). ``on_file(done, total)`` reports progress.
+    ``memo`` maps content digests to ``[facts, reason]`` from earlier runs:
+    a file found there is not parsed again. On return it holds exactly the
+    entries of the files seen, so saving it keeps it bounded.
     """
+    known = dict(memo) if memo is not None else {}
+    if memo is not None:
+        memo.clear()
     root = Path(scanned["root"])
     not_analysed = list(scanned["not_analysed"])
     packages = []
@@ -326,11 +334,18 @@ def parse(
                 reason = f"unreadable: {exc.strerror or exc}"
                 not_analysed.append({"path": module["path"], "reason": reason})
                 continue
-            facts, why = parse_facts(data, str(file))
+            digest = file_digest(data)
+            hit = known.get(digest)
+            if hit is not None:
+                facts, why = hit
+            else:
+                facts, why = parse_facts(data, str(file))
+            if memo is not None:
+                memo[digest] = [facts, why]
             if facts is None:
                 not_analysed.append({"path": module["path"], "reason": why or "unknown"})
                 continue
-            modules.append({**module, "digest": file_digest(data), **facts})
+            modules.append({**module, "digest": digest, **facts})
         packages.append({**package, "modules": modules})
     not_analysed.sort(key=lambda f: f["path"])
     return {**scanned, "packages": packages, "not_analysed": not_analysed}

@@ -296,3 +296,20 @@ async def test_store_errors_on_status_writes_are_retried_not_fatal() -> None:
         assert (await engine.get(handle.id)).status == "running"
         store.failures = 0
         assert await engine.run(wf) == {"s": 1}
+
+
+async def test_gc_freeze_while_engines_are_open() -> None:
+    """Objects alive at open leave the cyclic collector's reach while an engine
+    is open; the last engine to close gives them back."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    async with corral.open_engine(entry_points=False):
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        async with corral.open_engine(entry_points=False):
+            assert gc.get_freeze_count() == frozen  # shared, not frozen twice
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    async with corral.open_engine(entry_points=False, freeze_gc=False):
+        assert gc.get_freeze_count() == 0

@@ -10,6 +10,7 @@ import pytest
 import trio
 
 import corral
+from corral.errors import ExecutionNotFound, StoreError
 from corral.model import ErrorInfo, ExecutionRecord, StepRecord
 from corral.storage import (
     CacheEntry,
@@ -302,3 +303,40 @@ async def test_cancelling_an_orphan_cancels_its_children(store: Store) -> None:
         child = await store.get_execution(execution_id)
         assert child.status == "cancelled"
         assert {s.status for s in child.steps} == {"cancelled"}
+
+
+async def test_create_without_waiting_is_ordered_before_later_operations(store: Store) -> None:
+    """``wait=False``: not waited for, yet durable before anything issued after it."""
+    record, created = await store.create_execution(_record("nw1", owner="me"), wait=False)
+    assert created and record.id == "nw1"
+    got = await store.get_execution("nw1")  # a read queued after it sees it
+    assert [s.step_id for s in got.steps] == ["a", "b"]
+    await store.start_execution("nw1", "me", 5.0)
+    assert (await store.get_execution("nw1")).status == "running"
+
+
+async def test_a_failed_unwaited_create_is_reported_at_start(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    s = SQLiteStore(f"sqlite:///{db}", db)
+    await s.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.run)
+        bad = _record("bad", owner="me")
+        bad.steps = [StepRecord(step_id="a"), StepRecord(step_id="a")]  # a duplicate key
+        await s.create_execution(_record("ok", owner="me"), wait=False)
+        await s.create_execution(bad, wait=False)
+        with pytest.raises(StoreError, match="execution bad could not be stored"):
+            await s.start_execution("bad", "me", 5.0)
+        await s.start_execution("ok", "me", 5.0)  # its neighbour in the batch is fine
+        with pytest.raises(ExecutionNotFound):
+            await s.get_execution("bad")  # nothing half-written is left
+        await s.close()
+    # a lone failing op leaves nothing behind either
+    s = SQLiteStore(f"sqlite:///{db}", db)
+    await s.open()
+    bad.id = "bad2"
+    with pytest.raises(StoreError):
+        await s.create_execution(bad)
+    with pytest.raises(ExecutionNotFound):
+        await s.get_execution("bad2")
+    await s.close()

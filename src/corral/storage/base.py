@@ -80,13 +80,20 @@ class Store(Protocol):
 
     # ------------------------------------------------------------ executions
 
-    async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(
+        self, record: ExecutionRecord, *, wait: bool = True
+    ) -> tuple[ExecutionRecord, bool]:
         """Insert a new execution with its step records.
 
         If ``record.key`` is set and an execution with that key exists, nothing
         is inserted and ``(existing, False)`` is returned; otherwise
         ``(record, True)``. This is the one place idempotency is decided, so it
         holds across processes for shared stores.
+
+        ``wait=False`` (only honoured without a key) may return before the
+        insert is durable, as long as it is durable before any operation
+        issued after it (starting the execution, reading it) takes effect and
+        a failed insert makes ``start_execution`` raise :class:`StoreError`.
         """
         ...
 

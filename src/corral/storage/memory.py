@@ -79,7 +79,9 @@ class MemoryStore:
 
     # ------------------------------------------------------------ executions
 
-    async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(
+        self, record: ExecutionRecord, *, wait: bool = True
+    ) -> tuple[ExecutionRecord, bool]:
         if record.key is not None and record.key in self._keys:
             return await self.get_execution(self._keys[record.key]), False
         stored = _copy(record)

@@ -21,6 +21,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,14 +108,24 @@ def _step(row: Sequence[Any]) -> StepRecord:
 
 
 class _Op:
-    __slots__ = ("done", "error", "fn", "result", "write")
+    __slots__ = ("atomic", "done", "error", "fn", "on_error", "result", "write")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], write: bool) -> None:
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        write: bool,
+        on_error: Callable[[BaseException], None] | None = None,
+        atomic: bool = False,
+    ) -> None:
         self.fn = fn
         self.write = write
+        # atomic: at most one write statement, so a failure leaves nothing
+        # behind (SQLite undoes a failed statement) and no savepoint is needed.
+        self.atomic = atomic or not write
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = trio.Event()
+        self.on_error = on_error  # for writes nobody waits for
 
 
 def _store_error(exc: BaseException, path: str) -> BaseException:
@@ -164,6 +175,9 @@ class SQLiteStore:
         self._closed = False
         self._writer_done = trio.Event()
         self._lock = trio.Lock()
+        # Executions whose queued (not waited for) insert failed: rare, popped
+        # when their start is refused.
+        self._failed_creates: dict[str, BaseException] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -248,11 +262,17 @@ class SQLiteStore:
     # ------------------------------------------------------------ plumbing
 
     async def _call(
-        self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True, wait: bool = True
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = True,
+        wait: bool = True,
+        on_error: Callable[[BaseException], None] | None = None,
+        atomic: bool = False,
     ) -> T:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        op = _Op(fn, write)
+        op = _Op(fn, write, on_error, atomic)
         if self._writer and not self._closing:
             self._pending.append(op)
             self._wake.set()
@@ -286,6 +306,8 @@ class SQLiteStore:
                 nursery.cancel_scope.cancel()
         finally:
             for op in batch:
+                if op.error is not None and op.on_error is not None:
+                    op.on_error(op.error)
                 op.done.set()
         result.unwrap()
 
@@ -297,22 +319,26 @@ class SQLiteStore:
         path = str(self.path)
         try:
             conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
-            if len(batch) == 1:
-                op = batch[0]
+            alone = len(batch) == 1
+            for op in batch:
+                # A savepoint isolates a failing op from the rest of the batch;
+                # an atomic op, or one alone, needs none (a lone failure rolls
+                # the whole transaction back below).
+                guarded = not (alone or op.atomic)
+                if guarded:
+                    conn.execute("SAVEPOINT op")
                 try:
                     op.result = op.fn(conn)
-                except Exception as exc:
-                    op.error = _store_error(exc, path)
-            else:
-                for op in batch:
-                    conn.execute("SAVEPOINT op")
-                    try:
-                        op.result = op.fn(conn)
+                    if guarded:
                         conn.execute("RELEASE op")
-                    except Exception as exc:
+                except Exception as exc:
+                    if guarded:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                        op.error = _store_error(exc, path)
+                    op.error = _store_error(exc, path)
+            if alone and batch[0].error is not None:
+                conn.execute("ROLLBACK")
+                return
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -384,7 +410,9 @@ class SQLiteStore:
 
     # ------------------------------------------------------------ executions
 
-    async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(
+        self, record: ExecutionRecord, *, wait: bool = True
+    ) -> tuple[ExecutionRecord, bool]:
         r = record
         row = (
             r.id,
@@ -429,7 +457,15 @@ class SQLiteStore:
             )
             return record, True
 
-        return await self._call(op)
+        if wait or r.key is not None:  # idempotency is decided by the insert: wait for it
+            return await self._call(op)
+        # Queued, not waited for: it commits with the next batch, before any later
+        # write or read (start_execution, get_execution ...) that is queued after it.
+        await self._call(op, wait=False, on_error=partial(self._create_failed, r.id))
+        return record, True
+
+    def _create_failed(self, execution_id: str, error: BaseException) -> None:
+        self._failed_creates[execution_id] = error
 
     async def start_execution(
         self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
@@ -456,7 +492,15 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
 
         # Waited for: a stale engine must learn it lost the execution before running it.
-        await self._call(op)
+        try:
+            await self._call(op, atomic=True)
+        except LeaseLost:
+            failed = self._failed_creates.pop(execution_id, None)
+            if failed is not None:  # never inserted: say why, not "taken over"
+                raise StoreError(
+                    f"execution {execution_id} could not be stored: {failed}"
+                ) from None
+            raise
 
     async def record_step(
         self, execution_id: str, step: StepRecord, *, owner: str | None = None
@@ -497,7 +541,7 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         # Terminal records are durable before this returns; `running` ones ride along.
-        await self._call(op, wait=terminal)
+        await self._call(op, wait=terminal, atomic=True)
 
     async def finish_execution(
         self,
@@ -522,7 +566,7 @@ class SQLiteStore:
             if cur.rowcount == 0 and owner is not None:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        await self._call(op, wait=self.durability != "none")
+        await self._call(op, wait=self.durability != "none", atomic=True)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(lambda conn: _get_execution(conn, execution_id), write=False)

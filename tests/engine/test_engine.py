@@ -307,9 +307,11 @@ async def test_gc_freeze_while_engines_are_open() -> None:
     async with corral.open_engine(entry_points=False):
         frozen = gc.get_freeze_count()
         assert frozen > 0
+        garbage = [[i] for i in range(5000)]  # tracked objects a 2nd freeze would take
         async with corral.open_engine(entry_points=False):
-            assert gc.get_freeze_count() == frozen  # shared, not frozen twice
-        assert gc.get_freeze_count() == frozen
+            assert 0 < gc.get_freeze_count() <= frozen  # (frozen objects can still be freed)
+        del garbage
+        assert 0 < gc.get_freeze_count() <= frozen
     assert gc.get_freeze_count() == 0
     async with corral.open_engine(entry_points=False, freeze_gc=False):
         assert gc.get_freeze_count() == 0

@@ -411,7 +411,14 @@ class Engine:
         stored, created = await self.store.create_execution(record, wait=key is not None)
         if not created:
             return self._handle_for(stored.id)
-        run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
+        run = WorkflowRun(
+            self._services,
+            plan,
+            record,
+            submitted_at=trio.current_time(),
+            # half the lease: room for clock skew between engines sharing a store
+            fresh_until=record.created_at + self.lease / 2,
+        )
         completion = self._admit(run, priority, check=True)
         self._metrics.submitted += 1
         if self.events.active:

@@ -133,6 +133,7 @@ class WorkflowRun:
         record: ExecutionRecord,
         *,
         submitted_at: float | None = None,
+        fresh_until: float | None = None,
     ) -> None:
         self.s = services
         self.plan = plan
@@ -158,6 +159,10 @@ class WorkflowRun:
         self._events = services.events
         self.done = trio.Event()
         self.abandoned = False
+        # Wall time until which no other engine can have claimed this execution
+        # (it was created here, well within its first lease): its start needs
+        # no fenced round trip. None: always fence (resumed, taken over, child).
+        self._fresh_until = fresh_until
 
     # ------------------------------------------------------------ control
 
@@ -176,11 +181,15 @@ class WorkflowRun:
         self.abandoned = True
         self.cancel(reason)
 
-    async def _write_step(self, rec: StepRecord) -> None:
-        """Record a step, fenced by ownership: a stale engine's writes are refused."""
+    async def _write_step(self, rec: StepRecord, *, wait: bool = True) -> None:
+        """Record a step, fenced by ownership: a stale engine's writes are refused.
+        ``wait=False`` (a step nothing depends on) lets a terminal record ride
+        with the next batch: the execution's own finish, queued after it, waits."""
         if self.abandoned:
             return
-        await self._retrying(self.s.store.record_step, self.record.id, rec, owner=self.s.owner)
+        await self._retrying(
+            self.s.store.record_step, self.record.id, rec, owner=self.s.owner, wait=wait
+        )
 
     async def _retrying(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """A status write, retried on store errors (a lock held too long, a full
@@ -254,8 +263,9 @@ class WorkflowRun:
         try:
             try:
                 # Fenced: a stale engine learns here that another one owns it now.
+                fresh = self._fresh_until is not None and now() < self._fresh_until
                 await s.store.start_execution(
-                    rec.id, s.owner, rec.started_at, claim=not self.top_level
+                    rec.id, s.owner, rec.started_at, claim=not self.top_level, wait=not fresh
                 )
             except LeaseLost:
                 self.abandon()
@@ -389,15 +399,16 @@ class WorkflowRun:
                     )
             if scope.cancelled_caught:
                 log.error("could not record the end of execution %s in time", rec.id)
-            with trio.CancelScope(shield=True) as scope:
-                scope.relative_deadline = s.status_write_timeout
-                # Never started: the workflow ended (failure, cancel, timeout) first.
-                left = "skipped" if outcome.status == "succeeded" else "cancelled"
-                for i, st in enumerate(self.status):
-                    if st == "pending":
-                        self._unwritten.append(i)
-                        self.status[i] = left
-                await self._write_skips(default=left)
+            left = "skipped" if outcome.status == "succeeded" else "cancelled"
+            if self._unwritten or "pending" in self.status:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.relative_deadline = s.status_write_timeout
+                    # Never started: the workflow ended (failure, cancel, timeout) first.
+                    for i, st in enumerate(self.status):
+                        if st == "pending":
+                            self._unwritten.append(i)
+                            self.status[i] = left
+                    await self._write_skips(default=left)
         finally:
             s.runs.pop(rec.id, None)
             self.done.set()
@@ -534,10 +545,15 @@ class WorkflowRun:
         rec.status = status  # type: ignore[assignment]
         rec.output = output
         rec.finished_at = now()
-        with trio.CancelScope(shield=True) as scope:
-            # A step's output is recorded (durably) before its dependents can start.
-            scope.relative_deadline = self.s.status_write_timeout
-            await self._write_step(rec)
+        if sp.dependents:
+            with trio.CancelScope(shield=True) as scope:
+                # A step's output is recorded (durably) before its dependents can start.
+                scope.relative_deadline = self.s.status_write_timeout
+                await self._write_step(rec)
+        else:
+            # Nothing waits for this one but the execution's finish, which is
+            # queued after it and waited for: no round trip (and no checkpoint).
+            await self._write_step(rec, wait=False)
         duration = rec.duration
         self.s.metrics.step_finished(status, duration)
         if status == "succeeded" and duration is not None:

@@ -98,20 +98,36 @@ class Store(Protocol):
         ...
 
     async def start_execution(
-        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+        self,
+        execution_id: str,
+        owner: str,
+        started_at: float,
+        *,
+        claim: bool = False,
+        wait: bool = True,
     ) -> None:
         """Mark an unfinished execution ``running`` under ``owner``, which must own
         it already (it created or claimed it) unless ``claim`` (a child execution
-        its parent step takes up); else :class:`LeaseLost`."""
+        its parent step takes up); else :class:`LeaseLost`. ``wait=False`` (an
+        execution this owner created moments ago, which no one else can have
+        claimed) may return before the write is durable."""
 
     async def record_step(
-        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+        self,
+        execution_id: str,
+        step: StepRecord,
+        *,
+        owner: str | None = None,
+        wait: bool = True,
     ) -> None:
         """Update one step's record. A terminal step record is durable (committed)
         when this returns, so its dependents may start; a ``running`` record may
         be written later, with the next batch. With ``owner``, the write only
         happens while ``owner`` owns the execution; a terminal write that finds
-        another owner raises :class:`corral.errors.LeaseLost` (fencing)."""
+        another owner raises :class:`corral.errors.LeaseLost` (fencing).
+        ``wait=False``: a terminal record too may be written with the next
+        batch (before any operation issued after it), for a step nothing
+        depends on; a fencing failure then surfaces at the execution's finish."""
 
     async def finish_execution(
         self,

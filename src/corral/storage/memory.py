@@ -101,7 +101,13 @@ class MemoryStore:
             raise ExecutionNotFound(str(execution_id)) from None
 
     async def start_execution(
-        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+        self,
+        execution_id: str,
+        owner: str,
+        started_at: float,
+        *,
+        claim: bool = False,
+        wait: bool = True,
     ) -> None:
         rec = self._get(execution_id)
         if rec.finished_at is not None or (not claim and rec.owner not in (None, owner)):
@@ -111,7 +117,12 @@ class MemoryStore:
         rec.started_at = started_at
 
     async def record_step(
-        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+        self,
+        execution_id: str,
+        step: StepRecord,
+        *,
+        owner: str | None = None,
+        wait: bool = True,
     ) -> None:
         rec = self._get(execution_id)
         if owner is not None and rec.owner != owner:

@@ -18,6 +18,7 @@ batch, ``conn.interrupt()`` stops the running statement within milliseconds.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ from corral.storage import migrate as migrations
 from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["SQLiteStore"]
+
+log = logging.getLogger("corral.store")
 
 T = TypeVar("T")
 
@@ -108,7 +111,7 @@ def _step(row: Sequence[Any]) -> StepRecord:
 
 
 class _Op:
-    __slots__ = ("atomic", "done", "error", "fn", "on_error", "result", "write")
+    __slots__ = ("atomic", "done", "error", "fn", "gen", "on_error", "result", "skip", "write")
 
     def __init__(
         self,
@@ -122,6 +125,8 @@ class _Op:
         # atomic: at most one write statement, so a failure leaves nothing
         # behind (SQLite undoes a failed statement) and no savepoint is needed.
         self.atomic = atomic or not write
+        self.gen = -1  # the writer's batch generation when queued
+        self.skip = False  # superseded before it ran (a `running` record)
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = trio.Event()
@@ -178,6 +183,13 @@ class SQLiteStore:
         # Executions whose queued (not waited for) insert failed: rare, popped
         # when their start is refused.
         self._failed_creates: dict[str, BaseException] = {}
+        self._gen = 0
+        # Queued inserts a start can still be folded into: id -> (op, [status,
+        # owner, started_at]); and queued `running` step records a terminal
+        # record of the same step supersedes. Both only save work: see
+        # start_execution and record_step.
+        self._unstarted: dict[str, tuple[_Op, list[Any]]] = {}
+        self._running_ops: dict[tuple[str, str], _Op] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -237,6 +249,7 @@ class SQLiteStore:
                     self._wake = trio.Event()
                     continue
                 batch, self._pending = self._pending, []
+                self._gen += 1  # what was queued before this is no longer changeable
                 async with self._lock:
                     await self._hop(batch)
         finally:
@@ -272,20 +285,25 @@ class SQLiteStore:
     ) -> T:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        op = _Op(fn, write, on_error, atomic)
+        result: T = await self._run_op(_Op(fn, write, on_error, atomic), wait)
+        return result
+
+    async def _run_op(self, op: _Op, wait: bool = True) -> Any:
+        if self._closed or self._conn is None:
+            raise StoreError(f"the store {self.url} is closed")
         if self._writer and not self._closing:
+            op.gen = self._gen
             self._pending.append(op)
             self._wake.set()
             if not wait:
-                return None  # type: ignore[return-value]
+                return None
             await op.done.wait()
         else:
             async with self._lock:
                 await self._hop([op])
         if op.error is not None:
             raise op.error
-        result: T = op.result
-        return result
+        return op.result
 
     async def _hop(self, batch: list[_Op]) -> None:
         """One thread hop, one transaction; interrupt the statement if cancelled."""
@@ -321,6 +339,8 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
             alone = len(batch) == 1
             for op in batch:
+                if op.skip:
+                    continue
                 # A savepoint isolates a failing op from the rest of the batch;
                 # an atomic op, or one alone, needs none (a lone failure rolls
                 # the whole transaction back below).
@@ -438,12 +458,16 @@ class SQLiteStore:
             (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
         ]
 
+        # status, owner, started_at: a start folded in before the insert runs
+        state: list[Any] = [r.status, r.owner, r.started_at]
+
         def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
+            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], row[17])
             cur = conn.execute(
                 f"INSERT INTO workflow_executions ({_EXEC_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-                row,
+                values,
             )
             if cur.rowcount == 0:
                 found = conn.execute(
@@ -461,14 +485,29 @@ class SQLiteStore:
             return await self._call(op)
         # Queued, not waited for: it commits with the next batch, before any later
         # write or read (start_execution, get_execution ...) that is queued after it.
-        await self._call(op, wait=False, on_error=partial(self._create_failed, r.id))
+        queued = _Op(op, True, partial(self._create_failed, r.id))
+        await self._run_op(queued, wait=False)
+        if queued.gen >= 0:
+            self._unstarted[r.id] = (queued, state)
         return record, True
 
     def _create_failed(self, execution_id: str, error: BaseException) -> None:
         self._failed_creates[execution_id] = error
 
+    @staticmethod
+    def _unwaited_failed(error: BaseException) -> None:
+        # A write nobody waited for: the execution's next waited, fenced write
+        # (its finish) fails the same way and decides; this is for the log.
+        log.warning("a queued store write failed: %s", error)
+
     async def start_execution(
-        self, execution_id: str, owner: str, started_at: float, *, claim: bool = False
+        self,
+        execution_id: str,
+        owner: str,
+        started_at: float,
+        *,
+        claim: bool = False,
+        wait: bool = True,
     ) -> None:
         fence = "" if claim else " AND (owner IS NULL OR owner = ?)"
         args = (
@@ -491,6 +530,21 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
 
+        queued = self._unstarted.pop(execution_id, None)
+        if queued is not None and queued[0].gen == self._gen:
+            # Its insert is still queued: it is inserted as started (one write
+            # instead of two), and waited for like the update would be.
+            insert, state = queued
+            state[:] = ["running", owner, started_at]
+            await insert.done.wait()
+            if insert.error is not None:
+                raise StoreError(
+                    f"execution {execution_id} could not be stored: {insert.error}"
+                ) from None
+            return
+        if not wait:  # the caller knows no other engine can own it yet
+            await self._call(op, atomic=True, wait=False, on_error=self._unwaited_failed)
+            return
         # Waited for: a stale engine must learn it lost the execution before running it.
         try:
             await self._call(op, atomic=True)
@@ -503,7 +557,12 @@ class SQLiteStore:
             raise
 
     async def record_step(
-        self, execution_id: str, step: StepRecord, *, owner: str | None = None
+        self,
+        execution_id: str,
+        step: StepRecord,
+        *,
+        owner: str | None = None,
+        wait: bool = True,
     ) -> None:
         if self.durability == "none":
             return
@@ -540,8 +599,27 @@ class SQLiteStore:
             if cur.rowcount == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        # Terminal records are durable before this returns; `running` ones ride along.
-        await self._call(op, wait=terminal, atomic=True)
+        # Terminal records are durable before this returns; `running` ones ride
+        # along, and one still queued when its step's terminal record comes is
+        # dropped (the terminal record holds everything it said).
+        key = (execution_id, s.step_id)
+        if terminal:
+            running = self._running_ops.pop(key, None)
+            if running is not None and running.gen == self._gen:
+                running.skip = True
+            if wait:
+                await self._call(op, atomic=True)
+            else:
+                await self._call(op, atomic=True, wait=False, on_error=self._unwaited_failed)
+            return
+        queued = _Op(op, True, atomic=True)
+        await self._run_op(queued, wait=False)
+        if queued.gen >= 0:
+            if len(self._running_ops) > 10_000:  # steps that never finished here
+                self._running_ops = {
+                    k: o for k, o in self._running_ops.items() if o.gen == self._gen
+                }
+            self._running_ops[key] = queued
 
     async def finish_execution(
         self,
@@ -566,6 +644,7 @@ class SQLiteStore:
             if cur.rowcount == 0 and owner is not None:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
+        self._unstarted.pop(execution_id, None)
         await self._call(op, wait=self.durability != "none", atomic=True)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:

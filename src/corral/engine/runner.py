@@ -198,21 +198,31 @@ class WorkflowRun:
         nothing more; its lease then expires and another engine (or this one,
         reopened) resumes it from what was committed."""
         delay = 0.05
+        deadline: float | None = None
         while True:
             try:
+                # Stores run status writes to their end even when the caller
+                # is cancelled (Store protocol), so the common path needs no
+                # shielded scope; only the retries below do.
                 await write(*args, **kwargs)
                 return
             except LeaseLost:
                 self.abandon()
                 return
             except StoreError as exc:
-                if trio.current_effective_deadline() - trio.current_time() < delay:
+                current = trio.current_time()
+                if deadline is None:
+                    deadline = min(
+                        trio.current_effective_deadline(), current + self.s.status_write_timeout
+                    )
+                if deadline - current < delay:
                     self.abandon(f"its status cannot be recorded ({exc})")
                     return
                 log.warning(
                     "store write for execution %s failed, retrying: %s", self.record.id, exc
                 )
-                await trio.sleep(delay)
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
     def restore(self) -> int:
@@ -546,10 +556,9 @@ class WorkflowRun:
         rec.output = output
         rec.finished_at = now()
         if sp.dependents:
-            with trio.CancelScope(shield=True) as scope:
-                # A step's output is recorded (durably) before its dependents can start.
-                scope.relative_deadline = self.s.status_write_timeout
-                await self._write_step(rec)
+            # A step's output is recorded (durably) before its dependents can
+            # start; the write is not interrupted by a cancel (Store protocol).
+            await self._write_step(rec)
         else:
             # Nothing waits for this one but the execution's finish, which is
             # queued after it and waited for: no round trip (and no checkpoint).
@@ -696,24 +705,31 @@ class WorkflowRun:
             else _nullcontext()
         ):
             timeout = spec.timeout
-            with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
-                if sp.child is not None:
-                    return await self._run_child(sp, params)
-                assert sp.handler is not None
-                ctx = StepContext(
-                    execution_id=self.record.id,
-                    workflow=self.record.workflow,
-                    step_id=sp.id,
-                    inputs=self.inputs,
-                    upstream=upstream,
-                    attempt=attempt,
-                    report=self._reporter(sp) if self._events.active else None,
-                )
-                output = await self.s.strategy.call(sp.handler, ctx, params)
-                _check_encodable(sp, output)
-                return output
+            if timeout is None:  # no scope of its own: the workflow's cancels it
+                return await self._call_handler(sp, params, upstream, attempt)
+            with trio.move_on_after(timeout) as scope:
+                return await self._call_handler(sp, params, upstream, attempt)
             assert scope.cancelled_caught
             raise StepTimedOut(f"step {sp.id!r} exceeded its timeout of {timeout}s")
+
+    async def _call_handler(
+        self, sp: StepPlan, params: Any, upstream: dict[str, Any], attempt: int
+    ) -> Any:
+        if sp.child is not None:
+            return await self._run_child(sp, params)
+        assert sp.handler is not None
+        ctx = StepContext(
+            execution_id=self.record.id,
+            workflow=self.record.workflow,
+            step_id=sp.id,
+            inputs=self.inputs,
+            upstream=upstream,
+            attempt=attempt,
+            report=self._reporter(sp) if self._events.active else None,
+        )
+        output = await self.s.strategy.call(sp.handler, ctx, params)
+        _check_encodable(sp, output)
+        return output
 
     def _reporter(self, sp: StepPlan) -> Callable[[float, float | None, str | None], None]:
         def report(done: float, total: float | None, message: str | None) -> None:

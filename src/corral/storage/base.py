@@ -112,6 +112,11 @@ class Store(Protocol):
         execution this owner created moments ago, which no one else can have
         claimed) may return before the write is durable."""
 
+    # Status writes (start_execution, record_step, finish_execution) are not
+    # interrupted by the caller's cancellation: once called, a write runs to
+    # its end (or its error) and the cancellation takes effect afterwards.
+    # The engine relies on this instead of a shielded scope per write.
+
     async def record_step(
         self,
         execution_id: str,

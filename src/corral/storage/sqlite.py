@@ -110,8 +110,49 @@ def _step(row: Sequence[Any]) -> StepRecord:
     )
 
 
+def _wake(op: _Op) -> None:
+    """The op is done (committed, or failed): wake whoever waits for it."""
+    op.finished = True
+    waiters, op.waiters = op.waiters, None
+    for task in waiters or ():
+        trio.lowlevel.reschedule(task)
+
+
+async def _wait(op: _Op, shield: bool) -> None:
+    """Wait for ``op``. Shielded, the wait cannot be interrupted: a status write
+    runs to its end and the caller's cancellation takes effect after (what a
+    shielded cancel scope would give, at a fraction of its cost)."""
+    if op.finished:
+        return
+    task = trio.lowlevel.current_task()
+    if op.waiters is None:
+        op.waiters = [task]
+    else:
+        op.waiters.append(task)
+
+    def abort(_: Any) -> trio.lowlevel.Abort:
+        if shield:
+            return trio.lowlevel.Abort.FAILED
+        if op.waiters is not None and task in op.waiters:
+            op.waiters.remove(task)
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+
+
 class _Op:
-    __slots__ = ("atomic", "done", "error", "fn", "gen", "on_error", "result", "skip", "write")
+    __slots__ = (
+        "atomic",
+        "error",
+        "finished",
+        "fn",
+        "gen",
+        "on_error",
+        "result",
+        "skip",
+        "waiters",
+        "write",
+    )
 
     def __init__(
         self,
@@ -129,7 +170,8 @@ class _Op:
         self.skip = False  # superseded before it ran (a `running` record)
         self.result: Any = None
         self.error: BaseException | None = None
-        self.done = trio.Event()
+        self.finished = False
+        self.waiters: list[trio.lowlevel.Task] | None = None
         self.on_error = on_error  # for writes nobody waits for
 
 
@@ -256,7 +298,7 @@ class SQLiteStore:
             self._writer = False
             for op in self._pending:
                 op.error = StoreError("the store closed before this write was done")
-                op.done.set()
+                _wake(op)
             self._pending = []
             self._writer_done.set()
 
@@ -282,13 +324,14 @@ class SQLiteStore:
         wait: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
         atomic: bool = False,
+        shield: bool = False,
     ) -> T:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        result: T = await self._run_op(_Op(fn, write, on_error, atomic), wait)
+        result: T = await self._run_op(_Op(fn, write, on_error, atomic), wait, shield)
         return result
 
-    async def _run_op(self, op: _Op, wait: bool = True) -> Any:
+    async def _run_op(self, op: _Op, wait: bool = True, shield: bool = False) -> Any:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
         if self._writer and not self._closing:
@@ -297,7 +340,7 @@ class SQLiteStore:
             self._wake.set()
             if not wait:
                 return None
-            await op.done.wait()
+            await _wait(op, shield)
         else:
             async with self._lock:
                 await self._hop([op])
@@ -326,7 +369,7 @@ class SQLiteStore:
             for op in batch:
                 if op.error is not None and op.on_error is not None:
                     op.on_error(op.error)
-                op.done.set()
+                _wake(op)
         result.unwrap()
 
     def _run_batch(self, batch: list[_Op]) -> None:
@@ -536,7 +579,7 @@ class SQLiteStore:
             # instead of two), and waited for like the update would be.
             insert, state = queued
             state[:] = ["running", owner, started_at]
-            await insert.done.wait()
+            await _wait(insert, shield=True)
             if insert.error is not None:
                 raise StoreError(
                     f"execution {execution_id} could not be stored: {insert.error}"
@@ -547,7 +590,7 @@ class SQLiteStore:
             return
         # Waited for: a stale engine must learn it lost the execution before running it.
         try:
-            await self._call(op, atomic=True)
+            await self._call(op, atomic=True, shield=True)
         except LeaseLost:
             failed = self._failed_creates.pop(execution_id, None)
             if failed is not None:  # never inserted: say why, not "taken over"
@@ -608,7 +651,7 @@ class SQLiteStore:
             if running is not None and running.gen == self._gen:
                 running.skip = True
             if wait:
-                await self._call(op, atomic=True)
+                await self._call(op, atomic=True, shield=True)
             else:
                 await self._call(op, atomic=True, wait=False, on_error=self._unwaited_failed)
             return
@@ -645,7 +688,7 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         self._unstarted.pop(execution_id, None)
-        await self._call(op, wait=self.durability != "none", atomic=True)
+        await self._call(op, wait=self.durability != "none", atomic=True, shield=True)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(lambda conn: _get_execution(conn, execution_id), write=False)

@@ -73,6 +73,11 @@ class Dispatcher:
         self._by_id[ticket.execution_id] = ticket
         self._wake.set()
 
+    def starts_at_once(self) -> bool:
+        """Would a ticket offered now start at the next round (a free slot for
+        it after everything already queued)?"""
+        return self.running + self._queued < self.max_running and not self.memory.paused
+
     def check(self, priority: int = 0) -> None:
         self.memory.check_admission()
         # Free running slots take work at once; beyond them, max_queued may wait.

@@ -395,6 +395,8 @@ class Engine:
             self._metrics.rejected += 1
             raise
         digest = await self._ensure_definition(plan)
+        # It starts at once: stored as started right away, one write instead of two.
+        started = self.dispatcher.starts_at_once()
         record = new_record(
             self._new_id(),
             plan,
@@ -405,6 +407,9 @@ class Engine:
             owner=self.owner,
             lease_expires_at=now() + self.lease,
         )
+        if started:
+            record.status = "running"
+            record.started_at = record.created_at
         # Without a key nothing is decided by the insert, so submit does not wait
         # for its commit: it is durable before the execution starts (see
         # docs/architecture.md, "Submission").
@@ -418,6 +423,7 @@ class Engine:
             submitted_at=trio.current_time(),
             # half the lease: room for clock skew between engines sharing a store
             fresh_until=record.created_at + self.lease / 2,
+            stored_started=started,
         )
         completion = self._admit(run, priority, check=True)
         self._metrics.submitted += 1

@@ -134,6 +134,7 @@ class WorkflowRun:
         *,
         submitted_at: float | None = None,
         fresh_until: float | None = None,
+        stored_started: bool = False,
     ) -> None:
         self.s = services
         self.plan = plan
@@ -163,6 +164,7 @@ class WorkflowRun:
         # (it was created here, well within its first lease): its start needs
         # no fenced round trip. None: always fence (resumed, taken over, child).
         self._fresh_until = fresh_until
+        self._stored_started = stored_started  # created as `running`: no start write
 
     # ------------------------------------------------------------ control
 
@@ -274,9 +276,10 @@ class WorkflowRun:
             try:
                 # Fenced: a stale engine learns here that another one owns it now.
                 fresh = self._fresh_until is not None and now() < self._fresh_until
-                await s.store.start_execution(
-                    rec.id, s.owner, rec.started_at, claim=not self.top_level, wait=not fresh
-                )
+                if not (fresh and self._stored_started):
+                    await s.store.start_execution(
+                        rec.id, s.owner, rec.started_at, claim=not self.top_level, wait=not fresh
+                    )
             except LeaseLost:
                 self.abandon()
             except StoreError as exc:

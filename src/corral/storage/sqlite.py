@@ -149,7 +149,6 @@ class _Op:
         "gen",
         "on_error",
         "result",
-        "skip",
         "waiters",
         "write",
     )
@@ -167,7 +166,6 @@ class _Op:
         # behind (SQLite undoes a failed statement) and no savepoint is needed.
         self.atomic = atomic or not write
         self.gen = -1  # the writer's batch generation when queued
-        self.skip = False  # superseded before it ran (a `running` record)
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
@@ -382,8 +380,6 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
             alone = len(batch) == 1
             for op in batch:
-                if op.skip:
-                    continue
                 # A savepoint isolates a failing op from the rest of the batch;
                 # an atomic op, or one alone, needs none (a lone failure rolls
                 # the whole transaction back below).
@@ -579,6 +575,8 @@ class SQLiteStore:
             # instead of two), and waited for like the update would be.
             insert, state = queued
             state[:] = ["running", owner, started_at]
+            if not wait:
+                return
             await _wait(insert, shield=True)
             if insert.error is not None:
                 raise StoreError(
@@ -643,13 +641,20 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         # Terminal records are durable before this returns; `running` ones ride
-        # along, and one still queued when its step's terminal record comes is
-        # dropped (the terminal record holds everything it said).
+        # along, and one still queued when its step's terminal record comes
+        # becomes that record (it said nothing the terminal one does not).
         key = (execution_id, s.step_id)
         if terminal:
             running = self._running_ops.pop(key, None)
             if running is not None and running.gen == self._gen:
-                running.skip = True
+                running.fn = op
+                if not wait:
+                    running.on_error = self._unwaited_failed
+                    return
+                await _wait(running, shield=True)
+                if running.error is not None:
+                    raise running.error
+                return
             if wait:
                 await self._call(op, atomic=True, shield=True)
             else:

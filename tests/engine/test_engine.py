@@ -304,7 +304,9 @@ async def test_gc_freeze_while_engines_are_open() -> None:
     import gc
 
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     async with corral.open_engine(entry_points=False):
+        assert gc.get_threshold()[0] >= 10_000
         frozen = gc.get_freeze_count()
         assert frozen > 0
         garbage = [[i] for i in range(5000)]  # tracked objects a 2nd freeze would take
@@ -313,5 +315,6 @@ async def test_gc_freeze_while_engines_are_open() -> None:
         del garbage
         assert 0 < gc.get_freeze_count() <= frozen
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
     async with corral.open_engine(entry_points=False, freeze_gc=False):
         assert gc.get_freeze_count() == 0

@@ -78,8 +78,9 @@ async def test_group_commit_batches_concurrent_workflows(tmp_path: Path) -> None
         for h in handles:
             await h.result()
         batches, ops = store.batches - before_batches, store.ops - before_ops
-    # 40 workflows x 5 steps, each with a `running` and a terminal record.
-    assert ops >= 400
+    # 40 workflows x 5 steps, each at least a terminal record (a `running` one
+    # still queued when it comes becomes that record), in far fewer transactions.
+    assert ops >= 200
     assert batches < ops / 2, (batches, ops)
     with sqlite3.connect(db) as conn:
         statuses = conn.execute(

@@ -171,3 +171,37 @@ def test_default_format_is_json_when_piped_and_a_module_run_works(tmp_path: Path
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["modules"] == 4
+
+
+def test_monorepo_root_configuration_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The root's table counts even when the root holds no package itself."""
+    write_tree(
+        tmp_path,
+        {
+            "pyproject.toml": '[tool.corral.architecture]\nfail_on = ["cycles"]\n',
+            "libs/a/pyproject.toml": '[project]\nname = "a"\n',
+            "libs/a/a/__init__.py": "import a.x\n",
+            "libs/a/a/x.py": "import a\n",
+        },
+    )
+    code, _, err = run_cli(capsys, str(tmp_path), "--format", "json")
+    assert code == 1 and "module cycle" in err
+    (tmp_path / "pyproject.toml").write_text("[tool.corral.architecture]\nexclude_tests = 'yes'\n")
+    code, _, err = run_cli(capsys, str(tmp_path), "--format", "json")
+    assert code == 2 and "tool.corral.architecture.exclude_tests" in err
+
+
+def test_a_contract_matching_nothing_fails_violations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = dict(TREE)
+    files["pyproject.toml"] = (
+        '[tool.corral.architecture]\ncontainers = ["nope"]\nlayers = ["api", "service"]\n'
+    )
+    write_tree(tmp_path, files)
+    code, out, err = run_cli(capsys, str(tmp_path), "--format", "json", "--fail-on", "violations")
+    assert code == 1 and "1 broken contract(s)" in err
+    layers = json.loads(out)["projects"][0]["layers"]
+    assert layers["problems"] and "nope" in layers["problems"][0]

@@ -371,8 +371,11 @@ def failed_conditions(report: dict[str, Any], conditions: list[tuple[str, int]])
             messages.append(
                 f"{s['module_cycles']} module cycle(s), {s['package_cycles']} package cycle(s)"
             )
-        elif kind == "violations" and s["violations"]:
-            messages.append(f"{s['violations']} layer contract violation(s)")
+        elif kind == "violations" and (s["violations"] or s.get("broken_contracts")):
+            messages.append(
+                f"{s['violations']} layer contract violation(s), "
+                f"{s.get('broken_contracts', 0)} broken contract(s)"
+            )
         elif kind == "score" and s["score"] < limit:
             messages.append(f"score {s['score']} < {limit}")
     return messages
@@ -395,12 +398,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.path}: no such directory")
     if not path.is_dir():
         raise UsageError(f"{args.path}: not a directory (give the folder that holds the code)")
+    if args.out:  # a bad destination is a usage error before any work, not after
+        out_dir = Path(args.out).resolve().parent
+        if not out_dir.is_dir():
+            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+        if not os.access(out_dir, os.W_OK):
+            raise UsageError(f"--out {args.out}: directory {out_dir} is not writable")
     projects = find_projects(path, exclude=args.exclude, exclude_tests=args.exclude_tests)
-    for project in projects:  # configuration errors are usage errors: report them now
+    root_project = {"name": path.name, "path": ".", "config_file": "pyproject.toml"}
+    listed = [p for p in projects if p["path"] != "."]
+    # Configuration errors are usage errors: every project's table is checked
+    # now, the root's too (even when it holds no package itself, as in a monorepo).
+    for project in [root_project, *listed]:
         options, _ = project_settings(path, project, {})
-        if project["path"] == "." and not conditions:
+        if project is root_project and not conditions:
             conditions = parse_fail_on(
-                options["fail_on"], f"{project['config_file']}: tool.corral.architecture.fail_on"
+                options["fail_on"], "pyproject.toml: tool.corral.architecture.fail_on"
             )
     wf = analysis_workflow(
         path,

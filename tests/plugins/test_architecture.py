@@ -92,10 +92,9 @@ def test_edge_rules(tmp_path: Path) -> None:
         ("pkg.ns.inner", "pkg.sub"),  # relative import out of a namespace folder
         ("pkg.ns.inner", "pkg.ns.deeper"),
         ("pkg.ns.deeper", "pkg.ns.inner"),
-        # pkg.broken is not analysed (syntax error): as for any name that is not a
-        # module, grimp's rule makes the import an edge to the nearest package
-        ("pkg.uses_broken", "pkg"),
-    }  # pkg.plain -> pkg.plain (self-import) is not an edge
+    }  # pkg.plain -> pkg.plain (self-import) is not an edge; pkg.broken is not
+    # analysed (syntax error), so pkg.uses_broken -> pkg.broken is no edge, and not
+    # an edge to pkg either (what grimp makes of an import of a missing module)
     lines = {(e["importer"], e["imported"]): e["lines"] for e in graph["edges"]}
     assert lines[("pkg.plain", "pkg.a.b.c")] == [1]
     assert lines[("pkg.lazy", "pkg.a.b")] == [5]
@@ -511,3 +510,127 @@ def test_parse_memo_skips_known_files(tmp_path: Path, monkeypatch: pytest.Monkey
     assert again["packages"][0]["modules"] != first["packages"][0]["modules"]
     fresh = disc.parse(disc.scan(tmp_path))
     assert again == fresh
+
+
+@pytest.mark.parametrize("name", ["textwrap", "json", "grimp"])
+def test_analysed_code_never_runs_whatever_its_name(tmp_path: Path, name: str) -> None:
+    """A package named like a module the graph builder itself uses (the
+    standard library, grimp) is read as data from the tree, never imported."""
+    marker = tmp_path / "RAN"
+    body = f"open({str(marker)!r}, 'w').write('x')\nfrom {name} import inner\n"
+    write_tree(tmp_path / "tree", {f"{name}/__init__.py": body, f"{name}/inner.py": "X = 1\n"})
+    graph = build_import_graph(discover(tmp_path / "tree"))
+    assert not marker.exists()
+    assert edge_set(graph) == {(name, f"{name}.inner")}
+
+
+def test_excluded_and_broken_modules_make_no_phantom_edges(tmp_path: Path) -> None:
+    """Imports of modules left out (syntax error, too large, excluded) are
+    dropped, not turned into imports of the package above them."""
+    write_tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.a import f\n",
+            "pkg/a.py": "import pkg.broken\nimport pkg.big\nimport pkg.gen.x\ndef f(): pass\n",
+            "pkg/broken.py": "def (:\n",
+            "pkg/big.py": "X = 1\n" * 200,
+            "pkg/gen/__init__.py": "",
+            "pkg/gen/x.py": "",
+            # a package whose __init__ is broken stays a package
+            "pkg/sub/__init__.py": "class (:\n",
+            "pkg/sub/m.py": "import pkg.a\n",
+        },
+    )
+    found = discover(tmp_path, exclude=["*/gen/*"], max_file_bytes=500)
+    graph = build_import_graph(found)
+    assert edge_set(graph) == {("pkg", "pkg.a"), ("pkg.sub.m", "pkg.a")}
+    assert "pkg.sub" in graph["packages"]
+    assert find_cycles(graph, found)["modules"] == []
+    reasons = {f["path"]: f["reason"] for f in found["not_analysed"]}
+    assert set(reasons) == {"pkg/broken.py", "pkg/big.py", "pkg/sub/__init__.py"}
+
+
+def test_sub_packages_named_like_skipped_folders_are_analysed(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/build/__init__.py": "from pkg.env import x\n",
+            "pkg/env/__init__.py": "x = 1\n",
+            "build/junk/__init__.py": "",  # outside a package: still skipped
+        },
+    )
+    graph = build_import_graph(discover(tmp_path))
+    assert edge_set(graph) == {("pkg.build", "pkg.env")}
+
+
+def test_symlink_loops_do_not_blow_up(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "other/x.py": ""})
+    (tmp_path / "pkg/sub/up").symlink_to("..")
+    (tmp_path / "pkg/alias").symlink_to("sub")
+    (tmp_path / "other/back").symlink_to("..")
+    found = discover(tmp_path)
+    assert sorted(m["name"] for p in found["packages"] for m in p["modules"]) == [
+        "pkg",
+        "pkg.sub",
+    ]
+    reasons = {f["path"]: f["reason"] for f in found["not_analysed"]}
+    assert reasons["pkg/alias"] == "symbolic link to a folder (not followed)"
+    assert reasons["pkg/sub/up"] == "symbolic link to a folder (not followed)"
+
+
+def test_packages_in_several_source_roots_share_one_graph(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "src/app/__init__.py": "import lib.util\n",
+            "libs/lib/__init__.py": "",
+            "libs/lib/util.py": "",
+            "zz/app/__init__.py": "",  # the same name again: listed, not merged
+        },
+    )
+    found = discover(tmp_path)
+    graph = build_import_graph(found)
+    assert ("app", "lib.util") in edge_set(graph)
+    reasons = {f["path"]: f["reason"] for f in found["not_analysed"]}
+    assert reasons["zz/app/__init__.py"].startswith("duplicate package name 'app'")
+
+
+def test_null_bytes_and_unusable_package_folder_names(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"pkg/__init__.py": ""})
+    (tmp_path / "pkg/bin.py").write_bytes(b"X = 1\x00\n")
+    found = discover(tmp_path)
+    assert found["not_analysed"] == [
+        {"path": "pkg/bin.py", "reason": "unreadable: contains null bytes (not Python source)"}
+    ]
+    write_tree(tmp_path / "my-pkg", {"__init__.py": "", "mod.py": ""})
+    odd = discover(tmp_path / "my-pkg")
+    assert odd["packages"] == []
+    assert {f["reason"] for f in odd["not_analysed"]} == {
+        "folder 'my-pkg' is not an importable name"
+    }
+
+
+def _row(**kw: Any) -> dict[str, Any]:
+    base = {"ca": 0, "ce": 0, "instability": 0.0, "abstractness": 0.0, "distance": 0.0}
+    return {"path": None, "loc": 10, "classes": 0, "abstract_classes": 0, **base, **kw}
+
+
+def test_score_rules() -> None:
+    from corral.plugins.builtin.architecture.score import compute_score, recommend
+
+    no_cycles = {"modules": [], "packages": []}
+    metrics = {"modules": {"a": _row(), "b": _row()}, "packages": {}}
+    detected = {"source": "detected", "checked_edges": 4, "conformance": 0.0}
+    declared = {**detected, "source": "corral"}
+    assert compute_score(metrics, no_cycles, detected)["value"] == 90  # a guess weighs 10
+    assert compute_score(metrics, no_cycles, declared)["value"] == 75
+    # nothing analysed: 0, not a free 100
+    assert compute_score({"modules": {}, "packages": {}}, no_cycles, {})["value"] == 0
+    # an empty package does not hide a zone-of-pain package behind it
+    packages = {
+        "app": _row(loc=0, distance=1.0),
+        "app.core": _row(path="app/core", ca=6, distance=1.0, instability=0.0),
+    }
+    recs = recommend({"modules": {}, "packages": packages}, no_cycles, {}, [])
+    assert [(r["kind"], r["locations"][0]["module"]) for r in recs] == [("distance", "app.core")]

@@ -572,7 +572,7 @@ def test_independent_siblings_and_colon_siblings() -> None:
         ("app.jobs.c", "app.tools", 6),
         ("app.tools", "app.services", 2),
     ]
-    graph, modules = build(edges)
+    graph, modules = build(edges, extra=("app.api", "app.domain"))
     independent = check_architecture(
         config(layers("app.api", "app.services | app.jobs", "app.domain")), graph, modules
     )
@@ -600,7 +600,7 @@ def test_independent_siblings_and_colon_siblings() -> None:
         config(layers("app.api", "app.services : app.jobs", "app.domain")), graph, modules
     )
     assert allowed["contracts"][0]["kept"] is True
-    assert (allowed["violations"], allowed["checked_edges"]) == (0, 1)
+    assert (allowed["violations"], allowed["checked_edges"], allowed["problems"]) == (0, 1, [])
 
 
 def test_containers_check_each_container_alone() -> None:
@@ -638,9 +638,15 @@ def test_container_wildcard_and_missing_layer_detail() -> None:
         ("pkg.a.low", "pkg.a.high"),
         ("pkg.b.low", "pkg.b.high"),
     ]
-    detail = result["contracts"][0]["detail"]
-    assert "no module matches pkg.a.gone, pkg.b.gone" in detail
-    assert "mid" not in detail
+    contract = result["contracts"][0]
+    assert contract["detail"] == (
+        "4 layers, top first in containers pkg.*; no module matches: pkg.a.gone, pkg.b.gone; "
+        "broken: 2 direct and 0 indirect violations"
+    )
+    assert (contract["kept"], contract["violation_count"]) == (False, 2)
+    assert result["problems"] == [
+        "layers: no module matches: pkg.a.gone, pkg.b.gone; the other members were checked"
+    ]
 
 
 def test_ignore_imports_with_wildcard_removes_edges_before_checking() -> None:
@@ -756,8 +762,10 @@ def test_forbidden_internal_and_external() -> None:
         ["app.domain"],
         None,
     )
-    # External edges are not module edges: one checked edge, one violating.
-    assert (result["checked_edges"], result["conformance"]) == (1, 0.0)
+    # Checked: the internal edge domain.model -> api.routes and the external
+    # import domain.model -> requests, both violating. api.routes -> requests
+    # and http -> requests are not from a source, so they are not checked.
+    assert (result["violations"], result["checked_edges"], result["conformance"]) == (4, 2, 0.0)
 
 
 def test_forbidden_allow_indirect_imports_keeps_direct_only() -> None:
@@ -840,7 +848,7 @@ def test_unknown_contract_type_is_reported_unchecked() -> None:
             "kind": "protected",
             "layers": None,
             "modules": None,
-            "kept": True,
+            "kept": None,
             "violation_count": 0,
             "truncated": False,
             "violations": [],
@@ -851,6 +859,221 @@ def test_unknown_contract_type_is_reported_unchecked() -> None:
         "importlinter",
         ".importlinter",
         None,
+    )
+    assert (result["violations"], result["checked_edges"], result["problems"]) == (0, 0, [])
+    assert result["detail"] == (
+        "1 contract declared in .importlinter (import-linter configuration), 0 broken, "
+        "1 not checked"
+    )
+
+
+def test_forbidden_external_imports_count_as_checked_edges() -> None:
+    graph, modules = build(
+        [("app.api", "app.domain", 1), ("app.domain.c", "app.util", 2)],
+        extra=("app.domain.a", "app.domain.b"),
+    )
+    external = [
+        {"importer": "app.domain.a", "imported": "os", "lines": [3]},  # checked, violating
+        {"importer": "app.domain.b", "imported": "json", "lines": [1]},  # json not forbidden
+        {"importer": "app.api", "imported": "os", "lines": [4]},  # not a source
+        {"importer": "app.util", "imported": "os", "lines": [5]},  # not a source either
+    ]
+    only_os = check_architecture(
+        config(forbidden(["app.domain"], ["os"])), graph, modules, external
+    )
+    contract = only_os["contracts"][0]
+    assert (contract["kept"], contract["violation_count"]) == (False, 2)
+    assert [(v["chain"], v["direct"]) for v in contract["violations"]] == [
+        (["app.domain.a", "os"], True),
+        (["app.domain.c", "app.util", "os"], False),
+    ]
+    # The direct import of os is checked and violating; the chain is indirect.
+    assert (only_os["violations"], only_os["checked_edges"], only_os["conformance"]) == (
+        2,
+        1,
+        0.0,
+    )
+    both = check_architecture(
+        config(layers("app.api", "app.domain"), forbidden(["app.domain"], ["os"])),
+        graph,
+        modules,
+        external,
+    )
+    # app.api -> app.domain (kept) and app.domain.a -> os (violating)
+    assert (both["violations"], both["checked_edges"], both["conformance"]) == (2, 2, 0.5)
+    ignoring = forbidden(["app.domain"], ["os"], allow_indirect=True)
+    ignoring["ignore_imports"] = [["app.domain.*", "os"]]
+    ignored = check_architecture(config(ignoring), graph, modules, external)
+    assert ignored["contracts"][0]["kept"] is True
+    assert (ignored["violations"], ignored["checked_edges"], ignored["conformance"]) == (
+        0,
+        0,
+        None,
+    )
+
+
+def test_unchecked_contract_types_are_neither_kept_nor_broken(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            ".importlinter": """\
+                [importlinter]
+                root_package = app
+
+                [importlinter:contract:siblings]
+                name = Siblings
+                type = acyclic_siblings
+                ancestors = app
+
+                [importlinter:contract:layers]
+                name = Layers
+                type = layers
+                layers =
+                    app.high
+                    app.low
+                """
+        },
+    )
+    loaded = load_config(tmp_path)
+    assert loaded is not None
+    graph, modules = build([("app.low", "app.high", 7)])
+    result = check_architecture(loaded, graph, modules)
+    assert [(c["name"], c["kept"], c["violation_count"]) for c in result["contracts"]] == [
+        ("Siblings", None, 0),
+        ("Layers", False, 1),
+    ]
+    assert result["contracts"][0]["detail"] == (
+        "contract type 'acyclic_siblings' is not checked by corral"
+    )
+    assert result["detail"] == (
+        "2 contracts declared in .importlinter (import-linter configuration), 1 broken, "
+        "1 not checked"
+    )
+    assert (result["violations"], result["checked_edges"], result["conformance"]) == (1, 1, 0.0)
+    assert result["problems"] == []
+
+
+def _unmatched(contract: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        contract["kept"],
+        contract["violation_count"],
+        contract["truncated"],
+        contract["violations"],
+        contract["detail"],
+    )
+
+
+def test_contract_matching_no_module_is_broken_and_a_problem() -> None:
+    # Without the guard, "high"/"low" at the top level would be checked (and
+    # broken by low -> high) when the containers match nothing.
+    graph, modules = build([("low", "high", 1), ("app.x", "app.y", 2)])
+    declared = [
+        layers("high", "low", containers=["nope"]),
+        layers("high", "low", containers=["nope.*"]),
+        layers("app.api", "(app.web)"),
+        {
+            "name": "independence",
+            "kind": "independence",
+            "modules": ["app.plugins.*", "app.gone"],
+            "ignore_imports": [],
+        },
+        forbidden(["app.nope"], ["os", "app.x"]),
+    ]
+    for i, contract in enumerate(declared):
+        contract["name"] = f"c{i}"
+    external = [{"importer": "app.x", "imported": "os", "lines": [1]}]
+    result = check_architecture(config(*declared), graph, modules, external)
+    assert [_unmatched(c) for c in result["contracts"]] == [
+        (False, 0, False, [], "2 layers, top first in containers nope; no module matches: nope"),
+        (
+            False,
+            0,
+            False,
+            [],
+            "2 layers, top first in containers nope.*; no module matches: nope.*",
+        ),
+        (False, 0, False, [], "2 layers, top first; no module matches: app.api, app.web"),
+        (
+            False,
+            0,
+            False,
+            [],
+            "app.gone: none may import another; no module matches: app.plugins.*, app.gone",
+        ),
+        (
+            False,
+            0,
+            False,
+            [],
+            "app.nope must not import app.x, os; no module matches: app.nope",
+        ),
+    ]
+    assert [c["modules"] for c in result["contracts"]] == [
+        None,
+        None,
+        None,
+        ["app.gone"],
+        ["app.nope"],
+    ]
+    assert result["problems"] == [
+        "c0: no module matches: nope; nothing was checked",
+        "c1: no module matches: nope.*; nothing was checked",
+        "c2: no module matches: app.api, app.web; nothing was checked",
+        "c3: no module matches: app.plugins.*, app.gone; nothing was checked",
+        "c4: no module matches: app.nope; nothing was checked",
+    ]
+    assert (result["violations"], result["checked_edges"], result["conformance"]) == (
+        0,
+        0,
+        None,
+    )
+    assert result["detail"].endswith(", 5 broken")
+
+
+def test_missing_required_member_breaks_the_contract_like_import_linter() -> None:
+    graph, modules = build(
+        [("app.api", "app.domain", 1), ("app.a", "app.x", 2), ("app.src", "app.x", 3)]
+    )
+    declared = [
+        layers("app.api", "app.gone", "(app.opt)", "app.domain"),
+        layers("app.api", "(app.opt)", "app.domain"),
+        {
+            "name": "independence",
+            "kind": "independence",
+            "modules": ["app.a", "app.gone"],
+            "ignore_imports": [],
+        },
+        forbidden(["app.src", "app.gone"], ["app.api"]),
+        forbidden(["app.src"], ["app.gone", "requests"]),  # absent targets are fine
+    ]
+    for i, contract in enumerate(declared):
+        contract["name"] = f"c{i}"
+    result = check_architecture(config(*declared), graph, modules)
+    assert [(c["kept"], c["violation_count"], c["detail"]) for c in result["contracts"]] == [
+        (False, 0, "4 layers, top first; no module matches: app.gone; broken"),
+        (True, 0, "3 layers, top first; kept"),
+        (
+            False,
+            0,
+            "app.a, app.gone: none may import another; no module matches: app.gone; broken",
+        ),
+        (
+            False,
+            0,
+            "app.gone, app.src must not import app.api; no module matches: app.gone; broken",
+        ),
+        (True, 0, "app.src must not import app.gone, requests; kept"),
+    ]
+    assert result["problems"] == [
+        "c0: no module matches: app.gone; the other members were checked",
+        "c2: no module matches: app.gone; the other members were checked",
+        "c3: no module matches: app.gone; the other members were checked",
+    ]
+    # The present members were checked: app.api -> app.domain, twice over.
+    assert (result["violations"], result["checked_edges"], result["conformance"]) == (
+        0,
+        1,
+        1.0,
     )
 
 
@@ -1115,6 +1338,7 @@ def test_detect_none(edges: list[Edge]) -> None:
         "violations": 0,
         "checked_edges": 0,
         "conformance": None,
+        "problems": [],
     }
 
 

@@ -18,6 +18,7 @@ isolated subprocess.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import DEFAULT_MAX_FILE_BYTES, parse, scan
+from corral.plugins.builtin.architecture.externals import environment_digest
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
@@ -63,8 +65,19 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-#: ``<schema>+<code digest>``: the step cache keys on handler versions.
-VERSION = f"2+{_code_digest()}"
+def _grimp_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("grimp")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: ``<schema>+<code digest>.<grimp>.<python>``: the step cache keys on handler
+#: versions, and each of these changes what a step computes (grimp's edge
+#: rules, what ``ast`` accepts and ``sys.stdlib_module_names``).
+VERSION = f"2+{_code_digest()}.g{_grimp_version()}.py{sys.version_info[0]}{sys.version_info[1]}"
 
 
 class _Options(msgspec.Struct, forbid_unknown_fields=True):
@@ -242,6 +255,8 @@ class Section(Handler):
         metrics: _Data
         cycles: _Data
         layers: _Data
+        # which distributions are installed: external imports are named by them
+        environment: str = ""
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
         return build_section(
@@ -363,6 +378,7 @@ def analysis_workflow(
                 metrics=metrics.output,
                 cycles=cycles.output,
                 layers=layers.output,
+                environment=environment_digest(),
                 **cached,
             )
         )

@@ -57,7 +57,12 @@ def skip_dir(name: str) -> bool:
 
 def is_excluded_dir(rel: str, patterns: list[str], exclude_tests: bool) -> bool:
     """True when a directory (relative to the root) is excluded by the options."""
-    return _excluded(rel, patterns) or (exclude_tests and is_test_path(rel + "/x.py"))
+    # "dir/" too: a pattern such as */generated/* names everything in a folder.
+    return (
+        _excluded(rel, patterns)
+        or _excluded(rel + "/", patterns)
+        or (exclude_tests and is_test_path(rel + "/x.py"))
+    )
 
 
 def is_abstract_class(node: ast.ClassDef) -> bool:
@@ -104,9 +109,11 @@ def parse_facts(data: bytes, filename: str) -> tuple[dict[str, Any] | None, str 
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
+        if exc.lineno is None or "null bytes" in str(exc.msg):
+            return None, "unreadable: contains null bytes (not Python source)"
         return None, f"syntax error: line {exc.lineno}: {exc.msg}"
-    except ValueError as exc:  # e.g. null bytes
-        return None, f"unreadable: {exc}"
+    except ValueError:  # null bytes: a binary file, not Python source
+        return None, "unreadable: contains null bytes (not Python source)"
     classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
     return {
         "loc": count_loc(source),
@@ -164,18 +171,29 @@ def scan(
     def outside(p: Path) -> bool:
         return p.is_symlink() and not p.resolve().is_relative_to(base)
 
+    def placeholder(p: Path, package: dict[str, Any]) -> None:
+        # A file of the package that is not analysed keeps its place in the
+        # mirror as an empty module: imports of it are then dropped, instead
+        # of grimp turning them into imports of the package above it.
+        package["placeholders"].append(rel(p))
+
     def add_file(p: Path, name: str, is_pkg: bool, package: dict[str, Any]) -> None:
         nonlocal seen
         try:
             size = p.stat().st_size
             if size > max_file_bytes:
-                not_analysed.append(
-                    {"path": rel(p), "reason": f"too large ({size} bytes > {max_file_bytes})"}
-                )
-                return
-            data = p.read_bytes()
+                reason = f"too large ({size} bytes > {max_file_bytes})"
+                data = None
+            else:
+                data = p.read_bytes()
         except OSError as exc:
-            not_analysed.append({"path": rel(p), "reason": f"unreadable: {exc.strerror or exc}"})
+            reason, data = f"unreadable: {exc.strerror or exc}", None
+        if data is None:
+            not_analysed.append({"path": rel(p), "reason": reason})
+            if is_pkg:  # the package stays a package, without its own imports
+                package["modules"].append(_empty_package(name, rel(p.parent)))
+            else:
+                placeholder(p, package)
             return
         package["modules"].append(
             {
@@ -198,10 +216,26 @@ def scan(
             return
         for entry in entries:
             if entry.is_dir():
-                if skip_dir(entry.name) or not wanted(entry) or entry in skipped:
+                # Inside a package only hidden folders and caches are skipped:
+                # a sub-package may well be called `build` or `env`.
+                if entry.name.startswith(".") or entry.name == "__pycache__":
                     continue
-                if outside(entry):
-                    skip_out(entry)
+                if entry in skipped:
+                    continue
+                if entry.is_symlink():  # not followed, as grimp does not
+                    if outside(entry):
+                        skip_out(entry)
+                    else:
+                        not_analysed.append(
+                            {
+                                "path": rel(entry),
+                                "reason": "symbolic link to a folder (not followed)",
+                            }
+                        )
+                    continue
+                if is_excluded_dir(rel(entry), patterns, exclude_tests):
+                    for py in sorted(entry.rglob("*.py")):
+                        placeholder(py, package)
                     continue
                 if not entry.name.isidentifier():
                     for py in sorted(entry.rglob("*.py")):
@@ -214,18 +248,16 @@ def scan(
                     walk_package(entry, package, f"{prefix}.{entry.name}")
                 elif any(entry.rglob("*.py")):
                     package["namespace_dirs"].append(rel(entry))
-                    package["modules"].append(
-                        {
-                            "name": f"{prefix}.{entry.name}",
-                            "path": rel(entry),
-                            "is_package": True,
-                            "namespace": True,
-                            "digest": "",
-                        }
-                    )
+                    package["modules"].append(_empty_package(f"{prefix}.{entry.name}", rel(entry)))
                     walk_package(entry, package, f"{prefix}.{entry.name}")
                 continue
-            if entry.suffix != ".py" or not wanted(entry):
+            if entry.suffix != ".py":
+                continue
+            if not wanted(entry):
+                if entry.stem == "__init__":
+                    package["modules"].append(_empty_package(prefix, rel(pkg_dir)))
+                else:
+                    placeholder(entry, package)
                 continue
             if outside(entry):
                 skip_out(entry)
@@ -256,9 +288,16 @@ def scan(
             "path": rel(pkg_dir),
             "modules": [],
             "namespace_dirs": [],
+            "placeholders": [],
         }
 
+    visited: set[Path] = set()
+
     def walk_dirs(directory: Path) -> None:
+        real = directory.resolve()
+        if real in visited:  # a symbolic link loop, or a second way to one folder
+            return
+        visited.add(real)
         try:
             entries = sorted(directory.iterdir(), key=lambda p: p.name)
         except OSError as exc:
@@ -291,9 +330,41 @@ def scan(
         packages.append(package)
     else:
         walk_dirs(top)
+        if (top / "__init__.py").is_file():  # a package folder with an unusable name
+            for item in not_analysed:
+                if item["path"] == "__init__.py" or "/" not in item["path"]:
+                    item["reason"] = f"folder {top.name!r} is not an importable name"
     packages.sort(key=lambda p: (p["name"], p["path"]))
+    # One name, one package: a second package of the same name (another source
+    # root of the project) cannot be told apart in imports; it is listed.
+    first: dict[str, str] = {}
+    unique = []
+    for package in packages:
+        if package["name"] in first:
+            for module in package["modules"]:
+                if not module["namespace"]:
+                    not_analysed.append(
+                        {
+                            "path": module["path"],
+                            "reason": f"duplicate package name {package['name']!r} "
+                            f"(the one at {first[package['name']]} is analysed)",
+                        }
+                    )
+            continue
+        first[package["name"]] = package["path"]
+        unique.append(package)
+    packages = unique
     not_analysed.sort(key=lambda f: f["path"])
     return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
+
+
+_NO_FACTS = {"loc": 0, "classes": 0, "abstract_classes": 0}
+
+
+def _empty_package(name: str, folder: str) -> dict[str, Any]:
+    """A package module without a usable ``__init__.py`` (namespace folder, or
+    one excluded, unreadable or broken): it is mirrored with an empty one."""
+    return {"name": name, "path": folder, "is_package": True, "namespace": True, "digest": ""}
 
 
 def parse(
@@ -320,12 +391,13 @@ def parse(
     done = 0
     for package in scanned["packages"]:
         modules = []
+        placeholders = list(package.get("placeholders", []))
         for module in package["modules"]:
             done += 1
             if on_file is not None and done % 100 == 0:
                 on_file(done, total)
             if module["namespace"]:
-                modules.append({**module, "loc": 0, "classes": 0, "abstract_classes": 0})
+                modules.append({**module, **_NO_FACTS})
                 continue
             file = root / module["path"]
             try:
@@ -344,9 +416,14 @@ def parse(
                 memo[digest] = [facts, why]
             if facts is None:
                 not_analysed.append({"path": module["path"], "reason": why or "unknown"})
+                if module["is_package"]:  # still a package, without its own imports
+                    folder = module["path"].rpartition("/")[0] or "."
+                    modules.append({**_empty_package(module["name"], folder), **_NO_FACTS})
+                else:
+                    placeholders.append(module["path"])
                 continue
             modules.append({**module, "digest": digest, **facts})
-        packages.append({**package, "modules": modules})
+        packages.append({**package, "modules": modules, "placeholders": placeholders})
     not_analysed.sort(key=lambda f: f["path"])
     return {**scanned, "packages": packages, "not_analysed": not_analysed}
 

@@ -25,6 +25,15 @@ def _distributions() -> dict[str, list[str]]:
         return {}
 
 
+def environment_digest() -> str:
+    """A digest of the module -> distribution mapping: part of the section
+    step's cache key, so installing or removing a package is seen."""
+    import hashlib
+
+    items = sorted((k, tuple(sorted(v))) for k, v in _distributions().items())
+    return hashlib.blake2b(repr(items).encode(), digest_size=8).hexdigest()
+
+
 def distribution_of(module: str) -> str | None:
     """The installed distribution providing the top-level module, if any."""
     names = _distributions().get(module)

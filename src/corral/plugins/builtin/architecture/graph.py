@@ -1,18 +1,23 @@
 """The import graph, built by grimp in an isolated subprocess.
 
 The analysed code is never imported or executed: grimp parses the files. The
-graph is built in a child interpreter (``python -I``) whose ``sys.path``
-starts with a *shadow tree*: a temporary directory mirroring the discovered
-modules (hard links, which cost ~15 µs each where a symbolic link costs
-~0.5 ms on some file systems; symbolic links across file systems; copies as a
-last resort). So
+graph is built in a child interpreter (``python -I``) from a *mirror*: a
+temporary directory holding the discovered modules (hard links, which cost
+~15 µs each where a symbolic link costs ~0.5 ms on some file systems;
+symbolic links across file systems; copies as a last resort). grimp is told
+where each analysed package lies in the mirror (its package finder is
+replaced); the mirror is never put on ``sys.path``. So
 
+- no module of the analysed tree can be imported by the child, whatever its
+  name (a package called ``textwrap`` or ``grimp`` stays data);
 - a target package that shares its name with one installed in, or imported
   by, corral's process is read from the target tree, never from elsewhere;
 - files that discovery left out (excluded, tests, syntax errors, too large)
-  are invisible to grimp and cannot break the build;
-- namespace sub-folders (no ``__init__.py``) get an empty one in the mirror,
-  so grimp analyses them as packages instead of skipping them.
+  are mirrored as empty placeholder modules, and imports of them are dropped
+  (grimp would otherwise count them as imports of the package above);
+- namespace sub-folders (no ``__init__.py``), and packages whose
+  ``__init__.py`` is not analysed, get an empty one, so grimp analyses them
+  as packages instead of skipping them.
 
 Edges follow grimp's rules: ``import a.b.c`` is an edge to ``a.b.c`` only,
 ``from pkg import sub`` to ``pkg.sub``, imports in functions and ``try``
@@ -33,24 +38,34 @@ from pathlib import Path
 from typing import Any
 
 _CHILD = r"""
-import importlib.util, json, os, sys
+import json, os, sys
 args = json.loads(sys.argv[1])
-sys.path.insert(0, args["root"])
-for name in args["packages"]:
-    spec = importlib.util.find_spec(name)
-    origin = os.path.realpath(os.path.dirname(spec.origin)) if spec and spec.origin else None
-    want = os.path.realpath(os.path.join(args["root"], name))
-    if origin != want:
-        sys.exit(f"package {name!r} resolves to {origin}, not the analysed tree {want}")
 import grimp
+from grimp.application.config import settings
+from grimp.application.ports.packagefinder import AbstractPackageFinder
+
+# grimp finds a package through the import system; here it is told where each
+# analysed package lies instead. Nothing is added to sys.path, so no module of
+# the analysed tree can ever be imported (and run) by this process, whatever
+# its name (`textwrap`, `json`, `grimp` ...).
+dirs = args["dirs"]
+
+
+class MirrorFinder(AbstractPackageFinder):
+    def determine_package_directories(self, package_name, file_system):
+        return {dirs[package_name]}
+
+
+settings.configure(PACKAGE_FINDER=MirrorFinder())
+names = sorted(dirs)
 graph = grimp.build_graph(
-    *args["packages"],
+    *names,
     include_external_packages=True,
     exclude_type_checking_imports=args["exclude_type_checking"],
     cache_dir=None,
 )
 internal = set()
-for name in args["packages"]:
+for name in names:
     internal |= {name} | graph.find_descendants(name)
 edges = []
 external = []
@@ -72,18 +87,34 @@ class GraphBuildError(RuntimeError):
     """The isolated graph build failed."""
 
 
-def _mirror(discovery: dict[str, Any], shadow: Path) -> dict[str, list[str]]:
-    """Lay the analysed modules out under ``shadow``; return packages per source root."""
+def _mirror(discovery: dict[str, Any], shadow: Path) -> tuple[dict[str, str], set[str]]:
+    """Lay the analysed modules out under ``shadow``.
+
+    Returns (package name -> its folder in the mirror, placeholder module
+    names): files of a package that are not analysed are mirrored as empty
+    modules, so imports of them can be recognised and dropped.
+    """
     root = Path(discovery["root"])
-    by_root: dict[str, list[str]] = {}
+    roots: dict[str, int] = {}
+    dirs: dict[str, str] = {}
+    placeholders: set[str] = set()
     # Cheapest first; a mode that fails once (another file system, no
-    # permission) is dropped. Nothing ever writes to the mirrored files.
-    modes: list[Callable[[Path, Path], object]] = [os.link, os.symlink, shutil.copyfile]
+    # permission, Windows, where deleting a hard link may need a chmod of the
+    # original) is dropped. Nothing ever writes to the mirrored files.
+    modes: list[Callable[[Path, Path], object]] = [os.symlink, shutil.copyfile]
+    if os.name != "nt":
+        modes.insert(0, os.link)
     for package in discovery["packages"]:
         src = package["source_root"]
-        index = len(by_root) if src not in by_root else list(by_root).index(src)
-        by_root.setdefault(src, []).append(package["name"])
-        base = shadow / str(index)
+        base = shadow / str(roots.setdefault(src, len(roots)))
+        dirs[package["name"]] = str(base / package["name"])
+        for path in package.get("placeholders", []):
+            relative = (root / path).relative_to(src)
+            target = base / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+            parts = relative.with_suffix("").parts
+            placeholders.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
         for module in package["modules"]:
             original = root / module["path"]
             relative = original.relative_to(src)
@@ -102,7 +133,7 @@ def _mirror(discovery: dict[str, Any], shadow: Path) -> dict[str, list[str]]:
                     if len(modes) == 1:
                         raise
                     modes.pop(0)
-    return by_root
+    return dirs, placeholders
 
 
 def build_import_graph(
@@ -113,47 +144,46 @@ def build_import_graph(
 ) -> dict[str, Any]:
     """Build the import graph of every discovered package.
 
-    Packages sharing a source root are built together (imports between them
-    are edges); each source root gets its own child process. Returns
+    All packages are built together, in one child process (imports between
+    them are edges, whatever their source roots). Returns
     ``{"modules": [...], "edges": [{"importer", "imported", "lines"}],
     "external": [{"importer", "imported", "lines"}], "paths": {module: file},
     "packages": [...]}`` with ``external`` naming top-level modules outside
     the analysed packages and ``packages`` the modules that are packages.
     """
-    modules: set[str] = set()
-    edges: list[dict[str, Any]] = []
-    external: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="corral-arch-") as tmp:
-        shadow = Path(tmp)
-        by_root = _mirror(discovery, shadow)
-        for index, names in enumerate(by_root.values()):
-            names = sorted(set(names))
-            args = {
-                "root": str(shadow / str(index)),
-                "packages": names,
-                "exclude_type_checking": exclude_type_checking,
-            }
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-            proc = subprocess.run(
-                [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
-                capture_output=True,
-                text=True,
-                cwd=tmp,
-                env=env,
-                timeout=timeout,
-                check=False,
-            )
-            if proc.returncode != 0:
-                tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-                raise GraphBuildError(
-                    f"import graph build failed for {', '.join(names)}: {tail[0]}"
-                )
-            data = json.loads(proc.stdout)
-            modules.update(data["modules"])
-            edges += [{"importer": a, "imported": b, "lines": ln} for a, b, ln in data["edges"]]
-            external += [
-                {"importer": a, "imported": b, "lines": ln} for a, b, ln in data["external"]
-            ]
+    shadow = Path(tempfile.mkdtemp(prefix="corral-arch-"))
+    try:
+        dirs, placeholders = _mirror(discovery, shadow)
+        if not dirs:
+            return {"modules": [], "edges": [], "external": [], "paths": {}, "packages": []}
+        args = {"dirs": dirs, "exclude_type_checking": exclude_type_checking}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            cwd=shadow,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        # Plain removal: never a chmod, which on a hard link would change the original.
+        shutil.rmtree(shadow, ignore_errors=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise GraphBuildError(f"import graph build failed for {', '.join(sorted(dirs))}: {tail[0]}")
+    data = json.loads(proc.stdout)
+    modules = set(data["modules"]) - placeholders
+    edges = [
+        {"importer": a, "imported": b, "lines": ln}
+        for a, b, ln in data["edges"]
+        if a in modules and b in modules
+    ]
+    external = [
+        {"importer": a, "imported": b, "lines": ln} for a, b, ln in data["external"] if a in modules
+    ]
     edges.sort(key=lambda e: (e["importer"], e["imported"]))
     external.sort(key=lambda e: (e["importer"], e["imported"]))
     known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}

@@ -50,13 +50,49 @@ What is counted (``violation_count``, exact, never capped):
 
 Only the listed ``violations`` are capped (``max_violations`` per contract,
 direct ones first, then by name); ``truncated`` says when some were left out.
-Each contract also carries a ``detail`` sentence (what was checked, layers no
-module matches, or that an import-linter contract type is not checked), and
-``modules`` lists the members actually checked (wildcards resolved): the
-independent modules, or a forbidden contract's sources.
-``checked_edges`` counts the module edges whose two ends fall in different
-members of one contract scope; ``conformance`` is one minus the share of those
-edges that are violating direct edges.
+Each contract also carries a ``detail`` sentence (what was checked, declared
+names no module matches, or that an import-linter contract type is not
+checked), and ``modules`` lists the members actually checked (wildcards
+resolved): the independent modules, or a forbidden contract's sources.
+
+Declared names that match no module (a name matches when it is a module or a
+prefix of one; an expression when it matches a module), as import-linter,
+which refuses to check such contracts:
+
+- *required* names: a layers contract's containers and its non-optional
+  layers (in each container that matches), an independence contract's
+  modules, a forbidden contract's sources. Forbidden modules are not required
+  (an external package nobody imports is not in the graph). A missing
+  required name breaks the contract (``kept`` false) even without violations;
+  the rest of the contract is still checked.
+- a contract with *no* matching member at all (no layer module in any
+  matching container, no independent module, no source) is not checked:
+  ``kept`` false, no violations, and the detail says ``no module matches:``
+  followed by every declared name that matches nothing (optional layers
+  included).
+
+``kept`` is ``True``/``False`` for checked contracts and ``None`` for
+contract types corral does not check (``protected``, ``acyclic_siblings``,
+custom ones); those count as neither kept nor broken, and add no violations.
+The top-level ``problems`` lists, one sentence each and in contract order, the
+contracts with a required name matching nothing (``"<name>: no module
+matches: <names>; the other members were checked"``) or matching nothing at
+all (``"...; nothing was checked"``).
+
+``checked_edges`` counts the distinct import edges (over all contracts, after
+each contract's ``ignore_imports``) that a contract checks directly:
+
+- module edges whose two ends fall in different members of one contract
+  scope, whether they break the contract or not;
+- edges into an external package whose importer is in a member that may not
+  import the package's member: in practice a forbidden contract's source
+  importing an external top-level name listed in ``forbidden``. Allowed
+  external imports are not counted, so each of these edges is violating.
+
+``conformance`` is one minus the share of those edges that are direct
+violations (internal or external), rounded to 4 places, ``None`` when no edge
+is checked. Indirect violations are counted in ``violations`` but not in
+``conformance``, since no single checked edge carries them.
 
 Detected styles and the layering each one implies (top first; ``:`` joins
 siblings of one layer, which may import each other):
@@ -100,7 +136,7 @@ import re
 import tomllib
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -444,10 +480,10 @@ def _importlinter_contract(
         else []
     )
 
-    def required(field: str) -> Any:
-        if field not in options:
-            reader.fail(f"missing {field!r} for a {kind} contract", f"{key}.{field}")
-        return options[field]
+    def required(option: str) -> Any:
+        if option not in options:
+            reader.fail(f"missing {option!r} for a {kind} contract", f"{key}.{option}")
+        return options[option]
 
     if kind == "layers":
         layers, independent, optional = reader.layers(required("layers"), f"{key}.layers")
@@ -762,12 +798,18 @@ class _ScopeRun:
         return (b for b in self.g.succ.get(a, ()) if (a, b) not in self.ignored)
 
     def checked(self, into: set[tuple[str, str]]) -> None:
+        """Add the edges this scope checks: module edges between different
+        units, and edges into an external package only where the rules forbid
+        them (a forbidden contract's source importing a forbidden external)."""
+        rules = self.scope.rules
         for a, ua in self.unit_of.items():
             if a in self.g.external:
                 continue
             for b in self.succ(a):
                 ub = self.unit_of.get(b)
-                if ub is not None and ub != ua and b not in self.g.external:
+                if ub is None or ub == ua:
+                    continue
+                if b not in self.g.external or ua in rules.get(ub, ()):
                     into.add((a, b))
 
     def distances(self, target: int) -> dict[str, int]:
@@ -823,26 +865,48 @@ class _ScopeRun:
         return chain
 
 
-def _layer_scopes(
-    contract: Mapping[str, Any], nodes: Sequence[str]
-) -> tuple[list[_Scope], list[str]]:
-    """One scope per container (or one without containers); also the
-    non-optional layers that match no module, for the detail."""
-    containers = _resolve(contract.get("containers") or [], nodes) or [""]
+@dataclass
+class _Plan:
+    """How one contract is checked (see :func:`_scopes`)."""
+
+    scopes: list[_Scope] = field(default_factory=list)
+    detail: str = ""
+    modules: list[str] | None = None  # the report's ``modules``
+    # declared names matching no module: required ones (they break the
+    # contract) and all of them, optional layers included (for the detail of
+    # a contract that matches nothing at all)
+    missing: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    matched: bool = False  # whether any member (a forbidden contract: any source) matches
+
+
+def _layer_scopes(contract: Mapping[str, Any], nodes: Sequence[str]) -> _Plan:
+    """One scope per container that matches a module (or one scope without
+    containers), with the names that match nothing."""
+    declared: list[str] = list(contract.get("containers") or [])
     layers: list[list[str]] = contract["layers"]
     independent: list[bool] = contract.get("independent") or [True] * len(layers)
     optional = set(contract.get("optional") or ())
     node_set = set(nodes)
-    scopes: list[_Scope] = []
-    missing: list[str] = []
+    plan = _Plan()
+    if declared:
+        plan.unmatched = _unmatched(declared, node_set, nodes)
+        plan.missing = list(plan.unmatched)
+        containers = [c for c in _resolve(declared, nodes) if _present(c, node_set, nodes)]
+    else:
+        containers = [""]
     for container in containers:
         units: list[_Unit] = []
         for index, names in enumerate(layers):
             for name in names:
                 full = f"{container}.{name}" if container else name
                 units.append(_Unit(full, index))
-                if name not in optional and not _present(full, node_set, nodes):
-                    missing.append(full)
+                if _present(full, node_set, nodes):
+                    plan.matched = True
+                else:
+                    plan.unmatched.append(full)
+                    if name not in optional:
+                        plan.missing.append(full)
         rules: dict[int, set[int]] = {}
         for t, ut in enumerate(units):
             for s, us in enumerate(units):
@@ -850,8 +914,8 @@ def _layer_scopes(
                 siblings = s != t and us.layer == ut.layer and independent[ut.layer]
                 if below or siblings:
                     rules.setdefault(t, set()).add(s)
-        scopes.append(_Scope(units, rules, indirect=True))
-    return scopes, sorted(set(missing))
+        plan.scopes.append(_Scope(units, rules, indirect=True))
+    return plan
 
 
 def _present(name: str, node_set: set[str], nodes: Sequence[str]) -> bool:
@@ -861,32 +925,52 @@ def _present(name: str, node_set: set[str], nodes: Sequence[str]) -> bool:
     return any(n.startswith(prefix) for n in nodes)
 
 
+def _unmatched(names: Iterable[str], node_set: set[str], nodes: Sequence[str]) -> list[str]:
+    """The declared names (or wildcard expressions) that match no module."""
+    out: list[str] = []
+    for name in names:
+        if "*" in name:
+            rx = _expression(name)
+            if not any(rx.match(n) for n in nodes):
+                out.append(name)
+        elif not _present(name, node_set, nodes):
+            out.append(name)
+    return out
+
+
 def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
-def _scopes(contract: Mapping[str, Any], g: _Graph) -> tuple[list[_Scope], str, list[str] | None]:
-    """The scopes a normalised contract is checked as, a detail sentence, and
-    the members checked (wildcards resolved) for the report's ``modules``."""
+def _scopes(contract: Mapping[str, Any], g: _Graph) -> _Plan:
+    """How a normalised contract is checked: its scopes, a detail sentence, the
+    members checked (wildcards resolved) for the report's ``modules``, and the
+    declared names that match no module."""
     kind = contract["kind"]
     modules = g.modules
+    node_set = set(modules)
     if kind == "layers":
-        scopes, missing = _layer_scopes(contract, modules)
+        plan = _layer_scopes(contract, modules)
         where = (
             f" in containers {', '.join(contract['containers'])}"
             if contract.get("containers")
             else ""
         )
-        detail = f"{len(contract['layers'])} layers, top first{where}"
-        if missing:
-            detail += f"; no module matches {', '.join(missing)}"
-        return scopes, detail, None
+        plan.detail = f"{len(contract['layers'])} layers, top first{where}"
+        return plan
     if kind == "independence":
         members = _resolve(contract["modules"], modules)
         units = [_Unit(m) for m in members]
         pairs = {t: {s for s in range(len(units)) if s != t} for t in range(len(units))}
-        detail = f"{', '.join(members) or 'no modules'}: none may import another"
-        return [_Scope(units, pairs, indirect=True)], detail, members
+        unmatched = _unmatched(contract["modules"], node_set, modules)
+        return _Plan(
+            [_Scope(units, pairs, indirect=True)],
+            f"{', '.join(members) or 'no modules'}: none may import another",
+            members,
+            missing=unmatched,
+            unmatched=unmatched,
+            matched=any(_present(m, node_set, modules) for m in members),
+        )
     # forbidden
     exact = not contract.get("as_packages", True)
     sources = _resolve(contract["source"], modules)
@@ -900,11 +984,16 @@ def _scopes(contract: Mapping[str, Any], g: _Graph) -> tuple[list[_Scope], str, 
             if not (s == f if exact else _overlap(s, f)):
                 rules.setdefault(index[f], set()).add(index[s])
     indirect = not contract.get("allow_indirect", False)
-    detail = (
-        f"{', '.join(sources)} must not import {', '.join(forbidden)}"
-        f"{'' if indirect else ' directly (indirect imports allowed)'}"
+    unmatched = _unmatched(contract["source"], node_set, modules)
+    return _Plan(
+        [_Scope(units, rules, indirect=indirect)],
+        f"{', '.join(sources) or 'no modules'} must not import {', '.join(forbidden)}"
+        f"{'' if indirect else ' directly (indirect imports allowed)'}",
+        sources,
+        missing=unmatched,
+        unmatched=unmatched,
+        matched=any(_present(m, node_set, modules) for m in sources),
     )
-    return [_Scope(units, rules, indirect=indirect)], detail, sources
 
 
 def _check_contract(
@@ -913,7 +1002,9 @@ def _check_contract(
     max_violations: int,
     checked: set[tuple[str, str]],
     violating: set[tuple[str, str]],
-) -> _Data:
+) -> tuple[_Data, str | None]:
+    """One contract's report entry, and the problem to list at the top level
+    when some of its declared names match no module."""
     kind = contract["kind"]
     base: _Data = {
         "name": contract["name"],
@@ -924,14 +1015,26 @@ def _check_contract(
     if contract.get("unchecked") or kind not in ("layers", "independence", "forbidden"):
         return {
             **base,
-            "kept": True,
+            "kept": None,
             "violation_count": 0,
             "truncated": False,
             "violations": [],
             "detail": f"contract type {kind!r} is not checked by corral",
-        }
+        }, None
+    plan = _scopes(contract, g)
+    base["modules"] = plan.modules
+    if not plan.matched:
+        names = ", ".join(plan.unmatched) or "no member declared"
+        return {
+            **base,
+            "kept": False,
+            "violation_count": 0,
+            "truncated": False,
+            "violations": [],
+            "detail": f"{plan.detail}; no module matches: {names}",
+        }, f"{contract['name']}: no module matches: {names}; nothing was checked"
     ignored = _ignored(g, contract.get("ignore_imports") or [])
-    scopes, detail, base["modules"] = _scopes(contract, g)
+    scopes = plan.scopes
     found = _Found({}, {})
     runs: list[_ScopeRun] = []
     for i, scope in enumerate(scopes):
@@ -939,7 +1042,7 @@ def _check_contract(
         run.checked(checked)
         run.run(found, i)
         runs.append(run)
-    violating.update(e for e in found.direct if e[1] not in g.external)
+    violating.update(found.direct)
     count = len(found.direct) + len(found.indirect)
     rows: list[tuple[bool, str, str, str]] = [(False, a, b, "") for a, b in found.direct]
     rows += [(True, a, t, t) for a, t in found.indirect]
@@ -966,20 +1069,29 @@ def _check_contract(
                 "imported_layer": ub,
             }
         )
+    detail = plan.detail
+    if plan.missing:
+        detail += f"; no module matches: {', '.join(plan.missing)}"
     if count:
         n_direct, n_indirect = len(found.direct), len(found.indirect)
         detail += f"; broken: {n_direct} direct and {n_indirect} indirect violation"
         detail += "s" if n_indirect != 1 else ""
     else:
-        detail += "; kept"
+        detail += "; broken" if plan.missing else "; kept"
+    problem = (
+        f"{contract['name']}: no module matches: {', '.join(plan.missing)}; "
+        "the other members were checked"
+        if plan.missing
+        else None
+    )
     return {
         **base,
-        "kept": count == 0,
+        "kept": count == 0 and not plan.missing,
         "violation_count": count,
         "truncated": len(rows) > max(0, max_violations),
         "violations": listed,
         "detail": detail,
-    }
+    }, problem
 
 
 def check_architecture(
@@ -1019,14 +1131,24 @@ def check_architecture(
                 "violations": 0,
                 "checked_edges": 0,
                 "conformance": None,
+                "problems": [],
             }
         source, style, detail = "detected", detected["style"], detected["detail"]
         contracts = detected["contracts"]
     checked: set[tuple[str, str]] = set()
     violating: set[tuple[str, str]] = set()
-    results = [_check_contract(c, g, max_violations, checked, violating) for c in contracts]
+    results: list[_Data] = []
+    problems: list[str] = []
+    for contract in contracts:
+        result, problem = _check_contract(contract, g, max_violations, checked, violating)
+        results.append(result)
+        if problem is not None:
+            problems.append(problem)
     if config is not None:
-        detail += f", {sum(not r['kept'] for r in results)} broken"
+        detail += f", {sum(r['kept'] is False for r in results)} broken"
+        unchecked = sum(r["kept"] is None for r in results)
+        if unchecked:
+            detail += f", {unchecked} not checked"
     conformance = round(1 - len(violating) / len(checked), 4) if checked else None
     return {
         "source": source,
@@ -1037,6 +1159,7 @@ def check_architecture(
         "violations": sum(r["violation_count"] for r in results),
         "checked_edges": len(checked),
         "conformance": conformance,
+        "problems": problems,
     }
 
 

@@ -61,7 +61,8 @@ def find_projects(
             if entry.is_symlink() and not entry.resolve().is_relative_to(root):
                 continue
             if (entry / "__init__.py").is_file():
-                found[owner] = (found[owner][0], True)
+                if entry.name.isidentifier():
+                    found[owner] = (found[owner][0], True)
                 continue  # a package: projects do not nest inside packages
             if _has_project_file(entry):
                 found.append((entry, False))
@@ -69,7 +70,7 @@ def find_projects(
             else:
                 walk(entry, owner)
 
-    found.append((root, (root / "__init__.py").is_file()))
+    found.append((root, (root / "__init__.py").is_file() and root.name.isidentifier()))
     if not found[0][1]:
         walk(root, 0)
     dirs = [d for d, _ in found]

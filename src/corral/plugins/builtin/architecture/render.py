@@ -406,18 +406,20 @@ def _layers_blocks(layers: dict[str, Any], level: int) -> list[_Block]:
                 [
                     _t(
                         f"Conformance: {conformance * 100:.1f}% of "
-                        f"{layers.get('checked_edges', 0)} checked module imports; "
+                        f"{layers.get('checked_edges', 0)} checked imports; "
                         f"{layers.get('violations', 0)} violations."
                     )
                 ]
             )
         )
+    for problem in layers.get("problems") or []:
+        blocks.append(_Para([_b("Problem: "), _t(problem)]))
     shown, rest = _bounded(contracts)
     rows = [
         [
             [_t(ct.get("name", ""))],
             [_t(ct.get("kind", ""))],
-            [_t("kept" if ct.get("kept") else "broken")],
+            [_t(_contract_status(ct))],
             [_t(_num(ct.get("violation_count", 0)))],
         ]
         for ct in shown
@@ -432,9 +434,18 @@ def _layers_blocks(layers: dict[str, Any], level: int) -> list[_Block]:
     return blocks
 
 
+def _contract_status(ct: dict[str, Any]) -> str:
+    """kept / broken / not checked (``kept`` is None for contract types corral
+    does not check)."""
+    kept = ct.get("kept")
+    return "not checked" if kept is None else "kept" if kept else "broken"
+
+
 def _contract_blocks(ct: dict[str, Any]) -> list[_Block]:
     count = ct.get("violation_count", 0)
-    status = "kept" if ct.get("kept") else f"broken, {count} violations"
+    status = _contract_status(ct)
+    if status == "broken":
+        status = f"broken, {count} violations" if count else f"broken: {ct.get('detail', '')}"
     head: Run = [_b(ct.get("name", "")), _t(f" ({ct.get('kind', '?')}): {status}")]
     if ct.get("layers"):
         head.append(_t(". Layers, top first: "))

@@ -29,6 +29,7 @@ SUMMARY_KEYS = (
     "module_cycles",
     "package_cycles",
     "violations",
+    "broken_contracts",
     "not_analysed",
     "score",
 )
@@ -78,6 +79,7 @@ def build_section(
             "module_cycles": len(cycles["modules"]),
             "package_cycles": len(cycles["packages"]),
             "violations": layers.get("violations", 0),
+            "broken_contracts": sum(1 for c in layers.get("contracts", []) if c["kept"] is False),
             "not_analysed": len(not_analysed),
             "score": score["value"],
         },
@@ -182,6 +184,8 @@ def summary_text(report: dict[str, Any]) -> str:
         label = f"{section['name']}: " if len(report["projects"]) > 1 else ""
         if layers.get("detail"):
             lines.append(f"  {label}layers: {layers['detail']}")
+        for problem in layers.get("problems") or []:
+            lines.append(f"  {label}layers: problem: {problem}")
     if report["recommendations"]:
         lines.append("  recommendations:")
         for rec in report["recommendations"][:5]:

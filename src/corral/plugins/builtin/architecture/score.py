@@ -7,8 +7,9 @@ The score starts at 100 and loses at most:
   come first because they make every other change harder (nothing in a
   cycle can be understood, tested or moved alone).
 - **layers, 25**: ``min(25, 100*(1 - conformance))``, conformance being the
-  share of the contract-checked imports that respect the declared (or
-  detected) layers; 0 when nothing is checked.
+  share of the contract-checked imports that respect the declared contracts;
+  at most 10 when the layers were only detected from package names; 0 when
+  nothing is checked.
 - **distance, 20**: ``20 * max(0, D - 0.3) / 0.7``, with ``D`` the
   LOC-weighted mean distance from the main sequence of the packages that
   import or are imported by another package: up to 0.3 is normal for
@@ -16,7 +17,8 @@ The score starts at 100 and loses at most:
 - **coupling, 20**: ``min(20, 100*h)``, with ``h`` the share of modules
   that import more than 15 of the project's own modules.
 
-The result is rounded to an integer. Every rule is pure: the inputs are the
+The result is rounded to an integer; a project in which no module could be
+analysed scores 0 (a gate must not pass on nothing). Every rule is pure: the inputs are the
 report's own figures, so the same code always gets the same score.
 """
 
@@ -52,13 +54,20 @@ def compute_score(
     ]
     checked, conformance = layers.get("checked_edges", 0), layers.get("conformance")
     if checked and conformance is not None:
+        # A detected style is a guess from names: it weighs less than a declaration.
+        guessed = layers.get("source") == "detected"
         components.append(
             _component(
                 "layers",
                 100 * (1 - conformance),
-                25,
-                f"{conformance:.1%} of {checked} checked imports follow the layers",
+                10 if guessed else 25,
+                f"{conformance:.1%} of {checked} checked imports follow the "
+                + ("detected layers" if guessed else "declared contracts"),
             )
+        )
+    elif layers.get("problems"):
+        components.append(
+            _component("layers", 0, 25, "nothing checked: " + "; ".join(layers["problems"]))
         )
     else:
         components.append(_component("layers", 0, 25, "no layer contract declared or detected"))
@@ -90,6 +99,8 @@ def compute_score(
         )
     )
     value = round(max(0.0, 100 - sum(c["penalty"] for c in components)))
+    if not modules:  # nothing analysed: a score of 100 would pass any gate unearned
+        value = 0
     return {"value": value, "components": components}
 
 
@@ -190,8 +201,10 @@ def recommend(
             }
         )
     for name, row in sorted(metrics["packages"].items(), key=lambda kv: -kv[1]["distance"]):
-        if row["distance"] < 0.7 or not row["loc"]:
+        if row["distance"] < 0.7:
             break
+        if not row["loc"]:  # an empty __init__ only: nothing to act on
+            continue
         if row["instability"] <= 0.3 and row["abstractness"] <= 0.1 and row["ca"] >= 5:
             detail = (
                 f"stable (I={row['instability']:.2f}, {row['ca']} packages depend on it) "

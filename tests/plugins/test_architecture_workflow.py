@@ -45,7 +45,8 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 async def analyse(
     path: Path, store: str = "memory://", **options: Any
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """(report, step id -> status) of one run in a fresh engine."""
+    """(report, step id -> status) of one run in a fresh engine (two parse chunks)."""
+    options.setdefault("chunks", 2)
     wf = architecture.analysis_workflow(path, **options)
     async with corral.open_engine(store, entry_points=False, plugins=[architecture]) as engine:
         handle = await engine.submit(wf)
@@ -108,7 +109,7 @@ async def test_subprojects_get_their_own_sections(tmp_path: Path) -> None:
         f"{kind}_{i}"
         for kind in ("scan", "parse", "graph", "metrics", "cycles", "layers", "section")
         for i in range(3)
-    } | {"report"}
+    } | {f"parse_{i}_{k}" for i in range(3) for k in range(2)} | {"report"}
 
 
 async def test_cache_by_content(tmp_path: Path) -> None:
@@ -138,6 +139,8 @@ async def test_cache_by_content(tmp_path: Path) -> None:
         "scan_0",
         "scan_1",
         "scan_2",
+        "parse_1_0",  # every chunk's input is the whole scan, so both rerun ...
+        "parse_1_1",
         "parse_1",
         "graph_1",
         "metrics_1",
@@ -146,9 +149,10 @@ async def test_cache_by_content(tmp_path: Path) -> None:
     }
     fresh, _ = await analyse(tree, cache=False)
     assert edited == fresh  # identical to a cold run's report
-    # only the edited file was parsed again: the others came from the memo
-    memo_file = Path(memo.memo_path(tree, "libs/a"))
-    assert len(json.loads(memo_file.read_text())["facts"]) == 3  # liba, core, util
+    # ... but only the edited file was parsed again: the others came from the memos
+    memo_files = [Path(memo.memo_path(tree, "libs/a", k, 2)) for k in range(2)]
+    assert sum(len(json.loads(f.read_text())["facts"]) for f in memo_files) == 3
+    memo_file = memo_files[0]
 
     # a corrupt memo costs time, not correctness
     memo_file.write_text("{not json")

@@ -29,7 +29,13 @@ from corral.errors import ArchitectureConfigError, NonRetryable
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
-from corral.plugins.builtin.architecture.discover import DEFAULT_MAX_FILE_BYTES, parse, scan
+from corral.plugins.builtin.architecture.discover import (
+    DEFAULT_MAX_FILE_BYTES,
+    chunk_of,
+    merge_parts,
+    parse,
+    scan,
+)
 from corral.plugins.builtin.architecture.externals import environment_digest
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
@@ -41,6 +47,7 @@ __all__ = [
     "Cycles",
     "Graph",
     "Layers",
+    "Merge",
     "Metrics",
     "Parse",
     "Report",
@@ -152,17 +159,35 @@ class Parse(Handler):
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         scan: _Data
         memo: str | None = None  # file of per-file facts from earlier runs (memo.py)
+        chunk: Annotated[int, Meta(ge=0)] = 0  # this step parses one chunk of the files
+        chunks: Annotated[int, Meta(ge=1)] = 1
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
         facts = memo.load(params.memo, VERSION) if params.memo else None
         result = parse(
-            params.scan, on_file=lambda n, t: ctx.progress(n, t, "files parsed"), memo=facts
+            chunk_of(params.scan, params.chunk, params.chunks),
+            on_file=lambda n, t: ctx.progress(n, t, "files parsed"),
+            memo=facts,
         )
         if params.memo and facts is not None:
             memo.save(params.memo, VERSION, facts)
         parsed = sum(len(p["modules"]) for p in result["packages"])
         ctx.progress(parsed, parsed, "files parsed")
         return result
+
+
+class Merge(Handler):
+    """The parsed chunks of a project, back together in the scan's order."""
+
+    name = "architecture.merge"
+    version = VERSION  # light work: runs in the event loop
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        scan: _Data
+        parts: list[_Data]
+
+    async def run(self, ctx: StepContext, params: Params) -> _Data:
+        return merge_parts(params.scan, params.parts)
 
 
 class Graph(Handler):
@@ -294,6 +319,7 @@ def analysis_workflow(
     exclude_type_checking: bool = False,
     cache: bool = True,
     projects: list[dict[str, Any]] | None = None,
+    chunks: int | None = None,
 ) -> Any:
     """The ``architecture.analyze`` workflow (a ``corral.Workflow``); its
     result's ``"report"`` entry is the report dict.
@@ -317,6 +343,8 @@ def analysis_workflow(
         "exclude_tests": exclude_tests,
         "exclude_type_checking": exclude_type_checking,
     }
+    if chunks is None:  # one parse step per core, up to 4
+        chunks = max(1, min(os.cpu_count() or 1, 4))
     if projects is None:
         projects = find_projects(root, exclude=options["exclude"], exclude_tests=exclude_tests)
     if not projects:
@@ -330,14 +358,30 @@ def analysis_workflow(
             f"scan_{i}", "architecture.scan", root=str(root), project=project, options=options
         )
         cached: dict[str, Any] = {"cache": cache}
-        discovery = wf.step(
-            f"parse_{i}",
-            "architecture.parse",
-            needs=[scan_],
-            scan=scan_.output.scan,
-            memo=memo.memo_path(root, project["path"]) if cache else None,
-            **cached,
-        )
+        # Parsing is most of a cold run: it is split across the cpu pool.
+        parts = [
+            wf.step(
+                f"parse_{i}" if chunks == 1 else f"parse_{i}_{k}",
+                "architecture.parse",
+                needs=[scan_],
+                scan=scan_.output.scan,
+                memo=memo.memo_path(root, project["path"], k, chunks) if cache else None,
+                chunk=k,
+                chunks=chunks,
+                **cached,
+            )
+            for k in range(chunks)
+        ]
+        discovery = parts[0]
+        if chunks > 1:
+            discovery = wf.step(
+                f"parse_{i}",
+                "architecture.merge",
+                needs=parts,
+                scan=scan_.output.scan,
+                parts=[p.output for p in parts],
+                **cached,
+            )
         graph = wf.step(
             f"graph_{i}",
             "architecture.graph",
@@ -395,4 +439,4 @@ def analysis_workflow(
 
 @hookimpl
 def corral_handlers() -> list[type[Handler]]:
-    return [Scan, Parse, Graph, Metrics, Cycles, Layers, Section, Report]
+    return [Scan, Parse, Merge, Graph, Metrics, Cycles, Layers, Section, Report]

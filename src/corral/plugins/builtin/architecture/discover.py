@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import tokenize
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -439,3 +440,52 @@ def discover(
     return parse(
         scan(path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes)
     )
+
+
+def chunk_of(scanned: dict[str, Any], chunk: int, chunks: int) -> dict[str, Any]:
+    """The part of a scan that parse step ``chunk`` of ``chunks`` handles.
+
+    A file always falls in the same chunk (by a hash of its path), so each
+    chunk's parse memo stays valid from run to run; namespace packages, the
+    placeholders and the files not analysed go with chunk 0.
+    """
+    if chunks <= 1:
+        return scanned
+
+    def mine(module: dict[str, Any]) -> bool:
+        if module["namespace"]:
+            return chunk == 0
+        return zlib.crc32(module["path"].encode()) % chunks == chunk
+
+    packages = [
+        {
+            **package,
+            "modules": [m for m in package["modules"] if mine(m)],
+            "placeholders": package.get("placeholders", []) if chunk == 0 else [],
+        }
+        for package in scanned["packages"]
+    ]
+    not_analysed = scanned["not_analysed"] if chunk == 0 else []
+    return {**scanned, "packages": packages, "not_analysed": not_analysed}
+
+
+def merge_parts(scanned: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Put parsed chunks back together, in the scan's order: the result is
+    what :func:`parse` of the whole scan gives."""
+    if len(parts) == 1:
+        return parts[0]
+    packages = []
+    for i, package in enumerate(scanned["packages"]):
+        order = {m["name"]: n for n, m in enumerate(package["modules"])}
+        modules = sorted(
+            (m for part in parts for m in part["packages"][i]["modules"]),
+            key=lambda m: order.get(m["name"], len(order)),
+        )
+        placeholders: list[str] = []
+        for part in parts:
+            placeholders += part["packages"][i].get("placeholders", [])
+        packages.append({**package, "modules": modules, "placeholders": placeholders})
+    not_analysed = sorted(
+        (item for part in parts for item in part["not_analysed"]), key=lambda f: f["path"]
+    )
+    return {**scanned, "packages": packages, "not_analysed": not_analysed}

@@ -222,9 +222,19 @@ def _externals(report: dict[str, Any]) -> str:
     for section in report["projects"]:
         for ext in section["external"]:
             names.setdefault(ext["name"], ext)
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+
     stdlib = sum(1 for e in names.values() if e["stdlib"])
-    dists = sorted({e["distribution"] or e["name"] for e in names.values() if not e["stdlib"]})
-    shown = ", ".join(dists[:8]) + (f" and {len(dists) - 8} more" if len(dists) > 8 else "")
-    if not dists:
-        return f"{stdlib} standard-library modules"
-    return f"{len(dists)} third-party ({shown}), {stdlib} standard-library modules"
+    dists = sorted({e["distribution"] for e in names.values() if e["distribution"]})
+    # neither installed here nor standard library: a missing dependency, or a
+    # name that is not a module at all (e.g. imported under TYPE_CHECKING)
+    unknown = sorted(n for n, e in names.items() if not e["stdlib"] and not e["distribution"])
+    parts = []
+    if dists:
+        parts.append(f"{len(dists)} third-party ({listed(dists)})")
+    if unknown:
+        parts.append(f"{len(unknown)} not installed here ({listed(unknown)})")
+    parts.append(f"{stdlib} standard-library modules")
+    return ", ".join(parts)

@@ -152,7 +152,11 @@ class WorkflowRun:
         self._limit = plan.spec.settings.max_parallel_steps or math.inf
         self._ranks = services.strategy.ranks(plan)
         self._nursery: trio.Nursery | None = None
-        self._scope = trio.CancelScope()
+        # The workflow's cancel scope is its nursery's (one scope, not two):
+        # a cancel that comes before the nursery exists is remembered.
+        self._scope: trio.CancelScope | None = None
+        self._cancel_early = False
+        self._failed_fast = False  # the nursery was cancelled by fail_fast, not a timeout
         self._cancel_reason: str | None = None
         self._failure: tuple[str, str, BaseException] | None = None  # step, status, exc
         self._submitted_at = submitted_at
@@ -172,7 +176,10 @@ class WorkflowRun:
         """Cancel the whole workflow (every running step). Works before it starts."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
-        self._scope.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
+        else:
+            self._cancel_early = True
 
     def abandon(self, reason: str = "taken over by another engine") -> None:
         """Stop without writing anything more: another engine took this execution
@@ -291,16 +298,18 @@ class WorkflowRun:
                     WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=now())
                 )
             timeout = self.plan.spec.settings.timeout
-            if timeout is not None:
-                self._scope.deadline = t0 + timeout
-            with self._scope:
-                await self._write_skips()
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    for i, n in enumerate(self._remaining):
-                        if n == 0 and self.status[i] == "pending":
-                            heapq.heappush(self._ready, (self._ranks[i], i))
-                    self._schedule()
+            await self._write_skips()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._scope = nursery.cancel_scope
+                if timeout is not None:
+                    nursery.cancel_scope.deadline = t0 + timeout
+                if self._cancel_early:
+                    nursery.cancel_scope.cancel()
+                for i, n in enumerate(self._remaining):
+                    if n == 0 and self.status[i] == "pending":
+                        heapq.heappush(self._ready, (self._ranks[i], i))
+                self._schedule()
             outcome = self._conclude()
         except BaseException as exc:
             if not is_cancellation(exc):
@@ -344,7 +353,7 @@ class WorkflowRun:
                 error=ErrorInfo("WorkflowCancelled", self._cancel_reason),
                 exception=WorkflowCancelled(rec.id, self._cancel_reason),
             )
-        if self._scope.cancelled_caught:
+        if self._scope is not None and self._scope.cancelled_caught and not self._failed_fast:
             limit = self.plan.spec.settings.timeout
             msg = f"workflow {rec.workflow!r} exceeded its timeout of {limit}s"
             if self._failure is not None:
@@ -397,21 +406,19 @@ class WorkflowRun:
         rec.error = outcome.error
         rec.finished_at = now()
         try:
-            with trio.CancelScope(shield=True) as scope:
-                # The execution's own status first, under its own deadline.
-                scope.relative_deadline = s.status_write_timeout
-                if not self.abandoned:
-                    await self._retrying(
-                        s.store.finish_execution,
-                        rec.id,
-                        outcome.status,
-                        result=outcome.result,
-                        error=outcome.error,
-                        finished_at=rec.finished_at,
-                        owner=s.owner,
-                    )
-            if scope.cancelled_caught:
-                log.error("could not record the end of execution %s in time", rec.id)
+            # The execution's own status first. A status write is not interrupted
+            # by a cancel (Store protocol) and _retrying bounds its retries by the
+            # status-write deadline, so no shielded scope is needed here.
+            if not self.abandoned:
+                await self._retrying(
+                    s.store.finish_execution,
+                    rec.id,
+                    outcome.status,
+                    result=outcome.result,
+                    error=outcome.error,
+                    finished_at=rec.finished_at,
+                    owner=s.owner,
+                )
             left = "skipped" if outcome.status == "succeeded" else "cancelled"
             if self._unwritten or "pending" in self.status:
                 with trio.CancelScope(shield=True) as scope:
@@ -472,6 +479,7 @@ class WorkflowRun:
             return
         if status in _FAILED and self.plan.spec.settings.on_failure == "fail_fast":
             assert self._nursery is not None
+            self._failed_fast = True
             self._nursery.cancel_scope.cancel()
             return
         # skipped by its condition, or failed under `continue`: dependents cannot run.

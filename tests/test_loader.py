@@ -264,7 +264,7 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "(known handlers: architecture.* (8), core.* (5); `corral plugins` lists them)",
+        "(known handlers: architecture.* (9), core.* (5); `corral plugins` lists them)",
     ),
     (
         "handler-and-workflow",

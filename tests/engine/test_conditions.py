@@ -14,13 +14,13 @@ NAMES = ("inputs", "steps")
 
 def test_compiles_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = conditions.cel.compile
+    real = conditions._cel().compile
 
     def counting(source: str) -> Any:
         calls.append(source)
         return real(source)
 
-    monkeypatch.setattr(conditions.cel, "compile", counting)
+    monkeypatch.setattr(conditions._cel(), "compile", counting)
     cond = Condition("inputs.n > 2", NAMES)
     for n in range(10):
         assert cond.test({"inputs": {"n": n}, "steps": {}}) is (n > 2)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Mapping
+from types import ModuleType
 from typing import Any
-
-import cel
 
 __all__ = ["FUNCTIONS", "MAX_LENGTH", "Condition", "ConditionError"]
 
@@ -64,6 +63,21 @@ def _is_operator(name: str) -> bool:
     return name.startswith("@") or not name.replace("_", "a").isidentifier()
 
 
+_CEL: ModuleType | None = None
+
+
+def _cel() -> ModuleType:
+    """The CEL library, imported on first use: its package pulls in a command
+    line toolkit (prompt_toolkit, typer: ~15 MB and ~80 ms) that workflows
+    without conditions or keys never need."""
+    global _CEL
+    if _CEL is None:
+        import cel
+
+        _CEL = cel
+    return _CEL
+
+
 class ConditionError(ValueError):
     """An expression does not compile, uses unknown names, or fails to evaluate."""
 
@@ -85,7 +99,7 @@ class Condition:
                 f"expression is too long ({len(source)} characters; the limit is {MAX_LENGTH})"
             )
         try:
-            program = cel.compile(source)
+            program = _cel().compile(source)
             bound = set(_MACRO_VARIABLE.findall(source)) - set(allowed)
             variables = frozenset(program.variables()) - bound - _BUILTIN_NAMES
         except BaseException as exc:

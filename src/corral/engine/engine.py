@@ -526,6 +526,8 @@ class Engine:
                     await self.store.record_step(record.id, step, owner=self.owner)
             except LeaseLost:
                 pass  # another engine runs it now; not ours to cancel
+            except StoreError as exc:  # left `pending`: a later engine resumes, sees the cancel
+                log.warning("could not record the cancel of %s: %s", record.id, exc)
         self._metrics.workflow_finished("cancelled", 0.0)
         for _ in record.steps:
             self._metrics.step_finished("cancelled", None)
@@ -817,33 +819,38 @@ async def open_engine(
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(the_store.run)
-            engine = Engine(
-                store=the_store,
-                registry=registry,
-                limits=limits,
-                nursery=nursery,
-                memory_reader=memory_reader,
-                lease=lease,
-                worker_context=workers,
-            )
-            if engine.resources.memory.enabled:
-                engine.resources.memory.sample()
-                nursery.start_soon(engine.resources.memory.run)
-            nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
-            await engine.cache.prune()  # expired and excess persisted results
-            await engine._take_over()
-            nursery.start_soon(engine._keep_leases)
-            if retention is not None:
-                nursery.start_soon(engine._retain, retention)
+            engine: Engine | None = None
             try:
-                yield engine
-                await engine.close()
-            except BaseException:
-                with trio.CancelScope(shield=True):
-                    await engine.close(cancel=True)
-                raise
+                engine = Engine(
+                    store=the_store,
+                    registry=registry,
+                    limits=limits,
+                    nursery=nursery,
+                    memory_reader=memory_reader,
+                    lease=lease,
+                    worker_context=workers,
+                )
+                if engine.resources.memory.enabled:
+                    engine.resources.memory.sample()
+                    nursery.start_soon(engine.resources.memory.run)
+                nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
+                await engine.cache.prune()  # expired and excess persisted results
+                await engine._take_over()
+                nursery.start_soon(engine._keep_leases)
+                if retention is not None:
+                    nursery.start_soon(engine._retain, retention)
+                try:
+                    yield engine
+                    await engine.close()
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await engine.close(cancel=True)
+                    raise
             finally:
-                engine.events.close()
+                if engine is not None:
+                    engine.events.close()
+                # The store's writer is shielded (queued status writes are never
+                # dropped): closing it, after the runs are done, is what stops it.
                 with trio.CancelScope(shield=True):
                     await the_store.close()
                 nursery.cancel_scope.cancel()
@@ -866,27 +873,38 @@ _gc_thresholds: tuple[int, int, int] | None = None
 _GC_THRESHOLDS = (10_000, 10, 10)
 
 
+_gc_froze = False
+_gc_set: tuple[int, int, int] | None = None
+
+
 def _gc_freeze() -> bool:
     """``gc.freeze()`` for the first open engine of the process (collecting first,
-    so no garbage is frozen) and fewer young collections; later engines share it."""
-    global _gc_freezes, _gc_thresholds
+    so no garbage is frozen) and fewer young collections; later engines share it.
+    An application that froze the heap itself keeps its own freeze."""
+    global _gc_freezes, _gc_thresholds, _gc_froze, _gc_set
     if _gc_freezes == 0:
-        gc.collect()
-        gc.freeze()
+        _gc_froze = gc.get_freeze_count() == 0
+        if _gc_froze:
+            gc.collect()
+            gc.freeze()
         _gc_thresholds = gc.get_threshold()
-        gc.set_threshold(*(max(a, b) for a, b in zip(_gc_thresholds, _GC_THRESHOLDS, strict=True)))
+        _gc_set = tuple(  # type: ignore[assignment]
+            max(a, b) for a, b in zip(_gc_thresholds, _GC_THRESHOLDS, strict=True)
+        )
+        gc.set_threshold(*_gc_set)  # type: ignore[misc]
     _gc_freezes += 1
     return True
 
 
 def _gc_unfreeze() -> None:
-    """The last engine to close gives the frozen objects back to the collector
-    and restores its thresholds."""
+    """The last engine to close gives back what it changed: its freeze, and the
+    thresholds (unless the application has set others meanwhile)."""
     global _gc_freezes
     _gc_freezes -= 1
     if _gc_freezes == 0:
-        gc.unfreeze()
-        if _gc_thresholds is not None:
+        if _gc_froze:
+            gc.unfreeze()
+        if _gc_thresholds is not None and gc.get_threshold() == _gc_set:
             gc.set_threshold(*_gc_thresholds)
 
 

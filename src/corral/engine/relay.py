@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -27,6 +28,8 @@ import trio
 __all__ = ["ProgressRelay", "send_progress"]
 
 Report = Callable[[float, float | None, str | None], None]
+log = logging.getLogger("corral.engine")
+_OFF = "-"  # the relay could not start: progress from workers stays silent
 
 _MAX_LINE = 64 * 1024
 _DRAIN_TIMEOUT = 2.0
@@ -49,15 +52,22 @@ class ProgressRelay:
             return None
         if self._address is None:
             if self._starting is None:
-                self._starting = trio.Event()
+                starting = self._starting = trio.Event()
                 try:
                     self._address = await self._nursery.start(self._serve)
+                except OSError as exc:  # e.g. a socket path too long for AF_UNIX
+                    log.warning("progress from cpu handlers is off: %s", exc)
+                    self._address = _OFF
                 finally:
-                    self._starting.set()
+                    if self._address is None:  # cancelled while starting: try again later
+                        self._starting = None
+                    starting.set()
             else:
                 await self._starting.wait()
-            if self._address is None:
+            if self._address is None or self._address == _OFF:
                 return None
+        if self._address == _OFF:
+            return None
         token = next(self._tokens)
         self._reports[token] = report
         return self._address, token
@@ -66,13 +76,15 @@ class ProgressRelay:
         """Stop relaying for a step, once the ``sent`` lines its worker wrote
         have been read (at most ``_DRAIN_TIMEOUT`` later): the worker's result
         and its progress lines travel on different channels."""
-        if sent and self._received.get(token, 0) < sent:
-            self._waiting[token] = (sent, trio.Event())
-            with trio.move_on_after(_DRAIN_TIMEOUT):
-                await self._waiting[token][1].wait()
-        self._waiting.pop(token, None)
-        self._received.pop(token, None)
-        self._reports.pop(token, None)
+        try:
+            if sent and self._received.get(token, 0) < sent:
+                self._waiting[token] = (sent, trio.Event())
+                with trio.move_on_after(_DRAIN_TIMEOUT):
+                    await self._waiting[token][1].wait()
+        finally:  # even when cancelled: nothing of the step is kept
+            self._waiting.pop(token, None)
+            self._received.pop(token, None)
+            self._reports.pop(token, None)
 
     async def _serve(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         with tempfile.TemporaryDirectory(prefix="corral-relay-") as tmp:
@@ -84,14 +96,22 @@ class ProgressRelay:
                 task_status.started(path)
                 async with trio.open_nursery() as nursery:
                     while True:
-                        conn, _ = await listener.accept()
+                        try:
+                            conn, _ = await listener.accept()
+                        except OSError as exc:  # out of descriptors ...: progress goes silent
+                            log.warning("progress relay stopped: %s", exc)
+                            self._address = _OFF
+                            return
                         nursery.start_soon(self._read, conn)
 
     async def _read(self, conn: trio.socket.SocketType) -> None:
         buffer = b""
         with conn:
             while True:
-                data = await conn.recv(65536)
+                try:
+                    data = await conn.recv(65536)
+                except OSError:
+                    return  # the worker went away
                 if not data:
                     return
                 buffer += data
@@ -113,8 +133,10 @@ class ProgressRelay:
                 None if total is None else float(total),
                 None if message is None else str(message),
             )
-        except (ValueError, TypeError):
-            return  # a malformed line is dropped; progress is best effort
+        except Exception:
+            # Whatever a worker sends (huge numbers, deep nesting, garbage) is
+            # dropped: progress is best effort and must never reach the engine.
+            return
         count = self._received[token] = self._received.get(token, 0) + 1
         waiting = self._waiting.get(token)
         if waiting is not None and count >= waiting[0]:
@@ -134,7 +156,12 @@ def send_progress(
     since trio-parallel reuses workers across steps.
     """
     path, token = address
-    line = json.dumps([token, done, total, message]).encode() + b"\n"
+    try:
+        text = None if message is None else str(message)
+        line = json.dumps([token, float(done), None if total is None else float(total), text])
+    except (TypeError, ValueError, OverflowError):
+        return False
+    data = line.encode() + b"\n"
     for _ in range(2):  # one reconnect if a cached connection went stale
         sock = _connections.get(path)
         try:
@@ -143,7 +170,7 @@ def send_progress(
                 sock.settimeout(1.0)
                 sock.connect(path)
                 _connections[path] = sock
-            sock.sendall(line)
+            sock.sendall(data)
             return True
         except OSError:
             _connections.pop(path, None)

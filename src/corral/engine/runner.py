@@ -220,10 +220,8 @@ class WorkflowRun:
                 return
             except StoreError as exc:
                 current = trio.current_time()
-                if deadline is None:
-                    deadline = min(
-                        trio.current_effective_deadline(), current + self.s.status_write_timeout
-                    )
+                if deadline is None:  # the status-write deadline, whether cancelled or not
+                    deadline = current + self.s.status_write_timeout
                 if deadline - current < delay:
                     self.abandon(f"its status cannot be recorded ({exc})")
                     return
@@ -291,6 +289,13 @@ class WorkflowRun:
                 self.abandon()
             except StoreError as exc:
                 self.abandon(f"it cannot be started ({exc})")
+            if not self.abandoned:
+                try:
+                    # Its record is durable before any step runs (submit did
+                    # not wait for that commit): a crash forgets nothing that ran.
+                    await s.store.wait_created(rec.id)
+                except StoreError as exc:
+                    self.abandon(f"it cannot be started ({exc})")
             if self.top_level:
                 s.metrics.started += 1
             if self._events.active:

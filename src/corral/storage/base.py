@@ -97,6 +97,12 @@ class Store(Protocol):
         """
         ...
 
+    async def wait_created(self, execution_id: str) -> None:
+        """Return once the insert of an execution created with ``wait=False``
+        is durable; raise :class:`StoreError` if it failed. The engine calls it
+        before the execution's first step runs, so nothing runs that a crash
+        could forget. Immediate for any other execution."""
+
     async def start_execution(
         self,
         execution_id: str,

@@ -100,6 +100,9 @@ class MemoryStore:
         except (KeyError, TypeError):
             raise ExecutionNotFound(str(execution_id)) from None
 
+    async def wait_created(self, execution_id: str) -> None:
+        return  # inserts are immediate here
+
     async def start_execution(
         self,
         execution_id: str,

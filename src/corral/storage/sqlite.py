@@ -230,6 +230,11 @@ class SQLiteStore:
         # start_execution and record_step.
         self._unstarted: dict[str, tuple[_Op, list[Any]]] = {}
         self._running_ops: dict[tuple[str, str], _Op] = {}
+        # Inserts not waited for, until their execution's run waits for them
+        # (wait_created); step records not waited for that failed, written
+        # again ahead of their execution's finish.
+        self._creating: dict[str, _Op] = {}
+        self._failed_steps: dict[str, list[Callable[[sqlite3.Connection], Any]]] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -278,20 +283,32 @@ class SQLiteStore:
             )
 
     async def run(self) -> None:
-        """The group-commit writer: one transaction per batch of queued work."""
+        """The group-commit writer: one transaction per batch of queued work.
+
+        Shielded: only :meth:`close` stops it (after the queue is drained), so a
+        cancel of the surrounding nursery never drops queued status writes.
+        Whoever starts it must call :meth:`close`.
+        """
         self._writer = True
         try:
-            while True:
-                if not self._pending:
-                    if self._closing:
-                        return
-                    await self._wake.wait()
-                    self._wake = trio.Event()
-                    continue
-                batch, self._pending = self._pending, []
-                self._gen += 1  # what was queued before this is no longer changeable
-                async with self._lock:
-                    await self._hop(batch)
+            with trio.CancelScope(shield=True):
+                while True:
+                    if not self._pending:
+                        if self._closing:
+                            return
+                        await self._wake.wait()
+                        self._wake = trio.Event()
+                        continue
+                    batch, self._pending = self._pending, []
+                    self._gen += 1  # what was queued before this is no longer changeable
+                    try:
+                        async with self._lock:
+                            await self._hop(batch)
+                    finally:
+                        for op in batch:  # never left waiting, whatever happened
+                            if not op.finished:
+                                op.error = op.error or StoreError("the write was not done")
+                                _wake(op)
         finally:
             self._writer = False
             for op in self._pending:
@@ -340,8 +357,9 @@ class SQLiteStore:
                 return None
             await _wait(op, shield)
         else:
-            async with self._lock:
-                await self._hop([op])
+            with trio.CancelScope(shield=shield):
+                async with self._lock:
+                    await self._hop([op])
         if op.error is not None:
             raise op.error
         return op.result
@@ -357,20 +375,26 @@ class SQLiteStore:
                 if not finished and self._conn is not None:
                     self._conn.interrupt()
 
+        ran: list[bool] = []
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(interrupt_on_cancel)
-                result = await outcome.acapture(trio.to_thread.run_sync, self._run_batch, batch)
+                result = await outcome.acapture(
+                    trio.to_thread.run_sync, self._run_batch, batch, ran
+                )
                 finished = True
                 nursery.cancel_scope.cancel()
         finally:
             for op in batch:
+                if not ran and op.error is None:  # cancelled before the thread ran it
+                    op.error = StoreError("the write was cancelled before it ran")
                 if op.error is not None and op.on_error is not None:
                     op.on_error(op.error)
                 _wake(op)
         result.unwrap()
 
-    def _run_batch(self, batch: list[_Op]) -> None:
+    def _run_batch(self, batch: list[_Op], ran: list[bool]) -> None:
+        ran.append(True)
         conn = self._conn
         assert conn is not None
         self.batches += 1
@@ -391,6 +415,10 @@ class SQLiteStore:
                     if guarded:
                         conn.execute("RELEASE op")
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back by itself (disk
+                        # full, I/O error): every op of the batch failed with it.
+                        raise
                     if guarded:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
@@ -528,10 +556,27 @@ class SQLiteStore:
         await self._run_op(queued, wait=False)
         if queued.gen >= 0:
             self._unstarted[r.id] = (queued, state)
+            self._creating[r.id] = queued
         return record, True
+
+    async def wait_created(self, execution_id: str) -> None:
+        op = self._creating.pop(execution_id, None)
+        if op is None:
+            return
+        await _wait(op, shield=True)
+        if op.error is not None:
+            raise StoreError(f"execution {execution_id} could not be stored: {op.error}")
 
     def _create_failed(self, execution_id: str, error: BaseException) -> None:
         self._failed_creates[execution_id] = error
+
+    def _step_write_failed(
+        self, execution_id: str, write: Callable[[sqlite3.Connection], Any], error: BaseException
+    ) -> None:
+        log.warning(
+            "a queued step record of %s failed (%s); retried at its finish", execution_id, error
+        )
+        self._failed_steps.setdefault(execution_id, []).append(write)
 
     @staticmethod
     def _unwaited_failed(error: BaseException) -> None:
@@ -649,7 +694,7 @@ class SQLiteStore:
             if running is not None and running.gen == self._gen:
                 running.fn = op
                 if not wait:
-                    running.on_error = self._unwaited_failed
+                    running.on_error = partial(self._step_write_failed, execution_id, op)
                     return
                 await _wait(running, shield=True)
                 if running.error is not None:
@@ -658,7 +703,8 @@ class SQLiteStore:
             if wait:
                 await self._call(op, atomic=True, shield=True)
             else:
-                await self._call(op, atomic=True, wait=False, on_error=self._unwaited_failed)
+                failed = partial(self._step_write_failed, execution_id, op)
+                await self._call(op, atomic=True, wait=False, on_error=failed)
             return
         queued = _Op(op, True, atomic=True)
         await self._run_op(queued, wait=False)
@@ -693,6 +739,18 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
         self._unstarted.pop(execution_id, None)
+        self._creating.pop(execution_id, None)
+        failed = self._failed_steps.pop(execution_id, None)
+        for i, write in enumerate(failed or ()):
+            # Step records nobody waited for and that failed (a transient lock):
+            # they go in first, so a finished execution never has a step
+            # left `running`; a failure here fails the finish (and is retried).
+            try:
+                await self._call(write, atomic=True, shield=True)
+            except BaseException:
+                assert failed is not None
+                self._failed_steps[execution_id] = failed[i:]
+                raise
         await self._call(op, wait=self.durability != "none", atomic=True, shield=True)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:

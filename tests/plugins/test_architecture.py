@@ -191,14 +191,41 @@ def test_discovery_layouts_and_not_analysed(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_unreadable_file(tmp_path: Path) -> None:
+    """An unreadable file is listed, the rest analysed. As root (CI), the
+    check runs in a child that gives up the capabilities that bypass file
+    permissions (setpriv), so it is not skipped there."""
+    import json
     import os
+    import shutil
+    import subprocess
 
-    if os.geteuid() == 0:
-        pytest.skip("root reads everything")
     write_tree(tmp_path, {"p/__init__.py": "", "p/secret.py": ""})
     (tmp_path / "p/secret.py").chmod(0)
-    reasons = {f["path"]: f["reason"] for f in discover(tmp_path)["not_analysed"]}
-    assert reasons["p/secret.py"].startswith("unreadable")
+    if os.geteuid() != 0:
+        reasons = {f["path"]: f["reason"] for f in discover(tmp_path)["not_analysed"]}
+        assert reasons["p/secret.py"].startswith("unreadable")
+        return
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root reads everything, and setpriv is not installed")
+    code = (
+        "import json, sys\n"
+        "from corral.plugins.builtin.architecture.discover import discover\n"
+        "print(json.dumps(discover(sys.argv[1])['not_analysed']))\n"
+    )
+    proc = subprocess.run(
+        [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+        + [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0 and "setpriv" in proc.stderr:
+        pytest.skip(f"setpriv cannot drop capabilities here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    reasons = {f["path"]: f["reason"] for f in json.loads(proc.stdout)}
+    assert reasons == {"p/secret.py": "unreadable: Permission denied"}
 
 
 def test_isolation_from_installed_package(tmp_path: Path) -> None:

@@ -412,7 +412,7 @@ class Engine:
             record.started_at = record.created_at
         # Without a key nothing is decided by the insert, so submit does not wait
         # for its commit: it is durable before the execution starts (see
-        # docs/architecture.md, "Submission").
+        # docs/architecture.md, "Admission": submission durability).
         stored, created = await self.store.create_execution(record, wait=key is not None)
         if not created:
             return self._handle_for(stored.id)

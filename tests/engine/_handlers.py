@@ -48,6 +48,19 @@ class CpuProgress(Handler):
         return os.getpid()
 
 
+class CpuOddProgress(Handler):
+    """cpu: progress values the relay must survive (huge, non-JSON)."""
+
+    name = "test.cpu_odd_progress"
+    kind = "cpu"
+
+    def run(self, ctx: StepContext, params: Any) -> Any:  # type: ignore[override]
+        ctx.progress(10**400, None, "huge")  # not a float
+        ctx.progress(1, 2, os.path)  # type: ignore[arg-type]  # not a string
+        ctx.progress(2, 2, "fine")
+        return "ok"
+
+
 class Recorder:
     """A plugin whose handlers record what happens to them."""
 
@@ -127,4 +140,4 @@ class Recorder:
                     time.sleep(0.005)
                 return "stopped"
 
-        return [Flaky, Track, WaitGate, OpenGate, Cooperative, CpuPid, CpuProgress]
+        return [Flaky, Track, WaitGate, OpenGate, Cooperative, CpuPid, CpuProgress, CpuOddProgress]

@@ -318,3 +318,14 @@ async def test_gc_freeze_while_engines_are_open() -> None:
     assert gc.get_threshold() == thresholds
     async with corral.open_engine(entry_points=False, freeze_gc=False):
         assert gc.get_freeze_count() == 0
+    # the application's own freeze and thresholds are the application's
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        async with corral.open_engine(entry_points=False):
+            gc.set_threshold(5000, 20, 20)
+        assert gc.get_freeze_count() > 0 and gc.get_freeze_count() <= theirs
+        assert gc.get_threshold() == (5000, 20, 20)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

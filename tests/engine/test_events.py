@@ -248,6 +248,25 @@ async def test_progress_events_from_cpu_worker_processes() -> None:
     ]
 
 
+async def test_odd_progress_from_a_worker_never_reaches_the_engine() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _handlers import Recorder
+
+    wf = corral.Workflow("odd-progress")
+    wf.step("odd", "test.cpu_odd_progress")
+    async with corral.open_engine(entry_points=False, plugins=[Recorder()]) as engine:
+        with engine.subscribe() as sub:
+            assert await engine.run(wf) == {"odd": "ok"}
+            sub.close()
+            progress = [summary(ev) async for ev in sub if isinstance(ev, StepProgress)]
+    # the huge value is dropped in the worker; the module is sent as its str()
+    assert progress[-1] == ("StepProgress", "odd", 2, 2, "fine")
+    assert len(progress) == 2 and progress[0][2:4] == (1, 2)
+
+
 # ---------------------------------------------------------------- the hook
 
 

@@ -153,3 +153,21 @@ async def test_a_cancel_from_outside_the_engine_loses_no_status_write(tmp_path: 
         conn.close()
     assert statuses and set(statuses) <= {"succeeded", "cancelled"}, statuses
     assert unfinished == 0
+
+
+async def test_many_queued_running_records_stay_foldable(tmp_path: Path) -> None:
+    """Past 10,000 queued `running` records the bookkeeping grows its limit
+    (an amortised sweep), keeping every record that can still be folded."""
+    from corral.model import StepRecord
+
+    db = tmp_path / "r.db"
+    store = SQLiteStore(f"sqlite:///{db}", db)
+    await store.open()
+    store._writer = True  # a writer that has not taken anything yet
+    record = StepRecord(step_id="a", handler="h", status="running", attempts=1, started_at=1.0)
+    for i in range(25_000):
+        await store.record_step(f"e{i}", record, owner="me", wait=False)
+    assert len(store._running_ops) == 25_000
+    assert store._running_limit >= 2 * 10_000
+    store._writer = False
+    await store.close()

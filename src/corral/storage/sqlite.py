@@ -230,6 +230,7 @@ class SQLiteStore:
         # start_execution and record_step.
         self._unstarted: dict[str, tuple[_Op, list[Any]]] = {}
         self._running_ops: dict[tuple[str, str], _Op] = {}
+        self._running_limit = 10_000
         # Inserts not waited for, until their execution's run waits for them
         # (wait_created); step records not waited for that failed, written
         # again ahead of their execution's finish.
@@ -709,10 +710,14 @@ class SQLiteStore:
         queued = _Op(op, True, atomic=True)
         await self._run_op(queued, wait=False)
         if queued.gen >= 0:
-            if len(self._running_ops) > 10_000:  # steps that never finished here
+            if len(self._running_ops) > self._running_limit:
+                # Forget the entries that can no longer be folded (their batch
+                # was taken); the limit doubles with what stays, so the sweep
+                # is amortised even with many thousands of steps in flight.
                 self._running_ops = {
                     k: o for k, o in self._running_ops.items() if o.gen == self._gen
                 }
+                self._running_limit = max(10_000, 2 * len(self._running_ops))
             self._running_ops[key] = queued
 
     async def finish_execution(

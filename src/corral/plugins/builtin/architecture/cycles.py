@@ -15,21 +15,29 @@ def strongly_connected_components(graph: Mapping[str, Iterable[str]]) -> list[li
     for targets in list(succ.values()):
         for t in targets:
             succ.setdefault(t, [])
+    return sorted(components_sinks_first(succ, sorted(succ)))
+
+
+def components_sinks_first(succ: Mapping[str, list[str]], roots: Iterable[str]) -> list[list[str]]:
+    """Tarjan's algorithm without recursion, from ``roots`` in their order.
+
+    ``succ`` must hold every node. Components (each sorted) come out in
+    Tarjan's emission order, which is reverse topological: a component comes
+    after every component it imports (what a layered drawing needs).
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
     result: list[list[str]] = []
-    counter = 0
-    for start in sorted(succ):
+    for start in roots:
         if start in index:
             continue
         work: list[tuple[str, int]] = [(start, 0)]
         while work:
             node, i = work.pop()
             if i == 0:
-                index[node] = low[node] = counter
-                counter += 1
+                index[node] = low[node] = len(index)
                 stack.append(node)
                 on_stack.add(node)
             targets = succ[node]
@@ -53,7 +61,7 @@ def strongly_connected_components(graph: Mapping[str, Iterable[str]]) -> list[li
             if work:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
-    return sorted(result)
+    return result
 
 
 def shortest_cycle(graph: Mapping[str, Iterable[str]], members: list[str]) -> list[str]:

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from corral.plugins.builtin.architecture.cycles import components_sinks_first
+
 __all__ = ["GraphLayout", "layout_graph", "render_html", "render_markdown"]
 
 MAX_ROWS = 50
@@ -654,47 +656,6 @@ class GraphLayout:
     height: float
 
 
-def _sccs(names: Sequence[str], succ: dict[str, list[str]]) -> list[list[str]]:
-    """Tarjan, iterative; components come out sinks first (reverse topological)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: list[list[str]] = []
-    for root in names:
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            targets = succ[node]
-            if i < len(targets):
-                work.append((node, i + 1))
-                nxt = targets[i]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if low[node] == index[node]:
-                comp: list[str] = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp.append(w)
-                    if w == node:
-                        break
-                out.append(sorted(comp))
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return out
-
-
 _STEP = NODE_W + H_GAP
 
 
@@ -787,7 +748,7 @@ def layout_graph(
         for b in targets:
             nbrs[b].add(a)
 
-    comps = _sccs(names, succ)
+    comps = components_sinks_first(succ, names)  # successors come first
     comp_of = {n: i for i, comp in enumerate(comps) for n in comp}
     preferred = set(feedback)
     depth: dict[str, int] = {}

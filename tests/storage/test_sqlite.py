@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+import trio.testing
 
 import corral
 from corral.model import StepSpec, WorkflowSpec
@@ -87,6 +88,59 @@ async def test_group_commit_batches_concurrent_workflows(tmp_path: Path) -> None
             "SELECT status, count(*) FROM step_executions GROUP BY 1"
         ).fetchall()
     assert statuses == [("succeeded", 200)]
+
+
+async def test_an_op_failing_part_way_leaves_nothing_and_its_batch_commits(
+    tmp_path: Path,
+) -> None:
+    """Ops of one batch share a transaction without a savepoint each; an op of
+    several statements that fails after its first one must still leave nothing
+    behind, and the other ops of its batch must still commit."""
+    store = SQLiteStore(url(tmp_path / "b.db"), tmp_path / "b.db")
+    await store.open()
+
+    def put(key: str) -> Any:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO cache_entries (key, value, size, created_at) VALUES (?, x'00', 1, 0)",
+                (key,),
+            )
+
+        return op
+
+    def half(conn: sqlite3.Connection) -> None:
+        put("half")(conn)
+        put("x")(conn)  # already there: fails
+
+    results: dict[str, object] = {}
+
+    async def call(name: str, op: Any, atomic: bool) -> None:
+        try:
+            results[name] = await store._call(op, atomic=atomic)
+        except corral.StoreError as exc:
+            results[name] = exc
+
+    await store._call(put("x"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run)
+        await trio.testing.wait_all_tasks_blocked()
+        before = store.batches
+        nursery.start_soon(call, "a", put("a"), True)
+        nursery.start_soon(call, "half", half, False)
+        nursery.start_soon(call, "b", put("b"), True)
+        nursery.start_soon(call, "dup", put("x"), True)
+        try:
+            with trio.fail_after(30):
+                while len(results) < 4:
+                    await trio.sleep(0.01)
+        finally:
+            await store.close()  # the writer is shielded: only close() stops it
+    assert store.batches == before + 1  # one batch, done twice (the second time guarded)
+    assert results["a"] is None and results["b"] is None
+    assert "UNIQUE" in str(results["half"]) and "UNIQUE" in str(results["dup"])
+    with sqlite3.connect(tmp_path / "b.db") as conn:
+        keys = sorted(r[0] for r in conn.execute("SELECT key FROM cache_entries"))
+    assert keys == ["a", "b", "x"]
 
 
 async def test_terminal_step_records_are_committed_before_dependents_start(

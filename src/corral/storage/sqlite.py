@@ -191,6 +191,37 @@ def _store_error(exc: BaseException, path: str) -> BaseException:
     return exc
 
 
+def _apply(conn: sqlite3.Connection, batch: list[_Op], path: str, *, guard: bool) -> bool:
+    """Run a batch's ops in order inside the open transaction. A failing op gets
+    its error and the others go on: SQLite undoes a failed statement, so an
+    atomic op (one write statement) leaves nothing behind. With ``guard``, every
+    other op runs in a savepoint; without, False is returned as soon as one of
+    them fails (the caller starts over, guarded). An op alone needs neither:
+    its failure rolls the whole transaction back."""
+    alone = len(batch) == 1
+    for op in batch:
+        compound = not (alone or op.atomic)
+        guarded = guard and compound
+        if guarded:
+            conn.execute("SAVEPOINT op")
+        try:
+            op.result = op.fn(conn)
+            if guarded:
+                conn.execute("RELEASE op")
+        except Exception as exc:
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back by itself (disk
+                # full, I/O error): every op of the batch failed with it.
+                raise
+            if guarded:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            elif compound:
+                return False
+            op.error = _store_error(exc, path)
+    return True
+
+
 class SQLiteStore:
     """Implements :class:`corral.storage.base.Store` on one SQLite file."""
 
@@ -402,29 +433,20 @@ class SQLiteStore:
         self.ops += len(batch)
         path = str(self.path)
         try:
-            conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
-            alone = len(batch) == 1
-            for op in batch:
-                # A savepoint isolates a failing op from the rest of the batch;
-                # an atomic op, or one alone, needs none (a lone failure rolls
-                # the whole transaction back below).
-                guarded = not (alone or op.atomic)
-                if guarded:
-                    conn.execute("SAVEPOINT op")
-                try:
-                    op.result = op.fn(conn)
-                    if guarded:
-                        conn.execute("RELEASE op")
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        # SQLite rolled the whole transaction back by itself (disk
-                        # full, I/O error): every op of the batch failed with it.
-                        raise
-                    if guarded:
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
-                    op.error = _store_error(exc, path)
-            if alone and batch[0].error is not None:
+            begin = "BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN"
+            conn.execute(begin)
+            if not _apply(conn, batch, path, guard=False):
+                # An op of several statements failed part-way, and what it wrote
+                # before would stand. Rare: the batch is done again with each
+                # such op in a savepoint of its own (ops only touch the database,
+                # so running one twice is safe). A savepoint per op costs more
+                # than the op itself, so it is not paid up front.
+                conn.execute("ROLLBACK")
+                for op in batch:
+                    op.result = op.error = None
+                conn.execute(begin)
+                _apply(conn, batch, path, guard=True)
+            if len(batch) == 1 and batch[0].error is not None:
                 conn.execute("ROLLBACK")
                 return
             conn.execute("COMMIT")

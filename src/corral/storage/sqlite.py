@@ -11,8 +11,9 @@ Durability ``none`` writes no step records at all.
 
 WAL journal, ``synchronous=NORMAL`` (a commit survives a process crash; a
 power loss may lose the last commits), a busy timeout so that several
-processes can share one file. If the writer is cancelled in the middle of a
-batch, ``conn.interrupt()`` stops the running statement within milliseconds.
+processes can share one file. The writer is shielded (only ``close`` stops
+it); an operation run without it that is cancelled mid-statement is stopped by
+``conn.interrupt()`` within milliseconds.
 """
 
 from __future__ import annotations

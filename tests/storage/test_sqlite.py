@@ -90,27 +90,55 @@ async def test_group_commit_batches_concurrent_workflows(tmp_path: Path) -> None
     assert statuses == [("succeeded", 200)]
 
 
+def _put(key: str) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO cache_entries (key, value, size, created_at) VALUES (?, x'00', 1, 0)",
+            (key,),
+        )
+
+    return op
+
+
+def _fails_after_writing(conn: sqlite3.Connection) -> None:
+    _put("half")(conn)
+    _put("x")(conn)  # already there: fails
+
+
+def _fails_before_writing(conn: sqlite3.Connection) -> None:
+    _put("x")(conn)  # already there: fails
+    _put("never")(conn)
+
+
+@pytest.mark.parametrize(
+    ("compound", "retried"), [(_fails_after_writing, True), (_fails_before_writing, False)]
+)
 async def test_an_op_failing_part_way_leaves_nothing_and_its_batch_commits(
-    tmp_path: Path,
+    tmp_path: Path, compound: Any, retried: bool
 ) -> None:
-    """Ops of one batch share a transaction without a savepoint each; an op of
-    several statements that fails after its first one must still leave nothing
-    behind, and the other ops of its batch must still commit."""
-    store = SQLiteStore(url(tmp_path / "b.db"), tmp_path / "b.db")
+    """Ops of one batch share a transaction without a savepoint each. An op of
+    several statements that fails after changing rows must still leave nothing
+    behind, the other ops of its batch must still commit, and the batch keeps
+    the write lock throughout (another writer cannot slip in between the two
+    passes). One that fails before changing anything costs no second pass."""
+    db = tmp_path / "b.db"
+    store = SQLiteStore(url(db), db)
     await store.open()
+    await store._call(_put("x"))
+    other = sqlite3.connect(db, isolation_level=None, timeout=0, check_same_thread=False)
+    statements: list[str] = []
+    intruded: list[str] = []
 
-    def put(key: str) -> Any:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO cache_entries (key, value, size, created_at) VALUES (?, x'00', 1, 0)",
-                (key,),
-            )
-
-        return op
-
-    def half(conn: sqlite3.Connection) -> None:
-        put("half")(conn)
-        put("x")(conn)  # already there: fails
+    def trace(sql: str) -> None:
+        # At every statement of the batch, another writer tries for the lock.
+        statements.append(sql)
+        if len(statements) > 1 and not intruded:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return  # held by the batch, as it must be
+            intruded.append(sql)
+            other.execute("ROLLBACK")
 
     results: dict[str, object] = {}
 
@@ -120,25 +148,30 @@ async def test_an_op_failing_part_way_leaves_nothing_and_its_batch_commits(
         except corral.StoreError as exc:
             results[name] = exc
 
-    await store._call(put("x"))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(store.run)
         await trio.testing.wait_all_tasks_blocked()
         before = store.batches
-        nursery.start_soon(call, "a", put("a"), True)
-        nursery.start_soon(call, "half", half, False)
-        nursery.start_soon(call, "b", put("b"), True)
-        nursery.start_soon(call, "dup", put("x"), True)
+        assert store._conn is not None
+        store._conn.set_trace_callback(trace)
+        nursery.start_soon(call, "a", _put("a"), True)
+        nursery.start_soon(call, "compound", compound, False)
+        nursery.start_soon(call, "b", _put("b"), True)
+        nursery.start_soon(call, "dup", _put("x"), True)
         try:
             with trio.fail_after(30):
                 while len(results) < 4:
                     await trio.sleep(0.01)
         finally:
+            store._conn.set_trace_callback(None)
             await store.close()  # the writer is shielded: only close() stops it
-    assert store.batches == before + 1  # one batch, done twice (the second time guarded)
+    other.close()
+    assert store.batches == before + 1, statements  # one batch
+    assert ("ROLLBACK TO batch" in statements) is retried, statements
+    assert intruded == [], statements
     assert results["a"] is None and results["b"] is None
-    assert "UNIQUE" in str(results["half"]) and "UNIQUE" in str(results["dup"])
-    with sqlite3.connect(tmp_path / "b.db") as conn:
+    assert "UNIQUE" in str(results["compound"]) and "UNIQUE" in str(results["dup"])
+    with sqlite3.connect(db) as conn:
         keys = sorted(r[0] for r in conn.execute("SELECT key FROM cache_entries"))
     assert keys == ["a", "b", "x"]
 

@@ -195,16 +195,18 @@ def _store_error(exc: BaseException, path: str) -> BaseException:
 def _apply(conn: sqlite3.Connection, batch: list[_Op], path: str, *, guard: bool) -> bool:
     """Run a batch's ops in order inside the open transaction. A failing op gets
     its error and the others go on: SQLite undoes a failed statement, so an
-    atomic op (one write statement) leaves nothing behind. With ``guard``, every
-    other op runs in a savepoint; without, False is returned as soon as one of
-    them fails (the caller starts over, guarded). An op alone needs neither:
-    its failure rolls the whole transaction back."""
+    atomic op (one write statement), or any op that changed no row before it
+    failed, leaves nothing behind. With ``guard``, every other op runs in a
+    savepoint; without, False is returned as soon as one of them fails after
+    changing rows (the caller starts over, guarded). An op alone needs
+    neither: its failure rolls the whole transaction back."""
     alone = len(batch) == 1
     for op in batch:
         compound = not (alone or op.atomic)
         guarded = guard and compound
         if guarded:
             conn.execute("SAVEPOINT op")
+        changes = conn.total_changes if compound else 0
         try:
             op.result = op.fn(conn)
             if guarded:
@@ -217,7 +219,7 @@ def _apply(conn: sqlite3.Connection, batch: list[_Op], path: str, *, guard: bool
             if guarded:
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-            elif compound:
+            elif compound and conn.total_changes != changes:
                 return False
             op.error = _store_error(exc, path)
     return True
@@ -434,20 +436,22 @@ class SQLiteStore:
         self.ops += len(batch)
         path = str(self.path)
         try:
-            begin = "BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN"
-            conn.execute(begin)
+            alone = len(batch) == 1
+            conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
+            if not alone:
+                conn.execute("SAVEPOINT batch")
             if not _apply(conn, batch, path, guard=False):
                 # An op of several statements failed part-way, and what it wrote
-                # before would stand. Rare: the batch is done again with each
-                # such op in a savepoint of its own (ops only touch the database,
-                # so running one twice is safe). A savepoint per op costs more
-                # than the op itself, so it is not paid up front.
-                conn.execute("ROLLBACK")
+                # before would stand. Rare: the batch is done again, in the same
+                # transaction (the write lock is kept), with each such op in a
+                # savepoint of its own; ops only touch the database, so running
+                # one twice is safe. A savepoint per op costs more than the op
+                # itself, so it is not paid up front.
+                conn.execute("ROLLBACK TO batch")
                 for op in batch:
                     op.result = op.error = None
-                conn.execute(begin)
                 _apply(conn, batch, path, guard=True)
-            if len(batch) == 1 and batch[0].error is not None:
+            if alone and batch[0].error is not None:
                 conn.execute("ROLLBACK")
                 return
             conn.execute("COMMIT")
@@ -876,7 +880,7 @@ class SQLiteStore:
             ).fetchall()
             return sorted(r[0] for r in rows)
 
-        return await self._call(op)
+        return await self._call(op, atomic=True)
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         def op(conn: sqlite3.Connection) -> ExecutionRecord:
@@ -933,7 +937,7 @@ class SQLiteStore:
                 (e.key, e.value, len(e.value), e.created_at, e.expires_at),
             )
 
-        await self._call(op)
+        await self._call(op, atomic=True)
 
     async def prune_cache(self, now: float, max_entries: int, max_bytes: int) -> int:
         def op(conn: sqlite3.Connection) -> int:

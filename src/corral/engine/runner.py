@@ -314,7 +314,7 @@ class WorkflowRun:
                 for i, n in enumerate(self._remaining):
                     if n == 0 and self.status[i] == "pending":
                         heapq.heappush(self._ready, (self._ranks[i], i))
-                self._schedule()
+                await self._step_task(self._schedule(inline=True))
             outcome = self._conclude()
         except BaseException as exc:
             if not is_cancellation(exc):
@@ -452,28 +452,42 @@ class WorkflowRun:
 
     # ------------------------------------------------------------ scheduling
 
-    def _schedule(self) -> None:
+    def _schedule(self, *, inline: bool = False) -> StepPlan | None:
+        """Start ready steps, most urgent first, up to ``max_parallel_steps``.
+
+        With ``inline`` the caller, a task that has nothing left to do, takes
+        the most urgent one and runs it itself instead of a new task: a chain
+        of steps runs in one task, and the first step in the execution's own.
+        Starting a task costs more than a trivial step.
+        """
         nursery = self._nursery
         assert nursery is not None
         if nursery.cancel_scope.cancel_called:
-            return
+            return None
+        taken: StepPlan | None = None
         while self._ready and self._active < self._limit:
             _, i = heapq.heappop(self._ready)
             if self.status[i] != "pending":
                 continue
             self._active += 1
             self.status[i] = "running"
-            nursery.start_soon(self._step_task, self.plan.steps[i])
+            if inline and taken is None:
+                taken = self.plan.steps[i]
+            else:
+                nursery.start_soon(self._step_task, self.plan.steps[i])
+        return taken
 
-    async def _step_task(self, sp: StepPlan) -> None:
-        try:
-            status = await self._execute(sp)
-        finally:
-            self._active -= 1
-        self._after(sp, status)
-        if self._unwritten:
-            await self._write_skips()
-        self._schedule()
+    async def _step_task(self, sp: StepPlan | None) -> None:
+        """Run ``sp``, then whichever step it makes ready first, and so on."""
+        while sp is not None:
+            try:
+                status = await self._execute(sp)
+            finally:
+                self._active -= 1
+            self._after(sp, status)
+            if self._unwritten:
+                await self._write_skips()
+            sp = self._schedule(inline=True)
 
     def _after(self, sp: StepPlan, status: str) -> None:
         if status in _OK:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
+import trio.lowlevel
 
 from corral.engine.conditions import ConditionError
 from corral.engine.retry import backoff_delay, should_retry
@@ -314,7 +315,10 @@ class WorkflowRun:
                 for i, n in enumerate(self._remaining):
                     if n == 0 and self.status[i] == "pending":
                         heapq.heappush(self._ready, (self._ranks[i], i))
-                await self._step_task(self._schedule(inline=True))
+                # A child workflow runs in its parent step's task: its first
+                # step gets a task of its own, so that what the child's
+                # handlers do to the task's context (contextvars) stays theirs.
+                await self._step_task(self._schedule(inline=self.top_level))
             outcome = self._conclude()
         except BaseException as exc:
             if not is_cancellation(exc):
@@ -358,7 +362,14 @@ class WorkflowRun:
                 error=ErrorInfo("WorkflowCancelled", self._cancel_reason),
                 exception=WorkflowCancelled(rec.id, self._cancel_reason),
             )
-        if self._scope is not None and self._scope.cancelled_caught and not self._failed_fast:
+        scope = self._scope
+        # Timed out: a step was interrupted by the deadline, or the deadline
+        # passed while steps that never pause ran and others never started.
+        if (
+            scope is not None
+            and not self._failed_fast
+            and (scope.cancelled_caught or (scope.cancel_called and "pending" in self.status))
+        ):
             limit = self.plan.spec.settings.timeout
             msg = f"workflow {rec.workflow!r} exceeded its timeout of {limit}s"
             if self._failure is not None:
@@ -487,6 +498,12 @@ class WorkflowRun:
             self._after(sp, status)
             if self._unwritten:
                 await self._write_skips()
+            if not self._ready:
+                return
+            # A schedule point between steps, as a task of its own would have
+            # had: other tasks run, and a cancel or the workflow's deadline
+            # takes effect here, before the next step starts.
+            await trio.lowlevel.checkpoint()
             sp = self._schedule(inline=True)
 
     def _after(self, sp: StepPlan, status: str) -> None:

@@ -90,7 +90,7 @@ def test_quick_run_writes_every_figure_and_prints_the_tables(
     assert len(targets) == 14
     for t in targets:
         assert _number(t["measured"]), t
-        assert t["met"] in (True, False, None)
+        assert t["met"] is None and "n/a" in t["detail"], t  # quick sizes are not judged
 
     # The tables were printed.
     for heading in ("Throughput", "Start latency", "Memory", "Targets", "corral sqlite"):

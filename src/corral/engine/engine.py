@@ -27,9 +27,9 @@ from typing import Any
 
 import msgspec
 import trio
-import trio_parallel  # type: ignore[import-untyped]
 
 from corral.compiler import compile_spec, digest_of
+from corral.engine import workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
@@ -815,7 +815,7 @@ async def open_engine(
     frozen = freeze_gc and _gc_freeze()
     try:
         async with (
-            trio_parallel.open_worker_context(grace_period=5.0) as workers,
+            workers.open_worker_context(grace_period=5.0) as worker_context,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(the_store.run)
@@ -828,7 +828,7 @@ async def open_engine(
                     nursery=nursery,
                     memory_reader=memory_reader,
                     lease=lease,
-                    worker_context=workers,
+                    worker_context=worker_context,
                 )
                 if engine.resources.memory.enabled:
                     engine.resources.memory.sample()

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
-import trio_parallel  # type: ignore[import-untyped]
 
+from corral.engine import workers
 from corral.engine.graph import critical_path_lengths
 
 if TYPE_CHECKING:
@@ -100,8 +100,10 @@ class ExecutionStrategy:
         sent = 0
         try:
             # The engine's own worker context: its processes end with the engine.
-            workers = self._workers if self._workers is not None else trio_parallel
-            sent, result = await workers.run_sync(_cpu_entry, cls, ctx, params, kill_on_cancel=True)
+            # workers.run_sync starts them in safe-path mode (engine/workers.py).
+            sent, result = await workers.run_sync(
+                self._workers, _cpu_entry, cls, ctx, params, kill_on_cancel=True
+            )
             return result
         finally:
             if address is not None and self._relay is not None:

@@ -1,0 +1,76 @@
+"""A cpu handler that reports how its worker process was started, and a tree
+whose packages shadow the standard library (tests/engine/test_workers.py).
+
+A plain module, so that worker processes can import it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from corral.plugins import Handler, StepContext, hookimpl
+
+# Modules a spawned child imports while it boots (signal, selectors, threading,
+# types ...), others imported early by Python or later by corral and its
+# dependencies: none of them may ever come from the current directory.
+SHADOWING = (
+    "textwrap",
+    "signal",
+    "threading",
+    "types",
+    "selectors",
+    "json",
+    "os",
+    "trio",
+    "corral",
+    "grimp",
+)
+
+# Builtins only: the package may be called os, sys is always the real one.
+_MARKER = """\
+import sys
+with open({marker!r}, "a") as _f:
+    _f.write(__name__ + " " + repr(sys.argv[:2]) + "\\n")
+"""
+
+
+def shadowing_tree(root: Path, marker: Path) -> Path:
+    """Fill ``root`` with packages named like :data:`SHADOWING`, each of which
+    appends its name (and the importing process's ``argv``) to ``marker``,
+    and with a small project ``demo`` for ``corral analyze``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in SHADOWING:
+        (root / name).mkdir()
+        (root / name / "__init__.py").write_text(_MARKER.format(marker=str(marker)))
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    (root / "demo").mkdir()
+    (root / "demo" / "__init__.py").write_text("import demo.api\n")
+    (root / "demo" / "api.py").write_text("import json\nimport textwrap\n")
+    return root
+
+
+def imported(marker: Path) -> list[str]:
+    """The lines the shadowing packages wrote: empty when none was imported."""
+    return marker.read_text().splitlines() if marker.exists() else []
+
+
+class WorkerFacts(Handler):
+    """cpu: how this worker process was started and where it imports from."""
+
+    name = "test.worker_facts"
+    kind = "cpu"
+
+    def run(self, ctx: StepContext, params: Any) -> Any:
+        return {
+            "pid": os.getpid(),
+            "safe_path": bool(sys.flags.safe_path),
+            "sys_path": list(sys.path),
+            "cwd": os.getcwd(),
+        }
+
+
+@hookimpl
+def corral_handlers() -> list[type[Handler]]:
+    return [WorkerFacts]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import random
 import re
+import time
 from html.parser import HTMLParser
 from typing import Any
 
-from corral.plugins.builtin.architecture.render import (
-    MAX_GRAPH_NODES,
-    layout_graph,
-    render_html,
-    render_markdown,
-)
+from corral.plugins.builtin.architecture.render import render_html, render_markdown
+from corral.plugins.builtin.architecture.render_graph import MAX_GRAPH_NODES, MAX_LABEL, labels
+from corral.plugins.builtin.architecture.render_layout import layout_graph
 
 HOSTILE = "<script>alert(1)</script>"
 RED = "#d62728"
@@ -411,6 +412,22 @@ def test_markdown_long_lists_are_bounded() -> None:
 
 # -- HTML -------------------------------------------------------------------
 
+TEMPLATE = re.compile(r"<template\b.*?</template>", re.S)
+
+
+def overview(text: str) -> StrictParser:
+    """The page without the expanded views (the package graphs as first drawn)."""
+    return parse(TEMPLATE.sub("", text))
+
+
+def expanded_views(text: str) -> dict[str, StrictParser]:
+    """Each package's expanded view, parsed, by package name."""
+    views = {}
+    for match in TEMPLATE.finditer(text):
+        parser = parse(match.group())
+        views[parser.of("template")[0]["data-pkg"]] = parser
+    return views
+
 
 def edges_by_pair(parser: StrictParser) -> dict[tuple[str, str], dict[str, str]]:
     return {(a["data-from"], a["data-to"]): a for a in parser.of("path", "edge")}
@@ -419,17 +436,30 @@ def edges_by_pair(parser: StrictParser) -> dict[tuple[str, str], dict[str, str]]
 def test_html_is_well_formed_and_has_one_graph_per_project() -> None:
     text = render_html(make_report())
     assert text.startswith("<!DOCTYPE html>")
-    parser = parse(text)
-    assert text.count("<svg") == 2
+    parse(text)  # the templates too
+    parser = overview(text)
     assert len(parser.of("svg")) == 2
     names = sorted(a["data-name"] for a in parser.of("g", "node"))
     assert names == ["jobs", "jobs.queue", "shop.core", "shop.util", "shop.web"]
-    for tag in ("html", "head", "body", "main", "table", "figure"):
+    for tag in ("html", "head", "body", "main", "table"):
         assert parser.of(tag), tag
 
 
-def test_html_graph_highlights_cycles_and_cuts() -> None:
-    parser = parse(render_html(make_report()))
+def test_html_links_to_the_graph_from_the_top_and_draws_it_before_the_tables() -> None:
+    text = render_html(make_report())
+    parser = parse(text)
+    jumps = [
+        a["href"] for t, a in parser.elements if t == "a" and a.get("href", "").startswith("#graph")
+    ]
+    ids = {a.get("id") for _, a in parser.elements}
+    assert jumps[:2] == ["#graph-0", "#graph-1"]  # the first links on the page
+    assert {"graph-0", "graph-1"} <= ids
+    assert text.index('href="#graph-0"') < text.index("<h2")
+    assert text.index('id="graph-0"') < text.index(">Packages</h3>")
+
+
+def test_html_graph_groups_cycles_and_marks_cuts() -> None:
+    parser = overview(render_html(make_report()))
     edges = edges_by_pair(parser)
     assert set(edges) == {
         ("shop.core", "shop.web"),
@@ -440,26 +470,58 @@ def test_html_graph_highlights_cycles_and_cuts() -> None:
     }
     for pair in [("shop.core", "shop.web"), ("shop.web", "shop.core")]:
         assert "cycle" in edges[pair]["class"].split()
-        assert edges[pair]["stroke"] == RED
-        assert float(edges[pair]["stroke-width"]) > 2
+        assert edges[pair]["marker-end"].endswith("-arrow-cycle)")
     for pair in [("shop.web", "shop.util"), ("shop.core", "shop.util"), ("jobs", "jobs.queue")]:
         assert "cycle" not in edges[pair]["class"].split()
-        assert edges[pair]["stroke"] != RED
     # the cut (given as modules) lands on the package edge shop.core -> shop.web only
-    assert "cut" in edges[("shop.core", "shop.web")]["class"].split()
-    assert edges[("shop.core", "shop.web")].get("stroke-dasharray")
-    dashed = {pair for pair, a in edges.items() if a.get("stroke-dasharray")}
-    assert dashed == {("shop.core", "shop.web")}
+    cut = {pair for pair, a in edges.items() if "cut" in a["class"].split()}
+    assert cut == {("shop.core", "shop.web")}
     nodes = {a["data-name"]: a for a in parser.of("g", "node")}
     assert "cycle" in nodes["shop.core"]["class"].split()
     assert "cycle" not in nodes["shop.util"]["class"].split()
-    red_rects = [a for a in parser.of("rect") if a.get("stroke") == RED]
-    assert len(red_rects) == 2
-    # each edge has an arrowhead defined in its own svg
+    assert len(parser.of("g", "band")) == 1  # one outline around shop.core and shop.web
     markers = {a["id"] for a in parser.of("marker")}
-    for a in edges.values():
+    for a in edges.values():  # each edge has an arrowhead defined in its own svg
         ref = re.fullmatch(r"url\(#(.+)\)", a["marker-end"])
         assert ref and ref.group(1) in markers
+
+
+def test_html_packages_expand_to_their_modules_and_module_edges() -> None:
+    text = render_html(make_report())
+    nodes = {a["data-name"]: a for a in overview(text).of("g", "node")}
+    views = expanded_views(text)
+    assert set(views) == {"shop.core", "shop.web"}  # the packages with known modules
+    assert nodes["shop.core"]["data-expand"] == "shop.core"
+    assert "data-expand" not in nodes["shop.util"]
+    core = views["shop.core"]
+    drawn = {a["data-name"]: a["class"].split() for a in core.of("g", "node")}
+    assert drawn == {
+        "shop.core.models": ["node", "mod", "cycle"],
+        "shop.web": ["node", "ext", "cycle"],
+    }
+    assert set(edges_by_pair(core)) == {
+        ("shop.core.models", "shop.web"),
+        ("shop.web", "shop.core.models"),
+    }
+    assert "cut" in edges_by_pair(core)[("shop.core.models", "shop.web")]["class"].split()
+    ext = next(a for a in core.of("g", "node") if a["data-name"] == "shop.web")
+    assert ext["data-expand"] == "shop.web"  # another package: click to open it
+    ids = [a["id"] for t, a in parse(text).elements if "id" in a]
+    assert len(ids) == len(set(ids))  # marker ids stay unique once a view is shown
+
+
+def test_html_graph_escapes_names() -> None:
+    project = jobs_project()
+    evil = 'jobs.<b>"x"&y'
+    project["metrics"]["packages"][evil] = _pkg(1, 0)
+    project["metrics"]["modules"] = {f"{evil}.m": {"package": evil}}
+    project["package_edges"].append({"importer": "jobs", "imported": evil, "count": 1})
+    project["edges"] = [{"importer": "jobs", "imported": f"{evil}.m", "lines": [1]}]
+    text = render_html(make_report([project]))
+    assert "<b>" not in text and '"x"' not in text
+    parser = parse(text)
+    assert evil in {a["data-name"] for a in parser.of("g", "node")}
+    assert evil in {a.get("data-pkg") for a in parser.of("template")}
 
 
 def test_html_uses_no_external_resources() -> None:
@@ -500,58 +562,133 @@ def test_html_has_the_markdown_content() -> None:
 # -- layout -----------------------------------------------------------------
 
 
+def generated_graph(n: int = 60, seed: int = 7) -> tuple[list[str], list[tuple[str, str]]]:
+    """``n`` packages with deep names, mostly layered imports, hubs, and cycles."""
+    rng = random.Random(seed)
+    names = [f"proj.area{i % 6}.sub{i // 6}.p{i:02d}" for i in range(n)]
+    edges = set()
+    for i in range(n):
+        for _ in range(rng.randint(1, 5)):
+            j = rng.randrange(n)
+            if j > i or rng.random() < 0.06:  # mostly downwards; a few close cycles
+                edges.add((names[i], names[j]))
+        if i > 3:
+            edges.add((names[i], names[rng.randrange(3)]))  # three hubs
+    return names, sorted((a, b) for a, b in edges if a != b)
+
+
+def _inside(rect: tuple[float, float, float, float], px: float, py: float) -> bool:
+    x, y, w, h = rect
+    return x + 0.5 < px < x + w - 0.5 and y + 0.5 < py < y + h - 0.5
+
+
+def _overlap(r: tuple[float, float, float, float], s: tuple[float, float, float, float]) -> bool:
+    return r[0] < s[0] + s[2] and s[0] < r[0] + r[2] and r[1] < s[1] + s[3] and s[1] < r[1] + r[3]
+
+
 def test_layout_dag_gets_one_level_per_step_top_down() -> None:
     layout = layout_graph(["c", "b", "a"], [("a", "b"), ("b", "c")])
-    ys = {n: y for n, (_, y) in layout.positions.items()}
-    assert len(set(ys.values())) == 3
+    ys = {n: y for n, (_, y, _, _) in layout.boxes.items()}
     assert ys["a"] < ys["b"] < ys["c"]
     assert layout.layer == {"a": 0, "b": 1, "c": 2}
-    for x, y in layout.positions.values():
-        assert x >= 0 and x + 140 <= layout.width
-        assert y >= 0 and y + 28 <= layout.height
+    for x, y, w, h in layout.boxes.values():
+        assert x >= 0 and x + w <= layout.width
+        assert y >= 0 and y + h <= layout.height
 
 
 def test_layout_cycle_gets_its_own_band_and_is_deterministic() -> None:
-    edges = [("a", "b"), ("b", "a"), ("b", "c"), ("top", "a")]
-    layout = layout_graph(["a", "b", "c", "top"], edges)
+    edges = [("a", "b"), ("b", "a"), ("b", "c"), ("top", "a"), ("side", "c")]
+    layout = layout_graph(["a", "b", "c", "top", "side"], edges)
     layer = layout.layer
     # the cycle is condensed for the layering: everything it imports is below it,
     # everything importing it above; inside, one edge of the cycle points up
     assert layer["top"] < min(layer["a"], layer["b"])
     assert max(layer["a"], layer["b"]) < layer["c"]
     assert layer["a"] != layer["b"]
-    assert sorted(layer.values()) == [0, 1, 2, 3]
-    again = layout_graph(["top", "c", "b", "a"], list(reversed(edges)))
+    # its layers are its own, so its outline holds no other box
+    assert layer["side"] not in {layer["a"], layer["b"]}
+    [(members, band)] = layout.bands
+    assert members == ["a", "b"]
+    for name, box in layout.boxes.items():
+        assert _overlap(band, box) == (name in members)
+    assert len(layout.upward) == 1 and layout.upward <= {("a", "b"), ("b", "a")}
+    again = layout_graph(["side", "top", "c", "b", "a"], list(reversed(edges)))
     assert again == layout
 
 
 def test_layout_feedback_edges_are_the_ones_pointing_up() -> None:
     edges = [("a", "b"), ("b", "a")]
-    up_ba = layout_graph(["a", "b"], edges, feedback=[("b", "a")]).layer
-    assert up_ba["a"] < up_ba["b"]  # b -> a is drawn upwards: b below a
-    up_ab = layout_graph(["a", "b"], edges, feedback=[("a", "b")]).layer
-    assert up_ab["b"] < up_ab["a"]
+    up_ba = layout_graph(["a", "b"], edges, feedback=[("b", "a")])
+    assert up_ba.layer["a"] < up_ba.layer["b"]  # b -> a is drawn upwards: b below a
+    assert up_ba.upward == {("b", "a")}
+    up_ab = layout_graph(["a", "b"], edges, feedback=[("a", "b")])
+    assert up_ab.layer["b"] < up_ab.layer["a"]
 
 
 def test_layout_barycenter_uncrosses_edges() -> None:
     # x1 -> y2 and x2 -> y1: sorted by name the two edges cross; ordering fixes it
     layout = layout_graph(["x1", "x2", "y1", "y2"], [("x1", "y2"), ("x2", "y1")])
-    pos = layout.positions
-    assert (pos["x1"][0] < pos["x2"][0]) == (pos["y2"][0] < pos["y1"][0])
+    box = layout.boxes
+    assert (box["x1"][0] < box["x2"][0]) == (box["y2"][0] < box["y1"][0])
 
 
-def test_layout_wraps_wide_layers() -> None:
-    leaves = [f"leaf{i}" for i in range(20)]
-    layout = layout_graph(["root", *leaves], [("root", leaf) for leaf in leaves])
-    rows = {layout.row[leaf] for leaf in leaves}
-    assert len(rows) == 3  # 8 + 8 + 4
-    assert all(layout.layer[leaf] == 1 for leaf in leaves)
-    assert len(set(layout.positions.values())) == 21
+def test_layout_of_a_large_graph_has_no_overlaps_and_no_edge_through_a_box() -> None:
+    names, edges = generated_graph()
+    widths = {n: 60.0 + 7 * (len(n) % 9) for n in names}
+    layout = layout_graph(names, edges, widths)
+    assert set(layout.boxes) == set(names)
+    assert set(layout.routes) == set(edges)
+    assert layout.bands  # the generator closes some cycles
+    boxes = sorted(layout.boxes.items())
+    for i, (a, ra) in enumerate(boxes):
+        assert ra[2] == widths[a]
+        for b, rb in boxes[i + 1 :]:
+            assert not _overlap(ra, rb), (a, b)
+    for (a, b), points in layout.routes.items():
+        # a route starts on its importer's box and ends on the imported one's
+        assert _on_edge(layout.boxes[a], points[0]) and _on_edge(layout.boxes[b], points[-1])
+        for (x1, y1), (x2, y2) in itertools.pairwise(points):
+            # every piece (line or curve) stays inside the box its two ends span
+            seg = (min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1))
+            for name, rect in boxes:
+                if name in (a, b):
+                    continue
+                inner = (rect[0] + 0.5, rect[1] + 0.5, rect[2] - 1, rect[3] - 1)
+                hit = _overlap(seg, inner) if seg[2] and seg[3] else _segment_hits(seg, inner)
+                assert not hit, ((a, b), name)
+    # the hubs' many importers share trunks: far fewer pieces than one per layer crossed
+    spans = sum(abs(layout.layer[a] - layout.layer[b]) for a, b in edges)
+    assert len({p for pts in layout.routes.values() for p in pts}) < spans
+
+
+def _on_edge(rect: tuple[float, float, float, float], point: tuple[float, float]) -> bool:
+    x, y, w, h = rect
+    return x <= point[0] <= x + w and point[1] in (round(y, 1), round(y + h, 1))
+
+
+def _segment_hits(
+    seg: tuple[float, float, float, float], rect: tuple[float, float, float, float]
+) -> bool:
+    """A vertical or horizontal segment (zero width or height) against a rectangle."""
+    x, y, w, h = seg
+    rx, ry, rw, rh = rect
+    if w == 0:
+        return rx < x < rx + rw and y < ry + rh and ry < y + h
+    return ry < y < ry + rh and x < rx + rw and rx < x + w
+
+
+def test_layout_handles_empty_and_single_graphs() -> None:
+    assert layout_graph([], []).boxes == {}
+    one = layout_graph(["solo"], [("solo", "solo"), ("solo", "ghost")])
+    assert list(one.boxes) == ["solo"] and one.routes == {}
+
+
+# -- the graph on a real-sized report --------------------------------------
 
 
 def test_medium_report_renders_whole_graph() -> None:
     text = render_html(big_report(120))
-    parser = parse(text)
+    parser = overview(text)
     assert len(parser.of("g", "node")) == 120
     assert "Showing the" not in text
     cycle_edges = {
@@ -566,9 +703,9 @@ def test_medium_report_renders_whole_graph() -> None:
     }
 
 
-def test_large_report_graph_is_truncated_with_caption() -> None:
+def test_large_report_graph_is_bounded_and_says_so() -> None:
     text = render_html(big_report(300))
-    parser = parse(text)
+    parser = overview(text)
     assert len(parser.of("g", "node")) == MAX_GRAPH_NODES
     assert f"Showing the {MAX_GRAPH_NODES} most coupled of 300 packages" in text
     drawn = {a["data-name"] for a in parser.of("g", "node")}
@@ -576,11 +713,81 @@ def test_large_report_graph_is_truncated_with_caption() -> None:
         assert a["data-from"] in drawn and a["data-to"] in drawn
 
 
-def test_long_names_are_shortened_with_full_name_in_tooltip() -> None:
-    long = "corral.plugins.builtin.architecture.render"
+def modules_report(packages: int = 64, per: int = 13, seed: int = 3) -> dict[str, Any]:
+    """A Twisted-sized project: ``packages`` x ``per`` modules, ~5 imports each."""
+    rng = random.Random(seed)
+    names, pairs = generated_graph(packages, seed)
+    modules = {f"{p}.m{k}": {"package": p, "loc": 10} for p in names for k in range(per)}
+    by_package = {p: [f"{p}.m{k}" for k in range(per)] for p in names}
+    edges = set()
+    for a, b in pairs:
+        for _ in range(rng.randint(1, 4)):
+            edges.add((rng.choice(by_package[a]), rng.choice(by_package[b])))
+    for p in names:  # imports inside each package
+        for _ in range(per):
+            u, v = rng.sample(by_package[p], 2)
+            edges.add((u, v))
     project = jobs_project()
-    project["metrics"]["packages"] = {long: _pkg(0, 0)}
+    project.update(
+        name="proj",
+        metrics={"modules": modules, "packages": {p: _pkg(1, 1, modules=per) for p in names}},
+        edges=[{"importer": a, "imported": b, "lines": [1]} for a, b in sorted(edges)],
+        package_edges=[{"importer": a, "imported": b, "count": 1} for a, b in pairs],
+    )
+    return make_report([project])
+
+
+def test_twisted_sized_report_renders_fast_and_completely() -> None:
+    report = modules_report()
+    start = time.perf_counter()
+    text = render_html(report)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5.0  # about 0.5 s on one core; generous for shared CI machines
+    views = expanded_views(text)
+    assert len(views) == 64
+    drawn_modules = {a["data-name"] for v in views.values() for a in v.of("g", "mod")}
+    assert drawn_modules == set(report["projects"][0]["metrics"]["modules"])
+    assert render_html(modules_report()) == text  # deterministic, byte for byte
+
+
+def test_output_does_not_depend_on_input_order() -> None:
+    report = modules_report(20, 5)
+    shuffled = copy.deepcopy(report)
+    project = shuffled["projects"][0]
+    random.Random(1).shuffle(project["edges"])
+    random.Random(2).shuffle(project["package_edges"])
+    project["metrics"]["packages"] = dict(reversed(project["metrics"]["packages"].items()))
+    assert render_html(shuffled) == render_html(report)
+
+
+def test_labels_drop_the_common_prefix_and_stay_unambiguous() -> None:
+    names = [
+        "twisted",
+        "twisted.words.protocols.jabber",
+        "twisted.conch.ssh",
+        "twisted.alpha.beta.gamma.delta.one",
+        "twisted.alpha.beta.gamma.delta.two",
+        "twisted.alpha.bravo.gamma.delta.one",
+    ]
+    out = labels(names)
+    assert out["twisted"] == "twisted"
+    assert out["twisted.conch.ssh"] == "conch.ssh"
+    assert out["twisted.words.protocols.jabber"] == "words.protocols.jabber"
+    assert len(set(out.values())) == len(names)
+    assert all(len(v) <= MAX_LABEL for k, v in out.items())
+    assert out["twisted.alpha.beta.gamma.delta.one"].endswith("delta.one")
+    # abbreviating to initials would make these two equal: the longer label stays
+    clash = labels(["x.ab.c" + "d" * 30, "x.ax.c" + "d" * 30, "x.y"])
+    assert len(set(clash.values())) == 3
+
+
+def test_long_names_have_their_full_name_on_hover() -> None:
+    long = "corral.plugins.builtin.architecture.render_something_long"
+    project = jobs_project()
+    project["metrics"]["packages"] = {long: _pkg(0, 0), "jobs": _pkg(0, 0)}
     project["package_edges"] = []
+    parser = overview(render_html(make_report([project])))
+    node = [a for a in parser.of("g", "node") if a["data-name"] == long]
+    assert node
     text = render_html(make_report([project]))
-    assert ">…architecture.render</text>" in text
-    assert f"<title>{long}: " in text
+    assert f"<title>{long} (package): " in text

@@ -51,8 +51,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="only cases whose id or a part of it matches NAME (glob), e.g. "
-        "single, throughput, 'idle', 'cancel/*'; repeatable. 'analysis' implies "
-        "--analysis",
+        "single, throughput, 'idle', 'cancel/*', sympy; repeatable. 'analysis' "
+        "(both analysis cases) and 'sympy' imply --analysis",
     )
     p.add_argument(
         "--mode",
@@ -65,8 +65,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--analysis",
         action="store_true",
-        help="also time `corral analyze` (cold, warm, after an edit) against grimp "
-        "on a generated codebase",
+        help="also time `corral analyze` (cold, warm, after an edit; time and peak RSS) "
+        "against grimp on a generated codebase and, in full runs, on sympy 1.14.0 "
+        "(downloaded once into $CORRAL_PERF_CACHE or ~/.cache/corral-perf)",
     )
     p.add_argument(
         "--analysis-modules",
@@ -137,7 +138,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
     if args.timeout is not None:
         scale = dataclasses.replace(scale, timeout=args.timeout)
     repeat = args.repeat or (1 if args.quick else 3)
-    analysis = args.analysis or any(n.startswith("analysis") for n in args.case)
+    analysis = args.analysis or any(n.startswith(("analysis", "sympy")) for n in args.case)
     cases = select(build_cases(scale, analysis=analysis), args.case, args.mode)
     if not cases:
         print(f"{prog}: error: no case matches {args.case} {args.mode}", file=sys.stderr)

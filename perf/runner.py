@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from perf._case import MODES, RESULT_PREFIX
+from perf.analysis import AnalysisSkipped
 from perf.workloads import FULL_N, QUICK_N
 
 __all__ = [
@@ -61,10 +62,13 @@ class Scale:
     inflight_settle: float
     analysis_modules: int
     timeout: float
+    # Real trees for the analysis cases (perf.realtree): fetched and analysed in
+    # full runs only, so that --quick stays seconds and needs no network.
+    analysis_real: tuple[str, ...] = ()
 
     @classmethod
     def full(cls) -> Scale:
-        return cls(dict(FULL_N), 10_000, 1_000, 200, 0.005, 0.5, 1500, 900.0)
+        return cls(dict(FULL_N), 10_000, 1_000, 200, 0.005, 0.5, 1500, 900.0, ("sympy",))
 
     @classmethod
     def quick(cls) -> Scale:
@@ -75,7 +79,7 @@ class Scale:
 class Case:
     """One measurement: run ``repeat`` times, each in a fresh process."""
 
-    id: str  # "throughput/single/corral-sqlite", "idle/corral-memory", "analysis"
+    id: str  # "throughput/single/corral-sqlite", "idle/corral-memory", "analysis", "analysis/sympy"
     kind: str
     mode: str | None = None
     workload: str | None = None
@@ -96,10 +100,19 @@ class CaseResult:
     case: Case
     runs: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the case could not run (e.g. a download failed)
 
     @property
     def ok(self) -> bool:
         return not self.errors and bool(self.runs)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` or ``skipped``: a case that could not be set up for a
+        reason outside corral (offline) is reported with the reason, not failed."""
+        if self.skipped is not None and not self.runs and not self.errors:
+            return "skipped"
+        return "ok" if self.ok else "failed"
 
     def median(self) -> dict[str, float]:
         """Median of every numeric figure over the successful repeats."""
@@ -163,6 +176,8 @@ def build_cases(scale: Scale, *, analysis: bool) -> list[Case]:
         )
     if analysis:
         cases.append(Case("analysis", "analysis", params={"modules": scale.analysis_modules}))
+        for name in scale.analysis_real:
+            cases.append(Case(f"analysis/{name}", "analysis", params={"real": name}))
     return cases
 
 
@@ -213,8 +228,10 @@ def _run_subprocess(case: Case, timeout: float) -> dict[str, Any]:
 
 def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
     if case.kind == "analysis":
-        from perf.analysis import run_analysis_repeat
+        from perf.analysis import run_analysis_repeat, run_real_tree_repeat
 
+        if "real" in case.params:
+            return run_real_tree_repeat(case.params["real"], timeout)
         return run_analysis_repeat(case.params["modules"], seed, timeout)
     return _run_subprocess(case, timeout)
 
@@ -234,9 +251,15 @@ def run_cases(
             done += 1
             res = results[case.id]
             t0 = time.perf_counter()
+            if res.skipped is not None:
+                continue
             try:
                 figures = _run_once(case, timeout, seed=5)
             except Exception as exc:
+                if isinstance(exc, AnalysisSkipped):
+                    res.skipped = str(exc)
+                    progress(f"[{done:>3}/{total}] {case.id} #{round_no + 1}: SKIPPED: {exc}")
+                    continue
                 partial = getattr(exc, "partial", None)
                 if partial:
                     res.runs.append({**partial, "failed": True})
@@ -261,7 +284,10 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)
-    return f"{value:,.1f} {unit}" if isinstance(value, (int, float)) else "ok"
+    text = f"{value:,.1f} {unit}" if isinstance(value, (int, float)) else "ok"
+    if figures.get("mismatch"):
+        text += f"; MISMATCH: {figures['mismatch']}"
+    return text
 
 
 def paired_ratios(results: Sequence[CaseResult], key: str, kind: str) -> dict[str, dict[str, Any]]:

@@ -138,3 +138,63 @@ def test_codegen_is_deterministic_and_exact(tmp_path: Path) -> None:
         ast.parse(path.read_text(encoding="utf-8"), filename=str(path))  # valid Python
     assert {p.relative_to(tmp_path / "a" / "src").parts[0] for p in files} == set(first.packages)
     assert first.cycles and first.upward_imports
+
+
+def test_the_real_tree_is_skipped_not_failed_when_it_cannot_be_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import perf.analysis
+    import perf.realtree
+    from perf.report import evaluate_targets
+    from perf.runner import Scale
+
+    def offline(*args: Any, **kwargs: Any) -> Path:
+        raise perf.realtree.TreeUnavailable("pip download sympy==1.14.0 failed: offline")
+
+    monkeypatch.setenv("CORRAL_PERF_CACHE", str(tmp_path))
+    monkeypatch.setattr(perf.realtree, "_download", offline)
+    monkeypatch.setattr(perf.analysis, "_UNAVAILABLE", {})
+    case = Case("analysis/sympy", "analysis", params={"real": "sympy"})
+    lines: list[str] = []
+    (result,) = run_cases([case], repeat=2, timeout=60, progress=lines.append)
+    assert result.status == "skipped" and not result.errors and not result.runs
+    assert result.skipped is not None and "offline" in result.skipped
+    assert len(lines) == 1 and "SKIPPED" in lines[0]  # not retried by the next repeat
+    targets = [t for t in evaluate_targets([result], {}, Scale.full()) if t["source"] == "issue 10"]
+    assert len(targets) == 3
+    assert all(t["met"] is None and "skipped" in t["detail"] for t in targets)
+
+
+def test_a_report_is_compared_with_grimps_edges() -> None:
+    from perf.analysis import compare
+
+    modules = {"p", "p.a", "p.b"}
+    edges = {("p.a", "p.b"), ("p", "p.a")}
+    report = {
+        "projects": [
+            {
+                "metrics": {"modules": {m: {} for m in modules}},
+                "edges": [{"importer": a, "imported": b, "lines": [1]} for a, b in edges],
+            }
+        ]
+    }
+    assert compare(report, modules, edges)["same"]
+    report["projects"][0]["edges"].pop()  # type: ignore[attr-defined]
+    check = compare(report, modules, edges)
+    assert not check["same"] and check["edges_missing"] == 1 and check["edges_extra"] == 0
+    # A report without the lists is compared by its summary counts.
+    counted = compare({"summary": {"modules": 3, "edges": 2}}, modules, edges)
+    assert counted["method"] == "counts" and counted["same"]
+
+
+def test_peak_rss_covers_the_whole_process_tree(tmp_path: Path) -> None:
+    from perf.proctree import run_measured
+
+    child = (
+        "import time; b = bytearray(64 * 2**20); b[::4096] = bytes(len(b[::4096])); time.sleep(0.2)"
+    )
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    run = run_measured([sys.executable, "-c", code], work=tmp_path, label="tree", timeout=60)
+    assert run.returncode == 0 and not run.timed_out
+    assert run.max_mb >= 64 > run.main_mb  # the child's 64 MB, not charged to its parent
+    assert run.sum_mb >= run.max_mb and run.processes >= 2

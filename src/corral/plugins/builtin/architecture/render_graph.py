@@ -40,7 +40,7 @@ MAX_GRAPH_NODES = 150
 """Packages drawn in the overview; past this a drawing is a hairball, not a map."""
 MAX_MODULES = 120
 """Modules drawn in one package's expanded view (the most coupled)."""
-MAX_NEIGHBOURS = 40
+MAX_NEIGHBOURS = 24
 """Other packages drawn around an expanded package (the most connected)."""
 MAX_LABEL = 28
 CHAR_W = 7.0  # a generous average width of a 12px system-ui character
@@ -162,6 +162,8 @@ class _Project:
     package_edges: dict[tuple[str, str], int]
     module_edges: list[tuple[str, str]]
     owner: dict[str, str | None]
+    members: dict[str, list[str]]  # package -> its modules, sorted
+    touching: dict[str, list[tuple[str, str]]]  # package -> module edges at either end
 
 
 def _project_data(project: dict[str, Any]) -> _Project:
@@ -199,7 +201,17 @@ def _project_data(project: dict[str, Any]) -> _Project:
             for m in (str(cut.get("importer")), str(cut.get("imported"))):
                 if m not in owner:
                     owner[m] = _owner(m, packages, modules)
-    return _Project(info, modules, names, counts, module_edges, owner)
+    members: dict[str, list[str]] = {}
+    for m, o in sorted(owner.items()):
+        if o:
+            members.setdefault(o, []).append(m)
+    touching: dict[str, list[tuple[str, str]]] = {}
+    for a, b in module_edges:  # grouped once, not scanned once per package
+        pa, pb = owner.get(a), owner.get(b)
+        for p in {pa, pb}:
+            if p:
+                touching.setdefault(p, []).append((a, b))
+    return _Project(info, modules, names, counts, module_edges, owner, members, touching)
 
 
 def _overview(data: _Project, cuts: set[tuple[str, str]]) -> _View:
@@ -223,11 +235,11 @@ def _overview(data: _Project, cuts: set[tuple[str, str]]) -> _View:
 
 def _expanded(data: _Project, package: str, prefix: str, cuts: set[tuple[str, str]]) -> _View:
     """``package``'s modules, the imports between them and to/from other packages."""
-    own = sorted({m for m, o in data.owner.items() if o == package})
+    own = list(data.members.get(package, []))
     internal: dict[tuple[str, str], int] = {}
     outside: dict[tuple[str, str], int] = {}  # (module id, package id) either way
     weight: dict[str, int] = {}
-    for a, b in data.module_edges:
+    for a, b in data.touching.get(package, []):
         pa, pb = data.owner.get(a), data.owner.get(b)
         if pa == package and pb == package:
             key = (f"m:{a}", f"m:{b}")

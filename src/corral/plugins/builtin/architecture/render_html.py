@@ -106,8 +106,9 @@ _JS = """
       svg.setAttribute("height", Math.round(svg.getAttribute("data-h") * scale));
     }
     function fit() {
-      scale = Math.max(0.45, Math.min(1, (port.clientWidth - 2) / svg.getAttribute("data-w")));
+      scale = Math.max(0.55, Math.min(1, (port.clientWidth - 2) / svg.getAttribute("data-w")));
       size();
+      port.scrollLeft = (port.scrollWidth - port.clientWidth) / 2;  // wide graphs: the middle
     }
     function light(node, on) {
       var name = node.getAttribute("data-name"), near = {};
@@ -138,7 +139,6 @@ _JS = """
       back.hidden = next === main;
       fit();
       port.scrollTop = 0;
-      port.scrollLeft = 0;
       search();
     }
     function open(name) {

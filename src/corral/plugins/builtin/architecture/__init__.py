@@ -4,15 +4,16 @@ A pluggy plugin like any other. :func:`analysis_workflow` builds the
 ``architecture.analyze`` workflow: for each project found under the path
 (a repository with subprojects has several; they run in parallel)::
 
-    scan -> parse -> graph -> metrics, cycles, layers -> section
-                                                  all sections -> report
+    scan -> facts ----------> discovery -> metrics, cycles, layers -> section
+         -> graph (parallel) ->                     all sections -> report
 
-``scan`` walks and hashes the files; every later step is cached by content
-(the step cache keys on params and upstream outputs), so re-analysing an
-unchanged tree only re-walks it, and an edit recomputes only the steps
-whose inputs it changed. Nothing analysed is ever imported or executed:
-``parse`` uses :mod:`ast`, the import graph is built by grimp in an
-isolated subprocess.
+``scan`` walks, reads and hashes the files; every later step is cached by
+content (the step cache keys on params and upstream outputs), so
+re-analysing an unchanged tree only re-walks it, and an edit recomputes only
+the steps whose inputs it changed. ``facts`` (lines, classes; :mod:`.facts`)
+and ``graph`` (imports, by grimp's parser in an isolated process; :mod:`.graph`)
+read the files at the same time, on both cores. Nothing analysed is ever
+imported or executed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import (
     DEFAULT_MAX_FILE_BYTES,
-    chunk_of,
-    merge_parts,
-    parse,
+    add_facts,
+    merge,
     scan,
 )
 from corral.plugins.builtin.architecture.externals import environment_digest
@@ -45,11 +45,11 @@ from corral.plugins.builtin.architecture.report import build_section, combine, s
 
 __all__ = [
     "Cycles",
+    "Discovery",
+    "Facts",
     "Graph",
     "Layers",
-    "Merge",
     "Metrics",
-    "Parse",
     "Report",
     "Scan",
     "Section",
@@ -149,64 +149,45 @@ class Scan(Handler):
         return {"project": project, "options": options, "config": config, "scan": scanned}
 
 
-class Parse(Handler):
-    """Lines of code and (abstract) classes of every module, with :mod:`ast`."""
+class Facts(Handler):
+    """Lines of code and (abstract) classes of every module (:mod:`.facts`)."""
 
-    name = "architecture.parse"
+    name = "architecture.facts"
     version = VERSION
-    kind = "cpu"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         scan: _Data
         memo: str | None = None  # file of per-file facts from earlier runs (memo.py)
-        chunk: Annotated[int, Meta(ge=0)] = 0  # this step parses one chunk of the files
-        chunks: Annotated[int, Meta(ge=1)] = 1
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        facts = memo.load(params.memo, VERSION) if params.memo else None
-        result = parse(
-            chunk_of(params.scan, params.chunk, params.chunks),
-            on_file=lambda n, t: ctx.progress(n, t, "files parsed"),
-            memo=facts,
-        )
-        if params.memo and facts is not None:
-            memo.save(params.memo, VERSION, facts)
-        parsed = sum(len(p["modules"]) for p in result["packages"])
-        ctx.progress(parsed, parsed, "files parsed")
-        return result
-
-
-class Merge(Handler):
-    """The parsed chunks of a project, back together in the scan's order."""
-
-    name = "architecture.merge"
-    version = VERSION  # light work: runs in the event loop
-
-    class Params(msgspec.Struct, forbid_unknown_fields=True):
-        scan: _Data
-        parts: list[_Data]
-
-    async def run(self, ctx: StepContext, params: Params) -> _Data:
-        return merge_parts(params.scan, params.parts)
+        known = memo.load(params.memo, VERSION) if params.memo else None
+        facts = add_facts(params.scan, known, on_file=lambda n, t: ctx.progress(n, t, "files read"))
+        if params.memo and known is not None:
+            memo.save(params.memo, VERSION, known)
+        ctx.progress(len(facts), len(facts), "files read")
+        return facts
 
 
 class Graph(Handler):
-    """The import graph of the discovered packages (grimp, isolated process)."""
+    """The import graph of the scanned packages (grimp, isolated process)."""
 
     name = "architecture.graph"
     version = VERSION
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        discovery: _Data
+        scan: _Data
         exclude_type_checking: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        modules = sum(len(p["modules"]) for p in params.discovery["packages"])
+        modules = sum(len(p["modules"]) for p in params.scan["packages"])
         ctx.progress(0, modules, "modules: building the import graph")
         try:
             graph = build_import_graph(
-                params.discovery, exclude_type_checking=params.exclude_type_checking
+                params.scan,
+                exclude_type_checking=params.exclude_type_checking,
+                on_progress=lambda n, t: ctx.progress(n, t, "modules: building the import graph"),
             )
         except GraphBuildError as exc:
             raise NonRetryable(str(exc)) from exc
@@ -214,12 +195,27 @@ class Graph(Handler):
         return graph
 
 
+class Discovery(Handler):
+    """The scan, each module with its facts, less what the graph could not read."""
+
+    name = "architecture.discovery"
+    version = VERSION  # light work: runs in the event loop
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        scan: _Data
+        facts: _Data
+        graph: _Data
+
+    async def run(self, ctx: StepContext, params: Params) -> _Data:
+        return merge(params.scan, params.facts, params.graph)
+
+
 class Metrics(Handler):
     """Ca, Ce, instability, abstractness, distance and LOC per module and package."""
 
     name = "architecture.metrics"
     version = VERSION
-    kind = "cpu"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         discovery: _Data
@@ -234,7 +230,7 @@ class Cycles(Handler):
 
     name = "architecture.cycles"
     version = VERSION
-    kind = "cpu"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         graph: _Data
@@ -249,7 +245,7 @@ class Layers(Handler):
 
     name = "architecture.layers"
     version = VERSION
-    kind = "cpu"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         config: _Data | None
@@ -271,7 +267,7 @@ class Section(Handler):
 
     name = "architecture.section"
     version = VERSION
-    kind = "cpu"
+    kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         project: _Data
@@ -319,7 +315,6 @@ def analysis_workflow(
     exclude_type_checking: bool = False,
     cache: bool = True,
     projects: list[dict[str, Any]] | None = None,
-    chunks: int | None = None,
 ) -> Any:
     """The ``architecture.analyze`` workflow (a ``corral.Workflow``); its
     result's ``"report"`` entry is the report dict.
@@ -343,8 +338,6 @@ def analysis_workflow(
         "exclude_tests": exclude_tests,
         "exclude_type_checking": exclude_type_checking,
     }
-    if chunks is None:  # one parse step per core, up to 4
-        chunks = max(1, min(os.cpu_count() or 1, 4))
     if projects is None:
         projects = find_projects(root, exclude=options["exclude"], exclude_tests=exclude_tests)
     if not projects:
@@ -358,36 +351,30 @@ def analysis_workflow(
             f"scan_{i}", "architecture.scan", root=str(root), project=project, options=options
         )
         cached: dict[str, Any] = {"cache": cache}
-        # Parsing is most of a cold run: it is split across the cpu pool.
-        parts = [
-            wf.step(
-                f"parse_{i}" if chunks == 1 else f"parse_{i}_{k}",
-                "architecture.parse",
-                needs=[scan_],
-                scan=scan_.output.scan,
-                memo=memo.memo_path(root, project["path"], k, chunks) if cache else None,
-                chunk=k,
-                chunks=chunks,
-                **cached,
-            )
-            for k in range(chunks)
-        ]
-        discovery = parts[0]
-        if chunks > 1:
-            discovery = wf.step(
-                f"parse_{i}",
-                "architecture.merge",
-                needs=parts,
-                scan=scan_.output.scan,
-                parts=[p.output for p in parts],
-                **cached,
-            )
+        # facts and graph both read every file: they run side by side.
+        facts = wf.step(
+            f"facts_{i}",
+            "architecture.facts",
+            needs=[scan_],
+            scan=scan_.output.scan,
+            memo=memo.memo_path(root, project["path"]) if cache else None,
+            **cached,
+        )
         graph = wf.step(
             f"graph_{i}",
             "architecture.graph",
-            needs=[discovery],
-            discovery=discovery.output,
+            needs=[scan_],
+            scan=scan_.output.scan,
             exclude_type_checking=scan_.output.options.exclude_type_checking,
+            **cached,
+        )
+        discovery = wf.step(
+            f"discovery_{i}",
+            "architecture.discovery",
+            needs=[scan_, facts, graph],
+            scan=scan_.output.scan,
+            facts=facts.output,
+            graph=graph.output,
             **cached,
         )
         metrics = wf.step(
@@ -439,4 +426,4 @@ def analysis_workflow(
 
 @hookimpl
 def corral_handlers() -> list[type[Handler]]:
-    return [Scan, Parse, Merge, Graph, Metrics, Cycles, Layers, Section, Report]
+    return [Scan, Facts, Graph, Discovery, Metrics, Cycles, Layers, Section, Report]

@@ -4,22 +4,25 @@ A *top-level package* is a directory with an ``__init__.py`` whose parent has
 none; its *source root* is that parent (so flat and src layouts, and several
 packages or subprojects in one tree, are all found). Inside a package, a
 sub-folder without ``__init__.py`` is analysed as a namespace package.
-Nothing is imported: :func:`scan` walks and hashes the files (the digests key
-the step cache), :func:`parse` reads their facts with :mod:`ast`.
+Nothing is imported: :func:`scan` walks, reads and hashes the files (the
+digests key the step cache) and sets aside those that are not Python source
+text; :func:`add_facts` adds their facts (:mod:`.facts`) and :func:`merge`
+joins them with the import graph (:mod:`.graph`), which decides what parses.
 """
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import hashlib
 import io
 import os
+import stat
 import tokenize
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from corral.plugins.builtin.architecture import facts as _facts
 
 SKIP_DIRS = frozenset(
     {
@@ -66,61 +69,45 @@ def is_excluded_dir(rel: str, patterns: list[str], exclude_tests: bool) -> bool:
     )
 
 
-def is_abstract_class(node: ast.ClassDef) -> bool:
-    """ABC / Protocol subclass, ``metaclass=ABCMeta``, or any ``@abstractmethod``."""
-    for base in node.bases:
-        target = base.value if isinstance(base, ast.Subscript) else base
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if name in {"ABC", "Protocol"}:
-            return True
-    for kw in node.keywords:
-        if kw.arg == "metaclass":
-            value = kw.value
-            name = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", "")
-            if name == "ABCMeta":
-                return True
-    for item in node.body:
-        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for dec in item.decorator_list:
-                name = dec.attr if isinstance(dec, ast.Attribute) else getattr(dec, "id", "")
-                if name in {"abstractmethod", "abstractproperty"}:
-                    return True
-    return False
-
-
-def count_loc(source: str) -> int:
-    """Lines that are neither blank nor comment-only."""
-    return sum(
-        1 for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    )
-
-
 def file_digest(data: bytes) -> str:
     """A short content hash: what the step cache keys on."""
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-def parse_facts(data: bytes, filename: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(LOC and class facts, None) or (None, the reason the file is not analysed)."""
+def source_problem(data: bytes) -> str | None:
+    """Why ``data`` is not Python source text, or ``None``: binary (null
+    bytes) or undecodable in its declared (PEP 263) or default encoding."""
+    if b"\0" in data:
+        return "unreadable: contains null bytes (not Python source)"
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        source = data.decode(encoding)
+        data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError):
-        return None, "unreadable: undecodable text (bad encoding)"
-    try:
-        tree = ast.parse(source, filename=filename)
-    except SyntaxError as exc:
-        if exc.lineno is None or "null bytes" in str(exc.msg):
-            return None, "unreadable: contains null bytes (not Python source)"
-        return None, f"syntax error: line {exc.lineno}: {exc.msg}"
-    except ValueError:  # null bytes: a binary file, not Python source
-        return None, "unreadable: contains null bytes (not Python source)"
-    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
-    return {
-        "loc": count_loc(source),
-        "classes": len(classes),
-        "abstract_classes": sum(1 for c in classes if is_abstract_class(c)),
-    }, None
+        return "unreadable: undecodable text (bad encoding)"
+    return None
+
+
+def decode_source(data: bytes) -> str:
+    """The text of a file that :func:`source_problem` accepted."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return data.decode(encoding)
+
+
+def is_module_file(name: str) -> bool:
+    """Whether a ``.py`` file can be a module, by grimp's rule (and the import
+    system's, through ``importlib.import_module``): not hidden, no other dot.
+    ``0001_initial.py`` is one (frameworks load migrations so)."""
+    return name.endswith(".py") and not name.startswith(".") and name.count(".") == 1
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"
 
 
 def scan(
@@ -170,7 +157,12 @@ def scan(
         not_analysed.append({"path": rel(p), "reason": "outside the root (symlink)"})
 
     def outside(p: Path) -> bool:
-        return p.is_symlink() and not p.resolve().is_relative_to(base)
+        if not p.is_symlink():
+            return False
+        try:
+            return not p.resolve().is_relative_to(base)
+        except (OSError, RuntimeError):  # a link loop (3.11 raises RuntimeError)
+            return False
 
     def placeholder(p: Path, package: dict[str, Any]) -> None:
         # A file of the package that is not analysed keeps its place in the
@@ -180,15 +172,23 @@ def scan(
 
     def add_file(p: Path, name: str, is_pkg: bool, package: dict[str, Any]) -> None:
         nonlocal seen
+        data: bytes | None = None
         try:
-            size = p.stat().st_size
-            if size > max_file_bytes:
-                reason = f"too large ({size} bytes > {max_file_bytes})"
-                data = None
+            info = p.stat()
+            if not stat.S_ISREG(info.st_mode):  # never read: a FIFO would block
+                reason = f"not a regular file ({_special_kind(info.st_mode)})"
+            elif info.st_size > max_file_bytes:
+                reason = f"too large ({info.st_size} bytes > {max_file_bytes})"
             else:
-                data = p.read_bytes()
+                data = _read_capped(p, max_file_bytes)
+                if data is None:
+                    reason = f"too large (> {max_file_bytes} bytes)"
+                else:
+                    reason = source_problem(data) or ""
+                    if reason:
+                        data = None
         except OSError as exc:
-            reason, data = f"unreadable: {exc.strerror or exc}", None
+            reason = f"unreadable: {_os_reason(exc)}"
         if data is None:
             not_analysed.append({"path": rel(p), "reason": reason})
             if is_pkg:  # the package stays a package, without its own imports
@@ -254,6 +254,11 @@ def scan(
                 continue
             if entry.suffix != ".py":
                 continue
+            if not is_module_file(entry.name):
+                if wanted(entry):
+                    reason = "not an importable module name (a dot in the name)"
+                    not_analysed.append({"path": rel(entry), "reason": reason})
+                continue
             if not wanted(entry):
                 if entry.stem == "__init__":
                     package["modules"].append(_empty_package(prefix, rel(pkg_dir)))
@@ -263,24 +268,28 @@ def scan(
             if outside(entry):
                 skip_out(entry)
                 continue
-            if not entry.is_file():
-                if entry.is_symlink():  # dangling
-                    not_analysed.append({"path": rel(entry), "reason": "unreadable: broken link"})
+            problem = _link_problem(entry)
+            if problem is not None:
+                not_analysed.append({"path": rel(entry), "reason": problem})
+                if entry.stem == "__init__":
+                    package["modules"].append(_empty_package(prefix, rel(pkg_dir)))
+                else:
+                    placeholder(entry, package)
                 continue
             stem = entry.stem
             if stem == "__init__":
                 add_file(entry, prefix, True, package)
-            elif stem.isidentifier():
-                add_file(entry, f"{prefix}.{stem}", False, package)
             else:
-                not_analysed.append({"path": rel(entry), "reason": "not an importable module name"})
+                add_file(entry, f"{prefix}.{stem}", False, package)
 
     def loose_files(directory: Path, entries: list[Path]) -> None:
         for entry in entries:
-            if entry.suffix == ".py" and entry.is_file() and wanted(entry):
-                not_analysed.append(
-                    {"path": rel(entry), "reason": "not in a package (no __init__.py)"}
-                )
+            if entry.suffix == ".py" and not entry.is_dir() and wanted(entry):
+                problem = _link_problem(entry)
+                reason = "not in a package (no __init__.py)"
+                if problem is not None:
+                    reason = f"{problem}; {reason}"
+                not_analysed.append({"path": rel(entry), "reason": reason})
 
     def new_package(pkg_dir: Path, source_root: Path) -> dict[str, Any]:
         return {
@@ -295,7 +304,10 @@ def scan(
     visited: set[Path] = set()
 
     def walk_dirs(directory: Path) -> None:
-        real = directory.resolve()
+        try:
+            real = directory.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            return
         if real in visited:  # a symbolic link loop, or a second way to one folder
             return
         visited.add(real)
@@ -359,71 +371,122 @@ def scan(
     return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
 
 
-_NO_FACTS = {"loc": 0, "classes": 0, "abstract_classes": 0}
+def _os_reason(exc: OSError) -> str:
+    return str(exc.strerror or exc)
+
+
+def _read_capped(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes (``None`` past it): a file may grow after its
+    ``stat``, and a link may point to an endless device."""
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def _link_problem(entry: Path) -> str | None:
+    """Why a directory entry named ``*.py`` cannot be read as a file: a
+    broken link, a link loop, or not a regular file (FIFO, socket, device)."""
+    try:
+        info = entry.stat()
+    except OSError as exc:
+        if entry.is_symlink():
+            try:
+                entry.resolve(strict=True)
+            except RuntimeError:
+                return "unreadable: symbolic link loop"
+            except OSError as err:
+                if err.errno == 40:  # ELOOP
+                    return "unreadable: symbolic link loop"
+            return "unreadable: broken link"
+        return f"unreadable: {_os_reason(exc)}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file ({_special_kind(info.st_mode)})"
+    return None
 
 
 def _empty_package(name: str, folder: str) -> dict[str, Any]:
     """A package module without a usable ``__init__.py`` (namespace folder, or
-    one excluded, unreadable or broken): it is mirrored with an empty one."""
+    one excluded, unreadable or broken): it has no imports of its own."""
     return {"name": name, "path": folder, "is_package": True, "namespace": True, "digest": ""}
 
 
-def parse(
-    scanned: dict[str, Any],
-    on_file: Callable[[int, int], None] | None = None,
-    memo: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Add LOC and class facts to every scanned module, with :mod:`ast`.
+def read_text(root: Path, path: str) -> str | None:
+    """The decoded text of a scanned file, or ``None`` when it is gone or
+    changed into something that is not Python source text."""
+    try:
+        return decode_source((root / path).read_bytes())
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
+        return None
 
-    Files that fail to parse (syntax error, bad encoding) move to
-    ``not_analysed``; a file changed since the scan is read as it is now
-    (its digest is refreshed). ``on_file(done, total)`` reports progress.
-    ``memo`` maps content digests to ``[facts, reason]`` from earlier runs:
-    a file found there is not parsed again. On return it holds exactly the
-    entries of the files seen, so saving it keeps it bounded.
+
+def add_facts(
+    scanned: dict[str, Any],
+    memo: dict[str, Any] | None = None,
+    on_file: Callable[[int, int], None] | None = None,
+) -> dict[str, list[int]]:
+    """Facts (``[loc, classes, abstract classes]``) of every scanned file,
+    keyed by content digest (see :mod:`.facts`).
+
+    Files only a newer parser can read are parsed by libcst in an isolated
+    process; one that crashes it keeps the facts known without a parser.
+    ``memo`` (digest -> facts of earlier runs) is read and updated.
     """
-    known = dict(memo) if memo is not None else {}
-    if memo is not None:
-        memo.clear()
     root = Path(scanned["root"])
+    modules = [
+        (m["digest"], m["path"])
+        for p in scanned["packages"]
+        for m in p["modules"]
+        if not m["namespace"]
+    ]
+    found, deferred = _facts.collect(modules, lambda path: read_text(root, path), memo, on_file)
+    if deferred:
+        from corral.plugins.builtin.architecture.isolation import run_isolated
+
+        results = run_isolated(
+            "facts", {}, [str(root / path) for _, path in deferred], chunk_size=8, chunk_timeout=30
+        )
+        for (digest, path), result in zip(deferred, results, strict=True):
+            facts = result.get("facts")
+            if facts is None:
+                text = read_text(root, path)
+                if text is None:
+                    continue
+                facts = list(_facts.tokens_only_facts(text))
+            found[digest] = (int(facts[0]), int(facts[1]), int(facts[2]))
+            if memo is not None:
+                memo[digest] = list(found[digest])
+    return {digest: list(f) for digest, f in found.items()}
+
+
+_NO_FACTS = {"loc": 0, "classes": 0, "abstract_classes": 0}
+
+
+def merge(
+    scanned: dict[str, Any], facts: dict[str, list[int]], graph: dict[str, Any]
+) -> dict[str, Any]:
+    """The discovery: the scan, each module with its facts, less the files the
+    import graph builder could not read (listed as not analysed; a package
+    whose ``__init__.py`` is among them stays a package, without facts)."""
+    failed = {f["path"]: f["reason"] for f in graph.get("not_analysed", [])}
     not_analysed = list(scanned["not_analysed"])
+    not_analysed += [{"path": path, "reason": reason} for path, reason in failed.items()]
     packages = []
-    total = sum(len(p["modules"]) for p in scanned["packages"])
-    done = 0
     for package in scanned["packages"]:
         modules = []
         placeholders = list(package.get("placeholders", []))
         for module in package["modules"]:
-            done += 1
-            if on_file is not None and done % 100 == 0:
-                on_file(done, total)
             if module["namespace"]:
                 modules.append({**module, **_NO_FACTS})
                 continue
-            file = root / module["path"]
-            try:
-                data = file.read_bytes()
-            except OSError as exc:
-                reason = f"unreadable: {exc.strerror or exc}"
-                not_analysed.append({"path": module["path"], "reason": reason})
-                continue
-            digest = file_digest(data)
-            hit = known.get(digest)
-            if hit is not None:
-                facts, why = hit
-            else:
-                facts, why = parse_facts(data, str(file))
-            if memo is not None:
-                memo[digest] = [facts, why]
-            if facts is None:
-                not_analysed.append({"path": module["path"], "reason": why or "unknown"})
-                if module["is_package"]:  # still a package, without its own imports
+            if module["path"] in failed:
+                if module["is_package"]:
                     folder = module["path"].rpartition("/")[0] or "."
                     modules.append({**_empty_package(module["name"], folder), **_NO_FACTS})
                 else:
                     placeholders.append(module["path"])
                 continue
-            modules.append({**module, "digest": digest, **facts})
+            loc, classes, abstract = facts.get(module["digest"], [0, 0, 0])
+            modules.append({**module, "loc": loc, "classes": classes, "abstract_classes": abstract})
         packages.append({**package, "modules": modules, "placeholders": placeholders})
     not_analysed.sort(key=lambda f: f["path"])
     return {**scanned, "packages": packages, "not_analysed": not_analysed}
@@ -436,56 +499,29 @@ def discover(
     exclude_tests: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> dict[str, Any]:
-    """:func:`scan` then :func:`parse`: the packages under ``path`` with their facts."""
-    return parse(
-        scan(path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes)
+    """:func:`scan` then :func:`add_facts`: the packages under ``path`` with
+    their facts (before the import graph says which files parse; see
+    :func:`analyse` for both)."""
+    scanned = scan(
+        path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes
     )
+    return merge(scanned, add_facts(scanned), {})
 
 
-def chunk_of(scanned: dict[str, Any], chunk: int, chunks: int) -> dict[str, Any]:
-    """The part of a scan that parse step ``chunk`` of ``chunks`` handles.
+def analyse(
+    path: str | os.PathLike[str],
+    *,
+    exclude: list[str] | None = None,
+    exclude_tests: bool = False,
+    exclude_type_checking: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(discovery, import graph) of the packages under ``path``, in this
+    process's thread: what the workflow's steps compute, for tests and tools."""
+    from corral.plugins.builtin.architecture.graph import build_import_graph
 
-    A file always falls in the same chunk (by a hash of its path), so each
-    chunk's parse memo stays valid from run to run; namespace packages, the
-    placeholders and the files not analysed go with chunk 0.
-    """
-    if chunks <= 1:
-        return scanned
-
-    def mine(module: dict[str, Any]) -> bool:
-        if module["namespace"]:
-            return chunk == 0
-        return zlib.crc32(module["path"].encode()) % chunks == chunk
-
-    packages = [
-        {
-            **package,
-            "modules": [m for m in package["modules"] if mine(m)],
-            "placeholders": package.get("placeholders", []) if chunk == 0 else [],
-        }
-        for package in scanned["packages"]
-    ]
-    not_analysed = scanned["not_analysed"] if chunk == 0 else []
-    return {**scanned, "packages": packages, "not_analysed": not_analysed}
-
-
-def merge_parts(scanned: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Put parsed chunks back together, in the scan's order: the result is
-    what :func:`parse` of the whole scan gives."""
-    if len(parts) == 1:
-        return parts[0]
-    packages = []
-    for i, package in enumerate(scanned["packages"]):
-        order = {m["name"]: n for n, m in enumerate(package["modules"])}
-        modules = sorted(
-            (m for part in parts for m in part["packages"][i]["modules"]),
-            key=lambda m: order.get(m["name"], len(order)),
-        )
-        placeholders: list[str] = []
-        for part in parts:
-            placeholders += part["packages"][i].get("placeholders", [])
-        packages.append({**package, "modules": modules, "placeholders": placeholders})
-    not_analysed = sorted(
-        (item for part in parts for item in part["not_analysed"]), key=lambda f: f["path"]
+    scanned = scan(
+        path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes
     )
-    return {**scanned, "packages": packages, "not_analysed": not_analysed}
+    graph = build_import_graph(scanned, exclude_type_checking=exclude_type_checking)
+    return merge(scanned, add_facts(scanned), graph), graph

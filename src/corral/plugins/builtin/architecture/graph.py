@@ -1,198 +1,227 @@
-"""The import graph, built by grimp in an isolated subprocess.
+"""The import graph, from grimp's import scanner, one bad file at a time.
 
-The analysed code is never imported or executed: grimp parses the files. The
-graph is built in a child interpreter (``python -I``) from a *mirror*: a
-temporary directory holding the discovered modules (hard links, which cost
-~15 µs each where a symbolic link costs ~0.5 ms on some file systems;
-symbolic links across file systems; copies as a last resort). grimp is told
-where each analysed package lies in the mirror (its package finder is
-replaced); the mirror is never put on ``sys.path``. So
-
-- no module of the analysed tree can be imported by the child, whatever its
-  name (a package called ``textwrap`` or ``grimp`` stays data);
-- a target package that shares its name with one installed in, or imported
-  by, corral's process is read from the target tree, never from elsewhere;
-- files that discovery left out (excluded, tests, syntax errors, too large)
-  are mirrored as empty placeholder modules, and imports of them are dropped
-  (grimp would otherwise count them as imports of the package above);
-- namespace sub-folders (no ``__init__.py``), and packages whose
-  ``__init__.py`` is not analysed, get an empty one, so grimp analyses them
-  as packages instead of skipping them.
+The analysed code is never imported or executed. grimp's Rust scanner
+(the parser of ruff, which knows every syntax up to Python 3.14, whatever
+interpreter runs corral) reads each module's text from an in-memory file
+system filled by :mod:`._child`, in a throwaway process (``python -I``, an
+empty working directory, see :mod:`.isolation`): grimp is told which
+modules exist and where each package is, nothing is put on ``sys.path``, so
+no module of the analysed tree can be imported, whatever its name. A file
+that grimp rejects (a syntax error), panics on (a relative import two levels
+above its top package) or crashes on (deep nesting) is found and listed;
+every other file still counts.
 
 Edges follow grimp's rules: ``import a.b.c`` is an edge to ``a.b.c`` only,
-``from pkg import sub`` to ``pkg.sub``, imports in functions and ``try``
-blocks count, ``if TYPE_CHECKING:`` imports count unless excluded,
-self-imports are not edges.
+``from pkg import sub`` to ``pkg.sub``, ``from pkg import name`` to ``pkg``,
+imports in functions and ``try`` blocks count, ``if TYPE_CHECKING:`` imports
+count unless excluded, self-imports are not edges. Two corrections:
+
+- **Unresolved imports.** grimp maps an import of a module missing from the
+  tree (``import pkg.generated`` of a module written at build time, a
+  Cython ``.pyx``, a module a test writes) to the nearest package above it,
+  an edge that does not exist. Each import line grimp reports is read again
+  (:func:`._child.raw_imports`); a name whose top package is analysed but
+  that is no module of the tree is listed as *unresolved* with its file and
+  line, and makes no edge.
+- **Files not analysed** (excluded, too large, unreadable, a syntax error)
+  stay in the module set as placeholders, so imports of them are dropped
+  instead of becoming imports of the package above.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
+import ast
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_CHILD = r"""
-import json, os, sys
-args = json.loads(sys.argv[1])
-import grimp
-from grimp.application.config import settings
-from grimp.application.ports.packagefinder import AbstractPackageFinder
+from corral.plugins.builtin.architecture.isolation import ChildFailed, run_isolated
 
-# grimp finds a package through the import system; here it is told where each
-# analysed package lies instead. Nothing is added to sys.path, so no module of
-# the analysed tree can ever be imported (and run) by this process, whatever
-# its name (`textwrap`, `json`, `grimp` ...).
-dirs = args["dirs"]
-
-
-class MirrorFinder(AbstractPackageFinder):
-    def determine_package_directories(self, package_name, file_system):
-        return {dirs[package_name]}
-
-
-settings.configure(PACKAGE_FINDER=MirrorFinder())
-names = sorted(dirs)
-graph = grimp.build_graph(
-    *names,
-    include_external_packages=True,
-    exclude_type_checking_imports=args["exclude_type_checking"],
-    cache_dir=None,
-)
-internal = set()
-for name in names:
-    internal |= {name} | graph.find_descendants(name)
-edges = []
-external = []
-for importer in sorted(internal):
-    for imported in sorted(graph.find_modules_directly_imported_by(importer)):
-        if imported == importer:
-            continue
-        details = graph.get_import_details(importer=importer, imported=imported)
-        lines = sorted({d["line_number"] for d in details})
-        if imported in internal:
-            edges.append([importer, imported, lines])
-        else:
-            external.append([importer, imported.split(".")[0], lines])
-json.dump({"modules": sorted(internal), "edges": edges, "external": external}, sys.stdout)
-"""
+__all__ = ["GraphBuildError", "absolute_name", "build_import_graph", "placeholder_modules"]
 
 
 class GraphBuildError(RuntimeError):
-    """The isolated graph build failed."""
+    """The isolated graph build failed as a whole (not because of one file)."""
 
 
-def _mirror(discovery: dict[str, Any], shadow: Path) -> tuple[dict[str, str], set[str]]:
-    """Lay the analysed modules out under ``shadow``.
-
-    Returns (package name -> its folder in the mirror, placeholder module
-    names): files of a package that are not analysed are mirrored as empty
-    modules, so imports of them can be recognised and dropped.
-    """
+def placeholder_modules(discovery: dict[str, Any]) -> dict[str, str]:
+    """Module name -> path of each file of a package that is not analysed."""
     root = Path(discovery["root"])
-    roots: dict[str, int] = {}
-    dirs: dict[str, str] = {}
-    placeholders: set[str] = set()
-    # Cheapest first; a mode that fails once (another file system, no
-    # permission, Windows, where deleting a hard link may need a chmod of the
-    # original) is dropped. Nothing ever writes to the mirrored files.
-    modes: list[Callable[[Path, Path], object]] = [os.symlink, shutil.copyfile]
-    if os.name != "nt":
-        modes.insert(0, os.link)
+    out: dict[str, str] = {}
     for package in discovery["packages"]:
-        src = package["source_root"]
-        base = shadow / str(roots.setdefault(src, len(roots)))
-        dirs[package["name"]] = str(base / package["name"])
+        src = Path(package["source_root"])
         for path in package.get("placeholders", []):
-            relative = (root / path).relative_to(src)
-            target = base / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
-            parts = relative.with_suffix("").parts
-            placeholders.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-        for module in package["modules"]:
-            original = root / module["path"]
-            relative = original.relative_to(src)
-            target = base / relative
-            if module.get("namespace"):
-                # grimp skips folders without __init__.py: give the mirror one.
-                target.mkdir(parents=True, exist_ok=True)
-                (target / "__init__.py").touch()
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            while True:
-                try:
-                    modes[0](original, target)
-                    break
-                except OSError:
-                    if len(modes) == 1:
-                        raise
-                    modes.pop(0)
-    return dirs, placeholders
+            parts = (root / path).relative_to(src).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def absolute_name(raw: str, importer: str, is_package: bool) -> str | None:
+    """``raw`` (``..x.y`` or ``a.b``) made absolute from ``importer``, as
+    grimp does; ``None`` for a relative import above the top package."""
+    dots = len(raw) - len(raw.lstrip("."))
+    if dots == 0:
+        return raw
+    parts = importer.split(".")
+    keep = len(parts) - dots + (1 if is_package else 0)
+    if keep <= 0:
+        return None
+    rest = raw[dots:]
+    return ".".join(parts[:keep]) + (f".{rest}" if rest else "")
+
+
+def _virtual_path(module: dict[str, Any]) -> str:
+    base = "/" + str(module["name"]).replace(".", "/")
+    return base + ("/__init__.py" if module["is_package"] else ".py")
+
+
+def _syntax_reason(file: Path, line: int | None, text: str) -> str:
+    """Python's own message when it agrees on the line, else grimp's line."""
+    try:
+        ast.parse(file.read_bytes())
+    except SyntaxError as exc:
+        if exc.lineno == line and exc.msg:
+            return f"syntax error: line {line}: {exc.msg}"
+    except (OSError, ValueError, RecursionError, MemoryError):
+        pass
+    snippet = " ".join(text.split())[:80]
+    return f"syntax error: line {line}: {snippet}" if snippet else f"syntax error: line {line}"
+
+
+def _reason(error: dict[str, Any], file: Path) -> str:
+    kind = error.get("error")
+    message = " ".join(str(error.get("message", "")).split())[:160]
+    if kind == "syntax":
+        return _syntax_reason(file, error.get("line"), str(error.get("text", "")))
+    if kind == "unreadable":
+        return f"unreadable: {message}"
+    if kind == "panic":
+        return f"the import parser failed on this file (grimp: {message})"
+    if kind == "timeout":
+        return "the import parser took too long on this file"
+    return "the import parser crashed on this file (deeply nested code?)"
 
 
 def build_import_graph(
     discovery: dict[str, Any],
     *,
     exclude_type_checking: bool = False,
-    timeout: float | None = 600,
+    on_progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = 64,
 ) -> dict[str, Any]:
     """Build the import graph of every discovered package.
 
-    All packages are built together, in one child process (imports between
-    them are edges, whatever their source roots). Returns
-    ``{"modules": [...], "edges": [{"importer", "imported", "lines"}],
-    "external": [{"importer", "imported", "lines"}], "paths": {module: file},
-    "packages": [...]}`` with ``external`` naming top-level modules outside
-    the analysed packages and ``packages`` the modules that are packages.
+    All packages are built together (imports between them are edges,
+    whatever their source roots). Returns ``{"modules", "edges":
+    [{"importer", "imported", "lines"}], "external": [{"importer",
+    "imported", "lines"}], "unresolved": [{"importer", "path", "line",
+    "name"}], "not_analysed": [{"path", "reason"}], "paths": {module: file},
+    "packages": [...]}``: ``external`` names top-level modules outside the
+    analysed packages, ``packages`` the modules that are packages,
+    ``not_analysed`` the files the import parser could not read.
     """
-    shadow = Path(tempfile.mkdtemp(prefix="corral-arch-"))
+    root = Path(discovery["root"])
+    known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
+    placeholders = placeholder_modules(discovery)
+    everything = set(known) | set(placeholders)
+    tops = {p["name"] for p in discovery["packages"]}
+    scanned = [m for m in known.values() if not m.get("namespace")]
+    if not known:
+        return {
+            "modules": [],
+            "edges": [],
+            "external": [],
+            "unresolved": [],
+            "not_analysed": [],
+            "paths": {},
+            "packages": [],
+        }
+    shared = {"modules": sorted(everything), "exclude_type_checking": exclude_type_checking}
+    items = [[m["name"], _virtual_path(m), str(root / m["path"])] for m in scanned]
     try:
-        dirs, placeholders = _mirror(discovery, shadow)
-        if not dirs:
-            return {"modules": [], "edges": [], "external": [], "paths": {}, "packages": []}
-        args = {"dirs": dirs, "exclude_type_checking": exclude_type_checking}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            cwd=shadow,
-            env=env,
-            timeout=timeout,
-            check=False,
+        results = run_isolated(
+            "imports", shared, items, chunk_size=chunk_size, on_progress=on_progress
         )
-    finally:
-        # Plain removal: never a chmod, which on a hard link would change the original.
-        shutil.rmtree(shadow, ignore_errors=True)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise GraphBuildError(f"import graph build failed for {', '.join(sorted(dirs))}: {tail[0]}")
-    data = json.loads(proc.stdout)
-    modules = set(data["modules"]) - placeholders
+    except ChildFailed as exc:
+        tried = ", ".join(sorted(tops))
+        raise GraphBuildError(f"import graph build failed for {tried}: {exc}") from exc
+    not_analysed: list[dict[str, str]] = []
+    failed: set[str] = set()
+    for module, result in zip(scanned, results, strict=True):
+        if "error" in result:
+            not_analysed.append(
+                {"path": module["path"], "reason": _reason(result, root / module["path"])}
+            )
+            failed.add(module["name"])
+    # A failed package __init__ keeps its package (without imports of its own).
+    modules = {n for n in known if n not in failed or known[n]["is_package"]}
+    edge_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
+    ext_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
+    unresolved: dict[tuple[str, int, str], None] = {}
+    for module, result in zip(scanned, results, strict=True):
+        if "error" in result:
+            continue
+        importer = module["name"]
+        is_package = bool(module["is_package"])
+        statements: dict[int, list[tuple[str, str | None]]] = {}
+        for line, found in result["statements"].items():
+            resolved = [(kind, absolute_name(raw, importer, is_package)) for kind, raw in found]
+            statements[int(line)] = resolved
+            for (_, raw), (_, name) in zip(found, resolved, strict=True):
+                if name is None:
+                    unresolved[(importer, int(line), raw)] = None
+                elif name.split(".")[0] in tops and name not in everything:
+                    unresolved[(importer, int(line), name)] = None
+        for imported, line in result["imports"]:
+            if imported == importer:
+                continue
+            if imported in everything:
+                if not _legit(imported, statements.get(line), everything):
+                    continue  # what grimp made of an unresolved import
+                if imported in modules:
+                    edge_lines[(importer, imported)].add(line)
+            elif imported and imported[0] != "." and imported.split(".")[0] not in tops:
+                ext_lines[(importer, imported.split(".")[0])].add(line)
     edges = [
-        {"importer": a, "imported": b, "lines": ln}
-        for a, b, ln in data["edges"]
-        if a in modules and b in modules
+        {"importer": a, "imported": b, "lines": sorted(lines)}
+        for (a, b), lines in sorted(edge_lines.items())
     ]
     external = [
-        {"importer": a, "imported": b, "lines": ln} for a, b, ln in data["external"] if a in modules
+        {"importer": a, "imported": b, "lines": sorted(lines)}
+        for (a, b), lines in sorted(ext_lines.items())
     ]
-    edges.sort(key=lambda e: (e["importer"], e["imported"]))
-    external.sort(key=lambda e: (e["importer"], e["imported"]))
-    known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
+    not_analysed.sort(key=lambda f: f["path"])
     return {
         "modules": sorted(modules),
         "edges": edges,
         "external": external,
+        "unresolved": [
+            {"importer": a, "path": known[a]["path"], "line": line, "name": name}
+            for a, line, name in sorted(unresolved)
+        ],
+        "not_analysed": not_analysed,
         # What later steps need of the discovery, so they can depend on the
         # graph alone (and stay cached when only a file's body changed).
-        "paths": {m: known[m]["path"] for m in sorted(modules) if m in known},
-        "packages": sorted(m for m in modules if m in known and known[m]["is_package"]),
+        "paths": {m: known[m]["path"] for m in sorted(modules)},
+        "packages": sorted(m for m in modules if known[m]["is_package"]),
     }
+
+
+def _legit(
+    imported: str, statements: list[tuple[str, str | None]] | None, everything: set[str]
+) -> bool:
+    """Whether a statement on the line really imports ``imported``: ``import
+    a.b`` only ``a.b``; ``from x import n`` (``x`` a module) ``x`` or ``x.n``.
+    A line that could not be read again keeps grimp's answer."""
+    if not statements:
+        return True
+    for kind, name in statements:
+        if name is None:
+            continue
+        if kind == "import":
+            if name == imported:
+                return True
+        elif name in everything and (imported == name or imported.rpartition(".")[0] == name):
+            return True
+    return False

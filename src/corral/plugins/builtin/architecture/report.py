@@ -31,6 +31,7 @@ SUMMARY_KEYS = (
     "violations",
     "broken_contracts",
     "not_analysed",
+    "unresolved_imports",
     "score",
 )
 _KIND_RANK = {"cycle": 0, "violation": 1, "hub": 2, "distance": 3, "not_analysed": 4}
@@ -56,6 +57,7 @@ def build_section(
     hubs = sorted(modules, key=lambda m: (-(modules[m]["ca"] + modules[m]["ce"]), m))[:10]
     score = compute_score(metrics, cycles, layers)
     not_analysed = discovery["not_analysed"]
+    unresolved = graph.get("unresolved", [])
     return {
         "name": project["name"],
         "path": project["path"],
@@ -81,6 +83,7 @@ def build_section(
             "violations": layers.get("violations", 0),
             "broken_contracts": sum(1 for c in layers.get("contracts", []) if c["kept"] is False),
             "not_analysed": len(not_analysed),
+            "unresolved_imports": len(unresolved),
             "score": score["value"],
         },
         "metrics": metrics,
@@ -107,6 +110,8 @@ def build_section(
         "score": score,
         "recommendations": recommend(metrics, cycles, layers, not_analysed),
         "not_analysed": not_analysed,
+        # imports of project modules that are not in the tree: no edge
+        "unresolved": unresolved,
     }
 
 
@@ -150,10 +155,14 @@ def combine(
     merged = [{**r, "priority": i} for i, r in enumerate(merged[:MAX_RECOMMENDATIONS], 1)]
     summary: dict[str, Any] = {"projects": len(sections)}
     for key in SUMMARY_KEYS:
-        summary[key] = sum(s["summary"][key] for s in sections) if key != "score" else value
+        summary[key] = sum(s["summary"].get(key, 0) for s in sections) if key != "score" else value
     summary["external_imports"] = len({e["name"] for s in sections for e in s["external"]})
     not_analysed = sorted(
         (f for s in sections for f in s.pop("not_analysed")), key=lambda f: f["path"]
+    )
+    unresolved = sorted(
+        (u for s in sections for u in s.pop("unresolved", [])),
+        key=lambda u: (u["path"], u["line"], u["name"]),
     )
     return {
         "version": REPORT_VERSION,
@@ -165,6 +174,7 @@ def combine(
         "recommendations": merged,
         "projects": sections,
         "not_analysed": not_analysed,
+        "unresolved": unresolved,
     }
 
 
@@ -213,6 +223,15 @@ def summary_text(report: dict[str, Any]) -> str:
         for item in ordered[:5]:
             lines.append(f"    {item['path']}: {item['reason']}")
         if s["not_analysed"] > 5:
+            lines.append("    … (all of them in --format json/markdown/html)")
+    unresolved = report.get("unresolved") or []
+    if unresolved:
+        lines.append(
+            f"  {len(unresolved)} unresolved import(s) (project modules not in the tree, no edge):"
+        )
+        for item in unresolved[:5]:
+            lines.append(f"    {item['path']}:{item['line']}: {item['name']}")
+        if len(unresolved) > 5:
             lines.append("    … (all of them in --format json/markdown/html)")
     return "\n".join(lines) + "\n"
 

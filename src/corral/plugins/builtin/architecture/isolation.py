@@ -1,0 +1,164 @@
+"""Work on analysed files in a throwaway process, one bad file at a time.
+
+Parsers written in native code can take their process down on a
+pathological file (a stack overflow in grimp's or libcst's parser is a
+segmentation fault, not an exception), or run for minutes. Such work runs in
+:mod:`._child`, started here as ``python -I <script>`` in an empty temporary
+directory, on chunks of files. The child announces each chunk before working
+on it; when it dies or overruns a chunk's time, the chunk that was running
+is split in two and the work goes on in a new child, until the file that
+causes it stands alone and gets an error result. Every other file keeps its
+result, so a report never fails because of one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ChildFailed", "run_isolated"]
+
+CHILD = Path(__file__).with_name("_child.py")
+
+#: Restarts allowed per file in the job before giving up (a child that cannot
+#: start at all, e.g. grimp missing, fails on the first try).
+_RESTARTS_PER_ITEM = 2
+
+
+class ChildFailed(RuntimeError):
+    """The isolated child could not do its work at all (not one bad file)."""
+
+
+def _reader(stream: Any, lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _run_child(
+    mode: str,
+    shared: dict[str, Any],
+    chunks: list[list[Any]],
+    chunk_timeout: float,
+    on_chunk: Callable[[int, list[Any]], None],
+) -> tuple[int | None, str, bool]:
+    """Run one child over ``chunks``; ``on_chunk(k, results)`` for each chunk
+    done. Returns (the chunk that was running when the child died or ran out
+    of time, or ``None`` when all were done; the tail of its stderr; whether
+    it ran out of time)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    with tempfile.TemporaryDirectory(prefix="corral-arch-") as cwd, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=cwd,
+            env=env,
+            encoding="utf-8",
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        running: int | None = None
+        finished = overran = False
+        try:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps({"mode": mode, "shared": shared, "chunks": chunks}))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            deadline = time.monotonic() + chunk_timeout * 2  # start-up included
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    overran = True  # the running chunk is to blame
+                    break
+                if line is None:
+                    break  # the child exited
+                message = json.loads(line)
+                if "begin" in message:
+                    running = int(message["begin"])
+                    deadline = time.monotonic() + chunk_timeout
+                elif "done" in message:
+                    on_chunk(int(message["done"]), message["results"])
+                    running = None
+                elif message.get("end"):
+                    finished = True
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            reader.join(timeout=5)
+            err.seek(0)
+            tail = err.read()[-4000:].decode("utf-8", "replace").strip()
+        if finished and proc.returncode == 0:
+            return None, tail, False
+        if running is None:
+            raise ChildFailed(tail.splitlines()[-1] if tail else f"exit status {proc.returncode}")
+        return running, tail, overran
+
+
+def run_isolated(
+    mode: str,
+    shared: dict[str, Any],
+    items: list[Any],
+    *,
+    chunk_size: int = 64,
+    chunk_timeout: float = 60.0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One result per item (in order), computed by :mod:`._child` in ``mode``.
+
+    An item whose chunk crashed the child, or overran ``chunk_timeout``
+    seconds, alone gets ``{"error": "crash" | "timeout", "message": ...}``.
+    Raises :class:`ChildFailed` when the child fails outside any chunk (it
+    could not start, or its job was malformed).
+    """
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    todo: list[list[int]] = [
+        list(range(i, min(i + chunk_size, len(items)))) for i in range(0, len(items), chunk_size)
+    ]
+    budget = _RESTARTS_PER_ITEM * max(8, len(items).bit_length() * 8)
+    done = 0
+    while todo:
+        batch = todo
+
+        def record(k: int, chunk_results: list[Any], batch: list[list[int]] = batch) -> None:
+            nonlocal done
+            for index, result in zip(batch[k], chunk_results, strict=True):
+                results[index] = result
+            done += len(batch[k])
+            if on_progress is not None:
+                on_progress(done, len(items))
+
+        running, tail, overran = _run_child(
+            mode, shared, [[items[i] for i in chunk] for chunk in batch], chunk_timeout, record
+        )
+        if running is None:
+            break
+        budget -= 1
+        if budget < 0:
+            raise ChildFailed(f"the analysis child kept failing: {tail[-300:]}")
+        bad = batch[running]
+        if len(bad) == 1:
+            kind = "timeout" if overran else "crash"
+            last = tail.splitlines()[-1] if tail else ""
+            results[bad[0]] = {"error": kind, "message": last}
+            done += 1
+            todo = batch[running + 1 :]
+        else:
+            half = len(bad) // 2
+            todo = [bad[:half], bad[half:], *batch[running + 1 :]]
+    return [r if r is not None else {"error": "crash", "message": "no result"} for r in results]

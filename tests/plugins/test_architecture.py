@@ -15,7 +15,7 @@ from corral.plugins.builtin.architecture.cycles import (
     shortest_cycle,
     strongly_connected_components,
 )
-from corral.plugins.builtin.architecture.discover import discover
+from corral.plugins.builtin.architecture.discover import analyse, discover
 from corral.plugins.builtin.architecture.graph import build_import_graph
 from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
@@ -79,7 +79,7 @@ EDGE_RULES = {
 
 def test_edge_rules(tmp_path: Path) -> None:
     write_tree(tmp_path, EDGE_RULES)
-    graph = build_import_graph(discover(tmp_path))
+    found, graph = analyse(tmp_path)
     assert edge_set(graph) == {
         ("pkg.plain", "pkg.a.b.c"),  # import a.b.c -> a.b.c only
         ("pkg.plain", "pkg.sub"),  # from pkg import sub -> pkg.sub
@@ -104,7 +104,6 @@ def test_edge_rules(tmp_path: Path) -> None:
     no_tc = build_import_graph(discover(tmp_path), exclude_type_checking=True)
     assert edge_set(no_tc) == edge_set(graph) - {("pkg.typed", "pkg.sub")}
 
-    found = discover(tmp_path)
     assert found["not_analysed"] == [
         {"path": "pkg/broken.py", "reason": "syntax error: line 2: invalid syntax"}
     ]
@@ -160,7 +159,7 @@ def test_discovery_layouts_and_not_analysed(tmp_path: Path) -> None:
     outside = tmp_path.parent / f"{tmp_path.name}-outside.py"
     outside.write_text("")
     (tmp_path / "src/alpha/linked.py").symlink_to(outside)
-    found = discover(tmp_path, exclude=["skip*.py"], max_file_bytes=500)
+    found, graph = analyse(tmp_path, exclude=["skip*.py"], max_file_bytes=500)
     assert [(p["name"], p["path"]) for p in found["packages"]] == [
         ("alpha", "src/alpha"),
         ("beta", "src/beta"),
@@ -184,7 +183,6 @@ def test_discovery_layouts_and_not_analysed(tmp_path: Path) -> None:
     assert {m["name"] for m in no_tests["packages"][2]["modules"]} == {"gamma", "gamma.skipme"}
 
     # The syntax error does not break the graph; packages of one root share it.
-    graph = build_import_graph(found)
     assert ("alpha", "beta") in edge_set(graph)
     assert "alpha.bad" not in graph["modules"]
 
@@ -268,8 +266,8 @@ def test_scc_and_cycles(tmp_path: Path) -> None:
             "cyc/acyclic.py": "import cyc.sub.x\n",
         },
     )
-    found = discover(tmp_path)
-    cycles = find_cycles(build_import_graph(found), found)
+    found, graph = analyse(tmp_path)
+    cycles = find_cycles(graph, found)
     assert cycles["modules"] == [
         {
             "members": ["cyc.one", "cyc.three", "cyc.two"],
@@ -359,8 +357,7 @@ TINY = {
 
 def test_metrics_by_hand(tmp_path: Path) -> None:
     write_tree(tmp_path, TINY)
-    found = discover(tmp_path)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path)
     assert edge_set(graph) == {("t.svc", "t.base"), ("t.app", "t.svc"), ("t.app", "t.base")}
     m = compute_metrics(found, graph)["modules"]
     # base: Ca=2 Ce=0 I=0; 3 of 4 classes abstract: A=0.75; D=|0.75+0-1|=0.25
@@ -404,8 +401,7 @@ def test_package_level_cycle(tmp_path: Path) -> None:
             "p/y/n.py": "import p.x\n",
         },
     )
-    found = discover(tmp_path)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path)
     cycles = find_cycles(graph, found)
     assert cycles["modules"] == []
     assert [c["members"] for c in cycles["packages"]] == [["p.x", "p.y"]]
@@ -418,8 +414,7 @@ def test_report_sections_and_summary(tmp_path: Path) -> None:
         tmp_path, {**TINY, "t/cyc_a.py": "import t.cyc_b\n", "t/cyc_b.py": "import t.cyc_a\n"}
     )
     (tmp_path / "t/broken.py").write_text("class (\n")
-    found = discover(tmp_path)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path)
     project = {"name": "tiny", "path": ".", "config_file": None}
     section = build_section(
         project,
@@ -486,8 +481,7 @@ def test_copy_of_installed_package_matches_grimp(tmp_path: Path, name: str) -> N
         tmp_path / name,
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    found = discover(tmp_path)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path)
     ref = grimp.build_graph(name, cache_dir=None)
     ref_edges = {
         (a, b) for a in ref.modules for b in ref.find_modules_directly_imported_by(a) if a != b
@@ -513,30 +507,30 @@ def test_copy_of_installed_package_matches_grimp(tmp_path: Path, name: str) -> N
     assert [c["members"] for c in find_cycles(graph, found)["modules"]] == expected
 
 
-def test_parse_memo_skips_known_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_facts_memo_skips_known_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from corral.plugins.builtin.architecture import discover as disc
+    from corral.plugins.builtin.architecture import facts as fx
 
     write_tree(tmp_path, TINY)
     scanned = disc.scan(tmp_path)
     memo: dict[str, Any] = {}
-    first = disc.parse(scanned, memo=memo)
+    first = disc.add_facts(scanned, memo=memo)
     assert len(memo) == 4  # one entry per file, keyed by content digest
-    parsed: list[str] = []
-    real = disc.parse_facts
+    read: list[str] = []
+    real = fx.file_facts
 
-    def spy(data: bytes, filename: str) -> Any:
-        parsed.append(Path(filename).name)
-        return real(data, filename)
+    def spy(text: str) -> Any:
+        read.append(text)
+        return real(text)
 
-    monkeypatch.setattr(disc, "parse_facts", spy)
+    monkeypatch.setattr(fx, "file_facts", spy)
     (tmp_path / "t/app.py").write_text("import t.svc\n")
     (tmp_path / "t/old.py").write_text("OLD = 1\n")
-    again = disc.parse(disc.scan(tmp_path), memo=memo)
-    assert sorted(parsed) == ["app.py", "old.py"]  # only new or changed content
+    again = disc.add_facts(disc.scan(tmp_path), memo=memo)
+    assert sorted(read) == ["OLD = 1\n", "import t.svc\n"]  # only new or changed content
     assert len(memo) == 5
-    assert again["packages"][0]["modules"] != first["packages"][0]["modules"]
-    fresh = disc.parse(disc.scan(tmp_path))
-    assert again == fresh
+    assert again != first
+    assert again == disc.add_facts(disc.scan(tmp_path))
 
 
 @pytest.mark.parametrize("name", ["textwrap", "json", "grimp"])
@@ -568,8 +562,7 @@ def test_excluded_and_broken_modules_make_no_phantom_edges(tmp_path: Path) -> No
             "pkg/sub/m.py": "import pkg.a\n",
         },
     )
-    found = discover(tmp_path, exclude=["*/gen/*"], max_file_bytes=500)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path, exclude=["*/gen/*"], max_file_bytes=500)
     assert edge_set(graph) == {("pkg", "pkg.a"), ("pkg.sub.m", "pkg.a")}
     assert "pkg.sub" in graph["packages"]
     assert find_cycles(graph, found)["modules"] == []
@@ -616,8 +609,7 @@ def test_packages_in_several_source_roots_share_one_graph(tmp_path: Path) -> Non
             "zz/app/__init__.py": "",  # the same name again: listed, not merged
         },
     )
-    found = discover(tmp_path)
-    graph = build_import_graph(found)
+    found, graph = analyse(tmp_path)
     assert ("app", "lib.util") in edge_set(graph)
     reasons = {f["path"]: f["reason"] for f in found["not_analysed"]}
     assert reasons["zz/app/__init__.py"].startswith("duplicate package name 'app'")

@@ -45,8 +45,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 async def analyse(
     path: Path, store: str = "memory://", **options: Any
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """(report, step id -> status) of one run in a fresh engine (two parse chunks)."""
-    options.setdefault("chunks", 2)
+    """(report, step id -> status) of one run in a fresh engine."""
     wf = architecture.analysis_workflow(path, **options)
     async with corral.open_engine(store, entry_points=False, plugins=[architecture]) as engine:
         handle = await engine.submit(wf)
@@ -107,9 +106,18 @@ async def test_subprojects_get_their_own_sections(tmp_path: Path) -> None:
     # one chain of steps per project, then the report
     assert set(steps) == {
         f"{kind}_{i}"
-        for kind in ("scan", "parse", "graph", "metrics", "cycles", "layers", "section")
+        for kind in (
+            "scan",
+            "facts",
+            "graph",
+            "discovery",
+            "metrics",
+            "cycles",
+            "layers",
+            "section",
+        )
         for i in range(3)
-    } | {f"parse_{i}_{k}" for i in range(3) for k in range(2)} | {"report"}
+    } | {"report"}
 
 
 async def test_cache_by_content(tmp_path: Path) -> None:
@@ -128,7 +136,7 @@ async def test_cache_by_content(tmp_path: Path) -> None:
         "report",
     }
 
-    # a body edited in lib-a: its parse, graph, metrics and section rerun;
+    # a body edited in lib-a: its facts, graph, discovery, metrics and section rerun;
     # its imports (and their lines) did not change, so cycles and layers stay
     # cached; the other projects are not touched
     util = tree / "libs/a/src/liba/util.py"
@@ -139,20 +147,18 @@ async def test_cache_by_content(tmp_path: Path) -> None:
         "scan_0",
         "scan_1",
         "scan_2",
-        "parse_1_0",  # every chunk's input is the whole scan, so both rerun ...
-        "parse_1_1",
-        "parse_1",
+        "facts_1",
         "graph_1",
+        "discovery_1",
         "metrics_1",
         "section_1",
         "report",
     }
     fresh, _ = await analyse(tree, cache=False)
     assert edited == fresh  # identical to a cold run's report
-    # ... but only the edited file was parsed again: the others came from the memos
-    memo_files = [Path(memo.memo_path(tree, "libs/a", k, 2)) for k in range(2)]
-    assert sum(len(json.loads(f.read_text())["facts"]) for f in memo_files) == 3
-    memo_file = memo_files[0]
+    # ... but only the edited file was read again: the others came from the memo
+    memo_file = Path(memo.memo_path(tree, "libs/a"))
+    assert len(json.loads(memo_file.read_text())["facts"]) == 3
 
     # a corrupt memo costs time, not correctness
     memo_file.write_text("{not json")

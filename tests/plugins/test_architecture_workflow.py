@@ -106,16 +106,7 @@ async def test_subprojects_get_their_own_sections(tmp_path: Path) -> None:
     # one chain of steps per project, then the report
     assert set(steps) == {
         f"{kind}_{i}"
-        for kind in (
-            "scan",
-            "facts",
-            "graph",
-            "discovery",
-            "metrics",
-            "cycles",
-            "layers",
-            "section",
-        )
+        for kind in ("scan", "facts", "graph", "section")
         for i in range(3)
     } | {"report"}
 
@@ -136,9 +127,8 @@ async def test_cache_by_content(tmp_path: Path) -> None:
         "report",
     }
 
-    # a body edited in lib-a: its facts, graph, discovery, metrics and section rerun;
-    # its imports (and their lines) did not change, so cycles and layers stay
-    # cached; the other projects are not touched
+    # a body edited in lib-a: its facts, graph and section rerun; the other
+    # projects are not touched
     util = tree / "libs/a/src/liba/util.py"
     util.write_text("# helpers, documented\nimport liba.core\n\nX = 2\n")
     edited, steps = await analyse(tree, store)
@@ -149,8 +139,6 @@ async def test_cache_by_content(tmp_path: Path) -> None:
         "scan_2",
         "facts_1",
         "graph_1",
-        "discovery_1",
-        "metrics_1",
         "section_1",
         "report",
     }
@@ -169,7 +157,7 @@ async def test_cache_by_content(tmp_path: Path) -> None:
     # an import added: the cycle goes away only in a recomputed report
     util.write_text("X = 1\n")
     edited, steps = await analyse(tree, store)
-    assert steps["cycles_1"] == "succeeded"
+    assert steps["section_1"] == "succeeded"
     assert edited["summary"]["module_cycles"] == 0
     assert edited == (await analyse(tree, cache=False))[0]
 

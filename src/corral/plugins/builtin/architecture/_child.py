@@ -123,7 +123,34 @@ def raw_imports(text: str) -> list[list[str]]:
 # --------------------------------------------------------------------------
 
 
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.M)
+
+
+def _plain_utf8(path: str) -> bool:
+    """Whether grimp may read the file itself: UTF-8, no BOM, no other
+    encoding declared (anything else is decoded here, as Python would)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return False
+    if head.startswith(b"\xef\xbb\xbf"):
+        return False
+    first_two = b"\n".join(head.split(b"\n", 2)[:2])
+    cookie = _COOKIE.search(first_two)
+    return cookie is None or cookie.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
+
+
 class _Imports:
+    """grimp's scanner, told which modules exist and where each package is.
+
+    Plain UTF-8 files are read by grimp itself, in parallel (its real file
+    system, the package directories of the tree); any other encoding is
+    decoded here and handed over in memory (its in-memory file system, which
+    trims what it is given: a first line is added, and every line number is
+    corrected by one).
+    """
+
     def __init__(self, shared: dict[str, Any]) -> None:
         import grimp._rustgrimp as rust  # type: ignore[import-not-found]
         from grimp.application.ports.modulefinder import FoundPackage, ModuleFile
@@ -140,7 +167,12 @@ class _Imports:
         by_top: dict[str, list[Any]] = {}
         for name, mf in self.module_files.items():
             by_top.setdefault(name.split(".")[0], []).append(mf)
-        self.found = {
+        dirs: dict[str, str] = shared["dirs"]
+        self.found_real = {
+            FoundPackage(name=top, directory=dirs[top], module_files=frozenset(files))
+            for top, files in by_top.items()
+        }
+        self.found_virtual = {
             FoundPackage(name=top, directory=f"/{top}", module_files=frozenset(files))
             for top, files in by_top.items()
         }
@@ -148,40 +180,54 @@ class _Imports:
     def run(self, items: list[list[Any]]) -> list[_Result]:
         """``items`` are ``[module, virtual path, real path]``."""
         results: dict[str, _Result] = {}
+        real: list[tuple[str, str, str]] = []
+        virtual: list[tuple[str, str, str]] = []
         texts: dict[str, str] = {}
-        ready = []
-        for name, vpath, real in items:
+        for name, vpath, path in items:
+            if _plain_utf8(path):
+                real.append((name, path, path))
+                continue
             try:
-                texts[name] = read_source(real)
+                texts[name] = read_source(path)
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
                 results[name] = {"error": "unreadable", "message": str(exc)}
                 continue
-            ready.append((name, vpath))
-        self._scan(ready, texts, results)
+            virtual.append((name, vpath, path))
+        self._scan(real, texts, results, in_memory=False)
+        self._scan(virtual, texts, results, in_memory=True)
         return [results[name] for name, _, _ in items]
 
     def _scan(
-        self, items: list[tuple[str, str]], texts: dict[str, str], results: dict[str, _Result]
+        self,
+        items: list[tuple[str, str, str]],
+        texts: dict[str, str],
+        results: dict[str, _Result],
+        *,
+        in_memory: bool,
     ) -> None:
+        """``items`` are ``(module, path grimp sees, path on disk)``."""
         pending = list(items)
+        shift = 1 if in_memory else 0
         while pending:
-            by_path = {vpath: name for name, vpath in pending}
-            # grimp trims what it is given: a first line keeps the numbering
-            # (every line number below is one too high, and corrected).
-            contents = {vpath: "#\n" + texts[name] for name, vpath in pending}
+            by_path = {seen: name for name, seen, _ in pending}
+            if in_memory:
+                contents = {seen: "#\n" + texts[name] for name, seen, _ in pending}
+                file_system = self.rust.FakeBasicFileSystem(content_map=contents)
+            else:
+                file_system = self.rust.RealBasicFileSystem()
             try:
                 found = self.rust.scan_for_imports(
-                    module_files=tuple(self.module_files[name] for name, _ in pending),
-                    found_packages=self.found,
+                    module_files=tuple(self.module_files[name] for name, _, _ in pending),
+                    found_packages=self.found_virtual if in_memory else self.found_real,
                     include_external_packages=True,
                     exclude_type_checking_imports=self.exclude_type_checking,
-                    file_system=self.rust.FakeBasicFileSystem(content_map=contents),
+                    file_system=file_system,
                 )
             except self.SourceSyntaxError as exc:
                 name = by_path.get(exc.filename)
                 if name is None:
                     raise
-                line = exc.lineno - 1 if exc.lineno else None
+                line = exc.lineno - shift if exc.lineno else None
                 results[name] = {"error": "syntax", "line": line, "text": exc.text or ""}
                 pending = [item for item in pending if item[0] != name]
                 continue
@@ -192,18 +238,20 @@ class _Imports:
                     results[pending[0][0]] = {"error": "panic", "message": str(exc)}
                     return
                 half = len(pending) // 2
-                self._scan(pending[:half], texts, results)
-                self._scan(pending[half:], texts, results)
+                self._scan(pending[:half], texts, results, in_memory=in_memory)
+                self._scan(pending[half:], texts, results, in_memory=in_memory)
                 return
+            disk = {name: path for name, _, path in pending}
             for module, imports in found.items():
-                results[module.name] = self._result(module.name, imports, texts[module.name])
+                name = module.name
+                results[name] = self._result(name, imports, disk[name], texts.get(name), shift)
             return
 
-    def _result(self, name: str, imports: Any, text: str) -> _Result:
+    def _result(self, name: str, imports: Any, path: str, text: str | None, shift: int) -> _Result:
         edges: dict[tuple[str, int], None] = {}
         first_lines: dict[int, str] = {}
         for imp in imports:
-            imported, line = imp.imported.name, imp.line_number - 1
+            imported, line = imp.imported.name, imp.line_number - shift
             edges[(imported, line)] = None
             if imported.split(".")[0] in self.tops:  # only these can be unresolved
                 first_lines[line] = imp.line_contents
@@ -211,10 +259,13 @@ class _Imports:
         raw: dict[str, list[list[str]]] = {}
         for line, first in first_lines.items():
             found = _whole_line(first)
-            if found is None:
+            if found is None:  # a statement over several lines: read them
                 if lines is None:
-                    lines = text.splitlines()
-                found = raw_imports(statement_text(lines, line))
+                    try:
+                        lines = (text if text is not None else read_source(path)).splitlines()
+                    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+                        lines = []
+                found = raw_imports(statement_text(lines, line)) if lines else []
             raw[str(line)] = found
         return {
             "imports": [[imported, line] for imported, line in sorted(edges)],
@@ -230,13 +281,22 @@ def _code_only(text: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _whole_line(line: str) -> list[list[str]] | None:
-    """The imports of a physical line that holds whole statements (no open
-    bracket, no continuation), else ``None`` (the lines after it are needed).
+    """The imports of a physical line, when it tells them all: whole
+    statements, or a ``from x import (`` whose names go on below (only the
+    module part matters). ``None`` when the lines after it are needed.
     Cached: the same import lines recur across a project's files."""
     code = _code_only(line).rstrip()
-    if code.endswith("\\") or any(code.count(o) != code.count(c) for o, c in ("()", "[]", "{}")):
-        return None
-    return raw_imports(code)
+    if not code.endswith("\\") and all(code.count(o) == code.count(c) for o, c in _PAIRS):
+        return raw_imports(code)
+    start = code.lstrip()
+    if start.startswith("from") and ";" not in start:
+        found = raw_imports(start)
+        if len(found) == 1 and found[0][0] == "from":
+            return found
+    return None
+
+
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"))
 
 
 # --------------------------------------------------------------------------

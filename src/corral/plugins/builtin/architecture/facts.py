@@ -64,7 +64,9 @@ _TOKENS = re.compile(
     rf"(?=['\"#c])(?:(?P<s>{_SQ3}|{_DQ3}|{_SQ}|{_DQ})|\#[^\n]*|(?<![\w.])(?P<c>class)\b)",
     re.M | re.S,
 )
-_CODE_LINE = re.compile(r"^[^\S\n]*[^\s#]", re.M)
+# A newline, the indentation Python allows, then anything but a comment or
+# more whitespace: the start of a line of code (the text gets a leading "\n").
+_CODE_LINE = re.compile(r"\n[ \t\f]*(?=[^\s#])")
 _HEADER_MARKERS = re.compile(r"\b(?:ABC|Protocol|ABCMeta)\b")
 _TYPE_PARAMS = re.compile(r"class\s+\w+\s*\[")
 
@@ -73,7 +75,7 @@ def count_loc(text: str) -> int:
     """Lines that are neither blank nor comment-only (a docstring's lines count)."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return len(_CODE_LINE.findall(text))
+    return len(_CODE_LINE.findall("\n" + text))
 
 
 def _name(node: ast.expr) -> str:
@@ -140,6 +142,8 @@ def file_facts(text: str) -> Facts | None:
     when only a parser that knows syntax newer than this interpreter's can
     tell (see :func:`cst_facts`, run in an isolated process)."""
     loc = count_loc(text)
+    if "class" not in text:  # no class statement: nothing else to find
+        return loc, 0, 0
     if "abstractmethod" in text or "abstractproperty" in text:
         return ast_facts(text, loc)
     classes: list[int] = []
@@ -192,8 +196,29 @@ def ast_facts(text: str, loc: int | None = None) -> Facts | None:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    classes = _class_nodes(tree)
     return loc, len(classes), sum(1 for c in classes if _is_abstract(c))
+
+
+def _class_nodes(tree: ast.Module) -> list[ast.ClassDef]:
+    """Every class statement, at any depth. A class definition is a statement,
+    so only statement lists are walked: several times faster than
+    :func:`ast.walk`, which visits every expression too."""
+    found: list[ast.ClassDef] = []
+    todo: list[list[ast.stmt]] = [tree.body]
+    while todo:
+        for node in todo.pop():
+            if isinstance(node, ast.ClassDef):
+                found.append(node)
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(node, field, None)
+                if block:
+                    todo.append(block)
+            for handler in getattr(node, "handlers", ()):
+                todo.append(handler.body)
+            for case in getattr(node, "cases", ()):
+                todo.append(case.body)
+    return found
 
 
 # --------------------------------------------------------------------------

@@ -137,7 +137,11 @@ def build_import_graph(
             "paths": {},
             "packages": [],
         }
-    shared = {"modules": sorted(everything), "exclude_type_checking": exclude_type_checking}
+    shared = {
+        "modules": sorted(everything),
+        "dirs": {p["name"]: str(Path(p["source_root"]) / p["name"]) for p in discovery["packages"]},
+        "exclude_type_checking": exclude_type_checking,
+    }
     items = [[m["name"], _virtual_path(m), str(root / m["path"])] for m in scanned]
     try:
         results = run_isolated(

@@ -1,5 +1,5 @@
 """``python -m corral``: the command line."""
 
-from corral.cli import main
+from corral.cli import run
 
-raise SystemExit(main())
+run()

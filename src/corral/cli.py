@@ -13,8 +13,10 @@ create a missing database file: the others say that there is none.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
+import logging
 import os
 import re
 import sys
@@ -189,6 +191,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+
+
+def run() -> None:
+    """The ``corral`` command (and ``python -m corral``): :func:`main`, then
+    an immediate exit once the output is flushed.
+
+    A one-shot command need not free what it built: the interpreter's
+    teardown after analysing 1,500 modules costs up to 0.3 s, for nothing
+    (mypy exits the same way). Everything the command owns is closed by
+    then: the engine, its store and its worker processes end with
+    ``open_engine``'s block. ``main()`` itself returns normally, for callers
+    that embed it.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def _main(argv: list[str]) -> int:

@@ -9,12 +9,10 @@ more.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
 
 __all__ = ["ExecutionMetrics", "HistogramSnapshot", "MetricsSnapshot"]
 
@@ -117,8 +115,7 @@ class ExecutionMetrics:
         self._running = running
         self._queued = queued
         self._dropped = dropped
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(self))
+        self._registry: Any = None  # the Prometheus registry, made on first use
 
     def workflow_finished(self, status: str, duration: float) -> None:
         if status == "succeeded":
@@ -152,54 +149,15 @@ class ExecutionMetrics:
         )
 
     def prometheus(self) -> str:
-        """The metrics in Prometheus text exposition format."""
-        return generate_latest(self.registry).decode()
+        """The metrics in Prometheus text exposition format.
 
+        prometheus-client is imported here, not with the engine: ~25 ms of
+        start-up that a command which never exports metrics should not pay.
+        """
+        from corral.engine.prometheus import exposition
 
-_HELP = {
-    "submitted": "Executions submitted and admitted",
-    "started": "Executions started",
-    "succeeded": "Executions that succeeded",
-    "failed": "Executions that failed",
-    "cancelled": "Executions cancelled",
-    "timed_out": "Executions that timed out",
-    "retried": "Step attempts retried",
-    "rejected": "Submissions refused with Overloaded",
-    "cache_hits": "Steps served from the result cache",
-    "steps_started": "Step attempts started",
-}
+        if self._registry is None:
+            from corral.engine.prometheus import registry_for
 
-
-class _Collector(Collector):
-    def __init__(self, metrics: ExecutionMetrics) -> None:
-        self.m = metrics
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
-        m = self.m
-        for name in m.COUNTERS:
-            yield CounterMetricFamily(f"corral_{name}", _HELP[name], value=getattr(m, name))
-        steps = CounterMetricFamily(
-            "corral_steps_finished", "Steps finished, by status", labels=["status"]
-        )
-        for status, n in sorted(m.steps_finished.items()):
-            steps.add_metric([status], n)
-        yield steps
-        yield GaugeMetricFamily("corral_running", "Executions running", value=m._running())
-        yield GaugeMetricFamily("corral_queued", "Executions waiting", value=m._queued())
-        yield CounterMetricFamily(
-            "corral_events_dropped", "Events dropped by slow subscribers", value=m._dropped()
-        )
-        for name, hist, help_ in (
-            ("queue_wait_seconds", m.queue_wait, "Submit to start of the workflow"),
-            ("start_latency_seconds", m.start_latency, "Submit to first step running"),
-            ("step_duration_seconds", m.step_duration, "Step run time"),
-            ("workflow_duration_seconds", m.workflow_duration, "Workflow run time"),
-        ):
-            family = HistogramMetricFamily(f"corral_{name}", help_)
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for bound, n in zip([*BUCKETS, float("inf")], hist.counts, strict=True):
-                cumulative += n
-                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-            family.add_metric([], buckets=buckets, sum_value=hist.sum)
-            yield family
+            self._registry = registry_for(self)
+        return exposition(self._registry)

@@ -1,0 +1,78 @@
+"""The engine's metrics as a prometheus-client collector (imported on first use)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from corral.engine.metrics import BUCKETS
+
+if TYPE_CHECKING:
+    from corral.engine.metrics import ExecutionMetrics
+
+__all__ = ["exposition", "registry_for"]
+
+
+def registry_for(metrics: ExecutionMetrics) -> Any:
+    """A registry whose one collector reads ``metrics`` at scrape time."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(metrics))
+    return registry
+
+
+def exposition(registry: Any) -> str:
+    """The text exposition format of everything in ``registry``."""
+    return generate_latest(registry).decode()
+
+
+_HELP = {
+    "submitted": "Executions submitted and admitted",
+    "started": "Executions started",
+    "succeeded": "Executions that succeeded",
+    "failed": "Executions that failed",
+    "cancelled": "Executions cancelled",
+    "timed_out": "Executions that timed out",
+    "retried": "Step attempts retried",
+    "rejected": "Submissions refused with Overloaded",
+    "cache_hits": "Steps served from the result cache",
+    "steps_started": "Step attempts started",
+}
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: ExecutionMetrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        m = self.m
+        for name in m.COUNTERS:
+            yield CounterMetricFamily(f"corral_{name}", _HELP[name], value=getattr(m, name))
+        steps = CounterMetricFamily(
+            "corral_steps_finished", "Steps finished, by status", labels=["status"]
+        )
+        for status, n in sorted(m.steps_finished.items()):
+            steps.add_metric([status], n)
+        yield steps
+        yield GaugeMetricFamily("corral_running", "Executions running", value=m._running())
+        yield GaugeMetricFamily("corral_queued", "Executions waiting", value=m._queued())
+        yield CounterMetricFamily(
+            "corral_events_dropped", "Events dropped by slow subscribers", value=m._dropped()
+        )
+        for name, hist, help_ in (
+            ("queue_wait_seconds", m.queue_wait, "Submit to start of the workflow"),
+            ("start_latency_seconds", m.start_latency, "Submit to first step running"),
+            ("step_duration_seconds", m.step_duration, "Step run time"),
+            ("workflow_duration_seconds", m.workflow_duration, "Workflow run time"),
+        ):
+            family = HistogramMetricFamily(f"corral_{name}", help_)
+            cumulative = 0
+            buckets: list[tuple[str, float]] = []
+            for bound, n in zip([*BUCKETS, float("inf")], hist.counts, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            family.add_metric([], buckets=buckets, sum_value=hist.sum)
+            yield family

@@ -264,7 +264,9 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "(known handlers: architecture.* (9), core.* (5); `corral plugins` lists them)",
+        "(known handlers: architecture.facts, architecture.graph, architecture.report, "
+        "architecture.scan, architecture.section, core.echo, core.fail, core.noop, "
+        "core.shell, core.sleep)",
     ),
     (
         "handler-and-workflow",

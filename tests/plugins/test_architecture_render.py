@@ -791,3 +791,17 @@ def test_long_names_have_their_full_name_on_hover() -> None:
     assert node
     text = render_html(make_report([project]))
     assert f"<title>{long} (package): " in text
+
+
+def test_unresolved_imports_are_listed_with_file_and_line() -> None:
+    report = make_report()
+    report["summary"]["unresolved_imports"] = 1
+    report["unresolved"] = [
+        {"importer": "shop.api", "path": "shop/api.py", "line": 3, "name": "shop.generated"}
+    ]
+    md = render_markdown(report)
+    assert "## Unresolved imports (1)" in md
+    assert "`shop/api.py:3`" in md and "`shop.generated`" in md
+    assert "Unresolved imports" in render_html(report)
+    # a report without the field (an older one) renders as before
+    assert "Unresolved imports" not in render_markdown(make_report())

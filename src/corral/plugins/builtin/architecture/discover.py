@@ -120,9 +120,12 @@ def scan(
     root: str | os.PathLike[str] | None = None,
     on_file: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Walk ``path`` and find its packages and modules, hashing every file.
+    """Walk ``path`` and find its packages and modules, reading and hashing
+    every file (only regular files, up to ``max_file_bytes``).
 
-    Nothing is parsed here (see :func:`parse`). ``root`` is what reported
+    Nothing is parsed here (see :func:`add_facts` and :mod:`.graph`); a file
+    that is not Python source text (null bytes, undecodable) is listed and
+    kept as a placeholder. ``root`` is what reported
     paths are relative to (default: ``path``); ``skip`` lists directories,
     relative to the root, that belong to nested projects. ``on_file(n)`` is
     called as files are found (progress).
@@ -166,8 +169,8 @@ def scan(
 
     def placeholder(p: Path, package: dict[str, Any]) -> None:
         # A file of the package that is not analysed keeps its place in the
-        # mirror as an empty module: imports of it are then dropped, instead
-        # of grimp turning them into imports of the package above it.
+        # module set (without imports): imports of it are then dropped,
+        # instead of grimp turning them into imports of the package above it.
         package["placeholders"].append(rel(p))
 
     def add_file(p: Path, name: str, is_pkg: bool, package: dict[str, Any]) -> None:

@@ -146,6 +146,7 @@ _SUMMARY_LABELS = (
     ("package_cycles", "Package cycles"),
     ("violations", "Layer violations"),
     ("not_analysed", "Files not analysed"),
+    ("unresolved_imports", "Unresolved imports"),
     ("score", "Score"),
 )
 
@@ -162,6 +163,7 @@ def document(report: dict[str, Any]) -> list[Block]:
     for index, project in enumerate(projects):
         blocks += _project_blocks(project, index, multi=len(projects) > 1)
     blocks += _not_analysed_blocks(report.get("not_analysed") or [])
+    blocks += _unresolved_blocks(report.get("unresolved") or [])
     return blocks
 
 
@@ -515,6 +517,30 @@ def _external_blocks(external: Sequence[dict[str, Any]], level: int) -> list[Blo
     )
     if rest:
         blocks.append(_more(rest, "external dependencies"))
+    return blocks
+
+
+def _unresolved_blocks(items: Sequence[dict[str, Any]]) -> list[Block]:
+    """Imports of project modules that are not in the tree: no edge was drawn
+    for them (a module generated at build time, a Cython source, a typo)."""
+    if not items:
+        return []
+    blocks: list[Block] = [
+        Heading(2, [_t(f"Unresolved imports ({len(items)})")]),
+        Para(
+            [
+                _t(
+                    "Imports of modules of the analysed packages that are not in the tree; "
+                    "they make no edge."
+                )
+            ]
+        ),
+    ]
+    shown, rest = _bounded(items)
+    rows = [[[_c(_loc(u.get("path"), u.get("line")))], [_c(u.get("name", ""))]] for u in shown]
+    blocks.append(Table(("Where", "Missing module"), (False, False), rows))
+    if rest:
+        blocks.append(_more(rest, "imports"))
     return blocks
 
 

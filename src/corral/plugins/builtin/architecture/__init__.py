@@ -38,6 +38,7 @@ from corral.plugins.builtin.architecture.discover import (
 )
 from corral.plugins.builtin.architecture.externals import environment_digest
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
+from corral.plugins.builtin.architecture.isolation import prestart
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.projects import find_projects, read_options
@@ -126,6 +127,9 @@ class Scan(Handler):
         max_file_bytes: Annotated[int, Meta(gt=0)] = DEFAULT_MAX_FILE_BYTES
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        # The graph step's isolated process starts now: its interpreter start
+        # overlaps the walk (unused when the graph comes from the cache).
+        prestart("imports")
         root, project = params.root, params.project
         try:
             options, config = project_settings(root, project, msgspec.to_builtins(params.options))

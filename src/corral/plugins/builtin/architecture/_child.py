@@ -30,6 +30,7 @@ import importlib.util
 import io
 import json
 import re
+import select
 import sys
 import tokenize
 from pathlib import Path
@@ -325,8 +326,21 @@ class _Facts:
         return out
 
 
+#: A spare child (started ahead, see ``isolation.prestart``) nobody gave a
+#: job to within this many seconds exits.
+IDLE_SECONDS = 60.0
+
+
 def main() -> None:
-    job = json.load(sys.stdin)
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    if mode == "imports":  # imported while the parent still prepares the job
+        import grimp._rustgrimp  # noqa: F401
+    if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
+        return
+    text = sys.stdin.read()
+    if not text:  # the parent went away before it had a job
+        return
+    job = json.loads(text)
     worker = _Imports(job["shared"]) if job["mode"] == "imports" else _Facts(job["shared"])
     out = sys.stdout
     for k, chunk in enumerate(job["chunks"]):

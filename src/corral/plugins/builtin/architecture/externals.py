@@ -18,11 +18,51 @@ from typing import Any
 
 
 @functools.cache
-def _distributions() -> dict[str, list[str]]:
+def _declared() -> tuple[dict[str, list[Any]], list[Any]]:
+    """(top-level name -> distributions that declare it in ``top_level.txt``,
+    the distributions without one). Reading ``top_level.txt`` costs ~2 ms for
+    150 distributions; :func:`importlib.metadata.packages_distributions`,
+    which also parses every other distribution's ``RECORD`` and metadata,
+    ~0.1 s, paid on every cold analysis."""
+    declared: dict[str, list[Any]] = defaultdict(list)
+    rest: list[Any] = []
     try:
-        return dict(metadata.packages_distributions())
+        for dist in metadata.distributions():
+            names = (dist.read_text("top_level.txt") or "").split()
+            if not names:
+                rest.append(dist)
+            for name in names:
+                declared[name].append(dist)
     except Exception:  # a broken installed distribution must not break a report
-        return {}
+        return {}, []
+    return dict(declared), rest
+
+
+@functools.cache
+def _inferred() -> dict[str, list[Any]]:
+    """Top-level names of the distributions without ``top_level.txt``, from
+    their ``RECORD`` (as :func:`importlib.metadata.packages_distributions`
+    infers them); read only when a name is not declared by any."""
+    import inspect
+
+    inferred: dict[str, list[Any]] = defaultdict(list)
+    for dist in _declared()[1]:
+        try:
+            files = dist.files or []
+        except Exception:
+            continue
+        names = {f.parts[0] if len(f.parts) > 1 else inspect.getmodulename(f) for f in files}
+        for name in names:
+            if name:
+                inferred[name].append(dist)
+    return dict(inferred)
+
+
+def _dist_name(dist: Any) -> str:
+    try:
+        return str(dist.metadata["Name"])
+    except Exception:
+        return "unknown"
 
 
 def environment_digest() -> str:
@@ -53,9 +93,11 @@ def environment_digest() -> str:
 
 
 def distribution_of(module: str) -> str | None:
-    """The installed distribution providing the top-level module, if any."""
-    names = _distributions().get(module)
-    return sorted(names)[0] if names else None
+    """The installed distribution providing the top-level module, if any (the
+    first by name, as :func:`importlib.metadata.packages_distributions` would
+    list them)."""
+    dists = _declared()[0].get(module) or _inferred().get(module)
+    return sorted(_dist_name(d) for d in dists)[0] if dists else None
 
 
 def is_stdlib(module: str) -> bool:

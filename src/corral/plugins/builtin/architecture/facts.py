@@ -19,12 +19,15 @@ So a file is read in two ways:
   which holds for all syntax up to Python 3.11 (tested against ``ast`` on
   the whole standard library and large real projects: same figures, file for
   file).
-- **The full parse** (libcst's native parser, which knows every syntax up to
-  3.14), for the files where the fast path could be wrong: one that mentions
-  ``abstractmethod``/``abstractproperty`` (the rule then needs the class
-  bodies), an f-/t-string whose braces do not balance (3.12+ lets an
-  f-string's replacement field reuse its own quote, which a regular
+- **The full parse**, for the files where the fast path could be wrong: one
+  that mentions ``abstractmethod``/``abstractproperty`` (the rule then needs
+  the class bodies), an f-/t-string whose braces do not balance (3.12+ lets
+  an f-string's replacement field reuse its own quote, which a regular
   expression cannot follow), or a class header that does not parse alone.
+  :mod:`ast` parses it when the running interpreter knows its syntax; else
+  libcst's native parser (every syntax up to 3.14) does, in an isolated
+  process (:mod:`.isolation`), because it can overflow its stack on a
+  pathological file.
 
 The abstract-class rule (unchanged): a class is abstract when a base is named
 ``ABC`` or ``Protocol`` (a plain name, an attribute ``x.ABC``, or either
@@ -144,8 +147,6 @@ def file_facts(text: str) -> Facts | None:
     loc = count_loc(text)
     if "class" not in text:  # no class statement: nothing else to find
         return loc, 0, 0
-    if "abstractmethod" in text or "abstractproperty" in text:
-        return ast_facts(text, loc)
     classes: list[int] = []
     for m in _TOKENS.finditer(text):
         if m.lastgroup == "c":
@@ -173,6 +174,10 @@ def file_facts(text: str) -> Facts | None:
             if verdict is None:
                 return ast_facts(text, loc)
             abstract += verdict
+    if abstract < len(classes) and ("abstractmethod" in text or "abstractproperty" in text):
+        # A class not abstract by its header may be by a method: that needs
+        # the class bodies, so a full parse.
+        return ast_facts(text, loc)
     return loc, len(classes), abstract
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ChildFailed", "run_isolated"]
+__all__ = ["ChildFailed", "prestart", "run_isolated"]
 
 CHILD = Path(__file__).with_name("_child.py")
 
@@ -44,6 +44,54 @@ def _reader(stream: Any, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
+class _Child:
+    """A started child and the file its stderr goes to."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # -I: neither the working directory nor the script's folder is on
+        # sys.path, so where it runs does not matter; a neutral one anyway.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            cwd=tempfile.gettempdir(),
+            env=env,
+            encoding="utf-8",
+        )
+
+
+_spare: _Child | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart(mode: str) -> None:
+    """Start a child for ``mode`` now, so that its interpreter start-up and
+    imports (~0.1 s) overlap other work; the next :func:`run_isolated` in
+    that mode takes it. A spare nobody takes exits by itself: when this
+    process ends (its stdin closes) or after a minute idle."""
+    global _spare
+    with _spare_lock:
+        if _spare is None or _spare.proc.poll() is not None:
+            _spare = _Child(mode)
+
+
+def _child(mode: str) -> _Child:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.mode == mode and spare.proc.poll() is None:
+        return spare
+    if spare is not None:  # another mode, or it timed out: not used
+        spare.proc.kill()
+        spare.proc.wait()
+        spare.err.close()
+    return _Child(mode)
+
+
 def _run_child(
     mode: str,
     shared: dict[str, Any],
@@ -55,17 +103,9 @@ def _run_child(
     done. Returns (the chunk that was running when the child died or ran out
     of time, or ``None`` when all were done; the tail of its stderr; whether
     it ran out of time)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    with tempfile.TemporaryDirectory(prefix="corral-arch-") as cwd, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", str(CHILD)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-        )
+    child = _child(mode)
+    proc, err = child.proc, child.err
+    with err:
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
         reader.start()

@@ -1,10 +1,10 @@
 """Per-file parse results kept between runs, by content digest.
 
 The step cache serves a whole step when none of its inputs changed; after
-one file is edited the ``parse`` step must run again, and without this memo
-it would re-parse every file of the project. The memo maps a file's content
-digest to what :func:`~corral.plugins.builtin.architecture.discover.parse`
-found in it, so only new or changed files are parsed. It lives in one JSON
+one file is edited the ``facts`` step must run again, and without this memo
+it would read every file of the project again. The memo maps a file's
+content digest to its facts (:mod:`.facts`), so only new or changed files
+are read. It lives in one JSON
 file per analysed project under the user cache directory
 (``$CORRAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/corral``, else
 ``~/.cache/corral``), holds only the files seen in the last run (bounded by

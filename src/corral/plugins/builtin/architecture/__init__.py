@@ -38,7 +38,7 @@ from corral.plugins.builtin.architecture.discover import (
 )
 from corral.plugins.builtin.architecture.externals import environment_digest
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
-from corral.plugins.builtin.architecture.isolation import prestart
+from corral.plugins.builtin.architecture.isolation import discard_spare, prestart
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.projects import find_projects, read_options
@@ -220,6 +220,7 @@ class Section(Handler):
         environment: str = ""
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        discard_spare()  # the graph is built (or was cached): no use for one now
         graph = params.graph
         discovery = merge(params.scan, params.facts, graph)
         packages = set(graph["packages"])

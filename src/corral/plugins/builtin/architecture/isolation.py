@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ChildFailed", "prestart", "run_isolated"]
+__all__ = ["ChildFailed", "discard_spare", "prestart", "run_isolated"]
 
 CHILD = Path(__file__).with_name("_child.py")
 
@@ -77,6 +77,18 @@ def prestart(mode: str) -> None:
     with _spare_lock:
         if _spare is None or _spare.proc.poll() is not None:
             _spare = _Child(mode)
+
+
+def discard_spare() -> None:
+    """End a spare child that nobody took (its work came from the cache): it
+    would only hold memory until this process ends."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        spare.proc.kill()
+        spare.proc.wait()
+        spare.err.close()
 
 
 def _child(mode: str) -> _Child:

@@ -97,6 +97,7 @@ class ExecutionMetrics:
         "submitted", "started", "succeeded", "failed", "cancelled", "timed_out",
         "retried", "rejected", "cache_hits", "steps_started",
     )  # fmt: skip
+    BUCKETS = BUCKETS  # the histograms' upper bounds, for exporters
 
     def __init__(
         self,

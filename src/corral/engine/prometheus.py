@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from corral.engine.metrics import BUCKETS
-
-if TYPE_CHECKING:
-    from corral.engine.metrics import ExecutionMetrics
+# The collector reads an ExecutionMetrics duck-typed: importing corral.engine.metrics
+# here would make the two modules import each other (that one imports this on
+# first export).
 
 __all__ = ["exposition", "registry_for"]
 
 
-def registry_for(metrics: ExecutionMetrics) -> Any:
+def registry_for(metrics: Any) -> Any:
     """A registry whose one collector reads ``metrics`` at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(metrics))
@@ -44,7 +43,7 @@ _HELP = {
 
 
 class _Collector(Collector):
-    def __init__(self, metrics: ExecutionMetrics) -> None:
+    def __init__(self, metrics: Any) -> None:
         self.m = metrics
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
@@ -71,7 +70,7 @@ class _Collector(Collector):
             family = HistogramMetricFamily(f"corral_{name}", help_)
             cumulative = 0
             buckets: list[tuple[str, float]] = []
-            for bound, n in zip([*BUCKETS, float("inf")], hist.counts, strict=True):
+            for bound, n in zip([*m.BUCKETS, float("inf")], hist.counts, strict=True):
                 cumulative += n
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             family.add_metric([], buckets=buckets, sum_value=hist.sum)

@@ -145,6 +145,7 @@ _SUMMARY_LABELS = (
     ("module_cycles", "Module cycles"),
     ("package_cycles", "Package cycles"),
     ("violations", "Layer violations"),
+    ("broken_contracts", "Broken layer contracts"),
     ("not_analysed", "Files not analysed"),
     ("unresolved_imports", "Unresolved imports"),
     ("score", "Score"),

@@ -243,3 +243,28 @@ def test_absolute_name_follows_grimp() -> None:
     assert absolute_name("..x", "p.sub", True) == "p.x"
     assert absolute_name("..x", "p.m", False) is None  # above the top package
     assert absolute_name("...x", "p.sub", True) is None
+
+
+def test_a_spare_child_is_taken_once_and_never_left_behind(tmp_path: Path) -> None:
+    from corral.plugins.builtin.architecture import isolation
+
+    isolation.prestart("imports")
+    spare = isolation._spare
+    assert spare is not None and spare.proc.poll() is None
+    write_tree(tmp_path, {"p/__init__.py": "import p.q\n", "p/q.py": ""})
+    _, graph = analyse(tmp_path)  # takes the spare
+    assert isolation._spare is None and spare.proc.wait(timeout=30) == 0
+    assert edge_set(graph) == {("p", "p.q")}
+
+    isolation.prestart("imports")
+    unused = isolation._spare
+    assert unused is not None
+    isolation.discard_spare()  # its work came from the cache: ended, not leaked
+    assert isolation._spare is None and unused.proc.wait(timeout=30) is not None
+
+    isolation.prestart("imports")
+    orphan = isolation._spare
+    assert orphan is not None and orphan.proc.stdin is not None
+    orphan.proc.stdin.close()  # what the child sees when this process ends
+    assert orphan.proc.wait(timeout=30) == 0
+    isolation.discard_spare()

@@ -139,7 +139,10 @@ def _run_child(
                     break
                 if line is None:
                     break  # the child exited
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:  # cut short by the child's death
+                    break
                 if "begin" in message:
                     running = int(message["begin"])
                     deadline = time.monotonic() + chunk_timeout

@@ -125,11 +125,12 @@ class Scan(Handler):
         project: _Data
         options: _Options = msgspec.field(default_factory=_Options)
         max_file_bytes: Annotated[int, Meta(gt=0)] = DEFAULT_MAX_FILE_BYTES
+        # start the graph step's isolated process now (see analysis_workflow)
+        prestart: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        # The graph step's isolated process starts now: its interpreter start
-        # overlaps the walk (unused when the graph comes from the cache).
-        prestart("imports")
+        if params.prestart:  # its interpreter start-up overlaps the walk
+            prestart("imports")
         root, project = params.root, params.project
         try:
             options, config = project_settings(root, project, msgspec.to_builtins(params.options))
@@ -295,8 +296,17 @@ def analysis_workflow(
     wf = corral.Workflow("architecture.analyze")
     sections = []
     for i, project in enumerate(projects):
+        memo_file = memo.memo_path(root, project["path"]) if cache else None
         scan_ = wf.step(
-            f"scan_{i}", "architecture.scan", root=str(root), project=project, options=options
+            f"scan_{i}",
+            "architecture.scan",
+            root=str(root),
+            project=project,
+            options=options,
+            # A first analysis builds the graph: its process starts during
+            # the walk. After one (a memo exists) the graph most likely comes
+            # from the step cache, and a spare would only hold memory.
+            prestart=memo_file is None or not os.path.exists(memo_file),
         )
         cached: dict[str, Any] = {"cache": cache}
         # facts and graph both read every file: they run side by side.
@@ -305,7 +315,7 @@ def analysis_workflow(
             "architecture.facts",
             needs=[scan_],
             scan=scan_.output.scan,
-            memo=memo.memo_path(root, project["path"]) if cache else None,
+            memo=memo_file,
             **cached,
         )
         graph = wf.step(

@@ -108,7 +108,7 @@ def build_import_graph(
     *,
     exclude_type_checking: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Build the import graph of every discovered package.
 
@@ -143,6 +143,10 @@ def build_import_graph(
         "exclude_type_checking": exclude_type_checking,
     }
     items = [[m["name"], _virtual_path(m), str(root / m["path"])] for m in scanned]
+    if chunk_size is None:
+        # About eight chunks: each scan call pays for telling grimp the whole
+        # module set, and a crash costs a bisection of one chunk.
+        chunk_size = max(64, -(-len(items) // 8))
     try:
         results = run_isolated(
             "imports", shared, items, chunk_size=chunk_size, on_progress=on_progress

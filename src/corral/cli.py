@@ -405,7 +405,6 @@ def failed_conditions(report: dict[str, Any], conditions: list[tuple[str, int]])
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from corral.plugins.builtin.architecture import analysis_workflow, project_settings
     from corral.plugins.builtin.architecture.projects import find_projects
-    from corral.plugins.builtin.architecture.render import render_html, render_markdown
     from corral.plugins.builtin.architecture.report import summary_text
 
     conditions = parse_fail_on(args.fail_on)
@@ -460,9 +459,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     report = record.result["report"]
     if fmt == "json":
         text = _dump(report) + "\n"
-    elif fmt == "markdown":
+    elif fmt == "markdown":  # the renderers are imported only when asked for
+        from corral.plugins.builtin.architecture.render import render_markdown
+
         text = render_markdown(report)
     elif fmt == "html":
+        from corral.plugins.builtin.architecture.render import render_html
+
         text = render_html(report)
     else:
         text = summary_text(report)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import edge_set, write_tree
 
 from corral.plugins.builtin.architecture.cycles import (
     feedback_edges,
@@ -20,19 +22,6 @@ from corral.plugins.builtin.architecture.graph import build_import_graph
 from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
-
-
-def edge_set(graph: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(e["importer"], e["imported"]) for e in graph["edges"]}
-
 
 EDGE_RULES = {
     "pkg/__init__.py": "",

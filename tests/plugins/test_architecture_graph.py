@@ -9,26 +9,15 @@ import socket
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import edge_set, write_tree
+
 from corral.plugins.builtin.architecture.discover import analyse
 from corral.plugins.builtin.architecture.graph import absolute_name
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
-
-
-def edge_set(graph: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(e["importer"], e["imported"]) for e in graph["edges"]}
 
 
 def grimp_edges(root: Path, package: str) -> set[tuple[str, str]]:

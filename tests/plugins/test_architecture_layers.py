@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
-import textwrap
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import write_tree as write
 
 from corral.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.layers import (
@@ -83,14 +86,6 @@ def brief(result: dict[str, Any]) -> list[tuple[Any, ...]]:
         for c in result["contracts"]
         for v in c["violations"]
     ]
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 # --------------------------------------------------------------------------

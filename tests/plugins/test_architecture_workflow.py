@@ -4,11 +4,15 @@ configuration, and corral's own source."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import write_tree
 
 import corral
 from corral.plugins.builtin import architecture
@@ -32,14 +36,6 @@ MONOREPO = {
     "services/b/svcb/domain.py": "import os\n",
     "docs/conf.py": "project = 'x'\n",
 }
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 async def analyse(

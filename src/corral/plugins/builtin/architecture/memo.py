@@ -33,11 +33,9 @@ def cache_root() -> Path:
     return Path(base) / "corral"
 
 
-def memo_path(root: str | os.PathLike[str], project: str, chunk: int = 0, chunks: int = 1) -> str:
-    """Where the memo of one parse chunk of one project of one tree lives."""
-    key = hashlib.blake2b(
-        f"{Path(root).resolve()}\0{project}\0{chunk}/{chunks}".encode(), digest_size=10
-    )
+def memo_path(root: str | os.PathLike[str], project: str) -> str:
+    """Where the memo of one project of one tree lives."""
+    key = hashlib.blake2b(f"{Path(root).resolve()}\0{project}\0facts".encode(), digest_size=10)
     return str(cache_root() / "architecture" / f"facts-{key.hexdigest()}.json")
 
 

@@ -9,6 +9,9 @@ module of the analysed tree can run here, whatever its name (``textwrap``,
 ``grimp`` …). It imports nothing from corral (importing ``corral`` would
 cost the start-up of the whole engine); :mod:`.facts` is loaded by path.
 
+Modes: ``imports`` (grimp's scanner) and ``facts`` (lines and classes,
+:func:`.facts.file_facts`, and libcst where only it can read a file).
+
 Why a process at all: grimp's Rust parser overflows its stack on some
 pathological files (a 100,000-term ``1+1+…`` expression) and panics on
 others (a relative import that climbs two levels above its top package);
@@ -322,7 +325,9 @@ class _Facts:
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
                 out.append({"error": "unreadable", "message": str(exc)})
                 continue
-            out.append({"facts": list(self.facts.cst_facts(text))})
+            # the fast path (or ast) first; libcst for what only it can read
+            facts = self.facts.file_facts(text) or self.facts.cst_facts(text)
+            out.append({"facts": list(facts)})
         return out
 
 
@@ -333,8 +338,11 @@ IDLE_SECONDS = 60.0
 
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode == "imports":  # imported while the parent still prepares the job
+    # imported while the parent still prepares the job
+    if mode == "imports":
         import grimp._rustgrimp  # noqa: F401
+    elif mode == "facts":
+        import ast  # noqa: F401
     if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
         return
     text = sys.stdin.read()

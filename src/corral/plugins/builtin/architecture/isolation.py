@@ -64,7 +64,7 @@ class _Child:
         )
 
 
-_spare: _Child | None = None
+_spares: dict[str, _Child] = {}
 _spare_lock = threading.Lock()
 
 
@@ -73,34 +73,35 @@ def prestart(mode: str) -> None:
     imports (~0.1 s) overlap other work; the next :func:`run_isolated` in
     that mode takes it. A spare nobody takes exits by itself: when this
     process ends (its stdin closes) or after a minute idle."""
-    global _spare
     with _spare_lock:
-        if _spare is None or _spare.proc.poll() is not None:
-            _spare = _Child(mode)
+        spare = _spares.get(mode)
+        if spare is None or spare.proc.poll() is not None:
+            _spares[mode] = _Child(mode)
+
+
+def _end(child: _Child) -> None:
+    child.proc.kill()
+    child.proc.wait()
+    child.err.close()
 
 
 def discard_spare() -> None:
-    """End a spare child that nobody took (its work came from the cache): it
-    would only hold memory until this process ends."""
-    global _spare
+    """End the spare children nobody took (their work came from the cache):
+    they would only hold memory until this process ends."""
     with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None:
-        spare.proc.kill()
-        spare.proc.wait()
-        spare.err.close()
+        spares = list(_spares.values())
+        _spares.clear()
+    for spare in spares:
+        _end(spare)
 
 
 def _child(mode: str) -> _Child:
-    global _spare
     with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None and spare.mode == mode and spare.proc.poll() is None:
+        spare = _spares.pop(mode, None)
+    if spare is not None and spare.proc.poll() is None:
         return spare
-    if spare is not None:  # another mode, or it timed out: not used
-        spare.proc.kill()
-        spare.proc.wait()
-        spare.err.close()
+    if spare is not None:  # it timed out: not used
+        _end(spare)
     return _Child(mode)
 
 

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -239,48 +238,22 @@ def test_a_spare_child_is_taken_once_and_never_left_behind(tmp_path: Path) -> No
     from corral.plugins.builtin.architecture import isolation
 
     isolation.prestart("imports")
-    spare = isolation._spares["imports"]
-    assert spare.proc.poll() is None
+    spare = isolation._spare
+    assert spare is not None and spare.proc.poll() is None
     write_tree(tmp_path, {"p/__init__.py": "import p.q\n", "p/q.py": ""})
     _, graph = analyse(tmp_path)  # takes the spare
-    assert "imports" not in isolation._spares and spare.proc.wait(timeout=30) == 0
+    assert isolation._spare is None and spare.proc.wait(timeout=30) == 0
     assert edge_set(graph) == {("p", "p.q")}
 
     isolation.prestart("imports")
-    isolation.prestart("facts")
-    unused = list(isolation._spares.values())
-    assert len(unused) == 2
-    isolation.discard_spare()  # their work came from the cache: ended, not leaked
-    assert isolation._spares == {}
-    assert all(child.proc.wait(timeout=30) is not None for child in unused)
+    unused = isolation._spare
+    assert unused is not None
+    isolation.discard_spare()  # its work came from the cache: ended, not leaked
+    assert isolation._spare is None and unused.proc.wait(timeout=30) is not None
 
-    isolation.prestart("facts")
-    orphan = isolation._spares["facts"]
-    assert orphan.proc.stdin is not None
+    isolation.prestart("imports")
+    orphan = isolation._spare
+    assert orphan is not None and orphan.proc.stdin is not None
     orphan.proc.stdin.close()  # what the child sees when this process ends
     assert orphan.proc.wait(timeout=30) == 0
     isolation.discard_spare()
-
-
-def test_many_files_get_their_facts_in_an_isolated_process(tmp_path: Path) -> None:
-    from corral.plugins.builtin.architecture import discover as disc
-    from corral.plugins.builtin.architecture import facts as fx
-
-    files = {"big/__init__.py": ""}
-    for i in range(disc.FACTS_IN_CHILD):
-        files[f"big/m{i}.py"] = f"class A{i}(ABC):\n    pass\n\n\nclass B{i}:\n    x = {i}\n"
-    files["big/new.py"] = "type T = int\nclass C:\n    @abstractmethod\n    def f(self): ...\n"
-    write_tree(tmp_path, files)
-    scanned = disc.scan(tmp_path)
-    memo: dict[str, Any] = {}
-    facts = disc.add_facts(scanned, memo)
-    by_path = {m["path"]: facts[m["digest"]] for p in scanned["packages"] for m in p["modules"]}
-    assert by_path["big/m7.py"] == [4, 2, 1]
-    assert by_path["big/new.py"] == [4, 1, 1]  # 3.12 syntax: libcst, in the child
-    assert len(memo) == len(set(facts))
-    # the same answers as in this process, file for file
-    for p in scanned["packages"]:
-        for m in p["modules"]:
-            if m["path"] != "big/new.py" and not m["namespace"]:
-                text = (tmp_path / m["path"]).read_text()
-                assert list(fx.file_facts(text) or ()) == facts[m["digest"]], m["path"]

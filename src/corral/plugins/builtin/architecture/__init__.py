@@ -125,14 +125,12 @@ class Scan(Handler):
         project: _Data
         options: _Options = msgspec.field(default_factory=_Options)
         max_file_bytes: Annotated[int, Meta(gt=0)] = DEFAULT_MAX_FILE_BYTES
-        # start the graph and facts steps' isolated processes now (see
-        # analysis_workflow)
+        # start the graph step's isolated process now (see analysis_workflow)
         prestart: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        if params.prestart:  # their interpreters' start-up overlaps the walk
+        if params.prestart:  # its interpreter start-up overlaps the walk
             prestart("imports")
-            prestart("facts")
         root, project = params.root, params.project
         try:
             options, config = project_settings(root, project, msgspec.to_builtins(params.options))

@@ -9,9 +9,6 @@ module of the analysed tree can run here, whatever its name (``textwrap``,
 ``grimp`` …). It imports nothing from corral (importing ``corral`` would
 cost the start-up of the whole engine); :mod:`.facts` is loaded by path.
 
-Modes: ``imports`` (grimp's scanner) and ``facts`` (lines and classes,
-:func:`.facts.file_facts`, and libcst where only it can read a file).
-
 Why a process at all: grimp's Rust parser overflows its stack on some
 pathological files (a 100,000-term ``1+1+…`` expression) and panics on
 others (a relative import that climbs two levels above its top package);
@@ -325,9 +322,7 @@ class _Facts:
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
                 out.append({"error": "unreadable", "message": str(exc)})
                 continue
-            # the fast path (or ast) first; libcst for what only it can read
-            facts = self.facts.file_facts(text) or self.facts.cst_facts(text)
-            out.append({"facts": list(facts)})
+            out.append({"facts": list(self.facts.cst_facts(text))})
         return out
 
 
@@ -338,11 +333,8 @@ IDLE_SECONDS = 60.0
 
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    # imported while the parent still prepares the job
-    if mode == "imports":
+    if mode == "imports":  # imported while the parent still prepares the job
         import grimp._rustgrimp  # noqa: F401
-    elif mode == "facts":
-        import ast  # noqa: F401
     if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
         return
     text = sys.stdin.read()

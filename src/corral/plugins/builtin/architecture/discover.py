@@ -422,12 +422,6 @@ def read_text(root: Path, path: str) -> str | None:
         return None
 
 
-#: From this many files to read, facts are computed in an isolated process
-#: (:mod:`.isolation`), started during the walk: this process's interpreter
-#: lock then stays free for the import graph's side of the work.
-FACTS_IN_CHILD = 200
-
-
 def add_facts(
     scanned: dict[str, Any],
     memo: dict[str, Any] | None = None,
@@ -436,14 +430,10 @@ def add_facts(
     """Facts (``[loc, classes, abstract classes]``) of every scanned file,
     keyed by content digest (see :mod:`.facts`).
 
-    ``memo`` (digest -> facts of earlier runs) is read and updated: only new
-    or changed files are read. Many files are read in an isolated process,
-    a few here; files only a newer parser can read are parsed by libcst in
-    an isolated process either way, and one that crashes it keeps the facts
-    known without a parser.
+    Files only a newer parser can read are parsed by libcst in an isolated
+    process; one that crashes it keeps the facts known without a parser.
+    ``memo`` (digest -> facts of earlier runs) is read and updated.
     """
-    from corral.plugins.builtin.architecture.isolation import run_isolated
-
     root = Path(scanned["root"])
     modules = [
         (m["digest"], m["path"])
@@ -451,39 +441,16 @@ def add_facts(
         for m in p["modules"]
         if not m["namespace"]
     ]
-    known = dict(memo or {})
-    found: dict[str, _facts.Facts] = {}
-    todo: list[tuple[str, str]] = []
-    for digest, path in modules:
-        hit = _facts.valid(known.get(digest))
-        if hit is None:
-            todo.append((digest, path))
-        else:
-            found[digest] = hit
-    if memo is not None:  # it keeps the files of this run only: bounded
-        memo.clear()
-        memo.update({digest: list(f) for digest, f in found.items()})
-    chunk_size = 8
-    if len(todo) >= FACTS_IN_CHILD:
-        deferred = todo
-        chunk_size = max(32, -(-len(todo) // 8))
-    else:
-        fresh, deferred = _facts.collect(todo, lambda path: read_text(root, path), None, on_file)
-        found.update(fresh)
-        if memo is not None:
-            memo.update({digest: list(f) for digest, f in fresh.items()})
+    found, deferred = _facts.collect(modules, lambda path: read_text(root, path), memo, on_file)
     if deferred:
+        from corral.plugins.builtin.architecture.isolation import run_isolated
+
         results = run_isolated(
-            "facts",
-            {},
-            [str(root / path) for _, path in deferred],
-            chunk_size=chunk_size,
-            chunk_timeout=30,
-            on_progress=on_file,
+            "facts", {}, [str(root / path) for _, path in deferred], chunk_size=8, chunk_timeout=30
         )
         for (digest, path), result in zip(deferred, results, strict=True):
             facts = result.get("facts")
-            if facts is None:  # it crashed or overran the parser: what the tokens tell
+            if facts is None:
                 text = read_text(root, path)
                 if text is None:
                     continue

@@ -46,16 +46,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = [
-    "Facts",
-    "ast_facts",
-    "collect",
-    "count_loc",
-    "cst_facts",
-    "file_facts",
-    "tokens_only_facts",
-    "valid",
-]
+__all__ = ["Facts", "ast_facts", "count_loc", "cst_facts", "file_facts", "tokens_only_facts"]
 
 #: (lines of code, classes, abstract classes)
 Facts = tuple[int, int, int]
@@ -304,14 +295,6 @@ def tokens_only_facts(text: str, loc: int | None = None) -> Facts:
     return loc, classes, 0
 
 
-def valid(entry: Any) -> Facts | None:
-    """A memo entry as facts, or ``None`` when it is not one (a corrupt memo
-    costs a re-read, never a wrong figure)."""
-    if isinstance(entry, list) and len(entry) == 3 and all(type(x) is int for x in entry):
-        return entry[0], entry[1], entry[2]
-    return None
-
-
 def collect(
     modules: list[tuple[str, str]],
     read: Callable[[str], str | None],
@@ -336,8 +319,10 @@ def collect(
     for done, (digest, path) in enumerate(modules, 1):
         if on_file is not None and done % 100 == 0:
             on_file(done, total)
-        facts: Facts | None = valid(known.get(digest))
-        if facts is None:
+        hit = known.get(digest)
+        if isinstance(hit, list) and len(hit) == 3 and all(type(x) is int for x in hit):
+            facts: Facts | None = (hit[0], hit[1], hit[2])
+        else:
             text = read(path)
             if text is None:
                 continue

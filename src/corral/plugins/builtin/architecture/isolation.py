@@ -64,7 +64,7 @@ class _Child:
         )
 
 
-_spares: dict[str, _Child] = {}
+_spare: _Child | None = None
 _spare_lock = threading.Lock()
 
 
@@ -73,35 +73,34 @@ def prestart(mode: str) -> None:
     imports (~0.1 s) overlap other work; the next :func:`run_isolated` in
     that mode takes it. A spare nobody takes exits by itself: when this
     process ends (its stdin closes) or after a minute idle."""
+    global _spare
     with _spare_lock:
-        spare = _spares.get(mode)
-        if spare is None or spare.proc.poll() is not None:
-            _spares[mode] = _Child(mode)
-
-
-def _end(child: _Child) -> None:
-    child.proc.kill()
-    child.proc.wait()
-    child.err.close()
+        if _spare is None or _spare.proc.poll() is not None:
+            _spare = _Child(mode)
 
 
 def discard_spare() -> None:
-    """End the spare children nobody took (their work came from the cache):
-    they would only hold memory until this process ends."""
+    """End a spare child that nobody took (its work came from the cache): it
+    would only hold memory until this process ends."""
+    global _spare
     with _spare_lock:
-        spares = list(_spares.values())
-        _spares.clear()
-    for spare in spares:
-        _end(spare)
+        spare, _spare = _spare, None
+    if spare is not None:
+        spare.proc.kill()
+        spare.proc.wait()
+        spare.err.close()
 
 
 def _child(mode: str) -> _Child:
+    global _spare
     with _spare_lock:
-        spare = _spares.pop(mode, None)
-    if spare is not None and spare.proc.poll() is None:
+        spare, _spare = _spare, None
+    if spare is not None and spare.mode == mode and spare.proc.poll() is None:
         return spare
-    if spare is not None:  # it timed out: not used
-        _end(spare)
+    if spare is not None:  # another mode, or it timed out: not used
+        spare.proc.kill()
+        spare.proc.wait()
+        spare.err.close()
     return _Child(mode)
 
 

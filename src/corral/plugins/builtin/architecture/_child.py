@@ -10,7 +10,7 @@ module of the analysed tree can run here, whatever its name (``textwrap``,
 cost the start-up of the whole engine); :mod:`.facts` is loaded by path.
 
 Why a process at all: grimp's Rust parser overflows its stack on some
-pathological files (a 100,000-term ``1+1+…`` expression) and panics on
+pathological files (a 300,000-term ``1 + 1 + …`` expression) and panics on
 others (a relative import that climbs two levels above its top package);
 libcst's native parser overflows on deep nesting. A panic is caught here and
 the chunk bisected down to the file; a crash kills this process, and the

@@ -335,8 +335,11 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "imports":  # imported while the parent still prepares the job
         import grimp._rustgrimp  # noqa: F401
-    if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
-        return
+    try:
+        if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
+            return
+    except (OSError, ValueError):  # no select() on this pipe (Windows): just wait
+        pass
     text = sys.stdin.read()
     if not text:  # the parent went away before it had a job
         return

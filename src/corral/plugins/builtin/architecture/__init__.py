@@ -38,7 +38,7 @@ from corral.plugins.builtin.architecture.discover import (
 )
 from corral.plugins.builtin.architecture.externals import environment_digest
 from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
-from corral.plugins.builtin.architecture.isolation import discard_spare, prestart
+from corral.plugins.builtin.architecture.isolation import ChildFailed, discard_spare, prestart
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.projects import find_projects, read_options
@@ -163,7 +163,12 @@ class Facts(Handler):
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
         known = memo.load(params.memo, VERSION) if params.memo else None
-        facts = add_facts(params.scan, known, on_file=lambda n, t: ctx.progress(n, t, "files read"))
+        try:
+            facts = add_facts(
+                params.scan, known, on_file=lambda n, t: ctx.progress(n, t, "files read")
+            )
+        except ChildFailed as exc:  # the isolated parser could not run at all
+            raise NonRetryable(f"reading the files' facts failed: {exc}") from exc
         if params.memo and known is not None:
             memo.save(params.memo, VERSION, known)
         ctx.progress(len(facts), len(facts), "files read")

@@ -236,9 +236,7 @@ def _closes_cycle(
             if prev not in seen and position[prev] > lower:
                 seen.add(prev)
                 todo.append(prev)
-    moved = sorted(backward, key=position.__getitem__) + sorted(
-        forward, key=position.__getitem__
-    )
+    moved = sorted(backward, key=position.__getitem__) + sorted(forward, key=position.__getitem__)
     slots = sorted(position[n] for n in moved)
     for slot, node in zip(slots, moved, strict=True):
         position[node] = slot

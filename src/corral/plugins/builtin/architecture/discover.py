@@ -12,6 +12,7 @@ joins them with the import graph (:mod:`.graph`), which decides what parses.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import io
@@ -392,14 +393,9 @@ def _link_problem(entry: Path) -> str | None:
     try:
         info = entry.stat()
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "unreadable: symbolic link loop"
         if entry.is_symlink():
-            try:
-                entry.resolve(strict=True)
-            except RuntimeError:
-                return "unreadable: symbolic link loop"
-            except OSError as err:
-                if err.errno == 40:  # ELOOP
-                    return "unreadable: symbolic link loop"
             return "unreadable: broken link"
         return f"unreadable: {_os_reason(exc)}"
     if not stat.S_ISREG(info.st_mode):

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+from _tree import write_tree
 
 from corral.cli import main, parse_fail_on
 
@@ -23,14 +25,6 @@ TREE = {
     "demo/service.py": "import demo.repository\n",
     "demo/repository.py": "from demo import service  # a cycle back up\n",
 }
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -26,15 +26,17 @@ Protocol: the job is ``{"mode": "imports" | "facts", "shared": {...},
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import io
-import json
 import re
 import select
 import sys
 import tokenize
 from pathlib import Path
 from typing import Any
+
+import msgspec  # a dependency of corral's, not of the analysed code
 
 _Result = dict[str, Any]
 
@@ -335,24 +337,29 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "imports":  # imported while the parent still prepares the job
         import grimp._rustgrimp  # noqa: F401
+
+        # Tens of thousands of import records, none in a cycle, in a process
+        # that lives for one job: the cycle collector would only slow it.
+        gc.disable()
     try:
         if not select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
             return
     except (OSError, ValueError):  # no select() on this pipe (Windows): just wait
         pass
-    text = sys.stdin.read()
+    text = sys.stdin.buffer.read()
     if not text:  # the parent went away before it had a job
         return
-    job = json.loads(text)
+    job = msgspec.json.decode(text)
     worker = _Imports(job["shared"]) if job["mode"] == "imports" else _Facts(job["shared"])
-    out = sys.stdout
+    out = sys.stdout.buffer
+    encode = msgspec.json.encode
     for k, chunk in enumerate(job["chunks"]):
-        out.write(json.dumps({"begin": k}) + "\n")
+        out.write(b'{"begin": %d}\n' % k)
         out.flush()
         results = worker.run(chunk)
-        out.write(json.dumps({"done": k, "results": results}) + "\n")
+        out.write(encode({"done": k, "results": results}) + b"\n")
         out.flush()
-    out.write('{"end": true}\n')
+    out.write(b'{"end": true}\n')
     out.flush()
 
 

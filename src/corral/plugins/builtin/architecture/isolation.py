@@ -13,7 +13,6 @@ result, so a report never fails because of one file.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -24,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 __all__ = ["ChildFailed", "discard_spare", "prestart", "run_isolated"]
 
@@ -38,7 +39,7 @@ class ChildFailed(RuntimeError):
     """The isolated child could not do its work at all (not one bad file)."""
 
 
-def _reader(stream: Any, lines: queue.Queue[str | None]) -> None:
+def _reader(stream: Any, lines: queue.Queue[bytes | None]) -> None:
     for line in stream:
         lines.put(line)
     lines.put(None)
@@ -60,7 +61,6 @@ class _Child:
             stderr=self.err,
             cwd=tempfile.gettempdir(),
             env=env,
-            encoding="utf-8",
         )
 
 
@@ -118,7 +118,7 @@ def _run_child(
     child = _child(mode)
     proc, err = child.proc, child.err
     with err:
-        lines: queue.Queue[str | None] = queue.Queue()
+        lines: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
         reader.start()
         running: int | None = None
@@ -126,7 +126,9 @@ def _run_child(
         try:
             assert proc.stdin is not None
             try:
-                proc.stdin.write(json.dumps({"mode": mode, "shared": shared, "chunks": chunks}))
+                proc.stdin.write(
+                    msgspec.json.encode({"mode": mode, "shared": shared, "chunks": chunks})
+                )
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
@@ -140,8 +142,8 @@ def _run_child(
                 if line is None:
                     break  # the child exited
                 try:
-                    message = json.loads(line)
-                except ValueError:  # cut short by the child's death
+                    message = msgspec.json.decode(line)
+                except msgspec.DecodeError:  # cut short by the child's death
                     break
                 if "begin" in message:
                     running = int(message["begin"])
@@ -150,7 +152,8 @@ def _run_child(
                     on_chunk(int(message["done"]), message["results"])
                     running = None
                 elif message.get("end"):
-                    finished = True
+                    finished = True  # all done: its exit (interpreter teardown) is not awaited
+                    break
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -158,7 +161,7 @@ def _run_child(
             reader.join(timeout=5)
             err.seek(0)
             tail = err.read()[-4000:].decode("utf-8", "replace").strip()
-        if finished and proc.returncode == 0:
+        if finished:
             return None, tail, False
         if running is None:
             raise ChildFailed(tail.splitlines()[-1] if tail else f"exit status {proc.returncode}")

@@ -126,24 +126,6 @@ def raw_imports(text: str) -> list[list[str]]:
 # --------------------------------------------------------------------------
 
 
-_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.M)
-
-
-def _plain_utf8(path: str) -> bool:
-    """Whether grimp may read the file itself: UTF-8, no BOM, no other
-    encoding declared (anything else is decoded here, as Python would)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1024)
-    except OSError:
-        return False
-    if head.startswith(b"\xef\xbb\xbf"):
-        return False
-    first_two = b"\n".join(head.split(b"\n", 2)[:2])
-    cookie = _COOKIE.search(first_two)
-    return cookie is None or cookie.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
-
-
 class _Imports:
     """grimp's scanner, told which modules exist and where each package is.
 
@@ -181,13 +163,14 @@ class _Imports:
         }
 
     def run(self, items: list[list[Any]]) -> list[_Result]:
-        """``items`` are ``[module, virtual path, real path]``."""
+        """``items`` are ``[module, virtual path, real path, plain UTF-8]``
+        (whether grimp may read the file itself, see ``discover.plain_utf8``)."""
         results: dict[str, _Result] = {}
         real: list[tuple[str, str, str]] = []
         virtual: list[tuple[str, str, str]] = []
         texts: dict[str, str] = {}
-        for name, vpath, path in items:
-            if _plain_utf8(path):
+        for name, vpath, path, plain in items:
+            if plain:
                 real.append((name, path, path))
                 continue
             try:
@@ -198,7 +181,7 @@ class _Imports:
             virtual.append((name, vpath, path))
         self._scan(real, texts, results, in_memory=False)
         self._scan(virtual, texts, results, in_memory=True)
-        return [results[name] for name, _, _ in items]
+        return [results[item[0]] for item in items]
 
     def _scan(
         self,

@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import io
 import os
+import re
 import stat
 import tokenize
 from collections.abc import Callable
@@ -88,6 +89,20 @@ def source_problem(data: bytes) -> str | None:
     return None
 
 
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.M)
+
+
+def plain_utf8(data: bytes) -> bool:
+    """Whether grimp may read the file itself: UTF-8 without a BOM and with
+    no other encoding declared (it reads every file as UTF-8; any other is
+    decoded as Python would and handed to it in memory, see :mod:`._child`)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return False
+    first_two = b"\n".join(data[:1024].split(b"\n", 2)[:2])
+    cookie = _COOKIE.search(first_two)
+    return cookie is None or cookie.group(1).lower().replace(b"_", b"-") in (b"utf-8", b"utf8")
+
+
 def decode_source(data: bytes) -> str:
     """The text of a file that :func:`source_problem` accepted."""
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
@@ -134,7 +149,8 @@ def scan(
     Returns ``{"root", "packages": [...], "not_analysed": [...]}``; each
     package has ``name``, ``source_root``, ``path``, ``namespace_dirs`` and
     ``modules`` (``name``, ``path`` relative to the root, ``is_package``,
-    ``namespace``, ``digest``). Sub-folders of a package without an
+    ``namespace``, ``digest``; ``plain`` false for a file not in plain UTF-8,
+    see :func:`plain_utf8`). Sub-folders of a package without an
     ``__init__.py`` are analysed as namespace packages (``namespace`` true,
     ``path`` the folder, no digest).
     """
@@ -150,8 +166,18 @@ def scan(
     not_analysed: list[dict[str, str]] = []
     seen = 0
 
+    base_text = str(base)
+    cut = len(base_text) + (0 if base_text.endswith(os.sep) else 1)
+
     def rel(p: Path) -> str:
-        return p.relative_to(base).as_posix() or "."
+        # Every path here is built by joining names onto ``base`` (or is a
+        # folder under it), so its relative form is a slice of its text:
+        # ``Path.relative_to`` on each of thousands of files costs a tenth
+        # of the walk.
+        text = str(p)
+        if not text.startswith(base_text):
+            return p.relative_to(base).as_posix() or "."
+        return text[cut:].replace(os.sep, "/") or "."
 
     def wanted(p: Path) -> bool:
         r = rel(p)
@@ -160,8 +186,8 @@ def scan(
     def skip_out(p: Path) -> None:
         not_analysed.append({"path": rel(p), "reason": "outside the root (symlink)"})
 
-    def outside(p: Path) -> bool:
-        if not p.is_symlink():
+    def outside(p: Path, is_link: bool | None = None) -> bool:
+        if not (p.is_symlink() if is_link is None else is_link):
             return False
         try:
             return not p.resolve().is_relative_to(base)
@@ -209,18 +235,23 @@ def scan(
                 "digest": file_digest(data),
             }
         )
+        if not plain_utf8(data):  # (absent: plain UTF-8, the common case)
+            package["modules"][-1]["plain"] = False
         seen += 1
         if on_file is not None and seen % 100 == 0:
             on_file(seen)
 
     def walk_package(pkg_dir: Path, package: dict[str, Any], prefix: str) -> None:
         try:
-            entries = sorted(pkg_dir.iterdir(), key=lambda p: p.name)
+            # scandir: the entry types come with the listing (no stat per file)
+            with os.scandir(pkg_dir) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             not_analysed.append({"path": rel(pkg_dir), "reason": f"unreadable: {exc.strerror}"})
             return
-        for entry in entries:
-            if entry.is_dir():
+        for found in entries:
+            entry = pkg_dir / found.name
+            if _is_dir(found):
                 # Inside a package only hidden folders and caches are skipped:
                 # a sub-package may well be called `build` or `env`.
                 if entry.name.startswith(".") or entry.name == "__pycache__":
@@ -256,7 +287,7 @@ def scan(
                     package["modules"].append(_empty_package(f"{prefix}.{entry.name}", rel(entry)))
                     walk_package(entry, package, f"{prefix}.{entry.name}")
                 continue
-            if entry.suffix != ".py":
+            if not found.name.endswith(".py") or found.name == ".py":  # Path.suffix's rule
                 continue
             if not is_module_file(entry.name):
                 if wanted(entry):
@@ -269,10 +300,12 @@ def scan(
                 else:
                     placeholder(entry, package)
                 continue
-            if outside(entry):
+            is_link = found.is_symlink()
+            if outside(entry, is_link):
                 skip_out(entry)
                 continue
-            problem = _link_problem(entry)
+            regular = not is_link and found.is_file(follow_symlinks=False)
+            problem = None if regular else _link_problem(entry)
             if problem is not None:
                 not_analysed.append({"path": rel(entry), "reason": problem})
                 if entry.stem == "__init__":
@@ -373,6 +406,15 @@ def scan(
     packages = unique
     not_analysed.sort(key=lambda f: f["path"])
     return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """``Path.is_dir`` of a listed entry: follows a link; a link loop or a
+    broken link is no folder (``DirEntry.is_dir`` raises on a loop)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _os_reason(exc: OSError) -> str:

@@ -142,7 +142,9 @@ def build_import_graph(
         "dirs": {p["name"]: str(Path(p["source_root"]) / p["name"]) for p in discovery["packages"]},
         "exclude_type_checking": exclude_type_checking,
     }
-    items = [[m["name"], _virtual_path(m), str(root / m["path"])] for m in scanned]
+    items = [
+        [m["name"], _virtual_path(m), str(root / m["path"]), m.get("plain", True)] for m in scanned
+    ]
     if chunk_size is None:
         # About eight chunks: each scan call pays for telling grimp the whole
         # module set, and a crash costs a bisection of one chunk.

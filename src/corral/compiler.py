@@ -195,6 +195,7 @@ def compile_spec(
                 cache_ttl=None if isinstance(cache, bool) else cache.ttl,
                 param_refs=tuple(param_refs),
                 when_refs=when_refs,
+                key_refs=tuple(sorted({*needs[i], *param_refs})),
             )
         )
 

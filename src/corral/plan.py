@@ -58,6 +58,11 @@ class StepPlan:
     """Indexes of the steps whose outputs the params reference."""
     when_refs: tuple[int, ...] = ()
     """Indexes of the upstream steps the ``when`` condition reads."""
+    key_refs: tuple[int, ...] = ()
+    """Indexes of the steps whose outputs a cached result depends on (the
+    needed steps and those the params reference), in step order."""
+    written_params: bytes | None = None
+    """The spec's params, encoded for the cache key (set on first use)."""
 
     @property
     def handler_name(self) -> str:

@@ -596,6 +596,32 @@ steps:
     assert eng.metrics().cache_hits == 1
 
 
+async def test_a_cached_result_is_keyed_by_what_the_step_can_see(
+    eng: corral.Engine, rec: Recorder
+) -> None:
+    # The key holds the params as written, the inputs they refer to and a
+    # digest of each upstream output: a change to any of them is a miss.
+    spec = corral.loads(
+        """
+name: keyed
+inputs: {x: {type: integer}, t: {type: number}}
+steps:
+  - {id: up, handler: core.echo, params: {value: "${inputs.x}"}}
+  - {id: s, handler: test.track, needs: [up], cache: true, params: {seconds: "${inputs.t}"}}
+"""
+    )
+    assert await eng.run(spec, {"x": 1, "t": 0}) == {"s": "s"}
+    assert await eng.run(spec, {"x": 1, "t": 0}) == {"s": "s"}
+    assert len(rec.calls) == 1  # the same: cached
+    await eng.run(spec, {"x": 2, "t": 0})
+    assert len(rec.calls) == 2  # the upstream output changed
+    await eng.run(spec, {"x": 2, "t": 0.001})
+    assert len(rec.calls) == 3  # an input the params refer to changed
+    await eng.run(spec, {"x": 2, "t": 0.001})
+    assert len(rec.calls) == 3
+    assert eng.metrics().cache_hits == 2
+
+
 async def test_step_records_have_timings_and_errors(eng: corral.Engine) -> None:
     spec = corral.loads(
         """

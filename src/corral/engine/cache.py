@@ -81,14 +81,33 @@ class WorkflowCache:
     # ------------------------------------------------------------ results
 
     @staticmethod
-    def key_for(sp: StepPlan, params: Any, upstream: dict[str, Any]) -> str:
+    def key_for(sp: StepPlan, inputs: bytes | None, upstream: list[tuple[str, bytes]]) -> str:
+        """The key of a step's result: its handler and version, its params as
+        written (references unresolved), the execution's inputs when the
+        params refer to them, and a digest of each upstream output it can
+        see (``upstream``: step id and :func:`output_digest`, in step order).
+
+        Together these determine the resolved params, so the resolved
+        params (often the upstream outputs themselves, megabytes of them)
+        are never encoded again just to be hashed.
+        """
         assert sp.handler is not None
         h = hashlib.sha256()
         h.update(f"{sp.handler.name}\0{sp.handler.version}\0".encode())
-        h.update(msgspec.json.encode(params, order="sorted"))
-        h.update(b"\0")
-        h.update(msgspec.json.encode(upstream, order="sorted"))
+        h.update(_written_params(sp))
+        if inputs is not None:
+            h.update(b"\0inputs\0")
+            h.update(inputs)
+        for step_id, digest in upstream:
+            h.update(f"\0{step_id}\0".encode())
+            h.update(digest)
         return h.hexdigest()
+
+    @staticmethod
+    def output_digest(output: Any) -> bytes:
+        """A digest of a step's output as a dependent's cache key sees it
+        (key order does not matter)."""
+        return hashlib.blake2b(msgspec.json.encode(output, order="sorted"), digest_size=16).digest()
 
     async def get(self, key: str) -> Any:
         """The cached value (a fresh copy), or ``WorkflowCache.MISS``."""
@@ -111,12 +130,16 @@ class WorkflowCache:
 
     MISS = _MISS
 
-    async def put(self, key: str, value: Any, ttl: float | None) -> None:
-        """Cache a successful result (values too large for the cache are skipped)."""
-        try:
-            blob = _encoder.encode(value)
-        except (TypeError, ValueError, OverflowError):
-            return
+    async def put(
+        self, key: str, value: Any, ttl: float | None, *, blob: bytes | None = None
+    ) -> None:
+        """Cache a successful result (values too large for the cache are
+        skipped). ``blob``: the value already JSON-encoded, if it is."""
+        if blob is None:
+            try:
+                blob = _encoder.encode(value)
+            except (TypeError, ValueError, OverflowError):
+                return
         if len(blob) > self.max_bytes:
             return
         now = self.clock()
@@ -154,3 +177,10 @@ class WorkflowCache:
             self.misses,
             len(self._plans),
         )
+
+
+def _written_params(sp: StepPlan) -> bytes:
+    """The step's params as the spec writes them, encoded once per plan."""
+    if sp.written_params is None:
+        sp.written_params = msgspec.json.encode(sp.spec.params, order="sorted")
+    return sp.written_params

@@ -146,6 +146,11 @@ class WorkflowRun:
         n = len(plan.steps)
         self.outputs: list[Any] = [None] * n
         self.status: list[str] = ["pending"] * n
+        # for the step cache: outputs encoded once (until cached), upstream
+        # output digests and the inputs, each computed once
+        self._blobs: dict[int, bytes] = {}
+        self._digests: dict[int, bytes] = {}
+        self._inputs_encoded: bytes | None = None
         self._remaining = [len(sp.needs) for sp in plan.steps]
         self._ready: list[tuple[tuple[float, int], int]] = []
         self._unwritten: list[int] = []  # steps skipped in memory, not yet recorded
@@ -661,11 +666,14 @@ class WorkflowRun:
                 raise _Failure("failed", exc) from None
 
         params = self._params(sp)
-        plain = _plain(params)
 
         cache_key = None
         if sp.cache and sp.handler is not None:
-            cache_key = s.cache.key_for(sp, plain, upstream_map)
+            cache_key = s.cache.key_for(
+                sp,
+                None if sp.static_blob is not None else self._inputs_blob(),
+                [(self.plan.steps[i].id, self._output_digest(i)) for i in sp.key_refs],
+            )
             hit = await s.cache.get(cache_key)
             if hit is not s.cache.MISS:
                 rec.started_at = rec.finished_at = now()
@@ -674,7 +682,7 @@ class WorkflowRun:
         keyed = None
         if sp.key is not None and sp.spec.concurrency is not None:
             try:
-                key_value = sp.key.evaluate({"inputs": self.inputs, "params": plain})
+                key_value = sp.key.evaluate({"inputs": self.inputs, "params": _plain(params)})
             except ConditionError as exc:
                 raise _Failure("failed", exc) from None
             conc = sp.spec.concurrency
@@ -731,8 +739,21 @@ class WorkflowRun:
                     params = self._params(sp)  # a fresh copy for the next attempt
                 continue
             if cache_key is not None:
-                await s.cache.put(cache_key, output, sp.cache_ttl)
+                blob = self._blobs.pop(sp.index, None)
+                await s.cache.put(cache_key, output, sp.cache_ttl, blob=blob)
             return output, "succeeded"
+
+    def _inputs_blob(self) -> bytes:
+        if self._inputs_encoded is None:
+            self._inputs_encoded = msgspec.json.encode(self.inputs, order="sorted")
+        return self._inputs_encoded
+
+    def _output_digest(self, i: int) -> bytes:
+        """Of step ``i``'s output, computed once however many steps need it."""
+        digest = self._digests.get(i)
+        if digest is None:
+            digest = self._digests[i] = self.s.cache.output_digest(self.outputs[i])
+        return digest
 
     def _done_outputs(self, sp: StepPlan) -> dict[str, Any]:
         return {self.plan.steps[a].id: self.outputs[a] for a in sp.param_refs}
@@ -775,7 +796,9 @@ class WorkflowRun:
             report=self._reporter(sp) if self._events.active else None,
         )
         output = await self.s.strategy.call(sp.handler, ctx, params)
-        _check_encodable(sp, output)
+        blob = _encoded(sp, output)
+        if sp.cache:  # encoded once: the cache stores these bytes
+            self._blobs[sp.index] = blob
         return output
 
     def _reporter(self, sp: StepPlan) -> Callable[[float, float | None, str | None], None]:
@@ -871,9 +894,11 @@ def new_record(
     )
 
 
-def _check_encodable(sp: StepPlan, output: Any) -> None:
+def _encoded(sp: StepPlan, output: Any) -> bytes:
+    """The output, JSON-encoded: proof that it can be stored (and the bytes
+    the step cache keeps)."""
     try:
-        _encoder.encode(output)
+        return _encoder.encode(output)
     except (TypeError, ValueError, OverflowError) as exc:
         raise NonRetryable(
             f"handler {sp.handler_name!r} returned a value that cannot be stored: {exc}"

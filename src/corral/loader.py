@@ -13,10 +13,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import yaml
 
 from corral.compiler import compile_spec, digest_of
 from corral.documents import (
@@ -32,6 +31,9 @@ from corral.model import WorkflowSpec
 from corral.plan import Plan
 from corral.plugins import Handler
 from corral.references import key_path
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["FORMATS", "compile_spec", "digest_of", "load_file", "loads", "parse_spec"]
 
@@ -73,6 +75,8 @@ _TOML_AT_EOF = re.compile(r"\s*\(at end of document\)$")
 
 def _parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineIndex | None]:
     """Decode a document; return it and (for YAML) the line of every path."""
+    import yaml  # here: a command that reads no YAML spec does not pay for it
+
     try:
         if fmt == "yaml":
             return _load_yaml(text, file)
@@ -112,6 +116,8 @@ def _parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineInd
 
 
 def _load_yaml(text: str, file: str | None) -> tuple[Any, LineIndex]:
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -127,6 +133,8 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _yaml_lines(root: yaml.Node, file: str | None) -> LineIndex:
+    import yaml
+
     """JSON path -> 1-based line, from PyYAML's node marks; rejects duplicate keys.
 
     Iterative, and visits each node once: aliases (even recursive ones) cannot

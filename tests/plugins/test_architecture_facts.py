@@ -59,6 +59,49 @@ def test_fast_path_equals_a_full_parse_on_tricky_code(text: str) -> None:
     assert count_loc(text) == _loc(text)
 
 
+# A class abstract by a method: read from the indentation, no full parse.
+METHOD_SHAPES = [
+    "class A:\n    '''doc'''\n    @abc.abstractmethod\n    def f(self): ...\n"
+    "    def g(self): ...\nclass B(A):\n    def f(self): return 1\n",
+    "class C:\n    @property\n    @ abstractmethod\n    async def f(self): ...\n",
+    "class D:\n    @abstractmethod\n    # a comment between\n\n    def f(self): ...\n",
+    "class E:\n    x = (a\n    @ abstractmethod\n    )  # a product, not a decorator\n    def f(self): ...\n",
+    "class F:\n    @abstractmethod\n    class G:\n        pass\n",
+    "class H:\n    def f(self):\n        @abstractmethod\n        def g(): ...\n        return g\n",
+    "class I:\n    s = '''\n@abstractmethod\ndef x(): ...'''\n    @abstractmethod\n    def f(self): ...\n",
+    "class J: pass\n@abstractmethod\ndef k(): ...\n",
+    "class K:\n    class L:\n        pass\n    @abstractmethod\n    def f(self): ...\n",
+    "class M(Base,\n        Other):\n    @abstractproperty\n    def p(self): ...\nclass N(ABC): pass\n",
+    "class O:\n    if x:\n        pass\n    else:\n        @abstractmethod\n        def f(self): ...\n",
+]
+
+# Shapes the indentation reading does not follow: the whole file is parsed.
+PARSED_SHAPES = [
+    "class P:\n\t@abstractmethod\n\tdef f(self): ...\n",
+    "class Q:\n    @(abstractmethod)\n    def f(self): ...\n",
+    "class R:\n    @abc.\\\n        abstractmethod\n    def f(self): ...\n",
+    "class S:\n    @abstractmethod()\n    def f(self): ...\n",
+    "class T:\n    x = (a\n@ abstractmethod)  # a product, not a decorator\n    def f(self): ...\n",
+    "class U:\n    @register(\n        abc.abstractmethod)\n    def f(self): ...\n",
+]
+
+
+@pytest.mark.parametrize("text", METHOD_SHAPES + PARSED_SHAPES)
+def test_abstract_methods_read_from_indentation_equal_a_full_parse(text: str) -> None:
+    assert file_facts(text) == _reference(text)
+
+
+@pytest.mark.parametrize("text", METHOD_SHAPES)
+def test_common_abstract_method_shapes_need_no_full_parse(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.plugins.builtin.architecture import facts
+
+    expected = _reference(text)
+    monkeypatch.setattr(facts, "ast_facts", lambda *a: pytest.fail("parsed the whole file"))
+    assert facts.file_facts(text) == expected
+
+
 def _corpus() -> list[Path]:
     lib = Path(sysconfig.get_paths()["stdlib"])
     files: list[Path] = []
@@ -79,6 +122,7 @@ def test_fast_path_equals_a_full_parse_on_the_standard_library() -> None:
 
 NEWER = {
     "pep695": "type X = list[int]\nclass C[T](Base):\n    @abstractmethod\n    def f(self): ...\n",
+    "pep695_odd": "type X = list[int]\nclass C[T](Base):\n    @(abstractmethod)\n    def f(self): ...\n",
     "fstring312": 'class A(ABC): pass\nx = f"{d["k"]}"\n',
     "tstring": "class B(Protocol): pass\nx = t'{y}'\n",
 }
@@ -89,9 +133,9 @@ def test_newer_syntax_goes_to_the_full_parser(name: str) -> None:
     text = NEWER[name]
     assert cst_facts(text) == (count_loc(text), 1, 1)
     fast = file_facts(text)
-    if sys.version_info < (3, 12) and name != "tstring":
+    if sys.version_info < (3, 12) and name in ("pep695_odd", "fstring312"):
         assert fast is None  # only a parser of newer syntax can tell
-    else:  # a balanced t-string needs no parser at all
+    else:  # a balanced t-string, a plain decorator: no parser needed at all
         assert fast == cst_facts(text)
 
 

@@ -149,30 +149,22 @@ def build_import_graph(
         # About eight chunks: each scan call pays for telling grimp the whole
         # module set, and a crash costs a bisection of one chunk.
         chunk_size = max(64, -(-len(items) // 8))
-    try:
-        results = run_isolated(
-            "imports", shared, items, chunk_size=chunk_size, on_progress=on_progress
-        )
-    except ChildFailed as exc:
-        tried = ", ".join(sorted(tops))
-        raise GraphBuildError(f"import graph build failed for {tried}: {exc}") from exc
     not_analysed: list[dict[str, str]] = []
     failed: set[str] = set()
-    for module, result in zip(scanned, results, strict=True):
+    edge_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
+    ext_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
+    unresolved: dict[tuple[str, int, str], None] = {}
+
+    def take(index: int, result: dict[str, Any]) -> None:
+        """One module's imports, as they arrive from the child."""
+        module = scanned[index]
+        importer = module["name"]
         if "error" in result:
             not_analysed.append(
                 {"path": module["path"], "reason": _reason(result, root / module["path"])}
             )
-            failed.add(module["name"])
-    # A failed package __init__ keeps its package (without imports of its own).
-    modules = {n for n in known if n not in failed or known[n]["is_package"]}
-    edge_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
-    ext_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
-    unresolved: dict[tuple[str, int, str], None] = {}
-    for module, result in zip(scanned, results, strict=True):
-        if "error" in result:
-            continue
-        importer = module["name"]
+            failed.add(importer)
+            return
         is_package = bool(module["is_package"])
         statements: dict[int, list[tuple[str, str | None]]] = {}
         for line, found in result["statements"].items():
@@ -187,12 +179,28 @@ def build_import_graph(
             if imported == importer:
                 continue
             if imported in everything:
-                if not _legit(imported, statements.get(line), everything):
-                    continue  # what grimp made of an unresolved import
-                if imported in modules:
+                if _legit(imported, statements.get(line), everything):
                     edge_lines[(importer, imported)].add(line)
+                # (else: what grimp made of an unresolved import)
             elif imported and imported[0] != "." and imported.split(".")[0] not in tops:
                 ext_lines[(importer, imported.split(".")[0])].add(line)
+
+    try:
+        run_isolated(
+            "imports",
+            shared,
+            items,
+            chunk_size=chunk_size,
+            on_progress=on_progress,
+            on_result=take,
+        )
+    except ChildFailed as exc:
+        tried = ", ".join(sorted(tops))
+        raise GraphBuildError(f"import graph build failed for {tried}: {exc}") from exc
+    # A failed package __init__ keeps its package (without imports of its own).
+    modules = {n for n in known if n not in failed or known[n]["is_package"]}
+    for key in [k for k in edge_lines if k[1] not in modules]:
+        del edge_lines[key]  # an import of a module that could not be read
     edges = [
         {"importer": a, "imported": b, "lines": sorted(lines)}
         for (a, b), lines in sorted(edge_lines.items())

@@ -176,8 +176,11 @@ def run_isolated(
     chunk_size: int = 64,
     chunk_timeout: float = 60.0,
     on_progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One result per item (in order), computed by :mod:`._child` in ``mode``.
+    ``on_result(index, result)`` is called as each one arrives (the caller's
+    own work on it overlaps the child's on the next chunk).
 
     An item whose chunk crashed the child, or overran ``chunk_timeout``
     seconds, alone gets ``{"error": "crash" | "timeout", "message": ...}``.
@@ -197,6 +200,8 @@ def run_isolated(
             nonlocal done
             for index, result in zip(batch[k], chunk_results, strict=True):
                 results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
             done += len(batch[k])
             if on_progress is not None:
                 on_progress(done, len(items))
@@ -213,10 +218,19 @@ def run_isolated(
         if len(bad) == 1:
             kind = "timeout" if overran else "crash"
             last = tail.splitlines()[-1] if tail else ""
-            results[bad[0]] = {"error": kind, "message": last}
+            lost: dict[str, Any] = {"error": kind, "message": last}
+            results[bad[0]] = lost
+            if on_result is not None:
+                on_result(bad[0], lost)
             done += 1
             todo = batch[running + 1 :]
         else:
             half = len(bad) // 2
             todo = [bad[:half], bad[half:], *batch[running + 1 :]]
-    return [r if r is not None else {"error": "crash", "message": "no result"} for r in results]
+    for index, result in enumerate(results):
+        if result is None:
+            missing: dict[str, Any] = {"error": "crash", "message": "no result"}
+            results[index] = missing
+            if on_result is not None:
+                on_result(index, missing)
+    return [r for r in results if r is not None]

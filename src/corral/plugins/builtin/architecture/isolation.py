@@ -64,6 +64,8 @@ class _Child:
         )
 
 
+_TAKEN: dict[str, Any] = {}  # a result handed to on_result (not kept)
+
 _spare: _Child | None = None
 _spare_lock = threading.Lock()
 
@@ -179,8 +181,9 @@ def run_isolated(
     on_result: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One result per item (in order), computed by :mod:`._child` in ``mode``.
-    ``on_result(index, result)`` is called as each one arrives (the caller's
-    own work on it overlaps the child's on the next chunk).
+    With ``on_result``, each is handed to ``on_result(index, result)`` as it
+    arrives instead (the caller's work on it overlaps the child's on the next
+    chunk, and no result is held here: the list returned is empty).
 
     An item whose chunk crashed the child, or overran ``chunk_timeout``
     seconds, alone gets ``{"error": "crash" | "timeout", "message": ...}``.
@@ -199,8 +202,10 @@ def run_isolated(
         def record(k: int, chunk_results: list[Any], batch: list[list[int]] = batch) -> None:
             nonlocal done
             for index, result in zip(batch[k], chunk_results, strict=True):
-                results[index] = result
-                if on_result is not None:
+                if on_result is None:
+                    results[index] = result
+                else:
+                    results[index] = _TAKEN
                     on_result(index, result)
             done += len(batch[k])
             if on_progress is not None:
@@ -219,7 +224,7 @@ def run_isolated(
             kind = "timeout" if overran else "crash"
             last = tail.splitlines()[-1] if tail else ""
             lost: dict[str, Any] = {"error": kind, "message": last}
-            results[bad[0]] = lost
+            results[bad[0]] = lost if on_result is None else _TAKEN
             if on_result is not None:
                 on_result(bad[0], lost)
             done += 1
@@ -233,4 +238,4 @@ def run_isolated(
             results[index] = missing
             if on_result is not None:
                 on_result(index, missing)
-    return [r for r in results if r is not None]
+    return [] if on_result is not None else [r for r in results if r is not None]

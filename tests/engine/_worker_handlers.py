@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from corral.plugins import Handler, StepContext, hookimpl
 
 # Modules a spawned child imports while it boots (signal, selectors, threading,
@@ -74,3 +76,57 @@ class WorkerFacts(Handler):
 @hookimpl
 def corral_handlers() -> list[type[Handler]]:
     return [WorkerFacts]
+
+
+class _Kind(msgspec.Struct):
+    kind: str
+
+
+class Escapes(Handler):
+    """Raises what ``params.kind`` names, from any venue (async, a thread, a
+    worker process): what a misbehaving handler may do."""
+
+    name = "test.escapes"
+    Params = _Kind
+
+    def run(self, ctx: StepContext, params: Any) -> Any:
+        raise make_escape(params.kind)
+
+
+class EscapesBlocking(Escapes):
+    name = "test.escapes_blocking"
+    kind = "blocking"
+
+
+class EscapesCpu(Escapes):
+    name = "test.escapes_cpu"
+    kind = "cpu"
+
+
+class EscapesAsync(Handler):
+    name = "test.escapes_async"
+    Params = _Kind
+
+    async def run(self, ctx: StepContext, params: Any) -> Any:
+        raise make_escape(params.kind)
+
+
+class Custom(BaseException):
+    """A BaseException subclass of the handler's own."""
+
+
+def make_escape(kind: str) -> BaseException:
+    if kind == "group":
+        return BaseExceptionGroup("several", [SystemExit(4), ValueError("v")])
+    return {
+        "SystemExit": SystemExit(3),
+        "KeyboardInterrupt": KeyboardInterrupt("from the handler"),
+        "BaseException": BaseException("bare"),
+        "GeneratorExit": GeneratorExit("closed"),
+        "Custom": Custom("its own"),
+    }[kind]
+
+
+@hookimpl(specname="corral_handlers")
+def escaping_handlers() -> list[type[Handler]]:
+    return [EscapesBlocking, EscapesCpu, EscapesAsync]

@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 from corral.compiler import compile_spec, digest_of
-from corral.engine import workers
+from corral.engine import interrupts, workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
@@ -813,6 +813,7 @@ async def open_engine(
     the_store = open_store(store, durability=durability)
     await the_store.open()
     frozen = freeze_gc and _gc_freeze()
+    unwatch = interrupts.watch()  # a real Ctrl-C, told from a handler's KeyboardInterrupt
     try:
         async with (
             workers.open_worker_context(grace_period=5.0) as worker_context,
@@ -859,6 +860,7 @@ async def open_engine(
         # out of the nurseries wrapped in groups; give it back unwrapped.
         raise _single(group) from None
     finally:
+        unwatch()
         if frozen:
             _gc_unfreeze()
         with trio.CancelScope(shield=True):

@@ -27,6 +27,7 @@ import msgspec
 import trio
 import trio.lowlevel
 
+from corral.engine import interrupts
 from corral.engine.conditions import ConditionError
 from corral.engine.retry import backoff_delay, should_retry
 from corral.errors import (
@@ -109,6 +110,15 @@ def is_cancellation(exc: BaseException) -> bool:
         return True
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1] is None
+    return False
+
+
+def _holds(exc: BaseException, kind: type[BaseException]) -> bool:
+    """``exc`` is a ``kind``, or a group with one somewhere inside."""
+    if isinstance(exc, kind):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(kind)[0] is not None
     return False
 
 
@@ -714,6 +724,7 @@ class WorkflowRun:
                         attempt=attempt,
                     )
                 )
+            interrupts_before = interrupts.count()
             try:
                 output = await self._attempt(sp, params, upstream_map, attempt, keyed)
             except Exception as exc:
@@ -738,6 +749,17 @@ class WorkflowRun:
                 if sp.handler is not None and attempt + 1 <= sp.retry.attempts:
                     params = self._params(sp)  # a fresh copy for the next attempt
                 continue
+            except BaseException as exc:
+                # SystemExit, KeyboardInterrupt, GeneratorExit, a bare
+                # BaseException or a group of them, raised by the handler:
+                # this step's failure, never retried, not the engine's end.
+                # A cancel goes on, and so does a real Ctrl-C (its SIGINT
+                # may surface inside handler code).
+                if _holds(exc, trio.Cancelled) or (
+                    _holds(exc, KeyboardInterrupt) and interrupts.count() != interrupts_before
+                ):
+                    raise
+                raise _Failure("failed", exc) from None
             if cache_key is not None:
                 blob = self._blobs.pop(sp.index, None)
                 await s.cache.put(cache_key, output, sp.cache_ttl, blob=blob)

@@ -130,3 +130,44 @@ def make_escape(kind: str) -> BaseException:
 @hookimpl(specname="corral_handlers")
 def escaping_handlers() -> list[type[Handler]]:
     return [EscapesBlocking, EscapesCpu, EscapesAsync]
+
+
+def bad_output(kind: str) -> Any:
+    if kind == "nan":
+        return {"ok": [1.0, 2.5], "score": float("nan")}
+    if kind == "inf":
+        return [float("-inf")]
+    if kind == "self":
+        loop: list[Any] = []
+        loop.append(loop)
+        return loop
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(100_000):
+        inner.append([])
+        inner = inner[0]
+    return deep
+
+
+class ReturnsBad(Handler):
+    """Returns a value JSON cannot hold (``params.kind``)."""
+
+    name = "test.returns_bad"
+    Params = _Kind
+
+    async def run(self, ctx: StepContext, params: Any) -> Any:
+        return bad_output(params.kind)
+
+
+class ReturnsBadCpu(Handler):
+    name = "test.returns_bad_cpu"
+    kind = "cpu"
+    Params = _Kind
+
+    def run(self, ctx: StepContext, params: Any) -> Any:
+        return bad_output(params.kind)
+
+
+@hookimpl(specname="corral_handlers")
+def bad_output_handlers() -> list[type[Handler]]:
+    return [ReturnsBad, ReturnsBadCpu]

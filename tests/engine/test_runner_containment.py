@@ -144,3 +144,31 @@ def test_a_real_ctrl_c_still_stops_the_engine(tmp_path: Path) -> None:
         tmp_path,
     )
     assert proc.stdout.splitlines() == ["own: contained", "real: stopped"], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("venue", "kind", "says"),
+    [
+        ("test.returns_bad", "nan", "$['score'] is nan"),
+        ("test.returns_bad", "inf", "$[0] is -inf"),
+        ("test.returns_bad", "self", "contains itself"),
+        ("test.returns_bad", "deep", "nested too deeply"),
+        ("test.returns_bad_cpu", "nan", "$['score'] is nan"),
+        ("test.returns_bad_cpu", "deep", "nested too deeply"),
+    ],
+)
+async def test_an_output_json_cannot_hold_is_refused_not_retried(
+    venue: str, kind: str, says: str
+) -> None:
+    # nan/inf were stored as null; a self-recursive or very deep output was a
+    # RecursionError, retried.
+    async with corral.open_engine(plugins=[_worker_handlers]) as engine:
+        wf = corral.Workflow(f"out-{kind}")
+        wf.step("s", venue, retry={"attempts": 3, "backoff": 0}, kind=kind)
+        handle = await engine.submit(wf)
+        with pytest.raises(corral.WorkflowFailed):
+            await handle.result()
+        step = (await engine.get(handle.id)).steps[0]
+        assert step.status == "failed" and step.attempts == 1
+        assert step.error is not None and step.error.type == "NonRetryable"
+        assert "cannot be stored" in step.error.message and says in step.error.message

@@ -29,6 +29,7 @@ import trio.lowlevel
 
 from corral.engine import interrupts
 from corral.engine.conditions import ConditionError
+from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.retry import backoff_delay, should_retry
 from corral.errors import (
     CorralError,
@@ -918,10 +919,11 @@ def new_record(
 
 def _encoded(sp: StepPlan, output: Any) -> bytes:
     """The output, JSON-encoded: proof that it can be stored (and the bytes
-    the step cache keeps)."""
+    the step cache keeps). A value that cannot be is a failure no retry
+    fixes."""
     try:
-        return _encoder.encode(output)
-    except (TypeError, ValueError, OverflowError) as exc:
+        return encode_output(output)
+    except UnstorableOutput as exc:
         raise NonRetryable(
             f"handler {sp.handler_name!r} returned a value that cannot be stored: {exc}"
         ) from None

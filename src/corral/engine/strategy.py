@@ -22,7 +22,9 @@ import outcome
 import trio
 
 from corral.engine import workers
+from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.graph import critical_path_lengths
+from corral.errors import NonRetryable
 
 if TYPE_CHECKING:
     from corral.engine.relay import ProgressRelay
@@ -132,4 +134,10 @@ async def _signal_cancel(ctx: StepContext) -> None:
 
 def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> tuple[int, Any]:
     result = cls().run(ctx, params)
+    try:  # checked here: a value too deep to pickle never leaves the worker
+        encode_output(result)
+    except UnstorableOutput as exc:
+        raise NonRetryable(
+            f"handler {cls.name!r} returned a value that cannot be stored: {exc}"
+        ) from None
     return ctx._sent, result  # how many progress lines to wait for

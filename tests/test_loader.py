@@ -462,6 +462,22 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         6,
         "refers to unknown step 'b'",
     ),
+    (
+        "reference-index-of-4301-digits",
+        "yaml",
+        doc(
+            "name: x",
+            "steps:",
+            *NOOP,
+            "  - id: b",
+            "    handler: core.echo",
+            "    needs: [a]",
+            '    params: {value: "${steps.a.output[' + "9" * 4301 + ']}"}',
+        ),
+        "$.steps[1].params.value",
+        8,
+        "is too large (at most 18 digits)",
+    ),
     # ------------------------------------------------------------ conditions and keys
     (
         "when-syntax-error",
@@ -1458,3 +1474,53 @@ def test_plan_records_the_pools_it_was_checked_against(registry: HandlerRegistry
     plan = loads(one_step("    resources: {cpu: 2}"), handlers=registry, pools=POOLS)
     assert plan.pools == frozenset({("cpu", 2), ("io", 64)})
     assert loads(one_step(), handlers=registry).pools == frozenset()
+
+
+def test_a_step_name_inside_a_string_of_a_condition_is_text(registry: HandlerRegistry) -> None:
+    # only names outside string literals (and steps["a-b"]) refer to steps
+    plan = loads(
+        doc(
+            "name: x",
+            "inputs: {s: {}}",
+            "steps:",
+            *NOOP,
+            "  - id: b",
+            "    handler: core.noop",
+            "    needs: [a]",
+            """    when: 'inputs.s != "see steps.zzz" && steps["a"].status == "succeeded"'""",
+        ),
+        handlers=registry,
+    )
+    assert plan.steps[1].when_refs == (0,)
+
+
+@pytest.mark.parametrize("target", ["fifo", "zero", "dir"])
+def test_a_workflow_path_that_is_no_regular_file_is_refused_at_once(
+    tmp_path: Path, registry: HandlerRegistry, target: str
+) -> None:
+    import os
+
+    path = tmp_path / "x.yaml"
+    if target == "fifo":
+        os.mkfifo(path)  # open() would wait for a writer forever
+        expected = "not a regular file (a FIFO)"
+    elif target == "zero":
+        path.symlink_to("/dev/zero")  # stat says 0 bytes; reading never ends
+        expected = "not a regular file (a device file)"
+    else:
+        path.mkdir()
+        expected = "is a directory"
+    with pytest.raises(SpecError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_file(path, handlers=registry)
+
+
+def test_a_workflow_file_past_the_limit_is_refused(
+    tmp_path: Path, registry: HandlerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral import loader
+
+    path = tmp_path / "big.yaml"
+    path.write_text("name: x\nsteps: []\n" + "#" * 200 + "\n")
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 100)
+    with pytest.raises(SpecError, match="file is too large"):
+        load_file(path, handlers=registry)

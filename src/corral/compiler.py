@@ -228,6 +228,26 @@ _STEP_NAME = re.compile(
     r"""\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
 )
 _STEPS_WORD = re.compile(r"\bsteps\b")
+# CEL string literals (any prefix of r/b; triple-quoted first).
+_CEL_STRING = re.compile(
+    r"""[rRbB]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
+    re.S,
+)
+_STEPS_INDEX = re.compile(r"\bsteps\s*\[\s*$")
+
+
+def _without_strings(source: str) -> str:
+    """``source`` with its string literals emptied, except a step's name in
+    ``steps["a-b"]``: text inside a string is no reference to a step."""
+    out: list[str] = []
+    pos = 0
+    for m in _CEL_STRING.finditer(source):
+        out.append(source[pos : m.start()])
+        keep = _STEPS_INDEX.search(source, 0, m.start()) is not None
+        out.append(m.group() if keep else '""')
+        pos = m.end()
+    out.append(source[pos:])
+    return "".join(out)
 
 
 def _condition_steps(
@@ -246,6 +266,7 @@ def _condition_steps(
     """
     if source is None:
         return ()
+    source = _without_strings(source)
     found = list(_STEP_NAME.finditer(source))
     if len(found) < len(_STEPS_WORD.findall(source)):
         return tuple(sorted(upstream))

@@ -8,6 +8,7 @@ parsed (``corral.references``) and conditions are CEL.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import tomllib
@@ -27,6 +28,7 @@ from corral.documents import (
     line_for,
 )
 from corral.errors import SpecError
+from corral.files import DEFAULT_LIMIT, read_capped
 from corral.model import WorkflowSpec
 from corral.plan import Plan
 from corral.plugins import Handler
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "compile_spec", "digest_of", "load_file", "loads", "parse_spec"]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
-MAX_FILE_BYTES = 10_000_000
+MAX_FILE_BYTES = DEFAULT_LIMIT
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -252,15 +254,16 @@ def load_file(
         if resolved in _seen:
             chain = " -> ".join(str(s) for s in (*_seen, resolved))
             raise SpecError(f"child workflows include each other: {chain}", file=file)
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SpecError(f"file is too large ({size} bytes; limit {MAX_FILE_BYTES})", file=file)
-        data = p.read_bytes()
+        data = read_capped(p, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise SpecError("no such file", file=file) from None
     except IsADirectoryError:
         raise SpecError("is a directory, not a workflow file", file=file) from None
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise SpecError(f"file is {exc.strerror}", file=file) from None
+        if exc.errno == errno.EINVAL and exc.strerror and "regular" in exc.strerror:
+            raise SpecError(f"{exc.strerror}, not a workflow file", file=file) from None
         raise SpecError(f"cannot read file: {exc.strerror or exc}", file=file) from None
     except ValueError as exc:  # e.g. a NUL byte in the path
         raise SpecError(f"invalid file name: {exc}", file=file) from None

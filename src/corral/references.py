@@ -105,6 +105,16 @@ def _step_into(value: Any, seg: str | int) -> tuple[bool, Any]:
     return False, None
 
 
+#: No list holds more than 10**18 items: a longer index is a mistake (and
+#: Python refuses to read an integer of more than 4,300 digits).
+MAX_INDEX_DIGITS = 18
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` shortened for a message."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def parse_ref(text: str) -> Ref:
     """Parse the inside of ``${...}``."""
     body = text.strip()
@@ -121,6 +131,11 @@ def parse_ref(text: str) -> Ref:
                 raise RefError(f"${{{text}}}: {what} {name!r}")
             segments.append(name)
         elif index is not None:
+            if len(index.lstrip("-")) > MAX_INDEX_DIGITS:
+                raise RefError(
+                    f"${{{_clip(text)}}}: list index {_clip(index, 24)} is too large "
+                    f"(at most {MAX_INDEX_DIGITS} digits)"
+                )
             segments.append(int(index))
         else:
             segments.append(dq if dq is not None else sq)

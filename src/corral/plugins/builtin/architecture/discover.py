@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from corral.files import kind_of
 from corral.plugins.builtin.architecture import facts as _facts
 
 SKIP_DIRS = frozenset(
@@ -116,16 +117,6 @@ def is_module_file(name: str) -> bool:
     return name.endswith(".py") and not name.startswith(".") and name.count(".") == 1
 
 
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    return "not a regular file"
-
-
 def scan(
     path: str | os.PathLike[str],
     *,
@@ -206,7 +197,7 @@ def scan(
         try:
             info = p.stat()
             if not stat.S_ISREG(info.st_mode):  # never read: a FIFO would block
-                reason = f"not a regular file ({_special_kind(info.st_mode)})"
+                reason = f"not a regular file ({kind_of(info.st_mode)})"
             elif info.st_size > max_file_bytes:
                 reason = f"too large ({info.st_size} bytes > {max_file_bytes})"
             else:
@@ -441,7 +432,7 @@ def _link_problem(entry: Path) -> str | None:
             return "unreadable: broken link"
         return f"unreadable: {_os_reason(exc)}"
     if not stat.S_ISREG(info.st_mode):
-        return f"not a regular file ({_special_kind(info.st_mode)})"
+        return f"not a regular file ({kind_of(info.st_mode)})"
     return None
 
 

@@ -141,6 +141,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from corral.errors import ArchitectureConfigError
+from corral.files import read_capped
 
 __all__ = [
     "DEFAULT_MAX_VIOLATIONS",
@@ -313,8 +314,10 @@ def _rel(path: Path, base: Path) -> str:
 
 def _read_toml(path: Path, file: str) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_capped(path).decode("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ArchitectureConfigError(f"cannot read: {why or exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         m = _TOML_POSITION.search(message)
@@ -323,8 +326,6 @@ def _read_toml(path: Path, file: str) -> dict[str, Any]:
         else:
             message = f"invalid TOML: {message}"
         raise ArchitectureConfigError(message, file=file) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchitectureConfigError(f"cannot read: {exc}", file=file) from exc
 
 
 def _table(value: Any, reader: _Reader, key: str) -> dict[str, Any]:
@@ -527,9 +528,9 @@ def _read_ini(path: Path, file: str) -> list[_Data] | None:
     """
     reader = _Reader(file)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reader.fail(f"cannot read: {exc}")
+        reader.fail(f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=file)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.errors import ArchitectureConfigError
+from corral.files import read_capped
 from corral.plugins.builtin.architecture.discover import is_excluded_dir, skip_dir
 
 PROJECT_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
@@ -105,10 +106,11 @@ def _config_file(directory: Path, root: Path) -> str | None:
 def _read_toml(file: Path, root: Path | None = None) -> dict[str, Any]:
     shown = file.relative_to(root).as_posix() if root and file.is_relative_to(root) else str(file)
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_capped(file).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ArchitectureConfigError(f"invalid TOML: {exc}", file=shown) from None
+    except UnicodeDecodeError:
+        raise ArchitectureConfigError("unreadable: not UTF-8 text", file=shown) from None
     except OSError as exc:
         raise ArchitectureConfigError(f"unreadable: {exc.strerror or exc}", file=shown) from None
 

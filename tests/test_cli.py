@@ -240,3 +240,24 @@ def test_broken_pipe_is_quiet() -> None:
     )
     assert proc.stdout.count("\n") == 1
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_every_error_is_one_line_and_verbose_adds_the_caret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\ninputs: {x: {}}\nsteps:\n  - {id: a, handler: core.noop, when: 'inputs.x =='}\n"
+    )
+    code, _, err = run_cli(capsys, "validate", str(bad))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("corral: error: ")
+    assert "invalid condition" in err and "^" not in err
+    code, _, err = run_cli(capsys, "validate", str(bad), "--verbose")
+    assert code == 2 and err.splitlines()[0].startswith("corral: error: ") and "^" in err
+
+
+def test_line_separators_in_a_message_are_escaped() -> None:
+    from corral.cli import one_line
+
+    assert one_line("step a\u2028b\rc\u2029d failed") == "step a\\u2028b\\u000dc\\u2029d failed"
+    assert one_line("first\n  second\n  ^^^\n") == "first | second"

@@ -170,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
         "timed_out); default: all finished ones",
     )
     _store_option(prn)
+    for parser in (p, *sub.choices.values()):
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="after an error's one-line message, its full form (the caret under "
+            "a condition's mistake, the YAML reader's context)",
+        )
     return p
 
 
@@ -217,7 +225,7 @@ def _main(argv: list[str]) -> int:
         try:
             return _cmd_bench(argv[1:])
         except CorralError as exc:
-            print(f"corral: error: {exc}", file=sys.stderr)
+            _say("corral: error: ", exc, None)
             return EXIT_USAGE
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -235,10 +243,10 @@ def _main(argv: list[str]) -> int:
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
     except corral.WorkflowFailed as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        _say("corral: ", exc, args)
         return EXIT_FAILED
     except CorralError as exc:
-        print(f"corral: error: {exc}", file=sys.stderr)
+        _say("corral: error: ", exc, args)
         return EXIT_USAGE
     except KeyboardInterrupt:
         if args.command == "run":
@@ -251,6 +259,28 @@ def _main(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------- helpers
+
+# Everything str.splitlines() breaks a line at, but "\n" (folded, below).
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+_CARET_LINE = re.compile(r"^[\s|.^~-]*\^[\s.^~-]*$")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a line break inside a name is escaped
+    (``\\u2028``), the lines of a multi-line message are joined with " | ",
+    a caret line (meaningless once folded) left out."""
+    lines = message.translate(_LINE_BREAKS).split("\n")
+    kept = [line.strip().lstrip("|").strip() for line in lines if not _CARET_LINE.match(line)]
+    kept = [line for line in kept if line]
+    return " | ".join(kept)
+
+
+def _say(prefix: str, exc: BaseException, args: argparse.Namespace | None) -> None:
+    """An error for the user: one line, then with ``--verbose`` its full form."""
+    text = str(exc)
+    print(prefix + one_line(text), file=sys.stderr)
+    if args is not None and getattr(args, "verbose", False) and "\n" in text:
+        print(text, file=sys.stderr)
 
 
 def _registry() -> Any:

@@ -1,8 +1,11 @@
 """WorkflowCache: compiled plans by content hash, and step results.
 
 Step results are cached for steps marked ``cache: true`` (or with a TTL), under
-a key made of the handler's name and version, the canonical params and the
-upstream outputs, so a change to any of them is a miss. Only successes are
+a key made of the handler's name and version, the params as written, the
+inputs they refer to and a digest of each upstream output, so a change to any
+of them is a miss. The cache is an optimisation: a store failure reading it
+is a miss, writing it a skipped write (logged, counted), never a failed step;
+pruning runs in a task of its own. Only successes are
 cached. Values are JSON-encoded with msgspec (never pickled): a hit decodes a fresh copy,
 so no two executions ever share a mutable output. An in-memory LRU, bounded by
 count and bytes, sits in front of the store's ``cache_entries``; expired
@@ -12,6 +15,7 @@ entries are ignored and pruned.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,7 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import trio
 
+from corral.errors import StoreError
 from corral.storage.base import CacheEntry
 
 if TYPE_CHECKING:
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheStatistics", "WorkflowCache"]
 
+log = logging.getLogger("corral.cache")
 _encoder = msgspec.json.Encoder()
 _MISS = object()
 
@@ -52,8 +59,11 @@ class WorkflowCache:
         max_bytes: int = 64 * 1024 * 1024,
         max_plans: int = 256,
         clock: Callable[[], float] = time.time,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.on_error = on_error  # counts a store failure (the engine's metrics)
+        self._prune_due = trio.Event()
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_plans = max_plans
@@ -64,6 +74,7 @@ class WorkflowCache:
         self._puts = 0
         self.hits = 0
         self.misses = 0
+        self.errors = 0
 
     # ------------------------------------------------------------ plans
 
@@ -117,7 +128,11 @@ class WorkflowCache:
             self._drop(key)
             entry = None
         if entry is None:
-            entry = await self.store.get_cache(key, now)
+            try:
+                entry = await self.store.get_cache(key, now)
+            except StoreError as exc:  # the step runs: a miss, not a failure
+                self._failed("read", exc)
+                entry = None
             if entry is not None:
                 self._remember(entry)
         else:
@@ -125,8 +140,15 @@ class WorkflowCache:
         if entry is None:
             self.misses += 1
             return _MISS
+        try:
+            value = msgspec.json.decode(entry.value)
+        except msgspec.DecodeError as exc:  # a damaged entry: recomputed
+            self._drop(key)
+            self._failed("read", exc)
+            self.misses += 1
+            return _MISS
         self.hits += 1
-        return msgspec.json.decode(entry.value)
+        return value
 
     MISS = _MISS
 
@@ -145,14 +167,34 @@ class WorkflowCache:
         now = self.clock()
         entry = CacheEntry(key, blob, now, None if ttl is None else now + ttl)
         self._remember(entry)
-        await self.store.put_cache(entry)
+        try:
+            await self.store.put_cache(entry)
+        except StoreError as exc:  # the step succeeded: its result is just not kept
+            self._failed("write", exc)
+            return
         self._puts += 1
         if self._puts % 32 == 0:
-            await self.prune()
+            self._prune_due.set()  # done by keep_pruned, outside any step
 
     async def prune(self) -> int:
         """Apply expiry and the count and byte bounds to the persisted entries too."""
         return await self.store.prune_cache(self.clock(), self.max_entries, self.max_bytes)
+
+    async def keep_pruned(self) -> None:
+        """Run for the engine's life: prune after every 32 writes. A failure
+        is logged and counted; the next round tries again."""
+        while True:
+            await self._prune_due.wait()
+            self._prune_due = trio.Event()
+            try:
+                await self.prune()
+            except StoreError as exc:
+                self._failed("prune", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        log.warning("result cache: %s failed: %s", what, exc)
+        self.errors += 1
+        self.on_error()
 
     def _remember(self, entry: CacheEntry) -> None:
         if entry.key in self._lru:

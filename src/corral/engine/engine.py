@@ -187,7 +187,10 @@ class Engine:
         )
         self.events = EventBus(registry.pm.hook, limits.subscriber_buffer)
         self.cache = WorkflowCache(
-            store, max_entries=limits.cache_max_entries, max_bytes=limits.cache_max_bytes
+            store,
+            max_entries=limits.cache_max_entries,
+            max_bytes=limits.cache_max_bytes,
+            on_error=self._cache_error,
         )
         self._metrics = ExecutionMetrics(
             running=lambda: self.dispatcher.running,
@@ -611,6 +614,9 @@ class Engine:
     def metrics(self) -> MetricsSnapshot:
         return self._metrics.snapshot()
 
+    def _cache_error(self) -> None:
+        self._metrics.cache_errors += 1
+
     def prometheus_metrics(self) -> str:
         """Metrics in Prometheus text exposition format."""
         return self._metrics.prometheus()
@@ -835,7 +841,11 @@ async def open_engine(
                     engine.resources.memory.sample()
                     nursery.start_soon(engine.resources.memory.run)
                 nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
-                await engine.cache.prune()  # expired and excess persisted results
+                try:
+                    await engine.cache.prune()  # expired and excess persisted results
+                except StoreError as exc:  # the cache can wait: the engine opens
+                    log.warning("result cache: pruning at open failed: %s", exc)
+                nursery.start_soon(engine.cache.keep_pruned)
                 await engine._take_over()
                 nursery.start_soon(engine._keep_leases)
                 if retention is not None:

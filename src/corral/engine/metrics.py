@@ -80,6 +80,8 @@ class MetricsSnapshot(msgspec.Struct):
     rejected: int
     cache_hits: int
     steps_started: int
+    cache_errors: int
+    loop_stalls: int
     steps_finished: dict[str, int]
     running: int
     queued: int
@@ -95,7 +97,7 @@ class ExecutionMetrics:
 
     COUNTERS = (
         "submitted", "started", "succeeded", "failed", "cancelled", "timed_out",
-        "retried", "rejected", "cache_hits", "steps_started",
+        "retried", "rejected", "cache_hits", "steps_started", "cache_errors", "loop_stalls",
     )  # fmt: skip
     BUCKETS = BUCKETS  # the histograms' upper bounds, for exporters
 
@@ -107,7 +109,7 @@ class ExecutionMetrics:
     ) -> None:
         self.submitted = self.started = self.succeeded = self.failed = 0
         self.cancelled = self.timed_out = self.retried = self.rejected = 0
-        self.cache_hits = self.steps_started = 0
+        self.cache_hits = self.steps_started = self.cache_errors = self.loop_stalls = 0
         self.steps_finished: dict[str, int] = {}
         self.queue_wait = Histogram()
         self.start_latency = Histogram()

@@ -39,6 +39,8 @@ _HELP = {
     "rejected": "Submissions refused with Overloaded",
     "cache_hits": "Steps served from the result cache",
     "steps_started": "Step attempts started",
+    "cache_errors": "Result cache reads and writes the store failed (a miss, a skipped write)",
+    "loop_stalls": "Times a handler held the event loop past the stall threshold",
 }
 
 

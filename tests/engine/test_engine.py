@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -329,3 +331,54 @@ async def test_gc_freeze_while_engines_are_open() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+class _TakeoverStore(corral.storage.MemoryStore):
+    """A real memory store: writes that fail on demand (an engine that can no
+    longer record anything gives its executions up, as a dead one would), and
+    reads of chosen executions that fail once (a database locked a moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_writes = False
+        self.fail_get_once: set[str] = set()
+
+    async def record_step(self, *args: Any, **kwargs: Any) -> None:
+        if self.fail_writes:
+            raise corral.StoreError("disk I/O error")
+        await super().record_step(*args, **kwargs)
+
+    async def finish_execution(self, *args: Any, **kwargs: Any) -> None:
+        if self.fail_writes:
+            raise corral.StoreError("disk I/O error")
+        await super().finish_execution(*args, **kwargs)
+
+    async def get_execution(self, execution_id: str) -> Any:
+        if execution_id in self.fail_get_once:
+            self.fail_get_once.discard(execution_id)
+            raise corral.StoreError("database is locked")
+        return await super().get_execution(execution_id)
+
+
+async def test_one_store_error_during_takeover_strands_nothing() -> None:
+    # Issue 11, point 12: one StoreError ended the takeover loop; the rest of
+    # the claimed batch stayed owned, leased and never run (and at open, the
+    # error failed open_engine).
+    store = _TakeoverStore()
+    limits = corral.Limits(status_write_timeout=0.2)
+    wf = corral.Workflow("w")
+    wf.step("s", "core.sleep", seconds=0.5)
+    async with corral.open_engine(store, entry_points=False, lease=0.3, limits=limits) as a:
+        ids = [(await a.submit(wf)).id for _ in range(3)]
+        await trio.sleep(0.1)
+        store.fail_writes = True  # engine a can record nothing more: it gives them up
+        await a.close(cancel=True)
+    store.fail_writes = False
+    assert [(await store.get_execution(i)).status for i in ids] == ["running"] * 3
+    await trio.sleep(0.4)  # a's leases expire
+    store.fail_get_once = {ids[0]}
+    async with corral.open_engine(store, entry_points=False, lease=0.3, limits=limits) as b:
+        with trio.fail_after(20):
+            while [(await b.get(i)).status for i in ids] != ["succeeded"] * 3:
+                await trio.sleep(0.05)
+        assert b.resumed == 3

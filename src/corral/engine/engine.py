@@ -216,6 +216,8 @@ class Engine:
         self._stored: set[str] = set()  # digests of definitions known to be in the store
         self._closing = False
         self.resumed = 0
+        # claimed by this engine, not resumed yet (a store error): tried each round
+        self._unresumed: set[str] = set()
 
     def _new_id(self) -> str:
         # Unique and cheap: a random per-engine prefix and a counter.
@@ -704,11 +706,27 @@ class Engine:
         self.resumed += 1
 
     async def _take_over(self) -> None:
+        """Claim the executions whose engines died and resume them, one by
+        one: a store error on one (a database locked for a moment) leaves it
+        claimed by this engine and tried again at the next lease round, and
+        the others are resumed all the same."""
         if self._closing:
             return
         t = now()
-        for execution_id in await self.store.claim_expired(self.owner, t, t + self.lease):
-            await self._resume(execution_id)
+        try:
+            claimed = await self.store.claim_expired(self.owner, t, t + self.lease)
+        except StoreError as exc:  # at open too: the engine opens, the next round claims
+            log.warning("taking over expired executions failed: %s", exc)
+            claimed = []
+        for execution_id in [*self._unresumed, *claimed]:
+            self._unresumed.discard(execution_id)
+            try:
+                await self._resume(execution_id)
+            except StoreError as exc:
+                log.warning(
+                    "resuming execution %s failed (tried again soon): %s", execution_id, exc
+                )
+                self._unresumed.add(execution_id)
 
     async def _keep_leases(self) -> None:
         """Renew this engine's leases, act on cancel requests, adopt orphans."""

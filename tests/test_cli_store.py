@@ -325,11 +325,12 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> None:
     execution_id = run_example(capsys, url, "conditions.yaml")
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "already at schema version 4" in out
+    assert code == 0 and "already at schema version 5" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2")
     assert code == 0
-    assert out.splitlines()[:2] == [
+    assert out.splitlines()[:3] == [
+        "rolled back 005_add_step_warnings",
         "rolled back 004_create_cache_entries",
         "rolled back 003_create_step_executions",
     ]
@@ -341,7 +342,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     assert "now at schema version 0" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "now at schema version 4" in out
+    assert code == 0 and "now at schema version 5" in out
     code, out, _ = cli(capsys, "list", "--store", url, "--json")
     assert json.loads(out) == []  # rolling back to 0 dropped the tables and their rows
     assert execution_id not in out
@@ -351,7 +352,7 @@ def test_migrate_creates_a_database(capsys: pytest.CaptureFixture[str], tmp_path
     db = tmp_path / "new.db"
     code, out, _ = cli(capsys, "migrate", "--store", f"sqlite://{db}")
     assert code == 0 and db.is_file()
-    assert "created schema version 4" in out
+    assert "created schema version 5" in out
     code, out, _ = cli(capsys, "list", "--store", f"sqlite://{db}")
     assert code == 0 and "no executions" in out
 
@@ -363,7 +364,7 @@ def test_migrate_to_an_unknown_version(
     db = tmp_path / "x.db"
     code, _, err = cli(capsys, "migrate", "--store", f"sqlite://{db}", "--to", to)
     assert code == 2
-    assert "schema versions go from 0 to 4" in err
+    assert "schema versions go from 0 to 5" in err
     assert not db.exists()  # refused before anything was created
 
 

@@ -974,6 +974,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 escape(note),
             )
         console.print(table)
+        for s in r.steps:
+            for warning in s.warnings:
+                console.print(f"warning: step {escape(s.step_id)} {escape(warning)}")
     if (
         r.finished_at is not None
         and r.steps

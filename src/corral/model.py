@@ -177,6 +177,8 @@ class StepRecord(Struct, omit_defaults=True):
     finished_at: float | None = None
     output: Any = None
     error: ErrorInfo | None = None
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """What went wrong without failing the step (it held the event loop ...)."""
 
     @property
     def duration(self) -> float | None:
@@ -300,6 +302,10 @@ class Limits(Struct, kw_only=True, forbid_unknown_fields=True):
     status_write_timeout: PositiveFloat = 10.0
     cache_max_entries: PositiveInt = 10_000
     cache_max_bytes: PositiveInt = 64 * 1024 * 1024
+    #: Seconds a handler may hold the event loop before it is reported (a
+    #: warning in the log and on the step's record, ``loop_stalls`` counted);
+    #: 0 turns the watch off.
+    loop_stall_warning: Annotated[float, Meta(ge=0)] = 0.5
 
     def pool_sizes(self) -> dict[str, int]:
         """Default pools merged with the declared ones."""

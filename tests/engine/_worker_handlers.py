@@ -171,3 +171,25 @@ class ReturnsBadCpu(Handler):
 @hookimpl(specname="corral_handlers")
 def bad_output_handlers() -> list[type[Handler]]:
     return [ReturnsBad, ReturnsBadCpu]
+
+
+class _Seconds(msgspec.Struct):
+    seconds: float
+
+
+class BlocksTheLoop(Handler):
+    """An async handler that blocks: what the plugin guide says never to do."""
+
+    name = "test.blocks_the_loop"
+    Params = _Seconds
+
+    async def run(self, ctx: StepContext, params: Any) -> Any:
+        import time
+
+        time.sleep(params.seconds)  # noqa: ASYNC251 - on purpose
+        return "done"
+
+
+@hookimpl(specname="corral_handlers")
+def blocking_by_mistake() -> list[type[Handler]]:
+    return [BlocksTheLoop]

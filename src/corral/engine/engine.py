@@ -38,6 +38,7 @@ from corral.engine.relay import ProgressRelay
 from corral.engine.resources import MemoryGuard, ResourceManager
 from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
+from corral.engine.watchdog import LoopWatchdog, Stall
 from corral.errors import (
     ConfigError,
     EngineClosed,
@@ -619,6 +620,19 @@ class Engine:
     def _cache_error(self) -> None:
         self._metrics.cache_errors += 1
 
+    async def _stalled(self, stall: Stall) -> None:
+        """A handler (or other code) held the event loop: count it, and say so
+        on the step's record."""
+        self._metrics.loop_stalls += 1
+        log.warning("%s", stall.describe())
+        run = self._services.runs.get(stall.execution_id or "")
+        if run is not None and stall.step_id is not None:
+            await run.warn(
+                stall.step_id,
+                f"held the event loop for {stall.seconds:.2f} s at {stall.where}: every "
+                'workflow waited (make a blocking handler kind = "blocking")',
+            )
+
     def prometheus_metrics(self) -> str:
         """Metrics in Prometheus text exposition format."""
         return self._metrics.prometheus()
@@ -866,6 +880,13 @@ async def open_engine(
                 nursery.start_soon(engine.cache.keep_pruned)
                 await engine._take_over()
                 nursery.start_soon(engine._keep_leases)
+                if limits.loop_stall_warning > 0:
+                    watchdog = LoopWatchdog(
+                        limits.loop_stall_warning,
+                        engine._stalled,
+                        WorkflowRun._call_handler.__code__,
+                    )
+                    nursery.start_soon(watchdog.run)
                 if retention is not None:
                     nursery.start_soon(engine._retain, retention)
                 try:

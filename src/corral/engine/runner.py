@@ -45,6 +45,7 @@ from corral.errors import (
 )
 from corral.model import (
     TERMINAL_EXECUTION,
+    TERMINAL_STEP,
     ErrorInfo,
     ExecutionRecord,
     StepFinished,
@@ -206,6 +207,19 @@ class WorkflowRun:
             log.warning("execution %s: %s; this engine stops running it", self.record.id, reason)
         self.abandoned = True
         self.cancel(reason)
+
+    async def warn(self, step_id: str, message: str) -> None:
+        """Add a warning to a step's record (written now if the step has
+        already ended; else with its next record)."""
+        for i, sp in enumerate(self.plan.steps):
+            if sp.id == step_id:
+                rec = self.steps[i]
+                rec.warnings.append(message)
+                if rec.status in TERMINAL_STEP:
+                    with trio.CancelScope(shield=True) as scope:
+                        scope.relative_deadline = self.s.status_write_timeout
+                        await self._write_step(rec)
+                return
 
     async def _write_step(self, rec: StepRecord, *, wait: bool = True) -> None:
         """Record a step, fenced by ownership: a stale engine's writes are refused.
@@ -799,8 +813,11 @@ class WorkflowRun:
             if timeout is None:  # no scope of its own: the workflow's cancels it
                 return await self._call_handler(sp, params, upstream, attempt)
             with trio.move_on_after(timeout) as scope:
-                return await self._call_handler(sp, params, upstream, attempt)
-            assert scope.cancelled_caught
+                output = await self._call_handler(sp, params, upstream, attempt)
+                # An async handler that blocked the loop past its deadline
+                # returns without the scope ever firing: it still timed out.
+                if trio.current_time() < scope.deadline:
+                    return output
             raise StepTimedOut(f"step {sp.id!r} exceeded its timeout of {timeout}s")
 
     async def _call_handler(

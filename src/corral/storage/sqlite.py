@@ -52,13 +52,16 @@ T = TypeVar("T")
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
+_warnings_dec = msgspec.json.Decoder(list[str])
 
 _EXEC_COLUMNS = (
     "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
     "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
     "started_at, finished_at"
 )
-_STEP_COLUMNS = "step_id, handler, status, attempts, output, error, started_at, finished_at"
+_STEP_COLUMNS = (
+    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings"
+)
 
 
 def _blob(value: Any) -> bytes:
@@ -108,6 +111,7 @@ def _step(row: Sequence[Any]) -> StepRecord:
         error=None if row[5] is None else _err_dec.decode(row[5]),
         started_at=row[6],
         finished_at=row[7],
+        warnings=[] if row[8] is None else _warnings_dec.decode(row[8]),
     )
 
 
@@ -690,6 +694,7 @@ class SQLiteStore:
             _opt_blob(s.error),
             s.started_at,
             s.finished_at,
+            _blob(s.warnings) if s.warnings else None,
             execution_id,
             s.step_id,
         )
@@ -698,14 +703,14 @@ class SQLiteStore:
             if owner is None:
                 conn.execute(
                     "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, "
-                    "output = ?, error = ?, started_at = ?, finished_at = ? "
+                    "output = ?, error = ?, started_at = ?, finished_at = ?, warnings = ? "
                     "WHERE execution_id = ? AND step_id = ?",
                     values,
                 )
                 return
             cur = conn.execute(
                 "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
-                "error = ?, started_at = ?, finished_at = ? WHERE execution_id = ? "
+                "error = ?, started_at = ?, finished_at = ?, warnings = ? WHERE execution_id = ? "
                 "AND step_id = ? AND EXISTS (SELECT 1 FROM workflow_executions "
                 "WHERE id = ? AND owner = ?)",
                 (*values, execution_id, owner),

@@ -76,6 +76,7 @@ CREATE TABLE step_executions (
     error         BLOB,
     started_at    REAL,
     finished_at   REAL,
+    warnings      BLOB,
     PRIMARY KEY (execution_id, step_id)
 ) WITHOUT ROWID;
 

@@ -382,3 +382,23 @@ async def test_one_store_error_during_takeover_strands_nothing() -> None:
             while [(await b.get(i)).status for i in ids] != ["succeeded"] * 3:
                 await trio.sleep(0.05)
         assert b.resumed == 3
+
+
+async def test_close_cancel_records_every_queued_execution(tmp_path: Any) -> None:
+    limits = corral.Limits(max_running_workflows=1)
+    wf = corral.Workflow("w")
+    wf.step("s", "core.sleep", seconds=30)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    async with corral.open_engine(url, entry_points=False, limits=limits) as engine:
+        handles = [await engine.submit(wf) for _ in range(1200)]
+        await trio.sleep(0.1)
+        await engine.close(cancel=True)
+        for handle in handles[1:]:
+            try:
+                await handle.result()
+            except corral.WorkflowCancelled:
+                pass
+    async with corral.open_engine(url, entry_points=False) as again:
+        records = [await again.get(h.id) for h in handles]
+    assert {r.status for r in records} == {"cancelled"}
+    assert all(s.status == "cancelled" and s.finished_at for r in records for s in r.steps)

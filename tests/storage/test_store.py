@@ -340,3 +340,21 @@ async def test_a_failed_unwaited_create_is_reported_at_start(tmp_path: Path) -> 
     with pytest.raises(ExecutionNotFound):
         await s.get_execution("bad2")
     await s.close()
+
+
+async def test_cancel_unstarted_in_bulk(store: Store) -> None:
+    # An engine closing with its queue full: one call for them all (issue 11, point 5).
+    ids = [f"q{i}" for i in range(2500)]  # more than one statement's worth in SQLite
+    for execution_id in ids:
+        await store.create_execution(_record(execution_id, owner="A", lease=100.0))
+    await store.create_execution(_record("theirs", owner="B", lease=100.0))
+    await store.finish_execution("q7", "succeeded", result=1, error=None, finished_at=5.0)
+    error = ErrorInfo("WorkflowCancelled", "engine closed")
+    done = await store.cancel_unstarted([*ids, "theirs"], "A", error, 42.0)
+    assert sorted(done) == sorted(i for i in ids if i != "q7")  # not B's, not a finished one
+    record = await store.get_execution("q0")
+    assert record.status == "cancelled" and record.error == error and record.finished_at == 42.0
+    assert [(s.status, s.finished_at) for s in record.steps] == [("cancelled", 42.0)] * 2
+    assert (await store.get_execution("q7")).status == "succeeded"
+    theirs = await store.get_execution("theirs")
+    assert theirs.status == "pending" and theirs.finished_at is None

@@ -191,6 +191,16 @@ class Store(Protocol):
         ``now``; return their ids. Atomic: two engines never claim the same one."""
         ...
 
+    async def cancel_unstarted(
+        self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
+    ) -> list[str]:
+        """Record executions that never started (still queued in ``owner``'s
+        engine) ``cancelled`` with ``error``, their steps too, in bulk (an
+        engine closing with 50,000 queued). Only those ``owner`` still holds
+        and that have not finished are changed; returns their ids. Durable
+        before it returns, whatever the durability."""
+        ...
+
     async def cancel_descendants(self, execution_id: str, now: float) -> int:
         """Mark every unfinished child (grandchild …) execution of ``execution_id``
         and their unfinished steps ``cancelled``; returns how many executions."""

@@ -153,6 +153,25 @@ class MemoryStore:
         rec.finished_at = finished_at
         rec.lease_expires_at = None
 
+    async def cancel_unstarted(
+        self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
+    ) -> list[str]:
+        done: list[str] = []
+        for execution_id in execution_ids:
+            rec = self._executions.get(execution_id)
+            if rec is None or rec.owner != owner or rec.finished_at is not None:
+                continue
+            rec.status = "cancelled"
+            rec.error = error
+            rec.finished_at = now
+            rec.lease_expires_at = None
+            for step in self._steps[execution_id].values():
+                if step.status in ("pending", "running"):
+                    step.status = "cancelled"
+                    step.finished_at = now
+            done.append(execution_id)
+        return done
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         rec = self._get(execution_id)
         out: ExecutionRecord = _copy(rec)

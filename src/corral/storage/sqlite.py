@@ -53,6 +53,9 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
 _warnings_dec = msgspec.json.Decoder(list[str])
+#: Executions per statement of a bulk operation (SQLite's default limit on
+#: bound parameters is 32,766).
+_BULK = 1000
 
 _EXEC_COLUMNS = (
     "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
@@ -915,6 +918,43 @@ class SQLiteStore:
             return record
 
         return await self._call(op)
+
+    async def cancel_unstarted(
+        self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
+    ) -> list[str]:
+        blob = _blob(error)
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            done: list[str] = []
+            for i in range(0, len(execution_ids), _BULK):
+                batch = execution_ids[i : i + _BULK]
+                marks = ", ".join("?" * len(batch))
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "UPDATE workflow_executions SET status = 'cancelled', error = ?, "
+                        "finished_at = ?, lease_expires_at = NULL "
+                        # (+: by the primary key, not the lease index, which
+                        # would scan every unfinished execution of the owner)
+                        f"WHERE id IN ({marks}) AND +owner = ? AND +finished_at IS NULL "
+                        "RETURNING id",
+                        (blob, now, *batch, owner),
+                    )
+                ]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    conn.execute(
+                        "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
+                        f"WHERE execution_id IN ({marks}) AND status IN ('pending', 'running')",
+                        (now, *ids),
+                    )
+                done += ids
+            return done
+
+        # One transaction (one commit) for all, a statement per thousand;
+        # waited for whatever the durability: a later engine must see it.
+        result: list[str] = await self._call(op, atomic=True)
+        return result
 
     async def cancel_descendants(self, execution_id: str, now: float) -> int:
         return await self._call(lambda conn: _cancel_descendants(conn, execution_id, now))

@@ -493,6 +493,11 @@ class Engine:
         finally:
             self.dispatcher.release()
             self._complete(run.record.id)
+            if run.store_failed and run.record.parent_id is None and not self._closing:
+                # Given up because its status could not be written (a full
+                # disk): still leased to this engine, so resumed by it as soon
+                # as the store works again, not left `running` while it lives.
+                self._unresumed.add(run.record.id)
 
     def _complete(self, execution_id: str) -> None:
         completion = self._active.pop(execution_id, None)
@@ -670,7 +675,10 @@ class Engine:
     async def _resume(self, execution_id: str) -> None:
         """Take up an execution whose engine died: finished steps are kept."""
         try:
-            record = await self.store.get_execution(execution_id)
+            try:
+                record = await self.store.get_execution(execution_id)
+            except ExecutionNotFound:  # never committed (its creation failed): nothing to do
+                return
             if record.status in TERMINAL_EXECUTION or execution_id in self._active:
                 return
             definition = (
@@ -736,6 +744,8 @@ class Engine:
             log.warning("taking over expired executions failed: %s", exc)
             claimed = []
         for execution_id in [*self._unresumed, *claimed]:
+            if execution_id in self._active:
+                continue  # still winding down: next round
             self._unresumed.discard(execution_id)
             try:
                 await self._resume(execution_id)

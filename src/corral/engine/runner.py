@@ -182,6 +182,7 @@ class WorkflowRun:
         self._events = services.events
         self.done = trio.Event()
         self.abandoned = False
+        self.store_failed = False  # abandoned because the store failed, not taken over
         # Wall time until which no other engine can have claimed this execution
         # (it was created here, well within its first lease): its start needs
         # no fenced round trip. None: always fence (resumed, taken over, child).
@@ -199,10 +200,12 @@ class WorkflowRun:
         else:
             self._cancel_early = True
 
-    def abandon(self, reason: str = "taken over by another engine") -> None:
+    def abandon(self, reason: str = "taken over by another engine", *, store: bool = False) -> None:
         """Stop without writing anything more: another engine took this execution
-        over (this one's lease expired while it was stalled), or the store
-        cannot be written to. What was committed stays for a resume."""
+        over (this one's lease expired while it was stalled), or (``store``)
+        the store cannot be written to: then the engine resumes it itself from
+        what was committed once the store works again (Engine._take_over)."""
+        self.store_failed = self.store_failed or store
         if not self.abandoned:
             log.warning("execution %s: %s; this engine stops running it", self.record.id, reason)
         self.abandoned = True
@@ -254,7 +257,7 @@ class WorkflowRun:
                 if deadline is None:  # the status-write deadline, whether cancelled or not
                     deadline = current + self.s.status_write_timeout
                 if deadline - current < delay:
-                    self.abandon(f"its status cannot be recorded ({exc})")
+                    self.abandon(f"its status cannot be recorded ({exc})", store=True)
                     return
                 log.warning(
                     "store write for execution %s failed, retrying: %s", self.record.id, exc
@@ -319,14 +322,14 @@ class WorkflowRun:
             except LeaseLost:
                 self.abandon()
             except StoreError as exc:
-                self.abandon(f"it cannot be started ({exc})")
+                self.abandon(f"it cannot be started ({exc})", store=True)
             if not self.abandoned:
                 try:
                     # Its record is durable before any step runs (submit did
                     # not wait for that commit): a crash forgets nothing that ran.
                     await s.store.wait_created(rec.id)
                 except StoreError as exc:
-                    self.abandon(f"it cannot be started ({exc})")
+                    self.abandon(f"it cannot be started ({exc})", store=True)
             if self.top_level:
                 s.metrics.started += 1
             if self._events.active:

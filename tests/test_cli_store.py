@@ -496,3 +496,98 @@ def test_huge_numbers_are_usage_errors(
     assert main([*args, "--store", f"sqlite://{db}"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error" in err
+
+
+# ---------------------------------------------------------------- whose database
+
+
+def _app_db(path: Path) -> bytes:
+    """An application's own SQLite database (rollback journal, a users table)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["cancel", "x"], ["migrate"]])
+def test_a_foreign_database_is_refused_and_left_unchanged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    db = tmp_path / "app.db"
+    before = _app_db(db)
+    code, _, err = cli(capsys, *command, "--store", f"sqlite://{db}")
+    assert code == 2 and "is not a corral database" in err and "users" in err
+    assert db.read_bytes() == before  # no WAL switch, no schema_migrations table
+    assert not (tmp_path / "app.db-wal").exists()
+
+
+def test_run_on_a_foreign_database_needs_init(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    before = _app_db(db)
+    code, _, err = cli(capsys, "run", str(EXAMPLES / "conditions.yaml"), "--store", f"sqlite://{db}")
+    assert code == 2 and "--init" in err and db.read_bytes() == before
+    run_example(capsys, f"sqlite://{db}", "conditions.yaml", "--init")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT name FROM users").fetchall() == [("ada",)]  # theirs, intact
+    conn.close()
+
+
+def test_read_commands_never_write(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    url = f"sqlite://{db}"
+    execution_id = run_example(capsys, url, "conditions.yaml")
+    with_store(url, lambda s: s.close())  # checkpointed: everything is in the main file
+    before = db.read_bytes()
+    db.chmod(0o444)  # read-only commands must not even need to write
+    try:
+        assert cli(capsys, "list", "--store", url)[0] == 0
+        assert cli(capsys, "show", execution_id, "--store", url)[0] == 0
+    finally:
+        db.chmod(0o644)
+    assert db.read_bytes() == before
+
+
+def test_a_newer_schema_says_upgrade(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "c.db"
+    url = f"sqlite://{db}"
+    run_example(capsys, url, "conditions.yaml")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x', 0)")
+    conn.commit()
+    conn.close()
+    for command in (["list"], ["show", "x"]):
+        code, _, err = cli(capsys, *command, "--store", url)
+        assert code == 2 and "upgrade corral" in err and "corral migrate" not in err
+
+
+def test_a_damaged_database_is_reported_not_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import os
+    import sqlite3
+
+    db = tmp_path / "c.db"
+    url = f"sqlite://{db}"
+    for _ in range(5):
+        run_example(capsys, url, "conditions.yaml")
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as fh:  # a damaged page in the middle of the file
+        fh.seek(page * 3)
+        fh.write(os.urandom(page))
+    before = db.read_bytes()
+    code, _, err = cli(capsys, "run", str(EXAMPLES / "conditions.yaml"), "--store", url)
+    assert code == 2 and "is damaged" in err and "nothing was written" in err
+    assert db.read_bytes() == before

@@ -52,6 +52,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"corral: error: {message}\n")
 
 
+def _init_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--init",
+        action="store_true",
+        help="add corral's tables to a SQLite database that already holds other tables "
+        "(without it, such a database is refused and left unchanged)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="corral", description="corral: a workflow engine on Trio.")
     p.add_argument("--version", action="version", version=f"corral {corral.__version__}")
@@ -68,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         help="an input value, converted to the input's declared type (repeatable)",
     )
     run.add_argument("--json", action="store_true", help="print the execution record as JSON")
+    _init_option(run)
     run.add_argument(
         "--progress",
         choices=["auto", "always", "never"],
@@ -151,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument(
         "--to", metavar="N", help="target schema version (default: the newest; 0: empty)"
     )
+    _init_option(mig)
     _store_option(mig)
 
     prn = sub.add_parser("prune", help="delete finished executions older than a duration")
@@ -583,7 +594,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     show = args.progress == "always" or (
         args.progress == "auto" and sys.stdout.isatty() and not args.json
     )
-    store = args.store or default_store_url()
+    store = open_store(args.store or default_store_url(), init=args.init)
     record: ExecutionRecord = trio.run(_run, store, plan, inputs, show)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(record), indent=2).decode())
@@ -597,7 +608,7 @@ async def _wait(handle: corral.ExecutionHandle) -> ExecutionRecord:
 
 
 async def _run(
-    store: str,
+    store: str | Store,
     plan: Plan,
     inputs: dict[str, Any],
     show: bool,
@@ -807,7 +818,11 @@ def _positive_int(option: str, text: str) -> int:
 
 
 def _with_store(
-    url: str | Store | None, work: Callable[[Store], Awaitable[T]], *, create: bool = False
+    url: str | Store | None,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    create: bool = False,
+    readonly: bool = False,
 ) -> T:
     """Open the store, run ``work(store)`` and close it, all in one ``trio.run``.
 
@@ -816,7 +831,7 @@ def _with_store(
     """
     # Read and maintenance commands never migrate: an old schema is reported
     # ("run `corral migrate`") instead of being changed behind the user's back.
-    store = open_store(url or default_store_url(), create=create, migrate=create)
+    store = open_store(url or default_store_url(), create=create, migrate=create, readonly=readonly)
 
     async def main() -> T:
         try:
@@ -885,7 +900,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return await store.list_executions(status=status, workflow=args.workflow, limit=limit)
 
     url = args.store or default_store_url()
-    records = _with_store(url, work)
+    records = _with_store(url, work, readonly=True)
     if args.json:
         print(_dump(records))
         return EXIT_OK
@@ -923,7 +938,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                     children[step.step_id] = child.id
         return record, children
 
-    record, children = _with_store(args.store, work)
+    record, children = _with_store(args.store, work, readonly=True)
     if args.json:
         print(_dump(record))
         return EXIT_OK
@@ -1034,7 +1049,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             target = -1
         if not 0 <= target <= latest:
             raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
-    store = open_store(args.store or default_store_url(), create=True, migrate=None)
+    store = open_store(args.store or default_store_url(), create=True, migrate=None, init=args.init)
     if not isinstance(store, SQLiteStore):
         raise UsageError(
             f"corral migrate works on SQLite stores only, not {store.url!r} "

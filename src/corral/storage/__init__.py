@@ -45,13 +45,18 @@ def open_store(
     durability: str = "step",
     create: bool = True,
     migrate: bool | None = True,
+    readonly: bool = False,
+    init: bool = False,
 ) -> Store:
     """A store for ``url`` (not yet opened; call ``await store.open()``).
 
     ``create=False`` refuses to create a missing SQLite file (for commands
     that only read). ``migrate=False`` refuses a database whose schema is not
     the newest instead of migrating it; ``migrate=None`` opens it as it is
-    (for ``corral migrate``). Errors are
+    (for ``corral migrate``). ``readonly`` opens a SQLite file read-only
+    (it must exist and be corral's: ``corral list``/``show``). A SQLite file
+    that holds other tables but not corral's is refused, unchanged, unless
+    ``init`` (then corral's tables are added next to them). Errors are
     :class:`corral.StoreError` naming the URL.
     """
     if durability not in DURABILITY:
@@ -88,7 +93,9 @@ def open_store(
             path,
             durability=durability,
             create=create,
-            auto_migrate=bool(migrate),
+            auto_migrate=bool(migrate) and not readonly,
             check_schema=migrate is not None,
+            readonly=readonly,
+            init=init,
         )
     raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: sqlite://, memory://")

@@ -84,6 +84,18 @@ def _applied(conn: sqlite3.Connection) -> dict[int, tuple[str, str]]:
     return {int(v): (str(n), str(c)) for v, n, c in rows}
 
 
+def read_version(conn: sqlite3.Connection) -> int:
+    """The schema version, read without writing anything (a read-only
+    connection): 0 when there is no ``schema_migrations`` table."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if found is None:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     applied = _applied(conn)
     return max(applied, default=0)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -181,6 +182,33 @@ class _Op:
         self.on_error = on_error  # for writes nobody waits for
 
 
+#: How long the check for damaged pages may take when a database opens for
+#: writing (a larger file is checked as far as this allows).
+QUICK_CHECK_SECONDS = 0.5
+
+
+def _quick_check(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check``, bounded in time: a database with damaged pages
+    is reported instead of written into (writing would spread the damage)."""
+    deadline = time.monotonic() + QUICK_CHECK_SECONDS
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            return  # checked as far as the time allowed
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise StoreError(
+            f"{path} is damaged ({'; '.join(problems)}); nothing was written to it. "
+            "Restore a backup, or move the file away and start a new database "
+            "(see docs/troubleshooting.md)"
+        )
+
+
 def _store_error(exc: BaseException, path: str) -> BaseException:
     if isinstance(exc, (StoreError, ExecutionNotFound)):
         return exc
@@ -245,11 +273,16 @@ class SQLiteStore:
         auto_migrate: bool = True,
         check_schema: bool = True,
         busy_timeout: float = 30.0,
+        readonly: bool = False,
+        init: bool = False,
     ) -> None:
         self.url = url
         self.path = path
         self.durability = durability
         self.create = create
+        self.readonly = readonly  # list/show: opened read-only, nothing ever written
+        self.init = init  # add corral's tables to a database that holds others'
+
         self.auto_migrate = auto_migrate
         self.check_schema = check_schema  # off only for `corral migrate`, which fixes it
         self.busy_timeout = busy_timeout
@@ -290,34 +323,81 @@ class SQLiteStore:
         path = self.path
         if path.is_dir():
             raise StoreError(f"{path} is a directory, not a database file")
-        if not path.exists():
-            if not self.create:
+        existed = path.exists()
+        if not existed:
+            if not self.create or self.readonly:
                 raise StoreError(f"no corral database at {path}")
             if not path.parent.is_dir():
                 raise StoreError(f"cannot create {path}: directory {path.parent} does not exist")
         try:
-            conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
-            )
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=self.busy_timeout,
+                )
+            else:
+                conn = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {path}: {exc}") from None
         try:
             conn.execute("PRAGMA schema_version").fetchone()  # fails on a non-database
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # Whose database it is, before anything is written to it.
+            self._check_owner(conn)
+            if existed and not self.readonly:
+                _quick_check(conn, path)
             conn.execute("PRAGMA foreign_keys=ON")
-            if self.auto_migrate:
-                self.migrations_done = migrations.migrate(conn)
-            elif self.check_schema:
-                self._check_schema(conn)
+            if self.readonly:
+                self._check_version(conn, migrations.read_version(conn))
+            else:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if self.auto_migrate:
+                    self.migrations_done = migrations.migrate(conn)
+                elif self.check_schema:
+                    self._check_version(conn, migrations.current_version(conn))
         except BaseException as exc:
             conn.close()
             raise _store_error(exc, str(path)) from None
         self._conn = conn
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
-        have = migrations.current_version(conn)
+    def _check_owner(self, conn: sqlite3.Connection) -> None:
+        """Refuse a database that holds tables but not corral's (an
+        application's own, named by a mistyped ``--store``): nothing is added
+        to it unless ``init``."""
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        if "schema_migrations" in tables:
+            return
+        if not tables:
+            if self.readonly:
+                raise StoreError(f"no corral database at {self.path} (the file is empty)")
+            return
+        if self.init and not self.readonly:
+            return
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise StoreError(
+            f"{self.path} is not a corral database: it holds other tables ({shown}). "
+            "Nothing was changed. Give corral a database of its own, or, to add corral's "
+            "tables to this one, pass --init (corral run/migrate) or init=True (open_store)"
+        )
+
+    def _check_version(self, conn: sqlite3.Connection, have: int) -> None:
         want = len(migrations.migrations())
+        if have > want:
+            raise StoreError(
+                f"{self.path} has schema version {have}, newer than this corral knows "
+                f"({want}): upgrade corral"
+            )
         if have != want:
             raise StoreError(
                 f"{self.path} has schema version {have}, this corral needs {want}: "

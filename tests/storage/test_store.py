@@ -358,3 +358,59 @@ async def test_cancel_unstarted_in_bulk(store: Store) -> None:
     assert (await store.get_execution("q7")).status == "succeeded"
     theirs = await store.get_execution("theirs")
     assert theirs.status == "pending" and theirs.finished_at is None
+
+
+# ------------------------------------ where the memory and SQLite stores disagreed
+
+
+async def test_cancelling_an_execution_nobody_holds(store: Store) -> None:
+    await store.create_execution(_record("orphan", owner="dead", lease=10.0))
+    record = await store.request_cancel("orphan", 50.0)  # its lease expired at 10
+    assert record.status == "cancelled" and record.cancel_requested
+    assert record.finished_at == 50.0
+    assert [(s.status, s.finished_at) for s in record.steps] == [("cancelled", 50.0)] * 2
+
+
+async def test_the_newest_definition_is_the_last_registered(store: Store) -> None:
+    def definition(version: str, digest: str, at: float) -> DefinitionRecord:
+        return DefinitionRecord("wf", version, digest, b"{}", at)
+
+    await store.put_definition(definition("1", "d1", 1.0))  # stored by a run, not registered
+    await store.put_definition(definition("2", "d2", 2.0), register=True)
+    await store.put_definition(definition("1", "d1", 3.0), register=True)  # registered later
+    newest = await store.get_definition("wf")
+    assert newest is not None and newest.digest == "d1"
+    # registering the same name and version again changes nothing
+    again = await store.put_definition(definition("1", "dX", 9.0), register=True)
+    assert again.digest == "d1"
+    newest = await store.get_definition("wf")
+    assert newest is not None and newest.digest == "d1"
+
+
+async def test_a_step_record_for_an_unknown_step_is_ignored(store: Store) -> None:
+    await store.create_execution(_record("e1"))
+    await store.record_step("e1", StepRecord(step_id="nope", status="succeeded"))
+    assert [s.step_id for s in (await store.get_execution("e1")).steps] == ["a", "b"]
+
+
+async def test_pruning_an_old_child_attempt_keeps_the_newer_one(store: Store) -> None:
+    await store.create_execution(_record("parent"))
+    await store.create_execution(_record("try1", parent=("parent", "s"), created_at=1.0))
+    await store.create_execution(_record("try2", parent=("parent", "s"), created_at=2.0))
+    await store.finish_execution("try1", "failed", result=None, error=None, finished_at=5.0)
+    assert await store.prune(10.0) == 1
+    child = await store.find_child("parent", "s")
+    assert child is not None and child.id == "try2"
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_no_step_records_without_durability(tmp_path: Path, backend: str) -> None:
+    url = "memory://" if backend == "memory" else f"sqlite://{tmp_path}/none.db"
+    store = open_store(url, durability="none")
+    await store.open()
+    try:
+        await store.create_execution(_record("e1"))
+        await store.record_step("e1", StepRecord(step_id="a", status="succeeded", output=1))
+        assert [s.status for s in (await store.get_execution("e1")).steps] == ["pending"] * 2
+    finally:
+        await store.close()

@@ -73,7 +73,7 @@ def open_store(
         )
     scheme, _, rest = url.partition("://")
     if scheme == "memory":
-        return MemoryStore(url)
+        return MemoryStore(url, durability=durability)
     if scheme == "sqlite":
         if "?" in rest or "#" in rest:
             raise StoreError(f"store URL {url!r}: options are not supported in a sqlite URL")

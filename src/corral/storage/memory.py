@@ -32,12 +32,12 @@ class MemoryStore:
     is stored by mutating an object, as with a real database.
     """
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, durability: str = "step") -> None:
         self.url = url
+        self.durability = durability  # "none": step records are not kept, as in SQLite
         self._executions: dict[str, ExecutionRecord] = {}
         self._steps: dict[str, dict[str, StepRecord]] = {}
         self._keys: dict[str, str] = {}
-        self._children: dict[tuple[str, str], str] = {}
         self._cache: dict[str, CacheEntry] = {}
         self._definitions: dict[tuple[str, str], DefinitionRecord] = {}
         self._by_digest: dict[str, DefinitionRecord] = {}
@@ -63,7 +63,9 @@ class MemoryStore:
         existing = self._definitions.get(key)
         if existing is not None:
             return existing
-        self._definitions[key] = stored
+        # Registered now: its age is the registration's (what "newest" means).
+        stored = msgspec.structs.replace(stored, created_at=definition.created_at)
+        self._by_digest[definition.digest] = self._definitions[key] = stored
         return stored
 
     async def get_definition(
@@ -90,8 +92,6 @@ class MemoryStore:
         self._executions[record.id] = stored
         if record.key is not None:
             self._keys[record.key] = record.id
-        if record.parent_id is not None and record.parent_step is not None:
-            self._children[(record.parent_id, record.parent_step)] = record.id
         return record, True
 
     def _get(self, execution_id: str) -> ExecutionRecord:
@@ -132,7 +132,10 @@ class MemoryStore:
             if step.status in TERMINAL_STEP:
                 raise LeaseLost(f"execution {execution_id} is now owned by {rec.owner}")
             return
-        self._steps[execution_id][step.step_id] = _copy(step)
+        steps = self._steps[execution_id]
+        if self.durability == "none" or step.step_id not in steps:
+            return  # as SQLite: nothing kept without durability; no such step row
+        steps[step.step_id] = _copy(step)
 
     async def finish_execution(
         self,
@@ -165,10 +168,7 @@ class MemoryStore:
             rec.error = error
             rec.finished_at = now
             rec.lease_expires_at = None
-            for step in self._steps[execution_id].values():
-                if step.status in ("pending", "running"):
-                    step.status = "cancelled"
-                    step.finished_at = now
+            self._cancel_steps(execution_id, now)
             done.append(execution_id)
         return done
 
@@ -183,8 +183,14 @@ class MemoryStore:
         return None if execution_id is None else await self.get_execution(execution_id)
 
     async def find_child(self, parent_id: str, parent_step: str) -> ExecutionRecord | None:
-        execution_id = self._children.get((parent_id, parent_step))
-        return None if execution_id is None else await self.get_execution(execution_id)
+        """The newest attempt (created last) of the child run by that step."""
+        newest: ExecutionRecord | None = None
+        for rec in self._executions.values():  # in creation order: a tie goes to the later
+            if (rec.parent_id, rec.parent_step) == (parent_id, parent_step) and (
+                newest is None or rec.created_at >= newest.created_at
+            ):
+                newest = rec
+        return None if newest is None else await self.get_execution(newest.id)
 
     async def list_executions(
         self,
@@ -238,15 +244,13 @@ class MemoryStore:
         rec = self._get(execution_id)
         if rec.status not in TERMINAL_EXECUTION:
             held = rec.lease_expires_at is not None and rec.lease_expires_at >= now
-            if held:
-                rec.cancel_requested = True
-            else:
+            rec.cancel_requested = True
+            if not held:
                 rec.status = "cancelled"
                 rec.error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
                 rec.finished_at = now
-                for step in self._steps[execution_id].values():
-                    if step.status in ("pending", "running"):
-                        step.status = "cancelled"
+                rec.lease_expires_at = None
+                self._cancel_steps(execution_id, now)
                 await self.cancel_descendants(execution_id, now)
         return await self.get_execution(execution_id)
 
@@ -264,12 +268,16 @@ class MemoryStore:
                 child.error = ErrorInfo("WorkflowCancelled", "its parent was cancelled")
                 child.finished_at = now
                 child.lease_expires_at = None
-                for step in self._steps[child.id].values():
-                    if step.status in ("pending", "running"):
-                        step.status = "cancelled"
+                self._cancel_steps(child.id, now)
             done += len(children)
             parents = {c.id for c in children}
         return done
+
+    def _cancel_steps(self, execution_id: str, now: float) -> None:
+        for step in self._steps[execution_id].values():
+            if step.status in ("pending", "running"):
+                step.status = "cancelled"
+                step.finished_at = now
 
     # ------------------------------------------------------------ cache
 
@@ -317,6 +325,4 @@ class MemoryStore:
             del self._steps[execution_id]
             if rec.key is not None:
                 self._keys.pop(rec.key, None)
-            if rec.parent_id is not None and rec.parent_step is not None:
-                self._children.pop((rec.parent_id, rec.parent_step), None)
         return len(doomed)

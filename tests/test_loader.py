@@ -1524,3 +1524,36 @@ def test_a_workflow_file_past_the_limit_is_refused(
     monkeypatch.setattr(loader, "MAX_FILE_BYTES", 100)
     with pytest.raises(SpecError, match="file is too large"):
         load_file(path, handlers=registry)
+
+
+def _chain(n: int, needs_back: int = 1) -> str:
+    steps = []
+    for i in range(n):
+        step: dict[str, Any] = {"id": f"s{i}", "handler": "core.noop"}
+        if i:
+            step["needs"] = [f"s{j}" for j in range(max(0, i - needs_back), i)]
+        steps.append(step)
+    return json.dumps({"name": "big", "steps": steps})
+
+
+def test_a_workflow_of_the_largest_allowed_size_loads(registry: HandlerRegistry) -> None:
+    from corral.compiler import MAX_STEPS
+
+    plan = loads(_chain(MAX_STEPS, needs_back=10), "json", handlers=registry)
+    assert len(plan.steps) == MAX_STEPS
+
+
+def test_past_the_step_and_needs_limits_a_spec_is_refused(registry: HandlerRegistry) -> None:
+    from corral.compiler import MAX_NEEDS, MAX_STEPS
+
+    with pytest.raises(SpecError, match=f"limit is {MAX_STEPS:,} per workflow") as info:
+        loads(_chain(MAX_STEPS + 1), "json", handlers=registry)
+    assert info.value.path == "$.steps"
+    with pytest.raises(SpecError, match=f"limit is {MAX_NEEDS:,} per workflow"):
+        loads(_chain(2_000, needs_back=60), "json", handlers=registry)  # ~118,000 needs
+    # the same limits for a workflow built in Python
+    wf = corral.Workflow("big")
+    for i in range(MAX_STEPS + 1):
+        wf.step(f"s{i}", "core.noop")
+    with pytest.raises(SpecError, match="per workflow"):
+        compile_spec(wf.build(), handlers=registry)

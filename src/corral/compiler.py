@@ -60,6 +60,21 @@ def _recheck(spec: WorkflowSpec, c: _Checker) -> None:
         raise c.error(message, path) from None
 
 
+#: The most steps in one workflow, and the most ``needs`` entries summed over
+#: its steps. Within them loading is linear (a 10,000-step workflow loads in
+#: well under a second); past them a spec is refused rather than slow (the
+#: ancestry the engine keeps grows with the square of a long chain).
+MAX_STEPS = 10_000
+MAX_NEEDS = 100_000
+
+
+def too_many_steps(count: int) -> str:
+    return (
+        f"the workflow has {count:,} steps; the limit is {MAX_STEPS:,} per workflow "
+        "(split the work into child workflows, or pass a list to one step)"
+    )
+
+
 def compile_spec(
     spec: WorkflowSpec,
     *,
@@ -85,6 +100,15 @@ def compile_spec(
     steps = spec.steps
     if not steps:
         raise c.error("a workflow needs at least one step", "$.steps")
+    if len(steps) > MAX_STEPS:
+        raise c.error(too_many_steps(len(steps)), "$.steps")
+    edges = sum(len(step.needs) for step in steps)
+    if edges > MAX_NEEDS:
+        raise c.error(
+            f"the workflow's steps name {edges:,} needs in all; the limit is {MAX_NEEDS:,} "
+            "per workflow (a step after many others can need one step that gathers them)",
+            "$.steps",
+        )
     for name, decl in spec.inputs.items():
         if decl.default is not msgspec.UNSET and not type_ok(decl.type, decl.default):
             raise c.error(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from corral.compiler import compile_spec, digest_of
+from corral.compiler import MAX_STEPS, compile_spec, digest_of, too_many_steps
 from corral.documents import (
     MAX_DEPTH,
     LineIndex,
@@ -191,6 +191,14 @@ def parse_spec(
             f"a workflow document is a mapping with 'name' and 'steps'; got {kind}",
             file=file,
             line=1 if lines is not None else None,
+        )
+    steps = raw.get("steps")
+    if isinstance(steps, list) and len(steps) > MAX_STEPS:  # before any work on them
+        raise SpecError(
+            too_many_steps(len(steps)),
+            file=file,
+            path="$.steps",
+            line=line_for(lines, "$.steps"),
         )
     try:
         check_document(raw)

@@ -342,6 +342,7 @@ def evaluate_targets(
                 "" if full else f"n/a: measured with {scale.inflight:,} in flight (quick)",
             )
         )
+    targets += _window_targets(results)
     targets += _analysis_targets(results)
     if scale.n != FULL_N:
         # Smaller sizes than the targets are defined for: shown, not judged.
@@ -350,6 +351,30 @@ def evaluate_targets(
                 t["met"] = None
                 t["detail"] = "; ".join(filter(None, [t["detail"], "n/a: quick sizes"]))
     return targets
+
+
+def _window_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """Issue 11, point 7: a SIGKILL right after a burst of unkeyed submits
+    loses at most the bound of unacknowledged ones (the worst repeat)."""
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.case.kind != "window" or not res.runs:
+            continue
+        lost = max(int(run["lost"]) for run in res.runs)
+        bound = int(res.runs[0]["bound"])
+        window = max(float(run["window_ms"]) for run in res.runs)
+        out.append(
+            _target(
+                "issue 11",
+                "acknowledged submissions a SIGKILL can lose (tight submit loop, sqlite)",
+                f"<= {bound:,}",
+                float(lost),
+                "submissions",
+                lost <= bound,
+                f"worst window {window:,.0f} ms over {len(res.runs)} kills",
+            )
+        )
+    return out
 
 
 def analysis_label(res: CaseResult) -> str:

@@ -174,6 +174,8 @@ def build_cases(scale: Scale, *, analysis: bool) -> list[Case]:
                 {"n": scale.cancel_width, "warmup": max(10, scale.cancel_width // 20)},
             )
         )
+    seconds = 1.0 if scale.n == FULL_N else 0.3
+    cases.append(Case("submit-window", "window", "corral-sqlite", None, {"seconds": seconds}))
     if analysis:
         cases.append(Case("analysis", "analysis", params={"modules": scale.analysis_modules}))
         for name in scale.analysis_real:
@@ -227,6 +229,10 @@ def _run_subprocess(case: Case, timeout: float) -> dict[str, Any]:
 
 
 def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
+    if case.kind == "window":
+        from perf.window import run_window_repeat
+
+        return run_window_repeat(case.params["seconds"], timeout)
     if case.kind == "analysis":
         from perf.analysis import run_analysis_repeat, run_real_tree_repeat
 
@@ -281,6 +287,7 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "idle": ("idle_start_p99_ms", "ms p99"),
         "inflight": ("inflight_rss_mb", "MB"),
         "cancel": ("cancel_ms", "ms"),
+        "window": ("window_ms", "ms window"),
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)

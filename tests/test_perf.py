@@ -81,13 +81,16 @@ def test_quick_run_writes_every_figure_and_prints_the_tables(
     # Every workflow's result was checked, in every case.
     for case_id, case in doc["cases"].items():
         (run,) = case["runs"]
+        if case["kind"] == "window":  # submissions, not workflows run: what a kill lost
+            assert run["acknowledged"] > 0 and run["lost"] <= run["bound"], run
+            continue
         assert run["checked"] == case["params"]["n"], case_id
-    assert doc["checked_results"] >= sum(c["params"]["n"] for c in doc["cases"].values())
+    assert doc["checked_results"] >= sum(c["params"].get("n", 0) for c in doc["cases"].values())
 
     # The targets table: the plan's and ours, each with a measured value or marked n/a.
     targets = doc["targets"]
-    assert {t["source"] for t in targets} == {"plan", "ours"}
-    assert len(targets) == 14
+    assert {t["source"] for t in targets} == {"plan", "ours", "issue 11"}
+    assert len(targets) == 15
     for t in targets:
         assert _number(t["measured"]), t
         assert t["met"] is None and "n/a" in t["detail"], t  # quick sizes are not judged

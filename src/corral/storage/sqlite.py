@@ -18,6 +18,7 @@ it); an operation run without it that is cancelled mid-statement is stopped by
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -54,6 +55,9 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
 _warnings_dec = msgspec.json.Decoder(list[str])
+#: Submissions (without a key) that may have returned before their insert
+#: was committed: the most a crash can lose (docs/architecture.md, Admission).
+MAX_UNACKNOWLEDGED = 500
 #: Executions per statement of a bulk operation (SQLite's default limit on
 #: bound parameters is 32,766).
 _BULK = 1000
@@ -309,6 +313,7 @@ class SQLiteStore:
         # (wait_created); step records not waited for that failed, written
         # again ahead of their execution's finish.
         self._creating: dict[str, _Op] = {}
+        self._unacknowledged: collections.deque[_Op] = collections.deque()
         self._failed_steps: dict[str, list[Callable[[sqlite3.Connection], Any]]] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
@@ -667,8 +672,17 @@ class SQLiteStore:
             return await self._call(op)
         # Queued, not waited for: it commits with the next batch, before any later
         # write or read (start_execution, get_execution ...) that is queued after it.
+        # At most MAX_UNACKNOWLEDGED submissions returned without their commit:
+        # past that, this one waits for the oldest (under a burst the writer
+        # falls behind, and what a crash could lose grew with it).
+        pending = self._unacknowledged
+        while pending and pending[0].finished:
+            pending.popleft()
+        if len(pending) >= MAX_UNACKNOWLEDGED:
+            await _wait(pending.popleft(), shield=True)
         queued = _Op(op, True, partial(self._create_failed, r.id))
         await self._run_op(queued, wait=False)
+        pending.append(queued)
         if queued.gen >= 0:
             self._unstarted[r.id] = (queued, state)
             self._creating[r.id] = queued

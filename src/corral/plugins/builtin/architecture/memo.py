@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from corral.files import read_capped
+
 
 def cache_root() -> Path:
     """The user cache directory for corral."""
@@ -39,9 +41,13 @@ def memo_path(root: str | os.PathLike[str], project: str) -> str:
     return str(cache_root() / "architecture" / f"facts-{key.hexdigest()}.json")
 
 
+#: A memo larger than this is not read (it is rewritten by the next run).
+_MAX_BYTES = 200_000_000
+
+
 def load(path: str, version: str) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_capped(path, _MAX_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("version") != version:

@@ -39,6 +39,7 @@ from corral.model import (
     StepStarted,
 )
 from corral.plan import Plan
+from corral.status import UNFINISHED
 from corral.storage import Store, default_store_url, open_store
 
 T = TypeVar("T")
@@ -947,7 +948,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     console = _console()
     r = record
-    live = r.status in ("pending", "running")
+    live = r.status in UNFINISHED
     lines = [
         f"execution  {r.id}",
         f"workflow   {escape(r.workflow)} (version {escape(str(r.version))})",
@@ -1010,7 +1011,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_cancel(args: argparse.Namespace) -> int:
     async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
         before = await store.get_execution(args.id)
-        if before.status not in ("pending", "running"):
+        if before.status not in UNFINISHED:
             return before, before
         return before, await store.request_cancel(args.id, time.time())
 
@@ -1019,7 +1020,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         print(f"execution {args.id} already {before.status}; nothing to cancel")
     elif after.status == "cancelled":
         print(f"execution {args.id} cancelled (no live engine held it)")
-    elif after.status in ("pending", "running"):
+    elif after.status in UNFINISHED:
         owner = f" ({after.owner})" if after.owner else ""
         print(
             f"cancellation of execution {args.id} requested: the engine holding it{owner} "

@@ -14,6 +14,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct
 
+from corral.status import TERMINAL_EXECUTION as TERMINAL_EXECUTION
+from corral.status import TERMINAL_STEP as TERMINAL_STEP
+from corral.status import ExecutionStatus as ExecutionStatus
+from corral.status import StepStatus as StepStatus
+
 __all__ = [
     "CachePolicy",
     "ConcurrencySpec",
@@ -46,20 +51,9 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 InputType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 FailurePolicy = Literal["fail_fast", "continue"]
 
-ExecutionStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "timed_out"]
-"""``pending -> running -> succeeded | failed | cancelled | timed_out``."""
 
-StepStatus = Literal[
-    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "cached", "timed_out"
-]
-"""A step's status. ``timed_out`` is a ``failed`` step whose last attempt hit its timeout."""
-
-TERMINAL_EXECUTION: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
-TERMINAL_STEP: frozenset[str] = frozenset(
-    {"succeeded", "failed", "skipped", "cancelled", "cached", "timed_out"}
-)
-
-
+# The status rules live in corral.status; re-exported here, where the
+# records that carry them are.
 class _Spec(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """Base of every spec Struct: unknown fields are errors."""
 

@@ -50,7 +50,6 @@ from corral.errors import (
     UsageError,
     WorkflowCancelled,
     WorkflowFailed,
-    WorkflowTimedOut,
 )
 from corral.loader import FORMATS, load_file, parse_spec
 from corral.model import (
@@ -66,6 +65,7 @@ from corral.model import (
 )
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
+from corral.status import UNFINISHED, failure_for
 from corral.storage import Store, open_store
 from corral.storage.base import DefinitionRecord
 
@@ -130,12 +130,14 @@ def _result_of(record: ExecutionRecord) -> Any:
     if record.status == "succeeded":
         return record.result
     err = record.error or ErrorInfo("Unknown", record.status)
-    if record.status == "cancelled":
-        raise WorkflowCancelled(record.id, err.message)
-    cls = WorkflowTimedOut if record.status == "timed_out" else WorkflowFailed
-    raise cls(
-        f"workflow {record.workflow!r} {record.status}: {err.type}: {err.message}",
+    raise failure_for(
+        record.status,
         execution_id=record.id,
+        message=(
+            err.message
+            if record.status == "cancelled"
+            else f"workflow {record.workflow!r} {record.status}: {err.type}: {err.message}"
+        ),
         step=err.step,
         error_type=err.type,
     )
@@ -696,7 +698,7 @@ class Engine:
                 with trio.CancelScope(shield=True):
                     await self.store.cancel_descendants(execution_id, now())
                     for step in record.steps:
-                        if step.status in ("pending", "running"):
+                        if step.status in UNFINISHED:
                             step.status = "cancelled"
                             await self.store.record_step(execution_id, step)
                     await self.store.finish_execution(

@@ -59,6 +59,7 @@ from corral.model import (
 )
 from corral.plugins import StepContext
 from corral.references import RefError, resolve
+from corral.status import FINISHED_OK, failure_for
 
 if TYPE_CHECKING:
     from corral.engine.cache import WorkflowCache
@@ -73,7 +74,7 @@ __all__ = ["Outcome", "Services", "WorkflowRun", "is_cancellation", "new_record"
 
 log = logging.getLogger("corral.engine")
 
-_OK = frozenset({"succeeded", "cached"})
+_OK = FINISHED_OK
 _FAILED = frozenset({"failed", "timed_out"})
 _encoder = msgspec.json.Encoder()
 
@@ -414,15 +415,17 @@ class WorkflowRun:
             )
         if self._failure is not None:
             step_id, status, exc = self._failure
-            cls = WorkflowTimedOut if status == "timed_out" else WorkflowFailed
+            ended = "timed_out" if status == "timed_out" else "failed"
             msg = (
                 f"workflow {rec.workflow!r} failed: step {step_id!r} {status}: "
                 f"{type(exc).__name__}: {exc}"
             )
             return Outcome(
-                "timed_out" if status == "timed_out" else "failed",
+                ended,
                 error=_error(exc, step_id),
-                exception=cls(msg, execution_id=rec.id, step=step_id, cause=exc),
+                exception=failure_for(
+                    ended, execution_id=rec.id, message=msg, step=step_id, cause=exc
+                ),
             )
         try:
             result = self._result()

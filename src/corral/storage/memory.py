@@ -15,6 +15,7 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
+from corral.status import UNFINISHED
 from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["MemoryStore"]
@@ -275,7 +276,7 @@ class MemoryStore:
 
     def _cancel_steps(self, execution_id: str, now: float) -> None:
         for step in self._steps[execution_id].values():
-            if step.status in ("pending", "running"):
+            if step.status in UNFINISHED:
                 step.status = "cancelled"
                 step.finished_at = now
 

@@ -42,6 +42,7 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
+from corral.status import UNFINISHED, sql_in
 from corral.storage import migrate as migrations
 from corral.storage.base import CacheEntry, DefinitionRecord
 
@@ -55,6 +56,8 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
 _warnings_dec = msgspec.json.Decoder(list[str])
+_UNFINISHED = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
+
 #: Submissions (without a key) that may have returned before their insert
 #: was committed: the most a crash can lose (docs/architecture.md, Admission).
 MAX_UNACKNOWLEDGED = 500
@@ -975,7 +978,7 @@ class SQLiteStore:
             rows = conn.execute(
                 "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? "
                 "WHERE parent_id IS NULL AND finished_at IS NULL "
-                "AND status IN ('pending', 'running') "
+                f"AND status IN {_UNFINISHED} "
                 "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
                 "AND (owner IS NULL OR owner != ?) RETURNING id",
                 (owner, until, now, owner),
@@ -987,7 +990,7 @@ class SQLiteStore:
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         def op(conn: sqlite3.Connection) -> ExecutionRecord:
             record = _get_execution(conn, execution_id)
-            if record.finished_at is None and record.status in ("pending", "running"):
+            if record.finished_at is None and record.status in UNFINISHED:
                 held = record.lease_expires_at is not None and record.lease_expires_at >= now
                 if held:
                     conn.execute(
@@ -1004,7 +1007,7 @@ class SQLiteStore:
                     )
                     conn.execute(
                         "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-                        "WHERE execution_id = ? AND status IN ('pending', 'running')",
+                        f"WHERE execution_id = ? AND status IN {_UNFINISHED}",
                         (now, execution_id),
                     )
                     _cancel_descendants(conn, execution_id, now)
@@ -1039,7 +1042,7 @@ class SQLiteStore:
                     marks = ", ".join("?" * len(ids))
                     conn.execute(
                         "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-                        f"WHERE execution_id IN ({marks}) AND status IN ('pending', 'running')",
+                        f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
                         (now, *ids),
                     )
                 done += ids
@@ -1182,7 +1185,7 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
     )
     conn.execute(
         "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-        f"WHERE execution_id IN ({marks}) AND status IN ('pending', 'running')",
+        f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
         (now, *ids),
     )
     return len(ids)

@@ -391,3 +391,31 @@ def test_a_kill_after_a_burst_of_submits_loses_at_most_the_bound() -> None:
     figures = run_window_repeat(0.5, timeout=120)
     assert figures["acknowledged"] > MAX_UNACKNOWLEDGED  # the burst was long enough to tell
     assert figures["lost"] <= MAX_UNACKNOWLEDGED
+
+
+async def test_cancelling_an_execution_of_1000_steps_is_one_transaction(tmp_path: Path) -> None:
+    from corral.model import ExecutionRecord, StepRecord
+
+    store = open_store(f"sqlite://{tmp_path}/one.db")
+    await store.open()
+    try:
+        await store.create_execution(
+            ExecutionRecord(
+                id="big",
+                workflow="w",
+                version=1,
+                owner="A",
+                steps=[StepRecord(step_id=f"s{i}") for i in range(1000)],
+            )
+        )
+        statements: list[str] = []
+        assert isinstance(store, SQLiteStore) and store._conn is not None
+        store._conn.set_trace_callback(statements.append)
+        assert await store.cancel_execution("big", "engine closed", 5.0, owner="A")
+        store._conn.set_trace_callback(None)
+        record = await store.get_execution("big")
+    finally:
+        await store.close()
+    commits = [s for s in statements if s.strip().upper().startswith("COMMIT")]
+    assert len(commits) == 1, statements
+    assert {s.status for s in record.steps} == {"cancelled"}

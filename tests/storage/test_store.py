@@ -414,3 +414,20 @@ async def test_no_step_records_without_durability(tmp_path: Path, backend: str) 
         assert [s.status for s in (await store.get_execution("e1")).steps] == ["pending"] * 2
     finally:
         await store.close()
+
+
+async def test_cancel_execution_is_the_one_meaning_of_cancelled(store: Store) -> None:
+    await store.create_execution(_record("e", owner="A", lease=100.0))
+    await store.create_execution(_record("kid", owner="A", lease=100.0, parent=("e", "s")))
+    await store.record_step("e", StepRecord(step_id="a", status="succeeded", finished_at=3.0))
+    assert not await store.cancel_execution("e", "nope", 9.0, owner="B")  # fenced
+    assert await store.cancel_execution("e", "cancelled on request", 9.0, owner="A")
+    record = await store.get_execution("e")
+    assert record.status == "cancelled" and record.finished_at == 9.0
+    assert record.error == ErrorInfo("WorkflowCancelled", "cancelled on request")
+    assert [(s.status, s.finished_at) for s in record.steps] == [
+        ("succeeded", 3.0),  # finished steps keep their record
+        ("cancelled", 9.0),
+    ]
+    assert (await store.get_execution("kid")).status == "cancelled"
+    assert not await store.cancel_execution("e", "again", 10.0)  # finished: nothing changes

@@ -65,7 +65,7 @@ from corral.model import (
 )
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
-from corral.status import UNFINISHED, failure_for
+from corral.status import failure_for
 from corral.storage import Store, open_store
 from corral.storage.base import DefinitionRecord
 
@@ -694,19 +694,11 @@ class Engine:
             if [sp.id for sp in plan.steps] != [s.step_id for s in record.steps]:
                 raise SpecError("its step records do not match its definition")
             if record.cancel_requested:
-                # Cancelled (by `corral cancel`) while its engine was gone: honour it now.
+                # Cancelled (by `corral cancel`) while its engine was gone: honour
+                # it now, in one transaction.
                 with trio.CancelScope(shield=True):
-                    await self.store.cancel_descendants(execution_id, now())
-                    for step in record.steps:
-                        if step.status in UNFINISHED:
-                            step.status = "cancelled"
-                            await self.store.record_step(execution_id, step)
-                    await self.store.finish_execution(
-                        execution_id,
-                        "cancelled",
-                        result=None,
-                        error=ErrorInfo("WorkflowCancelled", "cancelled on request"),
-                        finished_at=now(),
+                    await self.store.cancel_execution(
+                        execution_id, "cancelled on request", now(), owner=self.owner
                     )
                 return
         except (SpecError, msgspec.DecodeError) as exc:

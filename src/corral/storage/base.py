@@ -191,6 +191,18 @@ class Store(Protocol):
         ``now``; return their ids. Atomic: two engines never claim the same one."""
         ...
 
+    async def cancel_execution(
+        self, execution_id: str, reason: str, now: float, *, owner: str | None = None
+    ) -> bool:
+        """Cancel an execution nobody runs (queued, or resumed with a cancel
+        requested) in one transaction: the execution ``cancelled`` with a
+        ``WorkflowCancelled`` error saying ``reason``, its unfinished steps
+        ``cancelled`` (``finished_at`` = ``now``) and its unfinished
+        descendants too. Fenced by ``owner`` when given. False when nothing
+        changed (finished already, or someone else's). Durable before it
+        returns."""
+        ...
+
     async def cancel_unstarted(
         self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
     ) -> list[str]:

@@ -157,19 +157,37 @@ class MemoryStore:
         rec.finished_at = finished_at
         rec.lease_expires_at = None
 
+    async def cancel_execution(
+        self, execution_id: str, reason: str, now: float, *, owner: str | None = None
+    ) -> bool:
+        error = ErrorInfo("WorkflowCancelled", reason)
+        return bool(await self._cancel([execution_id], error, now, owner))
+
     async def cancel_unstarted(
         self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
     ) -> list[str]:
+        return await self._cancel(execution_ids, error, now, owner)
+
+    async def _cancel(
+        self, execution_ids: list[str], error: ErrorInfo, now: float, owner: str | None
+    ) -> list[str]:
+        """What "cancelled" means (as SQLite's ``_cancel``): the unfinished
+        executions among ``execution_ids`` (held by ``owner``, if given),
+        their unfinished steps and their descendants."""
         done: list[str] = []
         for execution_id in execution_ids:
             rec = self._executions.get(execution_id)
-            if rec is None or rec.owner != owner or rec.finished_at is not None:
+            if rec is None or rec.finished_at is not None:
+                continue
+            if owner is not None and rec.owner != owner:
                 continue
             rec.status = "cancelled"
             rec.error = error
             rec.finished_at = now
             rec.lease_expires_at = None
+            rec.cancel_requested = True
             self._cancel_steps(execution_id, now)
+            await self.cancel_descendants(execution_id, now)
             done.append(execution_id)
         return done
 
@@ -247,12 +265,8 @@ class MemoryStore:
             held = rec.lease_expires_at is not None and rec.lease_expires_at >= now
             rec.cancel_requested = True
             if not held:
-                rec.status = "cancelled"
-                rec.error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
-                rec.finished_at = now
-                rec.lease_expires_at = None
-                self._cancel_steps(execution_id, now)
-                await self.cancel_descendants(execution_id, now)
+                error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
+                await self._cancel([execution_id], error, now, None)
         return await self.get_execution(execution_id)
 
     async def cancel_descendants(self, execution_id: str, now: float) -> int:

@@ -999,22 +999,20 @@ class SQLiteStore:
                     )
                 else:
                     error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
-                    conn.execute(
-                        "UPDATE workflow_executions SET status = 'cancelled', error = ?, "
-                        "finished_at = ?, lease_expires_at = NULL, cancel_requested = 1 "
-                        "WHERE id = ?",
-                        (_blob(error), now, execution_id),
-                    )
-                    conn.execute(
-                        "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-                        f"WHERE execution_id = ? AND status IN {_UNFINISHED}",
-                        (now, execution_id),
-                    )
-                    _cancel_descendants(conn, execution_id, now)
+                    _cancel(conn, [execution_id], _blob(error), now, None)
                 record = _get_execution(conn, execution_id)
             return record
 
         return await self._call(op)
+
+    async def cancel_execution(
+        self, execution_id: str, reason: str, now: float, *, owner: str | None = None
+    ) -> bool:
+        blob = _blob(ErrorInfo("WorkflowCancelled", reason))
+        done: list[str] = await self._call(
+            lambda conn: _cancel(conn, [execution_id], blob, now, owner), atomic=True
+        )
+        return bool(done)
 
     async def cancel_unstarted(
         self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
@@ -1024,28 +1022,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str]:
             done: list[str] = []
             for i in range(0, len(execution_ids), _BULK):
-                batch = execution_ids[i : i + _BULK]
-                marks = ", ".join("?" * len(batch))
-                ids = [
-                    row[0]
-                    for row in conn.execute(
-                        "UPDATE workflow_executions SET status = 'cancelled', error = ?, "
-                        "finished_at = ?, lease_expires_at = NULL "
-                        # (+: by the primary key, not the lease index, which
-                        # would scan every unfinished execution of the owner)
-                        f"WHERE id IN ({marks}) AND +owner = ? AND +finished_at IS NULL "
-                        "RETURNING id",
-                        (blob, now, *batch, owner),
-                    )
-                ]
-                if ids:
-                    marks = ", ".join("?" * len(ids))
-                    conn.execute(
-                        "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-                        f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
-                        (now, *ids),
-                    )
-                done += ids
+                done += _cancel(conn, execution_ids[i : i + _BULK], blob, now, owner)
             return done
 
         # One transaction (one commit) for all, a statement per thousand;
@@ -1161,6 +1138,37 @@ def _definition_by_digest(conn: sqlite3.Connection, digest: str) -> DefinitionRe
     if row is None:
         raise KeyError(digest)
     return DefinitionRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+
+def _cancel(
+    conn: sqlite3.Connection, ids: list[str], error: bytes, now: float, owner: str | None
+) -> list[str]:
+    """Cancel the unfinished executions among ``ids`` (those ``owner`` holds,
+    when given), their unfinished steps and their descendants: what
+    "cancelled" means, in the caller's transaction. Returns the ids changed."""
+    marks = ", ".join("?" * len(ids))
+    fence = "" if owner is None else " AND +owner = ?"
+    changed = [
+        row[0]
+        for row in conn.execute(
+            "UPDATE workflow_executions SET status = 'cancelled', error = ?, finished_at = ?, "
+            "lease_expires_at = NULL, cancel_requested = 1 "
+            # (+: by the primary key, not the lease index, which would scan
+            # every unfinished execution of the owner)
+            f"WHERE id IN ({marks}) AND +finished_at IS NULL{fence} RETURNING id",
+            (error, now, *ids, *(() if owner is None else (owner,))),
+        )
+    ]
+    if changed:
+        marks = ", ".join("?" * len(changed))
+        conn.execute(
+            "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
+            f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
+            (now, *changed),
+        )
+        for execution_id in changed:
+            _cancel_descendants(conn, execution_id, now)
+    return changed
 
 
 def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float) -> int:

@@ -39,7 +39,19 @@ from corral.model import (
     StepStarted,
 )
 from corral.plan import Plan
-from corral.status import UNFINISHED
+from corral.status import (
+    CACHED,
+    CANCELLED,
+    EXECUTION_STATUSES,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    TERMINAL_EXECUTION,
+    TIMED_OUT,
+    UNFINISHED,
+)
 from corral.storage import Store, default_store_url, open_store
 
 T = TypeVar("T")
@@ -601,7 +613,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(msgspec.json.format(msgspec.json.encode(record), indent=2).decode())
     else:
         _print_summary(record)
-    return EXIT_OK if record.status == "succeeded" else EXIT_FAILED
+    return EXIT_OK if record.status == SUCCEEDED else EXIT_FAILED
 
 
 async def _wait(handle: corral.ExecutionHandle) -> ExecutionRecord:
@@ -670,7 +682,7 @@ def _print_summary(record: ExecutionRecord) -> None:
         if record.finished_at and record.started_at
         else ""
     )
-    if record.status == "succeeded":
+    if record.status == SUCCEEDED:
         print(f"workflow {record.workflow!r} succeeded{took} (execution {record.id})")
         print(_dump(record.result))
         return
@@ -682,7 +694,7 @@ def _print_summary(record: ExecutionRecord) -> None:
         where = f" in step {record.error.step!r}" if record.error.step else ""
         print(f"  {record.error.type}{where}: {record.error.message}", file=sys.stderr)
     for step in record.steps:
-        if step.status in ("failed", "timed_out") and step.error is not None:
+        if step.status in (FAILED, TIMED_OUT) and step.error is not None:
             print(
                 f"  step {step.step_id}: {step.status} after {step.attempts} attempt(s): "
                 f"{step.error.type}: {step.error.message}",
@@ -691,14 +703,14 @@ def _print_summary(record: ExecutionRecord) -> None:
 
 
 _STATUS_STYLE = {
-    "pending": "dim",
-    "running": "cyan",
-    "succeeded": "green",
-    "cached": "green",
-    "failed": "red",
-    "timed_out": "red",
-    "cancelled": "yellow",
-    "skipped": "dim",
+    PENDING: "dim",
+    RUNNING: "cyan",
+    SUCCEEDED: "green",
+    CACHED: "green",
+    FAILED: "red",
+    TIMED_OUT: "red",
+    CANCELLED: "yellow",
+    SKIPPED: "dim",
 }
 
 
@@ -714,7 +726,7 @@ class _Progress:
         self.plan = plan
         self.execution_id = execution_id
         self.rows: dict[str, dict[str, Any]] = {
-            s.id: {"status": "pending", "attempt": 0, "start": None, "end": None, "note": ""}
+            s.id: {"status": PENDING, "attempt": 0, "start": None, "end": None, "note": ""}
             for s in plan.steps
         }
         self.started = time.monotonic()
@@ -753,7 +765,7 @@ class _Progress:
             return
         if isinstance(event, StepStarted):
             row = self.rows[event.step_id]
-            row.update(status="running", attempt=event.attempt)
+            row.update(status=RUNNING, attempt=event.attempt)
             row["start"] = row["start"] or time.monotonic()
         elif isinstance(event, StepRetrying):
             self.rows[event.step_id].update(
@@ -782,8 +794,8 @@ class _Progress:
 
 # ---------------------------------------------------------------- store commands
 
-_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "timed_out")
-_FINISHED = ("succeeded", "failed", "cancelled", "timed_out")
+_STATUSES = EXECUTION_STATUSES
+_FINISHED = tuple(s for s in EXECUTION_STATUSES if s in TERMINAL_EXECUTION)
 _STATUS_HELP = ", ".join(_STATUSES)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -922,7 +934,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             str(r.version),
             _styled(r.status),
             _when(r.created_at),
-            _took(r.started_at, r.finished_at, live=r.status == "running"),
+            _took(r.started_at, r.finished_at, live=r.status == RUNNING),
         )
     _console().print(table)
     return EXIT_OK
@@ -986,7 +998,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 escape(s.handler or "-"),
                 _styled(s.status),
                 str(s.attempts),
-                _took(s.started_at, s.finished_at, live=s.status == "running"),
+                _took(s.started_at, s.finished_at, live=s.status == RUNNING),
                 escape(note),
             )
         console.print(table)
@@ -996,10 +1008,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if (
         r.finished_at is not None
         and r.steps
-        and all(s.status == "pending" and s.attempts == 0 for s in r.steps)
+        and all(s.status == PENDING and s.attempts == 0 for s in r.steps)
     ):
         console.print('(no step records were written: the engine ran with durability "none")')
-    if r.status == "succeeded":
+    if r.status == SUCCEEDED:
         console.print("result:")
         print(_dump(r.result))
     elif r.error is not None:
@@ -1018,7 +1030,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     before, after = _with_store(args.store, work)
     if before is after:
         print(f"execution {args.id} already {before.status}; nothing to cancel")
-    elif after.status == "cancelled":
+    elif after.status == CANCELLED:
         print(f"execution {args.id} cancelled (no live engine held it)")
     elif after.status in UNFINISHED:
         owner = f" ({after.owner})" if after.owner else ""

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct
 
+from corral.status import PENDING
 from corral.status import TERMINAL_EXECUTION as TERMINAL_EXECUTION
 from corral.status import TERMINAL_STEP as TERMINAL_STEP
 from corral.status import ExecutionStatus as ExecutionStatus
@@ -164,7 +165,7 @@ class StepRecord(Struct, omit_defaults=True):
     """What happened to one step of an execution."""
 
     step_id: str
-    status: StepStatus = "pending"
+    status: StepStatus = PENDING
     attempts: int = 0
     handler: str | None = None
     started_at: float | None = None
@@ -187,7 +188,7 @@ class ExecutionRecord(Struct, omit_defaults=True):
     id: str
     workflow: str
     version: int | str
-    status: ExecutionStatus = "pending"
+    status: ExecutionStatus = PENDING
     priority: int = 0
     inputs: dict[str, Any] = msgspec.field(default_factory=dict)
     result: Any = None

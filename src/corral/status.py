@@ -15,13 +15,21 @@ from typing import Final, Literal, get_args
 from corral.errors import CorralError, WorkflowCancelled, WorkflowFailed, WorkflowTimedOut
 
 __all__ = [
+    "CACHED",
+    "CANCELLED",
     "EXECUTION_STATUSES",
     "EXECUTION_TRANSITIONS",
+    "FAILED",
     "FINISHED_OK",
+    "PENDING",
+    "RUNNING",
+    "SKIPPED",
     "STEP_STATUSES",
     "STEP_TRANSITIONS",
+    "SUCCEEDED",
     "TERMINAL_EXECUTION",
     "TERMINAL_STEP",
+    "TIMED_OUT",
     "UNFINISHED",
     "ExecutionStatus",
     "StepStatus",
@@ -37,6 +45,17 @@ StepStatus = Literal[
     "pending", "running", "succeeded", "failed", "skipped", "cancelled", "cached", "timed_out"
 ]
 """A step's status. ``timed_out`` is a ``failed`` step whose last attempt hit its timeout."""
+
+# Each status by name: code outside this module compares with these, never
+# with a string of its own (tests/test_status.py greps for one).
+PENDING: Final = "pending"
+RUNNING: Final = "running"
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+SKIPPED: Final = "skipped"
+CANCELLED: Final = "cancelled"
+CACHED: Final = "cached"
+TIMED_OUT: Final = "timed_out"
 
 EXECUTION_STATUSES: Final[tuple[str, ...]] = get_args(ExecutionStatus)
 STEP_STATUSES: Final[tuple[str, ...]] = get_args(StepStatus)

@@ -65,7 +65,14 @@ from corral.model import (
 )
 from corral.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
-from corral.status import failure_for
+from corral.status import (
+    CANCELLED,
+    EXECUTION_STATUSES,
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    failure_for,
+)
 from corral.storage import Store, open_store
 from corral.storage.base import DefinitionRecord
 
@@ -113,7 +120,7 @@ class ExecutionHandle:
             await self._completion.done.wait()
             outcome = self._completion.outcome
             if outcome is not None:
-                if outcome.status == "succeeded":
+                if outcome.status == SUCCEEDED:
                     return outcome.result
                 if outcome.exception is not None:
                     raise outcome.exception
@@ -127,7 +134,7 @@ class ExecutionHandle:
 
 
 def _result_of(record: ExecutionRecord) -> Any:
-    if record.status == "succeeded":
+    if record.status == SUCCEEDED:
         return record.result
     err = record.error or ErrorInfo("Unknown", record.status)
     raise failure_for(
@@ -135,7 +142,7 @@ def _result_of(record: ExecutionRecord) -> Any:
         execution_id=record.id,
         message=(
             err.message
-            if record.status == "cancelled"
+            if record.status == CANCELLED
             else f"workflow {record.workflow!r} {record.status}: {err.type}: {err.message}"
         ),
         step=err.step,
@@ -415,7 +422,7 @@ class Engine:
             lease_expires_at=now() + self.lease,
         )
         if started:
-            record.status = "running"
+            record.status = RUNNING
             record.started_at = record.created_at
         # Without a key nothing is decided by the insert, so submit does not wait
         # for its commit: it is durable before the execution starts (see
@@ -475,7 +482,7 @@ class Engine:
             # Never let one execution take the engine (and every other one) down.
             log.exception("execution %s ended with an internal error", run.record.id)
             completion.outcome = Outcome(
-                "failed",
+                FAILED,
                 error=ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"),
                 exception=WorkflowFailed(
                     f"execution {run.record.id} failed: internal error: {exc}",
@@ -487,7 +494,7 @@ class Engine:
             if not is_cancellation(exc):
                 raise
             completion.outcome = Outcome(
-                "cancelled",
+                CANCELLED,
                 error=ErrorInfo("WorkflowCancelled", "engine closed"),
                 exception=WorkflowCancelled(run.record.id, "cancelled because the engine closed"),
             )
@@ -513,7 +520,7 @@ class Engine:
         run = completion.run
         run.abandoned = True
         completion.outcome = Outcome(
-            "cancelled",
+            CANCELLED,
             error=ErrorInfo("WorkflowCancelled", "taken over by another engine"),
             exception=WorkflowCancelled(run.record.id, "taken over by another engine"),
         )
@@ -539,10 +546,10 @@ class Engine:
             if n % 1000 == 0:  # let the rest of the engine run between thousands
                 await trio.lowlevel.cancel_shielded_checkpoint()
             record = completion.run.record
-            self._metrics.workflow_finished("cancelled", 0.0)
+            self._metrics.workflow_finished(CANCELLED, 0.0)
             for step in record.steps:
-                step.status = "cancelled"
-                self._metrics.step_finished("cancelled", None)
+                step.status = CANCELLED
+                self._metrics.step_finished(CANCELLED, None)
             if self.events.active:
                 at = now()
                 for step in record.steps:
@@ -552,7 +559,7 @@ class Engine:
                             workflow=record.workflow,
                             at=at,
                             step_id=step.step_id,
-                            status="cancelled",
+                            status=CANCELLED,
                             attempts=0,
                         )
                     )
@@ -561,12 +568,12 @@ class Engine:
                         execution_id=record.id,
                         workflow=record.workflow,
                         at=at,
-                        status="cancelled",
+                        status=CANCELLED,
                         error=error,
                     )
                 )
             completion.outcome = Outcome(
-                "cancelled", error=error, exception=WorkflowCancelled(record.id, reason)
+                CANCELLED, error=error, exception=WorkflowCancelled(record.id, reason)
             )
             self._complete(record.id)
 
@@ -592,7 +599,7 @@ class Engine:
             completion = self._active.get(execution_id)
             run = completion.run if completion is not None else None
         if run is not None:
-            run.cancel("cancelled")
+            run.cancel(CANCELLED)
             await run.done.wait()
             return await self.get(execution_id)
         return await self.store.request_cancel(execution_id, now())
@@ -706,7 +713,7 @@ class Engine:
             with trio.CancelScope(shield=True):
                 await self.store.finish_execution(
                     execution_id,
-                    "failed",
+                    FAILED,
                     result=None,
                     error=ErrorInfo("ResumeError", f"cannot resume: {exc}"),
                     finished_at=now(),
@@ -788,9 +795,7 @@ class Engine:
             await trio.sleep(interval)
 
 
-_EXECUTION_STATUSES = frozenset(
-    {"pending", "running", "succeeded", "failed", "cancelled", "timed_out"}
-)
+_EXECUTION_STATUSES = frozenset(EXECUTION_STATUSES)
 
 
 def _check_limits(limits: Limits | None) -> Limits:

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from corral.status import CACHED, CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+
 __all__ = ["ExecutionMetrics", "HistogramSnapshot", "MetricsSnapshot"]
 
 # Seconds: 100 µs .. 1 h, roughly x2.5 apart.
@@ -96,7 +98,7 @@ class ExecutionMetrics:
     """The engine's metrics. Gauges are read through callbacks."""
 
     COUNTERS = (
-        "submitted", "started", "succeeded", "failed", "cancelled", "timed_out",
+        "submitted", "started", SUCCEEDED, FAILED, CANCELLED, TIMED_OUT,
         "retried", "rejected", "cache_hits", "steps_started", "cache_errors", "loop_stalls",
     )  # fmt: skip
     BUCKETS = BUCKETS  # the histograms' upper bounds, for exporters
@@ -121,19 +123,19 @@ class ExecutionMetrics:
         self._registry: Any = None  # the Prometheus registry, made on first use
 
     def workflow_finished(self, status: str, duration: float) -> None:
-        if status == "succeeded":
+        if status == SUCCEEDED:
             self.succeeded += 1
-        elif status == "failed":
+        elif status == FAILED:
             self.failed += 1
-        elif status == "cancelled":
+        elif status == CANCELLED:
             self.cancelled += 1
-        elif status == "timed_out":
+        elif status == TIMED_OUT:
             self.timed_out += 1
         self.workflow_duration.observe(duration)
 
     def step_finished(self, status: str, duration: float | None) -> None:
         self.steps_finished[status] = self.steps_finished.get(status, 0) + 1
-        if status == "cached":
+        if status == CACHED:
             self.cache_hits += 1
         if duration is not None:
             self.step_duration.observe(duration)

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from corral.status import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+
 # The collector reads an ExecutionMetrics duck-typed: importing corral.engine.metrics
 # here would make the two modules import each other (that one imports this on
 # first export).
@@ -31,10 +33,10 @@ def exposition(registry: Any) -> str:
 _HELP = {
     "submitted": "Executions submitted and admitted",
     "started": "Executions started",
-    "succeeded": "Executions that succeeded",
-    "failed": "Executions that failed",
-    "cancelled": "Executions cancelled",
-    "timed_out": "Executions that timed out",
+    SUCCEEDED: "Executions that succeeded",
+    FAILED: "Executions that failed",
+    CANCELLED: "Executions cancelled",
+    TIMED_OUT: "Executions that timed out",
     "retried": "Step attempts retried",
     "rejected": "Submissions refused with Overloaded",
     "cache_hits": "Steps served from the result cache",

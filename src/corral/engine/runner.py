@@ -59,7 +59,18 @@ from corral.model import (
 )
 from corral.plugins import StepContext
 from corral.references import RefError, resolve
-from corral.status import FINISHED_OK, failure_for
+from corral.status import (
+    CACHED,
+    CANCELLED,
+    FAILED,
+    FINISHED_OK,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    TIMED_OUT,
+    failure_for,
+)
 
 if TYPE_CHECKING:
     from corral.engine.cache import WorkflowCache
@@ -75,7 +86,7 @@ __all__ = ["Outcome", "Services", "WorkflowRun", "is_cancellation", "new_record"
 log = logging.getLogger("corral.engine")
 
 _OK = FINISHED_OK
-_FAILED = frozenset({"failed", "timed_out"})
+_FAILED = frozenset({FAILED, TIMED_OUT})
 _encoder = msgspec.json.Encoder()
 
 
@@ -158,7 +169,7 @@ class WorkflowRun:
         self.top_level = record.parent_id is None
         n = len(plan.steps)
         self.outputs: list[Any] = [None] * n
-        self.status: list[str] = ["pending"] * n
+        self.status: list[str] = [PENDING] * n
         # for the step cache: outputs encoded once (until cached), upstream
         # output digests and the inputs, each computed once
         self._blobs: dict[int, bytes] = {}
@@ -192,7 +203,7 @@ class WorkflowRun:
 
     # ------------------------------------------------------------ control
 
-    def cancel(self, reason: str = "cancelled") -> None:
+    def cancel(self, reason: str = CANCELLED) -> None:
         """Cancel the whole workflow (every running step). Works before it starts."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
@@ -276,7 +287,7 @@ class WorkflowRun:
         for i, rec in enumerate(self.steps):
             if (
                 rec.status in _OK
-                or rec.status == "skipped"
+                or rec.status == SKIPPED
                 or (policy_continue and rec.status in _FAILED)
             ):
                 self.status[i] = rec.status
@@ -290,15 +301,15 @@ class WorkflowRun:
                         StepFailure(f"{err.type}: {err.message}"),
                     )
             else:
-                rec.status = "pending"
+                rec.status = PENDING
                 rec.error = None
                 rec.output = None
                 rec.started_at = rec.finished_at = None
         for i, sp in enumerate(self.plan.steps):
-            if self.status[i] != "pending":
+            if self.status[i] != PENDING:
                 continue
             self._remaining[i] = sum(1 for d in sp.needs if self.status[d] not in _OK)
-            if any(self.status[d] in _FAILED or self.status[d] == "skipped" for d in sp.needs):
+            if any(self.status[d] in _FAILED or self.status[d] == SKIPPED for d in sp.needs):
                 self._unwritten.extend(self._skip_from(i))
         return kept
 
@@ -307,7 +318,7 @@ class WorkflowRun:
     async def run(self) -> Outcome:
         s = self.s
         rec = self.record
-        rec.status = "running"
+        rec.status = RUNNING
         rec.started_at = rec.started_at or now()
         t0 = trio.current_time()
         outcome: Outcome | None = None
@@ -347,7 +358,7 @@ class WorkflowRun:
                 if self._cancel_early:
                     nursery.cancel_scope.cancel()
                 for i, n in enumerate(self._remaining):
-                    if n == 0 and self.status[i] == "pending":
+                    if n == 0 and self.status[i] == PENDING:
                         heapq.heappush(self._ready, (self._ranks[i], i))
                 # A child workflow runs in its parent step's task: its first
                 # step gets a task of its own, so that what the child's
@@ -361,7 +372,7 @@ class WorkflowRun:
                 # A bug in corral itself: fail this execution, keep the engine.
                 log.exception("internal error while running execution %s", rec.id)
                 outcome = Outcome(
-                    "failed",
+                    FAILED,
                     error=ErrorInfo("InternalError", f"{type(exc).__name__}: {exc}"),
                     exception=WorkflowFailed(
                         f"workflow {rec.workflow!r} failed: internal error: {exc}",
@@ -373,7 +384,7 @@ class WorkflowRun:
                 # The engine itself is being cancelled (shutdown, or a parent step).
                 reason = self._cancel_reason or "cancelled with its engine or parent"
                 outcome = Outcome(
-                    "cancelled",
+                    CANCELLED,
                     error=ErrorInfo("WorkflowCancelled", reason),
                     exception=WorkflowCancelled(rec.id, reason),
                 )
@@ -381,7 +392,7 @@ class WorkflowRun:
         finally:
             if outcome is None:
                 outcome = Outcome(
-                    "cancelled",
+                    CANCELLED,
                     error=ErrorInfo("WorkflowCancelled", "interrupted"),
                     exception=WorkflowCancelled(rec.id, "interrupted"),
                 )
@@ -392,7 +403,7 @@ class WorkflowRun:
         rec = self.record
         if self._cancel_reason is not None:
             return Outcome(
-                "cancelled",
+                CANCELLED,
                 error=ErrorInfo("WorkflowCancelled", self._cancel_reason),
                 exception=WorkflowCancelled(rec.id, self._cancel_reason),
             )
@@ -402,20 +413,20 @@ class WorkflowRun:
         if (
             scope is not None
             and not self._failed_fast
-            and (scope.cancelled_caught or (scope.cancel_called and "pending" in self.status))
+            and (scope.cancelled_caught or (scope.cancel_called and PENDING in self.status))
         ):
             limit = self.plan.spec.settings.timeout
             msg = f"workflow {rec.workflow!r} exceeded its timeout of {limit}s"
             if self._failure is not None:
                 msg += f" (step {self._failure[0]!r} had failed before)"
             return Outcome(
-                "timed_out",
+                TIMED_OUT,
                 error=ErrorInfo("WorkflowTimedOut", msg),
                 exception=WorkflowTimedOut(msg, execution_id=rec.id),
             )
         if self._failure is not None:
             step_id, status, exc = self._failure
-            ended = "timed_out" if status == "timed_out" else "failed"
+            ended = TIMED_OUT if status == TIMED_OUT else FAILED
             msg = (
                 f"workflow {rec.workflow!r} failed: step {step_id!r} {status}: "
                 f"{type(exc).__name__}: {exc}"
@@ -432,11 +443,11 @@ class WorkflowRun:
         except (RefError, TypeError, ValueError) as exc:
             msg = f"workflow {rec.workflow!r}: cannot build its output: {exc}"
             return Outcome(
-                "failed",
+                FAILED,
                 error=ErrorInfo(type(exc).__name__, msg),
                 exception=WorkflowFailed(msg, execution_id=rec.id, cause=exc),
             )
-        return Outcome("succeeded", result=result)
+        return Outcome(SUCCEEDED, result=result)
 
     def _result(self) -> Any:
         plan = self.plan
@@ -471,13 +482,13 @@ class WorkflowRun:
                     finished_at=rec.finished_at,
                     owner=s.owner,
                 )
-            left = "skipped" if outcome.status == "succeeded" else "cancelled"
-            if self._unwritten or "pending" in self.status:
+            left = SKIPPED if outcome.status == SUCCEEDED else CANCELLED
+            if self._unwritten or PENDING in self.status:
                 with trio.CancelScope(shield=True) as scope:
                     scope.relative_deadline = s.status_write_timeout
                     # Never started: the workflow ended (failure, cancel, timeout) first.
                     for i, st in enumerate(self.status):
-                        if st == "pending":
+                        if st == PENDING:
                             self._unwritten.append(i)
                             self.status[i] = left
                     await self._write_skips(default=left)
@@ -514,10 +525,10 @@ class WorkflowRun:
         taken: StepPlan | None = None
         while self._ready and self._active < self._limit:
             _, i = heapq.heappop(self._ready)
-            if self.status[i] != "pending":
+            if self.status[i] != PENDING:
                 continue
             self._active += 1
-            self.status[i] = "running"
+            self.status[i] = RUNNING
             if inline and taken is None:
                 taken = self.plan.steps[i]
             else:
@@ -546,7 +557,7 @@ class WorkflowRun:
         if status in _OK:
             for j in sp.dependents:
                 self._remaining[j] -= 1
-                if self._remaining[j] == 0 and self.status[j] == "pending":
+                if self._remaining[j] == 0 and self.status[j] == PENDING:
                     heapq.heappush(self._ready, (self._ranks[j], j))
             return
         if status in _FAILED and self.plan.spec.settings.on_failure == "fail_fast":
@@ -564,13 +575,13 @@ class WorkflowRun:
         stack = [start]
         while stack:
             j = stack.pop()
-            if self.status[j] == "pending":
-                self.status[j] = "skipped"
+            if self.status[j] == PENDING:
+                self.status[j] = SKIPPED
                 newly.append(j)
                 stack.extend(self.plan.steps[j].dependents)
         return newly
 
-    async def _write_skips(self, default: str = "skipped") -> None:
+    async def _write_skips(self, default: str = SKIPPED) -> None:
         """Record steps that never ran; shielded, so cancellation cannot lose them."""
         if not self._unwritten:
             return
@@ -579,7 +590,7 @@ class WorkflowRun:
             while self._unwritten:
                 i = self._unwritten.pop()
                 rec = self.steps[i]
-                status = self.status[i] if self.status[i] in ("skipped", "cancelled") else default
+                status = self.status[i] if self.status[i] in (SKIPPED, CANCELLED) else default
                 rec.status = status  # type: ignore[assignment]
                 rec.finished_at = now()
                 await self._write_step(rec)
@@ -614,7 +625,7 @@ class WorkflowRun:
                 status, exc = failure.status, failure.exc
             except Exception as internal:  # a bug outside the handler: fail the step only
                 log.exception("internal error in step %s of %s", sp.id, self.record.id)
-                status, exc = "failed", internal
+                status, exc = FAILED, internal
             if exc is not None:
                 rec.error = _error(exc, sp.id)
                 if self._failure is None:
@@ -623,13 +634,13 @@ class WorkflowRun:
         except BaseException as exc:
             if not is_cancellation(exc):
                 raise
-            rec.status = "cancelled"
-            self.status[i] = "cancelled"
+            rec.status = CANCELLED
+            self.status[i] = CANCELLED
             rec.finished_at = now()
             with trio.CancelScope(shield=True) as scope:
                 scope.relative_deadline = self.s.status_write_timeout
                 await self._write_step(rec)
-            self.s.metrics.step_finished("cancelled", rec.duration)
+            self.s.metrics.step_finished(CANCELLED, rec.duration)
             if self._events.active:
                 self._emit_step_finished(rec)
             raise
@@ -648,7 +659,7 @@ class WorkflowRun:
             await self._write_step(rec, wait=False)
         duration = rec.duration
         self.s.metrics.step_finished(status, duration)
-        if status == "succeeded" and duration is not None:
+        if status == SUCCEEDED and duration is not None:
             self.s.strategy.record_duration(self.plan.spec.name, sp.id, duration)
         if self._events.active:
             self._emit_step_finished(rec)
@@ -677,13 +688,13 @@ class WorkflowRun:
         try:
             resolved = resolve(sp.params, self.inputs, self._done_outputs(sp))
         except RefError as exc:
-            raise _Failure("failed", HandlerError(f"params: {exc}")) from None
+            raise _Failure(FAILED, HandlerError(f"params: {exc}")) from None
         try:
             return msgspec.json.decode(_encoder.encode(resolved), type=ptype)
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             name = handler.name if handler is not None else sp.handler_name
             raise _Failure(
-                "failed", HandlerError(f"{name}: params after references: {exc}")
+                FAILED, HandlerError(f"{name}: params after references: {exc}")
             ) from None
 
     async def _attempts(self, sp: StepPlan, rec: StepRecord) -> tuple[Any, str]:
@@ -692,9 +703,9 @@ class WorkflowRun:
         if sp.when is not None:
             try:
                 if not sp.when.test(self._context_for_conditions(sp)):
-                    return None, "skipped"
+                    return None, SKIPPED
             except ConditionError as exc:
-                raise _Failure("failed", exc) from None
+                raise _Failure(FAILED, exc) from None
 
         params = self._params(sp)
 
@@ -708,14 +719,14 @@ class WorkflowRun:
             hit = await s.cache.get(cache_key)
             if hit is not s.cache.MISS:
                 rec.started_at = rec.finished_at = now()
-                return hit, "cached"
+                return hit, CACHED
 
         keyed = None
         if sp.key is not None and sp.spec.concurrency is not None:
             try:
                 key_value = sp.key.evaluate({"inputs": self.inputs, "params": _plain(params)})
             except ConditionError as exc:
-                raise _Failure("failed", exc) from None
+                raise _Failure(FAILED, exc) from None
             conc = sp.spec.concurrency
             keyed = (
                 s.resources.keyed(conc.name or sp.handler_name, conc.limit),
@@ -726,7 +737,7 @@ class WorkflowRun:
         while True:
             attempt += 1
             rec.attempts = attempt
-            rec.status = "running"
+            rec.status = RUNNING
             if rec.started_at is None:
                 rec.started_at = now()
             await self._write_step(rec)
@@ -749,7 +760,7 @@ class WorkflowRun:
             try:
                 output = await self._attempt(sp, params, upstream_map, attempt, keyed)
             except Exception as exc:
-                status = "timed_out" if isinstance(exc, StepTimedOut) else "failed"
+                status = TIMED_OUT if isinstance(exc, StepTimedOut) else FAILED
                 if not should_retry(sp.retry, exc, attempt):
                     raise _Failure(status, exc) from None
                 delay = backoff_delay(sp.retry, attempt, s.rand)
@@ -780,11 +791,11 @@ class WorkflowRun:
                     _holds(exc, KeyboardInterrupt) and interrupts.count() != interrupts_before
                 ):
                     raise
-                raise _Failure("failed", exc) from None
+                raise _Failure(FAILED, exc) from None
             if cache_key is not None:
                 blob = self._blobs.pop(sp.index, None)
                 await s.cache.put(cache_key, output, sp.cache_ttl, blob=blob)
-            return output, "succeeded"
+            return output, SUCCEEDED
 
     def _inputs_blob(self) -> bytes:
         if self._inputs_encoded is None:
@@ -874,7 +885,7 @@ class WorkflowRun:
         assert child_plan is not None
         s = self.s
         previous = await s.store.find_child(self.record.id, sp.id)
-        if previous is not None and previous.status == "succeeded":
+        if previous is not None and previous.status == SUCCEEDED:
             return previous.result
         if previous is not None and previous.status not in TERMINAL_EXECUTION:
             child = WorkflowRun(s, child_plan, previous)
@@ -895,7 +906,7 @@ class WorkflowRun:
             await s.store.create_execution(record)
             child = WorkflowRun(s, child_plan, record)
         outcome = await child.run()
-        if outcome.status == "succeeded":
+        if outcome.status == SUCCEEDED:
             return outcome.result
         assert outcome.exception is not None
         raise outcome.exception

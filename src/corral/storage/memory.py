@@ -15,7 +15,7 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
-from corral.status import UNFINISHED
+from corral.status import CANCELLED, RUNNING, UNFINISHED
 from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["MemoryStore"]
@@ -116,7 +116,7 @@ class MemoryStore:
         rec = self._get(execution_id)
         if rec.finished_at is not None or (not claim and rec.owner not in (None, owner)):
             raise LeaseLost(f"execution {execution_id} is owned by {rec.owner} or finished")
-        rec.status = "running"
+        rec.status = RUNNING
         rec.owner = owner
         rec.started_at = started_at
 
@@ -181,7 +181,7 @@ class MemoryStore:
                 continue
             if owner is not None and rec.owner != owner:
                 continue
-            rec.status = "cancelled"
+            rec.status = CANCELLED
             rec.error = error
             rec.finished_at = now
             rec.lease_expires_at = None
@@ -279,7 +279,7 @@ class MemoryStore:
                 if r.parent_id in parents and r.status not in TERMINAL_EXECUTION
             ]
             for child in children:
-                child.status = "cancelled"
+                child.status = CANCELLED
                 child.error = ErrorInfo("WorkflowCancelled", "its parent was cancelled")
                 child.finished_at = now
                 child.lease_expires_at = None
@@ -291,7 +291,7 @@ class MemoryStore:
     def _cancel_steps(self, execution_id: str, now: float) -> None:
         for step in self._steps[execution_id].values():
             if step.status in UNFINISHED:
-                step.status = "cancelled"
+                step.status = CANCELLED
                 step.finished_at = now
 
     # ------------------------------------------------------------ cache

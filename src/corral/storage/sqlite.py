@@ -42,7 +42,7 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
-from corral.status import UNFINISHED, sql_in
+from corral.status import RUNNING, UNFINISHED, sql_in
 from corral.storage import migrate as migrations
 from corral.storage.base import CacheEntry, DefinitionRecord
 
@@ -751,7 +751,7 @@ class SQLiteStore:
             # Its insert is still queued: it is inserted as started (one write
             # instead of two), and waited for like the update would be.
             insert, state = queued
-            state[:] = ["running", owner, started_at]
+            state[:] = [RUNNING, owner, started_at]
             if not wait:
                 return
             await _wait(insert, shield=True)

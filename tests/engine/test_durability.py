@@ -121,10 +121,22 @@ def url(db: Path) -> str:
     return f"sqlite:///{db}"
 
 
+def ahead(seconds: float) -> Callable[[], float]:
+    """A wall clock ``seconds`` ahead of the real one: an engine opened with it
+    sees a dead engine's lease (or a cache entry's TTL) expired without
+    anyone sleeping for it."""
+    return lambda: time.time() + seconds
+
+
 async def finish_all(db: Path, expected: int) -> tuple[dict[str, ExecutionRecord], int]:
-    """Open a new engine on the file; wait until every execution is done."""
+    """Open a new engine on the file, its clock past the dead engine's lease;
+    wait until every execution is done."""
     async with corral.open_engine(
-        url(db), plugins=[DurablePlugin()], entry_points=False, lease=LEASE
+        url(db),
+        plugins=[DurablePlugin()],
+        entry_points=False,
+        lease=LEASE,
+        clock=ahead(LEASE + 0.3),
     ) as engine:
         with trio.fail_after(60):
             while not await top_level_done(engine, expected):  # noqa: ASYNC110
@@ -187,7 +199,6 @@ async def test_sigkill_mid_workflow_resumes_without_rerunning_finished_steps(
     assert sorted(kill_of.values()) == sorted(kill_points)
     assert {p for *_, p in read_lines(side)} == {crashed.pid}
 
-    await trio.sleep(LEASE + 0.3)  # the dead engine's lease has expired
     after, resumed = await finish_all(db, len(kill_points))
 
     assert resumed == len(kill_points)
@@ -208,7 +219,6 @@ async def test_sigkill_with_queued_executions(tmp_path: Path, procs: list[Proc])
     crashed.kill()
     before = await snapshot(db)
     assert sorted(r.status for r in before.values()) == ["pending", "pending", "running"]
-    await trio.sleep(LEASE + 0.3)
     after, resumed = await finish_all(db, 3)
     assert resumed == 3 and set(after) == set(before)
     calls = invocations(side)
@@ -235,7 +245,6 @@ async def test_sigkill_inside_a_child_workflow(tmp_path: Path, procs: list[Proc]
         assert [s.status for s in p.steps][:1] == ["succeeded"]  # pre
         assert p.step("kid").status in ("pending", "running")
 
-    await trio.sleep(LEASE + 0.3)
     after, resumed = await finish_all(db, 2)
 
     assert resumed == 2
@@ -442,15 +451,17 @@ async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
         await handle.result()
         return (await engine.get(handle.id)).step("s1").status
 
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1:
-        e1.cache.clock = clock
+    async with corral.open_engine(
+        url(db), plugins=[DurablePlugin()], entry_points=False, clock=clock
+    ) as e1:
         assert await status_of_s1(e1) == "succeeded"
         assert await status_of_s1(e1) == "cached"  # within the ttl (in-memory entry)
         later[0] = 1.0
         assert await status_of_s1(e1) == "succeeded"  # expired: recomputed (and cached again)
         assert await status_of_s1(e1) == "cached"
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e2:
-        e2.cache.clock = clock
+    async with corral.open_engine(
+        url(db), plugins=[DurablePlugin()], entry_points=False, clock=clock
+    ) as e2:
         assert await status_of_s1(e2) == "cached"  # from the file, still fresh
         later[0] = 2.5
         assert await status_of_s1(e2) == "succeeded"  # expired in the file too
@@ -458,14 +469,15 @@ async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
     assert s1_runs == 3
 
 
-async def test_expired_cache_entry_after_a_real_sleep(tmp_path: Path) -> None:
+async def test_an_entry_expired_in_the_file_is_recomputed_by_a_new_engine(tmp_path: Path) -> None:
     db, side = tmp_path / "corral.db", tmp_path / "side.txt"
     inputs = {"side": str(side)}
     spec = _cached(CachePolicy(ttl=0.2))
     async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1:
         await e1.run(spec, inputs)
-    await trio.sleep(0.3)
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e2:
+    async with corral.open_engine(
+        url(db), plugins=[DurablePlugin()], entry_points=False, clock=ahead(0.3)
+    ) as e2:
         handle = await e2.submit(spec, inputs)
         await handle.result()
         assert (await e2.get(handle.id)).step("s1").status == "succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -375,9 +376,11 @@ async def test_one_store_error_during_takeover_strands_nothing() -> None:
         await a.close(cancel=True)
     store.fail_writes = False
     assert [(await store.get_execution(i)).status for i in ids] == ["running"] * 3
-    await trio.sleep(0.4)  # a's leases expire
     store.fail_get_once = {ids[0]}
-    async with corral.open_engine(store, entry_points=False, lease=0.3, limits=limits) as b:
+    later = lambda: time.time() + 0.4  # noqa: E731 - b's clock: a's leases have expired
+    async with corral.open_engine(
+        store, entry_points=False, lease=0.3, limits=limits, clock=later
+    ) as b:
         with trio.fail_after(20):
             while [(await b.get(i)).status for i in ids] != ["succeeded"] * 3:
                 await trio.sleep(0.05)
@@ -402,3 +405,17 @@ async def test_close_cancel_records_every_queued_execution(tmp_path: Any) -> Non
         records = [await again.get(h.id) for h in handles]
     assert {r.status for r in records} == {"cancelled"}
     assert all(s.status == "cancelled" and s.finished_at for r in records for s in r.steps)
+
+
+async def test_the_wall_clock_is_injectable() -> None:
+    with pytest.raises(corral.ConfigError, match="clock"):
+        async with corral.open_engine(entry_points=False, clock=42):  # type: ignore[arg-type]
+            pass
+    async with corral.open_engine(entry_points=False, clock=lambda: 1_000.0) as engine:
+        wf = corral.Workflow("w")
+        wf.step("s", "core.echo", value=1)
+        handle = await engine.submit(wf)
+        await handle.result()
+        record = await engine.get(handle.id)
+    assert record.created_at == record.started_at == record.finished_at == 1_000.0
+    assert record.steps[0].finished_at == 1_000.0

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -178,8 +178,10 @@ class Engine:
         memory_reader: Any = None,
         lease: float = 30.0,
         worker_context: Any = None,
+        clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
+        self.clock = clock  # wall-clock time of records, leases and retention
         self.registry = registry
         self.limits = limits
         self.lease = lease
@@ -199,6 +201,7 @@ class Engine:
             store,
             max_entries=limits.cache_max_entries,
             max_bytes=limits.cache_max_bytes,
+            clock=clock,
             on_error=self._cache_error,
         )
         self._metrics = ExecutionMetrics(
@@ -218,6 +221,7 @@ class Engine:
             owner=self.owner,
             status_write_timeout=limits.status_write_timeout,
             new_id=self._new_id,
+            clock=clock,
         )
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()
@@ -307,7 +311,7 @@ class Engine:
             version=str(resolved.version),
             digest=digest_of(resolved),
             spec=msgspec.json.encode(resolved),
-            created_at=now(),
+            created_at=self.clock(),
         )
         stored = await self.store.put_definition(definition, register=True)
         if stored.digest != definition.digest:
@@ -336,7 +340,7 @@ class Engine:
                     version=str(plan.spec.version),
                     digest=digest,
                     spec=plan.stored_blob,
-                    created_at=now(),
+                    created_at=self.clock(),
                 )
             )
             self._stored.add(digest)
@@ -419,7 +423,8 @@ class Engine:
             key=key,
             definition=digest,
             owner=self.owner,
-            lease_expires_at=now() + self.lease,
+            lease_expires_at=self.clock() + self.lease,
+            created_at=self.clock(),
         )
         if started:
             record.status = RUNNING
@@ -444,7 +449,10 @@ class Engine:
         if self.events.active:
             self.events.emit(
                 WorkflowSubmitted(
-                    execution_id=record.id, workflow=record.workflow, at=now(), priority=priority
+                    execution_id=record.id,
+                    workflow=record.workflow,
+                    at=self.clock(),
+                    priority=priority,
                 )
             )
         return ExecutionHandle(self, record.id, completion)
@@ -536,7 +544,7 @@ class Engine:
         with trio.CancelScope(shield=True):
             try:
                 await self.store.cancel_unstarted(
-                    [c.run.record.id for c in completions], self.owner, error, now()
+                    [c.run.record.id for c in completions], self.owner, error, self.clock()
                 )
             except StoreError as exc:  # left `pending`: a later engine resumes, sees the cancel
                 log.warning(
@@ -551,7 +559,7 @@ class Engine:
                 step.status = CANCELLED
                 self._metrics.step_finished(CANCELLED, None)
             if self.events.active:
-                at = now()
+                at = self.clock()
                 for step in record.steps:
                     self.events.emit(
                         StepFinished(
@@ -602,7 +610,7 @@ class Engine:
             run.cancel(CANCELLED)
             await run.done.wait()
             return await self.get(execution_id)
-        return await self.store.request_cancel(execution_id, now())
+        return await self.store.request_cancel(execution_id, self.clock())
 
     async def get(self, execution_id: str) -> ExecutionRecord:
         """The execution's record with its per-step records."""
@@ -705,7 +713,7 @@ class Engine:
                 # it now, in one transaction.
                 with trio.CancelScope(shield=True):
                     await self.store.cancel_execution(
-                        execution_id, "cancelled on request", now(), owner=self.owner
+                        execution_id, "cancelled on request", self.clock(), owner=self.owner
                     )
                 return
         except (SpecError, msgspec.DecodeError) as exc:
@@ -716,7 +724,7 @@ class Engine:
                     FAILED,
                     result=None,
                     error=ErrorInfo("ResumeError", f"cannot resume: {exc}"),
-                    finished_at=now(),
+                    finished_at=self.clock(),
                 )
             return
         run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
@@ -738,7 +746,7 @@ class Engine:
         the others are resumed all the same."""
         if self._closing:
             return
-        t = now()
+        t = self.clock()
         try:
             claimed = await self.store.claim_expired(self.owner, t, t + self.lease)
         except StoreError as exc:  # at open too: the engine opens, the next round claims
@@ -761,7 +769,7 @@ class Engine:
         while True:
             await trio.sleep(self.lease / 3)
             try:
-                t = now()
+                t = self.clock()
                 for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
                     ticket = self.dispatcher.withdraw(execution_id)
                     if ticket is not None:
@@ -786,7 +794,7 @@ class Engine:
         interval = max(1.0, min(older_than / 4, 3600.0))
         while True:
             try:
-                deleted = await self.store.prune(now() - older_than)
+                deleted = await self.store.prune(self.clock() - older_than)
             except StoreError as exc:
                 log.warning("retention: pruning failed: %s", exc)
             else:
@@ -835,6 +843,7 @@ async def open_engine(
     retention: float | None = None,
     memory_reader: Any = None,
     freeze_gc: bool = True,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Engine]:
     """Open an engine: ``async with corral.open_engine() as engine: ...``.
 
@@ -853,8 +862,13 @@ async def open_engine(
     makes young collections rarer, so the collections that many short-lived
     workflows trigger do not rescan them: up to 1.5x the throughput
     (docs/performance.md). The process's settings come back when the last
-    engine closes.
+    engine closes. ``clock`` replaces the wall clock (``time.time``) of
+    records, leases, cache expiry and retention: tests move it to expire a
+    lease or a TTL without sleeping (timeouts and retry delays follow Trio's
+    clock, which ``trio.testing.MockClock`` moves).
     """
+    if clock is not None and not callable(clock):
+        raise ConfigError(f"clock must be a function returning seconds, got {clock!r}")
     limits = _check_limits(limits)
     lease = _positive("lease", lease)
     if retention is not None:
@@ -880,6 +894,7 @@ async def open_engine(
                     memory_reader=memory_reader,
                     lease=lease,
                     worker_context=worker_context,
+                    clock=clock or now,
                 )
                 if engine.resources.memory.enabled:
                     engine.resources.memory.sample()

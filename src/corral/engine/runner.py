@@ -104,6 +104,8 @@ class Services:
     status_write_timeout: float
     new_id: Callable[[], str]
     rand: Callable[[], float] = random.random
+    clock: Callable[[], float] = now
+    """Wall-clock time for records and leases (injectable: tests move it)."""
     runs: dict[str, WorkflowRun] = field(default_factory=dict)
     """Every run in progress, children included (for ``Engine.cancel``)."""
 
@@ -319,14 +321,14 @@ class WorkflowRun:
         s = self.s
         rec = self.record
         rec.status = RUNNING
-        rec.started_at = rec.started_at or now()
+        rec.started_at = rec.started_at or self.s.clock()
         t0 = trio.current_time()
         outcome: Outcome | None = None
         s.runs[rec.id] = self
         try:
             try:
                 # Fenced: a stale engine learns here that another one owns it now.
-                fresh = self._fresh_until is not None and now() < self._fresh_until
+                fresh = self._fresh_until is not None and self.s.clock() < self._fresh_until
                 if not (fresh and self._stored_started):
                     await s.store.start_execution(
                         rec.id, s.owner, rec.started_at, claim=not self.top_level, wait=not fresh
@@ -346,7 +348,7 @@ class WorkflowRun:
                 s.metrics.started += 1
             if self._events.active:
                 self._events.emit(
-                    WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=now())
+                    WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=self.s.clock())
                 )
             timeout = self.plan.spec.settings.timeout
             await self._write_skips()
@@ -467,7 +469,7 @@ class WorkflowRun:
         rec.status = outcome.status  # type: ignore[assignment]
         rec.result = outcome.result
         rec.error = outcome.error
-        rec.finished_at = now()
+        rec.finished_at = self.s.clock()
         try:
             # The execution's own status first. A status write is not interrupted
             # by a cancel (Store protocol) and _retrying bounds its retries by the
@@ -592,7 +594,7 @@ class WorkflowRun:
                 rec = self.steps[i]
                 status = self.status[i] if self.status[i] in (SKIPPED, CANCELLED) else default
                 rec.status = status  # type: ignore[assignment]
-                rec.finished_at = now()
+                rec.finished_at = self.s.clock()
                 await self._write_step(rec)
                 self.s.metrics.step_finished(status, None)
                 if self._events.active:
@@ -603,7 +605,7 @@ class WorkflowRun:
             StepFinished(
                 execution_id=self.record.id,
                 workflow=self.record.workflow,
-                at=now(),
+                at=self.s.clock(),
                 step_id=rec.step_id,
                 status=rec.status,
                 attempts=rec.attempts,
@@ -636,7 +638,7 @@ class WorkflowRun:
                 raise
             rec.status = CANCELLED
             self.status[i] = CANCELLED
-            rec.finished_at = now()
+            rec.finished_at = self.s.clock()
             with trio.CancelScope(shield=True) as scope:
                 scope.relative_deadline = self.s.status_write_timeout
                 await self._write_step(rec)
@@ -648,7 +650,7 @@ class WorkflowRun:
         self.status[i] = status
         rec.status = status  # type: ignore[assignment]
         rec.output = output
-        rec.finished_at = now()
+        rec.finished_at = self.s.clock()
         if sp.dependents:
             # A step's output is recorded (durably) before its dependents can
             # start; the write is not interrupted by a cancel (Store protocol).
@@ -718,7 +720,7 @@ class WorkflowRun:
             )
             hit = await s.cache.get(cache_key)
             if hit is not s.cache.MISS:
-                rec.started_at = rec.finished_at = now()
+                rec.started_at = rec.finished_at = self.s.clock()
                 return hit, CACHED
 
         keyed = None
@@ -739,7 +741,7 @@ class WorkflowRun:
             rec.attempts = attempt
             rec.status = RUNNING
             if rec.started_at is None:
-                rec.started_at = now()
+                rec.started_at = self.s.clock()
             await self._write_step(rec)
             s.metrics.steps_started += 1
             if self._first_step:
@@ -751,7 +753,7 @@ class WorkflowRun:
                     StepStarted(
                         execution_id=self.record.id,
                         workflow=self.record.workflow,
-                        at=now(),
+                        at=self.s.clock(),
                         step_id=sp.id,
                         attempt=attempt,
                     )
@@ -770,7 +772,7 @@ class WorkflowRun:
                         StepRetrying(
                             execution_id=self.record.id,
                             workflow=self.record.workflow,
-                            at=now(),
+                            at=self.s.clock(),
                             step_id=sp.id,
                             attempt=attempt,
                             delay=delay,
@@ -865,7 +867,7 @@ class WorkflowRun:
                     StepProgress(
                         execution_id=self.record.id,
                         workflow=self.record.workflow,
-                        at=now(),
+                        at=self.s.clock(),
                         step_id=sp.id,
                         done=done,
                         total=total,
@@ -902,6 +904,7 @@ class WorkflowRun:
                 parent_id=self.record.id,
                 parent_step=sp.id,
                 definition=self.record.definition,
+                created_at=s.clock(),
             )
             await s.store.create_execution(record)
             child = WorkflowRun(s, child_plan, record)
@@ -932,6 +935,7 @@ def new_record(
     definition: str | None = None,
     owner: str | None = None,
     lease_expires_at: float | None = None,
+    created_at: float | None = None,
 ) -> ExecutionRecord:
     """A fresh ``pending`` execution record with a ``pending`` record per step."""
     return ExecutionRecord(
@@ -946,7 +950,7 @@ def new_record(
         owner=owner,
         lease_expires_at=lease_expires_at,
         definition=definition,
-        created_at=now(),
+        created_at=now() if created_at is None else created_at,
         steps=[StepRecord(step_id=sp.id, handler=sp.handler_name) for sp in plan.steps],
     )
 

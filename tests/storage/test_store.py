@@ -431,3 +431,23 @@ async def test_cancel_execution_is_the_one_meaning_of_cancelled(store: Store) ->
     ]
     assert (await store.get_execution("kid")).status == "cancelled"
     assert not await store.cancel_execution("e", "again", 10.0)  # finished: nothing changes
+
+
+def test_the_rules_as_predicates() -> None:
+    # The same rules the SQL conditions say (corral/storage/rules.py); the store
+    # cases above check each backend against them.
+    from corral.storage import rules
+
+    orphan = _record("o", owner="dead", lease=10.0)
+    assert rules.unfinished(orphan) and not rules.lease_held(orphan, 20.0)
+    assert rules.lease_held(orphan, 5.0)
+    assert rules.claimable(orphan, "me", 20.0) and not rules.claimable(orphan, "dead", 20.0)
+    assert not rules.claimable(orphan, "me", 5.0)  # the lease still runs
+    kid = _record("k", owner="dead", lease=10.0, parent=("o", "s"))
+    assert not rules.claimable(kid, "me", 20.0)  # children go with their parent
+    orphan.finished_at, orphan.status = 15.0, "succeeded"
+    assert not rules.unfinished(orphan) and not rules.claimable(orphan, "me", 20.0)
+    assert rules.not_owned(orphan, "me") and not rules.not_owned(orphan, "dead")
+    first = DefinitionRecord("wf", "1", "a", b"{}", 1.0)
+    later = DefinitionRecord("wf", "2", "b", b"{}", 2.0)
+    assert rules.newest([later, first]) is later and rules.newest([]) is None

@@ -16,6 +16,7 @@ from corral.model import (
     StepRecord,
 )
 from corral.status import CANCELLED, RUNNING, UNFINISHED
+from corral.storage import rules
 from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["MemoryStore"]
@@ -74,8 +75,7 @@ class MemoryStore:
     ) -> DefinitionRecord | None:
         if version is not None:
             return self._definitions.get((name, version))
-        found = [d for (n, _), d in self._definitions.items() if n == name]
-        return max(found, key=lambda d: d.created_at) if found else None
+        return rules.newest(d for (n, _), d in self._definitions.items() if n == name)
 
     async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
         return self._by_digest.get(digest)
@@ -234,7 +234,7 @@ class MemoryStore:
     async def renew_leases(self, owner: str, until: float) -> list[str]:
         cancel: list[str] = []
         for rec in self._executions.values():
-            if rec.owner == owner and rec.status not in TERMINAL_EXECUTION:
+            if rec.owner == owner and rules.unfinished(rec):
                 rec.lease_expires_at = until
                 if rec.cancel_requested:
                     cancel.append(rec.id)
@@ -242,18 +242,15 @@ class MemoryStore:
 
     async def lost(self, owner: str, execution_ids: list[str]) -> list[str]:
         return [
-            i for i in execution_ids if i in self._executions and self._executions[i].owner != owner
+            i
+            for i in execution_ids
+            if i in self._executions and rules.not_owned(self._executions[i], owner)
         ]
 
     async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
         claimed: list[str] = []
         for rec in self._executions.values():
-            if (
-                rec.parent_id is None
-                and rec.status not in TERMINAL_EXECUTION
-                and (rec.lease_expires_at is None or rec.lease_expires_at < now)
-                and rec.owner != owner
-            ):
+            if rules.claimable(rec, owner, now):
                 rec.owner = owner
                 rec.lease_expires_at = until
                 claimed.append(rec.id)
@@ -261,10 +258,9 @@ class MemoryStore:
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         rec = self._get(execution_id)
-        if rec.status not in TERMINAL_EXECUTION:
-            held = rec.lease_expires_at is not None and rec.lease_expires_at >= now
+        if rules.unfinished(rec):
             rec.cancel_requested = True
-            if not held:
+            if not rules.lease_held(rec, now):
                 error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
                 await self._cancel([execution_id], error, now, None)
         return await self.get_execution(execution_id)

@@ -44,6 +44,7 @@ from corral.model import (
 )
 from corral.status import RUNNING, UNFINISHED, sql_in
 from corral.storage import migrate as migrations
+from corral.storage import rules
 from corral.storage.base import CacheEntry, DefinitionRecord
 
 __all__ = ["SQLiteStore"]
@@ -945,11 +946,11 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str]:
             conn.execute(
                 "UPDATE workflow_executions SET lease_expires_at = ? WHERE owner = ? "
-                "AND finished_at IS NULL",
+                f"AND {rules.UNFINISHED_SQL}",
                 (until, owner),
             )
             rows = conn.execute(
-                "SELECT id FROM workflow_executions WHERE owner = ? AND finished_at IS NULL "
+                f"SELECT id FROM workflow_executions WHERE owner = ? AND {rules.UNFINISHED_SQL} "
                 "AND cancel_requested = 1",
                 (owner,),
             ).fetchall()
@@ -965,8 +966,8 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str]:
             marks = ", ".join("?" for _ in ids)
             rows = conn.execute(
-                f"SELECT id FROM workflow_executions WHERE id IN ({marks}) AND "
-                "(owner IS NULL OR owner != ?)",
+                f"SELECT id FROM workflow_executions WHERE id IN ({marks}) "
+                f"AND {rules.NOT_OWNED_SQL}",
                 (*ids, owner),
             ).fetchall()
             return [r[0] for r in rows]
@@ -977,10 +978,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(
                 "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? "
-                "WHERE parent_id IS NULL AND finished_at IS NULL "
-                f"AND status IN {_UNFINISHED} "
-                "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
-                "AND (owner IS NULL OR owner != ?) RETURNING id",
+                f"WHERE {rules.CLAIMABLE_SQL} RETURNING id",
                 (owner, until, now, owner),
             ).fetchall()
             return sorted(r[0] for r in rows)
@@ -990,9 +988,8 @@ class SQLiteStore:
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         def op(conn: sqlite3.Connection) -> ExecutionRecord:
             record = _get_execution(conn, execution_id)
-            if record.finished_at is None and record.status in UNFINISHED:
-                held = record.lease_expires_at is not None and record.lease_expires_at >= now
-                if held:
+            if rules.unfinished(record):
+                if rules.lease_held(record, now):
                     conn.execute(
                         "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = ?",
                         (execution_id,),

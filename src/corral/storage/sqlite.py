@@ -290,7 +290,6 @@ class SQLiteStore:
         self.create = create
         self.readonly = readonly  # list/show: opened read-only, nothing ever written
         self.init = init  # add corral's tables to a database that holds others'
-
         self.auto_migrate = auto_migrate
         self.check_schema = check_schema  # off only for `corral migrate`, which fixes it
         self.busy_timeout = busy_timeout

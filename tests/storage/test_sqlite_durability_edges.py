@@ -163,11 +163,11 @@ async def test_many_queued_running_records_stay_foldable(tmp_path: Path) -> None
     db = tmp_path / "r.db"
     store = SQLiteStore(f"sqlite:///{db}", db)
     await store.open()
-    store._writer = True  # a writer that has not taken anything yet
+    store._commits.writing = True  # a writer that has not taken anything yet
     record = StepRecord(step_id="a", handler="h", status="running", attempts=1, started_at=1.0)
     for i in range(25_000):
         await store.record_step(f"e{i}", record, owner="me", wait=False)
     assert len(store._running_ops) == 25_000
     assert store._running_limit >= 2 * 10_000
-    store._writer = False
+    store._commits.writing = False
     await store.close()

@@ -46,6 +46,7 @@ from corral.status import RUNNING, UNFINISHED, sql_in
 from corral.storage import migrate as migrations
 from corral.storage import rules
 from corral.storage.base import CacheEntry, DefinitionRecord
+from corral.storage.group_commit import GroupCommit, Op, wait_for_op, wake
 
 __all__ = ["SQLiteStore"]
 
@@ -127,69 +128,6 @@ def _step(row: Sequence[Any]) -> StepRecord:
     )
 
 
-def _wake(op: _Op) -> None:
-    """The op is done (committed, or failed): wake whoever waits for it."""
-    op.finished = True
-    waiters, op.waiters = op.waiters, None
-    for task in waiters or ():
-        trio.lowlevel.reschedule(task)
-
-
-async def _wait(op: _Op, shield: bool) -> None:
-    """Wait for ``op``. Shielded, the wait cannot be interrupted: a status write
-    runs to its end and the caller's cancellation takes effect after (what a
-    shielded cancel scope would give, at a fraction of its cost)."""
-    if op.finished:
-        return
-    task = trio.lowlevel.current_task()
-    if op.waiters is None:
-        op.waiters = [task]
-    else:
-        op.waiters.append(task)
-
-    def abort(_: Any) -> trio.lowlevel.Abort:
-        if shield:
-            return trio.lowlevel.Abort.FAILED
-        if op.waiters is not None and task in op.waiters:
-            op.waiters.remove(task)
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    await trio.lowlevel.wait_task_rescheduled(abort)
-
-
-class _Op:
-    __slots__ = (
-        "atomic",
-        "error",
-        "finished",
-        "fn",
-        "gen",
-        "on_error",
-        "result",
-        "waiters",
-        "write",
-    )
-
-    def __init__(
-        self,
-        fn: Callable[[sqlite3.Connection], Any],
-        write: bool,
-        on_error: Callable[[BaseException], None] | None = None,
-        atomic: bool = False,
-    ) -> None:
-        self.fn = fn
-        self.write = write
-        # atomic: at most one write statement, so a failure leaves nothing
-        # behind (SQLite undoes a failed statement) and no savepoint is needed.
-        self.atomic = atomic or not write
-        self.gen = -1  # the writer's batch generation when queued
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.finished = False
-        self.waiters: list[trio.lowlevel.Task] | None = None
-        self.on_error = on_error  # for writes nobody waits for
-
-
 #: How long the check for damaged pages may take when a database opens for
 #: writing (a larger file is checked as far as this allows).
 QUICK_CHECK_SECONDS = 0.5
@@ -235,7 +173,7 @@ def _store_error(exc: BaseException, path: str) -> BaseException:
     return exc
 
 
-def _apply(conn: sqlite3.Connection, batch: list[_Op], path: str, *, guard: bool) -> bool:
+def _apply(conn: sqlite3.Connection, batch: list[Op], path: str, *, guard: bool) -> bool:
     """Run a batch's ops in order inside the open transaction. A failing op gets
     its error and the others go on: SQLite undoes a failed statement, so an
     atomic op (one write statement), or any op that changed no row before it
@@ -294,29 +232,23 @@ class SQLiteStore:
         self.check_schema = check_schema  # off only for `corral migrate`, which fixes it
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[_Op] = []
-        self._wake = trio.Event()
-        self._writer = False
-        self._closing = False
+        self._commits = GroupCommit(self._hop)
         self._closed = False
-        self._writer_done = trio.Event()
-        self._lock = trio.Lock()
         # Executions whose queued (not waited for) insert failed: rare, popped
         # when their start is refused.
         self._failed_creates: dict[str, BaseException] = {}
-        self._gen = 0
         # Queued inserts a start can still be folded into: id -> (op, [status,
         # owner, started_at]); and queued `running` step records a terminal
         # record of the same step supersedes. Both only save work: see
         # start_execution and record_step.
-        self._unstarted: dict[str, tuple[_Op, list[Any]]] = {}
-        self._running_ops: dict[tuple[str, str], _Op] = {}
+        self._unstarted: dict[str, tuple[Op, list[Any]]] = {}
+        self._running_ops: dict[tuple[str, str], Op] = {}
         self._running_limit = 10_000
         # Inserts not waited for, until their execution's run waits for them
         # (wait_created); step records not waited for that failed, written
         # again ahead of their execution's finish.
-        self._creating: dict[str, _Op] = {}
-        self._unacknowledged: collections.deque[_Op] = collections.deque()
+        self._creating: dict[str, Op] = {}
+        self._unacknowledged: collections.deque[Op] = collections.deque()
         self._failed_steps: dict[str, list[Callable[[sqlite3.Connection], Any]]] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
@@ -413,47 +345,14 @@ class SQLiteStore:
             )
 
     async def run(self) -> None:
-        """The group-commit writer: one transaction per batch of queued work.
-
-        Shielded: only :meth:`close` stops it (after the queue is drained), so a
-        cancel of the surrounding nursery never drops queued status writes.
-        Whoever starts it must call :meth:`close`.
-        """
-        self._writer = True
-        try:
-            with trio.CancelScope(shield=True):
-                while True:
-                    if not self._pending:
-                        if self._closing:
-                            return
-                        await self._wake.wait()
-                        self._wake = trio.Event()
-                        continue
-                    batch, self._pending = self._pending, []
-                    self._gen += 1  # what was queued before this is no longer changeable
-                    try:
-                        async with self._lock:
-                            await self._hop(batch)
-                    finally:
-                        for op in batch:  # never left waiting, whatever happened
-                            if not op.finished:
-                                op.error = op.error or StoreError("the write was not done")
-                                _wake(op)
-        finally:
-            self._writer = False
-            for op in self._pending:
-                op.error = StoreError("the store closed before this write was done")
-                _wake(op)
-            self._pending = []
-            self._writer_done.set()
+        """The group-commit writer (:class:`GroupCommit`): one transaction per
+        batch of queued work. Whoever starts it must call :meth:`close`."""
+        await self._commits.run()
 
     async def close(self) -> None:
         if self._closed:
             return
-        self._closing = True
-        self._wake.set()
-        if self._writer:
-            await self._writer_done.wait()
+        await self._commits.stop()
         self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -473,28 +372,15 @@ class SQLiteStore:
     ) -> T:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        result: T = await self._run_op(_Op(fn, write, on_error, atomic), wait, shield)
+        result: T = await self._run_op(Op(fn, write, on_error, atomic), wait, shield)
         return result
 
-    async def _run_op(self, op: _Op, wait: bool = True, shield: bool = False) -> Any:
+    async def _run_op(self, op: Op, wait: bool = True, shield: bool = False) -> Any:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        if self._writer and not self._closing:
-            op.gen = self._gen
-            self._pending.append(op)
-            self._wake.set()
-            if not wait:
-                return None
-            await _wait(op, shield)
-        else:
-            with trio.CancelScope(shield=shield):
-                async with self._lock:
-                    await self._hop([op])
-        if op.error is not None:
-            raise op.error
-        return op.result
+        return await self._commits.submit(op, wait_for=wait, shield=shield)
 
-    async def _hop(self, batch: list[_Op]) -> None:
+    async def _hop(self, batch: list[Op]) -> None:
         """One thread hop, one transaction; interrupt the statement if cancelled."""
         finished = False
 
@@ -520,10 +406,10 @@ class SQLiteStore:
                     op.error = StoreError("the write was cancelled before it ran")
                 if op.error is not None and op.on_error is not None:
                     op.on_error(op.error)
-                _wake(op)
+                wake(op)
         result.unwrap()
 
-    def _run_batch(self, batch: list[_Op], ran: list[bool]) -> None:
+    def _run_batch(self, batch: list[Op], ran: list[bool]) -> None:
         ran.append(True)
         conn = self._conn
         assert conn is not None
@@ -682,8 +568,8 @@ class SQLiteStore:
         while pending and pending[0].finished:
             pending.popleft()
         if len(pending) >= MAX_UNACKNOWLEDGED:
-            await _wait(pending.popleft(), shield=True)
-        queued = _Op(op, True, partial(self._create_failed, r.id))
+            await wait_for_op(pending.popleft(), shield=True)
+        queued = Op(op, True, partial(self._create_failed, r.id))
         await self._run_op(queued, wait=False)
         pending.append(queued)
         if queued.gen >= 0:
@@ -695,7 +581,7 @@ class SQLiteStore:
         op = self._creating.pop(execution_id, None)
         if op is None:
             return
-        await _wait(op, shield=True)
+        await wait_for_op(op, shield=True)
         if op.error is not None:
             raise StoreError(f"execution {execution_id} could not be stored: {op.error}")
 
@@ -747,14 +633,14 @@ class SQLiteStore:
                 raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
 
         queued = self._unstarted.pop(execution_id, None)
-        if queued is not None and queued[0].gen == self._gen:
+        if queued is not None and queued[0].gen == self._commits.gen:
             # Its insert is still queued: it is inserted as started (one write
             # instead of two), and waited for like the update would be.
             insert, state = queued
             state[:] = [RUNNING, owner, started_at]
             if not wait:
                 return
-            await _wait(insert, shield=True)
+            await wait_for_op(insert, shield=True)
             if insert.error is not None:
                 raise StoreError(
                     f"execution {execution_id} could not be stored: {insert.error}"
@@ -824,12 +710,12 @@ class SQLiteStore:
         key = (execution_id, s.step_id)
         if terminal:
             running = self._running_ops.pop(key, None)
-            if running is not None and running.gen == self._gen:
+            if running is not None and running.gen == self._commits.gen:
                 running.fn = op
                 if not wait:
                     running.on_error = partial(self._step_write_failed, execution_id, op)
                     return
-                await _wait(running, shield=True)
+                await wait_for_op(running, shield=True)
                 if running.error is not None:
                     raise running.error
                 return
@@ -839,7 +725,7 @@ class SQLiteStore:
                 failed = partial(self._step_write_failed, execution_id, op)
                 await self._call(op, atomic=True, wait=False, on_error=failed)
             return
-        queued = _Op(op, True, atomic=True)
+        queued = Op(op, True, atomic=True)
         await self._run_op(queued, wait=False)
         if queued.gen >= 0:
             if len(self._running_ops) > self._running_limit:
@@ -847,7 +733,7 @@ class SQLiteStore:
                 # was taken); the limit doubles with what stays, so the sweep
                 # is amortised even with many thousands of steps in flight.
                 self._running_ops = {
-                    k: o for k, o in self._running_ops.items() if o.gen == self._gen
+                    k: o for k, o in self._running_ops.items() if o.gen == self._commits.gen
                 }
                 self._running_limit = max(10_000, 2 * len(self._running_ops))
             self._running_ops[key] = queued
@@ -1112,7 +998,7 @@ class SQLiteStore:
 
         if self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        async with self._lock:
+        async with self._commits.lock:
             try:
                 return await trio.to_thread.run_sync(op, self._conn)
             except Exception as exc:
@@ -1122,7 +1008,7 @@ class SQLiteStore:
         if self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
         conn = self._conn
-        async with self._lock:
+        async with self._commits.lock:
             return await trio.to_thread.run_sync(migrations.current_version, conn)
 
 

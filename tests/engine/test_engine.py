@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,9 @@ import trio
 import corral
 import corral.plugins
 import corral.storage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _faulty_store import FaultyStore  # noqa: E402
 
 
 def _wf() -> corral.Workflow:
@@ -334,38 +339,11 @@ async def test_gc_freeze_while_engines_are_open() -> None:
         gc.set_threshold(*thresholds)
 
 
-class _TakeoverStore(corral.storage.MemoryStore):
-    """A real memory store: writes that fail on demand (an engine that can no
-    longer record anything gives its executions up, as a dead one would), and
-    reads of chosen executions that fail once (a database locked a moment)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail_writes = False
-        self.fail_get_once: set[str] = set()
-
-    async def record_step(self, *args: Any, **kwargs: Any) -> None:
-        if self.fail_writes:
-            raise corral.StoreError("disk I/O error")
-        await super().record_step(*args, **kwargs)
-
-    async def finish_execution(self, *args: Any, **kwargs: Any) -> None:
-        if self.fail_writes:
-            raise corral.StoreError("disk I/O error")
-        await super().finish_execution(*args, **kwargs)
-
-    async def get_execution(self, execution_id: str) -> Any:
-        if execution_id in self.fail_get_once:
-            self.fail_get_once.discard(execution_id)
-            raise corral.StoreError("database is locked")
-        return await super().get_execution(execution_id)
-
-
 async def test_one_store_error_during_takeover_strands_nothing() -> None:
     # Issue 11, point 12: one StoreError ended the takeover loop; the rest of
     # the claimed batch stayed owned, leased and never run (and at open, the
     # error failed open_engine).
-    store = _TakeoverStore()
+    store = FaultyStore("disk I/O error")
     limits = corral.Limits(status_write_timeout=0.2)
     wf = corral.Workflow("w")
     wf.step("s", "core.sleep", seconds=0.5)

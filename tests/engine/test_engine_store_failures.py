@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +17,8 @@ import trio
 import corral
 import corral.storage
 
-
-class _Breakable(corral.storage.MemoryStore):
-    """A real memory store whose writes fail while ``broken`` (an injected fault)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.broken = False
-
-    async def record_step(self, *args: Any, **kwargs: Any) -> None:
-        if self.broken:
-            raise corral.StoreError("database or disk is full")
-        await super().record_step(*args, **kwargs)
-
-    async def finish_execution(self, *args: Any, **kwargs: Any) -> None:
-        if self.broken:
-            raise corral.StoreError("database or disk is full")
-        await super().finish_execution(*args, **kwargs)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _faulty_store import FaultyStore  # noqa: E402
 
 
 def _two_steps(seconds: float) -> corral.Workflow:
@@ -50,16 +36,16 @@ async def _finished(engine: corral.Engine, execution_id: str, within: float) -> 
 
 
 async def test_an_execution_given_up_on_a_store_fault_is_resumed_by_its_engine() -> None:
-    store = _Breakable()
+    store = FaultyStore()
     limits = corral.Limits(status_write_timeout=0.3)
     async with corral.open_engine(store, entry_points=False, lease=1.0, limits=limits) as engine:
         handle = await engine.submit(_two_steps(0.2))
         await trio.sleep(0.05)
-        store.broken = True  # step a's end cannot be recorded: given up after 0.3 s
+        store.fail_writes = True  # step a's end cannot be recorded: given up after 0.3 s
         with pytest.raises(corral.WorkflowCancelled):
             await handle.result()
         assert (await engine.get(handle.id)).status == "running"
-        store.broken = False
+        store.fail_writes = False
         # resumed by this same engine within a lease period, not stuck `running`
         record = await _finished(engine, handle.id, within=5.0)
         assert record.status == "succeeded" and record.result == {"b": "done"}

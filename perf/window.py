@@ -8,7 +8,7 @@ is killed with SIGKILL after ``seconds``; every submission it acknowledged
 - ``window_ms``: from the oldest acknowledged submission that was lost to the
   kill (0 when none was lost);
 - ``lost``: how many acknowledged submissions were lost, next to the bound
-  (``corral.storage.sqlite.MAX_UNACKNOWLEDGED``);
+  (``corral.storage.batched.MAX_UNACKNOWLEDGED``);
 - ``acknowledged``: how many ``submit`` calls returned before the kill.
 
 Lost submissions never ran (a run waits for its record's commit before its
@@ -46,7 +46,7 @@ trio.run(main)
 
 
 def run_window_repeat(seconds: float, timeout: float) -> dict[str, Any]:
-    from corral.storage.sqlite import MAX_UNACKNOWLEDGED
+    from corral.storage.batched import MAX_UNACKNOWLEDGED
 
     with tempfile.TemporaryDirectory(prefix="corral-perf-window-") as tmp:
         db = Path(tmp) / "store.db"

@@ -18,18 +18,14 @@ it); an operation run without it that is cancelled mid-statement is stopped by
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
 import outcome
 import trio
 import trio.lowlevel
@@ -42,11 +38,11 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
-from corral.status import RUNNING, UNFINISHED, sql_in
 from corral.storage import migrate as migrations
-from corral.storage import rules
+from corral.storage import rules, sql
 from corral.storage.base import CacheEntry, DefinitionRecord
-from corral.storage.group_commit import GroupCommit, Op, wait_for_op, wake
+from corral.storage.batched import BatchedStore, WriteFn
+from corral.storage.group_commit import Op, wake
 
 __all__ = ["SQLiteStore"]
 
@@ -54,78 +50,9 @@ log = logging.getLogger("corral.store")
 
 T = TypeVar("T")
 
-_enc = msgspec.json.Encoder()
-_dec = msgspec.json.Decoder()
-_err_dec = msgspec.json.Decoder(ErrorInfo)
-_warnings_dec = msgspec.json.Decoder(list[str])
-_UNFINISHED = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
-
-#: Submissions (without a key) that may have returned before their insert
-#: was committed: the most a crash can lose (docs/architecture.md, Admission).
-MAX_UNACKNOWLEDGED = 500
 #: Executions per statement of a bulk operation (SQLite's default limit on
 #: bound parameters is 32,766).
 _BULK = 1000
-
-_EXEC_COLUMNS = (
-    "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
-    "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
-    "started_at, finished_at"
-)
-_STEP_COLUMNS = (
-    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings"
-)
-
-
-def _blob(value: Any) -> bytes:
-    return _enc.encode(value)
-
-
-def _opt_blob(value: Any) -> bytes | None:
-    return None if value is None else _enc.encode(value)
-
-
-def _version(text: str) -> int | str:
-    value = msgspec.json.decode(text)
-    return value if isinstance(value, (int, str)) else str(value)
-
-
-def _execution(row: Sequence[Any], steps: list[StepRecord] | None = None) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=row[0],
-        workflow=row[1],
-        version=_version(row[2]),
-        definition=row[3],
-        status=row[4],
-        priority=row[5],
-        inputs=_dec.decode(row[6]),
-        result=None if row[7] is None else _dec.decode(row[7]),
-        error=None if row[8] is None else _err_dec.decode(row[8]),
-        parent_id=row[9],
-        parent_step=row[10],
-        key=row[11],
-        owner=row[12],
-        lease_expires_at=row[13],
-        cancel_requested=bool(row[14]),
-        created_at=row[15],
-        started_at=row[16],
-        finished_at=row[17],
-        steps=steps or [],
-    )
-
-
-def _step(row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        step_id=row[0],
-        handler=row[1],
-        status=row[2],
-        attempts=row[3],
-        output=None if row[4] is None else _dec.decode(row[4]),
-        error=None if row[5] is None else _err_dec.decode(row[5]),
-        started_at=row[6],
-        finished_at=row[7],
-        warnings=[] if row[8] is None else _warnings_dec.decode(row[8]),
-    )
 
 
 #: How long the check for damaged pages may take when a database opens for
@@ -206,7 +133,7 @@ def _apply(conn: sqlite3.Connection, batch: list[Op], path: str, *, guard: bool)
     return True
 
 
-class SQLiteStore:
+class SQLiteStore(BatchedStore):
     """Implements :class:`corral.storage.base.Store` on one SQLite file."""
 
     def __init__(
@@ -231,25 +158,8 @@ class SQLiteStore:
         self.auto_migrate = auto_migrate
         self.check_schema = check_schema  # off only for `corral migrate`, which fixes it
         self.busy_timeout = busy_timeout
+        super().__init__()
         self._conn: sqlite3.Connection | None = None
-        self._commits = GroupCommit(self._hop)
-        self._closed = False
-        # Executions whose queued (not waited for) insert failed: rare, popped
-        # when their start is refused.
-        self._failed_creates: dict[str, BaseException] = {}
-        # Queued inserts a start can still be folded into: id -> (op, [status,
-        # owner, started_at]); and queued `running` step records a terminal
-        # record of the same step supersedes. Both only save work: see
-        # start_execution and record_step.
-        self._unstarted: dict[str, tuple[Op, list[Any]]] = {}
-        self._running_ops: dict[tuple[str, str], Op] = {}
-        self._running_limit = 10_000
-        # Inserts not waited for, until their execution's run waits for them
-        # (wait_created); step records not waited for that failed, written
-        # again ahead of their execution's finish.
-        self._creating: dict[str, Op] = {}
-        self._unacknowledged: collections.deque[Op] = collections.deque()
-        self._failed_steps: dict[str, list[Callable[[sqlite3.Connection], Any]]] = {}
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -344,43 +254,17 @@ class SQLiteStore:
                 "run `corral migrate`"
             )
 
-    async def run(self) -> None:
-        """The group-commit writer (:class:`GroupCommit`): one transaction per
-        batch of queued work. Whoever starts it must call :meth:`close`."""
-        await self._commits.run()
+    def _connected(self) -> bool:
+        return self._conn is not None
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        await self._commits.stop()
-        self._closed = True
+    async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             await trio.to_thread.run_sync(conn.close)
 
     # ------------------------------------------------------------ plumbing
 
-    async def _call(
-        self,
-        fn: Callable[[sqlite3.Connection], T],
-        *,
-        write: bool = True,
-        wait: bool = True,
-        on_error: Callable[[BaseException], None] | None = None,
-        atomic: bool = False,
-        shield: bool = False,
-    ) -> T:
-        if self._closed or self._conn is None:
-            raise StoreError(f"the store {self.url} is closed")
-        result: T = await self._run_op(Op(fn, write, on_error, atomic), wait, shield)
-        return result
-
-    async def _run_op(self, op: Op, wait: bool = True, shield: bool = False) -> Any:
-        if self._closed or self._conn is None:
-            raise StoreError(f"the store {self.url} is closed")
-        return await self._commits.submit(op, wait_for=wait, shield=shield)
-
-    async def _hop(self, batch: list[Op]) -> None:
+    async def _execute(self, batch: list[Op]) -> None:
         """One thread hop, one transaction; interrupt the statement if cancelled."""
         finished = False
 
@@ -506,41 +390,17 @@ class SQLiteStore:
 
     # ------------------------------------------------------------ executions
 
-    async def create_execution(
-        self, record: ExecutionRecord, *, wait: bool = True
-    ) -> tuple[ExecutionRecord, bool]:
+    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
         r = record
-        row = (
-            r.id,
-            r.workflow,
-            msgspec.json.encode(r.version).decode(),
-            r.definition,
-            r.status,
-            r.priority,
-            _blob(r.inputs),
-            _opt_blob(r.result),
-            _opt_blob(r.error),
-            r.parent_id,
-            r.parent_step,
-            r.key,
-            r.owner,
-            r.lease_expires_at,
-            int(r.cancel_requested),
-            r.created_at,
-            r.started_at,
-            r.finished_at,
-        )
+        row = sql.execution_row(r)
         steps = [
             (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
         ]
 
-        # status, owner, started_at: a start folded in before the insert runs
-        state: list[Any] = [r.status, r.owner, r.started_at]
-
         def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
             values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], row[17])
             cur = conn.execute(
-                f"INSERT INTO workflow_executions ({_EXEC_COLUMNS}) VALUES "
+                f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
                 values,
@@ -557,71 +417,11 @@ class SQLiteStore:
             )
             return record, True
 
-        if wait or r.key is not None:  # idempotency is decided by the insert: wait for it
-            return await self._call(op)
-        # Queued, not waited for: it commits with the next batch, before any later
-        # write or read (start_execution, get_execution ...) that is queued after it.
-        # At most MAX_UNACKNOWLEDGED submissions returned without their commit:
-        # past that, this one waits for the oldest (under a burst the writer
-        # falls behind, and what a crash could lose grew with it).
-        pending = self._unacknowledged
-        while pending and pending[0].finished:
-            pending.popleft()
-        if len(pending) >= MAX_UNACKNOWLEDGED:
-            await wait_for_op(pending.popleft(), shield=True)
-        queued = Op(op, True, partial(self._create_failed, r.id))
-        await self._run_op(queued, wait=False)
-        pending.append(queued)
-        if queued.gen >= 0:
-            self._unstarted[r.id] = (queued, state)
-            self._creating[r.id] = queued
-        return record, True
+        return op
 
-    async def wait_created(self, execution_id: str) -> None:
-        op = self._creating.pop(execution_id, None)
-        if op is None:
-            return
-        await wait_for_op(op, shield=True)
-        if op.error is not None:
-            raise StoreError(f"execution {execution_id} could not be stored: {op.error}")
-
-    def _create_failed(self, execution_id: str, error: BaseException) -> None:
-        self._failed_creates[execution_id] = error
-
-    def _step_write_failed(
-        self, execution_id: str, write: Callable[[sqlite3.Connection], Any], error: BaseException
-    ) -> None:
-        log.warning(
-            "a queued step record of %s failed (%s); retried at its finish", execution_id, error
-        )
-        self._failed_steps.setdefault(execution_id, []).append(write)
-
-    @staticmethod
-    def _unwaited_failed(error: BaseException) -> None:
-        # A write nobody waited for: the execution's next waited, fenced write
-        # (its finish) fails the same way and decides; this is for the log.
-        log.warning("a queued store write failed: %s", error)
-
-    async def start_execution(
-        self,
-        execution_id: str,
-        owner: str,
-        started_at: float,
-        *,
-        claim: bool = False,
-        wait: bool = True,
-    ) -> None:
+    def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
         fence = "" if claim else " AND (owner IS NULL OR owner = ?)"
-        args = (
-            (owner, started_at, execution_id)
-            if claim
-            else (
-                owner,
-                started_at,
-                execution_id,
-                owner,
-            )
-        )
+        args = (owner, started_at, execution_id) + (() if claim else (owner,))
 
         def op(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
@@ -632,123 +432,35 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
 
-        queued = self._unstarted.pop(execution_id, None)
-        if queued is not None and queued[0].gen == self._commits.gen:
-            # Its insert is still queued: it is inserted as started (one write
-            # instead of two), and waited for like the update would be.
-            insert, state = queued
-            state[:] = [RUNNING, owner, started_at]
-            if not wait:
-                return
-            await wait_for_op(insert, shield=True)
-            if insert.error is not None:
-                raise StoreError(
-                    f"execution {execution_id} could not be stored: {insert.error}"
-                ) from None
-            return
-        if not wait:  # the caller knows no other engine can own it yet
-            await self._call(op, atomic=True, wait=False, on_error=self._unwaited_failed)
-            return
-        # Waited for: a stale engine must learn it lost the execution before running it.
-        try:
-            await self._call(op, atomic=True, shield=True)
-        except LeaseLost:
-            failed = self._failed_creates.pop(execution_id, None)
-            if failed is not None:  # never inserted: say why, not "taken over"
-                raise StoreError(
-                    f"execution {execution_id} could not be stored: {failed}"
-                ) from None
-            raise
+        return op
 
-    async def record_step(
-        self,
-        execution_id: str,
-        step: StepRecord,
-        *,
-        owner: str | None = None,
-        wait: bool = True,
-    ) -> None:
-        if self.durability == "none":
-            return
-        s = step
-        terminal = s.status in TERMINAL_STEP
-        values = (
-            s.status,
-            s.attempts,
-            s.handler,
-            _opt_blob(s.output),
-            _opt_blob(s.error),
-            s.started_at,
-            s.finished_at,
-            _blob(s.warnings) if s.warnings else None,
-            execution_id,
-            s.step_id,
-        )
+    def _step_fn(self, execution_id: str, step: StepRecord, owner: str | None) -> WriteFn:
+        terminal = step.status in TERMINAL_STEP
+        values = sql.step_values(execution_id, step)
+        if owner is None:
 
-        def op(conn: sqlite3.Connection) -> None:
-            if owner is None:
-                conn.execute(
-                    "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, "
-                    "output = ?, error = ?, started_at = ?, finished_at = ?, warnings = ? "
-                    "WHERE execution_id = ? AND step_id = ?",
-                    values,
-                )
-                return
-            cur = conn.execute(
-                "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
-                "error = ?, started_at = ?, finished_at = ?, warnings = ? WHERE execution_id = ? "
-                "AND step_id = ? AND EXISTS (SELECT 1 FROM workflow_executions "
-                "WHERE id = ? AND owner = ?)",
-                (*values, execution_id, owner),
-            )
+            def op(conn: sqlite3.Connection) -> None:
+                conn.execute(sql.STEP_UPDATE, values)
+
+            return op
+
+        def fenced(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(sql.STEP_UPDATE + sql.STEP_FENCE, (*values, execution_id, owner))
             if cur.rowcount == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        # Terminal records are durable before this returns; `running` ones ride
-        # along, and one still queued when its step's terminal record comes
-        # becomes that record (it said nothing the terminal one does not).
-        key = (execution_id, s.step_id)
-        if terminal:
-            running = self._running_ops.pop(key, None)
-            if running is not None and running.gen == self._commits.gen:
-                running.fn = op
-                if not wait:
-                    running.on_error = partial(self._step_write_failed, execution_id, op)
-                    return
-                await wait_for_op(running, shield=True)
-                if running.error is not None:
-                    raise running.error
-                return
-            if wait:
-                await self._call(op, atomic=True, shield=True)
-            else:
-                failed = partial(self._step_write_failed, execution_id, op)
-                await self._call(op, atomic=True, wait=False, on_error=failed)
-            return
-        queued = Op(op, True, atomic=True)
-        await self._run_op(queued, wait=False)
-        if queued.gen >= 0:
-            if len(self._running_ops) > self._running_limit:
-                # Forget the entries that can no longer be folded (their batch
-                # was taken); the limit doubles with what stays, so the sweep
-                # is amortised even with many thousands of steps in flight.
-                self._running_ops = {
-                    k: o for k, o in self._running_ops.items() if o.gen == self._commits.gen
-                }
-                self._running_limit = max(10_000, 2 * len(self._running_ops))
-            self._running_ops[key] = queued
+        return fenced
 
-    async def finish_execution(
+    def _finish_fn(
         self,
         execution_id: str,
         status: ExecutionStatus,
-        *,
         result: Any,
         error: ErrorInfo | None,
         finished_at: float,
-        owner: str | None = None,
-    ) -> None:
-        values = (status, _opt_blob(result), _opt_blob(error), finished_at, execution_id)
+        owner: str | None,
+    ) -> WriteFn:
+        values = (status, sql.opt_blob(result), sql.opt_blob(error), finished_at, execution_id)
         fence = "" if owner is None else " AND owner = ?"
         args = values if owner is None else (*values, owner)
 
@@ -761,20 +473,7 @@ class SQLiteStore:
             if cur.rowcount == 0 and owner is not None:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        self._unstarted.pop(execution_id, None)
-        self._creating.pop(execution_id, None)
-        failed = self._failed_steps.pop(execution_id, None)
-        for i, write in enumerate(failed or ()):
-            # Step records nobody waited for and that failed (a transient lock):
-            # they go in first, so a finished execution never has a step
-            # left `running`; a failure here fails the finish (and is retried).
-            try:
-                await self._call(write, atomic=True, shield=True)
-            except BaseException:
-                assert failed is not None
-                self._failed_steps[execution_id] = failed[i:]
-                raise
-        await self._call(op, wait=self.durability != "none", atomic=True, shield=True)
+        return op
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(lambda conn: _get_execution(conn, execution_id), write=False)
@@ -815,13 +514,13 @@ class SQLiteStore:
             where.append("workflow = ?")
             args.append(workflow)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = (
-            f"SELECT {_EXEC_COLUMNS} FROM workflow_executions {clause} "
+        query = (
+            f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions {clause} "
             "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         )
 
         def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
-            return [_execution(row) for row in conn.execute(sql, (*args, limit))]
+            return [sql.execution(row) for row in conn.execute(query, (*args, limit))]
 
         return await self._call(op, write=False)
 
@@ -881,7 +580,7 @@ class SQLiteStore:
                     )
                 else:
                     error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
-                    _cancel(conn, [execution_id], _blob(error), now, None)
+                    _cancel(conn, [execution_id], sql.blob(error), now, None)
                 record = _get_execution(conn, execution_id)
             return record
 
@@ -890,7 +589,7 @@ class SQLiteStore:
     async def cancel_execution(
         self, execution_id: str, reason: str, now: float, *, owner: str | None = None
     ) -> bool:
-        blob = _blob(ErrorInfo("WorkflowCancelled", reason))
+        blob = sql.blob(ErrorInfo("WorkflowCancelled", reason))
         done: list[str] = await self._call(
             lambda conn: _cancel(conn, [execution_id], blob, now, owner), atomic=True
         )
@@ -899,7 +598,7 @@ class SQLiteStore:
     async def cancel_unstarted(
         self, execution_ids: list[str], owner: str, error: ErrorInfo, now: float
     ) -> list[str]:
-        blob = _blob(error)
+        blob = sql.blob(error)
 
         def op(conn: sqlite3.Connection) -> list[str]:
             done: list[str] = []
@@ -1045,7 +744,7 @@ def _cancel(
         marks = ", ".join("?" * len(changed))
         conn.execute(
             "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-            f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
+            f"WHERE execution_id IN ({marks}) AND status IN {sql.UNFINISHED_LIST}",
             (now, *changed),
         )
         for execution_id in changed:
@@ -1067,7 +766,7 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
     if not ids:
         return 0
     marks = ", ".join("?" for _ in ids)
-    error = _blob(ErrorInfo("WorkflowCancelled", "its parent was cancelled"))
+    error = sql.blob(ErrorInfo("WorkflowCancelled", "its parent was cancelled"))
     conn.execute(
         "UPDATE workflow_executions SET status = 'cancelled', error = ?, finished_at = ?, "
         f"lease_expires_at = NULL WHERE id IN ({marks})",
@@ -1075,7 +774,7 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
     )
     conn.execute(
         "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-        f"WHERE execution_id IN ({marks}) AND status IN {_UNFINISHED}",
+        f"WHERE execution_id IN ({marks}) AND status IN {sql.UNFINISHED_LIST}",
         (now, *ids),
     )
     return len(ids)
@@ -1083,18 +782,19 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
     row = conn.execute(
-        f"SELECT {_EXEC_COLUMNS} FROM workflow_executions WHERE id = ?", (execution_id,)
+        f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = ?", (execution_id,)
     ).fetchone()
     if row is None:
         raise ExecutionNotFound(execution_id)
     steps = [
-        _step(s)
+        sql.step(s)
         for s in conn.execute(
-            f"SELECT {_STEP_COLUMNS} FROM step_executions WHERE execution_id = ? ORDER BY position",
+            f"SELECT {sql.STEP_COLUMNS} FROM step_executions WHERE execution_id = ? "
+            "ORDER BY position",
             (execution_id,),
         )
     ]
-    return _execution(row, steps)
+    return sql.execution(row, steps)
 
 
 def default_path() -> Path:

@@ -1,0 +1,143 @@
+"""The rows of corral's tables, and the SQL every backend shares.
+
+Records are stored the same way on every backend: JSON values (inputs,
+outputs, errors) as msgspec-encoded bytes, times as seconds since the epoch
+(floats), the version as JSON text. Statements here use ``?`` placeholders
+(SQLite's); :func:`numbered` gives PostgreSQL's ``$1, $2 …``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from corral.model import ErrorInfo, ExecutionRecord, StepRecord
+from corral.status import UNFINISHED, sql_in
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder()
+_err_dec = msgspec.json.Decoder(ErrorInfo)
+_warnings_dec = msgspec.json.Decoder(list[str])
+UNFINISHED_LIST = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
+
+EXEC_COLUMNS = (
+    "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
+    "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
+    "started_at, finished_at"
+)
+STEP_COLUMNS = (
+    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings"
+)
+
+
+def blob(value: Any) -> bytes:
+    return _enc.encode(value)
+
+
+def opt_blob(value: Any) -> bytes | None:
+    return None if value is None else _enc.encode(value)
+
+
+def version_of(text: str) -> int | str:
+    value = msgspec.json.decode(text)
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def execution(row: Sequence[Any], steps: list[StepRecord] | None = None) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row[0],
+        workflow=row[1],
+        version=version_of(row[2]),
+        definition=row[3],
+        status=row[4],
+        priority=row[5],
+        inputs=_dec.decode(row[6]),
+        result=None if row[7] is None else _dec.decode(row[7]),
+        error=None if row[8] is None else _err_dec.decode(row[8]),
+        parent_id=row[9],
+        parent_step=row[10],
+        key=row[11],
+        owner=row[12],
+        lease_expires_at=row[13],
+        cancel_requested=bool(row[14]),
+        created_at=row[15],
+        started_at=row[16],
+        finished_at=row[17],
+        steps=steps or [],
+    )
+
+
+def step(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        step_id=row[0],
+        handler=row[1],
+        status=row[2],
+        attempts=row[3],
+        output=None if row[4] is None else _dec.decode(row[4]),
+        error=None if row[5] is None else _err_dec.decode(row[5]),
+        started_at=row[6],
+        finished_at=row[7],
+        warnings=[] if row[8] is None else _warnings_dec.decode(row[8]),
+    )
+
+
+def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
+    """An execution's values in the order of :data:`EXEC_COLUMNS`."""
+    return (
+        r.id,
+        r.workflow,
+        msgspec.json.encode(r.version).decode(),
+        r.definition,
+        r.status,
+        r.priority,
+        blob(r.inputs),
+        opt_blob(r.result),
+        opt_blob(r.error),
+        r.parent_id,
+        r.parent_step,
+        r.key,
+        r.owner,
+        r.lease_expires_at,
+        int(r.cancel_requested),
+        r.created_at,
+        r.started_at,
+        r.finished_at,
+    )
+
+
+def step_values(execution_id: str, s: StepRecord) -> tuple[Any, ...]:
+    """The values of :data:`STEP_UPDATE`."""
+    return (
+        s.status,
+        s.attempts,
+        s.handler,
+        opt_blob(s.output),
+        opt_blob(s.error),
+        s.started_at,
+        s.finished_at,
+        blob(s.warnings) if s.warnings else None,
+        execution_id,
+        s.step_id,
+    )
+
+
+STEP_UPDATE = (
+    "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
+    "error = ?, started_at = ?, finished_at = ?, warnings = ? WHERE execution_id = ? "
+    "AND step_id = ?"
+)
+#: Appended to STEP_UPDATE: only while the owner (? = id, owner) owns the execution.
+STEP_FENCE = " AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = ? AND owner = ?)"
+
+
+_MARK = re.compile(r"\?")
+
+
+def numbered(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2 …`` (PostgreSQL). No statement of
+    corral's has a ``?`` inside a string literal."""
+    count = iter(range(1, sql.count("?") + 1))
+    return _MARK.sub(lambda _: f"${next(count)}", sql)

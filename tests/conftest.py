@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import concurrent.futures
+import importlib.util
+import itertools
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +43,62 @@ def _memory_store_by_default() -> None:
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Caches written by tests (the analysis memo) stay out of the user's home."""
     os.environ["CORRAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("corral-cache"))
+
+
+def _pgcluster() -> Any:
+    spec = importlib.util.spec_from_file_location("pgcluster", Path(__file__).with_name("pgcluster.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the session: ``$CORRAL_TEST_POSTGRES`` (CI starts
+    one), else a throwaway cluster started here (tests/pgcluster.py); tests
+    that need it skip, with the reason, when neither is possible."""
+    url = os.environ.get("CORRAL_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    pgcluster = _pgcluster()
+    try:
+        cluster = pgcluster.start()
+    except pgcluster.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+def _admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    # In a thread of its own: this may be called from inside Trio (a fixture
+    # asked for by an async fixture), where asyncio.run refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a new, empty database on the session's server (dropped after)."""
+    name = f"corral_test_{os.getpid()}_{next(_databases)}"
+    _admin(postgres_server, f"CREATE DATABASE {name}")
+    base, _, _ = postgres_server.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _admin(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

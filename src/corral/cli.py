@@ -52,7 +52,7 @@ from corral.status import (
     TIMED_OUT,
     UNFINISHED,
 )
-from corral.storage import Store, default_store_url, open_store
+from corral.storage import Store, default_store_url, lifetime, open_store
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     cnc.add_argument("id", help="execution id")
     _store_option(cnc)
 
-    mig = sub.add_parser("migrate", help="apply or roll back schema migrations (SQLite)")
+    mig = sub.add_parser("migrate", help="apply or roll back schema migrations (SQLite or PostgreSQL)")
     mig.add_argument(
         "--to", metavar="N", help="target schema version (default: the newest; 0: empty)"
     )
@@ -847,6 +847,10 @@ def _with_store(
     store = open_store(url or default_store_url(), create=create, migrate=create, readonly=readonly)
 
     async def main() -> T:
+        async with lifetime(store):
+            return await opened()
+
+    async def opened() -> T:
         try:
             await store.open()
         except StoreError as exc:
@@ -1050,10 +1054,16 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from corral.storage import SQLiteStore
+    from corral.storage import PostgresStore, SQLiteStore
     from corral.storage.migrate import migrations
 
-    latest = len(migrations())
+    store = open_store(args.store or default_store_url(), create=True, migrate=None, init=args.init)
+    if not isinstance(store, (SQLiteStore, PostgresStore)):
+        raise UsageError(
+            f"corral migrate works on SQLite and PostgreSQL stores, not {store.url!r} "
+            "(an in-memory store has no schema to migrate)"
+        )
+    latest = len(migrations("postgres" if isinstance(store, PostgresStore) else "sqlite"))
     target: int | None = None
     if args.to is not None:
         try:
@@ -1062,22 +1072,16 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             target = -1
         if not 0 <= target <= latest:
             raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
-    store = open_store(args.store or default_store_url(), create=True, migrate=None, init=args.init)
-    if not isinstance(store, SQLiteStore):
-        raise UsageError(
-            f"corral migrate works on SQLite stores only, not {store.url!r} "
-            "(an in-memory store has no schema to migrate)"
-        )
-    sqlite_store = store
+    sql_store = store
 
     async def work(_: Store) -> tuple[list[str], int]:
-        done = await sqlite_store.migrate(target)
-        return done, await sqlite_store.schema_version()
+        done = await sql_store.migrate(target)
+        return done, await sql_store.schema_version()
 
     done, version = _with_store(store, work)
     for line in done:
         print(line)
-    where = sqlite_store.path
+    where = sql_store.path if isinstance(sql_store, SQLiteStore) else sql_store.url
     if not done:
         print(f"{where}: already at schema version {version}; nothing to do")
     else:

@@ -18,22 +18,27 @@ from corral.storage import (
     MemoryStore,
     SQLiteStore,
     Store,
+    lifetime,
     open_store,
 )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/store.db"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/store.db"
     s = open_store(url)
-    await s.open()
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(s.run)  # as in an engine: the batching writer
-            yield s
+    async with lifetime(s):
+        await s.open()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(s.run)  # as in an engine: the batching writer
+                yield s
+                await s.close()
+        finally:
             await s.close()
-    finally:
-        await s.close()
 
 
 def _record(

@@ -73,7 +73,7 @@ from corral.status import (
     SUCCEEDED,
     failure_for,
 )
-from corral.storage import Store, open_store
+from corral.storage import Store, lifetime, open_store
 from corral.storage.base import DefinitionRecord
 
 __all__ = ["Engine", "ExecutionHandle", "open_engine"]
@@ -875,72 +875,73 @@ async def open_engine(
         retention = _positive("retention", retention)
     registry = build_registry(plugins, entry_points=entry_points)
     the_store = open_store(store, durability=durability)
-    await the_store.open()
-    frozen = freeze_gc and _gc_freeze()
-    unwatch = interrupts.watch()  # a real Ctrl-C, told from a handler's KeyboardInterrupt
-    try:
-        async with (
-            workers.open_worker_context(grace_period=5.0) as worker_context,
-            trio.open_nursery() as nursery,
-        ):
-            nursery.start_soon(the_store.run)
-            engine: Engine | None = None
-            try:
-                engine = Engine(
-                    store=the_store,
-                    registry=registry,
-                    limits=limits,
-                    nursery=nursery,
-                    memory_reader=memory_reader,
-                    lease=lease,
-                    worker_context=worker_context,
-                    clock=clock or now,
-                )
-                if engine.resources.memory.enabled:
-                    engine.resources.memory.sample()
-                    nursery.start_soon(engine.resources.memory.run)
-                nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
+    async with lifetime(the_store):
+        await the_store.open()
+        frozen = freeze_gc and _gc_freeze()
+        unwatch = interrupts.watch()  # a real Ctrl-C, told from a handler's KeyboardInterrupt
+        try:
+            async with (
+                workers.open_worker_context(grace_period=5.0) as worker_context,
+                trio.open_nursery() as nursery,
+            ):
+                nursery.start_soon(the_store.run)
+                engine: Engine | None = None
                 try:
-                    await engine.cache.prune()  # expired and excess persisted results
-                except StoreError as exc:  # the cache can wait: the engine opens
-                    log.warning("result cache: pruning at open failed: %s", exc)
-                nursery.start_soon(engine.cache.keep_pruned)
-                await engine._take_over()
-                nursery.start_soon(engine._keep_leases)
-                if limits.loop_stall_warning > 0:
-                    watchdog = LoopWatchdog(
-                        limits.loop_stall_warning,
-                        engine._stalled,
-                        WorkflowRun._call_handler.__code__,
+                    engine = Engine(
+                        store=the_store,
+                        registry=registry,
+                        limits=limits,
+                        nursery=nursery,
+                        memory_reader=memory_reader,
+                        lease=lease,
+                        worker_context=worker_context,
+                        clock=clock or now,
                     )
-                    nursery.start_soon(watchdog.run)
-                if retention is not None:
-                    nursery.start_soon(engine._retain, retention)
-                try:
-                    yield engine
-                    await engine.close()
-                except BaseException:
+                    if engine.resources.memory.enabled:
+                        engine.resources.memory.sample()
+                        nursery.start_soon(engine.resources.memory.run)
+                    nursery.start_soon(engine.dispatcher.run, nursery, engine._start)
+                    try:
+                        await engine.cache.prune()  # expired and excess persisted results
+                    except StoreError as exc:  # the cache can wait: the engine opens
+                        log.warning("result cache: pruning at open failed: %s", exc)
+                    nursery.start_soon(engine.cache.keep_pruned)
+                    await engine._take_over()
+                    nursery.start_soon(engine._keep_leases)
+                    if limits.loop_stall_warning > 0:
+                        watchdog = LoopWatchdog(
+                            limits.loop_stall_warning,
+                            engine._stalled,
+                            WorkflowRun._call_handler.__code__,
+                        )
+                        nursery.start_soon(watchdog.run)
+                    if retention is not None:
+                        nursery.start_soon(engine._retain, retention)
+                    try:
+                        yield engine
+                        await engine.close()
+                    except BaseException:
+                        with trio.CancelScope(shield=True):
+                            await engine.close(cancel=True)
+                        raise
+                finally:
+                    if engine is not None:
+                        engine.events.close()
+                    # The store's writer is shielded (queued status writes are never
+                    # dropped): closing it, after the runs are done, is what stops it.
                     with trio.CancelScope(shield=True):
-                        await engine.close(cancel=True)
-                    raise
-            finally:
-                if engine is not None:
-                    engine.events.close()
-                # The store's writer is shielded (queued status writes are never
-                # dropped): closing it, after the runs are done, is what stops it.
-                with trio.CancelScope(shield=True):
-                    await the_store.close()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The body's own exception (WorkflowFailed, KeyboardInterrupt ...) comes
-        # out of the nurseries wrapped in groups; give it back unwrapped.
-        raise _single(group) from None
-    finally:
-        unwatch()
-        if frozen:
-            _gc_unfreeze()
-        with trio.CancelScope(shield=True):
-            await the_store.close()  # idempotent; here for errors before the body ran
+                        await the_store.close()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The body's own exception (WorkflowFailed, KeyboardInterrupt ...) comes
+            # out of the nurseries wrapped in groups; give it back unwrapped.
+            raise _single(group) from None
+        finally:
+            unwatch()
+            if frozen:
+                _gc_unfreeze()
+            with trio.CancelScope(shield=True):
+                await the_store.close()  # idempotent; here for errors before the body ran
 
 
 _gc_freezes = 0

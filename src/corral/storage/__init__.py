@@ -6,28 +6,37 @@ URLs:
   file (the default backend);
 - ``sqlite://`` (or ``sqlite:///``): the per-user default file,
   ``$XDG_DATA_HOME/corral/corral.db`` (``~/.local/share/corral/corral.db``);
-- ``memory://``: in memory, gone with the process.
+- ``memory://``: in memory, gone with the process;
+- ``postgresql://user:password@host:port/database`` (or ``postgres://``):
+  PostgreSQL, shared by many processes on many machines (needs the
+  ``postgres`` extra: ``pip install 'corral[postgres]'``); options
+  ``?pool_size=10&statement_timeout=60&connect_timeout=10&sslmode=...``.
 
 With no URL, ``$CORRAL_STORE`` is used if set, else the per-user SQLite file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from corral.errors import StoreError
 from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
+from corral.storage.postgres import PostgresStore, redact
 from corral.storage.sqlite import SQLiteStore, default_path
 
 __all__ = [
     "CacheEntry",
     "DefinitionRecord",
     "MemoryStore",
+    "PostgresStore",
     "SQLiteStore",
     "Store",
     "default_store_url",
+    "lifetime",
     "open_store",
 ]
 
@@ -69,7 +78,7 @@ def open_store(
         raise StoreError(f"expected a store URL or a Store, got {type(url).__name__}")
     if "://" not in url:
         raise StoreError(
-            f"store URL {url!r} has no scheme; expected sqlite:///path/to/file.db or memory://"
+            f"store URL {redact(url)!r} has no scheme; expected sqlite:///path/to/file.db or memory://"
         )
     scheme, _, rest = url.partition("://")
     if scheme == "memory":
@@ -98,4 +107,38 @@ def open_store(
             readonly=readonly,
             init=init,
         )
-    raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; supported: sqlite://, memory://")
+    if scheme in ("postgresql", "postgres"):
+        try:
+            import asyncpg  # noqa: F401
+            import trio_asyncio  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                "the PostgreSQL store needs asyncpg and trio-asyncio: "
+                "pip install 'corral[postgres]'"
+            ) from None
+        return PostgresStore(
+            url,
+            durability=durability,
+            auto_migrate=bool(migrate) and not readonly,
+            check_schema=migrate is not None,
+            readonly=readonly,
+            init=init,
+        )
+    raise StoreError(
+        f"unknown store scheme {scheme!r} in {redact(url)!r}; "
+        "supported: sqlite://, postgresql://, memory://"
+    )
+
+
+@contextlib.asynccontextmanager
+async def lifetime(store: Store) -> AsyncIterator[None]:
+    """What a store needs around its whole life, from ``open`` to ``close``
+    (the PostgreSQL store: an asyncio loop under Trio); nothing for others.
+    ``open_engine`` and the CLI enter it; code that opens a store itself
+    should too."""
+    enter = getattr(store, "lifetime", None)
+    if enter is None:
+        yield
+        return
+    async with enter():
+        yield

@@ -22,7 +22,14 @@ from importlib import resources
 
 from corral.errors import StoreError
 
-__all__ = ["Migration", "current_version", "fresh_schema", "migrate", "migrations"]
+__all__ = [
+    "Migration",
+    "current_version",
+    "fresh_schema",
+    "migrate",
+    "migrations",
+    "plan",
+]
 
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -111,15 +118,17 @@ def _run_script(conn: sqlite3.Connection, script: str, record: str) -> None:
         raise
 
 
-def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sqlite") -> list[str]:
-    """Bring the schema to version ``to`` (default: the newest); return what was
-    done, one line per migration applied or rolled back."""
-    known = migrations(backend)
+def plan(
+    known: list[Migration], applied: dict[int, tuple[str, str]], to: int | None
+) -> list[tuple[Migration, bool]]:
+    """What bringing a database whose ``applied`` migrations (version -> (name,
+    checksum)) are these to version ``to`` (default: the newest) takes: the
+    migrations to apply (``True``) or roll back (``False``), in order. Refuses
+    an unknown version, a newer schema and an edited migration. Pure."""
     latest = len(known)
     target = latest if to is None else to
     if not 0 <= target <= latest:
         raise StoreError(f"no schema version {target}: versions go from 0 to {latest}")
-    applied = _applied(conn)
     newest = max(applied, default=0)
     if newest > latest:
         raise StoreError(
@@ -132,12 +141,23 @@ def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sql
                 f"migration {mig.label} was changed after it was applied to this database "
                 "(checksum mismatch); restore the original file and add a new migration instead"
             )
-    done: list[str] = []
+    steps = [(mig, True) for mig in known if newest < mig.version <= target]
+    steps += [(mig, False) for mig in reversed(known) if target < mig.version <= newest]
+    return steps
+
+
+def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sqlite") -> list[str]:
+    """Bring the schema to version ``to`` (default: the newest); return what was
+    done, one line per migration applied or rolled back."""
+    known = migrations(backend)
+    latest = len(known)
+    applied = _applied(conn)
+    steps = plan(known, applied, to)
     now = time.time()
     has_tables = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'"
     ).fetchone()[0]
-    if not applied and not has_tables and target == latest and backend == "sqlite":
+    if not applied and not has_tables and len(steps) == latest and backend == "sqlite":
         # A fresh database: the schema at once, every migration recorded.
         records = ";".join(
             f"INSERT INTO schema_migrations VALUES ({m.version}, '{m.name}', "
@@ -146,8 +166,9 @@ def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sql
         )
         _run_script(conn, fresh_schema(backend), records)
         return [f"created schema version {latest} (fresh database)"]
-    for mig in known:
-        if newest < mig.version <= target:
+    done: list[str] = []
+    for mig, up in steps:
+        if up:
             _run_script(
                 conn,
                 mig.up,
@@ -155,8 +176,7 @@ def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sql
                 f"'{mig.checksum}', {now!r})",
             )
             done.append(f"applied {mig.label}")
-    for mig in reversed(known):
-        if target < mig.version <= newest:
+        else:
             _run_script(
                 conn, mig.down, f"DELETE FROM schema_migrations WHERE version = {mig.version}"
             )

@@ -133,6 +133,13 @@ STEP_UPDATE = (
 STEP_FENCE = " AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = ? AND owner = ?)"
 
 
+#: The oldest cache entries beyond ? entries or ? bytes of values (the newest are kept).
+PRUNE_CACHE = (
+    "DELETE FROM cache_entries WHERE key IN (SELECT key FROM (SELECT key, "
+    "ROW_NUMBER() OVER w AS n, SUM(size) OVER w AS total FROM cache_entries "
+    "WINDOW w AS (ORDER BY created_at DESC, key)) AS ranked WHERE n > ? OR total > ?)"
+)
+
 _MARK = re.compile(r"\?")
 
 

@@ -646,12 +646,7 @@ class SQLiteStore(BatchedStore):
                 (now,),
             ).rowcount
             # The newest entries are kept, up to both bounds; the oldest go first.
-            extra = conn.execute(
-                "DELETE FROM cache_entries WHERE key IN (SELECT key FROM (SELECT key, "
-                "ROW_NUMBER() OVER w AS n, SUM(size) OVER w AS total FROM cache_entries "
-                "WINDOW w AS (ORDER BY created_at DESC, key)) WHERE n > ? OR total > ?)",
-                (max_entries, max_bytes),
-            ).rowcount
+            extra = conn.execute(sql.PRUNE_CACHE, (max_entries, max_bytes)).rowcount
             return int(expired + extra)
 
         return await self._call(op)

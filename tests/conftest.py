@@ -46,7 +46,8 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def _pgcluster() -> Any:
-    spec = importlib.util.spec_from_file_location("pgcluster", Path(__file__).with_name("pgcluster.py"))
+    path = Path(__file__).with_name("pgcluster.py")
+    spec = importlib.util.spec_from_file_location("pgcluster", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -66,6 +67,8 @@ def postgres_server() -> Iterator[str]:
     try:
         cluster = pgcluster.start()
     except pgcluster.Unavailable as exc:
+        if os.environ.get("CORRAL_TEST_REQUIRE_POSTGRES"):  # CI: no PostgreSQL test is skipped
+            pytest.fail(f"no PostgreSQL server could be started: {exc}")
         pytest.skip(f"no PostgreSQL server could be started: {exc}")
     try:
         yield cluster.url

@@ -153,8 +153,8 @@ def stop(directory: Path, bindir: Path | None = None) -> None:
 def _run(cmd: list[str]) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise Unavailable(f"`{Path(cmd[0]).name if cmd[0] != 'runuser' else cmd[3]}` failed: "
-                          f"{(done.stderr or done.stdout).strip()[-400:]}")
+        program = Path(cmd[3] if cmd[0] == "runuser" else cmd[0]).name
+        raise Unavailable(f"`{program}` failed: {(done.stderr or done.stdout).strip()[-400:]}")
 
 
 def _main(argv: list[str]) -> int:
@@ -162,7 +162,7 @@ def _main(argv: list[str]) -> int:
         try:
             cluster = start(durable="--durable" in argv)
         except Unavailable as exc:
-            print(f"echo 'PostgreSQL not started: {exc}' >&2")
+            print(f"PostgreSQL not started: {exc}", file=sys.stderr)
             return 1
         print(f"export CORRAL_TEST_POSTGRES='{cluster.url}' PGCLUSTER_DIR='{cluster.directory}'")
         return 0

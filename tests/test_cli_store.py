@@ -370,7 +370,7 @@ def test_migrate_to_an_unknown_version(
 
 def test_migrate_refuses_memory(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "migrate", "--store", "memory://")
-    assert code == 2 and "SQLite stores only" in err
+    assert code == 2 and "SQLite and PostgreSQL stores" in err
 
 
 # ---------------------------------------------------------------- errors

@@ -3,10 +3,10 @@
 Imported by ``tests/engine/test_durability.py`` (as a plugin module) and run as
 a script by the subprocesses those tests start and kill::
 
-    python _durable_plugin.py crash   DB MARKERS KILL_AT[,KILL_AT...] [child]
-    python _durable_plugin.py share   DB READY_DIR PEERS COUNT TAG
-    python _durable_plugin.py survive DB EXPECTED
-    python _durable_plugin.py stall   DB MARKERS KILL_AT SECONDS
+    python _durable_plugin.py crash   URL MARKERS KILL_AT[,KILL_AT...] [child]
+    python _durable_plugin.py share   URL READY_DIR PEERS COUNT TAG
+    python _durable_plugin.py survive URL EXPECTED
+    python _durable_plugin.py stall   URL MARKERS KILL_AT SECONDS
 
 The ``dur.step`` handler appends ``<execution>:<step>:<pid>`` to the side file
 named by the workflow input ``side`` on every invocation. In a process started
@@ -134,7 +134,7 @@ async def _crash(db: str, markers: str, kill_at: str, child: bool) -> None:
     spec = parent_spec() if child else chain_spec()
     running = int(os.environ.get("DUR_MAX_RUNNING", "1000"))
     async with corral.open_engine(
-        f"sqlite:///{db}",
+        db,
         plugins=[DurablePlugin(markers)],
         entry_points=False,
         lease=LEASE,
@@ -148,7 +148,7 @@ async def _crash(db: str, markers: str, kill_at: str, child: bool) -> None:
 async def _stall(db: str, markers: str, kill_at: int, seconds: float) -> None:
     side = os.path.join(markers, "..", "side.txt")
     async with corral.open_engine(
-        f"sqlite:///{db}",
+        db,
         plugins=[DurablePlugin(markers, stall=seconds)],
         entry_points=False,
         lease=LEASE,
@@ -165,7 +165,7 @@ async def _stall(db: str, markers: str, kill_at: int, seconds: float) -> None:
 async def _share(db: str, ready_dir: str, peers: int, count: int, tag: str) -> None:
     side = os.path.join(ready_dir, "..", "side.txt")
     async with corral.open_engine(
-        f"sqlite:///{db}",
+        db,
         plugins=[DurablePlugin()],
         entry_points=False,
         lease=float(os.environ.get("DUR_LEASE", "1.0")),
@@ -190,7 +190,7 @@ async def _share(db: str, ready_dir: str, peers: int, count: int, tag: str) -> N
 
 async def _survive(db: str, expected: int) -> None:
     async with corral.open_engine(
-        f"sqlite:///{db}", plugins=[DurablePlugin()], entry_points=False, lease=LEASE
+        db, plugins=[DurablePlugin()], entry_points=False, lease=LEASE
     ) as engine:
         with trio.fail_after(60):
             while not await top_level_done(engine, expected):  # noqa: ASYNC110

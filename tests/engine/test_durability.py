@@ -1,6 +1,6 @@
-"""Durability on a real SQLite file: resume after SIGKILL, two engines in two
-processes, idempotency keys, versioned definitions and cached steps across
-engine restarts.
+"""Durability on a real SQLite file and a real PostgreSQL database: resume
+after SIGKILL, two engines in two processes, idempotency keys, versioned
+definitions and cached steps across engine restarts.
 
 The crash tests run a workflow in a subprocess (``_durable_plugin.py``), kill
 it with SIGKILL while its steps block at chosen kill points, read what was
@@ -10,6 +10,8 @@ appended to a side file, so "not run again" is counted, not assumed.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import signal
 import sqlite3
@@ -26,7 +28,7 @@ import trio
 
 import corral
 from corral.model import CachePolicy, ExecutionRecord, StepSpec, WorkflowSpec
-from corral.storage import open_store
+from corral.storage import lifetime, open_store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -102,23 +104,46 @@ async def wait_until(
     pytest.fail(f"timed out waiting for {what}\n" + "\n".join(p.describe() for p in alive))
 
 
-async def snapshot(db: Path) -> dict[str, ExecutionRecord]:
-    """Every execution as committed in the file (read by a fresh store)."""
-    store = open_store(f"sqlite:///{db}", create=False)
-    await store.open()
-    try:
-        listed = await store.list_executions(limit=10_000)
-        return {r.id: await store.get_execution(r.id) for r in listed}
-    finally:
-        await store.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'corral.db'}"
+
+
+async def snapshot(db: str) -> dict[str, ExecutionRecord]:
+    """Every execution as committed in the store (read by a fresh store)."""
+    store = open_store(db, create=False)
+    async with lifetime(store):
+        await store.open()
+        try:
+            listed = await store.list_executions(limit=10_000)
+            return {r.id: await store.get_execution(r.id) for r in listed}
+        finally:
+            await store.close()
+
+
+def count_rows(db: str, table: str) -> int:
+    """Rows in one of the store's tables, read with the database's own driver."""
+    if db.startswith("sqlite"):
+        with sqlite3.connect(db.removeprefix("sqlite://")) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(db)
+        try:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # asyncio, outside Trio
+        return pool.submit(asyncio.run, count()).result()
 
 
 def invocations(side: Path) -> Counter[tuple[str, str]]:
     return Counter((e, s) for e, s, _ in read_lines(side))
-
-
-def url(db: Path) -> str:
-    return f"sqlite:///{db}"
 
 
 def ahead(seconds: float) -> Callable[[], float]:
@@ -128,11 +153,11 @@ def ahead(seconds: float) -> Callable[[], float]:
     return lambda: time.time() + seconds
 
 
-async def finish_all(db: Path, expected: int) -> tuple[dict[str, ExecutionRecord], int]:
+async def finish_all(db: str, expected: int) -> tuple[dict[str, ExecutionRecord], int]:
     """Open a new engine on the file, its clock past the dead engine's lease;
     wait until every execution is done."""
     async with corral.open_engine(
-        url(db),
+        db,
         plugins=[DurablePlugin()],
         entry_points=False,
         lease=LEASE,
@@ -183,11 +208,11 @@ def check_chain(
 
 @pytest.mark.parametrize("kill_points", [[1, 5, 10], [3, 3], [7]], ids=str)
 async def test_sigkill_mid_workflow_resumes_without_rerunning_finished_steps(
-    tmp_path: Path, procs: list[Proc], kill_points: list[int]
+    db: str, tmp_path: Path, procs: list[Proc], kill_points: list[int]
 ) -> None:
-    db, side, markers = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "markers"
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()
-    crashed = Proc(tmp_path, "crash", str(db), str(markers), ",".join(map(str, kill_points)))
+    crashed = Proc(tmp_path, "crash", db, str(markers), ",".join(map(str, kill_points)))
     procs.append(crashed)
     await wait_until(
         lambda: len(os.listdir(markers)) == len(kill_points), "every kill point", [crashed]
@@ -208,12 +233,12 @@ async def test_sigkill_mid_workflow_resumes_without_rerunning_finished_steps(
         check_chain(eid, kill_at, before[eid], after[eid], calls)
 
 
-async def test_sigkill_with_queued_executions(tmp_path: Path, procs: list[Proc]) -> None:
+async def test_sigkill_with_queued_executions(db: str, tmp_path: Path, procs: list[Proc]) -> None:
     """Executions admitted but not started yet (``pending`` in the file) are
     taken over too, and run once."""
-    db, side, markers = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "markers"
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()
-    crashed = Proc(tmp_path, "crash", str(db), str(markers), "4,4,4", env={"DUR_MAX_RUNNING": "1"})
+    crashed = Proc(tmp_path, "crash", db, str(markers), "4,4,4", env={"DUR_MAX_RUNNING": "1"})
     procs.append(crashed)
     await wait_until(lambda: len(os.listdir(markers)) == 1, "the first kill point", [crashed])
     crashed.kill()
@@ -230,10 +255,10 @@ async def test_sigkill_with_queued_executions(tmp_path: Path, procs: list[Proc])
             assert all(calls[(eid, f"s{i}")] == 1 for i in range(1, 11))
 
 
-async def test_sigkill_inside_a_child_workflow(tmp_path: Path, procs: list[Proc]) -> None:
-    db, side, markers = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "markers"
+async def test_sigkill_inside_a_child_workflow(db: str, tmp_path: Path, procs: list[Proc]) -> None:
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()
-    crashed = Proc(tmp_path, "crash", str(db), str(markers), "1,6", "child")
+    crashed = Proc(tmp_path, "crash", db, str(markers), "1,6", "child")
     procs.append(crashed)
     await wait_until(lambda: len(os.listdir(markers)) == 2, "both kill points", [crashed])
     crashed.kill()
@@ -266,17 +291,18 @@ async def test_sigkill_inside_a_child_workflow(tmp_path: Path, procs: list[Proc]
 
 
 async def test_two_engines_in_two_processes_never_run_one_execution_twice(
-    tmp_path: Path, procs: list[Proc]
+    db: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
-    db, side, ready = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "ready"
+    side, ready = tmp_path / "side.txt", tmp_path / "ready"
     ready.mkdir()
     count = 16  # per process; two run at a time, so leases are renewed many times
     # Create the schema first, so the two processes do not race to create it.
-    store = open_store(url(db))
-    await store.open()
-    await store.close()
-    a = Proc(tmp_path, "share", str(db), str(ready), "2", str(count), "a")
-    b = Proc(tmp_path, "share", str(db), str(ready), "2", str(count), "b")
+    store = open_store(db)
+    async with lifetime(store):
+        await store.open()
+        await store.close()
+    a = Proc(tmp_path, "share", db, str(ready), "2", str(count), "a")
+    b = Proc(tmp_path, "share", db, str(ready), "2", str(count), "b")
     procs += [a, b]
     await a.exited()
     await b.exited()
@@ -297,16 +323,16 @@ async def test_two_engines_in_two_processes_never_run_one_execution_twice(
 
 
 async def test_orphans_of_a_killed_process_are_claimed_by_exactly_one_survivor(
-    tmp_path: Path, procs: list[Proc]
+    db: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
-    db, side, markers = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "markers"
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()
     n = 6
-    crashed = Proc(tmp_path, "crash", str(db), str(markers), ",".join(["2"] * n))
+    crashed = Proc(tmp_path, "crash", db, str(markers), ",".join(["2"] * n))
     procs.append(crashed)
     await wait_until(lambda: len(os.listdir(markers)) == n, "every kill point", [crashed])
     crashed.kill()
-    survivors = [Proc(tmp_path, "survive", str(db), str(n)) for _ in range(2)]
+    survivors = [Proc(tmp_path, "survive", db, str(n)) for _ in range(2)]
     procs += survivors
     for s in survivors:
         await s.exited()
@@ -333,14 +359,14 @@ async def test_orphans_of_a_killed_process_are_claimed_by_exactly_one_survivor(
 # ---------------------------------------------------------------- restarts
 
 
-async def test_idempotency_keys_across_engine_restarts(tmp_path: Path) -> None:
-    db, side = tmp_path / "corral.db", tmp_path / "side.txt"
+async def test_idempotency_keys_across_engine_restarts(db: str, tmp_path: Path) -> None:
+    side = tmp_path / "side.txt"
     spec = chain_spec(3, "keyed")
     inputs = {"side": str(side)}
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1:
+    async with corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e1:
         first = await e1.submit(spec, inputs, key="order-42")
         result = await first.result()
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e2:
+    async with corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e2:
         again = await e2.submit(spec, inputs, key="order-42")
         assert again.id == first.id
         assert await again.result() == result
@@ -354,13 +380,15 @@ async def test_idempotency_keys_across_engine_restarts(tmp_path: Path) -> None:
     assert sum(invocations(side).values()) == 6  # two executions, three steps each
 
 
-async def test_idempotency_key_of_an_execution_running_in_another_engine(tmp_path: Path) -> None:
-    db, side = tmp_path / "corral.db", tmp_path / "side.txt"
+async def test_idempotency_key_of_an_execution_running_in_another_engine(
+    db: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
     spec = chain_spec(3, "keyed")
     inputs = {"side": str(side), "delay": 0.1}
     async with (
-        corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1,
-        corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e2,
+        corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e1,
+        corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e2,
     ):
         first = await e1.submit(spec, inputs, key="K")
         second = await e2.submit(spec, inputs, key="K")
@@ -378,9 +406,8 @@ def _greet(version: int, value: str, name: str = "greet") -> WorkflowSpec:
     )
 
 
-async def test_definition_versions_survive_restarts(tmp_path: Path) -> None:
-    db = tmp_path / "corral.db"
-    async with corral.open_engine(url(db), entry_points=False) as e1:
+async def test_definition_versions_survive_restarts(db: str, tmp_path: Path) -> None:
+    async with corral.open_engine(db, entry_points=False) as e1:
         d1 = await e1.create(_greet(1, "one"))
         d2 = await e1.create(_greet(2, "two"))
         assert (d1.name, d1.version, d2.version) == ("greet", "1", "2")
@@ -392,7 +419,7 @@ async def test_definition_versions_survive_restarts(tmp_path: Path) -> None:
         assert (await e1.get(pinned.id)).version == 1
         with pytest.raises(corral.SpecError, match="version"):
             await e1.create(_greet(1, "uno"))
-    async with corral.open_engine(url(db), entry_points=False) as e2:
+    async with corral.open_engine(db, entry_points=False) as e2:
         assert await e2.run("greet") == {"a": "two"}
         assert await e2.run("greet@1") == {"a": "one"}
         assert await e2.run("greet@2") == {"a": "two"}
@@ -416,14 +443,14 @@ def _cached(cache: bool | CachePolicy) -> WorkflowSpec:
     )
 
 
-async def test_cached_steps_are_not_rerun_across_restarts(tmp_path: Path) -> None:
-    db, side = tmp_path / "corral.db", tmp_path / "side.txt"
+async def test_cached_steps_are_not_rerun_across_restarts(db: str, tmp_path: Path) -> None:
+    side = tmp_path / "side.txt"
     inputs = {"side": str(side)}
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1:
+    async with corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e1:
         h1 = await e1.submit(_cached(True), inputs)
         r1 = await h1.result()
         assert (await e1.get(h1.id)).step("s1").status == "succeeded"
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e2:
+    async with corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e2:
         h2 = await e2.submit(_cached(True), inputs)
         assert await h2.result() == r1
         record = await e2.get(h2.id)
@@ -433,12 +460,11 @@ async def test_cached_steps_are_not_rerun_across_restarts(tmp_path: Path) -> Non
     calls = invocations(side)
     assert calls[(h1.id, "s1")] == 1 and calls[(h2.id, "s1")] == 0
     assert calls[(h2.id, "s2")] == 1
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM cache_entries").fetchone()[0] == 1
+    assert count_rows(db, "cache_entries") == 1
 
 
-async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
-    db, side = tmp_path / "corral.db", tmp_path / "side.txt"
+async def test_expired_cache_entries_are_recomputed(db: str, tmp_path: Path) -> None:
+    side = tmp_path / "side.txt"
     inputs = {"side": str(side)}
     spec = _cached(CachePolicy(ttl=0.2))
     later = [0.0]  # seconds the clock is moved ahead
@@ -452,7 +478,7 @@ async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
         return (await engine.get(handle.id)).step("s1").status
 
     async with corral.open_engine(
-        url(db), plugins=[DurablePlugin()], entry_points=False, clock=clock
+        db, plugins=[DurablePlugin()], entry_points=False, clock=clock
     ) as e1:
         assert await status_of_s1(e1) == "succeeded"
         assert await status_of_s1(e1) == "cached"  # within the ttl (in-memory entry)
@@ -460,7 +486,7 @@ async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
         assert await status_of_s1(e1) == "succeeded"  # expired: recomputed (and cached again)
         assert await status_of_s1(e1) == "cached"
     async with corral.open_engine(
-        url(db), plugins=[DurablePlugin()], entry_points=False, clock=clock
+        db, plugins=[DurablePlugin()], entry_points=False, clock=clock
     ) as e2:
         assert await status_of_s1(e2) == "cached"  # from the file, still fresh
         later[0] = 2.5
@@ -469,14 +495,16 @@ async def test_expired_cache_entries_are_recomputed(tmp_path: Path) -> None:
     assert s1_runs == 3
 
 
-async def test_an_entry_expired_in_the_file_is_recomputed_by_a_new_engine(tmp_path: Path) -> None:
-    db, side = tmp_path / "corral.db", tmp_path / "side.txt"
+async def test_an_entry_expired_in_the_file_is_recomputed_by_a_new_engine(
+    db: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
     inputs = {"side": str(side)}
     spec = _cached(CachePolicy(ttl=0.2))
-    async with corral.open_engine(url(db), plugins=[DurablePlugin()], entry_points=False) as e1:
+    async with corral.open_engine(db, plugins=[DurablePlugin()], entry_points=False) as e1:
         await e1.run(spec, inputs)
     async with corral.open_engine(
-        url(db), plugins=[DurablePlugin()], entry_points=False, clock=ahead(0.3)
+        db, plugins=[DurablePlugin()], entry_points=False, clock=ahead(0.3)
     ) as e2:
         handle = await e2.submit(spec, inputs)
         await handle.result()
@@ -485,17 +513,17 @@ async def test_an_entry_expired_in_the_file_is_recomputed_by_a_new_engine(tmp_pa
 
 
 async def test_a_stalled_engine_that_lost_its_lease_does_not_run_on(
-    tmp_path: Path, procs: list[Proc]
+    db: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
     """A live process whose lease expired (its event loop stalled, as under swap
     or a long synchronous call) must not keep running an execution another
     engine has taken over: at most the interrupted step runs twice."""
-    db, side, markers = tmp_path / "corral.db", tmp_path / "side.txt", tmp_path / "markers"
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()
-    stalled = Proc(tmp_path, "stall", str(db), str(markers), "2", "3.0")
+    stalled = Proc(tmp_path, "stall", db, str(markers), "2", "3.0")
     procs.append(stalled)
     await wait_until(lambda: len(os.listdir(markers)) == 1, "the stall", [stalled])
-    survivor = Proc(tmp_path, "survive", str(db), "1")
+    survivor = Proc(tmp_path, "survive", db, "1")
     procs.append(survivor)
     await survivor.exited()
     await stalled.exited()

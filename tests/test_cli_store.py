@@ -20,7 +20,7 @@ import corral
 from corral.cli import main, parse_duration
 from corral.errors import UsageError
 from corral.model import ErrorInfo, ExecutionRecord, StepRecord
-from corral.storage import Store, open_store
+from corral.storage import Store, lifetime, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -46,11 +46,12 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
         store = open_store(url)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
+        async with lifetime(store):
+            await store.open()
+            try:
+                return await work(store)
+            finally:
+                await store.close()
 
     return trio.run(run)
 
@@ -97,8 +98,10 @@ def get(url: str, execution_id: str) -> ExecutionRecord:
     return with_store(url, work)
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
     return f"sqlite://{tmp_path / 'corral.db'}"
 
 
@@ -325,11 +328,12 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> None:
     execution_id = run_example(capsys, url, "conditions.yaml")
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "already at schema version 5" in out
+    assert code == 0 and "already at schema version 6" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2")
     assert code == 0
-    assert out.splitlines()[:3] == [
+    assert out.splitlines()[:4] == [
+        "rolled back 006_add_execution_handlers",
         "rolled back 005_add_step_warnings",
         "rolled back 004_create_cache_entries",
         "rolled back 003_create_step_executions",
@@ -342,7 +346,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     assert "now at schema version 0" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "now at schema version 5" in out
+    assert code == 0 and "now at schema version 6" in out
     code, out, _ = cli(capsys, "list", "--store", url, "--json")
     assert json.loads(out) == []  # rolling back to 0 dropped the tables and their rows
     assert execution_id not in out
@@ -352,7 +356,7 @@ def test_migrate_creates_a_database(capsys: pytest.CaptureFixture[str], tmp_path
     db = tmp_path / "new.db"
     code, out, _ = cli(capsys, "migrate", "--store", f"sqlite://{db}")
     assert code == 0 and db.is_file()
-    assert "created schema version 5" in out
+    assert "created schema version 6" in out
     code, out, _ = cli(capsys, "list", "--store", f"sqlite://{db}")
     assert code == 0 and "no executions" in out
 
@@ -364,7 +368,7 @@ def test_migrate_to_an_unknown_version(
     db = tmp_path / "x.db"
     code, _, err = cli(capsys, "migrate", "--store", f"sqlite://{db}", "--to", to)
     assert code == 2
-    assert "schema versions go from 0 to 5" in err
+    assert "schema versions go from 0 to 6" in err
     assert not db.exists()  # refused before anything was created
 
 

@@ -205,6 +205,9 @@ class ExecutionRecord(Struct, omit_defaults=True):
     started_at: float | None = None
     finished_at: float | None = None
     steps: list[StepRecord] = msgspec.field(default_factory=list)
+    handlers: list[str] = msgspec.field(default_factory=list)
+    """The handlers it needs (its steps' and its child workflows'), sorted: a
+    worker claims only executions whose handlers it has. Empty: unknown."""
 
     def step(self, step_id: str) -> StepRecord:
         """The record of one step (``KeyError`` if the workflow has no such step)."""

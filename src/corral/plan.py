@@ -97,6 +97,22 @@ class Plan:
     stored_blob: bytes | None = None
     rank_cache: Any = None
     """The strategy's step order for this plan (set by the strategy)."""
+    handler_set: list[str] | None = None
+
+    def handler_names(self) -> list[str]:
+        """The handlers its steps and its child workflows' steps run, sorted
+        (computed once)."""
+        if self.handler_set is None:
+            names: set[str] = set()
+            for sp in self.steps:
+                if sp.child is not None:
+                    names.update(sp.child.handler_names())
+                elif sp.handler is not None:
+                    names.add(sp.handler.name)
+                elif sp.spec.handler:
+                    names.add(sp.spec.handler)
+            self.handler_set = sorted(names)
+        return self.handler_set
 
     def resolved_spec(self) -> WorkflowSpec:
         """The spec with child-workflow files replaced by their (resolved) specs:

@@ -952,6 +952,7 @@ def new_record(
         definition=definition,
         created_at=now() if created_at is None else created_at,
         steps=[StepRecord(step_id=sp.id, handler=sp.handler_name) for sp in plan.steps],
+        handlers=plan.handler_names(),
     )
 
 

@@ -140,5 +140,14 @@ async def lifetime(store: Store) -> AsyncIterator[None]:
     if enter is None:
         yield
         return
-    async with enter():
-        yield
+    try:
+        async with enter():
+            yield
+    except BaseExceptionGroup as group:
+        # The loop's nursery wraps what the body raised: give it back as it was.
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if exc is group:
+            raise
+        raise exc from None

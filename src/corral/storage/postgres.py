@@ -400,7 +400,7 @@ class PostgresStore(BatchedStore):
         )
 
         async def op(conn: Any) -> tuple[ExecutionRecord, bool]:
-            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], row[17])
+            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
             done = await conn.execute(_INSERT_EXECUTION, *values)
             if _rows(done) == 0:
                 found = await conn.fetchval(
@@ -746,7 +746,7 @@ class PostgresStore(BatchedStore):
 
 _INSERT_EXECUTION = (
     f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
 _INSERT_STEPS = (

@@ -21,12 +21,13 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
 _warnings_dec = msgspec.json.Decoder(list[str])
+_handlers_dec = _warnings_dec
 UNFINISHED_LIST = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
 
 EXEC_COLUMNS = (
     "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
     "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
-    "started_at, finished_at"
+    "started_at, finished_at, handlers"
 )
 STEP_COLUMNS = (
     "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings"
@@ -67,6 +68,7 @@ def execution(row: Sequence[Any], steps: list[StepRecord] | None = None) -> Exec
         started_at=row[16],
         finished_at=row[17],
         steps=steps or [],
+        handlers=[] if row[18] is None else _handlers_dec.decode(row[18]),
     )
 
 
@@ -105,6 +107,7 @@ def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
         r.created_at,
         r.started_at,
         r.finished_at,
+        msgspec.json.encode(r.handlers).decode() if r.handlers else None,
     )
 
 

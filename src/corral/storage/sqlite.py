@@ -398,10 +398,10 @@ class SQLiteStore(BatchedStore):
         ]
 
         def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
-            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], row[17])
+            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
             cur = conn.execute(
                 f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
                 values,
             )

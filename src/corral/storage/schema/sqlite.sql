@@ -38,7 +38,8 @@ CREATE TABLE workflow_executions (
     cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
     created_at        REAL NOT NULL,
     started_at        REAL,
-    finished_at       REAL
+    finished_at       REAL,
+    handlers          TEXT
 );
 -- The queue: unfinished executions by status, priority, age.
 CREATE INDEX workflow_executions_queue
@@ -60,6 +61,15 @@ CREATE INDEX workflow_executions_lease
 -- Retention: finished executions by age.
 CREATE INDEX workflow_executions_retention
     ON workflow_executions (finished_at) WHERE finished_at IS NOT NULL;
+-- The handlers an execution needs (a JSON list), so that a worker claims only
+-- what it can run; the queue of unowned top-level executions that workers
+-- claim from; and the cancel requests an engine looks for.
+CREATE INDEX workflow_executions_claim
+    ON workflow_executions (priority DESC, created_at)
+    WHERE finished_at IS NULL AND parent_id IS NULL;
+CREATE INDEX workflow_executions_cancel_requested
+    ON workflow_executions (owner)
+    WHERE cancel_requested = 1 AND finished_at IS NULL;
 
 -- One row per step of an execution, created with the execution and updated as
 -- the step runs. A step's terminal row (with its output) is committed before

@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     cnc.add_argument("id", help="execution id")
     _store_option(cnc)
 
-    mig = sub.add_parser("migrate", help="apply or roll back schema migrations (SQLite or PostgreSQL)")
+    mig = sub.add_parser(
+        "migrate", help="apply or roll back schema migrations (SQLite or PostgreSQL)"
+    )
     mig.add_argument(
         "--to", metavar="N", help="target schema version (default: the newest; 0: empty)"
     )

@@ -23,6 +23,9 @@ from corral.storage import (
 )
 
 
+_URLS: dict[int, str] = {}  # the URL each store of the fixture was opened with
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "postgres":
@@ -30,6 +33,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path}/store.db"
     s = open_store(url)
+    _URLS[id(s)] = url
     async with lifetime(s):
         await s.open()
         try:
@@ -456,3 +460,88 @@ def test_the_rules_as_predicates() -> None:
     first = DefinitionRecord("wf", "1", "a", b"{}", 1.0)
     later = DefinitionRecord("wf", "2", "b", b"{}", 2.0)
     assert rules.newest([later, first]) is later and rules.newest([]) is None
+
+
+# ---------------------------------------------------------------- workers' queue
+
+
+def _queued(
+    execution_id: str, *, priority: int = 0, at: float, handlers: list[str]
+) -> ExecutionRecord:
+    record = _record(execution_id, created_at=at)
+    record.priority = priority
+    record.handlers = handlers
+    return record
+
+
+async def test_claims_go_by_priority_then_age_up_to_a_limit(store: Store) -> None:
+    for i, (prio, at) in enumerate([(0, 10.0), (5, 30.0), (0, 5.0), (5, 20.0)]):
+        await store.create_execution(_queued(f"q{i}", priority=prio, at=at, handlers=["core.noop"]))
+    assert await store.claim_expired("W1", 100.0, 200.0, limit=2) == ["q1", "q3"]  # priority 5
+    assert await store.claim_expired("W2", 100.0, 200.0, limit=1) == ["q2"]  # then the oldest
+    assert await store.claim_expired("W2", 100.0, 200.0, limit=0) == []
+    assert await store.claim_expired("W3", 100.0, 200.0) == ["q0"]
+    assert (await store.get_execution("q1")).owner == "W1"
+
+
+async def test_a_worker_claims_only_what_its_handlers_can_run(store: Store) -> None:
+    await store.create_execution(_queued("plain", at=1.0, handlers=["core.noop"]))
+    await store.create_execution(_queued("vibe", at=2.0, handlers=["core.noop", "vibe.plan"]))
+    await store.create_execution(_queued("unknown", at=3.0, handlers=[]))  # says nothing: any
+    assert await store.claim_expired("W1", 10.0, 20.0, handlers=["core.noop", "core.echo"]) == [
+        "plain",
+        "unknown",
+    ]
+    assert await store.claim_expired("W2", 10.0, 20.0, handlers=["core.noop"]) == []
+    assert await store.claim_expired("W3", 10.0, 20.0, handlers=["vibe.plan", "core.noop"]) == [
+        "vibe"
+    ]
+    assert (await store.get_execution("vibe")).handlers == ["core.noop", "vibe.plan"]
+
+
+async def test_cancel_requests_and_release(store: Store) -> None:
+    await store.create_execution(_record("mine", owner="W", lease=100.0))
+    await store.create_execution(_record("other", owner="X", lease=100.0))
+    await store.create_execution(_record("done", owner="W", lease=100.0))
+    await store.finish_execution("done", "succeeded", result=None, error=None, finished_at=5.0)
+    assert await store.cancel_requests("W") == []
+    await store.request_cancel("mine", 50.0)  # held: flagged for its owner
+    await store.request_cancel("other", 50.0)
+    assert await store.cancel_requests("W") == ["mine"]
+    assert await store.release("W") == ["mine"]
+    released = await store.get_execution("mine")
+    assert released.owner is None and released.lease_expires_at is None
+    assert released.status == "pending" and released.cancel_requested
+    assert await store.cancel_requests("W") == []
+    # Released: any engine claims it at once, lease or not.
+    assert await store.claim_expired("V", 50.0, 150.0) == ["mine"]
+
+
+async def test_a_queued_submission_from_another_process_signals(store: Store) -> None:
+    other = store
+    if not isinstance(store, MemoryStore):  # a second connection, as another process has
+        other = open_store(_URLS[id(store)])
+    async with lifetime(other):
+        if other is not store:
+            await other.open()
+        try:
+            with trio.move_on_after(0.2):  # the first wait may return at once ("look once")
+                await store.wait_signal()
+            with trio.move_on_after(0.3) as idle:
+                await store.wait_signal()
+            assert idle.cancelled_caught  # nothing happened: no signal
+            got = trio.Event()
+
+            async def wait() -> None:
+                await store.wait_signal()
+                got.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(wait)
+                await trio.sleep(0.1)
+                await other.create_execution(_record("queued"))  # no owner: queued
+                with trio.fail_after(5):
+                    await got.wait()
+        finally:
+            if other is not store:
+                await other.close()

@@ -186,10 +186,39 @@ class Store(Protocol):
         """Those of ``execution_ids`` that ``owner`` no longer owns (taken over)."""
         ...
 
-    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
-        """Take over unfinished top-level executions whose lease expired before
-        ``now``; return their ids. Atomic: two engines never claim the same one."""
+    async def claim_expired(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+    ) -> list[str]:
+        """Take over unfinished top-level executions that no live engine holds
+        (queued by a client, released by a stopping worker, or whose lease
+        expired before ``now``), highest priority first, then oldest; at most
+        ``limit``; with ``handlers``, only those whose handlers are all among
+        them. Return their ids. Atomic: two engines never claim the same one."""
         ...
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        """The unfinished executions ``owner`` holds whose cancellation was
+        requested (cheap: asked every time :meth:`wait_signal` returns)."""
+        ...
+
+    async def release(self, owner: str) -> list[str]:
+        """Give up every unfinished execution ``owner`` holds (a worker that
+        stops before finishing them): no owner, no lease, so another engine
+        claims them at once and resumes them. Returns their ids."""
+        ...
+
+    async def wait_signal(self) -> None:
+        """Return when another process may have queued work or asked for a
+        cancellation (PostgreSQL: LISTEN/NOTIFY; SQLite: the file changed,
+        looked at every 50 ms). The caller bounds the wait (a cancel scope):
+        a signal may be missed (a lost connection), so engines also look
+        now and then without one."""
 
     async def cancel_execution(
         self, execution_id: str, reason: str, now: float, *, owner: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import trio
 
 from corral.errors import ExecutionNotFound, LeaseLost
 from corral.model import (
@@ -43,6 +44,7 @@ class MemoryStore:
         self._cache: dict[str, CacheEntry] = {}
         self._definitions: dict[tuple[str, str], DefinitionRecord] = {}
         self._by_digest: dict[str, DefinitionRecord] = {}
+        self._changed: trio.Event | None = None
 
     async def open(self) -> None:
         return None
@@ -93,6 +95,8 @@ class MemoryStore:
         self._executions[record.id] = stored
         if record.key is not None:
             self._keys[record.key] = record.id
+        if record.owner is None and record.parent_id is None:
+            self._signal()  # queued for whichever engine claims it
         return record, True
 
     def _get(self, execution_id: str) -> ExecutionRecord:
@@ -247,19 +251,65 @@ class MemoryStore:
             if i in self._executions and rules.not_owned(self._executions[i], owner)
         ]
 
-    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+    async def claim_expired(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+    ) -> list[str]:
+        found = sorted(
+            (
+                rec
+                for rec in self._executions.values()
+                if rules.claimable(rec, owner, now) and rules.runnable_with(rec, handlers)
+            ),
+            key=rules.claim_order,
+        )
         claimed: list[str] = []
+        for rec in found[:limit]:
+            rec.owner = owner
+            rec.lease_expires_at = until
+            claimed.append(rec.id)
+        return sorted(claimed)
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        return sorted(
+            rec.id
+            for rec in self._executions.values()
+            if rec.owner == owner and rec.cancel_requested and rules.unfinished(rec)
+        )
+
+    async def release(self, owner: str) -> list[str]:
+        released: list[str] = []
         for rec in self._executions.values():
-            if rules.claimable(rec, owner, now):
-                rec.owner = owner
-                rec.lease_expires_at = until
-                claimed.append(rec.id)
-        return claimed
+            if rec.owner == owner and rules.unfinished(rec):
+                rec.owner = None
+                rec.lease_expires_at = None
+                released.append(rec.id)
+        if released:
+            self._signal()
+        return sorted(released)
+
+    def _signal(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_signal(self) -> None:
+        # One process: an in-process event (work queued without an owner, a
+        # cancel request) stands in for another process's notification.
+        if self._changed is None:
+            self._changed = trio.Event()
+        await self._changed.wait()
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         rec = self._get(execution_id)
         if rules.unfinished(rec):
             rec.cancel_requested = True
+            self._signal()
             if not rules.lease_held(rec, now):
                 error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
                 await self._cancel([execution_id], error, now, None)

@@ -156,6 +156,8 @@ class PostgresStore(BatchedStore):
         super().__init__()
         self._pool: Any = None
         self._loop: Any = None
+        self._listener: Any = None
+        self._signalled = trio.Event()
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -320,6 +322,10 @@ class PostgresStore(BatchedStore):
         return self._pool is not None
 
     async def _disconnect(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._aio(listener.close())
         pool, self._pool = self._pool, None
         if pool is not None:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -409,6 +415,8 @@ class PostgresStore(BatchedStore):
                 return await _get_execution(conn, found), False
             if r.steps:
                 await conn.execute(_INSERT_STEPS, r.id, *steps)
+            if state[1] is None and r.parent_id is None:
+                await conn.execute(_NOTIFY)  # queued: wake a worker (sent at commit)
             return record, True
 
         return op
@@ -597,12 +605,74 @@ class PostgresStore(BatchedStore):
 
         return await self._q(op, write=False)
 
-    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+    async def claim_expired(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+    ) -> list[str]:
+        have = None if handlers is None else sql.blob(sorted(handlers)).decode()
+
         async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(_CLAIM_EXPIRED, owner, until, now, owner)
+            rows = await conn.fetch(_CLAIM, owner, until, now, owner, have, have, limit)
             return sorted(r[0] for r in rows)
 
         return await self._q(op, atomic=True)
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        async def op(conn: Any) -> list[str]:
+            return sorted(r[0] for r in await conn.fetch(_CANCEL_REQUESTS, owner))
+
+        return await self._q(op, write=False)
+
+    async def release(self, owner: str) -> list[str]:
+        async def op(conn: Any) -> list[str]:
+            rows = await conn.fetch(_RELEASE, owner)
+            if rows:
+                await conn.execute(_NOTIFY)
+            return sorted(r[0] for r in rows)
+
+        return await self._q(op, atomic=True)
+
+    async def wait_signal(self) -> None:
+        # LISTEN on a connection of its own, opened at the first wait; a NOTIFY
+        # (sent with the commit of a queued submission, a cancel request or a
+        # release) sets the event from the loop.
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
+        await self._signalled.wait()
+        self._signalled = trio.Event()
+
+    async def _listen(self) -> None:
+        import asyncpg
+
+        st = self.settings
+
+        async def connect() -> Any:
+            conn = await asyncpg.connect(
+                host=st.host,
+                port=st.port,
+                user=st.user,
+                password=st.password,
+                database=st.database,
+                ssl=st.sslmode,
+                timeout=st.connect_timeout,
+                server_settings={"application_name": "corral-listen"},
+            )
+            await conn.add_listener(_CHANNEL, self._notified)
+            return conn
+
+        try:
+            self._listener = await self._aio(connect())
+        except Exception as exc:
+            raise self._connect_error(exc) from None
+        self._signalled.set()  # anything sent while no one listened: look once
+
+    def _notified(self, *_: Any) -> None:
+        self._signalled.set()
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         async def op(conn: Any) -> ExecutionRecord:
@@ -613,6 +683,7 @@ class PostgresStore(BatchedStore):
                         "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = $1",
                         execution_id,
                     )
+                    await conn.execute(_NOTIFY)  # its engine hears it at commit
                 else:
                     error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
                     await _cancel(conn, [execution_id], sql.blob(error), now, None)
@@ -773,11 +844,17 @@ _RENEW = q(
     f"AND {rules.UNFINISHED_SQL} RETURNING id, cancel_requested = 1"
 )
 _LOST = q(f"SELECT id FROM workflow_executions WHERE id = ANY(?) AND {rules.NOT_OWNED_SQL}")
-_CLAIM_EXPIRED = q(
+_CLAIM = q(
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
     f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
-    "ORDER BY priority DESC, created_at FOR UPDATE SKIP LOCKED) RETURNING id"
+    "AND (?::jsonb IS NULL OR handlers IS NULL OR handlers::jsonb <@ ?::jsonb) "
+    f"ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
 )
+_CANCEL_REQUESTS = q(sql.CANCEL_REQUESTS)
+_RELEASE = q(sql.RELEASE)
+#: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
+_CHANNEL = "corral"
+_NOTIFY = f"NOTIFY {_CHANNEL}"
 
 
 async def _definition(conn: Any, digest: str) -> DefinitionRecord:

@@ -17,12 +17,15 @@ from corral.storage.base import DefinitionRecord
 
 __all__ = [
     "CLAIMABLE_SQL",
+    "CLAIM_ORDER_SQL",
     "NOT_OWNED_SQL",
     "UNFINISHED_SQL",
+    "claim_order",
     "claimable",
     "lease_held",
     "newest",
     "not_owned",
+    "runnable_with",
     "unfinished",
 ]
 
@@ -63,6 +66,20 @@ CLAIMABLE_SQL = (
     f"parent_id IS NULL AND {UNFINISHED_SQL} "
     f"AND (lease_expires_at IS NULL OR lease_expires_at < ?) AND {NOT_OWNED_SQL}"
 )  # ? = now, owner
+
+
+def runnable_with(record: ExecutionRecord, handlers: list[str] | None) -> bool:
+    """An engine that has ``handlers`` (``None``: any) can run it: every handler
+    it needs is among them (an execution that does not say, any engine can)."""
+    return handlers is None or set(record.handlers) <= set(handlers)
+
+
+def claim_order(record: ExecutionRecord) -> tuple[int, float]:
+    """Who is claimed first: highest priority, then oldest."""
+    return (-record.priority, record.created_at)
+
+
+CLAIM_ORDER_SQL = "priority DESC, created_at"
 
 
 def newest(definitions: Iterable[DefinitionRecord]) -> DefinitionRecord | None:

@@ -143,6 +143,17 @@ PRUNE_CACHE = (
     "WINDOW w AS (ORDER BY created_at DESC, key)) AS ranked WHERE n > ? OR total > ?)"
 )
 
+#: The unfinished executions ? holds whose cancellation was requested.
+CANCEL_REQUESTS = (
+    "SELECT id FROM workflow_executions WHERE cancel_requested = 1 AND finished_at IS NULL "
+    "AND owner = ?"
+)
+#: Give up what ? holds: claimable by any engine at once.
+RELEASE = (
+    "UPDATE workflow_executions SET owner = NULL, lease_expires_at = NULL "
+    "WHERE owner = ? AND finished_at IS NULL RETURNING id"
+)
+
 _MARK = re.compile(r"\?")
 
 

@@ -53,6 +53,8 @@ T = TypeVar("T")
 #: Executions per statement of a bulk operation (SQLite's default limit on
 #: bound parameters is 32,766).
 _BULK = 1000
+#: How often a waiting engine looks whether another process changed the file.
+SIGNAL_POLL = 0.05
 
 
 #: How long the check for damaged pages may take when a database opens for
@@ -160,6 +162,7 @@ class SQLiteStore(BatchedStore):
         self.busy_timeout = busy_timeout
         super().__init__()
         self._conn: sqlite3.Connection | None = None
+        self._data_version: int | None = None
         self.migrations_done: list[str] = []
         self.batches = 0
         self.ops = 0
@@ -558,16 +561,50 @@ class SQLiteStore(BatchedStore):
 
         return await self._call(op, write=False)
 
-    async def claim_expired(self, owner: str, now: float, until: float) -> list[str]:
+    async def claim_expired(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+    ) -> list[str]:
+        have = None if handlers is None else sql.blob(sorted(handlers)).decode()
+        args = (owner, until, now, owner, have, have, -1 if limit is None else limit)
+
         def op(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? "
-                f"WHERE {rules.CLAIMABLE_SQL} RETURNING id",
-                (owner, until, now, owner),
-            ).fetchall()
+            rows = conn.execute(_CLAIM, args).fetchall()
             return sorted(r[0] for r in rows)
 
         return await self._call(op, atomic=True)
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return sorted(r[0] for r in conn.execute(sql.CANCEL_REQUESTS, (owner,)))
+
+        return await self._call(op, write=False)
+
+    async def release(self, owner: str) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return sorted(r[0] for r in conn.execute(sql.RELEASE, (owner,)))
+
+        return await self._call(op, atomic=True)
+
+    async def wait_signal(self) -> None:
+        # PRAGMA data_version changes when another connection (another
+        # process) commits: only then is anything asked of the tables.
+        def version(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        while True:
+            seen = await self._call(version, write=False)
+            if self._data_version is not None and seen != self._data_version:
+                self._data_version = seen
+                return
+            self._data_version = seen
+            await trio.sleep(SIGNAL_POLL)
+
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         def op(conn: sqlite3.Connection) -> ExecutionRecord:
@@ -704,6 +741,16 @@ class SQLiteStore(BatchedStore):
         conn = self._conn
         async with self._commits.lock:
             return await trio.to_thread.run_sync(migrations.current_version, conn)
+
+
+_CLAIM = (
+    "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
+    f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
+    "AND (? IS NULL OR handlers IS NULL OR NOT EXISTS (SELECT 1 FROM "
+    "json_each(workflow_executions.handlers) AS h WHERE h.value NOT IN "
+    f"(SELECT value FROM json_each(?)))) ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ?) "
+    "RETURNING id"
+)
 
 
 def _definition_by_digest(conn: sqlite3.Connection, digest: str) -> DefinitionRecord:

@@ -7,6 +7,7 @@ import concurrent.futures
 import importlib.util
 import itertools
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ def _pgcluster() -> Any:
     spec = importlib.util.spec_from_file_location("pgcluster", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["pgcluster"] = module  # (dataclasses look their module up)
     spec.loader.exec_module(module)
     return module
 

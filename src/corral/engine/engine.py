@@ -179,8 +179,17 @@ class Engine:
         lease: float = 30.0,
         worker_context: Any = None,
         clock: Callable[[], float] = now,
+        run_here: bool = True,
+        claim: bool = False,
+        handlers: Sequence[str] | None = None,
     ) -> None:
         self.store = store
+        # A client (run_here=False) only submits, reads and cancels: what it
+        # submits is queued in the store for workers. A worker (claim) takes
+        # queued work as it has room, only what its `handlers` can run.
+        self.run_here = run_here
+        self.claiming = claim and run_here
+        self.claim_handlers = None if handlers is None else sorted(handlers)
         self.clock = clock  # wall-clock time of records, leases and retention
         self.registry = registry
         self.limits = limits
@@ -228,6 +237,8 @@ class Engine:
         self._idle.set()
         self._stored: set[str] = set()  # digests of definitions known to be in the store
         self._closing = False
+        self._draining = False  # a worker stopping: no more claims
+        self._loops: list[trio.CancelScope] = []
         self.resumed = 0
         # claimed by this engine, not resumed yet (a store error): tried each round
         self._unresumed: set[str] = set()
@@ -413,6 +424,8 @@ class Engine:
             self._metrics.rejected += 1
             raise
         digest = await self._ensure_definition(plan)
+        if not self.run_here:
+            return await self._enqueue(plan, bound, priority, key, digest)
         # It starts at once: stored as started right away, one write instead of two.
         started = self.dispatcher.starts_at_once()
         record = new_record(
@@ -456,6 +469,25 @@ class Engine:
                 )
             )
         return ExecutionHandle(self, record.id, completion)
+
+    async def _enqueue(
+        self, plan: Plan, bound: dict[str, Any], priority: int, key: str | None, digest: str
+    ) -> ExecutionHandle:
+        """A client's submission: stored with no owner, for a worker to claim
+        (committed before this returns; the workers are told at commit)."""
+        record = new_record(
+            self._new_id(),
+            plan,
+            bound,
+            priority=priority,
+            key=key,
+            definition=digest,
+            created_at=self.clock(),
+        )
+        stored, created = await self.store.create_execution(record, wait=True)
+        if created:
+            self._metrics.submitted += 1
+        return self._handle_for(stored.id)
 
     def _admit(self, run: WorkflowRun, priority: int, *, check: bool) -> _Completion:
         completion = _Completion(run)
@@ -523,14 +555,17 @@ class Engine:
         if not self._active:
             self._idle.set()
 
-    def _drop_taken_over(self, completion: _Completion) -> None:
-        """A queued execution another engine owns now: forget it, write nothing."""
+    def _drop_taken_over(
+        self, completion: _Completion, reason: str = "taken over by another engine"
+    ) -> None:
+        """A queued execution another engine owns now (or will: a worker
+        stopping): forget it, write nothing."""
         run = completion.run
         run.abandoned = True
         completion.outcome = Outcome(
             CANCELLED,
-            error=ErrorInfo("WorkflowCancelled", "taken over by another engine"),
-            exception=WorkflowCancelled(run.record.id, "taken over by another engine"),
+            error=ErrorInfo("WorkflowCancelled", reason),
+            exception=WorkflowCancelled(run.record.id, reason),
         )
         self._complete(run.record.id)
 
@@ -729,7 +764,8 @@ class Engine:
             return
         run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
         kept = run.restore()
-        log.info(
+        log.log(
+            logging.INFO if record.started_at is not None else logging.DEBUG,
             "resuming execution %s (%s): %d of %d steps already done",
             execution_id,
             record.workflow,
@@ -764,18 +800,29 @@ class Engine:
                 )
                 self._unresumed.add(execution_id)
 
+    def _background(self) -> trio.CancelScope:
+        """The scope of a background loop that uses the store: cancelled
+        before the store closes (``stop_background``)."""
+        scope = trio.CancelScope()
+        self._loops.append(scope)
+        return scope
+
+    def stop_background(self) -> None:
+        for scope in self._loops:
+            scope.cancel()
+
     async def _keep_leases(self) -> None:
         """Renew this engine's leases, act on cancel requests, adopt orphans."""
+        with self._background():
+            await self._keep_leases_loop()
+
+    async def _keep_leases_loop(self) -> None:
         while True:
             await trio.sleep(self.lease / 3)
             try:
                 t = self.clock()
                 for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
-                    ticket = self.dispatcher.withdraw(execution_id)
-                    if ticket is not None:
-                        await self._finalize_unstarted(ticket.payload, "cancelled on request")
-                    elif (run := self._services.runs.get(execution_id)) is not None:
-                        run.cancel("cancelled on request")
+                    await self._cancel_requested(execution_id)
                 # Ours in memory (running or queued) but not in the store any more:
                 # another engine took them over while this one was stalled.
                 mine = list(self._active)
@@ -788,6 +835,82 @@ class Engine:
                 await self._take_over()
             except StoreError as exc:  # e.g. locked for too long: try again next round
                 log.warning("lease renewal failed: %s", exc)
+
+    async def _cancel_requested(self, execution_id: str) -> None:
+        """Someone (another process) asked to cancel an execution this engine holds."""
+        ticket = self.dispatcher.withdraw(execution_id)
+        if ticket is not None:
+            await self._finalize_unstarted(ticket.payload, "cancelled on request")
+        elif (run := self._services.runs.get(execution_id)) is not None:
+            run.cancel("cancelled on request")
+
+    async def _watch(self, poll: float) -> None:
+        """React within milliseconds to other processes: a cancel request for
+        an execution this engine runs, and (a worker) work queued for it. The
+        store signals (LISTEN/NOTIFY, a changed SQLite file); every ``poll``
+        seconds it looks anyway, in case a signal was missed."""
+        with self._background():
+            await self._watch_loop(poll)
+
+    async def _watch_loop(self, poll: float) -> None:
+        while True:
+            with trio.move_on_after(poll):
+                try:
+                    await self.store.wait_signal()
+                except StoreError as exc:  # (the listening connection): poll meanwhile
+                    log.warning("waiting for store signals failed: %s", exc)
+                    await trio.sleep(poll)
+            try:
+                if self._active:
+                    for execution_id in await self.store.cancel_requests(self.owner):
+                        await self._cancel_requested(execution_id)
+                if self.claiming:
+                    await self._claim()
+            except StoreError as exc:
+                log.warning("looking for cancel requests or queued work failed: %s", exc)
+                await trio.sleep(min(poll, 1.0))
+
+    def _room(self) -> int:
+        """How many more executions this worker takes now."""
+        return max(0, self.limits.max_running_workflows - len(self._active))
+
+    async def _claim(self) -> None:
+        """A worker: claim queued (or orphaned) executions it has room and
+        handlers for, highest priority first, and run them."""
+        while not self._closing and not self._draining and (room := self._room()) > 0:
+            t = self.clock()
+            claimed = await self.store.claim_expired(
+                self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers
+            )
+            for execution_id in claimed:
+                try:
+                    await self._resume(execution_id)
+                except StoreError as exc:
+                    log.warning("starting claimed execution %s failed: %s", execution_id, exc)
+                    self._unresumed.add(execution_id)
+            if len(claimed) < room:
+                return
+
+    async def drain(self, grace: float) -> Sequence[str]:
+        """Stop as a worker stops (SIGTERM): claim nothing more, let what runs
+        finish for up to ``grace`` seconds, then stop the rest without writing
+        (``abandon``) and release them, so another worker claims them at once
+        and resumes them where they stopped. Returns the released ids."""
+        self._draining = True
+        for execution_id in list(self._active):
+            ticket = self.dispatcher.withdraw(execution_id)
+            if ticket is not None:  # not started here: released as it is
+                self._drop_taken_over(ticket.payload, "released by a stopping worker")
+        with trio.move_on_after(grace):
+            await self.wait_idle()
+        for completion in list(self._active.values()):
+            completion.run.abandon("the worker is stopping; released for another worker")
+        await self.wait_idle()
+        with trio.CancelScope(shield=True):
+            released = await self.store.release(self.owner)
+        if released:
+            log.info("released %d unfinished execution(s) for other workers", len(released))
+        return released
 
     async def _retain(self, older_than: float) -> None:
         """Automatic retention: prune finished executions older than ``older_than``."""
@@ -844,6 +967,10 @@ async def open_engine(
     memory_reader: Any = None,
     freeze_gc: bool = True,
     clock: Callable[[], float] | None = None,
+    run_here: bool = True,
+    claim: bool = False,
+    handlers: Sequence[str] | None = None,
+    poll: float = 1.0,
 ) -> AsyncIterator[Engine]:
     """Open an engine: ``async with corral.open_engine() as engine: ...``.
 
@@ -866,9 +993,23 @@ async def open_engine(
     records, leases, cache expiry and retention: tests move it to expire a
     lease or a TTL without sleeping (timeouts and retry delays follow Trio's
     clock, which ``trio.testing.MockClock`` moves).
+
+    Roles on a shared store (docs/deployment.md): ``run_here=False`` gives a
+    client that submits, reads and cancels, and runs nothing: what it submits
+    is queued for workers. ``claim=True`` makes a worker (``corral worker``):
+    it claims queued executions as it has room (``limits.max_running_workflows``),
+    only those whose handlers are all in ``handlers`` (default: every handler
+    it has installed). Every engine that runs work hears cancel requests and
+    queued work from other processes at once (the store's signal) and looks
+    every ``poll`` seconds anyway.
     """
     if clock is not None and not callable(clock):
         raise ConfigError(f"clock must be a function returning seconds, got {clock!r}")
+    poll = _positive("poll", poll)
+    if handlers is not None and (
+        isinstance(handlers, str) or not all(isinstance(h, str) for h in handlers)
+    ):
+        raise ConfigError(f"handlers must be a list of handler names, got {handlers!r}")
     limits = _check_limits(limits)
     lease = _positive("lease", lease)
     if retention is not None:
@@ -896,6 +1037,11 @@ async def open_engine(
                         lease=lease,
                         worker_context=worker_context,
                         clock=clock or now,
+                        run_here=run_here,
+                        claim=claim,
+                        handlers=(
+                            list(registry) if claim and handlers is None else handlers
+                        ),
                     )
                     if engine.resources.memory.enabled:
                         engine.resources.memory.sample()
@@ -906,8 +1052,10 @@ async def open_engine(
                     except StoreError as exc:  # the cache can wait: the engine opens
                         log.warning("result cache: pruning at open failed: %s", exc)
                     nursery.start_soon(engine.cache.keep_pruned)
-                    await engine._take_over()
-                    nursery.start_soon(engine._keep_leases)
+                    if run_here:
+                        await engine._take_over()
+                        nursery.start_soon(engine._keep_leases)
+                        nursery.start_soon(engine._watch, poll)
                     if limits.loop_stall_warning > 0:
                         watchdog = LoopWatchdog(
                             limits.loop_stall_warning,
@@ -927,6 +1075,7 @@ async def open_engine(
                 finally:
                     if engine is not None:
                         engine.events.close()
+                        engine.stop_background()
                     # The store's writer is shielded (queued status writes are never
                     # dropped): closing it, after the runs are done, is what stops it.
                     with trio.CancelScope(shield=True):

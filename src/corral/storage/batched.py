@@ -128,7 +128,8 @@ class BatchedStore:
             return
         await self._commits.stop()
         self._closed = True
-        await self._disconnect()
+        async with self._commits.lock:  # not while an op runs without the writer
+            await self._disconnect()
 
     async def _call(
         self,

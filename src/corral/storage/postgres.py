@@ -350,6 +350,10 @@ class PostgresStore(BatchedStore):
     async def _run_batch(self, batch: list[Op], ran: list[bool]) -> None:
         """Asyncio side: the batch in one transaction on one pooled connection."""
         ran.append(True)
+        if self._pool is None:  # closed while this batch waited for the lock
+            for op in batch:
+                op.error = StoreError(f"the store {self.url} is closed")
+            return
         self.batches += 1
         self.ops += len(batch)
         alone = len(batch) == 1

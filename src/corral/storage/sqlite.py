@@ -299,7 +299,10 @@ class SQLiteStore(BatchedStore):
     def _run_batch(self, batch: list[Op], ran: list[bool]) -> None:
         ran.append(True)
         conn = self._conn
-        assert conn is not None
+        if conn is None:  # closed while this batch waited for the lock
+            for op in batch:
+                op.error = StoreError(f"the store {self.url} is closed")
+            return
         self.batches += 1
         self.ops += len(batch)
         path = str(self.path)

@@ -99,6 +99,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(run)
 
+    smt = sub.add_parser(
+        "submit", help="queue a workflow for the workers of a shared store; print its id"
+    )
+    smt.add_argument("file", help="workflow file (.yaml, .yml, .toml, .json)")
+    smt.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an input value, converted to the input's declared type (repeatable)",
+    )
+    smt.add_argument("--key", help="idempotency key: the same key gives the same execution")
+    smt.add_argument("--priority", default="0", help="higher runs first (default: 0)")
+    smt.add_argument(
+        "--wait", action="store_true", help="wait for the result and print it (exit codes as run)"
+    )
+    smt.add_argument("--json", action="store_true", help="with --wait: print the record as JSON")
+    _store_option(smt)
+
+    wrk = sub.add_parser("worker", help="run queued executions of a shared store until SIGTERM")
+    wrk.add_argument(
+        "--concurrency",
+        default="8",
+        metavar="N",
+        help="executions run at once (default: 8)",
+    )
+    wrk.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="claim only executions whose handlers all match these patterns, e.g. 'core.*' "
+        "(repeatable; default: every installed handler)",
+    )
+    wrk.add_argument(
+        "--grace",
+        default="30s",
+        metavar="DURATION",
+        help="on SIGTERM, how long running work may take to finish before it is released "
+        "to other workers (default: 30s)",
+    )
+    _store_option(wrk)
+
     val = sub.add_parser("validate", help="check a workflow file without running it")
     val.add_argument("file")
     val.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -262,6 +306,10 @@ def _main(argv: list[str]) -> int:
             return _cmd_run(args)
         if args.command == "validate":
             return _cmd_validate(args)
+        if args.command == "submit":
+            return _cmd_submit(args)
+        if args.command == "worker":
+            return _cmd_worker(args)
         if args.command == "plugins":
             return _cmd_plugins(args)
         if args.command == "analyze":
@@ -618,6 +666,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if record.status == SUCCEEDED else EXIT_FAILED
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    registry = _registry()
+    plan = _load(args.file, registry)
+    inputs = parse_inputs(args.input, plan)
+    plan.bind_inputs(inputs)
+    priority = _int_arg("--priority", args.priority)
+    if args.key is not None and not args.key:
+        raise UsageError("--key must not be empty")
+    store = open_store(args.store or default_store_url())
+    if isinstance(store, corral.storage.MemoryStore):
+        raise UsageError(
+            "corral submit queues work in a shared store for `corral worker`; "
+            "memory:// is gone with this process (use `corral run`, or --store URL)"
+        )
+
+    async def submit() -> ExecutionRecord | str:
+        async with corral.open_engine(store, run_here=False) as client:
+            handle = await client.submit(plan, inputs, key=args.key, priority=priority)
+            if not args.wait:
+                return handle.id
+            print(f"submitted {handle.id}; waiting for a worker", file=sys.stderr)
+            return await handle.wait()
+
+    done = trio.run(submit)
+    if isinstance(done, str):
+        print(done)
+        return EXIT_OK
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(done), indent=2).decode())
+    else:
+        _print_summary(done)
+    return EXIT_OK if done.status == SUCCEEDED else EXIT_FAILED
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from corral.worker import serve
+
+    concurrency = _int_arg("--concurrency", args.concurrency)
+    grace = parse_duration(args.grace, "--grace")
+    store = args.store or default_store_url()
+    if store.startswith("memory:"):
+        raise UsageError(
+            "a worker needs a store other processes share (sqlite:// or postgresql://)"
+        )
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    trio.run(
+        lambda: serve(store, concurrency=concurrency, handlers=args.handlers, grace=grace, say=say)
+    )
+    return EXIT_OK
+
+
+def _int_arg(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{name} {text!r}: expected a whole number") from None
+
+
 async def _wait(handle: corral.ExecutionHandle) -> ExecutionRecord:
     return await handle.wait()
 
@@ -803,16 +912,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--older-than") -> float:
     """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` (a bare number is seconds) -> seconds."""
     m = _DURATION.match(text)
     if m is None:
-        raise UsageError(
-            f"--older-than {text!r}: expected a duration such as 90s, 30m, 12h, 7d or 2w"
-        )
+        raise UsageError(f"{option} {text!r}: expected a duration such as 90s, 30m, 12h, 7d or 2w")
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     if not seconds < 1000 * 365 * 86400:  # also refuses inf and nan
-        raise UsageError(f"--older-than {text!r}: a duration of at most 1000 years, please")
+        raise UsageError(f"{option} {text!r}: a duration of at most 1000 years, please")
     return seconds
 
 

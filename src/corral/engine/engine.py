@@ -891,12 +891,16 @@ class Engine:
             if len(claimed) < room:
                 return
 
+    def stop_claiming(self) -> None:
+        """A worker: take no more queued work (what it runs goes on)."""
+        self._draining = True
+
     async def drain(self, grace: float) -> Sequence[str]:
         """Stop as a worker stops (SIGTERM): claim nothing more, let what runs
         finish for up to ``grace`` seconds, then stop the rest without writing
         (``abandon``) and release them, so another worker claims them at once
         and resumes them where they stopped. Returns the released ids."""
-        self._draining = True
+        self.stop_claiming()
         for execution_id in list(self._active):
             ticket = self.dispatcher.withdraw(execution_id)
             if ticket is not None:  # not started here: released as it is

@@ -545,3 +545,10 @@ async def test_a_queued_submission_from_another_process_signals(store: Store) ->
         finally:
             if other is not store:
                 await other.close()
+
+
+async def test_an_engine_that_is_not_a_worker_takes_over_orphans_only(store: Store) -> None:
+    await store.create_execution(_record("queued"))  # no owner: for workers
+    await store.create_execution(_record("orphan", owner="dead", lease=10.0))
+    assert await store.claim_expired("E", 50.0, 100.0, queued=False) == ["orphan"]
+    assert await store.claim_expired("W", 50.0, 100.0) == ["queued"]

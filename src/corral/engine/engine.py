@@ -784,7 +784,15 @@ class Engine:
             return
         t = self.clock()
         try:
-            claimed = await self.store.claim_expired(self.owner, t, t + self.lease)
+            # Only what it can run; a worker also takes queued work, up to its room.
+            claimed = await self.store.claim_expired(
+                self.owner,
+                t,
+                t + self.lease,
+                limit=self._room() if self.claiming else None,
+                handlers=self.claim_handlers,
+                queued=self.claiming and not self._draining,
+            )
         except StoreError as exc:  # at open too: the engine opens, the next round claims
             log.warning("taking over expired executions failed: %s", exc)
             claimed = []
@@ -1043,9 +1051,7 @@ async def open_engine(
                         clock=clock or now,
                         run_here=run_here,
                         claim=claim,
-                        handlers=(
-                            list(registry) if claim and handlers is None else handlers
-                        ),
+                        handlers=(list(registry) if handlers is None else handlers),
                     )
                     if engine.resources.memory.enabled:
                         engine.resources.memory.sample()

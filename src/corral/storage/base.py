@@ -194,12 +194,15 @@ class Store(Protocol):
         *,
         limit: int | None = None,
         handlers: list[str] | None = None,
+        queued: bool = True,
     ) -> list[str]:
         """Take over unfinished top-level executions that no live engine holds
         (queued by a client, released by a stopping worker, or whose lease
         expired before ``now``), highest priority first, then oldest; at most
         ``limit``; with ``handlers``, only those whose handlers are all among
-        them. Return their ids. Atomic: two engines never claim the same one."""
+        them; with ``queued=False``, only orphans of an engine (not work
+        queued or released for workers, which has no owner). Return their
+        ids. Atomic: two engines never claim the same one."""
         ...
 
     async def cancel_requests(self, owner: str) -> list[str]:

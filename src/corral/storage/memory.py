@@ -259,12 +259,15 @@ class MemoryStore:
         *,
         limit: int | None = None,
         handlers: list[str] | None = None,
+        queued: bool = True,
     ) -> list[str]:
         found = sorted(
             (
                 rec
                 for rec in self._executions.values()
-                if rules.claimable(rec, owner, now) and rules.runnable_with(rec, handlers)
+                if rules.claimable(rec, owner, now)
+                and rules.runnable_with(rec, handlers)
+                and (queued or rec.owner is not None)
             ),
             key=rules.claim_order,
         )

@@ -617,11 +617,14 @@ class PostgresStore(BatchedStore):
         *,
         limit: int | None = None,
         handlers: list[str] | None = None,
+        queued: bool = True,
     ) -> list[str]:
         have = None if handlers is None else sql.blob(sorted(handlers)).decode()
 
         async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(_CLAIM, owner, until, now, owner, have, have, limit)
+            rows = await conn.fetch(
+                _CLAIM, owner, until, now, owner, int(queued), have, have, limit
+            )
             return sorted(r[0] for r in rows)
 
         return await self._q(op, atomic=True)
@@ -851,6 +854,7 @@ _LOST = q(f"SELECT id FROM workflow_executions WHERE id = ANY(?) AND {rules.NOT_
 _CLAIM = q(
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
     f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
+    "AND (?::int = 1 OR owner IS NOT NULL) "
     "AND (?::jsonb IS NULL OR handlers IS NULL OR handlers::jsonb <@ ?::jsonb) "
     f"ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
 )

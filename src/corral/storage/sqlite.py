@@ -572,9 +572,10 @@ class SQLiteStore(BatchedStore):
         *,
         limit: int | None = None,
         handlers: list[str] | None = None,
+        queued: bool = True,
     ) -> list[str]:
         have = None if handlers is None else sql.blob(sorted(handlers)).decode()
-        args = (owner, until, now, owner, have, have, -1 if limit is None else limit)
+        args = (owner, until, now, owner, int(queued), have, have, -1 if limit is None else limit)
 
         def op(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(_CLAIM, args).fetchall()
@@ -607,7 +608,6 @@ class SQLiteStore(BatchedStore):
                 return
             self._data_version = seen
             await trio.sleep(SIGNAL_POLL)
-
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         def op(conn: sqlite3.Connection) -> ExecutionRecord:
@@ -749,6 +749,7 @@ class SQLiteStore(BatchedStore):
 _CLAIM = (
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
     f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
+    "AND (? = 1 OR owner IS NOT NULL) "
     "AND (? IS NULL OR handlers IS NULL OR NOT EXISTS (SELECT 1 FROM "
     "json_each(workflow_executions.handlers) AS h WHERE h.value NOT IN "
     f"(SELECT value FROM json_each(?)))) ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ?) "

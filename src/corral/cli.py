@@ -141,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long running work may take to finish before it is released "
         "to other workers (default: 30s)",
     )
+    wrk.add_argument(
+        "--lease",
+        default="30s",
+        metavar="DURATION",
+        help="how long the work of a worker that died (SIGKILL, a lost machine) waits "
+        "before another worker takes it over (default: 30s; renewed every third of it)",
+    )
     _store_option(wrk)
 
     val = sub.add_parser("validate", help="check a workflow file without running it")
@@ -705,6 +712,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     concurrency = _int_arg("--concurrency", args.concurrency)
     grace = parse_duration(args.grace, "--grace")
+    lease = parse_duration(args.lease, "--lease")
+    if lease < 0.1:
+        raise UsageError(f"--lease {args.lease!r}: at least 0.1 s")
     store = args.store or default_store_url()
     if store.startswith("memory:"):
         raise UsageError(
@@ -715,7 +725,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     trio.run(
-        lambda: serve(store, concurrency=concurrency, handlers=args.handlers, grace=grace, say=say)
+        lambda: serve(
+            store,
+            concurrency=concurrency,
+            handlers=args.handlers,
+            grace=grace,
+            lease=lease,
+            say=say,
+        )
     )
     return EXIT_OK
 

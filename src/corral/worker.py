@@ -55,6 +55,7 @@ async def serve(
     concurrency: int,
     handlers: Sequence[str] = (),
     grace: float = 30.0,
+    lease: float = 30.0,
     plugins: Sequence[object] = (),
     entry_points: bool = True,
     say: Callable[[str], None] = print,
@@ -74,6 +75,7 @@ async def serve(
         plugins=plugins,
         entry_points=entry_points,
         limits=limits,
+        lease=lease,
         claim=True,
         handlers=names,
     ) as engine:

@@ -42,6 +42,24 @@ class Cluster:
     def stop(self) -> None:
         stop(self.directory, self.bindir)
 
+    def restart(self) -> None:
+        """Restart the server (fast shutdown: every connection is cut)."""
+        _run(
+            _as_server_user(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.directory / "data"),
+                    "-l",
+                    str(self.directory / "server.log"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "restart",
+                ]
+            )
+        )
+
 
 def _bindir() -> Path | None:
     found = sorted(
@@ -151,7 +169,13 @@ def stop(directory: Path, bindir: Path | None = None) -> None:
 
 
 def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # Output to files, never pipes: a server started here would inherit a
+    # pipe and hold it open, and waiting for its end would never return.
+    with tempfile.TemporaryFile("w+") as out:
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        out.seek(0)
+        done.stdout = out.read()
+        done.stderr = ""
     if done.returncode != 0:
         program = Path(cmd[3] if cmd[0] == "runuser" else cmd[0]).name
         raise Unavailable(f"`{program}` failed: {(done.stderr or done.stdout).strip()[-400:]}")

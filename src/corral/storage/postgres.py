@@ -208,7 +208,7 @@ class PostgresStore(BatchedStore):
                         password=st.password,
                         database=st.database,
                         ssl=st.sslmode,
-                        min_size=1,
+                        min_size=0,
                         max_size=st.pool_size,
                         timeout=st.connect_timeout,
                         server_settings=settings,
@@ -244,8 +244,18 @@ class PostgresStore(BatchedStore):
                 f"PostgreSQL at {st.host}:{st.port} has no database {st.database!r} "
                 f"(create it first: createdb {st.database})"
             )
-        if isinstance(exc, (OSError, TimeoutError)):
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            return StoreError(
+                f"no PostgreSQL answered at {st.where} within {st.connect_timeout:g} s "
+                "(is a PostgreSQL server running there? connect_timeout= in the URL sets the wait)"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return StoreError(
+                f"cannot connect to PostgreSQL at {st.where}: connection refused "
+                "(is the server running, on that port?)"
+            )
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc) or type(exc).__name__
             return StoreError(f"cannot connect to PostgreSQL at {st.where}: {reason}")
         if isinstance(exc, asyncpg.PostgresError):
             return StoreError(f"PostgreSQL at {st.where}: {exc}")

@@ -59,7 +59,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODE",
-        choices=["corral-memory", "corral-sqlite", "baseline-a", "baseline-b"],
+        choices=[
+            "corral-memory",
+            "corral-sqlite",
+            "corral-postgres",
+            "baseline-a",
+            "baseline-b",
+            "baseline-pg",
+        ],
         help="only these modes (a corral mode keeps its baseline); repeatable",
     )
     p.add_argument(
@@ -68,6 +75,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="also time `corral analyze` (cold, warm, after an edit; time and peak RSS) "
         "against grimp on a generated codebase and, in full runs, on sympy 1.14.0 "
         "(downloaded once into $CORRAL_PERF_CACHE or ~/.cache/corral-perf)",
+    )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also the PostgreSQL cases: corral ÷ a raw asyncpg floor, 1/2/4 worker "
+        "processes, cross-process cancel latency (SQLite too); a server is started for the "
+        "run unless $CORRAL_PERF_POSTGRES names one",
     )
     p.add_argument(
         "--analysis-modules",
@@ -139,7 +153,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
         scale = dataclasses.replace(scale, timeout=args.timeout)
     repeat = args.repeat or (1 if args.quick else 3)
     analysis = args.analysis or any(n.startswith(("analysis", "sympy")) for n in args.case)
-    cases = select(build_cases(scale, analysis=analysis), args.case, args.mode)
+    postgres = (
+        args.postgres
+        or any(
+            n.startswith(("workers", "xcancel")) or "postgres" in n or "-pg" in n for n in args.case
+        )
+        or any(m in ("corral-postgres", "baseline-pg") for m in args.mode)
+    )
+    cases = select(build_cases(scale, analysis=analysis, postgres=postgres), args.case, args.mode)
     if not cases:
         print(f"{prog}: error: no case matches {args.case} {args.mode}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ non-zero with the traceback on stderr, which the runner records.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from perf.stats import current_rss_mb, peak_rss_mb
 RESULT_PREFIX = "PERF-RESULT "
 
 MODES = ("baseline-a", "corral-memory", "baseline-b", "corral-sqlite")
+#: With --postgres (a server for the run: perf.postgres).
+PG_MODES = ("baseline-pg", "corral-postgres")
 
 
 def _opener(mode: str) -> Callable[[Path, int | None], AbstractAsyncContextManager[Any]]:
@@ -34,13 +37,17 @@ def _opener(mode: str) -> Callable[[Path, int | None], AbstractAsyncContextManag
 
         durable = mode == "baseline-b"
         return lambda tmpdir, _max_running: open_trio_system(durable, tmpdir)
-    if mode in ("corral-memory", "corral-sqlite"):
+    if mode in ("corral-memory", "corral-sqlite", "corral-postgres"):
         from perf.corral_system import open_corral_system
 
         store = mode.removeprefix("corral-")
         return lambda tmpdir, max_running: open_corral_system(
             store, tmpdir, max_running=max_running
         )
+    if mode == "baseline-pg":
+        from perf.postgres import open_pg_floor
+
+        return lambda tmpdir, _max_running: open_pg_floor(os.environ["CORRAL_PERF_DB"])
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -76,7 +83,18 @@ async def run_case(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     t0 = time.perf_counter()
-    figures = trio.run(run_case, spec)
+    if spec["mode"] in PG_MODES:
+        from perf.postgres import fresh_database, server_counters
+
+        with fresh_database() as url:
+            os.environ["CORRAL_PERF_DB"] = url
+            before = server_counters(url)
+            figures = trio.run(run_case, spec)
+            after = server_counters(url)
+        per = max(1, spec["n"] + spec.get("warmup", 0))
+        figures["server_per_workflow"] = {k: (after[k] - before[k]) / per for k in after}
+    else:
+        figures = trio.run(run_case, spec)
     figures["peak_rss_mb"] = peak_rss_mb()
     figures["case_wall_s"] = time.perf_counter() - t0
     sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")

@@ -166,6 +166,7 @@ class TrioSystem:
                 async with trio.open_nursery() as nursery:
                     for step in run.workload.steps:
                         nursery.start_soon(self._step, run, step, events)
+                await self._finished(run)
         finally:
             run.done.set()
 
@@ -176,9 +177,16 @@ class TrioSystem:
         args = {k: _resolve(v, run.i, run.outputs) for k, v in step.args.items()}
         output = await FUNCTIONS[step.fn](**args)
         run.outputs[step.id] = output
+        await self._record(run, step, output)
+        events[step.id].set()
+
+    async def _record(self, run: TrioRun, step: StepDef, output: Any) -> None:
+        """Make a step's output durable before its dependents start."""
         if self._writer is not None:
             await self._writer.record(run.id, step.id, output)
-        events[step.id].set()
+
+    async def _finished(self, run: TrioRun) -> None:
+        """A workflow's steps are done (baselines a and b write nothing more)."""
 
     async def _blockers(self, run: TrioRun, width: int) -> None:
         try:

@@ -10,6 +10,7 @@ part of what is measured, as is reference resolution and params conversion.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -160,7 +161,10 @@ async def open_corral_system(
 ) -> AsyncIterator[CorralSystem]:
     """An engine on ``store`` ("memory" or "sqlite"), durability ``step``, default
     limits unless ``max_running`` must be raised for the in-flight case."""
-    url = "memory://" if store == "memory" else f"sqlite:///{tmpdir / 'corral.db'}"
+    if store == "postgres":
+        url = os.environ["CORRAL_PERF_DB"]  # a fresh database (perf.postgres)
+    else:
+        url = "memory://" if store == "memory" else f"sqlite:///{tmpdir / 'corral.db'}"
     limits = (
         corral.Limits() if max_running is None else corral.Limits(max_running_workflows=max_running)
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perf._case import MODES, RESULT_PREFIX
+from perf._case import MODES, PG_MODES, RESULT_PREFIX
 from perf.analysis import AnalysisSkipped
 from perf.workloads import FULL_N, QUICK_N
 
@@ -40,14 +40,22 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Each corral mode is compared with the baseline that does the same durable work.
-BASELINE_OF = {"corral-memory": "baseline-a", "corral-sqlite": "baseline-b"}
+BASELINE_OF = {
+    "corral-memory": "baseline-a",
+    "corral-sqlite": "baseline-b",
+    "corral-postgres": "baseline-pg",
+}
 
 MODE_LABELS = {
     "baseline-a": "baseline (a) trio",
     "corral-memory": "corral memory://",
     "baseline-b": "baseline (b) trio+sqlite",
     "corral-sqlite": "corral sqlite",
+    "baseline-pg": "floor (pg) trio+asyncpg",
+    "corral-postgres": "corral postgresql",
 }
+#: Worker processes against one server (the --postgres table).
+WORKER_COUNTS = (1, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -129,9 +137,27 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def build_cases(scale: Scale, *, analysis: bool) -> list[Case]:
+def build_cases(scale: Scale, *, analysis: bool, postgres: bool = False) -> list[Case]:
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
+    if postgres:
+        for workload, n in scale.n.items():
+            for mode in PG_MODES:
+                cases.append(
+                    Case(
+                        f"throughput/{workload}/{mode}",
+                        "throughput",
+                        mode,
+                        workload,
+                        {"n": n, "warmup": max(5, n // 10)},
+                    )
+                )
+        count = scale.n["single"]
+        for workers in WORKER_COUNTS:
+            cases.append(Case(f"workers/{workers}", "workers", None, "single", {"n": count}))
+        for backend in ("sqlite", "postgres"):
+            tries = 5 if scale.n == FULL_N else 2
+            cases.append(Case(f"xcancel/{backend}", "xcancel", None, None, {"tries": tries}))
     for workload, n in scale.n.items():
         for mode in MODES:
             cases.append(
@@ -229,6 +255,14 @@ def _run_subprocess(case: Case, timeout: float) -> dict[str, Any]:
 
 
 def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
+    if case.kind == "workers":
+        from perf.postgres import run_workers_repeat
+
+        return run_workers_repeat(int(case.id.split("/")[1]), case.params["n"], timeout)
+    if case.kind == "xcancel":
+        from perf.postgres import run_xcancel_repeat
+
+        return run_xcancel_repeat(case.id.split("/")[1], case.params["tries"], timeout)
     if case.kind == "window":
         from perf.window import run_window_repeat
 
@@ -249,6 +283,21 @@ def run_cases(
     progress: Callable[[str], None],
 ) -> list[CaseResult]:
     """Run every case ``repeat`` times, round by round; never raises for a case."""
+    if any(c.mode in PG_MODES or c.kind in ("workers", "xcancel") for c in cases):
+        from perf.postgres import server
+
+        with server() as url:
+            progress(f"PostgreSQL for the run: {url.rpartition('@')[2]}")
+            return _run_rounds(cases, repeat, timeout, progress)
+    return _run_rounds(cases, repeat, timeout, progress)
+
+
+def _run_rounds(
+    cases: Sequence[Case],
+    repeat: int,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> list[CaseResult]:
     results = {c.id: CaseResult(c) for c in cases}
     total = len(cases) * repeat
     done = 0
@@ -288,6 +337,8 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "inflight": ("inflight_rss_mb", "MB"),
         "cancel": ("cancel_ms", "ms"),
         "window": ("window_ms", "ms window"),
+        "workers": ("workflows_per_s", "wf/s"),
+        "xcancel": ("cancel_p50_ms", "ms p50"),
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)

@@ -262,3 +262,120 @@ async def test_a_server_restart_under_a_running_worker(
         assert "Traceback" not in err, err
     finally:
         cluster.stop()
+
+
+# ---------------------------------------------------------------- status writes in bulk
+
+
+def _record(execution_id: str, owner: str | None = "A") -> Any:
+    from corral.model import ExecutionRecord, StepRecord
+
+    return ExecutionRecord(
+        id=execution_id,
+        workflow="wf",
+        version=1,
+        owner=owner,
+        lease_expires_at=None if owner is None else 1e12,
+        created_at=1.0,
+        steps=[StepRecord(step_id="a", handler="core.noop"), StepRecord(step_id="b")],
+    )
+
+
+async def _close_on_failure(store: Any) -> None:
+    """(The writer runs until the store closes: close it if the test fails.)"""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
+
+
+async def _in_one_batch(store: Any, *calls: Any) -> list[BaseException | None]:
+    """Run the calls concurrently (queued together: one batch); their errors."""
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    async def one(i: int) -> None:
+        try:
+            await calls[i]()
+        except Exception as exc:
+            errors[i] = exc
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(calls)):
+            nursery.start_soon(one, i)
+    return errors
+
+
+async def test_status_writes_of_a_batch_go_in_bulk_and_stay_fenced(postgres_url: str) -> None:
+    from corral.errors import LeaseLost
+    from corral.model import StepRecord
+
+    store = open_store(postgres_url)
+    async with lifetime(store):
+        await store.open()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.run)
+                nursery.start_soon(_close_on_failure, store)
+                for i in range(3):
+                    await store.create_execution(_record(f"e{i}"))
+                # e1 was taken over by B
+                await store.cancel_requests("A")  # (any op: the inserts are committed)
+                _sql(postgres_url, "UPDATE workflow_executions SET owner = 'B' WHERE id = 'e1'")
+                done = StepRecord(step_id="a", status="succeeded", attempts=1, output={"n": 1})
+                before = store.batches  # type: ignore[attr-defined]
+                errors = await _in_one_batch(
+                    store,
+                    *[
+                        (lambda i=i: store.record_step(f"e{i}", done, owner="A"))
+                        for i in range(3)
+                    ],
+                    *[
+                        (
+                            lambda i=i: store.finish_execution(
+                                f"e{i}", "succeeded", result=i, error=None, finished_at=5.0,
+                                owner="A",
+                            )
+                        )
+                        for i in range(3)
+                    ],
+                )
+                assert store.batches - before <= 2  # type: ignore[attr-defined]
+                assert [type(e).__name__ if e else None for e in errors] == [
+                    None, "LeaseLost", None, None, "LeaseLost", None
+                ]
+                assert all(isinstance(e, LeaseLost) for e in errors if e)
+                for i in (0, 2):
+                    got = await store.get_execution(f"e{i}")
+                    assert got.status == "succeeded" and got.result == i
+                    assert got.step("a").output == {"n": 1}
+                stolen = await store.get_execution("e1")
+                assert stolen.status == "pending" and stolen.step("a").status == "pending"
+                nursery.cancel_scope.cancel()
+        finally:
+            await store.close()
+
+
+async def test_a_failing_write_in_a_bulk_batch_fails_alone(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    async with lifetime(store):
+        await store.open()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.run)
+                nursery.start_soon(_close_on_failure, store)
+                await store.create_execution(_record("dup"))
+                errors = await _in_one_batch(
+                    store,
+                    lambda: store.create_execution(_record("new1")),
+                    lambda: store.create_execution(_record("dup")),  # the id exists
+                    lambda: store.create_execution(_record("new2")),
+                )
+                assert errors[0] is None and errors[2] is None
+                assert isinstance(errors[1], StoreError) and "dup" in str(errors[1])
+                ids = sorted(r.id for r in await store.list_executions())
+                assert ids == ["dup", "new1", "new2"]
+                assert len((await store.get_execution("new2")).steps) == 2
+                nursery.cancel_scope.cancel()
+        finally:
+            await store.close()

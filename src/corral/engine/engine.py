@@ -33,6 +33,7 @@ from corral.engine import interrupts, workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
 from corral.engine.events import EventBus, Subscription
+from corral.engine.leases import LeaseGuard
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
 from corral.engine.relay import ProgressRelay
 from corral.engine.resources import MemoryGuard, ResourceManager
@@ -220,6 +221,7 @@ class Engine:
         )
         self._ids = itertools.count()
         self._id_prefix = uuid.uuid4().hex[:12]
+        self.leases = LeaseGuard(lease)
         self._services = Services(
             store=store,
             resources=self.resources,
@@ -231,6 +233,7 @@ class Engine:
             status_write_timeout=limits.status_write_timeout,
             new_id=self._new_id,
             clock=clock,
+            leases=self.leases,
         )
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()
@@ -828,6 +831,7 @@ class Engine:
         while True:
             await trio.sleep(self.lease / 3)
             try:
+                round_started = trio.current_time()
                 t = self.clock()
                 for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
                     await self._cancel_requested(execution_id)
@@ -840,6 +844,7 @@ class Engine:
                         self._drop_taken_over(ticket.payload)
                     elif (run := self._services.runs.get(execution_id)) is not None:
                         run.abandon()
+                self.leases.renewed(round_started)  # (what was taken over is abandoned)
                 await self._take_over()
             except StoreError as exc:  # e.g. locked for too long: try again next round
                 log.warning("lease renewal failed: %s", exc)

@@ -30,6 +30,7 @@ import trio.lowlevel
 from corral.engine import interrupts
 from corral.engine.conditions import ConditionError
 from corral.engine.encoding import UnstorableOutput, encode_output
+from corral.engine.leases import LeaseGuard
 from corral.engine.retry import backoff_delay, should_retry
 from corral.errors import (
     CorralError,
@@ -108,6 +109,8 @@ class Services:
     """Wall-clock time for records and leases (injectable: tests move it)."""
     runs: dict[str, WorkflowRun] = field(default_factory=dict)
     """Every run in progress, children included (for ``Engine.cancel``)."""
+    leases: LeaseGuard | None = None
+    """Whether the engine's leases are fresh enough to start a step."""
 
 
 @dataclass(slots=True)
@@ -739,6 +742,11 @@ class WorkflowRun:
         while True:
             attempt += 1
             rec.attempts = attempt
+            if s.leases is not None and not s.leases.fresh():
+                # The engine missed lease renewals (a stall): another engine may
+                # own this execution by now. Start nothing until a renewal says
+                # (one that finds it taken over abandons this run).
+                await s.leases.wait_renewed()
             rec.status = RUNNING
             if rec.started_at is None:
                 rec.started_at = self.s.clock()

@@ -39,6 +39,7 @@ from corral.storage import rules, sql
 from corral.storage.base import CacheEntry, DefinitionRecord
 from corral.storage.batched import BatchedStore, WriteFn
 from corral.storage.group_commit import Op, wake
+from corral.storage.pg_bulk import FINISH, INSERT, START, STEP, Bulk, bulk_of, run_bulk
 
 __all__ = ["PostgresStore", "parse_url"]
 
@@ -199,6 +200,7 @@ class PostgresStore(BatchedStore):
         if self.readonly:
             settings["default_transaction_read_only"] = "on"
         try:
+            # (with min_size=0 the first connection is made by _prepare)
             with trio.fail_after(st.connect_timeout + 1):
                 self._pool = await self._aio(
                     asyncpg.create_pool(
@@ -223,12 +225,17 @@ class PostgresStore(BatchedStore):
         except Exception as exc:
             raise self._connect_error(exc) from None
         try:
-            await self._aio(self._prepare())
+            with trio.fail_after(st.connect_timeout + 1):
+                await self._aio(self._prepare())
         except BaseException as exc:
             pool, self._pool = self._pool, None
             with trio.CancelScope(shield=True):
                 await self._aio(pool.close())
-            raise self._error(exc) from None
+            if isinstance(exc, trio.TooSlowError):
+                exc = TimeoutError()
+            if isinstance(exc, (StoreError, trio.Cancelled, KeyboardInterrupt)):
+                raise
+            raise self._connect_error(exc) from None
 
     def _connect_error(self, exc: BaseException) -> StoreError:
         import asyncpg
@@ -419,9 +426,11 @@ class PostgresStore(BatchedStore):
             [s.attempts for s in r.steps],
         )
 
+        def values() -> tuple[Any, ...]:
+            return (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
+
         async def op(conn: Any) -> tuple[ExecutionRecord, bool]:
-            values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
-            done = await conn.execute(_INSERT_EXECUTION, *values)
+            done = await conn.execute(_INSERT_EXECUTION, *values())
             if _rows(done) == 0:
                 found = await conn.fetchval(
                     "SELECT id FROM workflow_executions WHERE idempotency_key = $1", r.key
@@ -433,7 +442,17 @@ class PostgresStore(BatchedStore):
                 await conn.execute(_NOTIFY)  # queued: wake a worker (sent at commit)
             return record, True
 
-        return op
+        if r.key is not None:  # the insert decides idempotency: a statement of its own
+            return op
+        step_rows = [
+            (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
+        ]
+        return Bulk(
+            INSERT,
+            lambda: (values(), step_rows, state[1] is None and r.parent_id is None),
+            op,
+            key=record,
+        )
 
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
         statement = _START_CLAIM if claim else _START
@@ -443,7 +462,10 @@ class PostgresStore(BatchedStore):
             if _rows(done) == 0:
                 raise LeaseLost(f"execution {execution_id} is owned by another engine or finished")
 
-        return op
+        if claim:
+            return op
+        row = (execution_id, owner, started_at)
+        return Bulk(START, lambda: row, op, key=execution_id)
 
     def _step_fn(self, execution_id: str, step: StepRecord, owner: str | None) -> WriteFn:
         terminal = step.status in TERMINAL_STEP
@@ -457,7 +479,15 @@ class PostgresStore(BatchedStore):
             if _rows(done) == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        return op
+        row = (*values, owner)
+        return Bulk(
+            STEP,
+            lambda: row,
+            op,
+            key=(execution_id, step.step_id),
+            owner=owner,
+            terminal=terminal,
+        )
 
     def _finish_fn(
         self,
@@ -478,7 +508,8 @@ class PostgresStore(BatchedStore):
             if _rows(done) == 0:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
-        return op
+        row = (*values, owner)
+        return Bulk(FINISH, lambda: row, op, key=execution_id, owner=owner)
 
     # ------------------------------------------------------------ definitions
 
@@ -959,9 +990,9 @@ async def _apply(conn: Any, batch: list[Op], *, guard: bool) -> bool:
     have written before it failed, so either returns False unguarded (the
     caller starts over, guarded: a savepoint per op). An op alone needs
     neither: its failure rolls the whole transaction back."""
-    import asyncpg
-
     alone = len(batch) == 1
+    if not guard and not alone:
+        return await _apply_fast(conn, batch)
     for op in batch:
         guarded = guard and not alone
         if guarded:
@@ -974,9 +1005,37 @@ async def _apply(conn: Any, batch: list[Op], *, guard: bool) -> bool:
             if guarded:
                 await conn.execute("ROLLBACK TO SAVEPOINT op")
                 await conn.execute("RELEASE SAVEPOINT op")
-            elif not alone and (isinstance(exc, asyncpg.PostgresError) or not op.atomic):
+            op.error = exc
+    return True
+
+
+async def _apply_fast(conn: Any, batch: list[Op]) -> bool:
+    """The batch in order, each run of two or more status writes as a few
+    statements (storage/pg_bulk.py). False as soon as something failed in a
+    way that aborted the transaction, or may have written before it failed:
+    the caller starts over, one op at a time in savepoints."""
+    i = 0
+    while i < len(batch):
+        j = i
+        while j < len(batch) and bulk_of(batch[j]) is not None:
+            j += 1
+        if j - i >= 2:
+            try:
+                await run_bulk(conn, batch[i:j], _NOTIFY)
+            except Exception:
+                return False
+            i = j
+            continue
+        op = batch[i]
+        try:
+            op.result = await op.fn(conn)
+        except Exception as exc:
+            import asyncpg
+
+            if isinstance(exc, asyncpg.PostgresError) or not op.atomic:
                 return False
             op.error = exc
+        i += 1
     return True
 
 

@@ -230,7 +230,8 @@ def evaluate_targets(
         return value, label
 
     targets: list[dict[str, Any]] = []
-    corral_modes = list(BASELINE_OF)
+    # (the plan's targets are about the embedded stores; PostgreSQL has its own)
+    corral_modes = ["corral-memory", "corral-sqlite"]
 
     # -- the plan
     value, where = worst(
@@ -343,6 +344,7 @@ def evaluate_targets(
             )
         )
     targets += _window_targets(results)
+    targets += _postgres_targets(results, ratios, get)
     targets += _analysis_targets(results)
     if scale.n != FULL_N:
         # Smaller sizes than the targets are defined for: shown, not judged.
@@ -351,6 +353,51 @@ def evaluate_targets(
                 t["met"] = None
                 t["detail"] = "; ".join(filter(None, [t["detail"], "n/a: quick sizes"]))
     return targets
+
+
+XCANCEL_TARGET_MS = 100.0
+
+
+def _postgres_targets(
+    results: Sequence[CaseResult],
+    ratios: dict[str, dict[str, Any]],
+    get: Any,
+) -> list[dict[str, Any]]:
+    """Issue 13: PostgreSQL ≥ 40% of its floor (single step, one engine), and a
+    cancel from another process reaching its handler within 100 ms."""
+    out: list[dict[str, Any]] = []
+    ids = {r.case.id for r in results}
+    if "throughput/single/corral-postgres" in ids:
+        r = ratios.get("throughput/single/corral-postgres")
+        value = None if r is None else r["ratio"]
+        out.append(
+            _target(
+                "issue 13",
+                "durable single-step throughput on PostgreSQL ≥ 40% of its floor",
+                f">= {RATIO_TARGET:.0%}",
+                value,
+                "ratio",
+                None if value is None else value >= RATIO_TARGET,
+                f"{get('throughput/single/corral-postgres', 'workflows_per_s') or 0:,.0f} vs "
+                f"{get('throughput/single/baseline-pg', 'workflows_per_s') or 0:,.0f} wf/s",
+            )
+        )
+    for backend in ("sqlite", "postgres"):
+        if f"xcancel/{backend}" not in ids:
+            continue
+        worst = get(f"xcancel/{backend}", "cancel_max_ms")
+        out.append(
+            _target(
+                "issue 13",
+                f"cancel from another process reaches the handler ({backend})",
+                f"<= {XCANCEL_TARGET_MS:g} ms",
+                worst,
+                "ms",
+                None if worst is None else worst <= XCANCEL_TARGET_MS,
+                f"median {get(f'xcancel/{backend}', 'cancel_p50_ms') or 0:,.1f} ms; worst shown",
+            )
+        )
+    return out
 
 
 def _window_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
@@ -566,7 +613,8 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
     """Throughput with ratios, latency, memory and cancellation, analysis, targets."""
     cases = doc["cases"]
     ratios = doc["ratios"]
-    modes = list(MODE_LABELS)
+    # the modes this run measured (PostgreSQL's only with --postgres)
+    modes = [m for m in MODE_LABELS if any(cid.endswith(f"/{m}") for cid in cases)]
     out: list[TableModel] = []
 
     def cell(case_id: str, key: str, spec: str = ",.0f") -> Cell:
@@ -616,7 +664,7 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
     t = TableModel(
         "Start latency, submit → first step running, ms (p50 / p99)",
         ["case", *mode_cols],
-        right=set(range(1, 5)),
+        right=set(range(1, len(mode_cols) + 1)),
     )
     for w in WORKLOADS:
         if present(f"throughput/{w}"):
@@ -645,7 +693,9 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
         out.append(t)
 
     t = TableModel(
-        "Memory (MB) and cancellation (ms)", ["figure", *mode_cols], right=set(range(1, 5))
+        "Memory (MB) and cancellation (ms)",
+        ["figure", *mode_cols],
+        right=set(range(1, len(mode_cols) + 1)),
     )
     for w in WORKLOADS:
         if present(f"throughput/{w}"):
@@ -703,6 +753,7 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
     if t.rows:
         out.append(t)
 
+    out += _postgres_tables(doc)
     out += _analysis_tables(doc)
 
     t = TableModel("Targets", ["from", "target", "threshold", "measured", "status"], right={3})
@@ -736,6 +787,53 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
             + "; ".join(f"{cid}: {cases[cid]['errors'][0][:600]}" for cid in failed)
         )
     return out
+
+
+def _postgres_tables(doc: dict[str, Any]) -> list[TableModel]:
+    """Worker processes against one server, cross-process cancel, server cost."""
+    cases = doc["cases"]
+
+    def med(cid: str, key: str) -> float | None:
+        c = cases.get(cid)
+        if c is None or c["status"] != "ok":
+            return None
+        value = c["median"].get(key)
+        return None if value is None else float(value)
+
+    t = TableModel("PostgreSQL: workers, cancel, server cost", ["figure", "value"], right={1})
+    for cid in sorted(c for c in cases if c.startswith("workers/")):
+        n = cid.split("/")[1]
+        count = cases[cid].get("params", {}).get("n") or doc["scale"]["n"].get("single", 0)
+        t.rows.append(
+            [
+                f"{n} worker process(es), {count:,} single-step workflows, wf/s",
+                _fmt(med(cid, "workflows_per_s")),
+            ]
+        )
+    for backend in ("sqlite", "postgres"):
+        cid = f"xcancel/{backend}"
+        if cid in cases:
+            t.rows.append(
+                [
+                    f"cancel from another process → handler stopped ({backend}), ms p50 / max",
+                    f"{_fmt(med(cid, 'cancel_p50_ms'), ',.1f')} / "
+                    f"{_fmt(med(cid, 'cancel_max_ms'), ',.1f')}",
+                ]
+            )
+    cid = "throughput/single/corral-postgres"
+    if cid in cases:
+        for key, label, spec in (
+            ("server_commits_per_wf", "server: commits per workflow", ",.3f"),
+            ("server_rows_inserted_per_wf", "server: rows inserted per workflow", ",.2f"),
+            ("server_rows_updated_per_wf", "server: rows updated per workflow", ",.2f"),
+            ("server_server_cpu_s_per_wf", "server: CPU per workflow, µs", "µs"),
+        ):
+            value = med(cid, key)
+            if spec == "µs":
+                t.rows.append([label, _fmt(None if value is None else value * 1e6, ",.0f")])
+            else:
+                t.rows.append([label, _fmt(value, spec)])
+    return [t] if t.rows else []
 
 
 def _analysis_tables(doc: dict[str, Any]) -> list[TableModel]:

@@ -552,3 +552,13 @@ async def test_an_engine_that_is_not_a_worker_takes_over_orphans_only(store: Sto
     await store.create_execution(_record("orphan", owner="dead", lease=10.0))
     assert await store.claim_expired("E", 50.0, 100.0, queued=False) == ["orphan"]
     assert await store.claim_expired("W", 50.0, 100.0) == ["queued"]
+
+
+async def test_get_executions_reads_several_in_the_order_asked(store: Store) -> None:
+    for i in range(3):
+        await store.create_execution(_record(f"g{i}"))
+    got = await store.get_executions(["g2", "nope", "g0"])
+    assert [r.id for r in got] == ["g2", "g0"]
+    assert [s.step_id for s in got[0].steps] == ["a", "b"]
+    assert got[1].inputs == {"x": 1, "big": 2**70}
+    assert await store.get_executions([]) == []

@@ -242,6 +242,7 @@ class Engine:
         self._closing = False
         self._draining = False  # a worker stopping: no more claims
         self._loops: list[trio.CancelScope] = []
+        self._claim_wake = trio.Event()
         self.resumed = 0
         # claimed by this engine, not resumed yet (a store error): tried each round
         self._unresumed: set[str] = set()
@@ -299,6 +300,17 @@ class Engine:
                 )
             return self._plan_from_definition(definition)
         return self.prepare(spec)
+
+    async def _plan_by_digest(self, digest: str | None) -> Plan:
+        """The plan of a stored definition: compiled once per engine (a worker
+        runs thousands of executions of a few definitions)."""
+        plan = None if digest is None else self.cache.plan((digest, None, None))
+        if plan is not None:
+            return plan
+        definition = await self.store.get_definition_by_digest(digest) if digest else None
+        if definition is None:
+            raise SpecError(f"its workflow definition {digest!r} is not stored")
+        return self._plan_from_definition(definition)
 
     def _plan_from_definition(self, definition: DefinitionRecord) -> Plan:
         key = (definition.digest, None, None)
@@ -555,6 +567,8 @@ class Engine:
         completion = self._active.pop(execution_id, None)
         if completion is not None:
             completion.done.set()
+            if self.claiming:
+                self._claim_wake.set()  # room for more
         if not self._active:
             self._idle.set()
 
@@ -727,23 +741,18 @@ class Engine:
 
     # ------------------------------------------------------------ durability
 
-    async def _resume(self, execution_id: str) -> None:
-        """Take up an execution whose engine died: finished steps are kept."""
+    async def _resume(self, execution_id: str, record: ExecutionRecord | None = None) -> None:
+        """Take up an execution whose engine died (or queued for this worker:
+        ``record`` as just read): finished steps are kept."""
         try:
             try:
-                record = await self.store.get_execution(execution_id)
+                if record is None:
+                    record = await self.store.get_execution(execution_id)
             except ExecutionNotFound:  # never committed (its creation failed): nothing to do
                 return
             if record.status in TERMINAL_EXECUTION or execution_id in self._active:
                 return
-            definition = (
-                await self.store.get_definition_by_digest(record.definition)
-                if record.definition
-                else None
-            )
-            if definition is None:
-                raise SpecError(f"its workflow definition {record.definition!r} is not stored")
-            plan = self._plan_from_definition(definition)
+            plan = await self._plan_by_digest(record.definition)
             if [sp.id for sp in plan.steps] != [s.step_id for s in record.steps]:
                 raise SpecError("its step records do not match its definition")
             if record.cancel_requested:
@@ -799,12 +808,18 @@ class Engine:
         except StoreError as exc:  # at open too: the engine opens, the next round claims
             log.warning("taking over expired executions failed: %s", exc)
             claimed = []
+        records: dict[str, ExecutionRecord] = {}
+        if len(claimed) > 1:
+            try:  # one read for all (a worker at open claims hundreds)
+                records = {r.id: r for r in await self.store.get_executions(claimed)}
+            except StoreError as exc:
+                log.warning("reading %d claimed execution(s) failed: %s", len(claimed), exc)
         for execution_id in [*self._unresumed, *claimed]:
             if execution_id in self._active:
                 continue  # still winding down: next round
             self._unresumed.discard(execution_id)
             try:
-                await self._resume(execution_id)
+                await self._resume(execution_id, records.pop(execution_id, None))
             except StoreError as exc:
                 log.warning(
                     "resuming execution %s failed (tried again soon): %s", execution_id, exc
@@ -873,15 +888,28 @@ class Engine:
                 except StoreError as exc:  # (the listening connection): poll meanwhile
                     log.warning("waiting for store signals failed: %s", exc)
                     await trio.sleep(poll)
+            self._claim_wake.set()  # (a worker: maybe new work)
             try:
                 if self._active:
                     for execution_id in await self.store.cancel_requests(self.owner):
                         await self._cancel_requested(execution_id)
-                if self.claiming:
-                    await self._claim()
             except StoreError as exc:
-                log.warning("looking for cancel requests or queued work failed: %s", exc)
+                log.warning("looking for cancel requests failed: %s", exc)
                 await trio.sleep(min(poll, 1.0))
+
+    async def _claim_loop(self, poll: float) -> None:
+        """A worker: claim when told there is work (a signal) or room (an
+        execution of its own finished), and every ``poll`` seconds anyway."""
+        with self._background():
+            while True:
+                with trio.move_on_after(poll):
+                    await self._claim_wake.wait()
+                self._claim_wake = trio.Event()
+                try:
+                    await self._claim()
+                except StoreError as exc:
+                    log.warning("claiming queued work failed: %s", exc)
+                    await trio.sleep(min(poll, 1.0))
 
     def _room(self) -> int:
         """How many more executions this worker takes now."""
@@ -895,12 +923,18 @@ class Engine:
             claimed = await self.store.claim_expired(
                 self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers
             )
-            for execution_id in claimed:
+            try:
+                records = await self.store.get_executions(claimed)  # one read for all
+            except StoreError as exc:
+                log.warning("reading %d claimed execution(s) failed: %s", len(claimed), exc)
+                self._unresumed.update(claimed)
+                return
+            for record in records:
                 try:
-                    await self._resume(execution_id)
+                    await self._resume(record.id, record)
                 except StoreError as exc:
-                    log.warning("starting claimed execution %s failed: %s", execution_id, exc)
-                    self._unresumed.add(execution_id)
+                    log.warning("starting claimed execution %s failed: %s", record.id, exc)
+                    self._unresumed.add(record.id)
             if len(claimed) < room:
                 return
 
@@ -1071,6 +1105,8 @@ async def open_engine(
                         await engine._take_over()
                         nursery.start_soon(engine._keep_leases)
                         nursery.start_soon(engine._watch, poll)
+                        if engine.claiming:
+                            nursery.start_soon(engine._claim_loop, poll)
                     if limits.loop_stall_warning > 0:
                         watchdog = LoopWatchdog(
                             limits.loop_stall_warning,

@@ -157,6 +157,11 @@ class Store(Protocol):
         """The execution with its steps; raises ``ExecutionNotFound``."""
         ...
 
+    async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
+        """Several executions with their steps, in the order asked; unknown ids
+        are left out (a worker reading what it just claimed: one round trip)."""
+        ...
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         """The execution submitted with idempotency key ``key``, if any."""
         ...

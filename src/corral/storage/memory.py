@@ -201,6 +201,9 @@ class MemoryStore:
         out.steps = [_copy(s) for s in self._steps[execution_id].values()]
         return out
 
+    async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
+        return [await self.get_execution(i) for i in execution_ids if i in self._executions]
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         execution_id = self._keys.get(key)
         return None if execution_id is None else await self.get_execution(execution_id)

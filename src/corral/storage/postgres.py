@@ -129,6 +129,10 @@ def parse_url(url: str) -> Settings:
     return Settings(url)
 
 
+async def _keep(conn: Any) -> None:
+    """A pooled connection needs no reset when it goes back to the pool."""
+
+
 def _rows(status: str) -> int:
     """The row count of a command status (``UPDATE 3``)."""
     return int(status.rpartition(" ")[2] or 0)
@@ -215,6 +219,9 @@ class PostgresStore(BatchedStore):
                         timeout=st.connect_timeout,
                         server_settings=settings,
                         statement_cache_size=512,
+                        # Nothing to undo between uses (no session state: the
+                        # listener has its own connection): no reset round trip.
+                        reset=_keep,
                     )
                 )
         except trio.TooSlowError:
@@ -583,6 +590,25 @@ class PostgresStore(BatchedStore):
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._q(lambda conn: _get_execution(conn, execution_id), write=False)
+
+    async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
+        ids = list(execution_ids)
+
+        async def op(conn: Any) -> list[ExecutionRecord]:
+            rows = await conn.fetch(
+                f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = ANY($1)", ids
+            )
+            steps: dict[str, list[StepRecord]] = {}
+            for s in await conn.fetch(
+                f"SELECT execution_id, {sql.STEP_COLUMNS} FROM step_executions "
+                "WHERE execution_id = ANY($1) ORDER BY execution_id, position",
+                ids,
+            ):
+                steps.setdefault(s[0], []).append(sql.step(tuple(s)[1:]))
+            by_id = {row[0]: sql.execution(row, steps.get(row[0], [])) for row in rows}
+            return [by_id[i] for i in ids if i in by_id]
+
+        return await self._q(op, write=False)
 
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         return await self._find(

@@ -484,6 +484,20 @@ class SQLiteStore(BatchedStore):
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(lambda conn: _get_execution(conn, execution_id), write=False)
 
+    async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
+        ids = list(execution_ids)
+
+        def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            found = []
+            for execution_id in ids:
+                try:
+                    found.append(_get_execution(conn, execution_id))
+                except ExecutionNotFound:
+                    continue
+            return found
+
+        return await self._call(op, write=False)
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         def op(conn: sqlite3.Connection) -> ExecutionRecord | None:
             row = conn.execute(

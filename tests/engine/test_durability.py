@@ -468,9 +468,10 @@ async def test_expired_cache_entries_are_recomputed(db: str, tmp_path: Path) -> 
     inputs = {"side": str(side)}
     spec = _cached(CachePolicy(ttl=0.2))
     later = [0.0]  # seconds the clock is moved ahead
+    start = time.time()
 
-    def clock() -> float:
-        return time.time() + later[0]
+    def clock() -> float:  # stands still unless moved: no TTL expires by itself
+        return start + later[0]
 
     async def status_of_s1(engine: corral.Engine) -> str:
         handle = await engine.submit(spec, inputs)

@@ -60,6 +60,7 @@ async def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     rss_after_imports = current_rss_mb()
     max_running = spec["n"] + 100 if kind == "inflight" else None
     async with opener(tmpdir, max_running) as system:
+        server_cpu = _server_cpu(mode)
         if kind == "throughput":
             figures = await measure.throughput_case(
                 system, spec["workload"], spec["n"], spec["warmup"]
@@ -75,9 +76,21 @@ async def run_case(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             raise ValueError(f"unknown case kind {kind!r}")
         info = system.describe()
+        if server_cpu is not None:  # (while the connections live: their CPU counts)
+            end = _server_cpu(mode)
+            if end is not None:
+                figures["server_cpu_s"] = end - server_cpu
     if info:
         figures.setdefault("raw", {}).update(info)
     return figures
+
+
+def _server_cpu(mode: str) -> float | None:
+    if mode not in PG_MODES:
+        return None
+    from perf.postgres import server_cpu_s
+
+    return server_cpu_s(os.environ["CORRAL_PERF_DB"])
 
 
 def main(argv: list[str]) -> int:
@@ -90,10 +103,13 @@ def main(argv: list[str]) -> int:
             os.environ["CORRAL_PERF_DB"] = url
             before = server_counters(url)
             figures = trio.run(run_case, spec)
+            time.sleep(1.0)  # (closed connections report their statistics as they exit)
             after = server_counters(url)
         per = max(1, spec["n"] + spec.get("warmup", 0))
-        for key in after:  # the server's work per workflow (commits, rows, CPU)
+        for key in after:  # the server's work per workflow (commits, rows)
             figures[f"server_{key}_per_wf"] = (after[key] - before[key]) / per
+        if "server_cpu_s" in figures:
+            figures["server_cpu_s_per_wf"] = figures.pop("server_cpu_s") / per
     else:
         figures = trio.run(run_case, spec)
     figures["peak_rss_mb"] = peak_rss_mb()

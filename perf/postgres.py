@@ -253,28 +253,32 @@ async def open_pg_floor(url: str) -> AsyncIterator[PgFloorSystem]:
 # ---------------------------------------------------------------- server cost
 
 
-def _server_cpu_s(url: str) -> float | None:
+def server_cpu_s(url: str) -> float | None:
     """CPU seconds used so far by the server's processes (same machine only)."""
     import psutil
 
     port = int(url.rpartition("@")[2].split("/")[0].rpartition(":")[2] or 5432)
-    total = 0.0
-    found = False
     for proc in psutil.process_iter(["name", "cmdline"]):
         try:
-            name = proc.info["name"] or ""
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if name.startswith("postgres") and (f"-p {port}" in cmd or "postgres:" in cmd):
-                times = proc.cpu_times()
-                total += times.user + times.system
-                found = True
+            cmd = proc.info["cmdline"] or []
+            if (proc.info["name"] or "").startswith("postgres") and f"{port}" in cmd:
+                # the postmaster of this server: it and its children (backends,
+                # writers); backends that exited are not counted
+                total = 0.0
+                for p in [proc, *proc.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        times = p.cpu_times()
+                        total += times.user + times.system
+                return total
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total if found else None
+    return None
 
 
 def server_counters(url: str) -> dict[str, float]:
-    """Transactions, rows and server CPU so far (for per-workflow costs)."""
+    """Transactions and rows so far (for per-workflow costs). PostgreSQL
+    publishes a connection's figures when it closes (or about once a second):
+    read them after the connections closed."""
     (rows,) = _admin(
         url,
         "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, tup_fetched "
@@ -288,9 +292,6 @@ def server_counters(url: str) -> dict[str, float]:
         "rows_deleted": float(r[3]),
         "rows_fetched": float(r[4]),
     }
-    cpu = _server_cpu_s(url)
-    if cpu is not None:
-        out["server_cpu_s"] = cpu
     return out
 
 

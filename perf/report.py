@@ -826,7 +826,7 @@ def _postgres_tables(doc: dict[str, Any]) -> list[TableModel]:
             ("server_commits_per_wf", "server: commits per workflow", ",.3f"),
             ("server_rows_inserted_per_wf", "server: rows inserted per workflow", ",.2f"),
             ("server_rows_updated_per_wf", "server: rows updated per workflow", ",.2f"),
-            ("server_server_cpu_s_per_wf", "server: CPU per workflow, µs", "µs"),
+            ("server_cpu_s_per_wf", "server: CPU per workflow, µs", "µs"),
         ):
             value = med(cid, key)
             if spec == "µs":

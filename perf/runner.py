@@ -141,34 +141,14 @@ def build_cases(scale: Scale, *, analysis: bool, postgres: bool = False) -> list
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
     if postgres:
-        for workload, n in scale.n.items():
-            for mode in PG_MODES:
-                cases.append(
-                    Case(
-                        f"throughput/{workload}/{mode}",
-                        "throughput",
-                        mode,
-                        workload,
-                        {"n": n, "warmup": max(5, n // 10)},
-                    )
-                )
+        cases += _throughput_cases(scale, PG_MODES)
         count = scale.n["single"]
         for workers in WORKER_COUNTS:
             cases.append(Case(f"workers/{workers}", "workers", None, "single", {"n": count}))
         for backend in ("sqlite", "postgres"):
             tries = 5 if scale.n == FULL_N else 2
             cases.append(Case(f"xcancel/{backend}", "xcancel", None, None, {"tries": tries}))
-    for workload, n in scale.n.items():
-        for mode in MODES:
-            cases.append(
-                Case(
-                    f"throughput/{workload}/{mode}",
-                    "throughput",
-                    mode,
-                    workload,
-                    {"n": n, "warmup": max(5, n // 10)},
-                )
-            )
+    cases += _throughput_cases(scale, MODES)
     warm = 20 if scale.idle_count >= 100 else 5
     for mode in MODES:
         cases.append(
@@ -207,6 +187,20 @@ def build_cases(scale: Scale, *, analysis: bool, postgres: bool = False) -> list
         for name in scale.analysis_real:
             cases.append(Case(f"analysis/{name}", "analysis", params={"real": name}))
     return cases
+
+
+def _throughput_cases(scale: Scale, modes: Sequence[str]) -> list[Case]:
+    return [
+        Case(
+            f"throughput/{workload}/{mode}",
+            "throughput",
+            mode,
+            workload,
+            {"n": n, "warmup": max(5, n // 10)},
+        )
+        for workload, n in scale.n.items()
+        for mode in modes
+    ]
 
 
 def select(cases: Sequence[Case], names: Sequence[str], modes: Sequence[str]) -> list[Case]:

@@ -65,6 +65,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"corral: error: {message}\n")
 
 
+def _input_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an input value, converted to the input's declared type (repeatable)",
+    )
+
+
 def _init_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
@@ -81,14 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a workflow file and print its result")
     run.add_argument("file", help="workflow file (.yaml, .yml, .toml, .json)")
-    run.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="an input value, converted to the input's declared type (repeatable)",
-    )
+    _input_option(run)
     run.add_argument("--json", action="store_true", help="print the execution record as JSON")
     _init_option(run)
     run.add_argument(
@@ -103,14 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "submit", help="queue a workflow for the workers of a shared store; print its id"
     )
     smt.add_argument("file", help="workflow file (.yaml, .yml, .toml, .json)")
-    smt.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="an input value, converted to the input's declared type (repeatable)",
-    )
+    _input_option(smt)
     smt.add_argument("--key", help="idempotency key: the same key gives the same execution")
     smt.add_argument("--priority", default="0", help="higher runs first (default: 0)")
     smt.add_argument(

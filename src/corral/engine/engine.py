@@ -443,17 +443,7 @@ class Engine:
             return await self._enqueue(plan, bound, priority, key, digest)
         # It starts at once: stored as started right away, one write instead of two.
         started = self.dispatcher.starts_at_once()
-        record = new_record(
-            self._new_id(),
-            plan,
-            bound,
-            priority=priority,
-            key=key,
-            definition=digest,
-            owner=self.owner,
-            lease_expires_at=self.clock() + self.lease,
-            created_at=self.clock(),
-        )
+        record = self._new_record(plan, bound, priority, key, digest, owned=True)
         if started:
             record.status = RUNNING
             record.started_at = record.created_at
@@ -485,20 +475,37 @@ class Engine:
             )
         return ExecutionHandle(self, record.id, completion)
 
-    async def _enqueue(
-        self, plan: Plan, bound: dict[str, Any], priority: int, key: str | None, digest: str
-    ) -> ExecutionHandle:
-        """A client's submission: stored with no owner, for a worker to claim
-        (committed before this returns; the workers are told at commit)."""
-        record = new_record(
+    def _new_record(
+        self,
+        plan: Plan,
+        bound: dict[str, Any],
+        priority: int,
+        key: str | None,
+        digest: str,
+        *,
+        owned: bool,
+    ) -> ExecutionRecord:
+        """A new top-level execution: this engine's (``owned``, under a lease)
+        or queued for a worker (no owner)."""
+        t = self.clock()
+        return new_record(
             self._new_id(),
             plan,
             bound,
             priority=priority,
             key=key,
             definition=digest,
-            created_at=self.clock(),
+            owner=self.owner if owned else None,
+            lease_expires_at=t + self.lease if owned else None,
+            created_at=t,
         )
+
+    async def _enqueue(
+        self, plan: Plan, bound: dict[str, Any], priority: int, key: str | None, digest: str
+    ) -> ExecutionHandle:
+        """A client's submission: stored with no owner, for a worker to claim
+        (committed before this returns; the workers are told at commit)."""
+        record = self._new_record(plan, bound, priority, key, digest, owned=False)
         stored, created = await self.store.create_execution(record, wait=True)
         if created:
             self._metrics.submitted += 1

@@ -637,19 +637,8 @@ class PostgresStore(BatchedStore):
         workflow: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if workflow is not None:
-            where.append("workflow = ?")
-            args.append(workflow)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        query = q(
-            f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions {clause} "
-            "ORDER BY created_at DESC, seq DESC LIMIT ?"
-        )
+        text, args = sql.listing(status, workflow, "seq")
+        query = q(text)
 
         async def op(conn: Any) -> list[ExecutionRecord]:
             return [sql.execution(row) for row in await conn.fetch(query, *args, limit)]

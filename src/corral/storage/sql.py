@@ -143,6 +143,26 @@ PRUNE_CACHE = (
     "WINDOW w AS (ORDER BY created_at DESC, key)) AS ranked WHERE n > ? OR total > ?)"
 )
 
+
+def listing(status: str | None, workflow: str | None, order: str) -> tuple[str, list[Any]]:
+    """The ``list_executions`` query (``?`` placeholders, then the limit) and
+    its arguments; ``order`` breaks ties of ``created_at`` (newest first)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if workflow is not None:
+        where.append("workflow = ?")
+        args.append(workflow)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    query = (
+        f"SELECT {EXEC_COLUMNS} FROM workflow_executions {clause} "
+        f"ORDER BY created_at DESC, {order} DESC LIMIT ?"
+    )
+    return query, args
+
+
 #: The unfinished executions ? holds whose cancellation was requested.
 CANCEL_REQUESTS = (
     "SELECT id FROM workflow_executions WHERE cancel_requested = 1 AND finished_at IS NULL "

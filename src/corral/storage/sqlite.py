@@ -525,19 +525,7 @@ class SQLiteStore(BatchedStore):
         workflow: str | None = None,
         limit: int = 100,
     ) -> list[ExecutionRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if workflow is not None:
-            where.append("workflow = ?")
-            args.append(workflow)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        query = (
-            f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions {clause} "
-            "ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        )
+        query, args = sql.listing(status, workflow, "rowid")
 
         def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             return [sql.execution(row) for row in conn.execute(query, (*args, limit))]

@@ -182,6 +182,13 @@ class UsageError(CorralError):
     """An API call or a command-line invocation is wrong (bad argument, missing file)."""
 
 
+class RestructureError(UsageError):
+    """A restructuring plan that cannot be carried out (an unknown module, a
+    target that exists, a move into itself, two moves to one target, a name
+    that is not an identifier), or a file it must rewrite that does not
+    parse. Raised before anything is written."""
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """A JSON-friendly summary of an exception, for records and events."""
     return {"type": type(exc).__name__, "message": str(exc)}

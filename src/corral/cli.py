@@ -193,6 +193,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(ana)
 
+    rst = sub.add_parser(
+        "restructure",
+        help="move modules and packages and rewrite every import of them (a plan, for now)",
+        description="Move modules and packages of the Python project under PATH to new "
+        "places and rewrite every reference to them (imports of every form, relative "
+        "imports, strings, docstrings, comments, entry points). This version plans: it "
+        "prints the moves, every file it would touch and a unified diff, and writes "
+        "nothing. See docs/restructure.md.",
+    )
+    rst.add_argument("path", help="the project's directory")
+    rst.add_argument(
+        "--move",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="a dotted module or package and where it goes, e.g. pkg.util=pkg.lib.util "
+        "(repeatable)",
+    )
+    rst.add_argument("--plan", metavar="FILE", help='a TOML plan: [[move]] from = "..." to = "..."')
+    rst.add_argument(
+        "--apply",
+        action="store_true",
+        help="carry the plan out (not built yet: this version only plans)",
+    )
+    rst.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    rst.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
+
     sub.add_parser(
         "bench",
         help="the perf suite against raw-Trio baselines (corral bench --help)",
@@ -312,6 +339,8 @@ def _main(argv: list[str]) -> int:
             return _cmd_validate(args)
         if args.command == "submit":
             return _cmd_submit(args)
+        if args.command == "restructure":
+            return _cmd_restructure(args)
         if args.command == "worker":
             return _cmd_worker(args)
         if args.command == "plugins":
@@ -668,6 +697,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_summary(record)
     return EXIT_OK if record.status == SUCCEEDED else EXIT_FAILED
+
+
+def _cmd_restructure(args: argparse.Namespace) -> int:
+    from corral.plugins.builtin.restructure.moves import parse_move, parse_plan
+    from corral.plugins.builtin.restructure.project import plan_project
+    from corral.plugins.builtin.restructure.render import render
+
+    if args.apply:
+        raise UsageError(
+            "corral restructure --apply is not built yet: this version plans (the moves, "
+            "every file touched, a unified diff) and writes nothing"
+        )
+    if args.plan and args.move:
+        raise UsageError("give either --move OLD=NEW ... or --plan FILE, not both")
+    if args.plan:
+        try:
+            text = Path(args.plan).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"--plan {args.plan}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        moves, _test_command = parse_plan(text, args.plan)
+    else:
+        moves = [parse_move(m) for m in args.move]
+    plan = plan_project(args.path, moves)
+    text = render(plan, args.format)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+        print(f"plan written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

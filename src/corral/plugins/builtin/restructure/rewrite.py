@@ -190,11 +190,13 @@ class _Rewriter(cst.CSTTransformer):
             groups = [(self.renames.get(source) or source, [])]
         if [g[0] for g in groups] == [source] and not (level and self.moved):
             return updated  # nothing moved, the file stays where it is
-        self.counts["relative" if level else "from"] += 1
         split = len(groups) > 1
         statements = [
             self._from(updated, parent, names, level, star, split) for parent, names in groups
         ]
+        if not split and statements[0].deep_equals(updated):
+            return updated  # (a moved file's relative import that reads the same)
+        self.counts["relative" if level else "from"] += 1
         if len(statements) > 1:
             self._splits[original] = statements
         return statements[0]

@@ -1,0 +1,202 @@
+"""What a plan does to a project: the files it moves, the packages it
+creates, and every file it rewrites, with a unified diff of each.
+
+The project's modules come from the architecture analysis's walk
+(:func:`~corral.plugins.builtin.architecture.discover.scan`: packages with an
+``__init__.py`` and the namespace folders inside them). Every ``.py`` file
+under the path is a candidate for rewriting, packages or not (tests,
+``conftest.py``, scripts, examples), and so is ``pyproject.toml`` (entry points
+and architecture contracts name modules). Only files that mention a moved
+module's name, and the moved files themselves, are parsed: the rest cannot
+change. Nothing is written here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corral.errors import RestructureError
+from corral.plugins.builtin.architecture import discover
+from corral.plugins.builtin.restructure.moves import Move, Renames, check
+from corral.plugins.builtin.restructure.rewrite import rewrite_source
+
+__all__ = ["FileChange", "ProjectPlan", "plan_project"]
+
+#: Text files (besides Python) whose module names a move rewrites.
+CONFIG_FILES = ("pyproject.toml", "setup.cfg", ".importlinter")
+
+
+@dataclass
+class FileChange:
+    """One file the plan moves or rewrites (paths relative to the root)."""
+
+    path: str
+    new_path: str
+    before: str
+    after: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def moved(self) -> bool:
+        return self.path != self.new_path
+
+    @property
+    def rewritten(self) -> bool:
+        return self.before != self.after
+
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                f"a/{self.path}",
+                f"b/{self.new_path}",
+            )
+        )
+
+
+@dataclass
+class ProjectPlan:
+    root: Path
+    moves: list[Move]
+    renames: Renames
+    changes: list[FileChange]
+    new_packages: list[str]  # folders that get an __init__.py (relative to the root)
+    warnings: list[tuple[str, int, str]]  # path, line, message
+
+    def counts(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for change in self.changes:
+            total.update(change.counts)
+        return total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "moves": [{"from": m.old, "to": m.new} for m in self.moves],
+            "modules": dict(sorted(self.renames.modules.items())),
+            "files_moved": [{"from": c.path, "to": c.new_path} for c in self.changes if c.moved],
+            "new_packages": self.new_packages,
+            "files_changed": [
+                {"path": c.path, "new_path": c.new_path, "rewrites": dict(c.counts)}
+                for c in self.changes
+                if c.rewritten
+            ],
+            "rewrites": dict(self.counts()),
+            "warnings": [{"path": p, "line": n, "message": m} for p, n, m in self.warnings],
+            "diff": "".join(c.diff() for c in self.changes if c.rewritten),
+        }
+
+
+def _python_files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not discover.skip_dir(d))
+        found += [Path(folder, f) for f in sorted(files) if f.endswith(".py")]
+    return found
+
+
+def _target_path(source_root: Path, name: str, is_package: bool) -> Path:
+    base = source_root.joinpath(*name.split("."))
+    return base / "__init__.py" if is_package else base.with_suffix(".py")
+
+
+def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan:
+    """Everything ``moves`` would change under ``root``, without writing."""
+    top = Path(root).resolve()
+    try:
+        scanned = discover.scan(top)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise RestructureError(str(exc)) from None
+    modules: dict[str, bool] = {}
+    where: dict[str, tuple[str, bool]] = {}  # path -> (module, is_package)
+    source_roots: dict[str, Path] = {}  # top-level package -> its source root
+    for package in scanned["packages"]:
+        source_roots[package["name"]] = Path(package["source_root"])
+        for m in package["modules"]:
+            modules[m["name"]] = bool(m["is_package"]) or bool(m.get("namespace"))
+            if not m.get("namespace"):
+                where[m["path"]] = (m["name"], bool(m["is_package"]))
+    if not modules:
+        raise RestructureError(f"no Python package under {top} (a folder with an __init__.py)")
+    renames = check(moves, modules)
+
+    # Where each moved file goes, and the packages the targets need.
+    new_paths: dict[str, str] = {}
+    new_packages: list[str] = []
+    for rel, (name, is_package) in where.items():
+        target = renames.modules.get(name)
+        if target is None:
+            continue
+        source_root = source_roots[name.split(".")[0]]
+        new_rel = _target_path(source_root, target, is_package).relative_to(top).as_posix()
+        if (top / new_rel).exists():
+            raise RestructureError(f"moving {name} to {target}: {new_rel} exists already")
+        new_paths[rel] = new_rel
+    for move in moves:
+        source_root = source_roots[move.old.split(".")[0]]
+        parts = move.new.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in modules or parent in renames.modules.values():
+                continue
+            folder = source_root.joinpath(*parts[:i])
+            rel = folder.relative_to(top).as_posix()
+            if rel not in new_packages:
+                new_packages.append(rel)
+
+    # Only files that mention a moved name (or that move) can change.
+    lasts = sorted({name.rsplit(".", 1)[-1] for name in renames.modules})
+    mention = re.compile(r"\b(" + "|".join(map(re.escape, lasts)) + r")\b")
+    changes: list[FileChange] = []
+    warnings: list[tuple[str, int, str]] = []
+    for path in _python_files(top):
+        rel = path.relative_to(top).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            if rel in new_paths:
+                raise RestructureError(f"{rel}: cannot be read: {exc}") from None
+            warnings.append((rel, 0, f"not read, so not rewritten: {exc}"))
+            continue
+        moved = rel in new_paths
+        if not moved and not mention.search(text):
+            continue
+        module, is_package = where.get(rel, (None, False))
+        result = rewrite_source(
+            text,
+            path=rel,
+            renames=renames,
+            module_old=module,
+            module_new=renames.modules.get(module, module) if module else None,
+            is_package=is_package,
+        )
+        warnings += [(rel, line, message) for line, message in result.warnings]
+        if result.changed or moved:
+            changes.append(
+                FileChange(rel, new_paths.get(rel, rel), text, result.source, result.counts)
+            )
+    changes += _config_changes(top, renames)
+    return ProjectPlan(top, moves, renames, changes, new_packages, sorted(warnings))
+
+
+def _config_changes(top: Path, renames: Renames) -> list[FileChange]:
+    """Entry points and contracts in configuration files that name a moved module."""
+    names = sorted(renames.modules, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?!\w)")
+    out: list[FileChange] = []
+    for name in CONFIG_FILES:
+        path = top / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        new, n = pattern.subn(lambda m: renames.modules[m.group(1)], text)
+        if n:
+            out.append(FileChange(name, name, text, new, Counter({"config": n})))
+    return out

@@ -1,0 +1,142 @@
+"""A plan over a whole (generated) project: which files move, which are
+rewritten and how, and that planning writes nothing; the CLI's dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corral.errors import RestructureError
+from corral.plugins.builtin.restructure.moves import parse_move
+from corral.plugins.builtin.restructure.project import plan_project
+
+FILES = {
+    "pyproject.toml": (
+        '[project.scripts]\nshout = "app.util.text:main"\n'
+        '[tool.corral.architecture]\nlayers = ["app.web", "app.util"]\n'
+    ),
+    "app/__init__.py": "",
+    "app/util/__init__.py": '"""Utilities."""\nfrom .text import shout\n__all__ = ["shout"]\n',
+    "app/util/text.py": "import string\n\ndef shout(s):\n    return s.upper()\n",
+    "app/web/__init__.py": "",
+    "app/web/views.py": (
+        "from ..util import text\nfrom ..util.text import shout\nimport app.util.text\n"
+        "def view():\n    return app.util.text.shout('x') + text.shout(shout('y'))\n"
+    ),
+    "app/web/broken_but_unrelated.py": "def (:\n",
+    "tests/test_text.py": (
+        "from unittest import mock\nfrom app.util.text import shout\n"
+        "@mock.patch('app.util.text.shout')\ndef test(m):\n    pass\n"
+    ),
+    "scripts/run.py": "# runs app.util.text from the command line\nimport app.util.text as t\n",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for rel, text in FILES.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        h.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def test_a_package_move_across_the_project(project: Path) -> None:
+    before = tree_digest(project)
+    plan = plan_project(project, [parse_move("app.util=app.core.util")])
+    assert tree_digest(project) == before  # planning writes nothing
+    data = plan.as_dict()
+    assert data["files_moved"] == [
+        {"from": "app/util/__init__.py", "to": "app/core/util/__init__.py"},
+        {"from": "app/util/text.py", "to": "app/core/util/text.py"},
+    ]
+    assert data["new_packages"] == ["app/core"]
+    after = {c.path: c.after for c in plan.changes}
+    views = after["app/web/views.py"]
+    assert "from ..core.util import text\n" in views
+    assert "from ..core.util.text import shout\n" in views
+    assert "import app.core.util.text\n" in views
+    assert "return app.core.util.text.shout('x')" in views
+    assert after["tests/test_text.py"] == (
+        "from unittest import mock\nfrom app.core.util.text import shout\n"
+        "@mock.patch('app.core.util.text.shout')\ndef test(m):\n    pass\n"
+    )
+    assert after["scripts/run.py"] == (
+        "# runs app.core.util.text from the command line\nimport app.core.util.text as t\n"
+    )
+    assert after["pyproject.toml"] == (
+        '[project.scripts]\nshout = "app.core.util.text:main"\n'
+        '[tool.corral.architecture]\nlayers = ["app.web", "app.core.util"]\n'
+    )
+    # the moved package's own relative import still points at its sibling
+    assert after["app/util/__init__.py"] == FILES["app/util/__init__.py"]
+    assert "app/web/broken_but_unrelated.py" not in after  # never parsed: cannot change
+    assert plan.counts()["relative"] == 2
+
+
+def test_a_module_that_must_be_rewritten_and_does_not_parse(project: Path) -> None:
+    (project / "app/web/bad.py").write_text("from app.util import text\ndef (:\n")
+    before = tree_digest(project)
+    with pytest.raises(RestructureError, match=r"app/web/bad.py:2: cannot be rewritten"):
+        plan_project(project, [parse_move("app.util=app.core.util")])
+    assert tree_digest(project) == before
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", "restructure", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_dry_run_text_and_json(project: Path) -> None:
+    before = tree_digest(project)
+    done = _cli(str(project), "--move", "app.util.text=app.util.strings")
+    assert done.returncode == 0, done.stderr
+    assert "dry run: nothing was written" in done.stdout
+    assert "app/util/text.py -> app/util/strings.py" in done.stdout
+    assert "+from ..util.strings import shout" in done.stdout
+    done = _cli(str(project), "--move", "app.util.text=app.util.strings", "--format", "json")
+    data = json.loads(done.stdout)
+    assert data["modules"] == {"app.util.text": "app.util.strings"}
+    assert tree_digest(project) == before
+
+
+def test_cli_plan_file_and_bad_input(project: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[move]]\nfrom = "app.util.text"\nto = "app.text"\n')
+    done = _cli(str(project), "--plan", str(plan), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["moves"] == [{"from": "app.util.text", "to": "app.text"}]
+    for args, message in [
+        (["--move", "app.nope=app.x"], "no module or package 'app.nope'"),
+        (["--move", "app.web=app.util"], "'app.util' exists already"),
+        (["--move", "app.util=app.util.inner"], "cannot move into itself"),
+        (["--move", "app.web.views=app.a", "--move", "app.util=app.a"], "two moves to one"),
+        (["--move", "app.web=app.1web"], "is not an identifier"),
+        (["--move", "app.util=app.ui", "--apply"], "--apply is not built yet"),
+        (["--move", "app.web=app.ui"], "broken_but_unrelated.py:1: cannot be rewritten"),
+        (["--move", "a=b", "--plan", str(plan)], "not both"),
+        (["--plan", str(tmp_path / "none.toml")], "No such file"),
+    ]:
+        before = tree_digest(project)
+        done = _cli(str(project), *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+        assert tree_digest(project) == before

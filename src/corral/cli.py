@@ -215,7 +215,23 @@ def _parser() -> argparse.ArgumentParser:
     rst.add_argument(
         "--apply",
         action="store_true",
-        help="carry the plan out (not built yet: this version only plans)",
+        help="carry the plan out, validate it, and roll everything back if validation fails "
+        "(without it nothing is written)",
+    )
+    rst.add_argument(
+        "--test-command",
+        metavar="CMD",
+        help="a shell command that must pass on the result (run in PATH), e.g. 'pytest -q'",
+    )
+    rst.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="apply in a git work tree that has uncommitted changes",
+    )
+    rst.add_argument(
+        "--keep-shims",
+        action="store_true",
+        help="leave re-exporting modules at the old paths (not built yet)",
     )
     rst.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     rst.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
@@ -700,15 +716,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_restructure(args: argparse.Namespace) -> int:
+    from corral.plugins.builtin.restructure.apply import apply_plan, recover
     from corral.plugins.builtin.restructure.moves import parse_move, parse_plan
     from corral.plugins.builtin.restructure.project import plan_project
     from corral.plugins.builtin.restructure.render import render
 
-    if args.apply:
-        raise UsageError(
-            "corral restructure --apply is not built yet: this version plans (the moves, "
-            "every file touched, a unified diff) and writes nothing"
-        )
+    if args.keep_shims:
+        raise UsageError("--keep-shims is not built yet: the old paths are not kept")
     if args.plan and args.move:
         raise UsageError("give either --move OLD=NEW ... or --plan FILE, not both")
     if args.plan:
@@ -718,11 +732,23 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--plan {args.plan}: {getattr(exc, 'strerror', None) or exc}"
             ) from None
-        moves, _test_command = parse_plan(text, args.plan)
+        moves, planned_command = parse_plan(text, args.plan)
     else:
-        moves = [parse_move(m) for m in args.move]
+        moves, planned_command = [parse_move(m) for m in args.move], None
+    test_command = args.test_command or planned_command
+    if args.apply and Path(args.path).is_dir():
+        recovered = recover(args.path)
+        if recovered:
+            print(f"corral restructure: {recovered}", file=sys.stderr)
     plan = plan_project(args.path, moves)
-    text = render(plan, args.format)
+    if args.apply:
+        applied = apply_plan(
+            plan,
+            test_command=test_command,
+            allow_dirty=args.allow_dirty,
+            say=lambda line: print(f"corral restructure: {line}", file=sys.stderr),
+        )
+    text = render(plan, args.format, applied if args.apply else None)
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")
@@ -731,7 +757,7 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         print(f"plan written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return EXIT_OK
+    return EXIT_OK if not args.apply or applied.ok else EXIT_FAILED
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -139,8 +139,20 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         if (top / new_rel).exists():
             raise RestructureError(f"moving {name} to {target}: {new_rel} exists already")
         new_paths[rel] = new_rel
+    warnings: list[tuple[str, int, str]] = []
     for move in moves:
         source_root = source_roots[move.old.split(".")[0]]
+        if modules[move.old]:  # a package: what is not Python stays behind (said)
+            folder = source_root.joinpath(*move.old.split("."))
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts:
+                    warnings.append(
+                        (
+                            path.relative_to(top).as_posix(),
+                            0,
+                            "not a Python file: not moved with its package (move it by hand)",
+                        )
+                    )
         parts = move.new.split(".")
         for i in range(1, len(parts)):
             parent = ".".join(parts[:i])
@@ -155,7 +167,6 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
     lasts = sorted({name.rsplit(".", 1)[-1] for name in renames.modules})
     mention = re.compile(r"\b(" + "|".join(map(re.escape, lasts)) + r")\b")
     changes: list[FileChange] = []
-    warnings: list[tuple[str, int, str]] = []
     for path in _python_files(top):
         rel = path.relative_to(top).as_posix()
         try:

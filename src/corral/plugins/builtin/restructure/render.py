@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from corral.plugins.builtin.restructure.apply import Applied
 from corral.plugins.builtin.restructure.project import ProjectPlan
 
 __all__ = ["render"]
@@ -23,19 +25,44 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{KIND_LABELS.get(k, k)} {n}" for k, n in sorted(counts.items()))
 
 
-def render(plan: ProjectPlan, fmt: str) -> str:
-    """The plan in ``fmt`` (text, json or markdown), diffs included."""
+def _outcome(applied: Applied | None) -> dict[str, Any] | None:
+    if applied is None:
+        return None
+    return {
+        "applied": applied.ok,
+        "rolled_back": applied.rolled_back,
+        "branch": applied.branch,
+        "commit": applied.commit,
+        "validation": applied.validation,
+    }
+
+
+def render(plan: ProjectPlan, fmt: str, applied: Applied | None = None) -> str:
+    """The plan in ``fmt`` (text, json or markdown), diffs included; with
+    ``applied``, what applying it did."""
     data = plan.as_dict()
+    outcome = _outcome(applied)
     if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps({**data, "result": outcome}, indent=2) + "\n"
     md = fmt == "markdown"
     out: list[str] = []
     head = "## " if md else ""
     item = "- " if md else "  "
-    out.append(
-        f"{'# ' if md else ''}corral restructure: plan for {plan.root} "
-        "(dry run: nothing was written)"
-    )
+    if applied is None:
+        status = "dry run: nothing was written"
+    elif applied.ok:
+        status = "applied and validated" + (
+            f"; committed on branch {applied.branch}" if applied.branch else ""
+        )
+    else:
+        status = f"validation failed: everything was rolled back ({applied.rolled_back})"
+    out.append(f"{'# ' if md else ''}corral restructure: {plan.root} ({status})")
+    if applied is not None:
+        out.append(f"{head}validation")
+        out += [
+            f"{item}{'ok' if v['ok'] else 'FAILED'}: {v['what']} ({v['detail']})"
+            for v in applied.validation
+        ]
     out.append(f"{head}moves ({len(plan.moves)})")
     out += [f"{item}{m.old} -> {m.new}" for m in plan.moves]
     moved = data["files_moved"]

@@ -1,0 +1,287 @@
+"""Carrying a plan out: snapshot, move, rewrite, validate, then keep or roll back.
+
+Before anything changes, the bytes of every file the plan touches are copied
+into a journal folder (``.corral-restructure/`` at the project's root) with
+a ``journal.json`` that lists them and what will be created; it is synced to
+disk. Then files are moved (``git mv`` in a git work tree, so history
+follows), rewritten, and new packages get their ``__init__.py``. Validation:
+every touched Python file compiles, and the ``--test-command`` passes if
+given. On any failure, on Ctrl-C, or when the next run finds a journal left
+by a process that was killed, the journal puts every byte back and removes
+what was created: the tree is as it was. Only a validated result is kept
+(and, in git, committed on a new branch ``corral/restructure-<time>``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corral.errors import RestructureError
+from corral.plugins.builtin.restructure.project import ProjectPlan
+
+__all__ = ["JOURNAL_DIR", "Applied", "apply_plan", "recover"]
+
+JOURNAL_DIR = ".corral-restructure"
+
+
+@dataclass
+class Applied:
+    """What applying did: validated and kept, or rolled back (and why)."""
+
+    ok: bool
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    branch: str | None = None
+    commit: str | None = None
+    rolled_back: str | None = None  # the reason, when rolled back
+
+
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=300
+    )
+    if check and done.returncode != 0:
+        raise RestructureError(f"git {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
+    return done
+
+
+def in_git(root: Path) -> bool:
+    if shutil.which("git") is None:
+        return False
+    done = _git(root, "rev-parse", "--is-inside-work-tree", check=False)
+    return done.returncode == 0 and done.stdout.strip() == "true"
+
+
+def _dirty(root: Path) -> list[str]:
+    done = _git(root, "status", "--porcelain", "--", ".")
+    return [line[3:] for line in done.stdout.splitlines() if JOURNAL_DIR not in line]
+
+
+def _sync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------- the journal
+
+
+def _journal(root: Path) -> Path:
+    return root / JOURNAL_DIR
+
+
+def _write_journal(root: Path, plan: ProjectPlan) -> dict[str, Any]:
+    folder = _journal(root)
+    folder.mkdir()
+    saved = []
+    for i, change in enumerate(plan.changes):
+        _sync_write(folder / f"{i}.orig", (root / change.path).read_bytes())
+        saved.append({"path": change.path, "copy": f"{i}.orig"})
+    created = sorted(
+        {c.new_path for c in plan.changes if c.moved}
+        | {f"{p}/__init__.py" for p in plan.new_packages}
+    )
+    folders = sorted(
+        {str(Path(p).parent) for p in created} | set(plan.new_packages), key=len, reverse=True
+    )
+    journal = {
+        "state": "applying",
+        "saved": saved,
+        "created": created,
+        "folders": folders,
+        "git": None,
+    }
+    _sync_write(folder / "journal.json", json.dumps(journal).encode())
+    return journal
+
+
+def _update_journal(root: Path, journal: dict[str, Any]) -> None:
+    path = _journal(root) / "journal.json"
+    tmp = path.with_suffix(".tmp")
+    _sync_write(tmp, json.dumps(journal).encode())
+    os.replace(tmp, path)
+
+
+def recover(root: str | os.PathLike[str]) -> str | None:
+    """Roll back what a killed run left half done (its journal); None when
+    there was nothing to recover, else what was done."""
+    top = Path(root).resolve()
+    path = _journal(top) / "journal.json"
+    if not path.is_file():
+        if _journal(top).exists():  # killed while the journal itself was written
+            shutil.rmtree(_journal(top))
+        return None
+    journal = json.loads(path.read_text())
+    _roll_back(top, journal)
+    return "a restructuring left half done by a stopped run was rolled back"
+
+
+def _roll_back(root: Path, journal: dict[str, Any]) -> None:
+    """Put every saved byte back, remove what was created, undo git's side."""
+    folder = _journal(root)
+    git = journal.get("git")
+    if git:
+        # index and branch as they were (the files themselves are restored below)
+        _git(root, "reset", "-q", git["head"], check=False)
+        if git.get("branch"):
+            current = _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+            if current.stdout.strip() == git["branch"]:
+                _git(root, "symbolic-ref", "HEAD", git["original_ref"], check=False)
+                _git(root, "reset", "-q", git["head"], check=False)
+            _git(root, "branch", "-q", "-D", git["branch"], check=False)
+    saved_paths = {s["path"] for s in journal["saved"]}
+    for rel in journal["created"]:
+        target = root / rel
+        if rel not in saved_paths and target.exists():
+            target.unlink()
+    for item in journal["saved"]:
+        target = root / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sync_write(target, (folder / item["copy"]).read_bytes())
+    for rel in journal["folders"]:
+        _remove_if_empty(root / rel)
+    shutil.rmtree(folder)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if nothing is left in it but bytecode caches."""
+    if not folder.is_dir():
+        return
+    entries = list(folder.iterdir())
+    if all(e.name == "__pycache__" for e in entries):
+        for e in entries:
+            shutil.rmtree(e, ignore_errors=True)
+        folder.rmdir()
+
+
+# ---------------------------------------------------------------- applying
+
+
+def apply_plan(
+    plan: ProjectPlan,
+    *,
+    test_command: str | None = None,
+    allow_dirty: bool = False,
+    say: Callable[[str], None] = lambda line: None,
+) -> Applied:
+    """Carry ``plan`` out and validate it; roll everything back on failure."""
+    root = plan.root
+    if _journal(root).exists():
+        raise RestructureError(
+            f"{root / JOURNAL_DIR} exists: another restructuring runs here, or one was "
+            "stopped; run the command again once it has ended (a stopped one is rolled back "
+            "first)"
+        )
+    git = in_git(root)
+    if git and not allow_dirty:
+        dirty = _dirty(root)
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+            raise RestructureError(
+                f"uncommitted changes in the work tree ({shown}): commit or stash them, or "
+                "pass --allow-dirty"
+            )
+    journal = _write_journal(root, plan)
+    result = Applied(ok=False)
+    try:
+        if git:
+            head = _git(root, "rev-parse", "HEAD", check=False).stdout.strip() or None
+            original = _git(root, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
+            branch = f"corral/restructure-{time.strftime('%Y%m%d-%H%M%S')}"
+            if head and original:
+                journal["git"] = {"head": head, "original_ref": original, "branch": branch}
+                _update_journal(root, journal)
+                _git(root, "switch", "-q", "-c", branch)
+                result.branch = branch
+        say(f"moving {sum(c.moved for c in plan.changes)} file(s)")
+        _move_and_write(root, plan, git and result.branch is not None)
+        say("validating")
+        result.validation = _validate(root, plan, test_command)
+        failed = [v for v in result.validation if not v["ok"]]
+        if failed:
+            raise _ValidationFailed("; ".join(v["what"] + ": " + v["detail"] for v in failed))
+        if result.branch is not None:
+            moves = "\n".join(f"- {m.old} -> {m.new}" for m in plan.moves)
+            _git(root, "add", "-A", "--", ".", f":(exclude){JOURNAL_DIR}")
+            _git(root, "commit", "-q", "--no-verify", "-m", f"corral restructure\n\n{moves}\n")
+            result.commit = _git(root, "rev-parse", "HEAD").stdout.strip()
+        shutil.rmtree(_journal(root))
+        result.ok = True
+        return result
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, Exception) else type(exc).__name__
+        _roll_back(root, journal)
+        if isinstance(exc, _ValidationFailed):
+            result.rolled_back = reason
+            result.branch = None
+            return result
+        raise
+
+
+class _ValidationFailed(Exception):
+    pass
+
+
+def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
+    for rel in plan.new_packages:
+        (root / rel).mkdir(parents=True, exist_ok=True)
+        init = root / rel / "__init__.py"
+        if not init.exists():
+            init.write_text("")
+    old_folders: set[Path] = set()
+    for change in plan.changes:
+        if not change.moved:
+            continue
+        source, target = root / change.path, root / change.new_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if git:
+            _git(root, "mv", "-k", change.path, change.new_path)
+        if source.exists():  # (not tracked by git, or outside it)
+            os.replace(source, target)
+        old_folders.add(source.parent)
+    for change in plan.changes:
+        if change.rewritten:
+            (root / change.new_path).write_text(change.after, encoding="utf-8")
+    for folder in sorted(old_folders, key=lambda p: len(p.parts), reverse=True):
+        _remove_if_empty(folder)
+
+
+def _validate(root: Path, plan: ProjectPlan, test_command: str | None) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    bad = []
+    for change in plan.changes:
+        if not change.new_path.endswith(".py"):
+            continue
+        path = root / change.new_path
+        try:
+            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            bad.append(f"{change.new_path}:{exc.lineno}: {exc.msg}")
+    checks.append(
+        {
+            "what": "every touched file compiles",
+            "ok": not bad,
+            "detail": "; ".join(bad) or f"{len(plan.changes)} file(s)",
+        }
+    )
+    if test_command:
+        done = subprocess.run(
+            test_command, shell=True, cwd=root, capture_output=True, text=True, timeout=3600
+        )
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        checks.append(
+            {
+                "what": f"test command `{test_command}`",
+                "ok": done.returncode == 0,
+                "detail": f"exit {done.returncode}" + (f": {' | '.join(tail)}" if tail else ""),
+            }
+        )
+    return checks

@@ -1,0 +1,155 @@
+"""Applying a plan: kept only when validated, otherwise (a failing test
+command, Ctrl-C, a SIGKILL and the next run) the tree comes back byte for
+byte; in git, on a branch of its own with a commit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FILES = {
+    "app/__init__.py": "",
+    "app/util/__init__.py": "from .text import shout\n",
+    "app/util/text.py": "def shout(s):\n    return s.upper()\n",
+    "app/web/__init__.py": "",
+    "app/web/views.py": "from app.util.text import shout\n\n\ndef view():\n    return shout('x')\n",
+    "app/web/data.txt": "not python\n",
+}
+MOVE = ["--move", "app.util.text=app.lib.strings"]
+CHECK = "python -c 'import app.web.views as v; assert v.view() == \"X\"'"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts
+    }
+
+
+def run(root: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", "restructure", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_applied_and_validated(project: Path) -> None:
+    done = run(project, *MOVE, "--apply", "--test-command", CHECK)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "applied and validated" in done.stdout
+    after = snapshot(project)
+    assert "app/util/text.py" not in after
+    assert after["app/lib/strings.py"] == FILES["app/util/text.py"].encode()
+    assert after["app/lib/__init__.py"] == b""
+    assert after["app/util/__init__.py"] == b"from ..lib.strings import shout\n"
+    assert after["app/web/views.py"].startswith(b"from app.lib.strings import shout\n")
+    assert not (project / ".corral-restructure").exists()
+
+
+def test_a_failing_test_command_rolls_everything_back(project: Path) -> None:
+    before = snapshot(project)
+    done = run(project, *MOVE, "--apply", "--test-command", "false")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "everything was rolled back" in done.stdout
+    assert snapshot(project) == before
+    assert not (project / "app/lib").exists()
+
+
+def test_a_dry_run_writes_nothing(project: Path) -> None:
+    before = snapshot(project)
+    assert run(project, *MOVE).returncode == 0
+    assert snapshot(project) == before
+
+
+def test_a_kill_during_apply_is_rolled_back_by_the_next_run(project: Path) -> None:
+    before = snapshot(project)
+    marker = project.parent / "stall"
+    marker.write_text("")
+    command = f"test ! -f {marker} || sleep 60"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
+         "--test-command", command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (project / "app/lib/strings.py").exists():  # moved: validation next
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and its test command
+        proc.wait(10)
+    assert (project / ".corral-restructure").exists()  # half done, journal left
+    marker.unlink()
+    done = run(project, *MOVE, "--apply", "--test-command", command)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left half done by a stopped run was rolled back" in done.stderr
+    after = snapshot(project)
+    assert after["app/lib/strings.py"] == before["app/util/text.py"]
+    assert "app/util/text.py" not in after
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_in_git_a_branch_and_a_commit_and_dirty_trees_refused(project: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=t@example.org", "-c", "user.name=t", "add", "-A")
+    git("-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-q", "-m", "start")
+    before = snapshot(project)
+    (project / "app/web/views.py").write_text("x = 1\n")  # uncommitted
+    done = run(project, *MOVE, "--apply")
+    assert done.returncode == 2 and "uncommitted changes" in done.stderr
+    git("checkout", "-q", "--", ".")
+
+    done = run(project, *MOVE, "--apply", "--test-command", "false")
+    assert done.returncode == 1
+    assert snapshot(project) == before
+    assert git("symbolic-ref", "--short", "HEAD") == "main"
+    assert git("status", "--porcelain") == ""
+    assert git("branch", "--list", "corral/*") == ""
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
+         "--test-command", CHECK],
+        capture_output=True, text=True, cwd=project,
+        env={**os.environ, **env, "PYTHONPATH": str(project)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    branch = git("symbolic-ref", "--short", "HEAD")
+    assert branch.startswith("corral/restructure-")
+    assert "app.util.text -> app.lib.strings" in git("log", "-1", "--format=%B")
+    assert git("status", "--porcelain") == ""
+    # history follows the file
+    assert "start" in git("log", "--follow", "--format=%s", "--", "app/lib/strings.py")

@@ -153,3 +153,34 @@ def test_in_git_a_branch_and_a_commit_and_dirty_trees_refused(project: Path) -> 
     assert git("status", "--porcelain") == ""
     # history follows the file
     assert "start" in git("log", "--follow", "--format=%s", "--", "app/lib/strings.py")
+
+
+def test_the_import_graph_is_checked_against_the_plan(project: Path) -> None:
+    """A file that imports a moved module in a way no rewrite can see (built
+    at run time) keeps the old edge: the graph check catches what compiling
+    does not."""
+    (project / "app/web/late.py").write_text(
+        "import importlib\nname = 'app.util' + '.text'\nmod = importlib.import_module(name)\n"
+        "from app.util import text\n"
+    )
+    done = run(project, *MOVE, "--apply", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    import json
+
+    data = json.loads(done.stdout)
+    checks = {c["what"]: c for c in data["result"]["validation"]}
+    graph = checks["the import graph is the plan's (today's, names renamed)"]
+    assert graph["ok"], graph
+    assert any("dynamic import" in w["message"] for w in data["warnings"])
+
+
+def test_the_graph_check_names_what_differs(project: Path) -> None:
+    from corral.plugins.builtin.restructure.apply import _edges, _graph_check
+
+    modules, edges = _edges(project)
+    assert ("app.web.views", "app.util.text") in edges
+    wrong = (modules | {"app.ghost"}, (edges - {("app.web.views", "app.util.text")}))
+    check = _graph_check(project, wrong)
+    assert not check["ok"]
+    assert "modules missing: app.ghost" in check["detail"]
+    assert "unexpected imports: app.web.views -> app.util.text" in check["detail"]

@@ -189,6 +189,7 @@ def apply_plan(
                 f"uncommitted changes in the work tree ({shown}): commit or stash them, or "
                 "pass --allow-dirty"
             )
+    expected = _predicted_graph(root, plan)
     journal = _write_journal(root, plan)
     result = Applied(ok=False)
     try:
@@ -204,7 +205,7 @@ def apply_plan(
         say(f"moving {sum(c.moved for c in plan.changes)} file(s)")
         _move_and_write(root, plan, git and result.branch is not None)
         say("validating")
-        result.validation = _validate(root, plan, test_command)
+        result.validation = _validate(root, plan, test_command, expected)
         failed = [v for v in result.validation if not v["ok"]]
         if failed:
             raise _ValidationFailed("; ".join(v["what"] + ": " + v["detail"] for v in failed))
@@ -254,7 +255,52 @@ def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
         _remove_if_empty(folder)
 
 
-def _validate(root: Path, plan: ProjectPlan, test_command: str | None) -> list[dict[str, Any]]:
+def _edges(root: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """The modules and the internal import edges of the project (the
+    architecture analysis's graph, built without running anything)."""
+    from corral.plugins.builtin.architecture.discover import analyse
+
+    _, graph = analyse(root)
+    modules = {m if isinstance(m, str) else m["name"] for m in graph["modules"]}
+    return modules, {(e["importer"], e["imported"]) for e in graph["edges"]}
+
+
+def _predicted_graph(root: Path, plan: ProjectPlan) -> tuple[set[str], set[tuple[str, str]]]:
+    """The graph the result must have: today's, every moved name renamed,
+    plus the packages the plan creates."""
+    modules, edges = _edges(root)
+
+    def new(name: str) -> str:
+        return plan.renames.modules.get(name, name)
+
+    return {new(m) for m in modules} | set(plan.created), {(new(a), new(b)) for a, b in edges}
+
+
+def _graph_check(root: Path, expected: tuple[set[str], set[tuple[str, str]]]) -> dict[str, Any]:
+    modules, edges = _edges(root)
+    want_modules, want_edges = expected
+    problems = []
+    for label, extra in (
+        ("modules missing", sorted(want_modules - modules)),
+        ("unexpected modules", sorted(modules - want_modules)),
+        ("imports missing", [f"{a} -> {b}" for a, b in sorted(want_edges - edges)]),
+        ("unexpected imports", [f"{a} -> {b}" for a, b in sorted(edges - want_edges)]),
+    ):
+        if extra:
+            problems.append(f"{label}: {', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else ""))
+    return {
+        "what": "the import graph is the plan's (today's, names renamed)",
+        "ok": not problems,
+        "detail": "; ".join(problems) or f"{len(modules)} modules, {len(edges)} imports",
+    }
+
+
+def _validate(
+    root: Path,
+    plan: ProjectPlan,
+    test_command: str | None,
+    expected: tuple[set[str], set[tuple[str, str]]],
+) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     bad = []
     for change in plan.changes:
@@ -272,6 +318,7 @@ def _validate(root: Path, plan: ProjectPlan, test_command: str | None) -> list[d
             "detail": "; ".join(bad) or f"{len(plan.changes)} file(s)",
         }
     )
+    checks.append(_graph_check(root, expected))
     if test_command:
         done = subprocess.run(
             test_command, shell=True, cwd=root, capture_output=True, text=True, timeout=3600

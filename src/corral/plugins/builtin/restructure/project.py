@@ -68,6 +68,7 @@ class ProjectPlan:
     renames: Renames
     changes: list[FileChange]
     new_packages: list[str]  # folders that get an __init__.py (relative to the root)
+    created: list[str]  # the dotted names of those new packages
     warnings: list[tuple[str, int, str]]  # path, line, message
 
     def counts(self) -> Counter[str]:
@@ -130,6 +131,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
     # Where each moved file goes, and the packages the targets need.
     new_paths: dict[str, str] = {}
     new_packages: list[str] = []
+    created: list[str] = []
     for rel, (name, is_package) in where.items():
         target = renames.modules.get(name)
         if target is None:
@@ -162,6 +164,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
             rel = folder.relative_to(top).as_posix()
             if rel not in new_packages:
                 new_packages.append(rel)
+                created.append(parent)
 
     # Only files that mention a moved name (or that move) can change.
     lasts = sorted({name.rsplit(".", 1)[-1] for name in renames.modules})
@@ -194,7 +197,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
                 FileChange(rel, new_paths.get(rel, rel), text, result.source, result.counts)
             )
     changes += _config_changes(top, renames)
-    return ProjectPlan(top, moves, renames, changes, new_packages, sorted(warnings))
+    return ProjectPlan(top, moves, renames, changes, new_packages, created, sorted(warnings))
 
 
 def _config_changes(top: Path, renames: Renames) -> list[FileChange]:

@@ -231,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     rst.add_argument(
         "--keep-shims",
         action="store_true",
-        help="leave re-exporting modules at the old paths (not built yet)",
+        help="leave a module at each old path that re-exports the new one and warns "
+        "(DeprecationWarning) on import",
     )
     rst.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     rst.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
@@ -721,8 +722,6 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
     from corral.plugins.builtin.restructure.project import plan_project
     from corral.plugins.builtin.restructure.render import render
 
-    if args.keep_shims:
-        raise UsageError("--keep-shims is not built yet: the old paths are not kept")
     if args.plan and args.move:
         raise UsageError("give either --move OLD=NEW ... or --plan FILE, not both")
     if args.plan:
@@ -746,6 +745,7 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
             plan,
             test_command=test_command,
             allow_dirty=args.allow_dirty,
+            keep_shims=args.keep_shims,
             say=lambda line: print(f"corral restructure: {line}", file=sys.stderr),
         )
     text = render(plan, args.format, applied if args.apply else None)

@@ -184,3 +184,29 @@ def test_the_graph_check_names_what_differs(project: Path) -> None:
     assert not check["ok"]
     assert "modules missing: app.ghost" in check["detail"]
     assert "unexpected imports: app.web.views -> app.util.text" in check["detail"]
+
+
+def test_shims_keep_the_old_names_working_with_a_warning(project: Path) -> None:
+    done = run(project, "--move", "app.util=app.lib.util", "--apply", "--keep-shims",
+               "--test-command", CHECK)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (project / "app/lib/util/text.py").is_file()
+    assert "moved to app.lib.util.text" in (project / "app/util/text.py").read_text()
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "always::DeprecationWarning",
+            "-c",
+            "import app.util.text as old, app.lib.util.text as new\n"
+            "from app.util import shout\n"
+            "assert old is new and shout('a') == 'A'\n",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert "app.util.text moved to app.lib.util.text" in probe.stderr
+    assert "app.util moved to app.lib.util" in probe.stderr

@@ -170,6 +170,7 @@ def apply_plan(
     *,
     test_command: str | None = None,
     allow_dirty: bool = False,
+    keep_shims: bool = False,
     say: Callable[[str], None] = lambda line: None,
 ) -> Applied:
     """Carry ``plan`` out and validate it; roll everything back on failure."""
@@ -189,7 +190,7 @@ def apply_plan(
                 f"uncommitted changes in the work tree ({shown}): commit or stash them, or "
                 "pass --allow-dirty"
             )
-    expected = _predicted_graph(root, plan)
+    expected = _predicted_graph(root, plan, keep_shims)
     journal = _write_journal(root, plan)
     result = Applied(ok=False)
     try:
@@ -204,6 +205,8 @@ def apply_plan(
                 result.branch = branch
         say(f"moving {sum(c.moved for c in plan.changes)} file(s)")
         _move_and_write(root, plan, git and result.branch is not None)
+        if keep_shims:
+            _write_shims(root, plan)
         say("validating")
         result.validation = _validate(root, plan, test_command, expected)
         failed = [v for v in result.validation if not v["ok"]]
@@ -265,15 +268,60 @@ def _edges(root: Path) -> tuple[set[str], set[tuple[str, str]]]:
     return modules, {(e["importer"], e["imported"]) for e in graph["edges"]}
 
 
-def _predicted_graph(root: Path, plan: ProjectPlan) -> tuple[set[str], set[tuple[str, str]]]:
+def _predicted_graph(
+    root: Path, plan: ProjectPlan, shims: bool
+) -> tuple[set[str], set[tuple[str, str]]]:
     """The graph the result must have: today's, every moved name renamed,
-    plus the packages the plan creates."""
+    plus the packages the plan creates (and, with shims, each old module
+    importing its new one)."""
     modules, edges = _edges(root)
 
     def new(name: str) -> str:
         return plan.renames.modules.get(name, name)
 
-    return {new(m) for m in modules} | set(plan.created), {(new(a), new(b)) for a, b in edges}
+    want_modules = {new(m) for m in modules} | set(plan.created)
+    want_edges = {(new(a), new(b)) for a, b in edges}
+    if shims:
+        want_modules |= {old for _, old, _, _ in plan.moved_modules}
+        want_edges |= {(old, target) for _, old, target, _ in plan.moved_modules}
+    return want_modules, want_edges
+
+
+_MODULE_SHIM = '''"""Moved to {new} (corral restructure): this module is {new} under its old
+name, for code that still imports {old}. It goes away in a future release."""
+
+import sys as _sys
+import warnings as _warnings
+
+import {new} as _moved
+
+_warnings.warn(
+    "{old} moved to {new}: import {new} instead", DeprecationWarning, stacklevel=2
+)
+_sys.modules[__name__] = _moved
+'''
+
+_PACKAGE_SHIM = '''"""Moved to {new} (corral restructure): its names, under the old package
+name, for code that still imports {old}. It goes away in a future release."""
+
+import warnings as _warnings
+
+from {new} import *  # noqa: F403
+
+_warnings.warn(
+    "{old} moved to {new}: import {new} instead", DeprecationWarning, stacklevel=2
+)
+'''
+
+
+def _write_shims(root: Path, plan: ProjectPlan) -> None:
+    """A module at each old path: the new module under the old name (a
+    package: its names, and its moved modules' shims beside it)."""
+    for path, old, new, is_package in plan.moved_modules:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shim = _PACKAGE_SHIM if is_package else _MODULE_SHIM
+        target.write_text(shim.format(old=old, new=new), encoding="utf-8")
 
 
 def _graph_check(root: Path, expected: tuple[set[str], set[tuple[str, str]]]) -> dict[str, Any]:

@@ -70,6 +70,8 @@ class ProjectPlan:
     new_packages: list[str]  # folders that get an __init__.py (relative to the root)
     created: list[str]  # the dotted names of those new packages
     warnings: list[tuple[str, int, str]]  # path, line, message
+    # every moved module file: (its old path, old name, new name, is a package)
+    moved_modules: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -130,6 +132,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
 
     # Where each moved file goes, and the packages the targets need.
     new_paths: dict[str, str] = {}
+    moved_modules: list[tuple[str, str, str, bool]] = []
     new_packages: list[str] = []
     created: list[str] = []
     for rel, (name, is_package) in where.items():
@@ -141,6 +144,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         if (top / new_rel).exists():
             raise RestructureError(f"moving {name} to {target}: {new_rel} exists already")
         new_paths[rel] = new_rel
+        moved_modules.append((rel, name, target, is_package))
     warnings: list[tuple[str, int, str]] = []
     for move in moves:
         source_root = source_roots[move.old.split(".")[0]]
@@ -197,7 +201,9 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
                 FileChange(rel, new_paths.get(rel, rel), text, result.source, result.counts)
             )
     changes += _config_changes(top, renames)
-    return ProjectPlan(top, moves, renames, changes, new_packages, created, sorted(warnings))
+    return ProjectPlan(
+        top, moves, renames, changes, new_packages, created, sorted(warnings), sorted(moved_modules)
+    )
 
 
 def _config_changes(top: Path, renames: Renames) -> list[FileChange]:

@@ -130,7 +130,6 @@ def test_cli_plan_file_and_bad_input(project: Path, tmp_path: Path) -> None:
         (["--move", "app.util=app.util.inner"], "cannot move into itself"),
         (["--move", "app.web.views=app.a", "--move", "app.util=app.a"], "two moves to one"),
         (["--move", "app.web=app.1web"], "is not an identifier"),
-        (["--move", "app.util=app.ui", "--keep-shims"], "--keep-shims is not built yet"),
         (["--move", "app.web=app.ui"], "broken_but_unrelated.py:1: cannot be rewritten"),
         (["--move", "a=b", "--plan", str(plan)], "not both"),
         (["--plan", str(tmp_path / "none.toml")], "No such file"),

@@ -9,6 +9,7 @@ every moved module's old dotted name to its new one. Pure: no I/O.
 from __future__ import annotations
 
 import keyword
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -92,6 +93,21 @@ class Renames:
 
     def __bool__(self) -> bool:
         return bool(self.modules)
+
+    def in_text(self) -> re.Pattern[str] | None:
+        """Moved module names where they stand as whole dotted names in text
+        (``pkg.old`` and ``pkg.old.fn``, not ``pkg.older``): group 1 is the name."""
+        if not self.modules:
+            return None
+        names = sorted(self.modules, key=len, reverse=True)
+        return re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?!\w)")
+
+    def replace_in_text(self, text: str) -> tuple[str, int]:
+        """``text`` with every moved module name replaced, and how many."""
+        pattern = self.in_text()
+        if pattern is None:
+            return text, 0
+        return pattern.subn(lambda m: self.modules[m.group(1)], text)
 
     def get(self, name: str) -> str | None:
         """The new name of ``name`` (a module, or a name inside one: ``pkg.old.fn``),

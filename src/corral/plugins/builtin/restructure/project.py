@@ -208,15 +208,13 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
 
 def _config_changes(top: Path, renames: Renames) -> list[FileChange]:
     """Entry points and contracts in configuration files that name a moved module."""
-    names = sorted(renames.modules, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?!\w)")
     out: list[FileChange] = []
     for name in CONFIG_FILES:
         path = top / name
         if not path.is_file():
             continue
         text = path.read_text(encoding="utf-8")
-        new, n = pattern.subn(lambda m: renames.modules[m.group(1)], text)
+        new, n = renames.replace_in_text(text)
         if n:
             out.append(FileChange(name, name, text, new, Counter({"config": n})))
     return out

@@ -113,12 +113,7 @@ class _Rewriter(cst.CSTTransformer):
         self.counts: Counter[str] = Counter()
         self.warnings: list[tuple[int, str]] = []
         self._splits: dict[cst.ImportFrom, list[cst.ImportFrom]] = {}
-        names = sorted(renames.modules, key=len, reverse=True)
-        self._prose = (
-            re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?!\w)")
-            if names
-            else None
-        )
+        self._prose = renames.in_text()
 
     def _line(self, node: cst.CSTNode) -> int:
         return int(self.get_metadata(PositionProvider, node).start.line)

@@ -368,8 +368,18 @@ def _validate(
     )
     checks.append(_graph_check(root, expected))
     if test_command:
+        # The tree must come back byte-identical if validation fails: the
+        # command writes no bytecode or pytest cache into it.
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
         done = subprocess.run(
-            test_command, shell=True, cwd=root, capture_output=True, text=True, timeout=3600
+            test_command,
+            shell=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env=env,
         )
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
         checks.append(

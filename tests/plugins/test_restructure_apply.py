@@ -175,12 +175,14 @@ def test_the_import_graph_is_checked_against_the_plan(project: Path) -> None:
 
 
 def test_the_graph_check_names_what_differs(project: Path) -> None:
-    from corral.plugins.builtin.restructure.apply import _edges, _graph_check
+    from corral.plugins.builtin.restructure.apply import _graph_check
+    from corral.plugins.builtin.restructure.architecture import analysis
 
-    modules, edges = _edges(project)
+    now = analysis(project)
+    modules, edges = now.modules, now.edges
     assert ("app.web.views", "app.util.text") in edges
     wrong = (modules | {"app.ghost"}, (edges - {("app.web.views", "app.util.text")}))
-    check = _graph_check(project, wrong)
+    check = _graph_check(now, wrong)
     assert not check["ok"]
     assert "modules missing: app.ghost" in check["detail"]
     assert "unexpected imports: app.web.views -> app.util.text" in check["detail"]

@@ -139,3 +139,17 @@ def test_cli_plan_file_and_bad_input(project: Path, tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
         assert tree_digest(project) == before
+
+
+def test_a_move_that_creates_a_package_cycle_is_reported(project: Path) -> None:
+    (project / "app/lib").mkdir()
+    (project / "app/lib/__init__.py").write_text("")
+    (project / "app/lib/check.py").write_text("import app.web.views\n")
+    plan = plan_project(project, [parse_move("app.lib.check=app.util.check")])
+    before = plan.before.summary if plan.before else {}
+    assert before["package_cycles"] == []
+    assert plan.predicted["new_package_cycles"] == [["app.util", "app.web"]]
+    assert plan.predicted["new_module_cycles"] == []  # moves never change the module graph
+    done = _cli(str(project), "--move", "app.lib.check=app.util.check")
+    assert "NEW package cycle(s) the plan creates: app.util <-> app.web" in done.stdout
+    assert "score today" in done.stdout

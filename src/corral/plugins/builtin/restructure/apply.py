@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.errors import RestructureError
+from corral.plugins.builtin.restructure.architecture import Analysis, analysis
 from corral.plugins.builtin.restructure.project import ProjectPlan
 
 __all__ = ["JOURNAL_DIR", "Applied", "apply_plan", "recover"]
@@ -41,6 +42,7 @@ class Applied:
     branch: str | None = None
     commit: str | None = None
     rolled_back: str | None = None  # the reason, when rolled back
+    architecture: dict[str, Any] = field(default_factory=dict)  # before / after
 
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -208,7 +210,7 @@ def apply_plan(
         if keep_shims:
             _write_shims(root, plan)
         say("validating")
-        result.validation = _validate(root, plan, test_command, expected)
+        result.validation = _validate(root, plan, test_command, expected, result)
         failed = [v for v in result.validation if not v["ok"]]
         if failed:
             raise _ValidationFailed("; ".join(v["what"] + ": " + v["detail"] for v in failed))
@@ -258,23 +260,14 @@ def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
         _remove_if_empty(folder)
 
 
-def _edges(root: Path) -> tuple[set[str], set[tuple[str, str]]]:
-    """The modules and the internal import edges of the project (the
-    architecture analysis's graph, built without running anything)."""
-    from corral.plugins.builtin.architecture.discover import analyse
-
-    _, graph = analyse(root)
-    modules = {m if isinstance(m, str) else m["name"] for m in graph["modules"]}
-    return modules, {(e["importer"], e["imported"]) for e in graph["edges"]}
-
-
 def _predicted_graph(
     root: Path, plan: ProjectPlan, shims: bool
 ) -> tuple[set[str], set[tuple[str, str]]]:
     """The graph the result must have: today's, every moved name renamed,
     plus the packages the plan creates (and, with shims, each old module
     importing its new one)."""
-    modules, edges = _edges(root)
+    assert plan.before is not None
+    modules, edges = plan.before.modules, plan.before.edges
 
     def new(name: str) -> str:
         return plan.renames.modules.get(name, name)
@@ -324,8 +317,10 @@ def _write_shims(root: Path, plan: ProjectPlan) -> None:
         target.write_text(shim.format(old=old, new=new), encoding="utf-8")
 
 
-def _graph_check(root: Path, expected: tuple[set[str], set[tuple[str, str]]]) -> dict[str, Any]:
-    modules, edges = _edges(root)
+def _graph_check(
+    after: Analysis, expected: tuple[set[str], set[tuple[str, str]]]
+) -> dict[str, Any]:
+    modules, edges = after.modules, after.edges
     want_modules, want_edges = expected
     problems = []
     for label, extra in (
@@ -348,6 +343,7 @@ def _validate(
     plan: ProjectPlan,
     test_command: str | None,
     expected: tuple[set[str], set[tuple[str, str]]],
+    result: Applied,
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     bad = []
@@ -366,7 +362,12 @@ def _validate(
             "detail": "; ".join(bad) or f"{len(plan.changes)} file(s)",
         }
     )
-    checks.append(_graph_check(root, expected))
+    after = analysis(root)
+    result.architecture = {
+        "before": None if plan.before is None else plan.before.summary,
+        "after": after.summary,
+    }
+    checks.append(_graph_check(after, expected))
     if test_command:
         # The tree must come back byte-identical if validation fails: the
         # command writes no bytecode or pytest cache into it.

@@ -23,6 +23,7 @@ from typing import Any
 
 from corral.errors import RestructureError
 from corral.plugins.builtin.architecture import discover
+from corral.plugins.builtin.restructure.architecture import Analysis, analysis, predicted_cycles
 from corral.plugins.builtin.restructure.moves import Move, Renames, check
 from corral.plugins.builtin.restructure.rewrite import rewrite_source
 
@@ -72,6 +73,8 @@ class ProjectPlan:
     warnings: list[tuple[str, int, str]]  # path, line, message
     # every moved module file: (its old path, old name, new name, is a package)
     moved_modules: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    before: Analysis | None = None  # the project's architecture today
+    predicted: dict[str, Any] = field(default_factory=dict)  # the cycles the plan leads to
 
     def counts(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -93,6 +96,10 @@ class ProjectPlan:
             ],
             "rewrites": dict(self.counts()),
             "warnings": [{"path": p, "line": n, "message": m} for p, n, m in self.warnings],
+            "architecture": {
+                "before": None if self.before is None else self.before.summary,
+                "predicted": self.predicted,
+            },
             "diff": "".join(c.diff() for c in self.changes if c.rewritten),
         }
 
@@ -201,8 +208,18 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
                 FileChange(rel, new_paths.get(rel, rel), text, result.source, result.counts)
             )
     changes += _config_changes(top, renames)
+    before = analysis(top)
     return ProjectPlan(
-        top, moves, renames, changes, new_packages, created, sorted(warnings), sorted(moved_modules)
+        top,
+        moves,
+        renames,
+        changes,
+        new_packages,
+        created,
+        sorted(warnings),
+        sorted(moved_modules),
+        before,
+        predicted_cycles(before, renames, created),
     )
 
 

@@ -25,6 +25,33 @@ def _kinds(counts: dict[str, int]) -> str:
     return ", ".join(f"{KIND_LABELS.get(k, k)} {n}" for k, n in sorted(counts.items()))
 
 
+def _cycles(cycles: list[list[str]]) -> str:
+    return "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def _architecture(plan: ProjectPlan, applied: Applied | None, head: str, item: str) -> list[str]:
+    """Score and cycles before, as predicted, and after (when applied)."""
+    if plan.before is None:
+        return []
+    before = plan.before.summary
+    predicted = plan.predicted
+    out = [f"{head}architecture"]
+    after = applied.architecture.get("after") if applied is not None else None
+    if after:
+        out.append(f"{item}score {before['score']} -> {after['score']}")
+    else:
+        out.append(f"{item}score today {before['score']}")
+    out.append(
+        f"{item}module cycles {len(before['module_cycles'])} -> "
+        f"{len(predicted.get('module_cycles', []))}, package cycles "
+        f"{len(before['package_cycles'])} -> {len(predicted.get('package_cycles', []))}"
+    )
+    for key, label in (("new_module_cycles", "module"), ("new_package_cycles", "package")):
+        if predicted.get(key):
+            out.append(f"{item}NEW {label} cycle(s) the plan creates: {_cycles(predicted[key])}")
+    return out
+
+
 def _outcome(applied: Applied | None) -> dict[str, Any] | None:
     if applied is None:
         return None
@@ -34,6 +61,7 @@ def _outcome(applied: Applied | None) -> dict[str, Any] | None:
         "branch": applied.branch,
         "commit": applied.commit,
         "validation": applied.validation,
+        "architecture": applied.architecture,
     }
 
 
@@ -74,6 +102,7 @@ def render(plan: ProjectPlan, fmt: str, applied: Applied | None = None) -> str:
     changed = data["files_changed"]
     out.append(f"{head}files rewritten ({len(changed)}): {_kinds(data['rewrites']) or 'none'}")
     out += [f"{item}{f['path']} ({_kinds(f['rewrites'])})" for f in changed]
+    out += _architecture(plan, applied, head, item)
     out.append(f"{head}warnings ({len(plan.warnings)})")
     out += [f"{item}{p}:{n}: {m}" if n else f"{item}{p}: {m}" for p, n, m in plan.warnings]
     if data["diff"]:

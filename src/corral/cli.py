@@ -186,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="recompute everything (ignore cached results)"
     )
     ana.add_argument(
+        "--suggest-moves",
+        metavar="FILE",
+        help="also write moves that break package cycles as a plan for `corral restructure "
+        "--plan FILE`",
+    )
+    ana.add_argument(
         "--progress",
         choices=["auto", "always", "never"],
         default="auto",
@@ -637,10 +643,32 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(text)
+    if args.suggest_moves:
+        _suggest_moves(args.path, args.suggest_moves)
     failures = failed_conditions(report, conditions)
     for message in failures:
         print(f"corral: --fail-on: {message}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _suggest_moves(path: str, out: str) -> None:
+    """Write the moves that break the package cycles as a plan file."""
+    from corral.plugins.builtin.restructure.architecture import analysis
+    from corral.plugins.builtin.restructure.suggest import suggestion
+
+    now = analysis(Path(path).resolve())
+    proposed = suggestion(now, now.kinds)
+    try:
+        Path(out).write_text(proposed["plan"], encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--suggest-moves {out}: {exc.strerror or exc}") from None
+    moves = proposed["moves"]
+    print(
+        f"{len(moves)} suggested move(s) written to {out}"
+        + ("" if moves else " (none breaks a package cycle without creating another)")
+        + (f"; try: corral restructure {path} --plan {out}" if moves else ""),
+        file=sys.stderr,
+    )
 
 
 def _cmd_bench(argv: list[str]) -> int:

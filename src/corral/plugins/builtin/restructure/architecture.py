@@ -25,6 +25,8 @@ class Analysis:
         found, graph = analyse(root)
         self.graph = graph
         self.modules: set[str] = set(graph["modules"])
+        packages = set(graph.get("packages", []))
+        self.kinds = {m: m in packages for m in self.modules}  # module -> is a package
         self.edges = {(e["importer"], e["imported"]) for e in graph["edges"]}
         metrics = compute_metrics(found, graph)
         cycles = find_cycles(graph, found)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Renames
@@ -93,8 +92,6 @@ def _relative(target: str, module: str, is_package: bool) -> tuple[int, str] | N
 
 
 class _Rewriter(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
     def __init__(
         self,
         renames: Renames,
@@ -111,12 +108,9 @@ class _Rewriter(cst.CSTTransformer):
         self.moved = module_old is not None and module_old != module_new
         self.roots = roots  # names bound by `import a.b.c` (no alias) in this file
         self.counts: Counter[str] = Counter()
-        self.warnings: list[tuple[int, str]] = []
+        self.climbing = 0
         self._splits: dict[cst.ImportFrom, list[cst.ImportFrom]] = {}
         self._prose = renames.in_text()
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return int(self.get_metadata(PositionProvider, node).start.line)
 
     # -- import a.b.c [as x]
 
@@ -155,9 +149,7 @@ class _Rewriter(cst.CSTTransformer):
                 return updated  # a relative import outside a package: not ours
             source = _resolve(self.old, self.is_package, level, name)
             if source is None:
-                self.warnings.append(
-                    (self._line(original), "relative import above the top package: left as is")
-                )
+                self.climbing += 1  # (its line is found in the text: no position metadata)
                 return updated
         else:
             source = name
@@ -291,30 +283,49 @@ class _Rewriter(cst.CSTTransformer):
         self.counts["prose"] += n
         return updated.with_changes(value=text)
 
-    # -- what cannot be rewritten
 
-    def visit_Call(self, node: cst.Call) -> None:
-        func = _dotted(node.func)
-        if func not in ("__import__", "importlib.import_module", "import_module"):
-            return
-        first = node.args[0].value if node.args else None
-        if not isinstance(first, cst.SimpleString):
-            self.warnings.append(
-                (self._line(node), f"dynamic import ({func}): not rewritten, check it by hand")
-            )
+_IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+([^#\n;]+)", re.MULTILINE)
+_DYNAMIC = re.compile(r"(?<![\w.])(__import__|(?:importlib\.)?import_module)\([ \t]*(?![ \t\"'])")
+_CLIMBING = re.compile(r"^[ \t]*from[ \t]+(\.+)", re.MULTILINE)
 
 
-class _Roots(cst.CSTVisitor):
-    """The names that plain ``import a.b.c`` statements bind."""
+def _roots(text: str) -> set[str]:
+    """The names that plain ``import a.b.c`` statements bind (read from the
+    text: cheaper than a pass over the tree, and a name too many only means
+    an attribute chain is looked at)."""
+    roots: set[str] = set()
+    for match in _IMPORT_LINE.finditer(text):
+        for part in match.group(1).split(","):
+            words = part.split()
+            if len(words) == 1:
+                roots.add(words[0].split(".")[0].strip("()\\"))
+    return roots
 
-    def __init__(self) -> None:
-        self.roots: set[str] = set()
 
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            name = _dotted(alias.name)
-            if name is not None and alias.asname is None:
-                self.roots.add(name.split(".")[0])
+_BY_HAND = "not rewritten, check it by hand"
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _warnings(text: str, climbing: int) -> list[tuple[int, str]]:
+    """Dynamic imports (cannot be rewritten) and, when the rewrite met
+    some, relative imports that climb above their top package."""
+    found = [
+        (
+            _line_of(text, m.start()),
+            f"dynamic import ({m.group(1)}): not rewritten, check it by hand",
+        )
+        for m in _DYNAMIC.finditer(text)
+    ]
+    if climbing:
+        found += [
+            (_line_of(text, m.start()), "relative import above the top package: left as is")
+            for m in _CLIMBING.finditer(text)
+            if len(m.group(1)) > 1
+        ][:climbing]
+    return found
 
 
 def rewrite_source(
@@ -337,15 +348,12 @@ def rewrite_source(
         ) from None
     except RecursionError:
         raise RestructureError(f"{path}: cannot be rewritten: nested too deeply to parse") from None
-    roots = _Roots()
-    tree.visit(roots)
     rewriter = _Rewriter(
         renames,
         module_old,
         module_new if module_new is not None else module_old,
         is_package,
-        roots.roots,
+        _roots(text),
     )
-    new = MetadataWrapper(tree, unsafe_skip_copy=True).visit(rewriter)
-    source = new.code
-    return FileRewrite(source, source != text, rewriter.counts, sorted(rewriter.warnings))
+    source = tree.visit(rewriter).code
+    return FileRewrite(source, source != text, rewriter.counts, _warnings(text, rewriter.climbing))

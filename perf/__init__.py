@@ -77,6 +77,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "(downloaded once into $CORRAL_PERF_CACHE or ~/.cache/corral-perf)",
     )
     p.add_argument(
+        "--restructure",
+        action="store_true",
+        help="also time `corral restructure` (a 100-module plan over the generated "
+        "1,500-module tree: plan, and apply with validation) against rope's MoveModule on "
+        "the same modules (needs rope installed)",
+    )
+    p.add_argument(
         "--postgres",
         action="store_true",
         help="also the PostgreSQL cases: corral ÷ a raw asyncpg floor, 1/2/4 worker "
@@ -160,7 +167,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
         )
         or any(m in ("corral-postgres", "baseline-pg") for m in args.mode)
     )
-    cases = select(build_cases(scale, analysis=analysis, postgres=postgres), args.case, args.mode)
+    restructure = args.restructure or any(n.startswith("restructure") for n in args.case)
+    cases = select(
+        build_cases(scale, analysis=analysis, postgres=postgres, restructure=restructure),
+        args.case,
+        args.mode,
+    )
     if not cases:
         print(f"{prog}: error: no case matches {args.case} {args.mode}", file=sys.stderr)
         return 2

@@ -754,6 +754,7 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
         out.append(t)
 
     out += _postgres_tables(doc)
+    out += _restructure_tables(doc)
     out += _analysis_tables(doc)
 
     t = TableModel("Targets", ["from", "target", "threshold", "measured", "status"], right={3})
@@ -787,6 +788,35 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
             + "; ".join(f"{cid}: {cases[cid]['errors'][0][:600]}" for cid in failed)
         )
     return out
+
+
+def _restructure_tables(doc: dict[str, Any]) -> list[TableModel]:
+    """corral restructure against rope (issue 14): same modules, same tree."""
+    c = doc["cases"].get("restructure")
+    if c is None:
+        return []
+    t = TableModel(
+        "corral restructure against rope (median seconds)", ["figure", "value"], right={1}
+    )
+    if c["status"] != "ok":
+        t.rows.append(["restructure", (c["status"], "red")])
+        return [t]
+    med = c["median"]
+    params = c.get("params", {})
+    changed = f"{_fmt(med.get('files_changed'))} / {_fmt(med.get('rewrites'))}"
+    t.rows += [
+        [
+            f"{int(params.get('moves', 0))} moves over {int(params.get('modules', 0)):,} "
+            "modules: plan (dry run, diff)",
+            _fmt(med.get("plan_s"), ",.2f"),
+        ],
+        ["apply (journal, moves, writes, validation)", _fmt(med.get("apply_s"), ",.2f")],
+        ["rope MoveModule, the same moves, applied", _fmt(med.get("rope_s"), ",.2f")],
+        ["rope ÷ corral apply", _fmt(med.get("rope_over_apply"), ",.1f")],
+        ["files changed / rewrites", changed],
+        ["moves rope gave up on", _fmt(med.get("rope_failed_moves"))],
+    ]
+    return [t]
 
 
 def _postgres_tables(doc: dict[str, Any]) -> list[TableModel]:

@@ -71,7 +71,9 @@ def _picks(source_root: Path, root: Path, count: int) -> list[tuple[str, str]]:
     ]
 
 
-def _timed(cmd: list[str], timeout: float, cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _timed(
+    cmd: list[str], timeout: float, cwd: Path
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     return time.perf_counter() - t0, done
@@ -93,8 +95,16 @@ def run_restructure_repeat(modules: int, moves: int, timeout: float) -> dict[str
         figures: dict[str, Any] = {"modules": tree.modules, "moves": len(picks)}
 
         plan_s, done = _timed(
-            [sys.executable, "-m", "corral", "restructure", str(tree.root), *args,
-             "--format", "json"],
+            [
+                sys.executable,
+                "-m",
+                "corral",
+                "restructure",
+                str(tree.root),
+                *args,
+                "--format",
+                "json",
+            ],
             timeout,
             base,
         )
@@ -108,8 +118,17 @@ def run_restructure_repeat(modules: int, moves: int, timeout: float) -> dict[str
         applied = base / "applied"
         shutil.copytree(tree.root, applied)
         apply_s, done = _timed(
-            [sys.executable, "-m", "corral", "restructure", str(applied), *args, "--apply",
-             "--format", "json"],
+            [
+                sys.executable,
+                "-m",
+                "corral",
+                "restructure",
+                str(applied),
+                *args,
+                "--apply",
+                "--format",
+                "json",
+            ],
             timeout,
             base,
         )
@@ -126,8 +145,14 @@ def run_restructure_repeat(modules: int, moves: int, timeout: float) -> dict[str
         (roped / dest).mkdir()
         (roped / dest / "__init__.py").write_text("")
         rope_s, done = _timed(
-            [sys.executable, "-c", _ROPE, str(roped), dest.as_posix(),
-             json.dumps([path for _, path in picks])],
+            [
+                sys.executable,
+                "-c",
+                _ROPE,
+                str(roped),
+                dest.as_posix(),
+                json.dumps([path for _, path in picks]),
+            ],
             timeout,
             base,
         )

@@ -137,7 +137,9 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def build_cases(scale: Scale, *, analysis: bool, postgres: bool = False) -> list[Case]:
+def build_cases(
+    scale: Scale, *, analysis: bool, postgres: bool = False, restructure: bool = False
+) -> list[Case]:
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
     if postgres:
@@ -182,6 +184,15 @@ def build_cases(scale: Scale, *, analysis: bool, postgres: bool = False) -> list
         )
     seconds = 1.0 if scale.n == FULL_N else 0.3
     cases.append(Case("submit-window", "window", "corral-sqlite", None, {"seconds": seconds}))
+    if restructure:
+        moves = 100 if scale.analysis_modules >= 1000 else 10
+        cases.append(
+            Case(
+                "restructure",
+                "restructure",
+                params={"modules": scale.analysis_modules, "moves": moves},
+            )
+        )
     if analysis:
         cases.append(Case("analysis", "analysis", params={"modules": scale.analysis_modules}))
         for name in scale.analysis_real:
@@ -257,6 +268,10 @@ def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
         from perf.postgres import run_xcancel_repeat
 
         return run_xcancel_repeat(case.id.split("/")[1], case.params["tries"], timeout)
+    if case.kind == "restructure":
+        from perf.restructure import run_restructure_repeat
+
+        return run_restructure_repeat(case.params["modules"], case.params["moves"], timeout)
     if case.kind == "window":
         from perf.window import run_window_repeat
 
@@ -333,6 +348,7 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "window": ("window_ms", "ms window"),
         "workers": ("workflows_per_s", "wf/s"),
         "xcancel": ("cancel_p50_ms", "ms p50"),
+        "restructure": ("apply_s", "s apply"),
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)

@@ -212,3 +212,34 @@ def test_shims_keep_the_old_names_working_with_a_warning(project: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     assert "app.util.text moved to app.lib.util.text" in probe.stderr
     assert "app.util moved to app.lib.util" in probe.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_allow_dirty_commits_only_what_the_plan_touched(project: Path) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
+           "PYTHONPATH": str(project)}
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True,
+            env=env,
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "start")
+    (project / "notes.txt").write_text("mine, not committed\n")
+    (project / "app/web/data.txt").write_text("changed by hand\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
+         "--allow-dirty"],
+        capture_output=True, text=True, cwd=project, env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    committed = git("show", "--name-only", "--format=", "HEAD").splitlines()
+    assert "notes.txt" not in committed and "app/web/data.txt" not in committed
+    assert "app/lib/strings.py" in committed
+    status = git("status", "--porcelain")
+    assert "?? notes.txt" in status and "M app/web/data.txt" in status
+    assert git("diff", "--cached", "--name-only") == ""  # left unstaged, as it was

@@ -216,7 +216,12 @@ def apply_plan(
             raise _ValidationFailed("; ".join(v["what"] + ": " + v["detail"] for v in failed))
         if result.branch is not None:
             moves = "\n".join(f"- {m.old} -> {m.new}" for m in plan.moves)
-            _git(root, "add", "-A", "--", ".", f":(exclude){JOURNAL_DIR}")
+            # only what the plan touched: other uncommitted changes (--allow-dirty)
+            # stay uncommitted, as they were
+            touched = {c.path for c in plan.changes} | {c.new_path for c in plan.changes}
+            touched |= {f"{p}/__init__.py" for p in plan.new_packages}
+            # (old paths are gone, their removal staged by git mv)
+            _git(root, "add", "-A", "--", *sorted(p for p in touched if (root / p).exists()))
             _git(root, "commit", "-q", "--no-verify", "-m", f"corral restructure\n\n{moves}\n")
             result.commit = _git(root, "rev-parse", "HEAD").stdout.strip()
         shutil.rmtree(_journal(root))

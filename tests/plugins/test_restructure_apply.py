@@ -243,3 +243,17 @@ def test_allow_dirty_commits_only_what_the_plan_touched(project: Path) -> None:
     status = git("status", "--porcelain")
     assert "?? notes.txt" in status and "M app/web/data.txt" in status
     assert git("diff", "--cached", "--name-only") == ""  # left unstaged, as it was
+
+
+def test_a_package_moves_with_its_data_files(project: Path) -> None:
+    (project / "app/web/templates").mkdir()
+    (project / "app/web/templates/page.html").write_bytes(b"<p>\xe2\x9c\x93</p>\n")
+    before = snapshot(project)
+    done = run(project, "--move", "app.web=app.ui", "--apply", "--test-command", "false")
+    assert done.returncode == 1 and snapshot(project) == before  # rolled back, data too
+    done = run(project, "--move", "app.web=app.ui", "--apply")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = snapshot(project)
+    assert after["app/ui/templates/page.html"] == before["app/web/templates/page.html"]
+    assert after["app/ui/data.txt"] == before["app/web/data.txt"]
+    assert not (project / "app/web").exists()

@@ -84,11 +84,12 @@ def _write_journal(root: Path, plan: ProjectPlan) -> dict[str, Any]:
     folder = _journal(root)
     folder.mkdir()
     saved = []
-    for i, change in enumerate(plan.changes):
-        _sync_write(folder / f"{i}.orig", (root / change.path).read_bytes())
-        saved.append({"path": change.path, "copy": f"{i}.orig"})
+    for i, path in enumerate([c.path for c in plan.changes] + [a for a, _ in plan.data_moves]):
+        _sync_write(folder / f"{i}.orig", (root / path).read_bytes())
+        saved.append({"path": path, "copy": f"{i}.orig"})
     created = sorted(
         {c.new_path for c in plan.changes if c.moved}
+        | {b for _, b in plan.data_moves}
         | {f"{p}/__init__.py" for p in plan.new_packages}
     )
     folders = sorted(
@@ -219,6 +220,7 @@ def apply_plan(
             # only what the plan touched: other uncommitted changes (--allow-dirty)
             # stay uncommitted, as they were
             touched = {c.path for c in plan.changes} | {c.new_path for c in plan.changes}
+            touched |= {p for move in plan.data_moves for p in move}
             touched |= {f"{p}/__init__.py" for p in plan.new_packages}
             # (old paths are gone, their removal staged by git mv)
             _git(root, "add", "-A", "--", *sorted(p for p in touched if (root / p).exists()))
@@ -248,13 +250,12 @@ def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
         if not init.exists():
             init.write_text("")
     old_folders: set[Path] = set()
-    for change in plan.changes:
-        if not change.moved:
-            continue
-        source, target = root / change.path, root / change.new_path
+    moves = [(c.path, c.new_path) for c in plan.changes if c.moved] + plan.data_moves
+    for old, new in moves:
+        source, target = root / old, root / new
         target.parent.mkdir(parents=True, exist_ok=True)
         if git:
-            _git(root, "mv", "-k", change.path, change.new_path)
+            _git(root, "mv", "-k", old, new)
         if source.exists():  # (not tracked by git, or outside it)
             os.replace(source, target)
         old_folders.add(source.parent)

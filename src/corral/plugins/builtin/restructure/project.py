@@ -75,6 +75,7 @@ class ProjectPlan:
     moved_modules: list[tuple[str, str, str, bool]] = field(default_factory=list)
     before: Analysis | None = None  # the project's architecture today
     predicted: dict[str, Any] = field(default_factory=dict)  # the cycles the plan leads to
+    data_moves: list[tuple[str, str]] = field(default_factory=list)  # other files of packages
 
     def counts(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -87,7 +88,8 @@ class ProjectPlan:
             "root": str(self.root),
             "moves": [{"from": m.old, "to": m.new} for m in self.moves],
             "modules": dict(sorted(self.renames.modules.items())),
-            "files_moved": [{"from": c.path, "to": c.new_path} for c in self.changes if c.moved],
+            "files_moved": [{"from": c.path, "to": c.new_path} for c in self.changes if c.moved]
+            + [{"from": a, "to": b, "data": True} for a, b in self.data_moves],
             "new_packages": self.new_packages,
             "files_changed": [
                 {"path": c.path, "new_path": c.new_path, "rewrites": dict(c.counts)}
@@ -153,18 +155,22 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         new_paths[rel] = new_rel
         moved_modules.append((rel, name, target, is_package))
     warnings: list[tuple[str, int, str]] = []
+    data_moves: list[tuple[str, str]] = []
     for move in moves:
         source_root = source_roots[move.old.split(".")[0]]
-        if modules[move.old]:  # a package: what is not Python stays behind (said)
+        if modules[move.old]:  # a package: its other files (data, templates) go with it
             folder = source_root.joinpath(*move.old.split("."))
+            into = source_root.joinpath(*move.new.split("."))
             for path in sorted(folder.rglob("*")):
                 if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts:
-                    warnings.append(
-                        (
-                            path.relative_to(top).as_posix(),
-                            0,
-                            "not a Python file: not moved with its package (move it by hand)",
+                    new_path = into / path.relative_to(folder)
+                    if new_path.exists():
+                        raise RestructureError(
+                            f"moving {move.old} to {move.new}: "
+                            f"{new_path.relative_to(top).as_posix()} exists already"
                         )
+                    data_moves.append(
+                        (path.relative_to(top).as_posix(), new_path.relative_to(top).as_posix())
                     )
         parts = move.new.split(".")
         for i in range(1, len(parts)):
@@ -218,6 +224,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         sorted(moved_modules),
         before,
         predicted_cycles(before, renames, created),
+        data_moves,
     )
 
 

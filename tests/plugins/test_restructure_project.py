@@ -153,3 +153,21 @@ def test_a_move_that_creates_a_package_cycle_is_reported(project: Path) -> None:
     done = _cli(str(project), "--move", "app.lib.check=app.util.check")
     assert "NEW package cycle(s) the plan creates: app.util <-> app.web" in done.stdout
     assert "score today" in done.stdout
+
+
+def test_many_files_are_rewritten_in_parallel_with_the_same_result(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.plugins.builtin.restructure import project as module
+
+    for i in range(80):
+        (project / f"app/web/v{i}.py").write_text(f"from app.util.text import shout as s{i}\n")
+    move = [parse_move("app.util.text=app.lib.strings")]
+    parallel = plan_project(project, move).as_dict()
+    monkeypatch.setattr(module, "PARALLEL_FROM", 10**9)
+    sequential = plan_project(project, move).as_dict()
+    assert parallel == sequential and len(parallel["files_changed"]) > 80
+    monkeypatch.undo()
+    (project / "app/web/v7.py").write_text("from app.util.text import shout\ndef (:\n")
+    with pytest.raises(RestructureError, match=r"app/web/v7.py:2: cannot be rewritten"):
+        plan_project(project, move)

@@ -13,7 +13,9 @@ change. Nothing is written here.
 
 from __future__ import annotations
 
+import concurrent.futures
 import difflib
+import multiprocessing as mp
 import os
 import re
 from collections import Counter
@@ -25,7 +27,7 @@ from corral.errors import RestructureError
 from corral.plugins.builtin.architecture import discover
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis, predicted_cycles
 from corral.plugins.builtin.restructure.moves import Move, Renames, check
-from corral.plugins.builtin.restructure.rewrite import rewrite_source
+from corral.plugins.builtin.restructure.rewrite import FileRewrite, rewrite_source
 
 __all__ = ["FileChange", "ProjectPlan", "plan_project"]
 
@@ -185,6 +187,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
 
     mentions = _Mentions(renames)
     changes: list[FileChange] = []
+    jobs: list[_Job] = []
     for path in _python_files(top):
         rel = path.relative_to(top).as_posix()
         try:
@@ -198,16 +201,10 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         module, is_package = where.get(rel, (None, False))
         if not moved and not mentions.may_change(text, module):
             continue
-        result = rewrite_source(
-            text,
-            path=rel,
-            renames=renames,
-            module_old=module,
-            module_new=renames.modules.get(module, module) if module else None,
-            is_package=is_package,
-        )
+        jobs.append((rel, text, module, is_package))
+    for (rel, text, _, _), result in zip(jobs, _rewrite_all(jobs, renames), strict=True):
         warnings += [(rel, line, message) for line, message in result.warnings]
-        if result.changed or moved:
+        if result.changed or rel in new_paths:
             changes.append(
                 FileChange(rel, new_paths.get(rel, rel), text, result.source, result.counts)
             )
@@ -226,6 +223,35 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
         predicted_cycles(before, renames, created),
         data_moves,
     )
+
+
+_Job = tuple[str, str, str | None, bool]  # path, text, module, is a package
+#: Below this many files, one process rewrites them (starting others costs more).
+PARALLEL_FROM = 64
+
+
+def _rewrite_one(job: _Job, renames: Renames) -> FileRewrite:
+    rel, text, module, is_package = job
+    return rewrite_source(
+        text,
+        path=rel,
+        renames=renames,
+        module_old=module,
+        module_new=renames.modules.get(module, module) if module else None,
+        is_package=is_package,
+    )
+
+
+def _rewrite_all(jobs: list[_Job], renames: Renames) -> list[FileRewrite]:
+    """Every file's rewrite, in order; in parallel (one process per core,
+    forked: nothing of the project is imported) when there are many. A file
+    that does not parse fails the plan, as in one process."""
+    workers = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 1
+    if len(jobs) < PARALLEL_FROM or workers < 2 or "fork" not in mp.get_all_start_methods():
+        return [_rewrite_one(job, renames) for job in jobs]
+    chunk = max(1, len(jobs) // (workers * 4))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_rewrite_one, jobs, [renames] * len(jobs), chunksize=chunk))
 
 
 class _Mentions:

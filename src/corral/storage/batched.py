@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -48,7 +49,7 @@ WriteFn = Callable[[Any], Any]
 """One unit of work on a backend's connection, run inside a batch's transaction."""
 
 
-class BatchedStore:
+class BatchedStore(ABC):
     """The status writes of a store that commits in batches. Subclasses give
     the SQL (``_insert_fn`` … ``_finish_fn``), ``_execute(batch)`` and
     ``_disconnect``; they set ``url`` and ``durability``."""
@@ -77,33 +78,35 @@ class BatchedStore:
 
     # ------------------------------------------------------------ the backend's part
 
+    @abstractmethod
     async def _execute(self, batch: list[Op]) -> None:
         """Run ``batch`` in one transaction, setting each op's result or error."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _disconnect(self) -> None:
         """Release the connection (after the last batch)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _connected(self) -> bool:
-        raise NotImplementedError
+        """Whether the connection is open (operations may run)."""
 
+    @abstractmethod
     def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
         """Insert ``record`` and its steps (unless its key exists: then return
         ``(existing, False)``); ``state`` is ``[status, owner, started_at]``,
         read when the write runs (a start folded in)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
         """Mark it running under ``owner`` (fenced unless ``claim``); LeaseLost
         when no row changed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _step_fn(self, execution_id: str, step: StepRecord, owner: str | None) -> WriteFn:
         """Update one step row; with ``owner``, only while ``owner`` owns the
         execution (LeaseLost for a terminal record that finds another)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _finish_fn(
         self,
         execution_id: str,
@@ -114,7 +117,6 @@ class BatchedStore:
         owner: str | None,
     ) -> WriteFn:
         """Write the terminal status and release the lease (fenced by ``owner``)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ lifecycle
 

@@ -675,7 +675,7 @@ class PostgresStore(BatchedStore):
         handlers: list[str] | None = None,
         queued: bool = True,
     ) -> list[str]:
-        have = None if handlers is None else sql.blob(sorted(handlers)).decode()
+        have = sql.handler_set(handlers)
 
         async def op(conn: Any) -> list[str]:
             rows = await conn.fetch(

@@ -163,6 +163,11 @@ def listing(status: str | None, workflow: str | None, order: str) -> tuple[str, 
     return query, args
 
 
+def handler_set(handlers: list[str] | None) -> str | None:
+    """A claim's ``handlers`` as the JSON list its SQL compares with (None: any)."""
+    return None if handlers is None else blob(sorted(handlers)).decode()
+
+
 #: The unfinished executions ? holds whose cancellation was requested.
 CANCEL_REQUESTS = (
     "SELECT id FROM workflow_executions WHERE cancel_requested = 1 AND finished_at IS NULL "

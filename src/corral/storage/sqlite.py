@@ -576,7 +576,7 @@ class SQLiteStore(BatchedStore):
         handlers: list[str] | None = None,
         queued: bool = True,
     ) -> list[str]:
-        have = None if handlers is None else sql.blob(sorted(handlers)).decode()
+        have = sql.handler_set(handlers)
         args = (owner, until, now, owner, int(queued), have, have, -1 if limit is None else limit)
 
         def op(conn: sqlite3.Connection) -> list[str]:

@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 import corral
-from corral.errors import CorralError, InputError, StoreError, UsageError
+from corral.errors import CorralError, InputError, RestructureError, StoreError, UsageError
 from corral.model import (
     Event,
     ExecutionRecord,
@@ -201,12 +201,14 @@ def _parser() -> argparse.ArgumentParser:
 
     rst = sub.add_parser(
         "restructure",
-        help="move modules and packages and rewrite every import of them (a plan, for now)",
+        help="move modules and packages and rewrite every import of them",
         description="Move modules and packages of the Python project under PATH to new "
         "places and rewrite every reference to them (imports of every form, relative "
-        "imports, strings, docstrings, comments, entry points). This version plans: it "
+        "imports, strings, docstrings, comments, entry points). Without --apply it "
         "prints the moves, every file it would touch and a unified diff, and writes "
-        "nothing. See docs/restructure.md.",
+        "nothing; with --apply it carries the plan out as a workflow (plan, snapshot, "
+        "write, validate, finish), validates it and rolls everything back on failure. "
+        "See docs/restructure.md.",
     )
     rst.add_argument("path", help="the project's directory")
     rst.add_argument(
@@ -242,6 +244,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rst.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     rst.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
+    rst.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="live progress on stderr (default: when stderr is a terminal)",
+    )
+    _store_option(rst)
 
     sub.add_parser(
         "bench",
@@ -745,9 +754,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_restructure(args: argparse.Namespace) -> int:
-    from corral.plugins.builtin.restructure.apply import apply_plan, recover
+    from corral.plugins.builtin.restructure.apply import Applied, recover
+    from corral.plugins.builtin.restructure.handlers import restructure_workflow
     from corral.plugins.builtin.restructure.moves import parse_move, parse_plan
-    from corral.plugins.builtin.restructure.project import plan_project
+    from corral.plugins.builtin.restructure.project import ProjectPlan
     from corral.plugins.builtin.restructure.render import render
 
     if args.plan and args.move:
@@ -763,20 +773,65 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
     else:
         moves, planned_command = [parse_move(m) for m in args.move], None
     test_command = args.test_command or planned_command
-    if args.apply and Path(args.path).is_dir():
+    if not Path(args.path).is_dir():
+        raise UsageError(f"{args.path}: no such directory")
+    if args.out:
+        out_dir = Path(args.out).resolve().parent
+        if not out_dir.is_dir():
+            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+
+    def say(line: str) -> None:
+        print(f"corral restructure: {line}", file=sys.stderr)
+
+    if args.apply:
         recovered = recover(args.path)
         if recovered:
-            print(f"corral restructure: {recovered}", file=sys.stderr)
-    plan = plan_project(args.path, moves)
+            say(recovered)
+    wf = restructure_workflow(
+        args.path,
+        moves,
+        apply=args.apply,
+        test_command=test_command,
+        keep_shims=args.keep_shims,
+        allow_dirty=args.allow_dirty,
+    )
+    from corral.compiler import compile_spec
+    from corral.model import Limits
+
+    registry = _registry()
+    compiled = compile_spec(wf.build(), handlers=registry, pools=Limits().pool_sizes())
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    store = args.store or default_store_url()
+    # Applying is recorded step by step (corral show ID); a dry run writes nothing.
+    durability = "step" if args.apply else "none"
+    try:
+        record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, durability, True)
+    except BaseException:
+        if args.apply and recover(args.path):  # Ctrl-C: the tree as it was
+            say("stopped: everything was rolled back")
+        raise
+    if record.status != SUCCEEDED:
+        rolled_back = recover(args.path) if args.apply else None
+        error = record.error
+        if error is not None and error.type in ("RestructureError", "UsageError"):
+            raise RestructureError(error.message)  # refused: nothing was written
+        _print_summary(record)  # (a failed one goes to stderr)
+        if rolled_back:
+            say(f"everything was rolled back (execution {record.id})")
+        return EXIT_FAILED
+    plan = ProjectPlan.from_data(record.result["plan"])
+    applied = None
     if args.apply:
-        applied = apply_plan(
-            plan,
-            test_command=test_command,
-            allow_dirty=args.allow_dirty,
-            keep_shims=args.keep_shims,
-            say=lambda line: print(f"corral restructure: {line}", file=sys.stderr),
+        checked, finished = record.result["validation"], record.result["finish"]
+        applied = Applied(
+            ok=finished["ok"],
+            validation=checked["checks"],
+            branch=finished["branch"],
+            commit=finished["commit"],
+            rolled_back=finished["rolled_back"],
+            architecture=checked["architecture"],
         )
-    text = render(plan, args.format, applied if args.apply else None)
+    text = render(plan, args.format, applied)
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")
@@ -785,7 +840,9 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         print(f"plan written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return EXIT_OK if not args.apply or applied.ok else EXIT_FAILED
+    if args.apply:
+        say(f"execution {record.id} (corral show {record.id})")
+    return EXIT_OK if applied is None or applied.ok else EXIT_FAILED
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -171,3 +171,12 @@ def test_many_files_are_rewritten_in_parallel_with_the_same_result(
     (project / "app/web/v7.py").write_text("from app.util.text import shout\ndef (:\n")
     with pytest.raises(RestructureError, match=r"app/web/v7.py:2: cannot be rewritten"):
         plan_project(project, move)
+
+
+def test_a_package_whose_all_names_a_moving_submodule_is_rewritten(project: Path) -> None:
+    # no import of the submodule in the file: only its __all__ names it
+    (project / "app/web/__init__.py").write_text('__all__ = ["views"]\n')
+    plan = plan_project(project, [parse_move("app.web.views=app.ui.views")])
+    changed = {c.path: c for c in plan.changes}
+    assert changed["app/web/__init__.py"].after == "__all__ = []\n"
+    assert ("app/web/__init__.py", 1) in {(p, n) for p, n, _ in plan.warnings}

@@ -179,3 +179,52 @@ def test_a_file_that_does_not_parse_is_an_error() -> None:
 def test_a_script_outside_packages_has_only_absolute_imports() -> None:
     out = rewrite("from pkg.sub.mod import f\nfrom . import x\n", module=None)
     assert out.source == "from pkg.core.mod import f\nfrom . import x\n"
+
+
+def test_all_of_a_package_follows_its_moved_submodules() -> None:
+    plan = renames("pkg.sub.mod=pkg.core.mod", "pkg.sub.other=pkg.sub.renamed")
+    src = textwrap.dedent(
+        """\
+        __all__ = [
+            "mod",  # leaves the package
+            "other",
+            'kept',
+        ]
+        __all__ += ("other",)
+        """
+    )
+    done = rewrite_source(
+        src, path="pkg/sub/__init__.py", renames=plan, module_old="pkg.sub",
+        module_new="pkg.sub", is_package=True,
+    )
+    assert done.source == textwrap.dedent(
+        """\
+        __all__ = [
+            "renamed",
+            'kept',
+        ]
+        __all__ += ("renamed",)
+        """
+    )
+    assert done.counts["__all__"] == 3
+    assert done.warnings == [
+        (1, "__all__ named submodule 'mod', which moves to pkg.core.mod: taken out "
+            "(`from pkg.sub import *` no longer brings it)")
+    ]
+
+
+def test_all_keeps_a_name_the_package_still_binds() -> None:
+    plan = renames("pkg.sub.mod=pkg.core.mod")
+    src = 'from . import mod\n__all__ = ["mod"]\n'
+    done = rewrite_source(
+        src, path="pkg/sub/__init__.py", renames=plan, module_old="pkg.sub",
+        module_new="pkg.sub", is_package=True,
+    )
+    assert done.source == 'from ..core import mod\n__all__ = ["mod"]\n'
+    assert done.warnings == []
+    # (a module's __all__ names its own definitions, never a submodule)
+    plain = rewrite_source(
+        '__all__ = ["mod"]\n', path="pkg/app.py", renames=plan, module_old="pkg.app",
+        module_new="pkg.app",
+    )
+    assert not plain.changed

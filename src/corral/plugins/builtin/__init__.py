@@ -5,5 +5,6 @@ from __future__ import annotations
 from types import ModuleType
 
 from corral.plugins.builtin import architecture, core
+from corral.plugins.builtin.restructure import handlers as restructure
 
-BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core, architecture)
+BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core, architecture, restructure)

@@ -28,7 +28,18 @@ from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis
 from corral.plugins.builtin.restructure.project import ProjectPlan
 
-__all__ = ["JOURNAL_DIR", "Applied", "apply_plan", "recover"]
+__all__ = [
+    "JOURNAL_DIR",
+    "Applied",
+    "apply_plan",
+    "begin",
+    "carry_out",
+    "finish",
+    "recover",
+    "test_check",
+    "test_env",
+    "validate",
+]
 
 JOURNAL_DIR = ".corral-restructure"
 
@@ -80,7 +91,7 @@ def _journal(root: Path) -> Path:
     return root / JOURNAL_DIR
 
 
-def _write_journal(root: Path, plan: ProjectPlan) -> dict[str, Any]:
+def _write_journal(root: Path, plan: ProjectPlan, owner: str | None) -> dict[str, Any]:
     folder = _journal(root)
     folder.mkdir()
     saved = []
@@ -97,6 +108,7 @@ def _write_journal(root: Path, plan: ProjectPlan) -> dict[str, Any]:
     )
     journal = {
         "state": "applying",
+        "owner": owner,
         "saved": saved,
         "created": created,
         "folders": folders,
@@ -166,17 +178,18 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------- applying
+#
+# Four phases, each callable on its own: the ``restructure.apply`` workflow
+# runs one per step (see :mod:`.handlers`); :func:`apply_plan` runs them in a
+# row for code that embeds them. The journal names its owner (the execution
+# whose steps carry the plan out): a step of an execution whose journal a
+# later run rolled back, or that another run now owns, refuses to touch the
+# tree.
 
 
-def apply_plan(
-    plan: ProjectPlan,
-    *,
-    test_command: str | None = None,
-    allow_dirty: bool = False,
-    keep_shims: bool = False,
-    say: Callable[[str], None] = lambda line: None,
-) -> Applied:
-    """Carry ``plan`` out and validate it; roll everything back on failure."""
+def begin(plan: ProjectPlan, *, allow_dirty: bool = False, owner: str | None = None) -> None:
+    """Check the tree may be changed, then snapshot every file the plan
+    touches (the journal) and, in git, switch to a new branch."""
     root = plan.root
     if _journal(root).exists():
         raise RestructureError(
@@ -193,9 +206,16 @@ def apply_plan(
                 f"uncommitted changes in the work tree ({shown}): commit or stash them, or "
                 "pass --allow-dirty"
             )
-    expected = _predicted_graph(root, plan, keep_shims)
-    journal = _write_journal(root, plan)
-    result = Applied(ok=False)
+    for change in plan.changes:
+        try:
+            now = (root / change.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            now = None
+        if now != change.before:
+            raise RestructureError(
+                f"{change.path} changed since the plan was made: plan again (nothing was written)"
+            )
+    journal = _write_journal(root, plan, owner)
     try:
         if git:
             head = _git(root, "rev-parse", "HEAD", check=False).stdout.strip() or None
@@ -205,42 +225,128 @@ def apply_plan(
                 journal["git"] = {"head": head, "original_ref": original, "branch": branch}
                 _update_journal(root, journal)
                 _git(root, "switch", "-q", "-c", branch)
-                result.branch = branch
-        say(f"moving {sum(c.moved for c in plan.changes)} file(s)")
-        _move_and_write(root, plan, git and result.branch is not None)
-        if keep_shims:
-            _write_shims(root, plan)
-        say("validating")
-        result.validation = _validate(root, plan, test_command, expected, result)
-        failed = [v for v in result.validation if not v["ok"]]
-        if failed:
-            raise _ValidationFailed("; ".join(v["what"] + ": " + v["detail"] for v in failed))
-        if result.branch is not None:
-            moves = "\n".join(f"- {m.old} -> {m.new}" for m in plan.moves)
-            # only what the plan touched: other uncommitted changes (--allow-dirty)
-            # stay uncommitted, as they were
-            touched = {c.path for c in plan.changes} | {c.new_path for c in plan.changes}
-            touched |= {p for move in plan.data_moves for p in move}
-            touched |= {f"{p}/__init__.py" for p in plan.new_packages}
-            # (old paths are gone, their removal staged by git mv)
-            _git(root, "add", "-A", "--", *sorted(p for p in touched if (root / p).exists()))
-            _git(root, "commit", "-q", "--no-verify", "-m", f"corral restructure\n\n{moves}\n")
-            result.commit = _git(root, "rev-parse", "HEAD").stdout.strip()
-        shutil.rmtree(_journal(root))
-        result.ok = True
-        return result
-    except BaseException as exc:
-        reason = str(exc) if isinstance(exc, Exception) else type(exc).__name__
+    except BaseException:
         _roll_back(root, journal)
-        if isinstance(exc, _ValidationFailed):
-            result.rolled_back = reason
-            result.branch = None
-            return result
         raise
 
 
-class _ValidationFailed(Exception):
-    pass
+def _owned(root: Path, owner: str | None) -> dict[str, Any]:
+    """The journal, when it is ``owner``'s; else :class:`RestructureError`."""
+    path = _journal(root) / "journal.json"
+    journal: dict[str, Any] | None = None
+    if path.is_file():
+        journal = json.loads(path.read_text())
+    if journal is None or journal.get("owner") != owner:
+        raise RestructureError(
+            f"{root}: this restructuring's snapshot is gone (rolled back by a later run, "
+            "or another run owns the tree): nothing was changed by this step"
+        )
+    return journal
+
+
+def carry_out(plan: ProjectPlan, *, keep_shims: bool = False, owner: str | None = None) -> int:
+    """Move the files, write the rewritten ones and the new packages (and
+    shims); returns how many files were moved."""
+    root = plan.root
+    journal = _owned(root, owner)
+    _move_and_write(root, plan, bool(journal.get("git")))
+    if keep_shims:
+        _write_shims(root, plan)
+    return sum(c.moved for c in plan.changes) + len(plan.data_moves)
+
+
+def validate(
+    plan: ProjectPlan,
+    *,
+    test_command: str | None = None,
+    keep_shims: bool = False,
+    tests: Callable[[str, Path, dict[str, str]], tuple[int, str]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The checks of the result (each ``{what, ok, detail}``) and the
+    architecture before and after. ``tests(command, cwd, env)`` runs the
+    test command and returns (exit status, output); by default a subprocess."""
+    root = plan.root
+    checks = [_compile_check(root, plan)]
+    after = analysis(root)
+    architecture = {
+        "before": None if plan.before is None else plan.before.summary,
+        "after": after.summary,
+    }
+    checks.append(_graph_check(after, _predicted_graph(root, plan, keep_shims)))
+    if test_command:
+        code, output = (tests or _run_tests)(test_command, root, test_env())
+        checks.append(test_check(test_command, code, output))
+    return checks, architecture
+
+
+def test_check(command: str, code: int, output: str) -> dict[str, Any]:
+    """The test command's check: its exit status and the last lines it printed."""
+    tail = output.strip().splitlines()[-3:]
+    return {
+        "what": f"test command `{command}`",
+        "ok": code == 0,
+        "detail": f"exit {code}" + (f": {' | '.join(tail)}" if tail else ""),
+    }
+
+
+def finish(
+    plan: ProjectPlan, checks: list[dict[str, Any]], *, owner: str | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """Keep a validated result (committed on the journal's branch, in git)
+    or roll everything back: ``(branch, commit, why it was rolled back)``."""
+    root = plan.root
+    journal = _owned(root, owner)
+    failed = [v for v in checks if not v["ok"]]
+    if failed:
+        _roll_back(root, journal)
+        return None, None, "; ".join(v["what"] + ": " + v["detail"] for v in failed)
+    branch = (journal.get("git") or {}).get("branch")
+    commit = None
+    if branch is not None:
+        moves = "\n".join(f"- {m.old} -> {m.new}" for m in plan.moves)
+        # only what the plan touched: other uncommitted changes (--allow-dirty)
+        # stay uncommitted, as they were
+        touched = {c.path for c in plan.changes} | {c.new_path for c in plan.changes}
+        touched |= {p for move in plan.data_moves for p in move}
+        touched |= {f"{p}/__init__.py" for p in plan.new_packages}
+        # (old paths are gone, their removal staged by git mv)
+        _git(root, "add", "-A", "--", *sorted(p for p in touched if (root / p).exists()))
+        _git(root, "commit", "-q", "--no-verify", "-m", f"corral restructure\n\n{moves}\n")
+        commit = _git(root, "rev-parse", "HEAD").stdout.strip()
+    shutil.rmtree(_journal(root))
+    return branch, commit, None
+
+
+def apply_plan(
+    plan: ProjectPlan,
+    *,
+    test_command: str | None = None,
+    allow_dirty: bool = False,
+    keep_shims: bool = False,
+    say: Callable[[str], None] = lambda line: None,
+) -> Applied:
+    """Carry ``plan`` out and validate it, in this process (the CLI runs the
+    same phases as the ``restructure.apply`` workflow); roll everything back
+    on failure."""
+    root = plan.root
+    begin(plan, allow_dirty=allow_dirty)
+    try:
+        say(f"moving {sum(c.moved for c in plan.changes)} file(s)")
+        carry_out(plan, keep_shims=keep_shims)
+        say("validating")
+        checks, architecture = validate(plan, test_command=test_command, keep_shims=keep_shims)
+        branch, commit, rolled_back = finish(plan, checks)
+    except BaseException:
+        recover(root)
+        raise
+    return Applied(
+        ok=rolled_back is None,
+        validation=checks,
+        branch=branch,
+        commit=commit,
+        rolled_back=rolled_back,
+        architecture=architecture,
+    )
 
 
 def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
@@ -344,14 +450,7 @@ def _graph_check(
     }
 
 
-def _validate(
-    root: Path,
-    plan: ProjectPlan,
-    test_command: str | None,
-    expected: tuple[set[str], set[tuple[str, str]]],
-    result: Applied,
-) -> list[dict[str, Any]]:
-    checks: list[dict[str, Any]] = []
+def _compile_check(root: Path, plan: ProjectPlan) -> dict[str, Any]:
     bad = []
     for change in plan.changes:
         if not change.new_path.endswith(".py"):
@@ -361,39 +460,32 @@ def _validate(
             compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
         except SyntaxError as exc:
             bad.append(f"{change.new_path}:{exc.lineno}: {exc.msg}")
-    checks.append(
-        {
-            "what": "every touched file compiles",
-            "ok": not bad,
-            "detail": "; ".join(bad) or f"{len(plan.changes)} file(s)",
-        }
-    )
-    after = analysis(root)
-    result.architecture = {
-        "before": None if plan.before is None else plan.before.summary,
-        "after": after.summary,
+    return {
+        "what": "every touched file compiles",
+        "ok": not bad,
+        "detail": "; ".join(bad) or f"{len(plan.changes)} file(s)",
     }
-    checks.append(_graph_check(after, expected))
-    if test_command:
-        # The tree must come back byte-identical if validation fails: the
-        # command writes no bytecode or pytest cache into it.
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
-        done = subprocess.run(
-            test_command,
-            shell=True,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            env=env,
-        )
-        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-        checks.append(
-            {
-                "what": f"test command `{test_command}`",
-                "ok": done.returncode == 0,
-                "detail": f"exit {done.returncode}" + (f": {' | '.join(tail)}" if tail else ""),
-            }
-        )
-    return checks
+
+
+def test_env() -> dict[str, str]:
+    """The test command's environment: the tree must come back byte-identical
+    if validation fails, so the command writes no bytecode or pytest cache
+    into it."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
+    return env
+
+
+def _run_tests(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(
+        command,
+        shell=True,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=3600,
+        env=env,
+    )
+    return done.returncode, done.stdout

@@ -42,6 +42,25 @@ class Analysis:
             "violations": layers.get("violations", 0),
         }
 
+    def to_data(self) -> dict[str, Any]:
+        """What a plan keeps of the analysis (not the graph's details)."""
+        return {
+            "modules": sorted(self.modules),
+            "kinds": self.kinds,
+            "edges": sorted(self.edges),
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Analysis:
+        made = cls.__new__(cls)
+        made.graph = {}
+        made.modules = set(data["modules"])
+        made.kinds = dict(data["kinds"])
+        made.edges = {(a, b) for a, b in data["edges"]}
+        made.summary = dict(data["summary"])
+        return made
+
 
 def analysis(root: Path) -> Analysis:
     return Analysis(root)

@@ -79,6 +79,43 @@ class ProjectPlan:
     predicted: dict[str, Any] = field(default_factory=dict)  # the cycles the plan leads to
     data_moves: list[tuple[str, str]] = field(default_factory=list)  # other files of packages
 
+    def to_data(self) -> dict[str, Any]:
+        """Everything in the plan as plain data (a workflow step's output);
+        :meth:`from_data` makes the plan again."""
+        before = self.before
+        return {
+            "root": str(self.root),
+            "moves": [[m.old, m.new] for m in self.moves],
+            "renamed": self.renames.modules,
+            "changes": [
+                [c.path, c.new_path, c.before, c.after, dict(c.counts)] for c in self.changes
+            ],
+            "new_packages": self.new_packages,
+            "created": self.created,
+            "warnings": [list(w) for w in self.warnings],
+            "moved_modules": [list(m) for m in self.moved_modules],
+            "before": None if before is None else before.to_data(),
+            "predicted": self.predicted,
+            "data_moves": [list(m) for m in self.data_moves],
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ProjectPlan:
+        moves = [Move(old, new) for old, new in data["moves"]]
+        return cls(
+            Path(data["root"]),
+            moves,
+            Renames(moves, data["renamed"]),
+            [FileChange(a, b, old, new, Counter(n)) for a, b, old, new, n in data["changes"]],
+            list(data["new_packages"]),
+            list(data["created"]),
+            [(p, int(n), m) for p, n, m in data["warnings"]],
+            [(p, old, new, bool(k)) for p, old, new, k in data["moved_modules"]],
+            None if data["before"] is None else Analysis.from_data(data["before"]),
+            dict(data["predicted"]),
+            [(a, b) for a, b in data["data_moves"]],
+        )
+
     def counts(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for change in self.changes:
@@ -258,7 +295,8 @@ class _Mentions:
     """Which files can change, read from their text without parsing (libcst
     costs ~15 ms a file): one that names a moved module in full
     (``a.b.c``), or its parent and its last name (``from a.b import c``),
-    or, in the same top-level package, its last name in a relative import."""
+    or, in the same top-level package, its last name in a relative import;
+    and a package whose ``__all__`` may name a submodule that moves."""
 
     _RELATIVE = re.compile(r"^[ \t]*from[ \t]+\.", re.MULTILINE)
     _WORD = re.compile(r"[A-Za-z_]\w*")
@@ -269,10 +307,13 @@ class _Mentions:
         for name in renames.modules:
             parent, _, last = name.rpartition(".")
             self.parents.setdefault(last, set()).add(parent)
+        self.holders: set[str | None] = {p for ps in self.parents.values() for p in ps}
 
     def may_change(self, text: str, module: str | None) -> bool:
         if self.full is not None and self.full.search(text):
             return True
+        if module in self.holders and "__all__" in text:
+            return True  # a package whose __all__ may name a submodule that moves
         words = set(self._WORD.findall(text)) & self.parents.keys()
         if not words:
             return False

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,13 @@ class _Rewriter(cst.CSTTransformer):
         self.climbing = 0
         self._splits: dict[cst.ImportFrom, list[cst.ImportFrom]] = {}
         self._prose = renames.in_text()
+        self.bound: set[str] = set()  # names the module binds at its top level
+        self.all_removed: list[str] = []
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        if self.is_package:
+            self.bound = _bound_names(node.body)
+        return True
 
     # -- import a.b.c [as x]
 
@@ -247,6 +255,50 @@ class _Rewriter(cst.CSTTransformer):
         self.counts["attribute"] += 1
         return _name_node(new)
 
+    # -- __all__ of a package naming a submodule that moves
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        names = [t.target for t in updated.targets]
+        if len(names) != 1 or not _is_all(names[0]):
+            return updated
+        return updated.with_changes(value=self._all(updated.value))
+
+    def leave_AugAssign(self, original: cst.AugAssign, updated: cst.AugAssign) -> cst.AugAssign:
+        if not _is_all(updated.target):
+            return updated
+        return updated.with_changes(value=self._all(updated.value))
+
+    def _all(self, value: cst.BaseExpression) -> cst.BaseExpression:
+        """A package's ``__all__`` list: a submodule that moves elsewhere in
+        the same package is renamed; one that leaves it is taken out (a
+        warning says so: ``from pkg import *`` no longer brings it), unless
+        the file binds that name itself (an import of it keeps its name)."""
+        if not self.is_package or self.old is None or not isinstance(value, (cst.List, cst.Tuple)):
+            return value
+        elements = []
+        for element in value.elements:
+            name = element.value
+            entry = name.evaluated_value if isinstance(name, cst.SimpleString) else None
+            if not isinstance(name, cst.SimpleString) or not isinstance(entry, str):
+                elements.append(element)
+                continue
+            target = self.renames.modules.get(f"{self.old}.{entry}")
+            if target is None or entry in self.bound:
+                elements.append(element)
+                continue
+            parent, _, last = target.rpartition(".")
+            if parent == self.new:
+                self.counts["__all__"] += 1
+                quoted = name.value[: len(name.prefix) + len(name.quote)] + last + name.quote
+                elements.append(element.with_changes(value=name.with_changes(value=quoted)))
+                continue
+            self.counts["__all__"] += 1
+            self.all_removed.append(
+                f"__all__ named submodule {entry!r}, which moves to {target}: taken out "
+                f"(`from {self.new} import *` no longer brings it)"
+            )
+        return value.with_changes(elements=elements)
+
     # -- strings, docstrings, comments
 
     def leave_SimpleString(
@@ -282,6 +334,39 @@ class _Rewriter(cst.CSTTransformer):
             return updated
         self.counts["prose"] += n
         return updated.with_changes(value=text)
+
+
+def _is_all(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "__all__"
+
+
+def _bound_names(body: Sequence[cst.BaseStatement | cst.BaseSmallStatement]) -> set[str]:
+    """Names a module binds at its top level (and in its top-level ``if``,
+    ``try`` and ``with`` blocks): imports, definitions, plain assignments."""
+    names: set[str] = set()
+    for statement in body:
+        if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            names.add(statement.name.value)
+        elif isinstance(statement, cst.SimpleStatementLine):
+            names |= _bound_names(statement.body)
+        elif isinstance(statement, (cst.Import, cst.ImportFrom)):
+            if isinstance(statement.names, cst.ImportStar):
+                continue
+            for alias in statement.names:
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    names.add(alias.asname.name.value)
+                elif isinstance(statement, cst.ImportFrom) or isinstance(alias.name, cst.Name):
+                    names.add(_dotted(alias.name) or "")
+        elif isinstance(statement, cst.Assign):
+            names |= {t.target.value for t in statement.targets if isinstance(t.target, cst.Name)}
+        elif isinstance(statement, (cst.If, cst.Try, cst.With)):
+            blocks = [statement.body]
+            if isinstance(statement, cst.Try):
+                blocks += [h.body for h in statement.handlers]
+            for block in blocks:
+                if isinstance(block, cst.IndentedBlock):
+                    names |= _bound_names(block.body)
+    return names
 
 
 _IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+([^#\n;]+)", re.MULTILINE)
@@ -356,4 +441,12 @@ def rewrite_source(
         _roots(text),
     )
     source = tree.visit(rewriter).code
-    return FileRewrite(source, source != text, rewriter.counts, _warnings(text, rewriter.climbing))
+    warnings = _warnings(text, rewriter.climbing)
+    warnings += [(_all_line(text), message) for message in dict.fromkeys(rewriter.all_removed)]
+    return FileRewrite(source, source != text, rewriter.counts, sorted(warnings))
+
+
+def _all_line(text: str) -> int:
+    """The line of the first ``__all__`` assignment (1 when there is none)."""
+    found = re.search(r"^__all__\b", text, re.MULTILINE)
+    return _line_of(text, found.start()) if found else 1

@@ -1,0 +1,247 @@
+"""``corral restructure`` as a corral workflow: plan → snapshot → write →
+validate → finish (commit, or roll back).
+
+Each phase of :mod:`.apply` is one step, so a restructuring gets what every
+workflow gets: progress, cancellation, a durable record of each step
+(``corral show ID``), and one error path. The plan travels between steps as
+data (:meth:`.ProjectPlan.to_data`). The modules that do the work (libcst
+among them, ~0.2 s to import) are imported when a step runs, not when an
+engine registers these handlers.
+
+What makes it safe across processes is the journal, not the store: the
+snapshot step writes it (every byte the plan will touch) and names the
+execution that owns it; the steps that change the tree refuse unless the
+journal is their execution's. So a run that a later one rolled back (after a
+crash, ``corral restructure --apply`` rolls back whatever journal it finds)
+can never change the tree again, even if an engine takes its execution over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from corral.errors import RestructureError
+from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins.builtin.restructure.moves import Move
+
+if TYPE_CHECKING:
+    from corral.plugins.builtin.restructure.project import ProjectPlan
+
+__all__ = ["restructure_workflow"]
+
+VERSION = "1"
+
+_Data = dict[str, Any]
+
+
+def _plan(data: _Data) -> ProjectPlan:
+    from corral.plugins.builtin.restructure.project import ProjectPlan
+
+    return ProjectPlan.from_data(data)
+
+
+class PlanStep(Handler):
+    """Everything the moves change: files moved, every file rewritten (in
+    parallel, one process per core), warnings, the architecture predicted."""
+
+    name = "restructure.plan"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        root: str
+        moves: list[tuple[str, str]]
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.restructure.project import plan_project
+
+        ctx.progress(0, None, "planning: reading the project")
+        plan = plan_project(params.root, [Move(old, new) for old, new in params.moves])
+        ctx.progress(1, 1, f"planned: {len(plan.changes)} file(s) to change")
+        return plan.to_data()
+
+
+class Snapshot(Handler):
+    """Refuse a tree that must not be changed; save every byte the plan
+    touches (the journal, owned by this execution); in git, a new branch."""
+
+    name = "restructure.snapshot"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        plan: _Data
+        allow_dirty: bool = False
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.restructure.apply import begin
+
+        plan = _plan(params.plan)
+        begin(plan, allow_dirty=params.allow_dirty, owner=ctx.execution_id)
+        return {"saved": len(plan.changes) + len(plan.data_moves)}
+
+
+class Write(Handler):
+    """Move the files (``git mv`` in git), write the rewritten ones, the new
+    packages and the shims."""
+
+    name = "restructure.write"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        plan: _Data
+        keep_shims: bool = False
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.restructure.apply import carry_out
+
+        plan = _plan(params.plan)
+        moved = carry_out(plan, keep_shims=params.keep_shims, owner=ctx.execution_id)
+        written = sum(c.rewritten for c in plan.changes)
+        ctx.progress(1, 1, f"{moved} file(s) moved, {written} rewritten")
+        return {"moved": moved, "written": written}
+
+
+class Validate(Handler):
+    """Every touched file compiles; the import graph is the one the plan
+    predicts; the test command passes. A failed check is data (the finish
+    step rolls back), not a failed step."""
+
+    name = "restructure.validate"
+    version = VERSION
+    kind = "async"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        plan: _Data
+        test_command: str | None = None
+        keep_shims: bool = False
+
+    async def run(self, ctx: StepContext, params: Params) -> _Data:
+        from corral.plugins.builtin.restructure.apply import test_check, validate
+
+        plan = _plan(params.plan)
+        ctx.progress(0, None, "validating: compiling, analysing the result")
+        checks, architecture = await trio.to_thread.run_sync(
+            lambda: validate(plan, keep_shims=params.keep_shims)
+        )
+        if params.test_command:
+            ctx.progress(0, None, f"validating: {params.test_command}")
+            code, output = await _run_tests(params.test_command, plan.root)
+            checks.append(test_check(params.test_command, code, output))
+        return {
+            "ok": all(c["ok"] for c in checks),
+            "checks": checks,
+            "architecture": architecture,
+        }
+
+
+async def _run_tests(command: str, cwd: Path) -> tuple[int, str]:
+    """The test command in its own process group, killed whole (the shell
+    and what it started) when the step is cancelled."""
+    from corral.plugins.builtin.restructure.apply import test_env
+
+    async def kill_group(process: trio.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):  # (it ended meanwhile)
+            os.killpg(process.pid, signal.SIGKILL)
+
+    done = await trio.run_process(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=test_env(),
+        stdin=subprocess.DEVNULL,
+        capture_stdout=True,
+        stderr=subprocess.STDOUT,
+        check=False,
+        start_new_session=True,
+        deliver_cancel=kill_group,
+    )
+    return done.returncode, done.stdout.decode("utf-8", "replace")
+
+
+class Finish(Handler):
+    """Keep a validated result (committed on the new branch, in git) or put
+    every byte back."""
+
+    name = "restructure.finish"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        plan: _Data
+        checks: list[_Data]
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.restructure.apply import finish
+
+        plan = _plan(params.plan)
+        branch, commit, rolled_back = finish(plan, params.checks, owner=ctx.execution_id)
+        return {
+            "ok": rolled_back is None,
+            "branch": branch,
+            "commit": commit,
+            "rolled_back": rolled_back,
+        }
+
+
+def restructure_workflow(
+    root: str | os.PathLike[str],
+    moves: list[Move],
+    *,
+    apply: bool = False,
+    test_command: str | None = None,
+    keep_shims: bool = False,
+    allow_dirty: bool = False,
+) -> Any:
+    """The ``restructure.plan`` workflow (only the plan), or with ``apply``
+    the ``restructure.apply`` one (a ``corral.Workflow``). Its result holds
+    the plan (``plan``), and when applied the outputs of the validate and
+    finish steps (``validation``, ``finish``)."""
+    import corral  # lazy: corral imports the built-in plugins
+
+    top = Path(root)
+    if not top.is_dir():
+        raise RestructureError(f"{root}: not a directory")
+    wf = corral.Workflow("restructure.apply" if apply else "restructure.plan")
+    plan = wf.step(
+        "plan",
+        "restructure.plan",
+        root=str(top.resolve()),
+        moves=[[m.old, m.new] for m in moves],
+    )
+    if not apply:
+        wf.output({"plan": plan.output})
+        return wf
+    snapshot = wf.step(
+        "snapshot", "restructure.snapshot", needs=[plan], plan=plan.output, allow_dirty=allow_dirty
+    )
+    write = wf.step(
+        "write", "restructure.write", needs=[snapshot], plan=plan.output, keep_shims=keep_shims
+    )
+    check = wf.step(
+        "validate",
+        "restructure.validate",
+        needs=[write],
+        plan=plan.output,
+        test_command=test_command,
+        keep_shims=keep_shims,
+    )
+    done = wf.step(
+        "finish", "restructure.finish", needs=[check], plan=plan.output, checks=check.output.checks
+    )
+    wf.output({"plan": plan.output, "validation": check.output, "finish": done.output})
+    return wf
+
+
+@hookimpl
+def corral_handlers() -> list[type[Handler]]:
+    return [PlanStep, Snapshot, Write, Validate, Finish]

@@ -188,8 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     ana.add_argument(
         "--suggest-moves",
         metavar="FILE",
-        help="also write moves that break package cycles as a plan for `corral restructure "
-        "--plan FILE`",
+        help="also write moves that break package cycles and resolve layer violations as a "
+        "plan for `corral restructure --plan FILE`",
     )
     ana.add_argument(
         "--progress",
@@ -661,7 +661,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _suggest_moves(path: str, out: str) -> None:
-    """Write the moves that break the package cycles as a plan file."""
+    """Write the moves that break package cycles and resolve layer violations
+    as a plan file."""
     from corral.plugins.builtin.restructure.architecture import analysis
     from corral.plugins.builtin.restructure.suggest import suggestion
 
@@ -674,7 +675,12 @@ def _suggest_moves(path: str, out: str) -> None:
     moves = proposed["moves"]
     print(
         f"{len(moves)} suggested move(s) written to {out}"
-        + ("" if moves else " (none breaks a package cycle without creating another)")
+        + (
+            ""
+            if moves
+            else " (no move breaks a package cycle or resolves a layer violation "
+            "without creating another)"
+        )
         + (f"; try: corral restructure {path} --plan {out}" if moves else ""),
         file=sys.stderr,
     )

@@ -180,3 +180,12 @@ def test_a_package_whose_all_names_a_moving_submodule_is_rewritten(project: Path
     changed = {c.path: c for c in plan.changes}
     assert changed["app/web/__init__.py"].after == "__all__ = []\n"
     assert ("app/web/__init__.py", 1) in {(p, n) for p, n, _ in plan.warnings}
+
+
+def test_windows_line_ends_are_kept(project: Path) -> None:
+    views = project / "app/web/views.py"
+    views.write_bytes(views.read_bytes().replace(b"\n", b"\r\n"))
+    plan = plan_project(project, [parse_move("app.util.text=app.lib.strings")])
+    (change,) = [c for c in plan.changes if c.path == "app/web/views.py"]
+    assert change.after.count("\r\n") == change.before.count("\r\n") > 0
+    assert "\n" not in change.after.replace("\r\n", "")

@@ -84,3 +84,41 @@ def test_analyze_suggests_and_restructure_applies(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "package cycles 1 -> 0" in done.stdout
     assert (root / "app/services/pricing.py").is_file()
+
+
+LAYERED = {
+    "pyproject.toml": (
+        '[tool.corral.architecture]\ncontainers = ["app"]\nlayers = ["web", "core"]\n'
+    ),
+    "app/__init__.py": "",
+    "app/web/__init__.py": "",
+    "app/web/views.py": "from app.core.models import Order\nfrom app.web.format import money\n",
+    # a pure helper that sits in the upper layer, yet the lower one needs it
+    "app/web/format.py": "def money(x):\n    return f'{x:.2f}'\n",
+    "app/core/__init__.py": "",
+    "app/core/models.py": "from app.web.format import money\n\nclass Order: ...\n",
+}
+
+
+def test_a_move_that_resolves_a_layer_violation(tmp_path: Path) -> None:
+    root = write(tmp_path, LAYERED)
+    now = analysis(root)
+    assert now.summary["violations"] == 1
+    assert now.layer_violations == [("app.core.models", "app.web.format", "app.core", "app.web")]
+    proposed = suggestion(now, now.kinds)
+    # the helper moves down (moving models up would make views import upward twice)
+    assert proposed["moves"] == [Move("app.web.format", "app.core.format")]
+    assert "# layer contract violations today: 1" in proposed["plan"]
+    assert "# layer contract violations after these moves: 0" in proposed["plan"]
+
+
+def test_a_violation_whose_moves_would_each_add_another_gives_no_move(tmp_path: Path) -> None:
+    files = dict(LAYERED)
+    # format needs the web layer itself (moving it down moves the violation
+    # along), and models is needed by core (moving it up adds another)
+    files["app/web/format.py"] = "import app.web.views\n"
+    files["app/web/views.py"] = "VIEWS = []\n"
+    files["app/core/other.py"] = "from app.core.models import Order\n"
+    now = analysis(write(tmp_path, files))
+    assert now.summary["violations"] == 1 and now.summary["package_cycles"] == []
+    assert suggestion(now, now.kinds)["moves"] == []

@@ -208,7 +208,7 @@ def begin(plan: ProjectPlan, *, allow_dirty: bool = False, owner: str | None = N
             )
     for change in plan.changes:
         try:
-            now = (root / change.path).read_text(encoding="utf-8")
+            now = (root / change.path).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):
             now = None
         if now != change.before:
@@ -367,7 +367,7 @@ def _move_and_write(root: Path, plan: ProjectPlan, git: bool) -> None:
         old_folders.add(source.parent)
     for change in plan.changes:
         if change.rewritten:
-            (root / change.new_path).write_text(change.after, encoding="utf-8")
+            (root / change.new_path).write_bytes(change.after.encode("utf-8"))  # (line ends kept)
     for folder in sorted(old_folders, key=lambda p: len(p.parts), reverse=True):
         _remove_if_empty(folder)
 

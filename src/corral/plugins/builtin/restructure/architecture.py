@@ -4,18 +4,23 @@ functions, on the project at PATH; nothing is imported or run)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 from corral.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import analyse
-from corral.plugins.builtin.architecture.layers import check_architecture, load_config
+from corral.plugins.builtin.architecture.layers import (
+    check_architecture,
+    detect_style,
+    load_config,
+)
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.score import compute_score
 from corral.plugins.builtin.restructure.moves import Renames
 
-__all__ = ["Analysis", "analysis", "predicted_cycles"]
+__all__ = ["Analysis", "analysis", "predicted_cycles", "predicted_violations"]
 
 
 class Analysis:
@@ -35,6 +40,31 @@ class Analysis:
         except ArchitectureConfigError:
             config = None  # (analyze reports it; the score falls back to the detected style)
         layers = check_architecture(config, graph, metrics["modules"], graph.get("external", []))
+        # the contracts checked, declared or detected: a plan's result is
+        # checked against the same ones (see predicted_violations)
+        if config is None:
+            detected = detect_style(graph, metrics["modules"])
+            config = None if detected is None else {"contracts": detected["contracts"]}
+        self.contracts = config
+        # each violation of a layer contract as the import that crosses the
+        # line: (importer, imported, importer's layer, imported's layer);
+        # of an indirect one, the first import of its chain into the upper layer
+        self.layer_violations: list[tuple[str, str, str, str]] = []
+        for contract in layers["contracts"]:
+            if contract["kind"] != "layers":
+                continue
+            for v in contract["violations"]:
+                upper = v["imported_layer"]
+                chain = v["chain"]
+                for a, b in itertools.pairwise(chain):
+                    if b == upper or b.startswith(upper + "."):
+                        self.layer_violations.append((a, b, v["importer_layer"], upper))
+                        break
+        # each package cycle's cut, as the module imports it is made of
+        self.package_cuts = [
+            sorted({(via["importer"], via["imported"]) for cut in c["cut"] for via in cut["via"]})
+            for c in cycles["packages"]
+        ]
         self.summary = {
             "score": compute_score(metrics, cycles, layers)["value"],
             "module_cycles": [c["members"] for c in cycles["modules"]],
@@ -59,6 +89,9 @@ class Analysis:
         made.kinds = dict(data["kinds"])
         made.edges = {(a, b) for a, b in data["edges"]}
         made.summary = dict(data["summary"])
+        made.contracts = None
+        made.layer_violations = []
+        made.package_cuts = []
         return made
 
 
@@ -76,6 +109,12 @@ def predicted_cycles(before: Analysis, renames: Renames, created: list[str]) -> 
     graph = {
         "modules": sorted({new(m) for m in before.modules} | set(created)),
         "edges": [{"importer": new(a), "imported": new(b)} for a, b in sorted(before.edges)],
+        # which modules are packages, as the analysis knows them (not guessed
+        # from the names: a package with no module inside is still one)
+        "packages": sorted(
+            {new(m) for m, is_package in before.kinds.items() if is_package} | set(created)
+        ),
+        "paths": {},
     }
     cycles = find_cycles(graph)
     old_modules = {tuple(sorted(new(m) for m in c)) for c in before.summary["module_cycles"]}
@@ -88,3 +127,28 @@ def predicted_cycles(before: Analysis, renames: Renames, created: list[str]) -> 
         "new_module_cycles": [c for c in modules if tuple(sorted(c)) not in old_modules],
         "new_package_cycles": [c for c in packages if tuple(sorted(c)) not in old_packages],
     }
+
+
+def predicted_violations(before: Analysis, renames: Renames, created: list[str]) -> int:
+    """How many violations of the layer contracts the graph the plan predicts
+    (today's, names renamed) has, against the contracts checked today."""
+    if before.contracts is None:
+        return 0
+
+    def new(name: str) -> str:
+        return renames.modules.get(name, name)
+
+    graph = {
+        "modules": sorted({new(m) for m in before.modules} | set(created)),
+        "edges": [
+            {"importer": new(e["importer"]), "imported": new(e["imported"]), "lines": e["lines"]}
+            for e in before.graph["edges"]
+        ],
+    }
+    modules = {
+        new(m): {"path": None, "is_package": is_package} for m, is_package in before.kinds.items()
+    }
+    modules.update({m: {"path": None, "is_package": True} for m in created})
+    external = [{**e, "importer": new(e["importer"])} for e in before.graph.get("external", [])]
+    layers = check_architecture(before.contracts, graph, modules, external)
+    return int(layers["violations"])

@@ -228,7 +228,7 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
     for path in _python_files(top):
         rel = path.relative_to(top).as_posix()
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")  # line ends as they are
         except (OSError, UnicodeDecodeError) as exc:
             if rel in new_paths:
                 raise RestructureError(f"{rel}: cannot be read: {exc}") from None
@@ -334,7 +334,7 @@ def _config_changes(top: Path, renames: Renames) -> list[FileChange]:
         path = top / name
         if not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
         new, n = renames.replace_in_text(text)
         if n:
             out.append(FileChange(name, name, text, new, Counter({"config": n})))

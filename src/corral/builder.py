@@ -138,6 +138,7 @@ class Workflow:
         resources: Mapping[str, int] | None = None,
         cache: bool | Mapping[str, Any] = False,
         concurrency: Mapping[str, Any] | None = None,
+        trigger: str | None = None,
         workflow: Workflow | WorkflowSpec | str | None = None,
         params: Mapping[str, Any] | None = None,
         **more_params: Any,
@@ -164,6 +165,8 @@ class Workflow:
             step["cache"] = cache if isinstance(cache, bool) else _mapping(cache, f"{where}: cache")
         if concurrency is not None:
             step["concurrency"] = _mapping(concurrency, f"{where}: concurrency")
+        if trigger is not None:
+            step["trigger"] = trigger
         if workflow is not None:
             if isinstance(workflow, Workflow):
                 step["workflow"] = msgspec.to_builtins(workflow.build())

@@ -239,6 +239,66 @@ steps:
     assert record.step("other2").output == "done"
 
 
+async def test_a_done_trigger_join_runs_after_failed_and_skipped_needs(
+    eng: corral.Engine, autojump_clock: object
+) -> None:
+    spec = corral.loads(
+        """
+name: join
+settings: {on_failure: continue}
+steps:
+  - {id: boom, handler: core.fail}
+  - {id: after_boom, handler: core.noop, needs: [boom]}
+  - {id: ok, handler: core.echo, params: {value: 1}}
+  - {id: never, handler: core.echo, when: "false", params: {value: 2}}
+  - id: join
+    handler: core.echo
+    needs: [boom, after_boom, ok, never]
+    trigger: done
+    params: {value: ["${steps.boom.output}", "${steps.ok.output}", "${steps.never.output}"]}
+  - {id: below, handler: core.echo, needs: [join], params: {value: "${steps.join.output}"}}
+"""
+    )
+    handle = await eng.submit(spec)
+    with pytest.raises(corral.WorkflowFailed):  # the workflow still failed: boom did
+        await handle.result()
+    record = await eng.get(handle.id)
+    statuses = {s.step_id: s.status for s in record.steps}
+    assert statuses == {
+        "boom": "failed",
+        "after_boom": "skipped",
+        "ok": "succeeded",
+        "never": "skipped",
+        "join": "succeeded",
+        "below": "succeeded",
+    }
+    assert record.step("join").output == [None, 1, None]
+    assert record.step("below").output == [None, 1, None]
+
+
+async def test_a_done_trigger_step_does_not_run_under_fail_fast(
+    eng: corral.Engine, autojump_clock: object
+) -> None:
+    spec = corral.loads(
+        """
+name: join-ff
+steps:
+  - {id: boom, handler: core.fail}
+  - {id: join, handler: core.noop, needs: [boom], trigger: done}
+"""
+    )
+    handle = await eng.submit(spec)
+    with pytest.raises(corral.WorkflowFailed):
+        await handle.result()
+    record = await eng.get(handle.id)
+    assert record.step("join").status in ("cancelled", "skipped")
+
+
+async def test_a_trigger_that_is_not_known_is_a_spec_error() -> None:
+    with pytest.raises(corral.SpecError, match="trigger"):
+        corral.loads("name: x\nsteps:\n  - {id: a, handler: core.noop, trigger: always}\n")
+
+
 # ---------------------------------------------------------------- retries
 
 

@@ -88,6 +88,7 @@ log = logging.getLogger("corral.engine")
 
 _OK = FINISHED_OK
 _FAILED = frozenset({FAILED, TIMED_OUT})
+_ENDED = _OK | _FAILED | {SKIPPED}  # a need a ``trigger: done`` step waits for
 _encoder = msgspec.json.Encoder()
 
 
@@ -312,6 +313,9 @@ class WorkflowRun:
                 rec.started_at = rec.finished_at = None
         for i, sp in enumerate(self.plan.steps):
             if self.status[i] != PENDING:
+                continue
+            if sp.spec.trigger == "done":  # waits for its needs to end, however they end
+                self._remaining[i] = sum(1 for d in sp.needs if self.status[d] not in _ENDED)
                 continue
             self._remaining[i] = sum(1 for d in sp.needs if self.status[d] not in _OK)
             if any(self.status[d] in _FAILED or self.status[d] == SKIPPED for d in sp.needs):
@@ -575,15 +579,22 @@ class WorkflowRun:
             self._unwritten.extend(self._skip_from(j))
 
     def _skip_from(self, start: int) -> list[int]:
-        """Mark ``start`` and its pending descendants skipped (in memory)."""
+        """Mark ``start`` and its pending descendants skipped (in memory). A
+        ``trigger: done`` step is not skipped: one of its needs has ended."""
         newly: list[int] = []
         stack = [start]
         while stack:
             j = stack.pop()
-            if self.status[j] == PENDING:
-                self.status[j] = SKIPPED
-                newly.append(j)
-                stack.extend(self.plan.steps[j].dependents)
+            if self.status[j] != PENDING:
+                continue
+            if self.plan.steps[j].spec.trigger == "done":
+                self._remaining[j] -= 1
+                if self._remaining[j] == 0:
+                    heapq.heappush(self._ready, (self._ranks[j], j))
+                continue
+            self.status[j] = SKIPPED
+            newly.append(j)
+            stack.extend(self.plan.steps[j].dependents)
         return newly
 
     async def _write_skips(self, default: str = SKIPPED) -> None:

@@ -813,11 +813,15 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
     try:
         record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, durability, True)
     except BaseException:
-        if args.apply and recover(args.path):  # Ctrl-C: the tree as it was
+        # Ctrl-C: the tree as it was (the journal is this run's: the one
+        # found at the start was rolled back then, and a new one would have
+        # made this run's snapshot step fail)
+        if args.apply and recover(args.path):
             say("stopped: everything was rolled back")
         raise
     if record.status != SUCCEEDED:
-        rolled_back = recover(args.path) if args.apply else None
+        # only this execution's journal: another run's stays (it may be running)
+        rolled_back = recover(args.path, owner=record.id) if args.apply else None
         error = record.error
         if error is not None and error.type in ("RestructureError", "UsageError"):
             raise RestructureError(error.message)  # refused: nothing was written

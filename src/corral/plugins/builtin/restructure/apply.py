@@ -125,16 +125,19 @@ def _update_journal(root: Path, journal: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def recover(root: str | os.PathLike[str]) -> str | None:
+def recover(root: str | os.PathLike[str], owner: str | None = None) -> str | None:
     """Roll back what a killed run left half done (its journal); None when
-    there was nothing to recover, else what was done."""
+    there was nothing to recover, else what was done. With ``owner``, only
+    that execution's journal (another run's is left alone)."""
     top = Path(root).resolve()
     path = _journal(top) / "journal.json"
     if not path.is_file():
-        if _journal(top).exists():  # killed while the journal itself was written
+        if owner is None and _journal(top).exists():  # killed while it was written
             shutil.rmtree(_journal(top))
         return None
     journal = json.loads(path.read_text())
+    if owner is not None and journal.get("owner") != owner:
+        return None
     _roll_back(top, journal)
     return "a restructuring left half done by a stopped run was rolled back"
 

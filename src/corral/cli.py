@@ -819,20 +819,31 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         if args.apply and recover(args.path):
             say("stopped: everything was rolled back")
         raise
-    if record.status != SUCCEEDED:
+    error = record.error
+    steps = {s.step_id: s for s in record.steps}
+    rolled_back_by_finish = error is not None and error.type == "RestructureRolledBack"
+    if record.status != SUCCEEDED and not rolled_back_by_finish:
         # only this execution's journal: another run's stays (it may be running)
         rolled_back = recover(args.path, owner=record.id) if args.apply else None
-        error = record.error
         if error is not None and error.type in ("RestructureError", "UsageError"):
             raise RestructureError(error.message)  # refused: nothing was written
         _print_summary(record)  # (a failed one goes to stderr)
         if rolled_back:
             say(f"everything was rolled back (execution {record.id})")
         return EXIT_FAILED
-    plan = ProjectPlan.from_data(record.result["plan"])
+    if rolled_back_by_finish:  # validation failed: the report from the recorded steps
+        plan_data, checked = steps["plan"].output, steps["validate"].output
+        finished: dict[str, Any] = {"ok": False, "branch": None, "commit": None}
+        finished["rolled_back"] = "; ".join(
+            f"{c['what']}: {c['detail']}" for c in checked["checks"] if not c["ok"]
+        )
+    else:
+        plan_data = record.result["plan"]
+        if args.apply:
+            checked, finished = record.result["validation"], record.result["finish"]
+    plan = ProjectPlan.from_data(plan_data)
     applied = None
     if args.apply:
-        checked, finished = record.result["validation"], record.result["finish"]
         applied = Applied(
             ok=finished["ok"],
             validation=checked["checks"],

@@ -189,6 +189,11 @@ class RestructureError(UsageError):
     parse. Raised before anything is written."""
 
 
+class RestructureRolledBack(CorralError):
+    """A restructuring was carried out, failed its validation, and was rolled
+    back: the tree is as it was (the message says which check failed)."""
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """A JSON-friendly summary of an exception, for records and events."""
     return {"type": type(exc).__name__, "message": str(exc)}

@@ -146,3 +146,21 @@ async def test_an_impossible_plan_fails_its_plan_step(project: Path) -> None:
     assert record.error is not None
     assert (record.error.type, record.error.step) == ("RestructureError", "plan")
     assert "no module or package 'app.nope'" in record.error.message
+
+
+def test_a_rolled_back_restructuring_is_a_failed_execution(project: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    before = snapshot(project)
+    move = f"{MOVE.old}={MOVE.new}"
+    done = cli(
+        "restructure", str(project), "--move", move, "--apply", "--test-command", "false",
+        store=store, cwd=project,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "everything was rolled back" in done.stdout  # the report, from the recorded steps
+    assert "FAILED: test command `false`" in done.stdout
+    assert snapshot(project) == before
+    (execution,) = json.loads(cli("list", "--json", store=store, cwd=project).stdout)
+    shown = json.loads(cli("show", execution["id"], "--json", store=store, cwd=project).stdout)
+    assert shown["status"] == "failed"
+    assert (shown["error"]["type"], shown["error"]["step"]) == ("RestructureRolledBack", "finish")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from corral.errors import RestructureError
+from corral.errors import RestructureError, RestructureRolledBack
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.restructure.moves import Move
 
@@ -170,7 +170,8 @@ async def _run_tests(command: str, cwd: Path) -> tuple[int, str]:
 
 class Finish(Handler):
     """Keep a validated result (committed on the new branch, in git) or put
-    every byte back."""
+    every byte back and fail (:class:`~corral.errors.RestructureRolledBack`):
+    a rolled-back restructuring is a failed execution."""
 
     name = "restructure.finish"
     version = VERSION
@@ -185,6 +186,10 @@ class Finish(Handler):
 
         plan = _plan(params.plan)
         branch, commit, rolled_back = finish(plan, params.checks, owner=ctx.execution_id)
+        if rolled_back is not None:  # the execution fails: nothing of it was kept
+            raise RestructureRolledBack(
+                f"validation failed, everything was rolled back: {rolled_back}"
+            )
         return {
             "ok": rolled_back is None,
             "branch": branch,

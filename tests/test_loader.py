@@ -264,9 +264,8 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "(known handlers: architecture.facts, architecture.graph, architecture.report, "
-        "architecture.scan, architecture.section, core.echo, core.fail, core.noop, "
-        "core.shell, core.sleep)",
+        "(known handlers: architecture.* (5), core.* (5), restructure.* (5); "
+        "`corral plugins` lists them)",
     ),
     (
         "handler-and-workflow",

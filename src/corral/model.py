@@ -51,7 +51,7 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 
 InputType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
 FailurePolicy = Literal["fail_fast", "continue"]
-Trigger = Literal["succeeded", "done"]
+Trigger = Literal["success", "done"]
 
 
 # The status rules live in corral.status; re-exported here, where the
@@ -124,8 +124,8 @@ class StepSpec(_Spec):
     concurrency: ConcurrencySpec | None = None
     workflow: str | WorkflowSpec | None = None
     description: str = ""
-    trigger: Trigger = "succeeded"
-    """When the step may start: ``succeeded`` (once every step it needs has
+    trigger: Trigger = "success"
+    """When the step may start: ``success`` (once every step it needs has
     succeeded; skipped when one fails or is skipped) or ``done`` (once every
     step it needs has ended, whatever its status: a join that sums up a
     ``continue`` workflow; a failed or skipped step's output is ``null``)."""

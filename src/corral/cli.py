@@ -760,7 +760,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_restructure(args: argparse.Namespace) -> int:
-    from corral.plugins.builtin.restructure.apply import Applied, recover
+    from corral.plugins.builtin.restructure.apply import Applied, failures, recover
     from corral.plugins.builtin.restructure.handlers import restructure_workflow
     from corral.plugins.builtin.restructure.moves import parse_move, parse_plan
     from corral.plugins.builtin.restructure.project import ProjectPlan
@@ -833,10 +833,9 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if rolled_back_by_finish:  # validation failed: the report from the recorded steps
         plan_data, checked = steps["plan"].output, steps["validate"].output
+        reason = failures(checked["checks"])
         finished: dict[str, Any] = {"ok": False, "branch": None, "commit": None}
-        finished["rolled_back"] = "; ".join(
-            f"{c['what']}: {c['detail']}" for c in checked["checks"] if not c["ok"]
-        )
+        finished["rolled_back"] = reason
     else:
         plan_data = record.result["plan"]
         if args.apply:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import tree_bytes, write_tree  # noqa: E402
+
 FILES = {
     "app/__init__.py": "",
     "app/util/__init__.py": "from .text import shout\n",
@@ -28,20 +31,10 @@ CHECK = "python -c 'import app.web.views as v; assert v.view() == \"X\"'"
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+    return write_tree(tmp_path / "proj", FILES)
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts
-    }
+snapshot = tree_bytes
 
 
 def run(root: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:

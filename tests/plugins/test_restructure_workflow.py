@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import tree_bytes, write_tree  # noqa: E402
+
 import corral
 from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.apply import begin, carry_out, finish, recover
@@ -33,20 +36,10 @@ MOVE = Move("app.util.text", "app.lib.strings")
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+    return write_tree(tmp_path / "proj", FILES)
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+snapshot = tree_bytes
 
 
 def cli(*args: str, store: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -34,6 +34,7 @@ __all__ = [
     "apply_plan",
     "begin",
     "carry_out",
+    "failures",
     "finish",
     "recover",
     "test_check",
@@ -263,11 +264,10 @@ def validate(
     *,
     test_command: str | None = None,
     keep_shims: bool = False,
-    tests: Callable[[str, Path, dict[str, str]], tuple[int, str]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The checks of the result (each ``{what, ok, detail}``) and the
-    architecture before and after. ``tests(command, cwd, env)`` runs the
-    test command and returns (exit status, output); by default a subprocess."""
+    architecture before and after; the test command, if given, runs in a
+    subprocess (the workflow's validate step runs it itself, cancellably)."""
     root = plan.root
     checks = [_compile_check(root, plan)]
     after = analysis(root)
@@ -277,7 +277,7 @@ def validate(
     }
     checks.append(_graph_check(after, _predicted_graph(root, plan, keep_shims)))
     if test_command:
-        code, output = (tests or _run_tests)(test_command, root, test_env())
+        code, output = _run_tests(test_command, root, test_env())
         checks.append(test_check(test_command, code, output))
     return checks, architecture
 
@@ -292,6 +292,12 @@ def test_check(command: str, code: int, output: str) -> dict[str, Any]:
     }
 
 
+def failures(checks: list[dict[str, Any]]) -> str | None:
+    """The failed checks in one line, or ``None`` when every check passed."""
+    failed = [f"{v['what']}: {v['detail']}" for v in checks if not v["ok"]]
+    return "; ".join(failed) or None
+
+
 def finish(
     plan: ProjectPlan, checks: list[dict[str, Any]], *, owner: str | None = None
 ) -> tuple[str | None, str | None, str | None]:
@@ -299,10 +305,10 @@ def finish(
     or roll everything back: ``(branch, commit, why it was rolled back)``."""
     root = plan.root
     journal = _owned(root, owner)
-    failed = [v for v in checks if not v["ok"]]
+    failed = failures(checks)
     if failed:
         _roll_back(root, journal)
-        return None, None, "; ".join(v["what"] + ": " + v["detail"] for v in failed)
+        return None, None, failed
     branch = (journal.get("git") or {}).get("branch")
     commit = None
     if branch is not None:

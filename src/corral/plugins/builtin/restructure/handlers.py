@@ -190,12 +190,7 @@ class Finish(Handler):
             raise RestructureRolledBack(
                 f"validation failed, everything was rolled back: {rolled_back}"
             )
-        return {
-            "ok": rolled_back is None,
-            "branch": branch,
-            "commit": commit,
-            "rolled_back": rolled_back,
-        }
+        return {"ok": True, "branch": branch, "commit": commit, "rolled_back": None}
 
 
 def restructure_workflow(

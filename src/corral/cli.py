@@ -252,6 +252,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(rst)
 
+    vib = sub.add_parser(
+        "vibe",
+        help="every analysis of a codebase in parallel, one ranked plan and a health score",
+        description="Run every analysis of the Python code under PATH in parallel, one "
+        "workflow step per analysis per subproject (architecture, ruff, radon, bandit, "
+        "deptry, vulture, tests), and rank what they found into one plan with a 0-100 "
+        "health score. An analyser that is missing or fails is reported; the others "
+        "finish. See docs/vibe.md.",
+    )
+    vib.add_argument("path", help="the codebase's directory")
+    vib.add_argument(
+        "--only",
+        metavar="KIND,...",
+        action="append",
+        default=[],
+        help="only these analyses: architecture, lint, complexity, security, dependencies, "
+        "deadcode, tests (comma-separated or repeated)",
+    )
+    vib.add_argument(
+        "--test-command",
+        metavar="CMD",
+        help="a shell command that runs the tests (in each subproject); its result and "
+        "duration are part of the report",
+    )
+    vib.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default=None,
+        help="report format (default: from --out's extension, else text on a "
+        "terminal and json otherwise)",
+    )
+    vib.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    vib.add_argument(
+        "--fail-on",
+        metavar="COND",
+        action="append",
+        default=[],
+        help="exit 1 when COND holds: score<N, high, incomplete, or an analysis's name "
+        "(any finding of it); repeatable",
+    )
+    vib.add_argument("--no-cache", action="store_true", help="recompute the architecture steps")
+    vib.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="live progress on stderr (default: when stderr is a terminal)",
+    )
+    _store_option(vib)
+
     sub.add_parser(
         "bench",
         help="the perf suite against raw-Trio baselines (corral bench --help)",
@@ -373,6 +422,8 @@ def _main(argv: list[str]) -> int:
             return _cmd_submit(args)
         if args.command == "restructure":
             return _cmd_restructure(args)
+        if args.command == "vibe":
+            return _cmd_vibe(args)
         if args.command == "worker":
             return _cmd_worker(args)
         if args.command == "plugins":
@@ -863,6 +914,76 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
     if args.apply:
         say(f"execution {record.id} (corral show {record.id})")
     return EXIT_OK if applied is None or applied.ok else EXIT_FAILED
+
+
+def _cmd_vibe(args: argparse.Namespace) -> int:
+    from corral.plugins.builtin.vibe.discover import discover
+    from corral.plugins.builtin.vibe.handlers import ANALYSES, vibe_workflow
+    from corral.plugins.builtin.vibe.plan import failed_conditions, parse_fail_on
+    from corral.plugins.builtin.vibe.report import render
+
+    only = [k.strip() for text in args.only for k in text.split(",") if k.strip()]
+    unknown = [k for k in only if k not in ANALYSES]
+    if unknown:
+        raise UsageError(f"--only {unknown[0]!r}: expected one of {', '.join(ANALYSES)}")
+    try:
+        conditions = parse_fail_on(args.fail_on)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on {exc}") from None
+    fmt = args.format
+    if fmt is None and args.out:
+        fmt = _FORMATS_BY_SUFFIX.get(Path(args.out).suffix.lower(), "json")
+        fmt = "text" if fmt == "html" else fmt  # (no HTML report yet)
+    if fmt is None:
+        fmt = "text" if sys.stdout.isatty() else "json"
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{args.path}: no such directory")
+    if args.out:
+        out_dir = Path(args.out).resolve().parent
+        if not out_dir.is_dir():
+            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+    found = discover(path)
+    if not found["python"]:
+        raise UsageError(
+            f"{args.path}: no Python package found (a package is a folder with an __init__.py)"
+        )
+    wf = vibe_workflow(
+        found, only=only or None, test_command=args.test_command, cache=not args.no_cache
+    )
+    from corral.compiler import compile_spec
+    from corral.model import Limits
+
+    compiled = compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    store = args.store or default_store_url()
+    record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, "step", True)
+    steps = {s.step_id: s for s in record.steps}
+    plan_step = steps.get("plan")
+    if plan_step is None or plan_step.status != SUCCEEDED or plan_step.output is None:
+        _print_summary(record)
+        return EXIT_FAILED
+    plan = plan_step.output
+    for analysis in plan["analyses"]:  # why a step gave no result: its record says
+        if analysis["status"] != "ok":
+            step = steps.get(analysis["step"])
+            if step is not None and step.error is not None:
+                analysis["error"] = step.error.message
+            elif step is not None:
+                analysis["error"] = f"the step was {step.status}"
+    text = render(plan, fmt)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+        print(f"report written to {args.out} (score {plan['score']['value']}/100)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    failures = failed_conditions(plan, conditions)
+    for message in failures:
+        print(f"corral: --fail-on: {message}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -182,8 +182,9 @@ def build_registry(
         if builtins:
             from corral.plugins.builtin import BUILTIN_PLUGINS
 
-            for module in BUILTIN_PLUGINS:
-                pm.register(module, name=f"builtin:{module.__name__.rsplit('.', 1)[-1]}")
+            for module in BUILTIN_PLUGINS:  # builtin:core, builtin:restructure, ...
+                plugin = module.__name__.removeprefix("corral.plugins.builtin.").split(".")[0]
+                pm.register(module, name=f"builtin:{plugin}")
         if entry_points:
             dists = _load_entry_points(pm)
         for plugin in plugins:

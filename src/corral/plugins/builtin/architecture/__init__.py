@@ -261,6 +261,63 @@ class Report(Handler):
         return combine(params.root, params.options, params.sections, __version__)
 
 
+def add_project_steps(
+    wf: Any,
+    root: Path,
+    project: dict[str, Any],
+    i: int,
+    options: dict[str, Any],
+    *,
+    cache: bool = True,
+) -> Any:
+    """Add one project's chain of analysis steps (``scan_i`` → ``facts_i`` ‖
+    ``graph_i`` → ``section_i``) to the workflow ``wf``; returns the section
+    step, whose output is the project's section of the report. Other
+    workflows (``corral vibe``) build on the same steps."""
+    memo_file = memo.memo_path(root, project["path"]) if cache else None
+    scan_ = wf.step(
+        f"scan_{i}",
+        "architecture.scan",
+        root=str(root),
+        project=project,
+        options=options,
+        # A first analysis builds the graph: its process starts during
+        # the walk. After one (a memo exists) the graph most likely comes
+        # from the step cache, and a spare would only hold memory.
+        prestart=memo_file is None or not os.path.exists(memo_file),
+    )
+    cached: dict[str, Any] = {"cache": cache}
+    # facts and graph both read every file: they run side by side.
+    facts = wf.step(
+        f"facts_{i}",
+        "architecture.facts",
+        needs=[scan_],
+        scan=scan_.output.scan,
+        memo=memo_file,
+        **cached,
+    )
+    graph = wf.step(
+        f"graph_{i}",
+        "architecture.graph",
+        needs=[scan_],
+        scan=scan_.output.scan,
+        exclude_type_checking=scan_.output.options.exclude_type_checking,
+        **cached,
+    )
+    return wf.step(
+        f"section_{i}",
+        "architecture.section",
+        needs=[scan_, facts, graph],
+        project=project,
+        scan=scan_.output.scan,
+        facts=facts.output,
+        graph=graph.output,
+        config=scan_.output.config,
+        environment=environment_digest(),
+        **cached,
+    )
+
+
 def analysis_workflow(
     path: str | os.PathLike[str],
     *,
@@ -299,52 +356,10 @@ def analysis_workflow(
             f"{path}: no Python package found (a package is a folder with an __init__.py)"
         )
     wf = corral.Workflow("architecture.analyze")
-    sections = []
-    for i, project in enumerate(projects):
-        memo_file = memo.memo_path(root, project["path"]) if cache else None
-        scan_ = wf.step(
-            f"scan_{i}",
-            "architecture.scan",
-            root=str(root),
-            project=project,
-            options=options,
-            # A first analysis builds the graph: its process starts during
-            # the walk. After one (a memo exists) the graph most likely comes
-            # from the step cache, and a spare would only hold memory.
-            prestart=memo_file is None or not os.path.exists(memo_file),
-        )
-        cached: dict[str, Any] = {"cache": cache}
-        # facts and graph both read every file: they run side by side.
-        facts = wf.step(
-            f"facts_{i}",
-            "architecture.facts",
-            needs=[scan_],
-            scan=scan_.output.scan,
-            memo=memo_file,
-            **cached,
-        )
-        graph = wf.step(
-            f"graph_{i}",
-            "architecture.graph",
-            needs=[scan_],
-            scan=scan_.output.scan,
-            exclude_type_checking=scan_.output.options.exclude_type_checking,
-            **cached,
-        )
-        sections.append(
-            wf.step(
-                f"section_{i}",
-                "architecture.section",
-                needs=[scan_, facts, graph],
-                project=project,
-                scan=scan_.output.scan,
-                facts=facts.output,
-                graph=graph.output,
-                config=scan_.output.config,
-                environment=environment_digest(),
-                **cached,
-            )
-        )
+    sections = [
+        add_project_steps(wf, root, project, i, options, cache=cache)
+        for i, project in enumerate(projects)
+    ]
     wf.step(
         "report",
         "architecture.report",

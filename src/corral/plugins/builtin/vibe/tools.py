@@ -121,7 +121,7 @@ def ruff_findings(output: str, root: Path) -> list[Finding]:
                 "file": _rel(item["filename"], root),
                 "line": item.get("location", {}).get("row"),
                 "message": item.get("message", ""),
-                "fix": "ruff can fix it safely (corral vibe --fix)"
+                "fix": "ruff can fix it safely (ruff check --fix)"
                 if fixable
                 else f"see https://docs.astral.sh/ruff/rules/ ({code})",
                 "fixable": fixable,
@@ -280,7 +280,7 @@ def vulture_findings(output: str, root: Path) -> list[Finding]:
                 "file": _rel(m["file"], root),
                 "line": int(m["line"]),
                 "message": m["message"],
-                "fix": "remove it, or use it (an unused import is fixed by --fix)",
+                "fix": "remove it, or use it",
                 "fixable": False,
             }
         )

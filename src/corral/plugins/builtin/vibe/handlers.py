@@ -1,0 +1,379 @@
+"""``corral vibe`` as a workflow: for every Python subproject, one step per
+analysis (lint, complexity, security, dependencies, dead code, tests, and
+the architecture analysis's own steps), all in parallel under the ``cpu``
+pool, joined by a ``plan`` step that ranks what they found.
+
+The workflow runs with ``on_failure: continue`` and the join has
+``trigger: done``: an analyser that is missing, crashes or times out fails
+its own step (:class:`~.tools.ToolFailed`, the reason in the step's record)
+and the plan is made of the others, saying which did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins.builtin.architecture.discover import is_test_path, skip_dir
+from corral.plugins.builtin.vibe import tools
+from corral.plugins.builtin.vibe.tools import Finding, ToolFailed
+
+__all__ = ["ANALYSES", "python_files", "vibe_workflow"]
+
+VERSION = "1"
+
+#: Every analysis, in report order (``--only`` takes these names).
+ANALYSES = ("architecture", "lint", "complexity", "security", "dependencies", "deadcode", "tests")
+
+_Data = dict[str, Any]
+
+
+def python_files(folder: Path, skip: list[str]) -> list[str]:
+    """The ``.py`` files of a subproject (relative to it, sorted), without the
+    folders never analysed and the nested subprojects in ``skip``."""
+    out: list[str] = []
+    skipped = {folder / s for s in skip}
+    for here, dirs, files in os.walk(folder):
+        base = Path(here)
+        dirs[:] = sorted(d for d in dirs if not skip_dir(d) and base / d not in skipped)
+        rel = base.relative_to(folder)
+        out += [(rel / f).as_posix() for f in sorted(files) if f.endswith(".py")]
+    return out
+
+
+class _Params(msgspec.Struct, forbid_unknown_fields=True):
+    root: str
+    project: str  # the subproject's folder, relative to the root ("." for the root)
+    skip: list[str] = msgspec.field(default_factory=list)  # nested subprojects
+
+
+class _Analysis(Handler, ABC):
+    """One analyser on one subproject: its findings (paths relative to the
+    root) and metrics."""
+
+    kind = "blocking"
+    version = VERSION
+    analysis = ""
+    tool = ""
+    Params = _Params
+
+    def run(self, ctx: StepContext, params: _Params) -> _Data:  # type: ignore[override]
+        root = Path(params.root)
+        folder = root / params.project
+        files = python_files(folder, [os.path.relpath(root / s, folder) for s in params.skip])
+        ctx.progress(0, None, f"{self.tool} on {len(files)} file(s)")
+        findings, metrics = self.analyse(folder, files, params)
+        prefix = "" if params.project == "." else params.project + "/"
+        for finding in findings:
+            finding["file"] = prefix + finding["file"]
+            finding.setdefault("subproject", params.project)
+        return {
+            "analysis": self.analysis,
+            "tool": self.tool,
+            "version": tools.tool_version(self.tool),
+            "files": len(files),
+            "findings": findings,
+            "metrics": metrics,
+        }
+
+    @abstractmethod
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        """(findings with paths relative to ``folder``, metrics)."""
+
+
+class Lint(_Analysis):
+    """ruff, with the project's rules, else ruff's defaults and flake8-bugbear."""
+
+    name = "vibe.lint"
+    analysis = "lint"
+    tool = "ruff"
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        configured = (folder / "ruff.toml").is_file() or (folder / ".ruff.toml").is_file()
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            configured = configured or "[tool.ruff" in pyproject.read_text(errors="replace")
+        extra = [] if configured else ["--isolated", *tools.RUFF_DEFAULT_EXTRA]
+        args = ["check", "--output-format", "json", "--exit-zero", "--no-cache", *extra]
+        out = tools.run_tool("ruff", [*args, *files], folder) if files else "[]"
+        findings = tools.ruff_findings(out, folder)
+        rules = "the project's" if configured else "ruff's defaults + B"
+        return findings, {"rules": rules, "fixable": sum(f["fixable"] for f in findings)}
+
+
+class Complexity(_Analysis):
+    """radon: cyclomatic complexity per function, maintainability per module
+    (code only, not tests)."""
+
+    name = "vibe.complexity"
+    analysis = "complexity"
+    tool = "radon"
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        code = [f for f in files if not is_test_path(f)]
+        if not code:
+            return [], {"functions_over_threshold": 0, "maintainability": {}}
+        cc = tools.radon_cc_findings(tools.run_tool("radon", ["cc", "-j", *code], folder), folder)
+        mi_findings, index = tools.radon_mi_findings(
+            tools.run_tool("radon", ["mi", "-j", *code], folder), folder
+        )
+        worst = sorted(index.items(), key=lambda kv: kv[1])[:5]
+        metrics = {
+            "functions_over_threshold": len(cc),
+            "threshold": tools.COMPLEXITY_FROM,
+            "maintainability_mean": round(sum(index.values()) / len(index), 1) if index else None,
+            "least_maintainable": [{"file": f, "mi": mi} for f, mi in worst],
+        }
+        return cc + mi_findings, metrics
+
+
+class Security(_Analysis):
+    """bandit on the code (tests left out: their asserts are the point)."""
+
+    name = "vibe.security"
+    analysis = "security"
+    tool = "bandit"
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        code = [f for f in files if not is_test_path(f)]
+        if not code:
+            return [], {}
+        out = tools.run_tool("bandit", ["-f", "json", "-q", *code], folder, ok_codes=(0, 1))
+        findings = tools.bandit_findings(out, folder)
+        return findings, {
+            s: sum(f["severity"] == s for f in findings) for s in ("high", "medium", "low")
+        }
+
+
+class Dependencies(_Analysis):
+    """deptry: missing, unused, transitive and misplaced development dependencies."""
+
+    name = "vibe.dependencies"
+    analysis = "dependencies"
+    tool = "deptry"
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        if not any((folder / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
+            return [], {"note": "no project file: nothing declared to check"}
+        # the project's own packages, wherever they are (a src layout too):
+        # imports of them are not dependencies
+        own = sorted(_top_packages(folder, files))
+        first_party = ["--known-first-party", ",".join(own)] if own else []
+        with tempfile.TemporaryDirectory(prefix="corral-deptry-") as tmp:
+            report = Path(tmp) / "deptry.json"
+            args = [".", "--json-output", str(report), *first_party]
+            tools.run_tool("deptry", args, folder, ok_codes=(0, 1))
+            try:
+                data = json.loads(report.read_text())
+            except (OSError, ValueError) as exc:
+                raise ToolFailed(f"deptry wrote no readable report: {exc}") from None
+        findings = tools.deptry_findings(data, folder)
+        counts: _Data = {}
+        for f in findings:
+            counts[f["rule"]] = counts.get(f["rule"], 0) + 1
+        return findings, counts
+
+
+def _top_packages(folder: Path, files: list[str]) -> set[str]:
+    """Names of the top-level packages among ``files`` (a folder with an
+    ``__init__.py`` whose parent has none)."""
+    tops: set[str] = set()
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        for i in range(len(parts)):
+            if (folder.joinpath(*parts[: i + 1]) / "__init__.py").is_file():
+                tops.add(parts[i])
+                break
+    return tops
+
+
+class DeadCode(_Analysis):
+    """vulture (tests read, so code they use is not dead; their own findings dropped)."""
+
+    name = "vibe.deadcode"
+    analysis = "deadcode"
+    tool = "vulture"
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        if not files:
+            return [], {}
+        args = [*files, "--min-confidence", str(tools.VULTURE_MIN_CONFIDENCE)]
+        out = tools.run_tool("vulture", args, folder, ok_codes=(0, 1, 2, 3))
+        findings = [f for f in tools.vulture_findings(out, folder) if not is_test_path(f["file"])]
+        return findings, {"min_confidence": tools.VULTURE_MIN_CONFIDENCE}
+
+
+class Tests(_Analysis):
+    """Test files, test-to-code ratio (lines of code), and the test command's
+    result and duration when one is given."""
+
+    name = "vibe.tests"
+    analysis = "tests"
+    tool = "corral"
+
+    class Params(_Params, forbid_unknown_fields=True):
+        test_command: str | None = None
+        timeout: float = 3600.0
+
+    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+        from corral.plugins.builtin.architecture.facts import count_loc
+
+        code_loc = test_loc = test_files = 0
+        for rel in files:
+            try:
+                loc = count_loc((folder / rel).read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue
+            if is_test_path(rel):
+                test_files += 1
+                test_loc += loc
+            else:
+                code_loc += loc
+        metrics: _Data = {
+            "test_files": test_files,
+            "code_files": len(files) - test_files,
+            "code_loc": code_loc,
+            "test_loc": test_loc,
+            "ratio": round(test_loc / code_loc, 2) if code_loc else None,
+        }
+        findings: list[Finding] = []
+        if code_loc and not test_files:
+            findings.append(
+                _finding(
+                    "no-tests",
+                    "high",
+                    ".",
+                    "no test files found",
+                    "add tests (a tests/ folder with test_*.py files)",
+                )
+            )
+        command, timeout = params.test_command, params.timeout
+        if command:
+            metrics["command"] = command
+            start = time.monotonic()
+            try:
+                done = subprocess.run(
+                    command,
+                    shell=True,
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=timeout,
+                    env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                )
+            except subprocess.TimeoutExpired:
+                raise ToolFailed(f"the test command timed out after {timeout:.0f} s") from None
+            metrics["seconds"] = round(time.monotonic() - start, 2)
+            metrics["exit"] = done.returncode
+            metrics["passed"] = done.returncode == 0
+            if done.returncode != 0:
+                tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+                findings.append(
+                    _finding(
+                        "tests-fail",
+                        "high",
+                        ".",
+                        f"`{command}` exits {done.returncode}: {tail}",
+                        "make the test suite pass before anything else",
+                    )
+                )
+        return findings, metrics
+
+
+def _finding(rule: str, severity: str, file: str, message: str, fix: str) -> Finding:
+    return {
+        "tool": "corral",
+        "kind": "tests",
+        "rule": rule,
+        "severity": severity,
+        "file": file,
+        "line": None,
+        "message": message,
+        "fix": fix,
+        "fixable": False,
+    }
+
+
+class Plan(Handler):
+    """The join: every analysis's findings and the architecture sections,
+    ranked into one plan with a health score (:mod:`.plan`)."""
+
+    name = "vibe.plan"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        discovery: _Data
+        analyses: list[_Data]  # {"subproject", "analysis", "step", "output": ... | None}
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.vibe.plan import make_plan
+
+        return make_plan(params.discovery, params.analyses)
+
+
+_STEPS: dict[str, type[_Analysis]] = {
+    h.analysis: h for h in (Lint, Complexity, Security, Dependencies, DeadCode, Tests)
+}
+
+
+def vibe_workflow(
+    discovery: dict[str, Any],
+    *,
+    only: list[str] | None = None,
+    test_command: str | None = None,
+    cache: bool = True,
+) -> Any:
+    """The ``vibe`` workflow (a ``corral.Workflow``) over the subprojects of
+    ``discovery`` (:func:`.discover.discover`); its result is the plan."""
+    import corral  # lazy: corral imports the built-in plugins
+    from corral.plugins.builtin.architecture import add_project_steps
+
+    wanted = list(only or ANALYSES)
+    root = Path(discovery["root"])
+    # an analyser that fails fails its own step; the others still run
+    wf = corral.Workflow("vibe", on_failure="continue")
+    joined: list[dict[str, Any]] = []
+    steps = []
+    for i, project in enumerate(discovery["python"]):
+        base = {"root": str(root), "project": project["path"], "skip": project["subprojects"]}
+        for analysis in wanted:
+            if analysis == "architecture":
+                options = {"exclude": [], "exclude_tests": False, "exclude_type_checking": False}
+                step = add_project_steps(wf, root, project, i, options, cache=cache)
+            else:
+                params: dict[str, Any] = dict(base)
+                if analysis == "tests":
+                    params["test_command"] = test_command
+                step = wf.step(
+                    f"{analysis}_{i}",
+                    _STEPS[analysis].name,
+                    resources={"cpu": 1} if analysis != "tests" else None,
+                    params=params,
+                )
+            steps.append(step)
+            joined.append(
+                {
+                    "subproject": project["path"],
+                    "analysis": analysis,
+                    "step": step.id,
+                    "output": step.output,
+                }
+            )
+    wf.step("plan", "vibe.plan", needs=steps, trigger="done", discovery=discovery, analyses=joined)
+    return wf
+
+
+@hookimpl
+def corral_handlers() -> list[type[Handler]]:
+    return [Lint, Complexity, Security, Dependencies, DeadCode, Tests, Plan]

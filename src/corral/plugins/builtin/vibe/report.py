@@ -1,0 +1,114 @@
+"""``corral vibe``'s report: text for a terminal (the score, each analysis,
+the top findings), Markdown, and JSON (the plan as it is, see :mod:`.plan`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render"]
+
+#: Findings shown in the text and Markdown reports (JSON has them all).
+TOP = 20
+
+
+def _where(f: dict[str, Any]) -> str:
+    return str(f["file"]) + (f":{f['line']}" if f.get("line") else "")
+
+
+def _analysis_line(a: dict[str, Any]) -> str:
+    head = f"{a['analysis']:<13} {a['subproject']:<12}"
+    if a["status"] != "ok":
+        return f"{head} NO RESULT: {a.get('error') or 'its step did not finish'}"
+    tool = f"{a['tool']} {a['version']}" if a.get("version") else a["tool"]
+    return f"{head} {a['findings']:>5} finding(s)  ({tool})"
+
+
+def _text(plan: dict[str, Any]) -> str:
+    score = plan["score"]
+    out = [f"corral vibe: {plan['root']}", f"health score {score['value']}/100"]
+    out += [f"  {c['name']:<13} {c['score']:>5}  {c['detail']}" for c in score["components"]]
+    out.append("subprojects")
+    for p in plan["subprojects"]:
+        stack = p["stack"]
+        bits = [f"python {stack['python']}" if stack["python"] else "python (unpinned)"]
+        bits += stack["frameworks"] + [f"tests: {stack['test_runner']}"]
+        if stack["linters"]:
+            bits.append("linters: " + ", ".join(stack["linters"]))
+        if stack["ci"]:
+            bits.append("CI: " + ", ".join(stack["ci"]))
+        out.append(f"  {p['path']} ({p['name']}): " + "; ".join(bits))
+    out += [f"  {o['path']} ({o['language']}): {o['note']}" for o in plan["other_subprojects"]]
+    out.append("analyses")
+    out += ["  " + _analysis_line(a) for a in plan["analyses"]]
+    summary = plan["summary"]
+    severity = summary["by_severity"]
+    out.append(
+        f"findings: {summary['findings']} ({severity.get('high', 0)} high, "
+        f"{severity.get('medium', 0)} medium, {severity.get('low', 0)} low; "
+        f"{summary['fixable']} fixable), top {min(TOP, summary['findings'])}:"
+    )
+    for f in plan["findings"][:TOP]:
+        out.append(
+            f"  {f['rank']:>6}  {f['severity']:<6} {_where(f)}  [{'+'.join(f['tools'])} "
+            f"{f['rule']}] {f['message']}"
+        )
+        if f.get("fix"):
+            out.append(f"          -> {f['fix']}")
+    return "\n".join(out) + "\n"
+
+
+def _markdown(plan: dict[str, Any]) -> str:
+    score = plan["score"]
+    out = [
+        f"# corral vibe: health score {score['value']}/100",
+        "",
+        "| component | score | detail |",
+        "|---|---|---|",
+    ]
+    out += [f"| {c['name']} | {c['score']} | {c['detail']} |" for c in score["components"]]
+    out += [
+        "",
+        "## Analyses",
+        "",
+        "| analysis | subproject | tool | findings |",
+        "|---|---|---|---|",
+    ]
+    for a in plan["analyses"]:
+        if a["status"] != "ok":
+            out.append(
+                f"| {a['analysis']} | {a['subproject']} | - | no result: "
+                f"{a.get('error') or 'its step did not finish'} |"
+            )
+        else:
+            out.append(
+                f"| {a['analysis']} | {a['subproject']} | {a['tool']} "
+                f"{a.get('version') or ''} | {a['findings']} |"
+            )
+    out += [
+        "",
+        f"## Top findings (of {plan['summary']['findings']})",
+        "",
+        "| rank | severity | where | tool | rule | finding | what to do |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in plan["findings"][:TOP]:
+        cells = [
+            str(f["rank"]),
+            f["severity"],
+            f"`{_where(f)}`",
+            "+".join(f["tools"]),
+            f["rule"],
+            f["message"],
+            f.get("fix") or "",
+        ]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def render(plan: dict[str, Any], fmt: str) -> str:
+    """The plan as ``text``, ``markdown`` or ``json``."""
+    if fmt == "json":
+        import msgspec
+
+        return str(msgspec.json.format(msgspec.json.encode(plan), indent=2).decode()) + "\n"
+    return _markdown(plan) if fmt == "markdown" else _text(plan)

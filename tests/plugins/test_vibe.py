@@ -1,0 +1,224 @@
+"""``corral vibe`` end to end on a generated project with planted problems:
+each found exactly once at its file:line, a failing analyser reported while
+the rest finish, discovery of subprojects and their stack, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import corral.cli
+from corral.plugins.builtin.vibe import tools
+from corral.plugins.builtin.vibe.discover import discover
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tree import write_tree  # noqa: E402
+
+BRANCHES = "".join(f"    if x == {i}:\n        r += {i}\n" for i in range(24))
+CORE = (
+    "import os\n"  # 1: unused import
+    "import subprocess\n"
+    "import not_installed_anywhere\n"  # 3: missing dependency
+    "\n"
+    "from shop.web.views import render\n"  # 5: a layer violation (core -> web)
+    "\n\n"
+    "def run(cmd):\n"
+    "    return subprocess.call(cmd, shell=True)\n"  # 9: shell=True
+    "\n\n"
+    "def branchy(x):\n"  # 12: complexity 25
+    "    r = 0\n" + BRANCHES + "    return r + render()\n"
+    "\n\n"
+    "def dead():\n"
+    "    return not_installed_anywhere.x\n"
+    "    print('never')\n"  # unreachable
+)
+PLANTED = {
+    "pyproject.toml": """\
+        [project]
+        name = "shop"
+        version = "0.1"
+        dependencies = ["msgspec"]
+
+        [tool.corral.architecture]
+        containers = ["shop"]
+        layers = ["web", "core"]
+        """,
+    "src/shop/__init__.py": "",
+    "src/shop/core/__init__.py": "",
+    "src/shop/core/logic.py": CORE,
+    # an import cycle a <-> b
+    "src/shop/core/a.py": "from shop.core import b\n\n\ndef f():\n    return b\n",
+    "src/shop/core/b.py": "from shop.core import a\n\n\ndef g():\n    return a\n",
+    "src/shop/web/__init__.py": "",
+    "src/shop/web/views.py": "def render():\n    return ''\n",
+    "tests/test_logic.py": "from shop.core.logic import branchy, run\n\n\ndef test():\n"
+    "    assert branchy(1) and run\n",
+}
+
+
+def line_of(text: str, needle: str) -> int:
+    return text.splitlines().index(needle) + 1
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("vibe") / "shop", PLANTED)
+
+
+def vibe(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", "vibe", str(path), "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def plan(planted: Path) -> dict[str, Any]:
+    done = vibe(planted)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def found(plan: dict[str, Any], rule: str) -> list[tuple[str, int | None]]:
+    return [(f["file"], f["line"]) for f in plan["findings"] if f["rule"] == rule]
+
+
+def test_each_planted_problem_is_found_once_at_its_line(plan: dict[str, Any]) -> None:
+    logic = "src/shop/core/logic.py"
+    assert found(plan, "F401") == [(logic, 1)]  # ruff and vulture: one finding
+    (unused,) = [f for f in plan["findings"] if f["rule"] == "F401"]
+    assert unused["tools"] == ["ruff", "vulture"] and unused["fixable"] is True
+    assert found(plan, "DEP001") == [(logic, 3)]
+    assert found(plan, "DEP002") == [("pyproject.toml", None)]
+    assert found(plan, "B602") == [(logic, 9)]
+    assert found(plan, "CC-D") == [(logic, 12)]
+    assert found(plan, "unreachable-code-after") == [(logic, line_of(CORE, "    print('never')"))]
+    assert found(plan, "layer-violation") == [(logic, 5)]
+    cycles = [f for f in plan["findings"] if f["rule"] == "import-cycle"]
+    assert len(cycles) == 1 and "shop.core.a <-> shop.core.b" in cycles[0]["message"]
+
+
+def test_the_plan_is_ranked_and_scored(plan: dict[str, Any]) -> None:
+    ranks = [f["rank"] for f in plan["findings"]]
+    assert ranks == sorted(ranks, reverse=True)
+    assert plan["findings"][0]["severity"] == "high"
+    assert plan["version"] == 1
+    names = {c["name"] for c in plan["score"]["components"]}
+    assert names == {"architecture", "lint", "complexity", "security", "dependencies",
+                     "deadcode", "tests"}
+    assert 0 <= plan["score"]["value"] <= 100
+    assert all(a["status"] == "ok" for a in plan["analyses"])
+    tools_used = {a["analysis"]: a["tool"] for a in plan["analyses"]}
+    assert tools_used["lint"] == "ruff" and tools_used["dependencies"] == "deptry"
+
+
+def test_a_failing_analyser_is_reported_and_the_rest_finish(
+    planted: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = tools.run_tool
+
+    def bandit_missing(module: str, args: list[str], cwd: Path, **kw: Any) -> str:
+        # a module that is not installed, run for real: the missing-tool path
+        return real("bandit_is_not_installed" if module == "bandit" else module, args, cwd, **kw)
+
+    monkeypatch.setattr(tools, "run_tool", bandit_missing)
+    code = corral.cli.main(["vibe", str(planted), "--format", "json", "--store", "memory://"])
+    assert code == 0
+    plan = json.loads(capsys.readouterr().out)
+    by = {a["analysis"]: a for a in plan["analyses"]}
+    assert by["security"]["status"] == "no result"
+    assert "bandit_is_not_installed is not installed" in by["security"]["error"]
+    assert all(a["status"] == "ok" for k, a in by.items() if k != "security")
+    assert found(plan, "F401") and not found(plan, "B602")
+    assert plan["summary"]["analyses_without_result"] == 1
+    assert "security" not in {c["name"] for c in plan["score"]["components"]}
+    code = corral.cli.main(
+        ["vibe", str(planted), "--only", "security,lint", "--fail-on", "incomplete",
+         "--store", "memory://", "--format", "json"]
+    )
+    assert code == 1
+    assert "1 analysis/analyses gave no result" in capsys.readouterr().err
+
+
+def test_fail_on_and_only(planted: Path) -> None:
+    done = vibe(planted, "--only", "security", "--fail-on", "high")
+    assert done.returncode == 1
+    assert "high-severity finding" in done.stderr
+    assert {a["analysis"] for a in json.loads(done.stdout)["analyses"]} == {"security"}
+    assert vibe(planted, "--only", "deadcode", "--fail-on", "score<0").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only", "style"], "--only 'style': expected one of architecture, lint"),
+        (["--fail-on", "score<101"], "--fail-on 'score<101': expected score<N"),
+        (["--fail-on", "loud"], "--fail-on 'loud'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(planted: Path, args: list[str], message: str) -> None:
+    done = vibe(planted, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_folder_without_python_packages(tmp_path: Path) -> None:
+    done = vibe(tmp_path)
+    assert done.returncode == 2 and "no Python package found" in done.stderr
+
+
+def test_discovery_of_subprojects_and_their_stack(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path,
+        {
+            "services/api/pyproject.toml": """\
+                [project]
+                name = "api"
+                requires-python = ">=3.12"
+                dependencies = ["litestar>=2", "msgspec"]
+                [project.optional-dependencies]
+                test = ["pytest>=8"]
+                [tool.ruff]
+                line-length = 100
+                [tool.mypy]
+                strict = true
+                """,
+            "services/api/src/api/__init__.py": "",
+            "libs/core/setup.cfg": textwrap.dedent(
+                """\
+                [options]
+                python_requires = >=3.11
+                install_requires =
+                    trio
+                [flake8]
+                max-line-length = 100
+                """
+            ),
+            "libs/core/core/__init__.py": "",
+            "web/package.json": "{}",
+            "web/node_modules/x/package.json": "{}",
+            ".github/workflows/ci.yml": "on: push\n",
+        },
+    )
+    found_ = discover(root)
+    by = {p["path"]: p["stack"] for p in found_["python"]}
+    assert set(by) == {"libs/core", "services/api"}
+    api = by["services/api"]
+    assert api["python"] == ">=3.12"
+    assert api["dependencies"] == ["litestar", "msgspec"]
+    assert api["dev_dependencies"] == ["pytest"]
+    assert api["frameworks"] == ["Litestar", "msgspec", "pytest"]
+    assert api["test_runner"] == "pytest"
+    assert api["linters"] == ["mypy", "ruff"]
+    assert api["ci"] == ["GitHub Actions"]
+    core = by["libs/core"]
+    assert (core["python"], core["dependencies"], core["linters"]) == (">=3.11", ["trio"], ["flake8"])
+    assert [o["path"] for o in found_["other"]] == ["web"]

@@ -21,7 +21,8 @@ every tool that reported it.
 finished (architecture counts twice): architecture, the architecture
 analysis's own score; lint ``100·e^(-n/10)`` with ``n`` findings per 1,000
 lines of code (a smaller project counts as 1,000 lines); complexity
-``100·e^(-n)``, ``n`` complex functions per 1,000 lines; security ``100 - 25·high - 10·medium - 2·low``; dependencies
+``100·e^(-n)``, ``n`` complex functions per 1,000 lines; security
+``100 - 25·high - 10·medium - 2·low``; dependencies
 ``100 - 20·missing - 5·others``; dead code ``100·e^(-n/5)``; tests
 ``min(100, 200 * test lines / code lines)`` (0 when the test command fails).
 """

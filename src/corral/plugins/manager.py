@@ -183,8 +183,8 @@ def build_registry(
             from corral.plugins.builtin import BUILTIN_PLUGINS
 
             for module in BUILTIN_PLUGINS:  # builtin:core, builtin:restructure, ...
-                plugin = module.__name__.removeprefix("corral.plugins.builtin.").split(".")[0]
-                pm.register(module, name=f"builtin:{plugin}")
+                label = module.__name__.removeprefix("corral.plugins.builtin.").split(".")[0]
+                pm.register(module, name=f"builtin:{label}")
         if entry_points:
             dists = _load_entry_points(pm)
         for plugin in plugins:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -69,9 +70,10 @@ class _Analysis(Handler, ABC):
     def run(self, ctx: StepContext, params: _Params) -> _Data:  # type: ignore[override]
         root = Path(params.root)
         folder = root / params.project
-        files = python_files(folder, [os.path.relpath(root / s, folder) for s in params.skip])
+        nested = [os.path.relpath(root / s, folder) for s in params.skip]
+        files = python_files(folder, nested)
         ctx.progress(0, None, f"{self.tool} on {len(files)} file(s)")
-        findings, metrics = self.analyse(folder, files, params)
+        findings, metrics = self.analyse(folder, files, params, nested)
         prefix = "" if params.project == "." else params.project + "/"
         for finding in findings:
             finding["file"] = prefix + finding["file"]
@@ -86,7 +88,9 @@ class _Analysis(Handler, ABC):
         }
 
     @abstractmethod
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         """(findings with paths relative to ``folder``, metrics)."""
 
 
@@ -97,7 +101,9 @@ class Lint(_Analysis):
     analysis = "lint"
     tool = "ruff"
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         configured = (folder / "ruff.toml").is_file() or (folder / ".ruff.toml").is_file()
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
@@ -118,7 +124,9 @@ class Complexity(_Analysis):
     analysis = "complexity"
     tool = "radon"
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         code = [f for f in files if not is_test_path(f)]
         if not code:
             return [], {"functions_over_threshold": 0, "maintainability": {}}
@@ -143,7 +151,9 @@ class Security(_Analysis):
     analysis = "security"
     tool = "bandit"
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         code = [f for f in files if not is_test_path(f)]
         if not code:
             return [], {}
@@ -161,7 +171,9 @@ class Dependencies(_Analysis):
     analysis = "dependencies"
     tool = "deptry"
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         if not any((folder / f).is_file() for f in ("pyproject.toml", "setup.py", "setup.cfg")):
             return [], {"note": "no project file: nothing declared to check"}
         # the project's own packages, wherever they are (a src layout too):
@@ -171,6 +183,10 @@ class Dependencies(_Analysis):
         with tempfile.TemporaryDirectory(prefix="corral-deptry-") as tmp:
             report = Path(tmp) / "deptry.json"
             args = [".", "--json-output", str(report), *first_party]
+            # nested subprojects have their own dependencies (and their own
+            # step); documentation builds import their own tools
+            for skipped in [*nested, "docs", "doc"]:
+                args += ["--extend-exclude", re.escape(skipped)]
             tools.run_tool("deptry", args, folder, ok_codes=(0, 1))
             try:
                 data = json.loads(report.read_text())
@@ -203,7 +219,9 @@ class DeadCode(_Analysis):
     analysis = "deadcode"
     tool = "vulture"
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         if not files:
             return [], {}
         args = [*files, "--min-confidence", str(tools.VULTURE_MIN_CONFIDENCE)]
@@ -224,7 +242,9 @@ class Tests(_Analysis):
         test_command: str | None = None
         timeout: float = 3600.0
 
-    def analyse(self, folder: Path, files: list[str], params: Any) -> tuple[list[Finding], _Data]:
+    def analyse(
+        self, folder: Path, files: list[str], params: Any, nested: list[str]
+    ) -> tuple[list[Finding], _Data]:
         from corral.plugins.builtin.architecture.facts import count_loc
 
         code_loc = test_loc = test_files = 0

@@ -103,7 +103,10 @@ def _rel(path: str, root: Path) -> str:
 #: When a project configures no ruff rules: ruff's defaults (E4, E7, E9, F)
 #: and flake8-bugbear (B), likely bugs rather than style.
 RUFF_DEFAULT_EXTRA = ["--extend-select", "B"]
-_RUFF_HIGH = re.compile(r"^(F821|F822|F823|E9\d\d|F63\d|F7\d\d|B006|B008|B904)$")
+#: Rules whose findings are likely errors (high), or likely bugs (medium:
+#: flake8-bugbear); the rest are low.
+_RUFF_HIGH = re.compile(r"^(F821|F822|F823|E9\d\d|F63\d|F7\d\d)$")
+_RUFF_MEDIUM = re.compile(r"^B\d{3}$")
 
 
 def ruff_findings(output: str, root: Path) -> list[Finding]:
@@ -117,7 +120,11 @@ def ruff_findings(output: str, root: Path) -> list[Finding]:
                 "tool": "ruff",
                 "kind": "lint",
                 "rule": code,
-                "severity": "high" if code == "syntax" or _RUFF_HIGH.match(code) else "low",
+                "severity": "high"
+                if code == "syntax" or _RUFF_HIGH.match(code)
+                else "medium"
+                if _RUFF_MEDIUM.match(code)
+                else "low",
                 "file": _rel(item["filename"], root),
                 "line": item.get("location", {}).get("row"),
                 "message": item.get("message", ""),

@@ -292,7 +292,9 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 when COND holds: score<N, high, incomplete, or an analysis's name "
         "(any finding of it); repeatable",
     )
-    vib.add_argument("--no-cache", action="store_true", help="recompute the architecture steps")
+    vib.add_argument(
+        "--no-cache", action="store_true", help="recompute every analysis (ignore cached results)"
+    )
     vib.add_argument(
         "--progress",
         choices=["auto", "always", "never"],

@@ -222,3 +222,37 @@ def test_discovery_of_subprojects_and_their_stack(tmp_path: Path) -> None:
     core = by["libs/core"]
     assert (core["python"], core["dependencies"], core["linters"]) == (">=3.11", ["trio"], ["flake8"])
     assert [o["path"] for o in found_["other"]] == ["web"]
+
+
+def test_a_second_run_reruns_only_the_subproject_that_changed(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "mono",
+        {
+            "one/pyproject.toml": '[project]\nname = "one"\nversion = "0"\n',
+            "one/one/__init__.py": "import os\n",
+            "two/pyproject.toml": '[project]\nname = "two"\nversion = "0"\n',
+            "two/two/__init__.py": "X = 1\n",
+        },
+    )
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+
+    def statuses() -> dict[str, str]:
+        assert vibe(root, "--store", store).returncode == 0
+        listed = subprocess.run(
+            [sys.executable, "-m", "corral", "list", "--json", "--store", store, "--limit", "1"],
+            capture_output=True, text=True, check=True,
+        )
+        (latest,) = json.loads(listed.stdout)
+        shown = subprocess.run(
+            [sys.executable, "-m", "corral", "show", latest["id"], "--json", "--store", store],
+            capture_output=True, text=True, check=True,
+        )
+        return {s["step_id"]: s["status"] for s in json.loads(shown.stdout)["steps"]}
+
+    first = statuses()
+    assert {first[f"lint_{i}"] for i in (0, 1)} == {"succeeded"}
+    (root / "two/two/__init__.py").write_text("import sys\nX = 1\n")
+    second = statuses()
+    for kind in ("lint", "complexity", "security", "deadcode", "dependencies"):
+        # subprojects in path order: _0 is one (unchanged), _1 is two (edited)
+        assert (second[f"{kind}_0"], second[f"{kind}_1"]) == ("cached", "succeeded"), kind

@@ -11,6 +11,7 @@ and the plan is made of the others, saying which did not finish.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -55,6 +56,29 @@ class _Params(msgspec.Struct, forbid_unknown_fields=True):
     root: str
     project: str  # the subproject's folder, relative to the root ("." for the root)
     skip: list[str] = msgspec.field(default_factory=list)  # nested subprojects
+    # What the step cache keys on besides the above: the content of the
+    # subproject's files and the analyser's version (see content_digest).
+    digest: str = ""
+    tool_version: str = ""
+
+
+#: Files besides ``.py`` whose content an analysis reads (configuration).
+CONFIG_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "ruff.toml", ".ruff.toml", "tox.ini")
+
+
+def content_digest(folder: Path, nested: list[str]) -> str:
+    """A digest of every file the analyses of a subproject read: its Python
+    files and its configuration. An analysis step is cached on it (and its
+    tool's version), so a run after an edit reruns the analyses of the
+    subproject that changed, and only those."""
+    h = hashlib.sha256()
+    for rel in [*python_files(folder, nested), *CONFIG_FILES]:
+        try:
+            data = (folder / rel).read_bytes()
+        except OSError:
+            continue
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
 
 
 class _Analysis(Handler, ABC):
@@ -366,19 +390,30 @@ def vibe_workflow(
     joined: list[dict[str, Any]] = []
     steps = []
     for i, project in enumerate(discovery["python"]):
-        base = {"root": str(root), "project": project["path"], "skip": project["subprojects"]}
+        base: dict[str, Any] = {
+            "root": str(root),
+            "project": project["path"],
+            "skip": project["subprojects"],
+        }
+        if cache:
+            folder = root / project["path"]
+            nested = [os.path.relpath(root / s, folder) for s in project["subprojects"]]
+            base["digest"] = content_digest(folder, nested)
         for analysis in wanted:
             if analysis == "architecture":
                 options = {"exclude": [], "exclude_tests": False, "exclude_type_checking": False}
                 step = add_project_steps(wf, root, project, i, options, cache=cache)
             else:
-                params: dict[str, Any] = dict(base)
+                handler = _STEPS[analysis]
+                params: dict[str, Any] = {**base, "tool_version": tools.tool_version(handler.tool)}
                 if analysis == "tests":
                     params["test_command"] = test_command
                 step = wf.step(
                     f"{analysis}_{i}",
-                    _STEPS[analysis].name,
+                    handler.name,
                     resources={"cpu": 1} if analysis != "tests" else None,
+                    # a test command's result is not a function of the files
+                    cache=cache and not (analysis == "tests" and test_command),
                     params=params,
                 )
             steps.append(step)

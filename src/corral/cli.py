@@ -296,6 +296,17 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="recompute every analysis (ignore cached results)"
     )
     vib.add_argument(
+        "--fix",
+        action="store_true",
+        help="apply ruff's safe fixes (unused imports among them) on a new branch, validate "
+        "(compiles, no analysis worse, --test-command passes) and keep, or roll back",
+    )
+    vib.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="--fix in a git work tree with uncommitted changes",
+    )
+    vib.add_argument(
         "--progress",
         choices=["auto", "always", "never"],
         default="auto",
@@ -665,11 +676,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         projects=projects,
     )
-    registry = _registry()
-    from corral.compiler import compile_spec
-    from corral.model import Limits
-
-    plan = compile_spec(wf.build(), handlers=registry, pools=Limits().pool_sizes())
+    plan = _compiled(wf)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = args.store or default_store_url()
     # One workflow of a few long steps over a large, acyclic data set: the
@@ -854,11 +861,7 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         keep_shims=args.keep_shims,
         allow_dirty=args.allow_dirty,
     )
-    from corral.compiler import compile_spec
-    from corral.model import Limits
-
-    registry = _registry()
-    compiled = compile_spec(wf.build(), handlers=registry, pools=Limits().pool_sizes())
+    compiled = _compiled(wf)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = args.store or default_store_url()
     # Applying is recorded step by step (corral show ID); a dry run writes nothing.
@@ -953,26 +956,40 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
     wf = vibe_workflow(
         found, only=only or None, test_command=args.test_command, cache=not args.no_cache
     )
-    from corral.compiler import compile_spec
-    from corral.model import Limits
-
-    compiled = compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = args.store or default_store_url()
-    record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, "step", True)
-    steps = {s.step_id: s for s in record.steps}
-    plan_step = steps.get("plan")
-    if plan_step is None or plan_step.status != SUCCEEDED or plan_step.output is None:
-        _print_summary(record)
+    plan = _vibe_plan(wf, store, show)
+    if plan is None:
         return EXIT_FAILED
-    plan = plan_step.output
-    for analysis in plan["analyses"]:  # why a step gave no result: its record says
-        if analysis["status"] != "ok":
-            step = steps.get(analysis["step"])
-            if step is not None and step.error is not None:
-                analysis["error"] = step.error.message
-            elif step is not None:
-                analysis["error"] = f"the step was {step.status}"
+    fixed_ok = True
+    if args.fix:
+        from corral.plugins.builtin.vibe.fix import fix_workflow
+
+        fixing = fix_workflow(
+            str(path.resolve()), plan, test_command=args.test_command, allow_dirty=args.allow_dirty
+        )
+        if fixing is None:
+            plan["fix"] = {"applied": False, "note": "nothing ruff can fix safely"}
+        else:
+            plan["fix"] = _vibe_fix(fixing, store, show, path)
+            fixed_ok = plan["fix"]["applied"]
+            if fixed_ok:  # the analyses again (the unchanged subprojects from the cache)
+                again = _vibe_plan(
+                    vibe_workflow(
+                        found,
+                        only=only or None,
+                        test_command=args.test_command,
+                        cache=not args.no_cache,
+                    ),
+                    store,
+                    show,
+                )
+                if again is not None:
+                    plan["fix"]["after"] = {
+                        "score": again["score"],
+                        "summary": again["summary"],
+                        "analyses": again["analyses"],
+                    }
     text = render(plan, fmt)
     if args.out:
         try:
@@ -985,7 +1002,73 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
     failures = failed_conditions(plan, conditions)
     for message in failures:
         print(f"corral: --fail-on: {message}", file=sys.stderr)
-    return EXIT_FAILED if failures else EXIT_OK
+    return EXIT_FAILED if failures or not fixed_ok else EXIT_OK
+
+
+def _compiled(wf: Any) -> Plan:
+    """A built-in command's workflow (a ``corral.Workflow``), compiled
+    against every registered handler."""
+    from corral.compiler import compile_spec
+    from corral.model import Limits
+
+    return compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())
+
+
+def _vibe_plan(wf: Any, store: str, show: bool) -> dict[str, Any] | None:
+    """Run the ``vibe`` workflow; its plan, each analysis without a result
+    given the reason from its step's record (``None``: no plan at all)."""
+    record: ExecutionRecord = trio.run(_run, store, _compiled(wf), {}, show, "step", True)
+    steps = {s.step_id: s for s in record.steps}
+    plan_step = steps.get("plan")
+    if plan_step is None or plan_step.status != SUCCEEDED or plan_step.output is None:
+        _print_summary(record)
+        return None
+    plan: dict[str, Any] = plan_step.output
+    for analysis in plan["analyses"]:  # why a step gave no result: its record says
+        if analysis["status"] != "ok":
+            step = steps.get(analysis["step"])
+            if step is not None and step.error is not None:
+                analysis["error"] = step.error.message
+            elif step is not None:
+                analysis["error"] = f"the step was {step.status}"
+    return plan
+
+
+def _vibe_fix(wf: Any, store: str, show: bool, path: Path) -> dict[str, Any]:
+    """Run the ``vibe.fix`` workflow: what it did, or why it was rolled back."""
+    from corral.plugins.builtin.restructure.apply import failures, recover
+
+    try:
+        record: ExecutionRecord = trio.run(_run, store, _compiled(wf), {}, show, "step", True)
+    except BaseException:
+        if recover(path):  # Ctrl-C: the tree as it was
+            print("corral vibe: stopped: the fixes were rolled back", file=sys.stderr)
+        raise
+    steps = {s.step_id: s for s in record.steps}
+    error = record.error
+    out: dict[str, Any] = {"execution": record.id, "applied": record.status == SUCCEEDED}
+    checked = steps["validate"].output if "validate" in steps else None
+    if checked is not None:
+        out.update(
+            checks=checked["checks"],
+            diff=checked["diff"],
+            fixable_after=checked["after"]["fixable"],
+        )
+    if record.status == SUCCEEDED:
+        out.update(
+            branch=record.result["finish"]["branch"], commit=record.result["finish"]["commit"]
+        )
+        written = steps["fix_write"].output
+        out["files_changed"] = written["files_changed"] if written else None
+        return out
+    recover(path, owner=record.id)  # (this run's journal only)
+    if error is not None and error.type in ("RestructureError", "UsageError"):
+        raise UsageError(f"--fix: {error.message}")  # refused: nothing was written
+    if error is not None and error.type == "RestructureRolledBack" and checked is not None:
+        out["rolled_back"] = failures(checked["checks"])
+    else:
+        out["rolled_back"] = f"{error.type}: {error.message}" if error else record.status
+    return out
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ the rest finish, discovery of subprojects and their stack, bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -256,3 +257,70 @@ def test_a_second_run_reruns_only_the_subproject_that_changed(tmp_path: Path) ->
     for kind in ("lint", "complexity", "security", "deadcode", "dependencies"):
         # subprojects in path order: _0 is one (unchanged), _1 is two (edited)
         assert (second[f"{kind}_0"], second[f"{kind}_1"]) == ("cached", "succeeded"), kind
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "pyproject.toml": '[project]\nname = "fixme"\nversion = "0"\n',
+            "fixme/__init__.py": "",
+            "fixme/core.py": "import os\nimport sys\n\n\ndef argv():\n    return sys.argv\n",
+            "tests/test_core.py": "from fixme.core import argv\n\n\ndef test():\n"
+            "    assert argv()\n",
+        },
+    )
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    return root
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+@needs_git
+def test_fix_applies_safe_fixes_on_a_branch_validated(repo: Path, tmp_path: Path) -> None:
+    check = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
+    done = vibe(repo, "--fix", "--test-command", check, "--store", f"sqlite:///{tmp_path}/s.db")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    fix = plan["fix"]
+    assert fix["applied"] is True and fix["files_changed"] == 1
+    assert fix["branch"].startswith("corral/vibe-fix-")
+    assert [c["ok"] for c in fix["checks"]] == [True, True, True]
+    assert "-import os\n" in fix["diff"]
+    assert (repo / "fixme/core.py").read_text().startswith("import sys\n")
+    assert git(repo, "log", "-1", "--format=%s").strip() == "corral vibe --fix"
+    assert git(repo, "status", "--porcelain") == ""
+    before = sum(f["fixable"] for f in plan["findings"])
+    assert fix["after"]["summary"]["fixable"] < before
+
+
+@needs_git
+def test_fix_with_a_failing_test_command_is_rolled_back(repo: Path) -> None:
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts}
+    done = vibe(repo, "--fix", "--test-command", "false", "--store", "memory://")
+    assert done.returncode == 1, done.stderr
+    fix = json.loads(done.stdout)["fix"]
+    assert fix["applied"] is False and "test command `false`" in fix["rolled_back"]
+    after = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts}
+    assert after == before
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert "corral/vibe-fix" not in git(repo, "branch", "--list")
+
+
+@needs_git
+def test_fix_refuses_a_dirty_tree(repo: Path) -> None:
+    (repo / "fixme/__init__.py").write_text("X = 1\n")
+    done = vibe(repo, "--fix", "--store", "memory://")
+    assert done.returncode == 2
+    assert "uncommitted changes" in done.stderr and "--allow-dirty" in done.stderr
+    assert (repo / "fixme/core.py").read_text().startswith("import os\n")

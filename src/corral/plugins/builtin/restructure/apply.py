@@ -34,8 +34,10 @@ __all__ = [
     "apply_plan",
     "begin",
     "carry_out",
+    "compile_check",
     "failures",
     "finish",
+    "owned",
     "recover",
     "test_check",
     "test_env",
@@ -191,9 +193,16 @@ def _remove_if_empty(folder: Path) -> None:
 # tree.
 
 
-def begin(plan: ProjectPlan, *, allow_dirty: bool = False, owner: str | None = None) -> None:
+def begin(
+    plan: ProjectPlan,
+    *,
+    allow_dirty: bool = False,
+    owner: str | None = None,
+    branch: str = "corral/restructure",
+) -> None:
     """Check the tree may be changed, then snapshot every file the plan
-    touches (the journal) and, in git, switch to a new branch."""
+    touches (the journal) and, in git, switch to a new branch
+    ``<branch>-<time>``."""
     root = plan.root
     if _journal(root).exists():
         raise RestructureError(
@@ -224,17 +233,17 @@ def begin(plan: ProjectPlan, *, allow_dirty: bool = False, owner: str | None = N
         if git:
             head = _git(root, "rev-parse", "HEAD", check=False).stdout.strip() or None
             original = _git(root, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
-            branch = f"corral/restructure-{time.strftime('%Y%m%d-%H%M%S')}"
+            name = f"{branch}-{time.strftime('%Y%m%d-%H%M%S')}"
             if head and original:
-                journal["git"] = {"head": head, "original_ref": original, "branch": branch}
+                journal["git"] = {"head": head, "original_ref": original, "branch": name}
                 _update_journal(root, journal)
-                _git(root, "switch", "-q", "-c", branch)
+                _git(root, "switch", "-q", "-c", name)
     except BaseException:
         _roll_back(root, journal)
         raise
 
 
-def _owned(root: Path, owner: str | None) -> dict[str, Any]:
+def owned(root: Path, owner: str | None) -> dict[str, Any]:
     """The journal, when it is ``owner``'s; else :class:`RestructureError`."""
     path = _journal(root) / "journal.json"
     journal: dict[str, Any] | None = None
@@ -252,7 +261,7 @@ def carry_out(plan: ProjectPlan, *, keep_shims: bool = False, owner: str | None 
     """Move the files, write the rewritten ones and the new packages (and
     shims); returns how many files were moved."""
     root = plan.root
-    journal = _owned(root, owner)
+    journal = owned(root, owner)
     _move_and_write(root, plan, bool(journal.get("git")))
     if keep_shims:
         _write_shims(root, plan)
@@ -269,7 +278,7 @@ def validate(
     architecture before and after; the test command, if given, runs in a
     subprocess (the workflow's validate step runs it itself, cancellably)."""
     root = plan.root
-    checks = [_compile_check(root, plan)]
+    checks = [compile_check(root, plan)]
     after = analysis(root)
     architecture = {
         "before": None if plan.before is None else plan.before.summary,
@@ -299,12 +308,17 @@ def failures(checks: list[dict[str, Any]]) -> str | None:
 
 
 def finish(
-    plan: ProjectPlan, checks: list[dict[str, Any]], *, owner: str | None = None
+    plan: ProjectPlan,
+    checks: list[dict[str, Any]],
+    *,
+    owner: str | None = None,
+    message: str | None = None,
 ) -> tuple[str | None, str | None, str | None]:
-    """Keep a validated result (committed on the journal's branch, in git)
-    or roll everything back: ``(branch, commit, why it was rolled back)``."""
+    """Keep a validated result (committed on the journal's branch, in git,
+    with ``message``, by default the moves) or roll everything back:
+    ``(branch, commit, why it was rolled back)``."""
     root = plan.root
-    journal = _owned(root, owner)
+    journal = owned(root, owner)
     failed = failures(checks)
     if failed:
         _roll_back(root, journal)
@@ -318,10 +332,18 @@ def finish(
         touched = {c.path for c in plan.changes} | {c.new_path for c in plan.changes}
         touched |= {p for move in plan.data_moves for p in move}
         touched |= {f"{p}/__init__.py" for p in plan.new_packages}
-        # (old paths are gone, their removal staged by git mv)
-        _git(root, "add", "-A", "--", *sorted(p for p in touched if (root / p).exists()))
-        _git(root, "commit", "-q", "--no-verify", "-m", f"corral restructure\n\n{moves}\n")
-        commit = _git(root, "rev-parse", "HEAD").stdout.strip()
+        # (old paths are gone, their removal staged by git mv; a file git
+        # ignores, generated code, is changed but not committed)
+        present = sorted(p for p in touched if (root / p).exists())
+        ignored = set(_git(root, "check-ignore", "--", *present, check=False).stdout.split())
+        try:
+            _git(root, "add", "-A", "--", *[p for p in present if p not in ignored])
+            message = message or f"corral restructure\n\n{moves}\n"
+            _git(root, "commit", "-q", "--no-verify", "-m", message)
+            commit = _git(root, "rev-parse", "HEAD").stdout.strip()
+        except RestructureError as exc:  # validated, but git would not keep it
+            _roll_back(root, journal)
+            return None, None, f"the commit failed: {exc}"
     shutil.rmtree(_journal(root))
     return branch, commit, None
 
@@ -459,7 +481,8 @@ def _graph_check(
     }
 
 
-def _compile_check(root: Path, plan: ProjectPlan) -> dict[str, Any]:
+def compile_check(root: Path, plan: ProjectPlan) -> dict[str, Any]:
+    """Every Python file the plan touches compiles (at its new path)."""
     bad = []
     for change in plan.changes:
         if not change.new_path.endswith(".py"):

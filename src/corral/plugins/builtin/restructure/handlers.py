@@ -35,7 +35,7 @@ from corral.plugins.builtin.restructure.moves import Move
 if TYPE_CHECKING:
     from corral.plugins.builtin.restructure.project import ProjectPlan
 
-__all__ = ["restructure_workflow"]
+__all__ = ["restructure_workflow", "run_tests"]
 
 VERSION = "1"
 
@@ -80,12 +80,13 @@ class Snapshot(Handler):
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         plan: _Data
         allow_dirty: bool = False
+        branch: str = "corral/restructure"  # the new branch's name, before its time
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
         from corral.plugins.builtin.restructure.apply import begin
 
         plan = _plan(params.plan)
-        begin(plan, allow_dirty=params.allow_dirty, owner=ctx.execution_id)
+        begin(plan, allow_dirty=params.allow_dirty, owner=ctx.execution_id, branch=params.branch)
         return {"saved": len(plan.changes) + len(plan.data_moves)}
 
 
@@ -135,7 +136,7 @@ class Validate(Handler):
         )
         if params.test_command:
             ctx.progress(0, None, f"validating: {params.test_command}")
-            code, output = await _run_tests(params.test_command, plan.root)
+            code, output = await run_tests(params.test_command, plan.root)
             checks.append(test_check(params.test_command, code, output))
         return {
             "ok": all(c["ok"] for c in checks),
@@ -144,7 +145,7 @@ class Validate(Handler):
         }
 
 
-async def _run_tests(command: str, cwd: Path) -> tuple[int, str]:
+async def run_tests(command: str, cwd: Path) -> tuple[int, str]:
     """The test command in its own process group, killed whole (the shell
     and what it started) when the step is cancelled."""
     from corral.plugins.builtin.restructure.apply import test_env
@@ -180,12 +181,15 @@ class Finish(Handler):
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         plan: _Data
         checks: list[_Data]
+        message: str | None = None  # the commit's (by default, the moves)
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
         from corral.plugins.builtin.restructure.apply import finish
 
         plan = _plan(params.plan)
-        branch, commit, rolled_back = finish(plan, params.checks, owner=ctx.execution_id)
+        branch, commit, rolled_back = finish(
+            plan, params.checks, owner=ctx.execution_id, message=params.message
+        )
         if rolled_back is not None:  # the execution fails: nothing of it was kept
             raise RestructureRolledBack(
                 f"validation failed, everything was rolled back: {rolled_back}"

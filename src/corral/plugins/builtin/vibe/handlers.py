@@ -29,7 +29,7 @@ from corral.plugins.builtin.architecture.discover import is_test_path, skip_dir
 from corral.plugins.builtin.vibe import tools
 from corral.plugins.builtin.vibe.tools import Finding, ToolFailed
 
-__all__ = ["ANALYSES", "python_files", "vibe_workflow"]
+__all__ = ["ANALYSES", "analyse", "python_files", "ruff_rules", "test_folders", "vibe_workflow"]
 
 VERSION = "1"
 
@@ -92,16 +92,8 @@ class _Analysis(Handler, ABC):
     Params = _Params
 
     def run(self, ctx: StepContext, params: _Params) -> _Data:  # type: ignore[override]
-        root = Path(params.root)
-        folder = root / params.project
-        nested = [os.path.relpath(root / s, folder) for s in params.skip]
-        files = python_files(folder, nested)
-        ctx.progress(0, None, f"{self.tool} on {len(files)} file(s)")
-        findings, metrics = self.analyse(folder, files, params, nested)
-        prefix = "" if params.project == "." else params.project + "/"
-        for finding in findings:
-            finding["file"] = prefix + finding["file"]
-            finding.setdefault("subproject", params.project)
+        ctx.progress(0, None, f"{self.tool}")
+        findings, metrics, files = self.on_subproject(params)
         return {
             "analysis": self.analysis,
             "tool": self.tool,
@@ -110,6 +102,19 @@ class _Analysis(Handler, ABC):
             "findings": findings,
             "metrics": metrics,
         }
+
+    def on_subproject(self, params: _Params) -> tuple[list[Finding], _Data, list[str]]:
+        """(findings with paths relative to the root, metrics, the files read)."""
+        root = Path(params.root)
+        folder = root / params.project
+        nested = [os.path.relpath(root / s, folder) for s in params.skip]
+        files = python_files(folder, nested)
+        findings, metrics = self.analyse(folder, files, params, nested)
+        prefix = "" if params.project == "." else params.project + "/"
+        for finding in findings:
+            finding["file"] = prefix + finding["file"]
+            finding["subproject"] = params.project
+        return findings, metrics, files
 
     @abstractmethod
     def analyse(
@@ -128,16 +133,23 @@ class Lint(_Analysis):
     def analyse(
         self, folder: Path, files: list[str], params: Any, nested: list[str]
     ) -> tuple[list[Finding], _Data]:
-        configured = (folder / "ruff.toml").is_file() or (folder / ".ruff.toml").is_file()
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            configured = configured or "[tool.ruff" in pyproject.read_text(errors="replace")
-        extra = [] if configured else ["--isolated", *tools.RUFF_DEFAULT_EXTRA]
+        extra = ruff_rules(folder)
         args = ["check", "--output-format", "json", "--exit-zero", "--no-cache", *extra]
         out = tools.run_tool("ruff", [*args, *files], folder) if files else "[]"
         findings = tools.ruff_findings(out, folder)
-        rules = "the project's" if configured else "ruff's defaults + B"
+        rules = "ruff's defaults + B" if extra else "the project's"
         return findings, {"rules": rules, "fixable": sum(f["fixable"] for f in findings)}
+
+
+def ruff_rules(folder: Path) -> list[str]:
+    """ruff's options for a subproject's rules: none when it configures ruff
+    (ruff finds its configuration), else ruff's defaults plus bugbear, with
+    any configuration around it ignored."""
+    configured = (folder / "ruff.toml").is_file() or (folder / ".ruff.toml").is_file()
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        configured = configured or "[tool.ruff" in pyproject.read_text(errors="replace")
+    return [] if configured else ["--isolated", *tools.RUFF_DEFAULT_EXTRA]
 
 
 class Complexity(_Analysis):
@@ -371,6 +383,22 @@ _STEPS: dict[str, type[_Analysis]] = {
 }
 
 
+def analyse(analysis: str, root: Path, project: dict[str, Any]) -> list[Finding]:
+    """One analysis of one subproject (a discovered project) run here, as
+    its step would: its findings, paths relative to ``root``."""
+    handler = _STEPS[analysis]
+    params = handler.Params(root=str(root), project=project["path"], skip=project["subprojects"])
+    return handler().on_subproject(params)[0]
+
+
+def test_folders(discovery: dict[str, Any]) -> list[str]:
+    """Where the test command runs: at the root when the root is a
+    subproject (its nested ones, examples and the like, are tested by it),
+    else in each subproject (a monorepo)."""
+    paths = [p["path"] for p in discovery["python"]]
+    return ["."] if "." in paths else paths
+
+
 def vibe_workflow(
     discovery: dict[str, Any],
     *,
@@ -384,6 +412,7 @@ def vibe_workflow(
     from corral.plugins.builtin.architecture import add_project_steps
 
     wanted = list(only or ANALYSES)
+    test_dirs = test_folders(discovery)
     root = Path(discovery["root"])
     # an analyser that fails fails its own step; the others still run
     wf = corral.Workflow("vibe", on_failure="continue")
@@ -406,7 +435,7 @@ def vibe_workflow(
             else:
                 handler = _STEPS[analysis]
                 params: dict[str, Any] = {**base, "tool_version": tools.tool_version(handler.tool)}
-                if analysis == "tests":
+                if analysis == "tests" and project["path"] in test_dirs:
                     params["test_command"] = test_command
                 step = wf.step(
                     f"{analysis}_{i}",
@@ -431,4 +460,17 @@ def vibe_workflow(
 
 @hookimpl
 def corral_handlers() -> list[type[Handler]]:
-    return [Lint, Complexity, Security, Dependencies, DeadCode, Tests, Plan]
+    from corral.plugins.builtin.vibe.fix import FixPlan, FixValidate, FixWrite
+
+    return [
+        Lint,
+        Complexity,
+        Security,
+        Dependencies,
+        DeadCode,
+        Tests,
+        Plan,
+        FixPlan,
+        FixWrite,
+        FixValidate,
+    ]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["PLAN_VERSION", "failed_conditions", "make_plan", "parse_fail_on"]
+__all__ = ["PLAN_VERSION", "dedupe", "failed_conditions", "make_plan", "parse_fail_on"]
 
 PLAN_VERSION = 1
 
@@ -121,7 +121,8 @@ def _rank(f: Finding, fan_in: dict[str, int]) -> float:
     return round(_WEIGHT[f["severity"]] * reach * (0.5 if low else 1.0), 2)
 
 
-def _dedupe(findings: list[Finding]) -> list[Finding]:
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per file, line and problem, listing every tool that reported it."""
     kept: dict[tuple[str, Any, str], Finding] = {}
     for f in findings:
         key = (f["file"], f["line"], _topic(f))
@@ -229,7 +230,7 @@ def make_plan(discovery: dict[str, Any], analyses: list[dict[str, Any]]) -> dict
         if item["analysis"] == "architecture":
             bucket["scores"].append(output["score"]["value"])
     fan_in = _fan_in(sections)
-    merged = _dedupe(findings)
+    merged = dedupe(findings)
     for f in merged:
         f["rank"] = _rank(f, fan_in)
     merged.sort(key=lambda f: (-f["rank"], f["file"], f["line"] or 0, f["rule"]))

@@ -54,7 +54,39 @@ def _text(plan: dict[str, Any]) -> str:
         )
         if f.get("fix"):
             out.append(f"          -> {f['fix']}")
+    if "fix" in plan:
+        out += _fix_lines(plan)
     return "\n".join(out) + "\n"
+
+
+def _fix_lines(plan: dict[str, Any]) -> list[str]:
+    """The ``--fix`` outcome: kept (where), or rolled back (why); the checks;
+    the analyses and the score before -> after."""
+    fix = plan["fix"]
+    if "note" in fix:
+        return [f"fix: {fix['note']}"]
+    if fix["applied"]:
+        where = f" on branch {fix['branch']} ({fix['commit'][:12]})" if fix.get("branch") else ""
+        head = f"fix: applied and validated{where}: {fix.get('files_changed')} file(s) changed"
+    else:
+        head = f"fix: validation failed, everything was rolled back ({fix['rolled_back']})"
+    out = [head]
+    for check in fix.get("checks", []):
+        out.append(f"  {'ok' if check['ok'] else 'FAILED'}: {check['what']} ({check['detail']})")
+    after = fix.get("after")
+    if after is not None:
+        out.append(
+            f"  health score {plan['score']['value']} -> {after['score']['value']}/100; "
+            "findings by analysis, before -> after:"
+        )
+        was = {(a["analysis"], a["subproject"]): a.get("findings") for a in plan["analyses"]}
+        for a in after["analyses"]:
+            if a["status"] == "ok":
+                before = was.get((a["analysis"], a["subproject"]))
+                out.append(
+                    f"    {a['analysis']:<13} {a['subproject']:<12} {before} -> {a['findings']}"
+                )
+    return out
 
 
 def _markdown(plan: dict[str, Any]) -> str:
@@ -102,6 +134,8 @@ def _markdown(plan: dict[str, Any]) -> str:
             f.get("fix") or "",
         ]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if "fix" in plan:
+        out += ["", "## Fixes", "", "```", *_fix_lines(plan), "```"]
     return "\n".join(out) + "\n"
 
 

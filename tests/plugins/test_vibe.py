@@ -131,7 +131,9 @@ def test_a_failing_analyser_is_reported_and_the_rest_finish(
         return real("bandit_is_not_installed" if module == "bandit" else module, args, cwd, **kw)
 
     monkeypatch.setattr(tools, "run_tool", bandit_missing)
-    code = corral.cli.main(["vibe", str(planted), "--format", "json", "--store", "memory://"])
+    # (--no-cache: bandit's results of the other tests' runs are not used)
+    argv = ["vibe", str(planted), "--format", "json", "--store", "memory://", "--no-cache"]
+    code = corral.cli.main(argv)
     assert code == 0
     plan = json.loads(capsys.readouterr().out)
     by = {a["analysis"]: a for a in plan["analyses"]}
@@ -142,8 +144,7 @@ def test_a_failing_analyser_is_reported_and_the_rest_finish(
     assert plan["summary"]["analyses_without_result"] == 1
     assert "security" not in {c["name"] for c in plan["score"]["components"]}
     code = corral.cli.main(
-        ["vibe", str(planted), "--only", "security,lint", "--fail-on", "incomplete",
-         "--store", "memory://", "--format", "json"]
+        [*argv, "--only", "security,lint", "--fail-on", "incomplete"]
     )
     assert code == 1
     assert "1 analysis/analyses gave no result" in capsys.readouterr().err
@@ -324,3 +325,34 @@ def test_fix_refuses_a_dirty_tree(repo: Path) -> None:
     assert done.returncode == 2
     assert "uncommitted changes" in done.stderr and "--allow-dirty" in done.stderr
     assert (repo / "fixme/core.py").read_text().startswith("import os\n")
+
+
+def test_after_one_file_is_edited_only_that_file_is_analysed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_tree(tmp_path / "copy", PLANTED)
+    monkeypatch.setenv("CORRAL_CACHE_DIR", str(tmp_path / "cache"))
+    seen: list[tuple[str, list[str]]] = []
+    real = tools.run_tool
+
+    def recording(module: str, args: list[str], cwd: Path, **kw: Any) -> str:
+        seen.append((module, [a for a in args if a.endswith(".py")]))
+        return real(module, args, cwd, **kw)
+
+    monkeypatch.setattr(tools, "run_tool", recording)
+    argv = ["vibe", str(root), "--format", "json", "--store", "memory://", "--only",
+            "complexity,security,lint"]
+    assert corral.cli.main(argv) == 0
+    first = {m: files for m, files in seen}
+    assert "src/shop/core/logic.py" in first["bandit"]
+    seen.clear()
+    (root / "src/shop/web/views.py").write_text("def render():\n    return 'x'\n")
+    assert corral.cli.main(argv) == 0
+    again: dict[str, list[str]] = {}
+    for module, files in seen:
+        again.setdefault(module, []).extend(files)
+    assert again == {
+        "radon": ["src/shop/web/views.py", "src/shop/web/views.py"],  # cc and mi
+        "bandit": ["src/shop/web/views.py"],
+        "ruff": ["src/shop/web/views.py"],
+    }

@@ -35,10 +35,11 @@ def cache_root() -> Path:
     return Path(base) / "corral"
 
 
-def memo_path(root: str | os.PathLike[str], project: str) -> str:
-    """Where the memo of one project of one tree lives."""
-    key = hashlib.blake2b(f"{Path(root).resolve()}\0{project}\0facts".encode(), digest_size=10)
-    return str(cache_root() / "architecture" / f"facts-{key.hexdigest()}.json")
+def memo_path(root: str | os.PathLike[str], project: str, kind: str = "facts") -> str:
+    """Where the memo of one project of one tree lives (``kind``: whose
+    results: the analysis's facts, or one of ``corral vibe``'s analysers)."""
+    key = hashlib.blake2b(f"{Path(root).resolve()}\0{project}\0{kind}".encode(), digest_size=10)
+    return str(cache_root() / "architecture" / f"{kind}-{key.hexdigest()}.json")
 
 
 #: A memo larger than this is not read (it is rewritten by the next run).

@@ -11,6 +11,7 @@ and the plan is made of the others, saying which did not finish.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,30 @@ class _Params(msgspec.Struct, forbid_unknown_fields=True):
     # subproject's files and the analyser's version (see content_digest).
     digest: str = ""
     tool_version: str = ""
+    memo: bool = True  # per-file results kept between runs (see _Analysis.memoized)
 
 
 #: Files besides ``.py`` whose content an analysis reads (configuration).
 CONFIG_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "ruff.toml", ".ruff.toml", "tox.ini")
+
+
+def _config_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in CONFIG_FILES:
+        with contextlib.suppress(OSError):
+            h.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _by_file(findings: list[Finding]) -> dict[str, _Data]:
+    out: dict[str, _Data] = {}
+    for f in findings:
+        out.setdefault(f["file"], {"findings": []})["findings"].append(f)
+    return out
+
+
+def _flat(results: dict[str, _Data]) -> list[Finding]:
+    return [f for rel in sorted(results) for f in results[rel]["findings"]]
 
 
 def content_digest(folder: Path, nested: list[str]) -> str:
@@ -116,6 +138,41 @@ class _Analysis(Handler, ABC):
             finding["subproject"] = params.project
         return findings, metrics, files
 
+    def memoized(
+        self,
+        params: _Params,
+        folder: Path,
+        files: list[str],
+        run: Callable[[list[str]], dict[str, _Data]],
+    ) -> dict[str, _Data]:
+        """Per-file results (``{"findings": [...], ...}``, paths relative to
+        ``folder``) of an analyser whose result for a file depends only on
+        that file and the configuration: ``run(files)`` is called on the
+        files whose content the memo of earlier runs does not know, so after
+        one file is edited only that file is analysed again. The memo is
+        tagged with the tool's version and the configuration's digest."""
+        from corral.plugins.builtin.architecture import memo
+
+        if not params.memo:
+            return run(files) if files else {}
+        path = memo.memo_path(params.root, params.project, f"vibe-{self.analysis}")
+        tag = f"{VERSION}:{self.tool}:{tools.tool_version(self.tool)}:{_config_digest(folder)}"
+        known = memo.load(path, tag)
+        digests = {}
+        for rel in files:
+            with contextlib.suppress(OSError):
+                digests[rel] = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+        todo = [rel for rel, d in digests.items() if d not in known]
+        fresh = run(todo) if todo else {}
+        out: dict[str, _Data] = {}
+        kept: dict[str, _Data] = {}
+        for rel, digest in digests.items():
+            entry = fresh.get(rel, {"findings": []}) if rel in todo else known[digest]
+            kept[digest] = {**entry, "findings": [{**f, "file": ""} for f in entry["findings"]]}
+            out[rel] = {**entry, "findings": [{**f, "file": rel} for f in entry["findings"]]}
+        memo.save(path, tag, kept)
+        return out
+
     @abstractmethod
     def analyse(
         self, folder: Path, files: list[str], params: Any, nested: list[str]
@@ -135,8 +192,12 @@ class Lint(_Analysis):
     ) -> tuple[list[Finding], _Data]:
         extra = ruff_rules(folder)
         args = ["check", "--output-format", "json", "--exit-zero", "--no-cache", *extra]
-        out = tools.run_tool("ruff", [*args, *files], folder) if files else "[]"
-        findings = tools.ruff_findings(out, folder)
+
+        def run(todo: list[str]) -> dict[str, _Data]:
+            out = tools.run_tool("ruff", [*args, *todo], folder)
+            return _by_file(tools.ruff_findings(out, folder))
+
+        findings = _flat(self.memoized(params, folder, files, run))
         rules = "ruff's defaults + B" if extra else "the project's"
         return findings, {"rules": rules, "fixable": sum(f["fixable"] for f in findings)}
 
@@ -166,10 +227,23 @@ class Complexity(_Analysis):
         code = [f for f in files if not is_test_path(f)]
         if not code:
             return [], {"functions_over_threshold": 0, "maintainability": {}}
-        cc = tools.radon_cc_findings(tools.run_tool("radon", ["cc", "-j", *code], folder), folder)
-        mi_findings, index = tools.radon_mi_findings(
-            tools.run_tool("radon", ["mi", "-j", *code], folder), folder
-        )
+
+        def run(todo: list[str]) -> dict[str, _Data]:
+            found = tools.radon_cc_findings(
+                tools.run_tool("radon", ["cc", "-j", *todo], folder), folder
+            )
+            mi_findings, mi = tools.radon_mi_findings(
+                tools.run_tool("radon", ["mi", "-j", *todo], folder), folder
+            )
+            results = _by_file(found + mi_findings)
+            for rel, value in mi.items():
+                results.setdefault(rel, {"findings": []})["mi"] = value
+            return results
+
+        results = self.memoized(params, folder, code, run)
+        findings = _flat(results)
+        cc = [f for f in findings if f["rule"].startswith("CC-")]
+        index = {rel: r["mi"] for rel, r in results.items() if r.get("mi") is not None}
         worst = sorted(index.items(), key=lambda kv: kv[1])[:5]
         metrics = {
             "functions_over_threshold": len(cc),
@@ -177,7 +251,7 @@ class Complexity(_Analysis):
             "maintainability_mean": round(sum(index.values()) / len(index), 1) if index else None,
             "least_maintainable": [{"file": f, "mi": mi} for f, mi in worst],
         }
-        return cc + mi_findings, metrics
+        return findings, metrics
 
 
 class Security(_Analysis):
@@ -193,8 +267,12 @@ class Security(_Analysis):
         code = [f for f in files if not is_test_path(f)]
         if not code:
             return [], {}
-        out = tools.run_tool("bandit", ["-f", "json", "-q", *code], folder, ok_codes=(0, 1))
-        findings = tools.bandit_findings(out, folder)
+
+        def run(todo: list[str]) -> dict[str, _Data]:
+            out = tools.run_tool("bandit", ["-f", "json", "-q", *todo], folder, ok_codes=(0, 1))
+            return _by_file(tools.bandit_findings(out, folder))
+
+        findings = _flat(self.memoized(params, folder, code, run))
         return findings, {
             s: sum(f["severity"] == s for f in findings) for s in ("high", "medium", "low")
         }
@@ -424,6 +502,7 @@ def vibe_workflow(
             "project": project["path"],
             "skip": project["subprojects"],
         }
+        base["memo"] = cache
         if cache:
             folder = root / project["path"]
             nested = [os.path.relpath(root / s, folder) for s in project["subprojects"]]

@@ -278,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     vib.add_argument(
         "--format",
-        choices=["text", "json", "markdown"],
+        choices=["text", "json", "markdown", "html"],
         default=None,
         help="report format (default: from --out's extension, else text on a "
         "terminal and json otherwise)",
@@ -938,7 +938,6 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt is None and args.out:
         fmt = _FORMATS_BY_SUFFIX.get(Path(args.out).suffix.lower(), "json")
-        fmt = "text" if fmt == "html" else fmt  # (no HTML report yet)
     if fmt is None:
         fmt = "text" if sys.stdout.isatty() else "json"
     path = Path(args.path)
@@ -958,9 +957,10 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
     )
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = args.store or default_store_url()
-    plan = _vibe_plan(wf, store, show)
-    if plan is None:
+    done = _vibe_plan(wf, store, show)
+    if done is None:
         return EXIT_FAILED
+    plan, sections = done
     fixed_ok = True
     if args.fix:
         from corral.plugins.builtin.vibe.fix import fix_workflow
@@ -986,11 +986,16 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
                 )
                 if again is not None:
                     plan["fix"]["after"] = {
-                        "score": again["score"],
-                        "summary": again["summary"],
-                        "analyses": again["analyses"],
+                        "score": again[0]["score"],
+                        "summary": again[0]["summary"],
+                        "analyses": again[0]["analyses"],
                     }
-    text = render(plan, fmt)
+    if fmt == "html":
+        from corral.plugins.builtin.vibe.report_html import render_html
+
+        text = render_html(plan, sections)
+    else:
+        text = render(plan, fmt)
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")
@@ -1014,9 +1019,12 @@ def _compiled(wf: Any) -> Plan:
     return compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())
 
 
-def _vibe_plan(wf: Any, store: str, show: bool) -> dict[str, Any] | None:
-    """Run the ``vibe`` workflow; its plan, each analysis without a result
-    given the reason from its step's record (``None``: no plan at all)."""
+def _vibe_plan(
+    wf: Any, store: str, show: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """Run the ``vibe`` workflow: its plan, each analysis without a result
+    given the reason from its step's record, and the architecture sections
+    (for the HTML report's graphs); ``None``: no plan at all."""
     record: ExecutionRecord = trio.run(_run, store, _compiled(wf), {}, show, "step", True)
     steps = {s.step_id: s for s in record.steps}
     plan_step = steps.get("plan")
@@ -1031,7 +1039,12 @@ def _vibe_plan(wf: Any, store: str, show: bool) -> dict[str, Any] | None:
                 analysis["error"] = step.error.message
             elif step is not None:
                 analysis["error"] = f"the step was {step.status}"
-    return plan
+    sections = [
+        steps[a["step"]].output
+        for a in plan["analyses"]
+        if a["analysis"] == "architecture" and a["status"] == "ok"
+    ]
+    return plan, sections
 
 
 def _vibe_fix(wf: Any, store: str, show: bool, path: Path) -> dict[str, Any]:

@@ -356,3 +356,17 @@ def test_after_one_file_is_edited_only_that_file_is_analysed_again(
         "bandit": ["src/shop/web/views.py"],
         "ruff": ["src/shop/web/views.py"],
     }
+
+
+def test_the_html_report_is_one_offline_page(planted: Path, plan: dict[str, Any]) -> None:
+    done = vibe(planted, "--format", "html")
+    assert done.returncode == 0, done.stderr
+    page = done.stdout
+    assert page.startswith("<!DOCTYPE html>")
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert " src=" not in page and "<link" not in page  # nothing fetched
+    assert page.count('<tr data-sev="') >= 2 * len(plan["findings"])  # all, and per analysis
+    for kind in ("architecture", "lint", "complexity", "security", "dependencies", "deadcode"):
+        assert f'id="tab-{kind}"' in page
+    assert 'id="tab-graph"' in page and "Package dependency graph" in page
+    assert "shop.core.a &lt;-&gt; shop.core.b" in page  # escaped, never markup

@@ -31,9 +31,10 @@ from corral.plugins.builtin.architecture.render_doc import (
 )
 from corral.plugins.builtin.architecture.render_graph import graph_section
 
-__all__ = ["render_html"]
+__all__ = ["CSP", "GRAPH_SCRIPT", "PAGE_CSS", "render_html"]
 
-_CSS = """
+#: The page's styles (and the graphs'), for other self-contained reports too.
+PAGE_CSS = """
 :root { color-scheme: light; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937;
   background: #fafbfc; margin: 0; }
@@ -90,7 +91,7 @@ svg .node.current rect { fill: #fff3b0; }
 
 # Optional sugar; the page reads the same with scripts off. Nothing here is
 # built from report strings: names are only compared, never parsed as markup.
-_JS = """
+GRAPH_SCRIPT = """
 (function () {
   function each(list, fn) { Array.prototype.forEach.call(list, fn); }
   each(document.querySelectorAll(".graphbox"), function (box) {
@@ -210,7 +211,8 @@ _JS = """
 })();
 """
 
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+#: Nothing is fetched from anywhere: the browser enforces it.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
 def _h_inline(run: Run) -> str:
@@ -299,8 +301,8 @@ def render_html(report: dict[str, Any]) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
-        + f"{body}\n</main>\n<script>{_JS}</script>\n</body>\n</html>\n"
+        f"<title>{title}</title>\n<style>{PAGE_CSS}</style>\n</head>\n<body>\n<main>\n"
+        + f"{body}\n</main>\n<script>{GRAPH_SCRIPT}</script>\n</body>\n</html>\n"
     )

@@ -84,6 +84,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "the same modules (needs rope installed)",
     )
     p.add_argument(
+        "--vibe",
+        action="store_true",
+        help="also time the whole `corral vibe` on twisted 24.11.0 and sympy 1.14.0 (cold, "
+        "warm, after an edit; peak RSS) against the same tools run by hand one after "
+        "another; minutes each, run once (trees downloaded once into the perf cache)",
+    )
+    p.add_argument(
         "--postgres",
         action="store_true",
         help="also the PostgreSQL cases: corral ÷ a raw asyncpg floor, 1/2/4 worker "
@@ -168,8 +175,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
         or any(m in ("corral-postgres", "baseline-pg") for m in args.mode)
     )
     restructure = args.restructure or any(n.startswith("restructure") for n in args.case)
+    vibe = args.vibe or any(n.startswith("vibe") for n in args.case)
     cases = select(
-        build_cases(scale, analysis=analysis, postgres=postgres, restructure=restructure),
+        build_cases(
+            scale, analysis=analysis, postgres=postgres, restructure=restructure, vibe=vibe
+        ),
         args.case,
         args.mode,
     )

@@ -67,6 +67,15 @@ REAL_TREES: dict[str, RealTree] = {
         edit_path="sympy/polys/polytools.py",
         edit_import=("sympy.utilities.misc", "filldedent"),
     ),
+    "twisted": RealTree(
+        name="twisted",
+        dist="twisted",
+        version="24.11.0",
+        package="twisted",
+        py_files=852,
+        edit_path="twisted/internet/task.py",
+        edit_import=("twisted.python.failure", "Failure"),
+    ),
 }
 
 

@@ -755,6 +755,7 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
 
     out += _postgres_tables(doc)
     out += _restructure_tables(doc)
+    out += _vibe_tables(doc)
     out += _analysis_tables(doc)
 
     t = TableModel("Targets", ["from", "target", "threshold", "measured", "status"], right={3})
@@ -816,6 +817,51 @@ def _restructure_tables(doc: dict[str, Any]) -> list[TableModel]:
         ["files changed / rewrites", changed],
         ["moves rope gave up on", _fmt(med.get("rope_failed_moves"))],
     ]
+    return [t]
+
+
+def _vibe_tables(doc: dict[str, Any]) -> list[TableModel]:
+    """The whole corral vibe against the same tools by hand, one after another."""
+    rows = [(cid, c) for cid, c in doc["cases"].items() if cid.startswith("vibe/")]
+    if not rows:
+        return []
+    t = TableModel(
+        "corral vibe against its tools run one after another (seconds; RSS MB)",
+        [
+            "tree",
+            "vibe cold",
+            "warm",
+            "after 1 edit",
+            "tools by hand",
+            "by hand ÷ cold",
+            "peak RSS (tree)",
+            "findings",
+        ],
+        right={1, 2, 3, 4, 5, 6, 7},
+    )
+    for cid, c in rows:
+        if c["status"] != "ok":
+            t.rows.append([cid, (c["status"], "red"), "", "", "", "", "", ""])
+            continue
+        m = c["median"]
+        rss = max(m.get(f"vibe_{k}_rss_mb") or 0 for k in ("cold", "warm", "edit"))
+        t.rows.append(
+            [
+                cid.split("/", 1)[1],
+                _fmt(m.get("vibe_cold_s"), ",.1f"),
+                _fmt(m.get("vibe_warm_s"), ",.1f"),
+                _fmt(m.get("vibe_edit_s"), ",.1f"),
+                _fmt(m.get("sequential_s"), ",.1f"),
+                _fmt(m.get("sequential_over_cold"), ",.2f"),
+                _fmt(rss, ",.0f"),
+                _fmt(m.get("findings_cold")),
+            ]
+        )
+    t.notes.append(
+        "tools by hand: on the files vibe gives them (ruff and vulture every Python file, "
+        "radon cc, radon mi and bandit the code without the tests), and corral analyze, each "
+        "in a fresh process, one after another (deptry too when the tree has a project file)"
+    )
     return [t]
 
 

@@ -138,7 +138,12 @@ def _numeric(value: Any) -> bool:
 
 
 def build_cases(
-    scale: Scale, *, analysis: bool, postgres: bool = False, restructure: bool = False
+    scale: Scale,
+    *,
+    analysis: bool,
+    postgres: bool = False,
+    restructure: bool = False,
+    vibe: bool = False,
 ) -> list[Case]:
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
@@ -193,6 +198,11 @@ def build_cases(
                 params={"modules": scale.analysis_modules, "moves": moves},
             )
         )
+    if vibe:
+        from perf.vibe import VIBE_TREES
+
+        for name in VIBE_TREES:
+            cases.append(Case(f"vibe/{name}", "vibe", params={"real": name}))
     if analysis:
         cases.append(Case("analysis", "analysis", params={"modules": scale.analysis_modules}))
         for name in scale.analysis_real:
@@ -272,6 +282,10 @@ def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
         from perf.restructure import run_restructure_repeat
 
         return run_restructure_repeat(case.params["modules"], case.params["moves"], timeout)
+    if case.kind == "vibe":
+        from perf.vibe import run_vibe_repeat
+
+        return run_vibe_repeat(case.params["real"], timeout)
     if case.kind == "window":
         from perf.window import run_window_repeat
 
@@ -317,6 +331,8 @@ def _run_rounds(
             t0 = time.perf_counter()
             if res.skipped is not None:
                 continue
+            if case.kind == "vibe" and round_no > 0:  # minutes each: once (perf/vibe.py)
+                continue
             try:
                 figures = _run_once(case, timeout, seed=5)
             except Exception as exc:
@@ -349,6 +365,7 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "workers": ("workflows_per_s", "wf/s"),
         "xcancel": ("cancel_p50_ms", "ms p50"),
         "restructure": ("apply_s", "s apply"),
+        "vibe": ("vibe_cold_s", "s cold"),
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)

@@ -40,6 +40,17 @@ ANALYSES = ("architecture", "lint", "complexity", "security", "dependencies", "d
 
 _Data = dict[str, Any]
 
+#: The analyses from the costliest (measured on twisted and sympy) to the cheapest.
+_COST_ORDER = (
+    "complexity",
+    "security",
+    "deadcode",
+    "lint",
+    "dependencies",
+    "architecture",
+    "tests",
+)
+
 
 def python_files(folder: Path, skip: list[str]) -> list[str]:
     """The ``.py`` files of a subproject (relative to it, sorted), without the
@@ -507,7 +518,10 @@ def vibe_workflow(
             folder = root / project["path"]
             nested = [os.path.relpath(root / s, folder) for s in project["subprojects"]]
             base["digest"] = content_digest(folder, nested)
-        for analysis in wanted:
+        # The costly analysers are added (so started, and given the cpu pool's
+        # slots) first: the slowest one bounds the run (radon's maintainability
+        # index on a large tree), so it must not wait behind the quick ones.
+        for analysis in sorted(wanted, key=_COST_ORDER.index):
             if analysis == "architecture":
                 options = {"exclude": [], "exclude_tests": False, "exclude_type_checking": False}
                 step = add_project_steps(wf, root, project, i, options, cache=cache)
@@ -533,6 +547,8 @@ def vibe_workflow(
                     "output": step.output,
                 }
             )
+    joined.sort(key=lambda j: ANALYSES.index(j["analysis"]))  # (report order, per subproject)
+    joined.sort(key=lambda j: [p["path"] for p in discovery["python"]].index(j["subproject"]))
     wf.step("plan", "vibe.plan", needs=steps, trigger="done", discovery=discovery, analyses=joined)
     return wf
 

@@ -117,6 +117,12 @@ def test_the_plan_is_ranked_and_scored(plan: dict[str, Any]) -> None:
                      "deadcode", "tests"}
     assert 0 <= plan["score"]["value"] <= 100
     assert all(a["status"] == "ok" for a in plan["analyses"])
+    (section,) = plan["sections"]  # one subproject: its section is the whole
+    assert section["subproject"] == "." and section["score"] == plan["score"]
+    assert section["summary"]["findings"] == len(plan["findings"])
+    (project,) = plan["subprojects"]
+    assert (project["source_roots"], project["test_roots"]) == (["src"], ["tests"])
+    assert project["stack"]["frameworks"] == ["msgspec"]  # declared (and imported by none)
     tools_used = {a["analysis"]: a["tool"] for a in plan["analyses"]}
     assert tools_used["lint"] == "ruff" and tools_used["dependencies"] == "deptry"
 
@@ -221,6 +227,8 @@ def test_discovery_of_subprojects_and_their_stack(tmp_path: Path) -> None:
     assert api["test_runner"] == "pytest"
     assert api["linters"] == ["mypy", "ruff"]
     assert api["ci"] == ["GitHub Actions"]
+    roots = {p["path"]: (p["source_roots"], p["test_roots"]) for p in found_["python"]}
+    assert roots == {"services/api": (["src"], []), "libs/core": (["."], [])}
     core = by["libs/core"]
     assert (core["python"], core["dependencies"], core["linters"]) == (">=3.11", ["trio"], ["flake8"])
     assert [o["path"] for o in found_["other"]] == ["web"]
@@ -370,3 +378,26 @@ def test_the_html_report_is_one_offline_page(planted: Path, plan: dict[str, Any]
         assert f'id="tab-{kind}"' in page
     assert 'id="tab-graph"' in page and "Package dependency graph" in page
     assert "shop.core.a &lt;-&gt; shop.core.b" in page  # escaped, never markup
+
+
+def test_frameworks_imported_but_not_declared_join_the_stack() -> None:
+    from corral.plugins.builtin.vibe.plan import make_plan
+
+    discovery = {
+        "root": "/x",
+        "other": [],
+        "python": [{"path": ".", "name": "x", "subprojects": [], "source_roots": ["."],
+                    "test_roots": [], "stack": {"frameworks": ["Click"]}}],
+    }
+    section = {
+        "path": ".",
+        "external": [{"name": "flask", "distribution": "Flask"}, {"name": "os", "stdlib": True}],
+        "score": {"value": 90},
+        "summary": {"loc": 100},
+    }
+    plan = make_plan(
+        discovery,
+        [{"subproject": ".", "analysis": "architecture", "step": "section_0", "output": section}],
+    )
+    assert plan["subprojects"][0]["stack"]["frameworks"] == ["Click", "Flask"]
+    assert plan["score"]["value"] == 90

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from corral.plugins.builtin.architecture.discover import skip_dir
+from corral.plugins.builtin.architecture.discover import TEST_DIRS, skip_dir
 from corral.plugins.builtin.architecture.projects import find_projects
 
 __all__ = ["discover", "requirement_name"]
@@ -140,6 +140,25 @@ def _stack(folder: Path, root: Path) -> dict[str, Any]:
     }
 
 
+def _roots(folder: Path, nested: set[Path]) -> tuple[list[str], list[str]]:
+    """(source roots, test roots) of a subproject, relative to it: the folders
+    that hold its top-level packages, and its test folders (``tests``,
+    ``test``, ``testing``) outside any package."""
+    sources: set[str] = set()
+    tests: set[str] = set()
+    for here, dirs, _files in os.walk(folder):
+        base = Path(here)
+        dirs[:] = sorted(d for d in dirs if not skip_dir(d) and base / d not in nested)
+        if (base / "__init__.py").is_file():
+            if not (base.parent / "__init__.py").is_file():
+                sources.add(base.parent.relative_to(folder).as_posix())
+            dirs[:] = []  # inside a package: its sub-folders are its own
+        elif base.name in TEST_DIRS:
+            tests.add(base.relative_to(folder).as_posix())
+            dirs[:] = []
+    return sorted(sources), sorted(tests)
+
+
 def _node_projects(root: Path) -> list[dict[str, Any]]:
     found = []
     for folder, dirs, files in os.walk(root):
@@ -163,5 +182,8 @@ def discover(root: str | os.PathLike[str], *, exclude: list[str] | None = None) 
     python = []
     for project in find_projects(top, exclude=exclude or []):
         folder = top / project["path"]
-        python.append({**project, "stack": _stack(folder, top)})
+        sources, tests = _roots(folder, {top / s for s in project["subprojects"]})
+        python.append(
+            {**project, "source_roots": sources, "test_roots": tests, "stack": _stack(folder, top)}
+        )
     return {"root": str(top), "python": python, "other": _node_projects(top)}

@@ -77,7 +77,18 @@ class _Params(msgspec.Struct, forbid_unknown_fields=True):
 
 
 #: Files besides ``.py`` whose content an analysis reads (configuration).
-CONFIG_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "ruff.toml", ".ruff.toml", "tox.ini")
+CONFIG_FILES = (
+    "pyproject.toml",
+    "setup.cfg",
+    "setup.py",
+    "ruff.toml",
+    ".ruff.toml",
+    "tox.ini",
+    # deptry's declared dependencies, when a project keeps them there
+    "requirements.txt",
+    "requirements-dev.txt",
+    "dev-requirements.txt",
+)
 
 
 def _config_digest(folder: Path) -> str:

@@ -194,6 +194,19 @@ def _components(by_analysis: dict[str, dict[str, Any]], loc: int) -> list[dict[s
     return out
 
 
+def _imported_frameworks(section: dict[str, Any]) -> list[str]:
+    """Frameworks a subproject imports (the architecture analysis's external
+    imports, named by distribution where installed), whether declared or not."""
+    from corral.plugins.builtin.vibe.discover import FRAMEWORKS, requirement_name
+
+    names = set()
+    for ext in section.get("external", []):
+        for name in (ext.get("distribution"), ext.get("name")):
+            if name:
+                names.add(requirement_name(str(name)) or "")
+    return sorted(label for dist, label in FRAMEWORKS.items() if dist in names)
+
+
 def make_plan(discovery: dict[str, Any], analyses: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan: ranked findings, the score and its components, every
     analysis with its status (``ok``, or ``no result`` when its step did not
@@ -201,7 +214,8 @@ def make_plan(discovery: dict[str, Any], analyses: list[dict[str, Any]]) -> dict
     findings: list[Finding] = []
     sections: list[dict[str, Any]] = []
     listed: list[dict[str, Any]] = []
-    by_analysis: dict[str, dict[str, Any]] = {}
+    # analysis -> bucket, for the whole codebase ("") and for each subproject
+    buckets: dict[str, dict[str, dict[str, Any]]] = {}
     for item in analyses:
         output = item.get("output")
         entry = {
@@ -215,6 +229,12 @@ def make_plan(discovery: dict[str, Any], analyses: list[dict[str, Any]]) -> dict
         if item["analysis"] == "architecture":
             sections.append(output)
             found = architecture_findings(output)
+            for project in discovery["python"]:  # the stack: what it imports, too
+                if project["path"] == item["subproject"]:
+                    stack = project["stack"]
+                    stack["frameworks"] = sorted(
+                        set(stack["frameworks"]) | set(_imported_frameworks(output))
+                    )
             entry.update(tool="corral", version=None, metrics=output.get("summary", {}))
         else:
             found = list(output["findings"])
@@ -222,47 +242,73 @@ def make_plan(discovery: dict[str, Any], analyses: list[dict[str, Any]]) -> dict
         entry.update(status="ok", findings=len(found))
         listed.append(entry)
         findings += found
-        bucket = by_analysis.setdefault(
-            item["analysis"], {"findings": [], "metrics": [], "scores": []}
-        )
-        bucket["findings"] += found
-        bucket["metrics"].append(entry["metrics"])
-        if item["analysis"] == "architecture":
-            bucket["scores"].append(output["score"]["value"])
+        for scope in ("", item["subproject"]):
+            bucket = buckets.setdefault(scope, {}).setdefault(
+                item["analysis"], {"findings": [], "metrics": [], "scores": []}
+            )
+            bucket["findings"] += found
+            bucket["metrics"].append(entry["metrics"])
+            if item["analysis"] == "architecture":
+                bucket["scores"].append(output["score"]["value"])
     fan_in = _fan_in(sections)
     merged = dedupe(findings)
     for f in merged:
         f["rank"] = _rank(f, fan_in)
     merged.sort(key=lambda f: (-f["rank"], f["file"], f["line"] or 0, f["rule"]))
-    loc = sum(m.get("code_loc") or 0 for m in by_analysis.get("tests", {}).get("metrics", []))
-    if not loc:
-        loc = sum(s.get("summary", {}).get("loc", 0) for s in sections)
-    components = _components(by_analysis, loc)
-    total_weight = sum(c["weight"] for c in components)
-    score = (
-        round(sum(c["score"] * c["weight"] for c in components) / total_weight)
-        if components
-        else None
-    )
-    counts: dict[str, int] = {}
-    for f in merged:
-        counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+    score = _score(buckets.get("", {}), sections)
+    per_project = []
+    for project in discovery["python"]:
+        path = project["path"]
+        mine = [f for f in merged if f.get("subproject", path) == path]
+        own_sections = [s for s in sections if s.get("path", ".") == path]
+        per_project.append(
+            {
+                "subproject": path,
+                "name": project["name"],
+                "score": _score(buckets.get(path, {}), own_sections),
+                "summary": _summary(mine),
+                "top": mine[:10],
+            }
+        )
     return {
         "version": PLAN_VERSION,
         "root": discovery["root"],
-        "score": {"value": score, "components": components},
+        "score": score,
         "summary": {
             "subprojects": len(discovery["python"]),
-            "findings": len(merged),
-            "by_severity": counts,
-            "fixable": sum(bool(f.get("fixable")) for f in merged),
+            **_summary(merged),
             "analyses_without_result": sum(a["status"] != "ok" for a in listed),
         },
         "subprojects": discovery["python"],
         "other_subprojects": discovery["other"],
+        "sections": per_project,
         "analyses": listed,
         "findings": merged,
     }
+
+
+def _summary(findings: list[Finding]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+    return {
+        "findings": len(findings),
+        "by_severity": counts,
+        "fixable": sum(bool(f.get("fixable")) for f in findings),
+    }
+
+
+def _score(
+    by_analysis: dict[str, dict[str, Any]], sections: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The health score and its components, of the analyses in ``by_analysis``."""
+    loc = sum(m.get("code_loc") or 0 for m in by_analysis.get("tests", {}).get("metrics", []))
+    if not loc:
+        loc = sum(s.get("summary", {}).get("loc", 0) for s in sections)
+    components = _components(by_analysis, loc)
+    weight = sum(c["weight"] for c in components)
+    value = round(sum(c["score"] * c["weight"] for c in components) / weight) if weight else None
+    return {"value": value, "components": components}
 
 
 _KINDS = ("architecture", "lint", "complexity", "security", "dependencies", "deadcode", "tests")

@@ -28,6 +28,7 @@ def _text(plan: dict[str, Any]) -> str:
     out = [f"corral vibe: {plan['root']}", f"health score {score['value']}/100"]
     out += [f"  {c['name']:<13} {c['score']:>5}  {c['detail']}" for c in score["components"]]
     out.append("subprojects")
+    scores = {s["subproject"]: s for s in plan.get("sections", [])}
     for p in plan["subprojects"]:
         stack = p["stack"]
         bits = [f"python {stack['python']}" if stack["python"] else "python (unpinned)"]
@@ -36,6 +37,11 @@ def _text(plan: dict[str, Any]) -> str:
             bits.append("linters: " + ", ".join(stack["linters"]))
         if stack["ci"]:
             bits.append("CI: " + ", ".join(stack["ci"]))
+        own = scores.get(p["path"])
+        if own is not None:
+            bits.insert(
+                0, f"score {own['score']['value']}, {own['summary']['findings']} finding(s)"
+            )
         out.append(f"  {p['path']} ({p['name']}): " + "; ".join(bits))
     out += [f"  {o['path']} ({o['language']}): {o['note']}" for o in plan["other_subprojects"]]
     out.append("analyses")

@@ -174,8 +174,11 @@ def render_html(plan: dict[str, Any], sections: list[dict[str, Any]] | None = No
                 parts.append(f"<h3>{_e(title)}</h3>{_metrics(a.get('metrics') or {})}")
         parts.append(_findings_table(f"t-{kind}", mine, [kind]))
         tabs.append((kind, f"{kind} ({len(mine)})", "\n".join(parts)))
+    own = {s["subproject"]: s for s in plan.get("sections", [])}
     rows = "".join(
         f"<tr><td><code>{_e(p['path'])}</code></td><td>{_e(p['name'])}</td>"
+        f'<td class="num">{_e(own.get(p["path"], {}).get("score", {}).get("value"))}</td>'
+        f"<td>{_e(', '.join(p['source_roots']))}</td><td>{_e(', '.join(p['test_roots']))}</td>"
         f"<td>{_e(p['stack']['python'])}</td><td>{_e(', '.join(p['stack']['frameworks']))}</td>"
         f"<td>{_e(p['stack']['test_runner'])}</td><td>{_e(', '.join(p['stack']['linters']))}</td>"
         f"<td>{_e(', '.join(p['stack']['ci']))}</td></tr>"
@@ -189,8 +192,9 @@ def render_html(plan: dict[str, Any], sections: list[dict[str, Any]] | None = No
         (
             "subprojects",
             f"Subprojects ({len(plan['subprojects'])})",
-            "<table><thead><tr><th>path</th><th>name</th><th>python</th><th>frameworks</th>"
-            f"<th>tests</th><th>linters</th><th>CI</th></tr></thead><tbody>{rows}</tbody>"
+            "<table><thead><tr><th>path</th><th>name</th><th>score</th><th>sources</th>"
+            "<th>tests</th><th>python</th><th>frameworks</th>"
+            f"<th>test runner</th><th>linters</th><th>CI</th></tr></thead><tbody>{rows}</tbody>"
             "</table>" + (f"<p>Not analysed:</p><ul>{others}</ul>" if others else ""),
         )
     )

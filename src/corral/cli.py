@@ -820,10 +820,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_restructure(args: argparse.Namespace) -> int:
-    from corral.plugins.builtin.restructure.apply import Applied, failures, recover
-    from corral.plugins.builtin.restructure.handlers import restructure_workflow
     from corral.plugins.builtin.restructure.moves import parse_move, parse_plan
-    from corral.plugins.builtin.restructure.project import ProjectPlan
     from corral.plugins.builtin.restructure.render import render
 
     if args.plan and args.move:
@@ -846,67 +843,20 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
         if not out_dir.is_dir():
             raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
 
-    def say(line: str) -> None:
-        print(f"corral restructure: {line}", file=sys.stderr)
-
-    if args.apply:
-        recovered = recover(args.path)
-        if recovered:
-            say(recovered)
-    wf = restructure_workflow(
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    done = _restructure(
         args.path,
         moves,
         apply=args.apply,
         test_command=test_command,
         keep_shims=args.keep_shims,
         allow_dirty=args.allow_dirty,
+        store=args.store or default_store_url(),
+        show=show,
     )
-    compiled = _compiled(wf)
-    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    store = args.store or default_store_url()
-    # Applying is recorded step by step (corral show ID); a dry run writes nothing.
-    durability = "step" if args.apply else "none"
-    try:
-        record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, durability, True)
-    except BaseException:
-        # Ctrl-C: the tree as it was (the journal is this run's: the one
-        # found at the start was rolled back then, and a new one would have
-        # made this run's snapshot step fail)
-        if args.apply and recover(args.path):
-            say("stopped: everything was rolled back")
-        raise
-    error = record.error
-    steps = {s.step_id: s for s in record.steps}
-    rolled_back_by_finish = error is not None and error.type == "RestructureRolledBack"
-    if record.status != SUCCEEDED and not rolled_back_by_finish:
-        # only this execution's journal: another run's stays (it may be running)
-        rolled_back = recover(args.path, owner=record.id) if args.apply else None
-        if error is not None and error.type in ("RestructureError", "UsageError"):
-            raise RestructureError(error.message)  # refused: nothing was written
-        _print_summary(record)  # (a failed one goes to stderr)
-        if rolled_back:
-            say(f"everything was rolled back (execution {record.id})")
+    if done is None:
         return EXIT_FAILED
-    if rolled_back_by_finish:  # validation failed: the report from the recorded steps
-        plan_data, checked = steps["plan"].output, steps["validate"].output
-        reason = failures(checked["checks"])
-        finished: dict[str, Any] = {"ok": False, "branch": None, "commit": None}
-        finished["rolled_back"] = reason
-    else:
-        plan_data = record.result["plan"]
-        if args.apply:
-            checked, finished = record.result["validation"], record.result["finish"]
-    plan = ProjectPlan.from_data(plan_data)
-    applied = None
-    if args.apply:
-        applied = Applied(
-            ok=finished["ok"],
-            validation=checked["checks"],
-            branch=finished["branch"],
-            commit=finished["commit"],
-            rolled_back=finished["rolled_back"],
-            architecture=checked["architecture"],
-        )
+    plan, applied, record = done
     text = render(plan, args.format, applied)
     if args.out:
         try:
@@ -917,8 +867,91 @@ def _cmd_restructure(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.apply:
-        say(f"execution {record.id} (corral show {record.id})")
+        print(
+            f"corral restructure: execution {record.id} (corral show {record.id})", file=sys.stderr
+        )
     return EXIT_OK if applied is None or applied.ok else EXIT_FAILED
+
+
+def _restructure(
+    path: str,
+    moves: list[Any],
+    *,
+    apply: bool,
+    test_command: str | None,
+    keep_shims: bool,
+    allow_dirty: bool,
+    store: str,
+    show: bool,
+) -> tuple[Any, Any, ExecutionRecord] | None:
+    """Run the ``restructure`` workflow: (the plan, what applying did or
+    ``None`` for a dry run, the execution); ``None`` when it failed outside
+    validation (the summary printed, this run's changes rolled back).
+    Raises :class:`RestructureError` when the plan or the tree is refused."""
+    from corral.plugins.builtin.restructure.apply import Applied, failures, recover
+    from corral.plugins.builtin.restructure.handlers import restructure_workflow
+    from corral.plugins.builtin.restructure.project import ProjectPlan
+
+    def say(line: str) -> None:
+        print(f"corral restructure: {line}", file=sys.stderr)
+
+    if apply:
+        recovered = recover(path)
+        if recovered:
+            say(recovered)
+    wf = restructure_workflow(
+        path,
+        moves,
+        apply=apply,
+        test_command=test_command,
+        keep_shims=keep_shims,
+        allow_dirty=allow_dirty,
+    )
+    compiled = _compiled(wf)
+    # Applying is recorded step by step (corral show ID); a dry run writes nothing.
+    durability = "step" if apply else "none"
+    try:
+        record: ExecutionRecord = trio.run(_run, store, compiled, {}, show, durability, True)
+    except BaseException:
+        # Ctrl-C: the tree as it was (the journal is this run's: the one
+        # found at the start was rolled back then, and a new one would have
+        # made this run's snapshot step fail)
+        if apply and recover(path):
+            say("stopped: everything was rolled back")
+        raise
+    error = record.error
+    steps = {s.step_id: s for s in record.steps}
+    rolled_back_by_finish = error is not None and error.type == "RestructureRolledBack"
+    if record.status != SUCCEEDED and not rolled_back_by_finish:
+        # only this execution's journal: another run's stays (it may be running)
+        rolled_back = recover(path, owner=record.id) if apply else None
+        if error is not None and error.type in ("RestructureError", "UsageError"):
+            raise RestructureError(error.message)  # refused: nothing was written
+        _print_summary(record)  # (a failed one goes to stderr)
+        if rolled_back:
+            say(f"everything was rolled back (execution {record.id})")
+        return None
+    if rolled_back_by_finish:  # validation failed: the report from the recorded steps
+        plan_data, checked = steps["plan"].output, steps["validate"].output
+        reason = failures(checked["checks"])
+        finished: dict[str, Any] = {"ok": False, "branch": None, "commit": None}
+        finished["rolled_back"] = reason
+    else:
+        plan_data = record.result["plan"]
+        if apply:
+            checked, finished = record.result["validation"], record.result["finish"]
+    plan = ProjectPlan.from_data(plan_data)
+    applied = None
+    if apply:
+        applied = Applied(
+            ok=finished["ok"],
+            validation=checked["checks"],
+            branch=finished["branch"],
+            commit=finished["commit"],
+            rolled_back=finished["rolled_back"],
+            architecture=checked["architecture"],
+        )
+    return plan, applied, record
 
 
 def _cmd_vibe(args: argparse.Namespace) -> int:

@@ -297,9 +297,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     vib.add_argument(
         "--fix",
-        action="store_true",
+        nargs="?",
+        const="safe",
+        choices=["safe", "moves"],
         help="apply ruff's safe fixes (unused imports among them) on a new branch, validate "
-        "(compiles, no analysis worse, --test-command passes) and keep, or roll back",
+        "(compiles, no analysis worse, --test-command passes) and keep, or roll back; "
+        "--fix=moves also applies the moves corral restructure plans for package cycles and "
+        "layer violations, validated the same way",
     )
     vib.add_argument(
         "--allow-dirty",
@@ -996,33 +1000,7 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
     plan, sections = done
     fixed_ok = True
     if args.fix:
-        from corral.plugins.builtin.vibe.fix import fix_workflow
-
-        fixing = fix_workflow(
-            str(path.resolve()), plan, test_command=args.test_command, allow_dirty=args.allow_dirty
-        )
-        if fixing is None:
-            plan["fix"] = {"applied": False, "note": "nothing ruff can fix safely"}
-        else:
-            plan["fix"] = _vibe_fix(fixing, store, show, path)
-            fixed_ok = plan["fix"]["applied"]
-            if fixed_ok:  # the analyses again (the unchanged subprojects from the cache)
-                again = _vibe_plan(
-                    vibe_workflow(
-                        found,
-                        only=only or None,
-                        test_command=args.test_command,
-                        cache=not args.no_cache,
-                    ),
-                    store,
-                    show,
-                )
-                if again is not None:
-                    plan["fix"]["after"] = {
-                        "score": again[0]["score"],
-                        "summary": again[0]["summary"],
-                        "analyses": again[0]["analyses"],
-                    }
+        fixed_ok = _vibe_fixes(args, plan, found, only, store, show)
     if fmt == "html":
         from corral.plugins.builtin.vibe.report_html import render_html
 
@@ -1078,6 +1056,91 @@ def _vibe_plan(
         if a["analysis"] == "architecture" and a["status"] == "ok"
     ]
     return plan, sections
+
+
+def _vibe_fixes(
+    args: argparse.Namespace,
+    plan: dict[str, Any],
+    found: dict[str, Any],
+    only: list[str],
+    store: str,
+    show: bool,
+) -> bool:
+    """``--fix``: the safe fixes, then with ``--fix=moves`` the moves, each
+    validated on its branch; the analyses again when anything was kept.
+    What happened goes into ``plan["fix"]``; False when something was
+    rolled back."""
+    from corral.plugins.builtin.vibe.fix import fix_workflow
+    from corral.plugins.builtin.vibe.handlers import vibe_workflow
+
+    path = Path(args.path)
+    fixing = fix_workflow(
+        str(path.resolve()), plan, test_command=args.test_command, allow_dirty=args.allow_dirty
+    )
+    if fixing is None:
+        plan["fix"] = {"applied": False, "note": "nothing ruff can fix safely"}
+    else:
+        plan["fix"] = _vibe_fix(fixing, store, show, path)
+    ok = fixing is None or bool(plan["fix"]["applied"])
+    if ok and args.fix == "moves":
+        plan["fix"]["moves"] = _vibe_moves(args, plan, store, show)
+        ok = all(m["applied"] for m in plan["fix"]["moves"])
+    kept = plan["fix"]["applied"] or any(m["applied"] for m in plan["fix"].get("moves", []))
+    if kept:  # the analyses again (the unchanged subprojects from the cache)
+        wf = vibe_workflow(
+            found, only=only or None, test_command=args.test_command, cache=not args.no_cache
+        )
+        again = _vibe_plan(wf, store, show)
+        if again is not None:
+            plan["fix"]["after"] = {k: again[0][k] for k in ("score", "summary", "analyses")}
+    return ok
+
+
+def _vibe_moves(
+    args: argparse.Namespace, plan: dict[str, Any], store: str, show: bool
+) -> list[dict[str, Any]]:
+    """``--fix=moves``: in each subproject whose architecture was analysed,
+    the moves that break package cycles and resolve layer violations
+    (``corral analyze --suggest-moves``), applied by the restructure
+    workflow (validated, or rolled back)."""
+    from corral.plugins.builtin.restructure.architecture import analysis
+    from corral.plugins.builtin.restructure.suggest import suggest_moves
+
+    root = Path(args.path).resolve()
+    done: list[dict[str, Any]] = []
+    for a in plan["analyses"]:
+        if a["analysis"] != "architecture" or a["status"] != "ok":
+            continue
+        folder = root / a["subproject"]
+        now = analysis(folder)
+        moves = suggest_moves(now, now.kinds)
+        if not moves:
+            continue
+        entry: dict[str, Any] = {"subproject": a["subproject"], "moves": [str(m) for m in moves]}
+        result = _restructure(
+            str(folder),
+            moves,
+            apply=True,
+            test_command=args.test_command,
+            keep_shims=False,
+            allow_dirty=args.allow_dirty,
+            store=store,
+            show=show,
+        )
+        if result is None:
+            entry.update(applied=False, rolled_back="the restructure workflow failed")
+        else:
+            applied = result[1]
+            entry.update(
+                applied=applied.ok,
+                branch=applied.branch,
+                commit=applied.commit,
+                rolled_back=applied.rolled_back,
+                checks=applied.validation,
+                execution=result[2].id,
+            )
+        done.append(entry)
+    return done
 
 
 def _vibe_fix(wf: Any, store: str, show: bool, path: Path) -> dict[str, Any]:

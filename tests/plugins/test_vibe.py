@@ -401,3 +401,42 @@ def test_frameworks_imported_but_not_declared_join_the_stack() -> None:
     )
     assert plan["subprojects"][0]["stack"]["frameworks"] == ["Click", "Flask"]
     assert plan["score"]["value"] == 90
+
+
+@needs_git
+def test_fix_moves_breaks_a_package_cycle_validated(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "cyc",
+        {
+            "pyproject.toml": '[project]\nname = "app"\nversion = "0"\n',
+            "app/__init__.py": "",
+            "app/domain/__init__.py": "",
+            "app/domain/models.py": "class Order: ...\n",
+            "app/domain/pricing.py": "from app.domain.models import Order\n"
+            "from app.services.rates import TAX\n\n\ndef price(o: Order) -> float:\n"
+            "    return TAX\n",
+            "app/services/__init__.py": "",
+            "app/services/rates.py": "TAX = 0.2\n",
+            "app/services/orders.py": "from app.domain.pricing import price\n\n\n"
+            "def total() -> float:\n    return price(None)\n",
+        },
+    )
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    # whichever module moves, the code still works (a test that names a
+    # module by its old name would fail, and the move would be rolled back)
+    check = f"{sys.executable} -c 'import app.domain.models, app.services.rates'"
+    done = vibe(root, "--fix=moves", "--test-command", check, "--store", "memory://")
+    assert done.returncode == 0, done.stderr
+    fix = json.loads(done.stdout)["fix"]
+    (moved,) = fix["moves"]
+    assert moved["moves"] in (
+        ["app.domain.pricing=app.services.pricing"],
+        ["app.services.orders=app.domain.orders"],
+    )
+    assert moved["applied"] is True and moved["branch"].startswith("corral/restructure-")
+    new = moved["moves"][0].split("=")[1]
+    assert (root / (new.replace(".", "/") + ".py")).is_file()
+    after = {a["analysis"]: a["findings"] for a in fix["after"]["analyses"]}
+    assert after["architecture"] == 0  # the cycle is gone

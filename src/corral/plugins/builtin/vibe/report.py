@@ -69,16 +69,18 @@ def _fix_lines(plan: dict[str, Any]) -> list[str]:
     """The ``--fix`` outcome: kept (where), or rolled back (why); the checks;
     the analyses and the score before -> after."""
     fix = plan["fix"]
-    if "note" in fix:
-        return [f"fix: {fix['note']}"]
-    if fix["applied"]:
-        where = f" on branch {fix['branch']} ({fix['commit'][:12]})" if fix.get("branch") else ""
-        head = f"fix: applied and validated{where}: {fix.get('files_changed')} file(s) changed"
-    else:
-        head = f"fix: validation failed, everything was rolled back ({fix['rolled_back']})"
-    out = [head]
-    for check in fix.get("checks", []):
-        out.append(f"  {'ok' if check['ok'] else 'FAILED'}: {check['what']} ({check['detail']})")
+    out = _fix_head(fix)
+    for m in fix.get("moves", []):
+        moves = ", ".join(m["moves"])
+        if m["applied"]:
+            where = f" on branch {m['branch']}" if m.get("branch") else ""
+            out.append(f"moves in {m['subproject']}: {moves}: applied and validated{where}")
+        else:
+            out.append(f"moves in {m['subproject']}: {moves}: rolled back ({m['rolled_back']})")
+        for check in m.get("checks", []):
+            out.append(
+                f"  {'ok' if check['ok'] else 'FAILED'}: {check['what']} ({check['detail']})"
+            )
     after = fix.get("after")
     if after is not None:
         out.append(
@@ -93,6 +95,22 @@ def _fix_lines(plan: dict[str, Any]) -> list[str]:
                     f"    {a['analysis']:<13} {a['subproject']:<12} {before} -> {a['findings']}"
                 )
     return out
+
+
+def _fix_head(fix: dict[str, Any]) -> list[str]:
+    """The safe fixes: kept (where), rolled back (why), or none to make."""
+    if "note" in fix:
+        return [f"fix: {fix['note']}"]
+    if fix["applied"]:
+        where = f" on branch {fix['branch']} ({fix['commit'][:12]})" if fix.get("branch") else ""
+        head = f"fix: applied and validated{where}: {fix.get('files_changed')} file(s) changed"
+    else:
+        head = f"fix: validation failed, everything was rolled back ({fix['rolled_back']})"
+    return [head, *(_check_line(c) for c in fix.get("checks", []))]
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    return f"  {'ok' if check['ok'] else 'FAILED'}: {check['what']} ({check['detail']})"
 
 
 def _markdown(plan: dict[str, Any]) -> str:

@@ -211,7 +211,9 @@ def test_discovery_of_subprojects_and_their_stack(tmp_path: Path) -> None:
                 """
             ),
             "libs/core/core/__init__.py": "",
-            "web/package.json": "{}",
+            "web/package.json": '{"name": "web", "dependencies": {"react": "18"}, '
+            '"devDependencies": {"vitest": "1", "eslint": "9"}}',
+
             "web/node_modules/x/package.json": "{}",
             ".github/workflows/ci.yml": "on: push\n",
         },
@@ -231,7 +233,10 @@ def test_discovery_of_subprojects_and_their_stack(tmp_path: Path) -> None:
     assert roots == {"services/api": (["src"], []), "libs/core": (["."], [])}
     core = by["libs/core"]
     assert (core["python"], core["dependencies"], core["linters"]) == (">=3.11", ["trio"], ["flake8"])
-    assert [o["path"] for o in found_["other"]] == ["web"]
+    (web,) = found_["other"]
+    assert web["path"] == "web" and web["note"] == "only Python is analysed"
+    assert web["stack"]["frameworks"] == ["React"]
+    assert (web["stack"]["test_runner"], web["stack"]["linters"]) == ("vitest", ["eslint"])
 
 
 def test_a_second_run_reruns_only_the_subproject_that_changed(tmp_path: Path) -> None:

@@ -159,6 +159,49 @@ def _roots(folder: Path, nested: set[Path]) -> tuple[list[str], list[str]]:
     return sorted(sources), sorted(tests)
 
 
+#: In a ``package.json``: frameworks, test runners and linters by package name.
+_NODE_FRAMEWORKS = {
+    "react": "React",
+    "vue": "Vue",
+    "next": "Next.js",
+    "@angular/core": "Angular",
+    "svelte": "Svelte",
+    "express": "Express",
+    "fastify": "Fastify",
+    "nuxt": "Nuxt",
+}
+_NODE_TESTS = ("vitest", "jest", "mocha", "ava", "playwright", "@playwright/test", "cypress")
+_NODE_LINTERS = ("eslint", "prettier", "typescript", "stylelint", "biome", "@biomejs/biome")
+
+
+def _node_stack(path: Path) -> dict[str, Any]:
+    """A ``package.json``'s stack: its name, dependencies, frameworks, test
+    runner and linters (an unreadable file gives what could be read)."""
+    import json
+
+    try:
+        data = json.loads((path / "package.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+
+    def names(key: str) -> list[str]:
+        value = data.get(key)
+        return sorted(value) if isinstance(value, dict) else []
+
+    deps, dev = names("dependencies"), names("devDependencies")
+    every = set(deps) | set(dev)
+    return {
+        "package": data.get("name") if isinstance(data.get("name"), str) else None,
+        "dependencies": deps,
+        "dev_dependencies": dev,
+        "frameworks": sorted(label for n, label in _NODE_FRAMEWORKS.items() if n in every),
+        "test_runner": next((t for t in _NODE_TESTS if t in every), None),
+        "linters": sorted(n for n in _NODE_LINTERS if n in every),
+    }
+
+
 def _node_projects(root: Path) -> list[dict[str, Any]]:
     found = []
     for folder, dirs, files in os.walk(root):
@@ -170,6 +213,7 @@ def _node_projects(root: Path) -> list[dict[str, Any]]:
                     "name": path.name,
                     "path": path.relative_to(root).as_posix(),
                     "language": "javascript",
+                    "stack": _node_stack(path),
                     "note": "only Python is analysed",
                 }
             )

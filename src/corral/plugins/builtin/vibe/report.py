@@ -43,7 +43,13 @@ def _text(plan: dict[str, Any]) -> str:
                 0, f"score {own['score']['value']}, {own['summary']['findings']} finding(s)"
             )
         out.append(f"  {p['path']} ({p['name']}): " + "; ".join(bits))
-    out += [f"  {o['path']} ({o['language']}): {o['note']}" for o in plan["other_subprojects"]]
+    for o in plan["other_subprojects"]:
+        stack = o.get("stack", {})
+        bits = [*stack.get("frameworks", [])]
+        if stack.get("test_runner"):
+            bits.append(f"tests: {stack['test_runner']}")
+        bits.append(o["note"])
+        out.append(f"  {o['path']} ({o['language']}): " + "; ".join(bits))
     out.append("analyses")
     out += ["  " + _analysis_line(a) for a in plan["analyses"]]
     summary = plan["summary"]

@@ -46,8 +46,7 @@ from corral.model import StepRecord as StepRecord
 from corral.model import StepSpec as StepSpec
 from corral.model import WorkflowSpec as WorkflowSpec
 from corral.plan import Plan as Plan
-
-__version__ = "0.1.0"
+from corral.version import __version__
 
 __all__ = [
     "ArchitectureConfigError",

@@ -6,6 +6,6 @@ from types import ModuleType
 
 from corral.plugins.builtin import architecture, core
 from corral.plugins.builtin.restructure import handlers as restructure
-from corral.plugins.builtin.vibe import handlers as vibe
+from corral.plugins.builtin.vibe import plugin as vibe
 
 BUILTIN_PLUGINS: tuple[ModuleType, ...] = (core, architecture, restructure, vibe)

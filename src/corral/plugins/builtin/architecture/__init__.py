@@ -256,7 +256,7 @@ class Report(Handler):
         sections: list[_Data]
 
     async def run(self, ctx: StepContext, params: Params) -> _Data:
-        from corral import __version__
+        from corral.version import __version__
 
         return combine(params.root, params.options, params.sections, __version__)
 
@@ -335,7 +335,7 @@ def analysis_workflow(
     parallel. Raises :class:`~corral.errors.UsageError` when ``path`` is not a
     directory or holds no Python package.
     """
-    import corral  # lazy: corral imports the built-in plugins
+    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.errors import UsageError
 
     root = Path(path)
@@ -355,7 +355,7 @@ def analysis_workflow(
         raise UsageError(
             f"{path}: no Python package found (a package is a folder with an __init__.py)"
         )
-    wf = corral.Workflow("architecture.analyze")
+    wf = Workflow("architecture.analyze")
     sections = [
         add_project_steps(wf, root, project, i, options, cache=cache)
         for i, project in enumerate(projects)

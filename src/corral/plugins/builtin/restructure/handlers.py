@@ -210,12 +210,12 @@ def restructure_workflow(
     the ``restructure.apply`` one (a ``corral.Workflow``). Its result holds
     the plan (``plan``), and when applied the outputs of the validate and
     finish steps (``validation``, ``finish``)."""
-    import corral  # lazy: corral imports the built-in plugins
+    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
 
     top = Path(root)
     if not top.is_dir():
         raise RestructureError(f"{root}: not a directory")
-    wf = corral.Workflow("restructure.apply" if apply else "restructure.plan")
+    wf = Workflow("restructure.apply" if apply else "restructure.plan")
     plan = wf.step(
         "plan",
         "restructure.plan",

@@ -207,13 +207,13 @@ def fix_workflow(
 ) -> Any:
     """The ``vibe.fix`` workflow for the fixable findings of ``before`` (a
     vibe plan); ``None`` when nothing is fixable."""
-    import corral
+    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
 
     files = fixable_files(before)
     if not files:
         return None
     n = sum(len(v) for v in files.values())
-    wf = corral.Workflow("vibe.fix")
+    wf = Workflow("vibe.fix")
     plan = wf.step("fix_plan", "vibe.fix_plan", root=root, files=files)
     snapshot = wf.step(
         "snapshot",

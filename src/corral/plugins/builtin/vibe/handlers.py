@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins import Handler, StepContext
 from corral.plugins.builtin.architecture.discover import is_test_path, skip_dir
 from corral.plugins.builtin.vibe import tools
 from corral.plugins.builtin.vibe.tools import Finding, ToolFailed
@@ -508,14 +508,14 @@ def vibe_workflow(
 ) -> Any:
     """The ``vibe`` workflow (a ``corral.Workflow``) over the subprojects of
     ``discovery`` (:func:`.discover.discover`); its result is the plan."""
-    import corral  # lazy: corral imports the built-in plugins
+    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.plugins.builtin.architecture import add_project_steps
 
     wanted = list(only or ANALYSES)
     test_dirs = test_folders(discovery)
     root = Path(discovery["root"])
     # an analyser that fails fails its own step; the others still run
-    wf = corral.Workflow("vibe", on_failure="continue")
+    wf = Workflow("vibe", on_failure="continue")
     joined: list[dict[str, Any]] = []
     steps = []
     for i, project in enumerate(discovery["python"]):
@@ -562,21 +562,3 @@ def vibe_workflow(
     joined.sort(key=lambda j: [p["path"] for p in discovery["python"]].index(j["subproject"]))
     wf.step("plan", "vibe.plan", needs=steps, trigger="done", discovery=discovery, analyses=joined)
     return wf
-
-
-@hookimpl
-def corral_handlers() -> list[type[Handler]]:
-    from corral.plugins.builtin.vibe.fix import FixPlan, FixValidate, FixWrite
-
-    return [
-        Lint,
-        Complexity,
-        Security,
-        Dependencies,
-        DeadCode,
-        Tests,
-        Plan,
-        FixPlan,
-        FixWrite,
-        FixValidate,
-    ]

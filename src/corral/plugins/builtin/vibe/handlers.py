@@ -251,12 +251,14 @@ class Complexity(_Analysis):
             return [], {"functions_over_threshold": 0, "maintainability": {}}
 
         def run(todo: list[str]) -> dict[str, _Data]:
-            found = tools.radon_cc_findings(
-                tools.run_tool("radon", ["cc", "-j", *todo], folder), folder
-            )
-            mi_findings, mi = tools.radon_mi_findings(
-                tools.run_tool("radon", ["mi", "-j", *todo], folder), folder
-            )
+            found = []
+            for out in tools.run_tool_on_parts("radon", ["cc", "-j"], todo, folder):
+                found += tools.radon_cc_findings(out, folder)
+            mi_findings, mi = [], {}
+            for out in tools.run_tool_on_parts("radon", ["mi", "-j"], todo, folder):
+                part_findings, part = tools.radon_mi_findings(out, folder)
+                mi_findings += part_findings
+                mi.update(part)
             results = _by_file(found + mi_findings)
             for rel, value in mi.items():
                 results.setdefault(rel, {"findings": []})["mi"] = value
@@ -291,8 +293,10 @@ class Security(_Analysis):
             return [], {}
 
         def run(todo: list[str]) -> dict[str, _Data]:
-            out = tools.run_tool("bandit", ["-f", "json", "-q", *todo], folder, ok_codes=(0, 1))
-            return _by_file(tools.bandit_findings(out, folder))
+            outs = tools.run_tool_on_parts(
+                "bandit", ["-f", "json", "-q"], todo, folder, ok_codes=(0, 1)
+            )
+            return _by_file([f for out in outs for f in tools.bandit_findings(out, folder)])
 
         findings = _flat(self.memoized(params, folder, code, run))
         return findings, {

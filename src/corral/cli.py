@@ -318,6 +318,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(vib)
 
+    srv = sub.add_parser(
+        "serve",
+        help="the HTTP API (workflows, executions, handlers, health, metrics; OpenAPI)",
+        description="Serve corral's HTTP API (versioned under /v1, OpenAPI at "
+        "/schema/openapi.json) with the engine in this process. Without an API token it "
+        "listens on loopback only. SIGTERM or Ctrl-C stops it: requests end, running work "
+        "finishes. See docs/api.md.",
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", default="8080", help="port (default 8080; 0: any free port)")
+    srv.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="API tokens, one per line as SCOPE:TOKEN (SCOPE: read, run or admin); also "
+        "$CORRAL_API_TOKENS",
+    )
+    _store_option(srv)
+
     sub.add_parser(
         "bench",
         help="the perf suite against raw-Trio baselines (corral bench --help)",
@@ -441,6 +459,8 @@ def _main(argv: list[str]) -> int:
             return _cmd_restructure(args)
         if args.command == "vibe":
             return _cmd_vibe(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
         if args.command == "worker":
             return _cmd_worker(args)
         if args.command == "plugins":
@@ -1178,6 +1198,35 @@ def _vibe_fix(wf: Any, store: str, show: bool, path: Path) -> dict[str, Any]:
     else:
         out["rolled_back"] = f"{error.type}: {error.message}" if error else record.status
     return out
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import hypercorn  # noqa: F401
+        import litestar  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "corral serve needs its extra: pip install 'corral[serve]' (Litestar, Hypercorn)"
+        ) from None
+    from corral.server.auth import check_bind, load_tokens
+    from corral.server.serve import serve
+
+    port = _int_arg("--port", args.port)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: expected 0 to 65535")
+    tokens = load_tokens(args.token_file)
+    check_bind(args.host, tokens)
+    store = open_store(args.store or default_store_url())
+
+    def ready(url: str) -> None:
+        print(f"corral serve: listening on {url} (API under /v1, docs at /schema)", file=sys.stderr)
+
+    async def main() -> None:
+        async with lifetime(store):
+            await serve(store, host=args.host, port=port, tokens=tokens, ready=ready)
+
+    trio.run(main)
+    return EXIT_OK
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

@@ -37,7 +37,15 @@ from corral.references import key_path
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["FORMATS", "compile_spec", "digest_of", "load_file", "loads", "parse_spec"]
+__all__ = [
+    "FORMATS",
+    "compile_spec",
+    "digest_of",
+    "load_file",
+    "loads",
+    "parse_spec",
+    "parse_text",
+]
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 MAX_FILE_BYTES = DEFAULT_LIMIT
@@ -211,6 +219,15 @@ def parse_spec(
         raise SpecError(message, file=file, path=path, line=line_for(lines, path)) from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise SpecError(f"invalid document: {exc}", file=file) from None
+
+
+def parse_text(text: str, fmt: str, *, file: str | None = None) -> WorkflowSpec:
+    """A workflow document's text (``yaml``, ``toml`` or ``json``) as a spec,
+    checked for structure (not compiled: no handler is looked up)."""
+    if fmt not in ("yaml", "toml", "json"):
+        raise SpecError(f"unknown format {fmt!r}; expected yaml, toml or json", file=file)
+    raw, lines = _parse_document(text, fmt, file)
+    return parse_spec(raw, file=file, lines=lines)
 
 
 def loads(

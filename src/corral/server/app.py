@@ -1,0 +1,245 @@
+"""``corral serve``'s HTTP API (issue 16, a first part): workflows and
+executions over HTTP, versioned under ``/v1``, on Litestar served by
+Hypercorn's Trio worker, in the same Trio run as the engine.
+
+Bodies are msgspec Structs (Litestar validates them); every error is an RFC
+9457 ``application/problem+json`` document, never a traceback (see
+:mod:`.problems`); bearer tokens with scopes guard every route but the
+health checks (:mod:`.auth`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from corral.errors import SpecError, UsageError
+from corral.server.auth import Guard, Tokens
+from corral.server.problems import EXCEPTION_HANDLERS
+
+__all__ = ["MAX_BODY_BYTES", "make_app"]
+
+#: Request bodies larger than this are refused (413) before they are parsed.
+MAX_BODY_BYTES = 1 << 20
+
+_FORMATS = {
+    "application/json": "json",
+    "application/yaml": "yaml",
+    "application/x-yaml": "yaml",
+    "text/yaml": "yaml",
+    "application/toml": "toml",
+    "text/toml": "toml",
+}
+
+
+class Submission(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/executions``: a stored workflow by name (``name`` or
+    ``name@version``), or a spec given inline; its inputs; an idempotency key;
+    a priority (higher first)."""
+
+    workflow: str | None = None
+    spec: dict[str, Any] | None = None
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    key: str | None = None
+    priority: int = 0
+
+
+class Accepted(msgspec.Struct):
+    id: str
+    status: str
+    links: dict[str, str]
+
+
+class Definition(msgspec.Struct):
+    name: str
+    version: str
+    digest: str
+
+
+def _engine(state: State) -> Any:
+    return state.engine
+
+
+def _links(execution_id: str) -> dict[str, str]:
+    base = f"/v1/executions/{execution_id}"
+    return {"self": base, "cancel": f"{base}/cancel"}
+
+
+@post("/v1/workflows", status_code=201, guards=[Guard("admin")])
+async def create_workflow(request: Request[Any, Any, Any], state: State) -> Definition:
+    """Store a versioned workflow definition: a JSON spec, or YAML/TOML text
+    with its content type."""
+    from corral.loader import parse_spec, parse_text
+
+    kind = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
+    fmt = _FORMATS.get(kind.lower())
+    if fmt is None:
+        raise UsageError(
+            f"content type {kind!r}: send a workflow as application/json, application/yaml "
+            "or application/toml"
+        )
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("the body is not UTF-8 text", file="<body>") from None
+    if fmt == "json":
+        try:
+            raw = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise SpecError(f"the body is not JSON: {exc}", file="<body>") from None
+        spec = parse_spec(raw, file="<body>")
+    else:
+        spec = parse_text(text, fmt, file="<body>")
+    stored = await _engine(state).create(spec)
+    return Definition(name=stored.name, version=stored.version, digest=stored.digest)
+
+
+@get("/v1/workflows/{name:str}", guards=[Guard("read")])
+async def get_workflow(
+    name: FromPath[str], state: State, version: FromQuery[str | None] = None
+) -> Definition:
+    """A stored definition: the newest version, or ``?version=``."""
+    stored = await _engine(state).store.get_definition(name, version)
+    if stored is None:
+        what = f"{name!r}" + (f" version {version!r}" if version else "")
+        raise NotFoundException(f"no stored workflow {what}")
+    return Definition(name=stored.name, version=stored.version, digest=stored.digest)
+
+
+@post("/v1/executions", guards=[Guard("run")])
+async def submit(data: JSONBody[Submission], state: State) -> Response[Accepted]:
+    """Admit an execution (202), or return the one its idempotency key names (200)."""
+    engine = _engine(state)
+    if (data.workflow is None) == (data.spec is None):
+        raise UsageError("give either `workflow` (a stored name) or `spec` (an inline spec)")
+    if data.spec is not None:
+        from corral.loader import parse_spec
+
+        target: Any = parse_spec(data.spec, file="<body>")
+    else:
+        target = await _stored_plan(engine, str(data.workflow))
+    existed = False
+    if data.key is not None:
+        existed = await engine.store.find_by_key(data.key) is not None
+    handle = await engine.submit(target, data.inputs, key=data.key, priority=data.priority)
+    record = await engine.get(handle.id)
+    body = Accepted(id=handle.id, status=record.status, links=_links(handle.id))
+    return Response(body, status_code=200 if existed else 202)
+
+
+async def _stored_plan(engine: Any, ref: str) -> Any:
+    name, _, version = ref.partition("@")
+    stored = await engine.store.get_definition(name, version or None)
+    if stored is None:
+        raise SpecError(f"no stored workflow {ref!r} (POST /v1/workflows first)", path="$.workflow")
+    from corral.model import WorkflowSpec
+
+    return msgspec.json.decode(stored.spec, type=WorkflowSpec)
+
+
+@get("/v1/executions", guards=[Guard("read")])
+async def list_executions(
+    state: State,
+    status: FromQuery[str | None] = None,
+    workflow: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+) -> list[dict[str, Any]]:
+    """Executions, newest first (without their steps)."""
+    if not 1 <= limit <= 1000:
+        raise UsageError(f"limit must be from 1 to 1000, not {limit}")
+    records = await _engine(state).list(status=status, workflow=workflow, limit=limit)
+    return [msgspec.to_builtins(r) for r in records]
+
+
+@get("/v1/executions/{execution_id:str}", guards=[Guard("read")])
+async def get_execution(execution_id: FromPath[str], state: State) -> dict[str, Any]:
+    """One execution with its steps (status, attempts, durations, errors, output)."""
+    record = await _engine(state).get(execution_id)
+    out: dict[str, Any] = msgspec.to_builtins(record)
+    out["links"] = _links(execution_id)
+    return out
+
+
+@post("/v1/executions/{execution_id:str}/cancel", status_code=200, guards=[Guard("run")])
+async def cancel_execution(execution_id: FromPath[str], state: State) -> dict[str, Any]:
+    """Cancel an execution (it ends ``cancelled``; a finished one is left as it is)."""
+    record = await _engine(state).cancel(execution_id)
+    out: dict[str, Any] = msgspec.to_builtins(record)
+    return out
+
+
+@get("/v1/handlers", guards=[Guard("read")])
+async def list_handlers(state: State) -> list[dict[str, Any]]:
+    """Every handler: name, version, kind, plugin, and its params' JSON Schema."""
+    engine = _engine(state)
+    out = []
+    for name in sorted(engine.registry):
+        info = engine.registry.info(name)
+        try:
+            schema: Any = msgspec.json.schema(info.cls.Params)
+        except (TypeError, ValueError):  # a Params type JSON Schema cannot describe
+            schema = None
+        out.append(
+            {
+                "name": name,
+                "version": info.version,
+                "kind": info.kind,
+                "plugin": info.plugin,
+                "description": info.description,
+                "params_schema": schema,
+            }
+        )
+    return out
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(state: State) -> Response[dict[str, str]]:
+    """The store answers (503 when it does not)."""
+    try:
+        await _engine(state).store.list_executions(limit=1)
+    except Exception as exc:  # any store failure: not ready
+        return Response({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
+    return Response({"status": "ok"})
+
+
+@get("/metrics", media_type=MediaType.TEXT, guards=[Guard("read")])
+async def metrics(state: State) -> str:
+    """Prometheus text exposition of the engine's metrics."""
+    text: str = _engine(state).prometheus_metrics()
+    return text
+
+
+def make_app(engine: Any, tokens: Tokens) -> Litestar:
+    """The Litestar application around an open engine."""
+    return Litestar(
+        route_handlers=[
+            create_workflow,
+            get_workflow,
+            submit,
+            list_executions,
+            get_execution,
+            cancel_execution,
+            list_handlers,
+            healthz,
+            readyz,
+            metrics,
+        ],
+        state=State({"engine": engine, "tokens": tokens}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="corral", version="1"),
+        debug=False,
+    )

@@ -1,0 +1,95 @@
+"""Errors as RFC 9457 problem documents (``application/problem+json``):
+``{"type", "title", "status", "detail"}`` and, for a bad field, ``path``
+(its JSON path, the same message as ``corral validate``). Never a traceback
+or an internal path: an unexpected error is a plain 500 and is logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from corral.errors import (
+    CorralError,
+    EngineClosed,
+    ExecutionNotFound,
+    InputError,
+    Overloaded,
+    SpecError,
+    UsageError,
+)
+
+__all__ = ["EXCEPTION_HANDLERS", "problem"]
+
+log = logging.getLogger("corral.server")
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid workflow or inputs",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    body = {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return Response(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def _corral(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, ExecutionNotFound):
+        return problem(404, str(exc))
+    if isinstance(exc, (Overloaded, EngineClosed)):
+        return problem(503, str(exc))
+    if isinstance(exc, SpecError):
+        status = 409 if "already stored" in exc.message else 422
+        kind = "inputs" if isinstance(exc, InputError) else "spec"
+        return problem(status, exc.message, path=exc.path, kind=kind)
+    if isinstance(exc, UsageError):
+        return problem(400, str(exc))
+    return problem(400, str(exc)) if isinstance(exc, CorralError) else _internal(request, exc)
+
+
+def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        fields = [
+            {"path": f"$.{e.get('key')}" if e.get("key") else "$", "message": e.get("message")}
+            for e in errors
+            if isinstance(e, dict)
+        ]
+        detail = "; ".join(f"{f['path']}: {f['message']}" for f in fields) or str(exc.detail)
+        return problem(400, detail, errors=fields)
+    return problem(exc.status_code, str(exc.detail))
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("internal error answering %s %s", request.method, request.url.path)
+    return problem(500, "the server failed to answer this request; its log says why")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    CorralError: _corral,
+    HTTPException: _http,
+    Exception: _internal,
+}

@@ -1,0 +1,215 @@
+"""``corral serve`` for real: the server on 127.0.0.1 (a free port) with a
+real SQLite store, talked to with httpx: every endpoint of this first part,
+errors as problem documents, idempotency, auth scopes, the body limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from corral.server.auth import Tokens, load_tokens
+from corral.server.serve import serve
+
+SPEC = {"name": "hi", "steps": [{"id": "a", "handler": "core.echo", "params": {"value": 42}}]}
+READ, RUN, ADMIN = "r" * 20, "u" * 20, "a" * 20
+
+
+async def _server(tmp_path: Path, tokens: Tokens) -> AsyncIterator[str]:
+    stop = trio.Event()
+    urls: list[str] = []
+    started = trio.Event()
+
+    def ready(url: str) -> None:
+        urls.append(url)
+        started.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            lambda: serve(
+                f"sqlite:///{tmp_path / 'api.db'}", port=0, tokens=tokens, ready=ready, stop=stop
+            )
+        )
+        with trio.fail_after(30):
+            await started.wait()
+        yield urls[0]
+        stop.set()
+
+
+@pytest.fixture
+async def url(tmp_path: Path) -> AsyncIterator[str]:
+    async for u in _server(tmp_path, Tokens([])):
+        yield u
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[str]:
+    tokens = Tokens([("read", READ), ("run", RUN), ("admin", ADMIN)])
+    async for u in _server(tmp_path, tokens):
+        yield u
+
+
+async def _finished(client: httpx.AsyncClient, url: str, execution: str) -> dict[str, Any]:
+    with trio.fail_after(30):
+        while True:
+            got = (await client.get(f"{url}/v1/executions/{execution}")).json()
+            if got["status"] in ("succeeded", "failed", "cancelled", "timed_out"):
+                return got  # type: ignore[no-any-return]
+            await trio.sleep(0.02)
+
+
+async def test_submit_get_list_and_idempotency(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{url}/v1/executions", json={"spec": SPEC})
+        assert r.status_code == 202
+        accepted = r.json()
+        assert accepted["links"]["self"] == f"/v1/executions/{accepted['id']}"
+        done = await _finished(client, url, accepted["id"])
+        assert done["status"] == "succeeded" and done["result"] == {"a": 42}
+        assert [s["step_id"] for s in done["steps"]] == ["a"]
+        first = await client.post(f"{url}/v1/executions", json={"spec": SPEC, "key": "k"})
+        again = await client.post(f"{url}/v1/executions", json={"spec": SPEC, "key": "k"})
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert first.json()["id"] == again.json()["id"]
+        listed = (await client.get(f"{url}/v1/executions", params={"limit": 5})).json()
+        assert {e["id"] for e in listed} >= {accepted["id"], first.json()["id"]}
+
+
+async def test_stored_workflows_by_name_and_version(url: str) -> None:
+    text = "name: hello\nversion: 2\nsteps:\n  - {id: a, handler: core.echo, params: {value: hi}}\n"
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"{url}/v1/workflows", content=text, headers={"content-type": "application/yaml"}
+        )
+        assert r.status_code == 201 and r.json()["name"] == "hello" and r.json()["version"] == "2"
+        changed = text.replace("value: hi", "value: bye")
+        conflict = await client.post(
+            f"{url}/v1/workflows", content=changed, headers={"content-type": "application/yaml"}
+        )
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"].startswith("application/problem+json")
+        assert (await client.get(f"{url}/v1/workflows/hello")).json()["digest"] == r.json()[
+            "digest"
+        ]
+        assert (await client.get(f"{url}/v1/workflows/nope")).status_code == 404
+        sub = await client.post(f"{url}/v1/executions", json={"workflow": "hello@2"})
+        assert (await _finished(client, url, sub.json()["id"]))["result"] == {"a": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"workflow": 3}, 400, "$.workflow"),
+        ({"spec": SPEC, "surprise": 1}, 400, "surprise"),
+        ({"workflow": "hi", "spec": SPEC}, 400, "either `workflow`"),
+        ({"workflow": "not-stored"}, 422, "no stored workflow"),
+        ({"spec": {"name": "x", "steps": [{"id": "a", "handler": "nope.x"}]}}, 422, "nope.x"),
+    ],
+)
+async def test_bad_bodies_are_problem_documents(
+    url: str, body: dict[str, Any], status: int, fragment: str
+) -> None:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{url}/v1/executions", json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["status"] == status and fragment in r.text
+    assert "Traceback" not in r.text and "/src/corral" not in r.text
+
+
+async def test_raw_garbage_too_big_and_unknown(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        bad_json = await client.post(
+            f"{url}/v1/executions",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+        assert bad_json.status_code == 400
+        huge = await client.post(
+            f"{url}/v1/executions",
+            content=b"x" * (2 << 20),
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 413
+        assert (await client.get(f"{url}/v1/executions/..%2F..%2Fetc%2Fpasswd")).status_code == 404
+        assert (await client.post(f"{url}/v1/executions/nope/cancel")).status_code == 404
+        wrong_type = await client.post(
+            f"{url}/v1/workflows", content=b"x", headers={"content-type": "text/plain"}
+        )
+        assert wrong_type.status_code == 400 and "content type" in wrong_type.text
+
+
+async def test_cancel_handlers_health_metrics_openapi(url: str) -> None:
+    slow = {
+        "name": "slow",
+        "steps": [{"id": "s", "handler": "core.sleep", "params": {"seconds": 30}}],
+    }
+    async with httpx.AsyncClient() as client:
+        sub = (await client.post(f"{url}/v1/executions", json={"spec": slow})).json()
+        cancelled = await client.post(f"{url}{sub['links']['cancel']}")
+        assert cancelled.status_code == 200
+        assert (await _finished(client, url, sub["id"]))["status"] == "cancelled"
+        handlers = (await client.get(f"{url}/v1/handlers")).json()
+        echo = next(h for h in handlers if h["name"] == "core.echo")
+        assert echo["plugin"] == "builtin:core" and echo["params_schema"] is not None
+        assert (await client.get(f"{url}/healthz")).json() == {"status": "ok"}
+        assert (await client.get(f"{url}/readyz")).status_code == 200
+        assert "corral_" in (await client.get(f"{url}/metrics")).text
+        doc = (await client.get(f"{url}/schema/openapi.json")).json()
+        assert "/v1/executions" in doc["paths"] and "/v1/workflows" in doc["paths"]
+
+
+async def test_tokens_and_scopes(secured: str) -> None:
+    url = secured
+
+    def auth(token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"}
+
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{url}/healthz")).status_code == 200  # always open
+        assert (await client.get(f"{url}/v1/executions")).status_code == 401
+        assert (await client.get(f"{url}/v1/executions", headers=auth("x" * 20))).status_code == 401
+        assert (await client.get(f"{url}/v1/executions", headers=auth(READ))).status_code == 200
+        denied = await client.post(f"{url}/v1/executions", json={"spec": SPEC}, headers=auth(READ))
+        assert denied.status_code == 403 and READ not in denied.text
+        ok = await client.post(f"{url}/v1/executions", json={"spec": SPEC}, headers=auth(RUN))
+        assert ok.status_code == 202
+        yaml = "name: w\nsteps:\n  - {id: a, handler: core.noop}\n"
+        headers = {**auth(RUN), "content-type": "application/yaml"}
+        assert (
+            await client.post(f"{url}/v1/workflows", content=yaml, headers=headers)
+        ).status_code == 403
+        headers = {**auth(ADMIN), "content-type": "application/yaml"}
+        assert (
+            await client.post(f"{url}/v1/workflows", content=yaml, headers=headers)
+        ).status_code == 201
+
+
+def test_tokens_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"# comment\nread:{READ}\n")
+    tokens = load_tokens(str(path), {"CORRAL_API_TOKENS": f"admin:{ADMIN}"})
+    assert tokens.scopes(READ) == {"read"} and tokens.scopes(ADMIN) == {"read", "run", "admin"}
+    assert tokens.scopes(RUN) is None
+    path.write_text("write:short\n")
+    with pytest.raises(Exception, match=r"tokens:1: expected SCOPE:TOKEN") as info:
+        load_tokens(str(path), {})
+    assert "short" not in str(info.value)
+
+
+def test_no_token_means_loopback_only(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "serve", "--host", "0.0.0.0", "--store", "memory://"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "listens on loopback only" in done.stderr and "Traceback" not in done.stderr

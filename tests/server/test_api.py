@@ -213,3 +213,65 @@ def test_no_token_means_loopback_only(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "listens on loopback only" in done.stderr and "Traceback" not in done.stderr
+
+
+async def _sse(
+    client: httpx.AsyncClient, url: str, until: str, headers: dict[str, str] | None = None
+) -> list[tuple[int | None, str, dict[str, Any]]]:
+    """Read an SSE stream until an event named ``until`` (or its end)."""
+    import json
+
+    out: list[tuple[int | None, str, dict[str, Any]]] = []
+    async with client.stream("GET", url, headers=headers or {}) as r:
+        assert r.status_code == 200, await r.aread()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        async for line in r.aiter_lines():
+            if line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+                continue
+            if "event" in fields:
+                number = int(fields["id"]) if "id" in fields else None
+                out.append((number, fields["event"], json.loads(fields.get("data") or "{}")))
+                if fields["event"] == until:
+                    break
+            fields = {}
+    return out
+
+
+async def test_events_stream_and_resume(url: str) -> None:
+    two = {
+        "name": "two",
+        "steps": [
+            {"id": "a", "handler": "core.sleep", "params": {"seconds": 0.2}},
+            {"id": "b", "handler": "core.echo", "needs": ["a"], "params": {"value": 1}},
+        ],
+    }
+    async with httpx.AsyncClient(timeout=30) as client:
+        seen: list[tuple[int | None, str, dict[str, Any]]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                seen.extend(await _sse(client, f"{url}/v1/events", "workflow.finished"))
+
+            nursery.start_soon(watch)
+            await trio.sleep(0.3)  # the stream is open
+            sub = (await client.post(f"{url}/v1/executions", json={"spec": two})).json()
+        mine = [(n, name) for n, name, data in seen if data.get("execution_id") == sub["id"]]
+        names = [name for _, name in mine]
+        assert names[-1] == "workflow.finished" and "step.finished" in names
+        numbers = [n for n, _ in mine]
+        assert numbers == sorted(numbers) and None not in numbers
+        # Resume from the first step's start: everything after it, once, and the end.
+        started = next(n for n, name in mine if name == "step.started")
+        resumed = await _sse(
+            client,
+            f"{url}/v1/executions/{sub['id']}/events",
+            "workflow.finished",
+            headers={"last-event-id": str(started)},
+        )
+        assert [n for n, _, _ in resumed] == [n for n, _ in mine if n is not None and n > started]
+        bad = await client.get(f"{url}/v1/events", headers={"last-event-id": "x1"})
+        assert bad.status_code == 400
+        assert (await client.get(f"{url}/v1/executions/nope/events")).status_code == 404

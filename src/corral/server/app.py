@@ -10,6 +10,7 @@ health checks (:mod:`.auth`).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -18,9 +19,11 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from corral.errors import SpecError, UsageError
 from corral.server.auth import Guard, Tokens
+from corral.server.events import EventHub
 from corral.server.problems import EXCEPTION_HANDLERS
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
@@ -175,6 +178,43 @@ async def cancel_execution(execution_id: FromPath[str], state: State) -> dict[st
     return out
 
 
+def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
+    raw = request.headers.get("last-event-id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise UsageError(f"Last-Event-ID {raw[:40]!r}: expected the id of an event (a number)")
+    return int(raw)
+
+
+def _sse(hub: EventHub, execution_id: str | None, last_id: int | None) -> ServerSentEvent:
+    async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        async for number, name, data in hub.stream(execution_id, last_id):
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(data).decode(), event=name, id=number
+            )
+            finished = name == "workflow.finished" and data.get("execution_id") == execution_id
+            if execution_id is not None and finished:
+                return  # the execution's stream ends with it
+
+    return ServerSentEvent(messages())
+
+
+@get("/v1/events", guards=[Guard("read")])
+async def all_events(request: Request[Any, Any, Any], state: State) -> ServerSentEvent:
+    """Server-Sent Events of every execution's lifecycle events (``Last-Event-ID`` resumes)."""
+    return _sse(state.hub, None, _last_event_id(request))
+
+
+@get("/v1/executions/{execution_id:str}/events", guards=[Guard("read")])
+async def execution_events(
+    execution_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> ServerSentEvent:
+    """Server-Sent Events of one execution, until it finishes (``Last-Event-ID`` resumes)."""
+    await _engine(state).get(execution_id)  # 404 for an unknown one
+    return _sse(state.hub, execution_id, _last_event_id(request))
+
+
 @get("/v1/handlers", guards=[Guard("read")])
 async def list_handlers(state: State) -> list[dict[str, Any]]:
     """Every handler: name, version, kind, plugin, and its params' JSON Schema."""
@@ -222,8 +262,9 @@ async def metrics(state: State) -> str:
     return text
 
 
-def make_app(engine: Any, tokens: Tokens) -> Litestar:
-    """The Litestar application around an open engine."""
+def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litestar:
+    """The Litestar application around an open engine (``hub``: its events,
+    fed by :meth:`EventHub.run` for the server's lifetime)."""
     return Litestar(
         route_handlers=[
             create_workflow,
@@ -232,12 +273,14 @@ def make_app(engine: Any, tokens: Tokens) -> Litestar:
             list_executions,
             get_execution,
             cancel_execution,
+            all_events,
+            execution_events,
             list_handlers,
             healthz,
             readyz,
             metrics,
         ],
-        state=State({"engine": engine, "tokens": tokens}),
+        state=State({"engine": engine, "tokens": tokens, "hub": hub or EventHub()}),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(title="corral", version="1"),

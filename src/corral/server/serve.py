@@ -31,6 +31,7 @@ async def serve(
     import hypercorn.trio
 
     from corral.server.app import make_app
+    from corral.server.events import EventHub
 
     check_bind(host, tokens)
     stop = stop if stop is not None else trio.Event()
@@ -39,7 +40,9 @@ async def serve(
     config.accesslog = None
     config.errorlog = None
     async with corral.open_engine(store) as engine, trio.open_nursery() as nursery:
-        app = make_app(engine, tokens)
+        hub = EventHub()
+        nursery.start_soon(hub.run, engine)
+        app = make_app(engine, tokens, hub)
 
         async def signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:

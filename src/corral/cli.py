@@ -334,6 +334,13 @@ def _parser() -> argparse.ArgumentParser:
         help="API tokens, one per line as SCOPE:TOKEN (SCOPE: read, run or admin); also "
         "$CORRAL_API_TOKENS",
     )
+    srv.add_argument(
+        "--run-here",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run executions in this process (default), or with --no-run-here only enqueue "
+        "them for `corral worker`s on the same store",
+    )
     _store_option(srv)
 
     sub.add_parser(
@@ -1217,13 +1224,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     tokens = load_tokens(args.token_file)
     check_bind(args.host, tokens)
     store = open_store(args.store or default_store_url())
+    if not args.run_here and isinstance(store, corral.storage.MemoryStore):
+        raise UsageError(
+            "--no-run-here enqueues work for `corral worker`s in a shared store; memory:// "
+            "is this process's own (give --store sqlite:///FILE or postgresql://...)"
+        )
 
     def ready(url: str) -> None:
         print(f"corral serve: listening on {url} (API under /v1, docs at /schema)", file=sys.stderr)
 
     async def main() -> None:
         async with lifetime(store):
-            await serve(store, host=args.host, port=port, tokens=tokens, ready=ready)
+            await serve(
+                store,
+                host=args.host,
+                port=port,
+                tokens=tokens,
+                run_here=args.run_here,
+                ready=ready,
+            )
 
     trio.run(main)
     return EXIT_OK

@@ -21,7 +21,7 @@ SPEC = {"name": "hi", "steps": [{"id": "a", "handler": "core.echo", "params": {"
 READ, RUN, ADMIN = "r" * 20, "u" * 20, "a" * 20
 
 
-async def _server(tmp_path: Path, tokens: Tokens) -> AsyncIterator[str]:
+async def _server(tmp_path: Path, tokens: Tokens, run_here: bool = True) -> AsyncIterator[str]:
     stop = trio.Event()
     urls: list[str] = []
     started = trio.Event()
@@ -33,7 +33,12 @@ async def _server(tmp_path: Path, tokens: Tokens) -> AsyncIterator[str]:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(
             lambda: serve(
-                f"sqlite:///{tmp_path / 'api.db'}", port=0, tokens=tokens, ready=ready, stop=stop
+                f"sqlite:///{tmp_path / 'api.db'}",
+                port=0,
+                tokens=tokens,
+                run_here=run_here,
+                ready=ready,
+                stop=stop,
             )
         )
         with trio.fail_after(30):
@@ -275,3 +280,23 @@ async def test_events_stream_and_resume(url: str) -> None:
         bad = await client.get(f"{url}/v1/events", headers={"last-event-id": "x1"})
         assert bad.status_code == 400
         assert (await client.get(f"{url}/v1/executions/nope/events")).status_code == 404
+
+
+@pytest.fixture
+async def queue_only(tmp_path: Path) -> AsyncIterator[str]:
+    async for u in _server(tmp_path, Tokens([]), run_here=False):
+        yield u
+
+
+async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: Path) -> None:
+    import corral
+
+    url = queue_only
+    async with httpx.AsyncClient(timeout=30) as client:
+        sub = (await client.post(f"{url}/v1/executions", json={"spec": SPEC})).json()
+        await trio.sleep(0.3)
+        got = (await client.get(f"{url}/v1/executions/{sub['id']}")).json()
+        assert got["status"] == "pending" and got.get("owner") is None  # nobody ran it
+        async with corral.open_engine(f"sqlite:///{tmp_path / 'api.db'}", claim=True):
+            done = await _finished(client, url, sub["id"])  # a worker took it
+        assert done["status"] == "succeeded" and done["result"] == {"a": 42}

@@ -22,11 +22,14 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     tokens: Tokens,
+    run_here: bool = True,
     ready: Callable[[str], None] | None = None,
     stop: trio.Event | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); ``ready(url)`` is
-    called once the port listens."""
+    called once the port listens. With ``run_here=False`` the server only
+    enqueues executions: ``corral worker`` processes on the same store run
+    them (their events are not seen by this server's streams)."""
     import hypercorn.config
     import hypercorn.trio
 
@@ -39,7 +42,10 @@ async def serve(
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
-    async with corral.open_engine(store) as engine, trio.open_nursery() as nursery:
+    async with (
+        corral.open_engine(store, run_here=run_here) as engine,
+        trio.open_nursery() as nursery,
+    ):
         hub = EventHub()
         nursery.start_soon(hub.run, engine)
         app = make_app(engine, tokens, hub)

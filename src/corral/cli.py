@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     smt.add_argument("--json", action="store_true", help="with --wait: print the record as JSON")
     _store_option(smt)
+    _api_option(smt)
 
     wrk = sub.add_parser("worker", help="run queued executions of a shared store until SIGTERM")
     wrk.add_argument(
@@ -358,15 +359,18 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--limit", default="50", help="at most N executions (default: 50)")
     lst.add_argument("--json", action="store_true", help="print the records as JSON")
     _store_option(lst)
+    _api_option(lst)
 
     shw = sub.add_parser("show", help="show one execution with its steps")
     shw.add_argument("id", help="execution id (as printed by `corral run` or `corral list`)")
     shw.add_argument("--json", action="store_true", help="print the record as JSON")
     _store_option(shw)
+    _api_option(shw)
 
     cnc = sub.add_parser("cancel", help="cancel an execution")
     cnc.add_argument("id", help="execution id")
     _store_option(cnc)
+    _api_option(cnc)
 
     mig = sub.add_parser(
         "migrate", help="apply or roll back schema migrations (SQLite or PostgreSQL)"
@@ -413,6 +417,32 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
         help="store URL: sqlite:///abs/path.db, sqlite://rel/path.db, sqlite:// (per-user "
         "file), memory:// (default: $CORRAL_STORE or the per-user SQLite file)",
     )
+
+
+def _api_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        metavar="URL",
+        default=None,
+        help="talk to a `corral serve` at URL instead of the store (its token: $CORRAL_API_TOKEN)",
+    )
+
+
+def _via_api(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(client)`` against the HTTP API at ``url``."""
+    from corral.client import Client
+
+    async def main() -> T:
+        async with Client(url, os.environ.get("CORRAL_API_TOKEN")) as client:
+            return await work(client)
+
+    return trio.run(main)
+
+
+def _record(data: dict[str, Any]) -> ExecutionRecord:
+    """An execution record as the API sends it."""
+    data = {k: v for k, v in data.items() if k != "links"}
+    return msgspec.convert(data, ExecutionRecord)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1256,6 +1286,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     priority = _int_arg("--priority", args.priority)
     if args.key is not None and not args.key:
         raise UsageError("--key must not be empty")
+    if args.api:
+        return _submit_via_api(args, plan, inputs, priority)
     store = open_store(args.store or default_store_url())
     if isinstance(store, corral.storage.MemoryStore):
         raise UsageError(
@@ -1272,6 +1304,30 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             return await handle.wait()
 
     done = trio.run(submit)
+    if isinstance(done, str):
+        print(done)
+        return EXIT_OK
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(done), indent=2).decode())
+    else:
+        _print_summary(done)
+    return EXIT_OK if done.status == SUCCEEDED else EXIT_FAILED
+
+
+def _submit_via_api(
+    args: argparse.Namespace, plan: Plan, inputs: dict[str, Any], priority: int
+) -> int:
+    """``corral submit --api URL``: the checked spec sent inline."""
+    spec = msgspec.to_builtins(plan.spec)
+
+    async def submit(client: Any) -> ExecutionRecord | str:
+        execution = await client.submit(spec, inputs, key=args.key, priority=priority)
+        if not args.wait:
+            return str(execution)
+        print(f"submitted {execution}; waiting for it to end", file=sys.stderr)
+        return _record(await client.wait(execution))
+
+    done = _via_api(args.api, submit)
     if isinstance(done, str):
         print(done)
         return EXIT_OK
@@ -1617,8 +1673,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     async def work(store: Store) -> list[ExecutionRecord]:
         return await store.list_executions(status=status, workflow=args.workflow, limit=limit)
 
-    url = args.store or default_store_url()
-    records = _with_store(url, work, readonly=True)
+    url = args.api or args.store or default_store_url()
+    if args.api:
+        query = {"limit": limit, "status": status, "workflow": args.workflow}
+        params = {k: v for k, v in query.items() if v is not None}
+        rows = _via_api(args.api, lambda c: c.call("GET", "/v1/executions", params=params))
+        records = [_record(r) for r in rows]
+    else:
+        records = _with_store(url, work, readonly=True)
     if args.json:
         print(_dump(records))
         return EXIT_OK
@@ -1656,7 +1718,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
                     children[step.step_id] = child.id
         return record, children
 
-    record, children = _with_store(args.store, work, readonly=True)
+    if args.api:
+        record = _record(_via_api(args.api, lambda c: c.get(args.id)))
+        children: dict[str, str] = {}
+    else:
+        record, children = _with_store(args.store, work, readonly=True)
     if args.json:
         print(_dump(record))
         return EXIT_OK
@@ -1732,7 +1798,15 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
             return before, before
         return before, await store.request_cancel(args.id, time.time())
 
-    before, after = _with_store(args.store, work)
+    if args.api:
+        before = _record(_via_api(args.api, lambda c: c.get(args.id)))
+        after = (
+            before
+            if before.status not in UNFINISHED
+            else _record(_via_api(args.api, lambda c: c.cancel(args.id)))
+        )
+    else:
+        before, after = _with_store(args.store, work)
     if before is after:
         print(f"execution {args.id} already {before.status}; nothing to cancel")
     elif after.status == CANCELLED:

@@ -194,6 +194,17 @@ class RestructureRolledBack(CorralError):
     back: the tree is as it was (the message says which check failed)."""
 
 
+class ApiError(CorralError):
+    """The HTTP API answered with an error (``corral.client``): its status,
+    the problem document's ``detail``, and the JSON ``path`` of a bad field."""
+
+    def __init__(self, status: int, detail: str, path: str | None = None) -> None:
+        self.status = status
+        self.detail = detail
+        self.path = path
+        super().__init__(f"HTTP {status}: " + (f"{path}: " if path else "") + detail)
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """A JSON-friendly summary of an exception, for records and events."""
     return {"type": type(exc).__name__, "message": str(exc)}

@@ -300,3 +300,68 @@ async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: 
         async with corral.open_engine(f"sqlite:///{tmp_path / 'api.db'}", claim=True):
             done = await _finished(client, url, sub["id"])  # a worker took it
         assert done["status"] == "succeeded" and done["result"] == {"a": 42}
+
+
+async def test_the_python_client(secured: str) -> None:
+    from corral.client import Client
+    from corral.errors import ApiError, WorkflowFailed
+
+    async with Client(secured, token=RUN) as api:
+        execution = await api.submit(SPEC, key="c1")
+        assert await api.result(execution) == {"a": 42}
+        assert await api.submit(SPEC, key="c1") == execution  # the same, by its key
+        assert (await api.get(execution))["status"] == "succeeded"
+        failing = {"name": "f", "steps": [{"id": "x", "handler": "core.fail"}]}
+        with pytest.raises(WorkflowFailed, match="failed"):
+            await api.result(await api.submit(failing))
+        with pytest.raises(ApiError) as info:
+            await api.submit({"name": "x", "steps": [{"id": "a", "handler": "nope.x"}]})
+        assert info.value.status == 422 and info.value.path == "$.steps[0].handler"
+        slow = {
+            "name": "s",
+            "steps": [{"id": "s", "handler": "core.sleep", "params": {"seconds": 30}}],
+        }
+        running = await api.submit(slow)
+        names = []
+        async with trio.open_nursery() as nursery:
+
+            async def follow() -> None:
+                async for event in api.events(running):
+                    names.append(event["event"])
+
+            nursery.start_soon(follow)
+            await trio.sleep(0.2)
+            await api.cancel(running)
+        assert names[-1] == "workflow.finished"
+    async with Client(secured, token=READ) as reader:
+        with pytest.raises(ApiError) as denied:
+            await reader.submit(SPEC)
+        assert denied.value.status == 403
+
+
+async def test_the_cli_talks_to_the_api(url: str, tmp_path: Path) -> None:
+    import json
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: cli\nsteps:\n  - {id: a, handler: core.echo, params: {value: 7}}\n")
+
+    async def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return await trio.run_process(
+            [sys.executable, "-m", "corral", *args, "--api", url],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+    submitted = await cli("submit", str(wf), "--wait", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    record = json.loads(submitted.stdout)
+    assert record["status"] == "succeeded" and record["result"] == {"a": 7}
+    listed = await cli("list", "--json", "--workflow", "cli")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [record["id"]]
+    shown = await cli("show", record["id"])
+    assert b"succeeded" in shown.stdout
+    again = await cli("cancel", record["id"])
+    assert b"already succeeded" in again.stdout
+    missing = await cli("show", "nope")
+    assert missing.returncode == 2 and b"HTTP 404" in missing.stderr

@@ -23,10 +23,9 @@ from types import TracebackType
 from typing import Any
 
 from corral.errors import ApiError, UsageError, WorkflowFailed
+from corral.status import SUCCEEDED, TERMINAL_EXECUTION
 
 __all__ = ["Client"]
-
-_FINISHED = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
 class Client:
@@ -98,7 +97,7 @@ class Client:
 
         while True:
             record = await self.get(execution_id)
-            if record["status"] in _FINISHED:
+            if record["status"] in TERMINAL_EXECUTION:
                 return record
             with anyio.move_on_after(2.0):
                 async with contextlib.aclosing(self.events(execution_id)) as events:
@@ -110,7 +109,7 @@ class Client:
         """Wait for the execution to end and return its result;
         :class:`WorkflowFailed` when it did not succeed."""
         record = await self.wait(execution_id)
-        if record["status"] != "succeeded":
+        if record["status"] != SUCCEEDED:
             error = record.get("error") or {}
             raise WorkflowFailed(
                 f"execution {execution_id} {record['status']}"

@@ -1675,9 +1675,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     url = args.api or args.store or default_store_url()
     if args.api:
-        query = {"limit": limit, "status": status, "workflow": args.workflow}
-        params = {k: v for k, v in query.items() if v is not None}
-        rows = _via_api(args.api, lambda c: c.call("GET", "/v1/executions", params=params))
+        rows = _via_api(
+            args.api, lambda c: c.list(status=status, workflow=args.workflow, limit=limit)
+        )
         records = [_record(r) for r in rows]
     else:
         records = _with_store(url, work, readonly=True)

@@ -84,6 +84,23 @@ class Client:
         record: dict[str, Any] = await self.call("GET", f"/v1/executions/{execution_id}")
         return record
 
+    async def list(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` executions, newest first (without steps), following
+        the listing's pages."""
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"status": status, "workflow": workflow}
+        params = {k: v for k, v in params.items() if v is not None}
+        while len(out) < limit:
+            params["limit"] = min(1000, limit - len(out))
+            page = await self.call("GET", "/v1/executions", params=params)
+            out.extend(page["executions"])
+            if not page.get("next"):
+                break
+            params["cursor"] = page["next"]
+        return out
+
     async def cancel(self, execution_id: str) -> dict[str, Any]:
         """Cancel it; its record."""
         record: dict[str, Any] = await self.call("POST", f"/v1/executions/{execution_id}/cancel")

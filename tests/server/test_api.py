@@ -83,7 +83,38 @@ async def test_submit_get_list_and_idempotency(url: str) -> None:
         assert (first.status_code, again.status_code) == (202, 200)
         assert first.json()["id"] == again.json()["id"]
         listed = (await client.get(f"{url}/v1/executions", params={"limit": 5})).json()
-        assert {e["id"] for e in listed} >= {accepted["id"], first.json()["id"]}
+        assert {e["id"] for e in listed["executions"]} == {accepted["id"], first.json()["id"]}
+        assert listed["next"] is None
+        assert done["steps"][0]["duration"] >= 0 and done["duration"] >= 0
+
+
+async def test_cursor_pagination(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        ids = [
+            (await client.post(f"{url}/v1/executions", json={"spec": SPEC})).json()["id"]
+            for _ in range(7)
+        ]
+        for execution in ids:
+            await _finished(client, url, execution)
+        seen: list[str] = []
+        params: dict[str, Any] = {"limit": 3, "status": "succeeded"}
+        pages = 0
+        while True:
+            r = await client.get(f"{url}/v1/executions", params=params)
+            page = r.json()
+            seen += [e["id"] for e in page["executions"]]
+            pages += 1
+            if page["next"] is None:
+                assert "link" not in r.headers
+                break
+            assert 'rel="next"' in r.headers["link"] and "status=succeeded" in r.headers["link"]
+            params["cursor"] = page["next"]
+            # an execution added meanwhile is not seen by the pages after the first
+            await client.post(f"{url}/v1/executions", json={"spec": SPEC})
+        assert pages == 3 and sorted(seen) == sorted(ids) and len(set(seen)) == 7
+        bad = await client.get(f"{url}/v1/executions", params={"cursor": "not-a-cursor"})
+        assert bad.status_code == 400 and "cursor" in bad.json()["detail"]
+        assert (await client.get(f"{url}/v1/executions", params={"limit": 0})).status_code == 400
 
 
 async def test_stored_workflows_by_name_and_version(url: str) -> None:
@@ -99,10 +130,23 @@ async def test_stored_workflows_by_name_and_version(url: str) -> None:
         )
         assert conflict.status_code == 409
         assert conflict.headers["content-type"].startswith("application/problem+json")
-        assert (await client.get(f"{url}/v1/workflows/hello")).json()["digest"] == r.json()[
-            "digest"
+        newer = await client.post(
+            f"{url}/v1/workflows",
+            content=changed.replace("version: 2", "version: 3"),
+            headers={"content-type": "application/yaml"},
+        )
+        assert newer.status_code == 201
+        listed = (await client.get(f"{url}/v1/workflows")).json()
+        assert [(w["name"], w["latest"]["version"], w["versions"]) for w in listed] == [
+            ("hello", "3", 2)
         ]
+        versions = (await client.get(f"{url}/v1/workflows/hello")).json()["versions"]
+        assert [v["version"] for v in versions] == ["3", "2"]
+        assert versions[1]["digest"] == r.json()["digest"] and "spec" not in versions[1]
+        one = (await client.get(f"{url}/v1/workflows/hello/versions/2")).json()
+        assert one["spec"]["steps"][0]["params"] == {"value": "hi"}
         assert (await client.get(f"{url}/v1/workflows/nope")).status_code == 404
+        assert (await client.get(f"{url}/v1/workflows/hello/versions/9")).status_code == 404
         sub = await client.post(f"{url}/v1/executions", json={"workflow": "hello@2"})
         assert (await _finished(client, url, sub.json()["id"]))["result"] == {"a": "hi"}
 

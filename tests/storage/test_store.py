@@ -150,6 +150,23 @@ async def test_list_filters_and_orders_newest_first(store: Store) -> None:
     assert [r.id for r in await store.list_executions(status="succeeded")] == ["e1"]
     assert [r.id for r in await store.list_executions(limit=2)] == ["e4", "e3"]
     assert (await store.list_executions())[0].steps == []
+    # a page ends at the (created_at, id) of its last row; ties of created_at by id
+    await store.create_execution(_record("e5b", created_at=1004.0))
+    await store.create_execution(_record("e5a", created_at=1004.0))
+    first = await store.list_executions(limit=2)
+    assert [r.id for r in first] == ["e5b", "e5a"]  # all three at 1004.0: e5b > e5a > e4
+    after = (first[-1].created_at, first[-1].id)
+    assert [r.id for r in await store.list_executions(before=after)] == [
+        "e4",
+        "e3",
+        "e2",
+        "e1",
+        "e0",
+    ]
+    assert [r.id for r in await store.list_executions(before=(1004.0, "e5b"))][:1] == ["e5a"]
+    assert [r.id for r in await store.list_executions(workflow="odd", before=(1003.0, "e3"))] == [
+        "e1"
+    ]
 
 
 async def test_children(store: Store) -> None:
@@ -177,6 +194,12 @@ async def test_definitions(store: Store) -> None:
     assert pinned is not None and pinned.digest == "d1"
     assert await store.get_definition("nope") is None
     assert await store.get_definition_by_digest("nope") is None
+    await store.put_definition(DefinitionRecord("another", "1", "a1", b"{}", 4.0))  # unregistered
+    await store.put_definition(DefinitionRecord("a-first", "x", "ax", b"{}", 5.0), register=True)
+    listed = [(d.name, d.version) for d in await store.list_definitions()]
+    assert listed == [("a-first", "x"), ("wf", "2"), ("wf", "1")]
+    assert [d.digest for d in await store.list_definitions("wf")] == ["d2", "d1"]
+    assert await store.list_definitions("nope") == []
 
 
 async def test_leases_claims_and_cancel_requests(store: Store) -> None:

@@ -678,16 +678,25 @@ class Engine:
         return await self.store.get_execution(execution_id)
 
     async def list(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        """Executions, newest first (without step records)."""
+        """Executions, newest first (without step records); ``before``: the
+        ``(created_at, id)`` of the last one of a previous page, to go on
+        from there."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise UsageError(f"limit must be a positive integer, got {limit!r}")
         if status is not None and status not in _EXECUTION_STATUSES:
             raise UsageError(
                 f"unknown status {status!r}; one of {', '.join(sorted(_EXECUTION_STATUSES))}"
             )
-        return await self.store.list_executions(status=status, workflow=workflow, limit=limit)
+        return await self.store.list_executions(
+            status=status, workflow=workflow, limit=limit, before=before
+        )
 
     def subscribe(self, buffer: int | None = None) -> Subscription:
         """Lifecycle events as an async iterator with a bounded buffer."""

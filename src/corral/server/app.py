@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -22,7 +23,17 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from corral.errors import SpecError, UsageError
+from corral.server import bodies
 from corral.server.auth import Guard, Tokens
+from corral.server.bodies import (
+    Accepted,
+    Definition,
+    ExecutionPage,
+    ExecutionView,
+    Submission,
+    WorkflowSummary,
+    WorkflowVersions,
+)
 from corral.server.events import EventHub
 from corral.server.problems import EXCEPTION_HANDLERS
 
@@ -41,37 +52,8 @@ _FORMATS = {
 }
 
 
-class Submission(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /v1/executions``: a stored workflow by name (``name`` or
-    ``name@version``), or a spec given inline; its inputs; an idempotency key;
-    a priority (higher first)."""
-
-    workflow: str | None = None
-    spec: dict[str, Any] | None = None
-    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    key: str | None = None
-    priority: int = 0
-
-
-class Accepted(msgspec.Struct):
-    id: str
-    status: str
-    links: dict[str, str]
-
-
-class Definition(msgspec.Struct):
-    name: str
-    version: str
-    digest: str
-
-
 def _engine(state: State) -> Any:
     return state.engine
-
-
-def _links(execution_id: str) -> dict[str, str]:
-    base = f"/v1/executions/{execution_id}"
-    return {"self": base, "cancel": f"{base}/cancel"}
 
 
 @post("/v1/workflows", status_code=201, guards=[Guard("admin")])
@@ -101,19 +83,39 @@ async def create_workflow(request: Request[Any, Any, Any], state: State) -> Defi
     else:
         spec = parse_text(text, fmt, file="<body>")
     stored = await _engine(state).create(spec)
-    return Definition(name=stored.name, version=stored.version, digest=stored.digest)
+    return bodies.definition(stored)
+
+
+@get("/v1/workflows", guards=[Guard("read")])
+async def list_workflows(state: State) -> list[WorkflowSummary]:
+    """Every stored workflow by name: its newest version and how many it has."""
+    summaries: dict[str, WorkflowSummary] = {}
+    for stored in await _engine(state).store.list_definitions():
+        if stored.name in summaries:
+            summaries[stored.name].versions += 1
+        else:
+            summaries[stored.name] = WorkflowSummary(stored.name, bodies.definition(stored), 1)
+    return list(summaries.values())
 
 
 @get("/v1/workflows/{name:str}", guards=[Guard("read")])
-async def get_workflow(
-    name: FromPath[str], state: State, version: FromQuery[str | None] = None
+async def get_workflow(name: FromPath[str], state: State) -> WorkflowVersions:
+    """Every stored version of a workflow, newest first."""
+    found = await _engine(state).store.list_definitions(name)
+    if not found:
+        raise NotFoundException(f"no stored workflow {name!r}")
+    return WorkflowVersions(name, [bodies.definition(d) for d in found])
+
+
+@get("/v1/workflows/{name:str}/versions/{version:str}", guards=[Guard("read")])
+async def get_workflow_version(
+    name: FromPath[str], version: FromPath[str], state: State
 ) -> Definition:
-    """A stored definition: the newest version, or ``?version=``."""
+    """One stored version of a workflow, with its spec."""
     stored = await _engine(state).store.get_definition(name, version)
     if stored is None:
-        what = f"{name!r}" + (f" version {version!r}" if version else "")
-        raise NotFoundException(f"no stored workflow {what}")
-    return Definition(name=stored.name, version=stored.version, digest=stored.digest)
+        raise NotFoundException(f"no stored workflow {name!r} version {version!r}")
+    return bodies.definition(stored, with_spec=True)
 
 
 @post("/v1/executions", guards=[Guard("run")])
@@ -133,7 +135,7 @@ async def submit(data: JSONBody[Submission], state: State) -> Response[Accepted]
         existed = await engine.store.find_by_key(data.key) is not None
     handle = await engine.submit(target, data.inputs, key=data.key, priority=data.priority)
     record = await engine.get(handle.id)
-    body = Accepted(id=handle.id, status=record.status, links=_links(handle.id))
+    body = Accepted(id=handle.id, status=record.status, links=bodies.links(handle.id))
     return Response(body, status_code=200 if existed else 202)
 
 
@@ -153,29 +155,39 @@ async def list_executions(
     status: FromQuery[str | None] = None,
     workflow: FromQuery[str | None] = None,
     limit: FromQuery[int] = 50,
-) -> list[dict[str, Any]]:
-    """Executions, newest first (without their steps)."""
+    cursor: FromQuery[str | None] = None,
+) -> Response[ExecutionPage]:
+    """Executions, newest first, without their steps, a page at a time: the
+    answer's ``next`` (also a ``Link: rel="next"`` header) is the ``cursor``
+    of the next page."""
     if not 1 <= limit <= 1000:
         raise UsageError(f"limit must be from 1 to 1000, not {limit}")
-    records = await _engine(state).list(status=status, workflow=workflow, limit=limit)
-    return [msgspec.to_builtins(r) for r in records]
+    before = None if cursor is None else bodies.decode_cursor(cursor)
+    records = await _engine(state).list(
+        status=status, workflow=workflow, limit=limit + 1, before=before
+    )
+    more = len(records) > limit
+    records = records[:limit]
+    page = ExecutionPage([bodies.execution_view(r) for r in records])
+    headers = {}
+    if more:
+        page.next = bodies.encode_cursor(records[-1])
+        query = {"limit": str(limit), "cursor": page.next}
+        query.update({k: v for k, v in (("status", status), ("workflow", workflow)) if v})
+        headers["Link"] = f'</v1/executions?{urlencode(query)}>; rel="next"'
+    return Response(page, headers=headers)
 
 
 @get("/v1/executions/{execution_id:str}", guards=[Guard("read")])
-async def get_execution(execution_id: FromPath[str], state: State) -> dict[str, Any]:
+async def get_execution(execution_id: FromPath[str], state: State) -> ExecutionView:
     """One execution with its steps (status, attempts, durations, errors, output)."""
-    record = await _engine(state).get(execution_id)
-    out: dict[str, Any] = msgspec.to_builtins(record)
-    out["links"] = _links(execution_id)
-    return out
+    return bodies.execution_view(await _engine(state).get(execution_id))
 
 
 @post("/v1/executions/{execution_id:str}/cancel", status_code=200, guards=[Guard("run")])
-async def cancel_execution(execution_id: FromPath[str], state: State) -> dict[str, Any]:
+async def cancel_execution(execution_id: FromPath[str], state: State) -> ExecutionView:
     """Cancel an execution (it ends ``cancelled``; a finished one is left as it is)."""
-    record = await _engine(state).cancel(execution_id)
-    out: dict[str, Any] = msgspec.to_builtins(record)
-    return out
+    return bodies.execution_view(await _engine(state).cancel(execution_id))
 
 
 def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
@@ -268,7 +280,9 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
     return Litestar(
         route_handlers=[
             create_workflow,
+            list_workflows,
             get_workflow,
+            get_workflow_version,
             submit,
             list_executions,
             get_execution,

@@ -78,6 +78,11 @@ class Store(Protocol):
         """A definition by content hash (used to resume executions)."""
         ...
 
+    async def list_definitions(self, name: str | None = None) -> list[DefinitionRecord]:
+        """Registered definitions (of ``name``, or of every workflow), by name,
+        each name's newest version first."""
+        ...
+
     # ------------------------------------------------------------ executions
 
     async def create_execution(
@@ -176,8 +181,11 @@ class Store(Protocol):
         status: str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        """Executions, newest first, without their step records."""
+        """Executions, newest first (ties of ``created_at`` by id, descending),
+        without their step records; ``before``: only those after the row
+        ``(created_at, id)`` in that order (the next page)."""
         ...
 
     # ------------------------------------------------------------ ownership

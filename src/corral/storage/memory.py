@@ -82,6 +82,10 @@ class MemoryStore:
     async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
         return self._by_digest.get(digest)
 
+    async def list_definitions(self, name: str | None = None) -> list[DefinitionRecord]:
+        found = [d for (n, _), d in self._definitions.items() if name is None or n == name]
+        return sorted(found, key=lambda d: (d.name, -d.created_at))
+
     # ------------------------------------------------------------ executions
 
     async def create_execution(
@@ -224,17 +228,17 @@ class MemoryStore:
         status: str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        out: list[ExecutionRecord] = []
-        for rec in reversed(self._executions.values()):
-            if len(out) >= limit:
-                break
-            if status is not None and rec.status != status:
-                continue
-            if workflow is not None and rec.workflow != workflow:
-                continue
-            out.append(_copy(rec))
-        return out
+        found = [
+            rec
+            for rec in self._executions.values()
+            if (status is None or rec.status == status)
+            and (workflow is None or rec.workflow == workflow)
+            and (before is None or (rec.created_at, rec.id) < before)
+        ]
+        found.sort(key=lambda rec: (rec.created_at, rec.id), reverse=True)
+        return [_copy(rec) for rec in found[:limit]]
 
     # ------------------------------------------------------------ ownership
 

@@ -586,6 +586,13 @@ class PostgresStore(BatchedStore):
 
         return await self._q(op, write=False)
 
+    async def list_definitions(self, name: str | None = None) -> list[DefinitionRecord]:
+        async def op(conn: Any) -> list[DefinitionRecord]:
+            rows = await conn.fetch(_DEFINITIONS, name, name)
+            return [DefinitionRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+        return await self._q(op, write=False)
+
     # ------------------------------------------------------------ reads
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -636,8 +643,9 @@ class PostgresStore(BatchedStore):
         status: str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        text, args = sql.listing(status, workflow, "seq")
+        text, args = sql.listing(status, workflow, before)
         query = q(text)
 
         async def op(conn: Any) -> list[ExecutionRecord]:
@@ -915,6 +923,7 @@ _CLAIM = q(
     f"ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
 )
 _CANCEL_REQUESTS = q(sql.CANCEL_REQUESTS)
+_DEFINITIONS = q(sql.DEFINITIONS)
 _RELEASE = q(sql.RELEASE)
 #: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
 _CHANNEL = "corral"

@@ -144,9 +144,14 @@ PRUNE_CACHE = (
 )
 
 
-def listing(status: str | None, workflow: str | None, order: str) -> tuple[str, list[Any]]:
+def listing(
+    status: str | None, workflow: str | None, before: tuple[float, str] | None = None
+) -> tuple[str, list[Any]]:
     """The ``list_executions`` query (``?`` placeholders, then the limit) and
-    its arguments; ``order`` breaks ties of ``created_at`` (newest first)."""
+    its arguments: newest first, ties of ``created_at`` broken by id, so that
+    ``before`` (the last row's ``(created_at, id)``) continues a listing
+    exactly where a page ended (keyset pagination: nothing skipped or repeated
+    while executions are added)."""
     where: list[str] = []
     args: list[Any] = []
     if status is not None:
@@ -155,12 +160,24 @@ def listing(status: str | None, workflow: str | None, order: str) -> tuple[str, 
     if workflow is not None:
         where.append("workflow = ?")
         args.append(workflow)
+    if before is not None:
+        where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        args.extend((before[0], before[0], before[1]))
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     query = (
         f"SELECT {EXEC_COLUMNS} FROM workflow_executions {clause} "
-        f"ORDER BY created_at DESC, {order} DESC LIMIT ?"
+        "ORDER BY created_at DESC, id DESC LIMIT ?"
     )
     return query, args
+
+
+#: Registered definitions of one name (``?``, twice) or of all (NULL), by
+#: name, each name's newest first.
+DEFINITIONS = (
+    "SELECT name, version, digest, spec, created_at FROM workflow_definitions "
+    "WHERE registered = 1 AND (CAST(? AS TEXT) IS NULL OR name = ?) "
+    "ORDER BY name, created_at DESC"
+)
 
 
 def handler_set(handlers: list[str] | None) -> str | None:

@@ -394,6 +394,13 @@ class SQLiteStore(BatchedStore):
 
         return await self._call(op, write=False)
 
+    async def list_definitions(self, name: str | None = None) -> list[DefinitionRecord]:
+        def op(conn: sqlite3.Connection) -> list[DefinitionRecord]:
+            rows = conn.execute(sql.DEFINITIONS, (name, name)).fetchall()
+            return [DefinitionRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+        return await self._call(op, write=False)
+
     # ------------------------------------------------------------ executions
 
     def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
@@ -524,8 +531,9 @@ class SQLiteStore(BatchedStore):
         status: str | None = None,
         workflow: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        query, args = sql.listing(status, workflow, "rowid")
+        query, args = sql.listing(status, workflow, before)
 
         def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             return [sql.execution(row) for row in conn.execute(query, (*args, limit))]

@@ -1,0 +1,142 @@
+"""The HTTP API's request and response bodies, as msgspec Structs: Litestar
+validates requests against them and derives the OpenAPI document from them,
+so what the document promises is what the server sends."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import msgspec
+
+from corral.errors import UsageError
+from corral.model import ExecutionRecord, StepRecord
+from corral.storage.base import DefinitionRecord
+
+__all__ = [
+    "Accepted",
+    "Definition",
+    "ExecutionPage",
+    "ExecutionView",
+    "StepView",
+    "Submission",
+    "WorkflowSummary",
+    "WorkflowVersions",
+    "decode_cursor",
+    "encode_cursor",
+    "execution_view",
+    "links",
+]
+
+
+class Submission(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/executions``: a stored workflow by name (``name`` or
+    ``name@version``), or a spec given inline; its inputs; an idempotency key;
+    a priority (higher first)."""
+
+    workflow: str | None = None
+    spec: dict[str, Any] | None = None
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    key: str | None = None
+    priority: int = 0
+
+
+class Accepted(msgspec.Struct):
+    """An admitted execution: its id, its status now, and where to look."""
+
+    id: str
+    status: str
+    links: dict[str, str]
+
+
+class Definition(msgspec.Struct, omit_defaults=True):
+    """One stored version of a workflow (``spec`` only when one version is asked for)."""
+
+    name: str
+    version: str
+    digest: str
+    created_at: float
+    spec: dict[str, Any] | None = None
+
+
+class WorkflowSummary(msgspec.Struct):
+    """A stored workflow: its newest version and how many it has."""
+
+    name: str
+    latest: Definition
+    versions: int
+
+
+class WorkflowVersions(msgspec.Struct):
+    """Every stored version of one workflow, newest first."""
+
+    name: str
+    versions: list[Definition]
+
+
+class StepView(StepRecord, omit_defaults=True):
+    """A step's record with its duration (seconds, once it ended)."""
+
+    duration: float | None = None
+
+
+class ExecutionView(ExecutionRecord, omit_defaults=True):
+    """An execution's record (steps with durations) and its links."""
+
+    duration: float | None = None
+    links: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ExecutionPage(msgspec.Struct):
+    """One page of a listing, newest first; ``next``: the cursor of the next
+    page (``null`` on the last one)."""
+
+    executions: list[ExecutionView]
+    next: str | None = None
+
+
+def links(execution_id: str) -> dict[str, str]:
+    base = f"/v1/executions/{execution_id}"
+    return {"self": base, "cancel": f"{base}/cancel", "events": f"{base}/events"}
+
+
+def _seconds(started: float | None, finished: float | None) -> float | None:
+    return None if started is None or finished is None else finished - started
+
+
+def execution_view(record: ExecutionRecord) -> ExecutionView:
+    fields = msgspec.structs.asdict(record)
+    fields["steps"] = [
+        StepView(
+            **msgspec.structs.asdict(step), duration=_seconds(step.started_at, step.finished_at)
+        )
+        for step in record.steps
+    ]
+    return ExecutionView(
+        **fields,
+        duration=_seconds(record.started_at, record.finished_at),
+        links=links(record.id),
+    )
+
+
+def definition(stored: DefinitionRecord, *, with_spec: bool = False) -> Definition:
+    spec = msgspec.json.decode(stored.spec) if with_spec else None
+    return Definition(stored.name, stored.version, stored.digest, stored.created_at, spec)
+
+
+def encode_cursor(record: ExecutionRecord) -> str:
+    """An opaque cursor: where the page that ended with ``record`` stopped."""
+    raw = msgspec.json.encode([record.created_at, record.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, execution_id = msgspec.json.decode(raw, type=tuple[float, str])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise UsageError(
+            f"cursor {cursor[:40]!r} is not one this server gave (use a listing's `next`)"
+        ) from None
+    return created_at, execution_id

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,50 +13,9 @@ import httpx
 import pytest
 import trio
 
-from corral.server.auth import Tokens, load_tokens
-from corral.server.serve import serve
+from corral.server.auth import load_tokens
 
 SPEC = {"name": "hi", "steps": [{"id": "a", "handler": "core.echo", "params": {"value": 42}}]}
-READ, RUN, ADMIN = "r" * 20, "u" * 20, "a" * 20
-
-
-async def _server(tmp_path: Path, tokens: Tokens, run_here: bool = True) -> AsyncIterator[str]:
-    stop = trio.Event()
-    urls: list[str] = []
-    started = trio.Event()
-
-    def ready(url: str) -> None:
-        urls.append(url)
-        started.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            lambda: serve(
-                f"sqlite:///{tmp_path / 'api.db'}",
-                port=0,
-                tokens=tokens,
-                run_here=run_here,
-                ready=ready,
-                stop=stop,
-            )
-        )
-        with trio.fail_after(30):
-            await started.wait()
-        yield urls[0]
-        stop.set()
-
-
-@pytest.fixture
-async def url(tmp_path: Path) -> AsyncIterator[str]:
-    async for u in _server(tmp_path, Tokens([])):
-        yield u
-
-
-@pytest.fixture
-async def secured(tmp_path: Path) -> AsyncIterator[str]:
-    tokens = Tokens([("read", READ), ("run", RUN), ("admin", ADMIN)])
-    async for u in _server(tmp_path, tokens):
-        yield u
 
 
 async def _finished(client: httpx.AsyncClient, url: str, execution: str) -> dict[str, Any]:
@@ -215,7 +173,8 @@ async def test_cancel_handlers_health_metrics_openapi(url: str) -> None:
         assert "/v1/executions" in doc["paths"] and "/v1/workflows" in doc["paths"]
 
 
-async def test_tokens_and_scopes(secured: str) -> None:
+async def test_tokens_and_scopes(secured: str, scope_tokens: dict[str, str]) -> None:
+    READ, RUN, ADMIN = (scope_tokens[s] for s in ("read", "run", "admin"))
     url = secured
 
     def auth(token: str) -> dict[str, str]:
@@ -243,6 +202,7 @@ async def test_tokens_and_scopes(secured: str) -> None:
 
 def test_tokens_from_a_file_and_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
+    READ, RUN, ADMIN = "r" * 16, "u" * 16, "a" * 16
     path.write_text(f"# comment\nread:{READ}\n")
     tokens = load_tokens(str(path), {"CORRAL_API_TOKENS": f"admin:{ADMIN}"})
     assert tokens.scopes(READ) == {"read"} and tokens.scopes(ADMIN) == {"read", "run", "admin"}
@@ -326,12 +286,6 @@ async def test_events_stream_and_resume(url: str) -> None:
         assert (await client.get(f"{url}/v1/executions/nope/events")).status_code == 404
 
 
-@pytest.fixture
-async def queue_only(tmp_path: Path) -> AsyncIterator[str]:
-    async for u in _server(tmp_path, Tokens([]), run_here=False):
-        yield u
-
-
 async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: Path) -> None:
     import corral
 
@@ -346,7 +300,8 @@ async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: 
         assert done["status"] == "succeeded" and done["result"] == {"a": 42}
 
 
-async def test_the_python_client(secured: str) -> None:
+async def test_the_python_client(secured: str, scope_tokens: dict[str, str]) -> None:
+    READ, RUN = scope_tokens["read"], scope_tokens["run"]
     from corral.client import Client
     from corral.errors import ApiError, WorkflowFailed
 

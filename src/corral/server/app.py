@@ -11,31 +11,38 @@ health checks (:mod:`.auth`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from corral.errors import SpecError, UsageError
 from corral.server import bodies
+from corral.server.api_page import ApiPage
 from corral.server.auth import Guard, Tokens
 from corral.server.bodies import (
     Accepted,
     Definition,
     ExecutionPage,
     ExecutionView,
+    HandlerInfo,
+    Health,
     Submission,
     WorkflowSummary,
     WorkflowVersions,
 )
 from corral.server.events import EventHub
-from corral.server.problems import EXCEPTION_HANDLERS
+from corral.server.pages import PAGES
+from corral.server.problems import EXCEPTION_HANDLERS, documented
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -56,7 +63,31 @@ def _engine(state: State) -> Any:
     return state.engine
 
 
-@post("/v1/workflows", status_code=201, guards=[Guard("admin")])
+@dataclass
+class _WorkflowText(Operation):
+    """Documents the body ``POST /v1/workflows`` reads itself: a spec as JSON,
+    or as YAML or TOML text."""
+
+    def __post_init__(self) -> None:
+        text = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+        self.request_body = RequestBody(
+            required=True,
+            description="A workflow spec (the same format as a workflow file)",
+            content={
+                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT)),
+                "application/yaml": text,
+                "application/toml": text,
+            },
+        )
+
+
+@post(
+    "/v1/workflows",
+    status_code=201,
+    guards=[Guard("admin")],
+    operation_class=_WorkflowText,
+    responses=documented(400, 401, 403, 409, 413, 422, 503),
+)
 async def create_workflow(request: Request[Any, Any, Any], state: State) -> Definition:
     """Store a versioned workflow definition: a JSON spec, or YAML/TOML text
     with its content type."""
@@ -86,7 +117,7 @@ async def create_workflow(request: Request[Any, Any, Any], state: State) -> Defi
     return bodies.definition(stored)
 
 
-@get("/v1/workflows", guards=[Guard("read")])
+@get("/v1/workflows", guards=[Guard("read")], responses=documented(401, 403))
 async def list_workflows(state: State) -> list[WorkflowSummary]:
     """Every stored workflow by name: its newest version and how many it has."""
     summaries: dict[str, WorkflowSummary] = {}
@@ -98,7 +129,7 @@ async def list_workflows(state: State) -> list[WorkflowSummary]:
     return list(summaries.values())
 
 
-@get("/v1/workflows/{name:str}", guards=[Guard("read")])
+@get("/v1/workflows/{name:str}", guards=[Guard("read")], responses=documented(401, 403, 404))
 async def get_workflow(name: FromPath[str], state: State) -> WorkflowVersions:
     """Every stored version of a workflow, newest first."""
     found = await _engine(state).store.list_definitions(name)
@@ -107,7 +138,11 @@ async def get_workflow(name: FromPath[str], state: State) -> WorkflowVersions:
     return WorkflowVersions(name, [bodies.definition(d) for d in found])
 
 
-@get("/v1/workflows/{name:str}/versions/{version:str}", guards=[Guard("read")])
+@get(
+    "/v1/workflows/{name:str}/versions/{version:str}",
+    guards=[Guard("read")],
+    responses=documented(401, 403, 404),
+)
 async def get_workflow_version(
     name: FromPath[str], version: FromPath[str], state: State
 ) -> Definition:
@@ -118,7 +153,15 @@ async def get_workflow_version(
     return bodies.definition(stored, with_spec=True)
 
 
-@post("/v1/executions", guards=[Guard("run")])
+@post(
+    "/v1/executions",
+    status_code=202,
+    guards=[Guard("run")],
+    responses={
+        200: ResponseSpec(Accepted, description="The execution its idempotency key names"),
+        **documented(400, 401, 403, 413, 422, 503),
+    },
+)
 async def submit(data: JSONBody[Submission], state: State) -> Response[Accepted]:
     """Admit an execution (202), or return the one its idempotency key names (200)."""
     engine = _engine(state)
@@ -149,7 +192,7 @@ async def _stored_plan(engine: Any, ref: str) -> Any:
     return msgspec.json.decode(stored.spec, type=WorkflowSpec)
 
 
-@get("/v1/executions", guards=[Guard("read")])
+@get("/v1/executions", guards=[Guard("read")], responses=documented(400, 401, 403))
 async def list_executions(
     state: State,
     status: FromQuery[str | None] = None,
@@ -162,7 +205,7 @@ async def list_executions(
     of the next page."""
     if not 1 <= limit <= 1000:
         raise UsageError(f"limit must be from 1 to 1000, not {limit}")
-    before = None if cursor is None else bodies.decode_cursor(cursor)
+    before = bodies.decode_cursor(cursor) if cursor else None  # (empty: the first page)
     records = await _engine(state).list(
         status=status, workflow=workflow, limit=limit + 1, before=before
     )
@@ -178,20 +221,31 @@ async def list_executions(
     return Response(page, headers=headers)
 
 
-@get("/v1/executions/{execution_id:str}", guards=[Guard("read")])
+@get(
+    "/v1/executions/{execution_id:str}",
+    guards=[Guard("read")],
+    responses=documented(401, 403, 404),
+)
 async def get_execution(execution_id: FromPath[str], state: State) -> ExecutionView:
     """One execution with its steps (status, attempts, durations, errors, output)."""
     return bodies.execution_view(await _engine(state).get(execution_id))
 
 
-@post("/v1/executions/{execution_id:str}/cancel", status_code=200, guards=[Guard("run")])
+@post(
+    "/v1/executions/{execution_id:str}/cancel",
+    status_code=200,
+    guards=[Guard("run")],
+    responses=documented(401, 403, 404),
+)
 async def cancel_execution(execution_id: FromPath[str], state: State) -> ExecutionView:
     """Cancel an execution (it ends ``cancelled``; a finished one is left as it is)."""
     return bodies.execution_view(await _engine(state).cancel(execution_id))
 
 
 def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
-    raw = request.headers.get("last-event-id")
+    # The header a reconnecting EventSource sends, or (for a page's first
+    # connection, which cannot set headers) the ``last_event_id`` query.
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
     if not raw.isdigit():
@@ -212,13 +266,23 @@ def _sse(hub: EventHub, execution_id: str | None, last_id: int | None) -> Server
     return ServerSentEvent(messages())
 
 
-@get("/v1/events", guards=[Guard("read")])
+@get(
+    "/v1/events",
+    guards=[Guard("read")],
+    media_type="text/event-stream",
+    responses=documented(400, 401, 403),
+)
 async def all_events(request: Request[Any, Any, Any], state: State) -> ServerSentEvent:
     """Server-Sent Events of every execution's lifecycle events (``Last-Event-ID`` resumes)."""
     return _sse(state.hub, None, _last_event_id(request))
 
 
-@get("/v1/executions/{execution_id:str}/events", guards=[Guard("read")])
+@get(
+    "/v1/executions/{execution_id:str}/events",
+    guards=[Guard("read")],
+    media_type="text/event-stream",
+    responses=documented(400, 401, 403, 404),
+)
 async def execution_events(
     execution_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> ServerSentEvent:
@@ -227,8 +291,8 @@ async def execution_events(
     return _sse(state.hub, execution_id, _last_event_id(request))
 
 
-@get("/v1/handlers", guards=[Guard("read")])
-async def list_handlers(state: State) -> list[dict[str, Any]]:
+@get("/v1/handlers", guards=[Guard("read")], responses=documented(401, 403))
+async def list_handlers(state: State) -> list[HandlerInfo]:
     """Every handler: name, version, kind, plugin, and its params' JSON Schema."""
     engine = _engine(state)
     out = []
@@ -239,46 +303,56 @@ async def list_handlers(state: State) -> list[dict[str, Any]]:
         except (TypeError, ValueError):  # a Params type JSON Schema cannot describe
             schema = None
         out.append(
-            {
-                "name": name,
-                "version": info.version,
-                "kind": info.kind,
-                "plugin": info.plugin,
-                "description": info.description,
-                "params_schema": schema,
-            }
+            HandlerInfo(name, info.version, info.kind, info.plugin, info.description or "", schema)
         )
     return out
 
 
 @get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Health:
     """The process is alive."""
-    return {"status": "ok"}
+    return Health("ok")
 
 
-@get("/readyz")
-async def readyz(state: State) -> Response[dict[str, str]]:
+@get("/readyz", responses={503: ResponseSpec(Health, description="The store does not answer")})
+async def readyz(state: State) -> Response[Health]:
     """The store answers (503 when it does not)."""
     try:
         await _engine(state).store.list_executions(limit=1)
     except Exception as exc:  # any store failure: not ready
-        return Response({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
-    return Response({"status": "ok"})
+        return Response(Health("unavailable", type(exc).__name__), status_code=503)
+    return Response(Health("ok"))
 
 
-@get("/metrics", media_type=MediaType.TEXT, guards=[Guard("read")])
+@get("/metrics", media_type=MediaType.TEXT, guards=[Guard("read")], responses=documented(401, 403))
 async def metrics(state: State) -> str:
     """Prometheus text exposition of the engine's metrics."""
     text: str = _engine(state).prometheus_metrics()
     return text
 
 
+def _options(path: str) -> Any:
+    """``OPTIONS`` for a path that several route handlers share. Litestar's
+    own answers with the ``Allow`` of the first handler registered (2.25),
+    so ``OPTIONS /v1/executions`` would leave out GET; this one lists every
+    method the app has for the path."""
+
+    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
+    async def allow(request: Request[Any, Any, Any]) -> Response[None]:
+        methods = {m for r in request.app.routes if r.path == path for m in r.methods}
+        return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))})
+
+    return allow
+
+
 def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litestar:
     """The Litestar application around an open engine (``hub``: its events,
     fed by :meth:`EventHub.run` for the server's lifetime)."""
-    return Litestar(
+    app = Litestar(
         route_handlers=[
+            # (first: Litestar adds its own OPTIONS only where none is registered)
+            _options("/v1/workflows"),
+            _options("/v1/executions"),
             create_workflow,
             list_workflows,
             get_workflow,
@@ -293,10 +367,19 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             healthz,
             readyz,
             metrics,
+            *PAGES,
         ],
         state=State({"engine": engine, "tokens": tokens, "hub": hub or EventHub()}),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(title="corral", version="1"),
+        openapi_config=OpenAPIConfig(
+            title="corral",
+            version="1",
+            render_plugins=[ApiPage(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        ),
         debug=False,
     )
+    # Unknown fields of a submission are refused (a misspelt "input" must not
+    # be dropped silently): say so in the document.
+    app.openapi_schema.components.schemas["Submission"].additional_properties = False
+    return app

@@ -24,7 +24,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from corral.errors import ConfigError
 
-__all__ = ["SCOPES", "Guard", "Tokens", "check_bind", "load_tokens"]
+__all__ = ["COOKIE", "SCOPES", "Guard", "Tokens", "check_bind", "load_tokens", "presented_scopes"]
 
 #: Each scope and the scopes it includes.
 SCOPES = {"read": {"read"}, "run": {"read", "run"}, "admin": {"read", "run", "admin"}}
@@ -93,8 +93,37 @@ def check_bind(host: str, tokens: Tokens) -> None:
         )
 
 
+#: The cookie the status page keeps a signed-in token in (it grants *read* only).
+COOKIE = "corral_token"
+
+
+def _token(connection: ASGIConnection[Any, Any, Any, Any], allow_cookie: bool) -> str | None:
+    header = connection.headers.get("authorization") or ""
+    kind, _sep, token = header.partition(" ")
+    if kind.lower() == "bearer" and token.strip():
+        return token.strip()
+    if allow_cookie:
+        return connection.cookies.get(COOKIE) or None
+    return None
+
+
+def presented_scopes(
+    connection: ASGIConnection[Any, Any, Any, Any], *, allow_cookie: bool = False
+) -> set[str] | None:
+    """The scopes the request's token grants: ``None`` when no token is
+    configured (everything is allowed), empty for none or an unknown one.
+    The cookie counts only when ``allow_cookie`` (reads: a cookie is sent by
+    a browser on its own, so it must never be enough to change anything)."""
+    tokens: Tokens = connection.app.state.tokens
+    if not tokens:
+        return None
+    token = _token(connection, allow_cookie)
+    return set() if token is None else tokens.scopes(token) or set()
+
+
 class Guard:
-    """A route guard: the request's bearer token must grant ``scope``."""
+    """A route guard: the request's bearer token must grant ``scope`` (for
+    ``read``, the status page's cookie will do)."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
@@ -105,11 +134,10 @@ class Guard:
         tokens: Tokens = connection.app.state.tokens
         if not tokens:
             return
-        header = connection.headers.get("authorization") or ""
-        kind, _sep, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token:
+        token = _token(connection, allow_cookie=self.scope == "read")
+        if token is None:
             raise NotAuthorizedException("a bearer token is required (Authorization: Bearer ...)")
-        scopes = tokens.scopes(token.strip())
+        scopes = tokens.scopes(token)
         if scopes is None:
             raise NotAuthorizedException("unknown token")
         if self.scope not in scopes:

@@ -19,6 +19,10 @@ __all__ = [
     "Definition",
     "ExecutionPage",
     "ExecutionView",
+    "FieldProblem",
+    "HandlerInfo",
+    "Health",
+    "Problem",
     "StepView",
     "Submission",
     "WorkflowSummary",
@@ -84,6 +88,7 @@ class StepView(StepRecord, omit_defaults=True):
 class ExecutionView(ExecutionRecord, omit_defaults=True):
     """An execution's record (steps with durations) and its links."""
 
+    steps: list[StepView] = msgspec.field(default_factory=list)  # type: ignore[assignment]
     duration: float | None = None
     links: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -94,6 +99,44 @@ class ExecutionPage(msgspec.Struct):
 
     executions: list[ExecutionView]
     next: str | None = None
+
+
+class HandlerInfo(msgspec.Struct):
+    """A handler the server's engine can run."""
+
+    name: str
+    version: str
+    kind: str
+    plugin: str
+    description: str
+    params_schema: dict[str, Any] | None
+    """The JSON Schema of its params (``null`` when its type has none)."""
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    """``ok``, or ``unavailable`` and why."""
+
+    status: str
+    detail: str | None = None
+
+
+class FieldProblem(msgspec.Struct):
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An error, as RFC 9457 ``application/problem+json``: ``path`` is the
+    JSON path of the bad field of a workflow or its inputs (``kind`` says
+    which), ``errors`` lists each bad field of a request body."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    path: str | None = None
+    kind: str | None = None
+    errors: list[FieldProblem] | None = None
 
 
 def links(execution_id: str) -> dict[str, str]:

@@ -51,6 +51,12 @@ class EventHub:
             async for event in events:
                 self.publish(msgspec.to_builtins(event))
 
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event (0: none yet): a page rendered now
+        resumes its stream from here and misses nothing."""
+        return self._next - 1
+
     def publish(self, event: dict[str, Any]) -> None:
         item = (self._next, event)
         self._next += 1

@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from corral.errors import (
     CorralError,
@@ -21,7 +22,7 @@ from corral.errors import (
     UsageError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "problem"]
+__all__ = ["EXCEPTION_HANDLERS", "documented", "problem"]
 
 log = logging.getLogger("corral.server")
 
@@ -41,7 +42,24 @@ _TITLES = {
 }
 
 
-def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+def documented(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI answers of a route's errors: each a problem document."""
+    from corral.server.bodies import Problem
+
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=_TITLES[status] + (" (Retry-After says when)" if status == 503 else ""),
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def problem(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     body = {
         "type": "about:blank",
         "title": _TITLES.get(status, "Error"),
@@ -49,7 +67,9 @@ def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
         "detail": detail,
         **extra,
     }
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    headers = dict(headers or {})
+    if status in (429, 503):
+        headers["Retry-After"] = "1"
     return Response(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -73,14 +93,20 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else []
-        fields = [
-            {"path": f"$.{e.get('key')}" if e.get("key") else "$", "message": e.get("message")}
-            for e in errors
-            if isinstance(e, dict)
-        ]
+        fields = [_field(e) for e in errors if isinstance(e, dict)]
         detail = "; ".join(f"{f['path']}: {f['message']}" for f in fields) or str(exc.detail)
         return problem(400, detail, errors=fields)
-    return problem(exc.status_code, str(exc.detail))
+    # (keeps what the status needs, e.g. a 405's Allow)
+    return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def _field(error: dict[str, Any]) -> dict[str, Any]:
+    key, message = error.get("key"), str(error.get("message"))
+    if key == "data" and message == "'data'":  # no body at all
+        return {"path": "$", "message": "a JSON object body is required"}
+    if key == "data":  # the body as a whole (not JSON, or not an object)
+        return {"path": "$", "message": message}
+    return {"path": f"$.{key}" if key else "$", "message": message}
 
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

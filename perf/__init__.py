@@ -91,6 +91,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "another; minutes each, run once (trees downloaded once into the perf cache)",
     )
     p.add_argument(
+        "--serve",
+        action="store_true",
+        help="also load `corral serve` on SQLite: 200 kept-alive clients submitting a stored "
+        "single-step workflow for 30 s (5 s with --quick), against a bare Litestar+Hypercorn "
+        "app (the HTTP stack's floor); then paced at half that rate for the latency of a "
+        "server not overloaded; run once",
+    )
+    p.add_argument(
         "--postgres",
         action="store_true",
         help="also the PostgreSQL cases: corral ÷ a raw asyncpg floor, 1/2/4 worker "
@@ -176,9 +184,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
     )
     restructure = args.restructure or any(n.startswith("restructure") for n in args.case)
     vibe = args.vibe or any(n.startswith("vibe") for n in args.case)
+    serve = args.serve or any(n.startswith("serve") for n in args.case)
     cases = select(
         build_cases(
-            scale, analysis=analysis, postgres=postgres, restructure=restructure, vibe=vibe
+            scale,
+            analysis=analysis,
+            postgres=postgres,
+            restructure=restructure,
+            vibe=vibe,
+            serve=serve,
         ),
         args.case,
         args.mode,

@@ -344,6 +344,7 @@ def evaluate_targets(
             )
         )
     targets += _window_targets(results)
+    targets += _serve_targets(results)
     targets += _postgres_targets(results, ratios, get)
     targets += _analysis_targets(results)
     if scale.n != FULL_N:
@@ -421,6 +422,38 @@ def _window_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
                 f"worst window {window:,.0f} ms over {len(res.runs)} kills",
             )
         )
+    return out
+
+
+def _serve_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """Issue 16: one ``corral serve`` on SQLite under 200 clients."""
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.case.kind != "serve" or not res.runs:
+            continue
+        run = res.runs[0]
+        e2e, floor = float(run["corral_e2e_rps"]), float(run["floor_rps"])
+        p99, rate = float(run["paced_p99_ms"]), float(run["paced_rate"])
+        out += [
+            _target(
+                "issue 16",
+                "corral serve: executions submitted and finished per second, 200 clients",
+                ">= 2,000",
+                e2e,
+                "/s",
+                e2e >= 2000,
+                f"the HTTP stack alone (Litestar + Hypercorn, same request): {floor:,.0f}/s",
+            ),
+            _target(
+                "issue 16",
+                "corral serve: request p99 below overload (paced at half capacity)",
+                "< 100",
+                p99,
+                "ms",
+                p99 < 100,
+                f"at {rate:,.0f} submissions/s",
+            ),
+        ]
     return out
 
 
@@ -755,6 +788,7 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
 
     out += _postgres_tables(doc)
     out += _restructure_tables(doc)
+    out += _serve_tables(doc)
     out += _vibe_tables(doc)
     out += _analysis_tables(doc)
 
@@ -816,6 +850,45 @@ def _restructure_tables(doc: dict[str, Any]) -> list[TableModel]:
         ["rope ÷ corral apply", _fmt(med.get("rope_over_apply"), ",.1f")],
         ["files changed / rewrites", changed],
         ["moves rope gave up on", _fmt(med.get("rope_failed_moves"))],
+    ]
+    return [t]
+
+
+def _serve_tables(doc: dict[str, Any]) -> list[TableModel]:
+    """corral serve under load, against its HTTP stack's floor (issue 16)."""
+    c = doc["cases"].get("serve")
+    if c is None:
+        return []
+    params = c.get("params", {})
+    t = TableModel(
+        f"corral serve: 200 clients submitting for {params.get('seconds', 0):g} s (SQLite)",
+        ["figure", "HTTP floor", "corral serve"],
+        right={1, 2},
+    )
+    if c["status"] != "ok":
+        t.rows.append(["serve", "", (c["status"], "red")])
+        return [t]
+    med = c["median"]
+    t.rows += [
+        ["answers per second", _fmt(med.get("floor_rps")), _fmt(med.get("corral_rps"))],
+        ["executions finished per second (end to end)", "", _fmt(med.get("corral_e2e_rps"))],
+        [
+            "latency p50 / p99 ms (saturated)",
+            f"{_fmt(med.get('floor_p50_ms'))} / {_fmt(med.get('floor_p99_ms'))}",
+            f"{_fmt(med.get('corral_p50_ms'))} / {_fmt(med.get('corral_p99_ms'))}",
+        ],
+        [
+            f"latency p50 / p99 ms at {_fmt(med.get('paced_rate'))}/s (half capacity)",
+            "",
+            f"{_fmt(med.get('paced_p50_ms'), ',.1f')} / {_fmt(med.get('paced_p99_ms'), ',.1f')}",
+        ],
+        [
+            "errors (429/503 apart)",
+            _fmt(med.get("floor_errors")),
+            _fmt((med.get("corral_errors") or 0) + (med.get("paced_errors") or 0)),
+        ],
+        ["server peak RSS MB", _fmt(med.get("floor_rss_mb")), _fmt(med.get("corral_rss_mb"))],
+        ["corral ÷ floor", "", _fmt(med.get("corral_over_floor"), ",.2f")],
     ]
     return [t]
 

@@ -144,6 +144,7 @@ def build_cases(
     postgres: bool = False,
     restructure: bool = False,
     vibe: bool = False,
+    serve: bool = False,
 ) -> list[Case]:
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
@@ -198,6 +199,9 @@ def build_cases(
                 params={"modules": scale.analysis_modules, "moves": moves},
             )
         )
+    if serve:
+        seconds = 30.0 if scale.n == FULL_N else 5.0
+        cases.append(Case("serve", "serve", params={"seconds": seconds}))
     if vibe:
         from perf.vibe import VIBE_TREES
 
@@ -282,6 +286,10 @@ def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
         from perf.restructure import run_restructure_repeat
 
         return run_restructure_repeat(case.params["modules"], case.params["moves"], timeout)
+    if case.kind == "serve":
+        from perf.serve import run_serve_repeat
+
+        return run_serve_repeat(case.params["seconds"], timeout)
     if case.kind == "vibe":
         from perf.vibe import run_vibe_repeat
 
@@ -331,7 +339,7 @@ def _run_rounds(
             t0 = time.perf_counter()
             if res.skipped is not None:
                 continue
-            if case.kind == "vibe" and round_no > 0:  # minutes each: once (perf/vibe.py)
+            if case.kind in ("vibe", "serve") and round_no > 0:  # minutes each: once
                 continue
             try:
                 figures = _run_once(case, timeout, seed=5)
@@ -366,6 +374,7 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "xcancel": ("cancel_p50_ms", "ms p50"),
         "restructure": ("apply_s", "s apply"),
         "vibe": ("vibe_cold_s", "s cold"),
+        "serve": ("corral_rps", "submissions/s"),
         "analysis": ("analyze_cold_s", "s cold"),
     }[case.kind]
     value = figures.get(key)

@@ -324,8 +324,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the HTTP API (workflows, executions, handlers, health, metrics; OpenAPI)",
         description="Serve corral's HTTP API (versioned under /v1, OpenAPI at "
         "/schema/openapi.json) with the engine in this process. Without an API token it "
-        "listens on loopback only. SIGTERM or Ctrl-C stops it: requests end, running work "
-        "finishes. See docs/api.md.",
+        "listens on loopback only. A status page is at /. SIGTERM or Ctrl-C drains it as a "
+        "worker drains: no more requests, running work finishes (up to --grace), the rest is "
+        "released for the next engine. See docs/api.md.",
     )
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     srv.add_argument("--port", default="8080", help="port (default 8080; 0: any free port)")
@@ -341,6 +342,13 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="run executions in this process (default), or with --no-run-here only enqueue "
         "them for `corral worker`s on the same store",
+    )
+    srv.add_argument(
+        "--grace",
+        default="30s",
+        metavar="DURATION",
+        help="on SIGTERM, how long running work may take to finish before it is released "
+        "(default: 30s)",
     )
     _store_option(srv)
 
@@ -1251,6 +1259,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     port = _int_arg("--port", args.port)
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 0 to 65535")
+    grace = parse_duration(args.grace, "--grace")
     tokens = load_tokens(args.token_file)
     check_bind(args.host, tokens)
     store = open_store(args.store or default_store_url())
@@ -1261,7 +1270,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
 
     def ready(url: str) -> None:
-        print(f"corral serve: listening on {url} (API under /v1, docs at /schema)", file=sys.stderr)
+        print(
+            f"corral serve: listening on {url} (status page at /, API under /v1, docs at /schema)",
+            file=sys.stderr,
+        )
 
     async def main() -> None:
         async with lifetime(store):
@@ -1271,7 +1283,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 port=port,
                 tokens=tokens,
                 run_here=args.run_here,
+                grace=grace,
                 ready=ready,
+                say=lambda message: print(message, file=sys.stderr),
             )
 
     trio.run(main)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
+import trio
 from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
@@ -43,6 +44,7 @@ from corral.server.bodies import (
 from corral.server.events import EventHub
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
+from corral.status import PENDING
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -114,6 +116,7 @@ async def create_workflow(request: Request[Any, Any, Any], state: State) -> Defi
     else:
         spec = parse_text(text, fmt, file="<body>")
     stored = await _engine(state).create(spec)
+    state.plans.forget(stored.name)
     return bodies.definition(stored)
 
 
@@ -172,24 +175,59 @@ async def submit(data: JSONBody[Submission], state: State) -> Response[Accepted]
 
         target: Any = parse_spec(data.spec, file="<body>")
     else:
-        target = await _stored_plan(engine, str(data.workflow))
-    existed = False
+        target = await state.plans.get(engine, str(data.workflow))
     if data.key is not None:
-        existed = await engine.store.find_by_key(data.key) is not None
+        existing = await engine.store.find_by_key(data.key)
+        if existing is not None:
+            found = Accepted(
+                id=existing.id, status=existing.status, links=bodies.links(existing.id)
+            )
+            return Response(found, status_code=200)
     handle = await engine.submit(target, data.inputs, key=data.key, priority=data.priority)
-    record = await engine.get(handle.id)
-    body = Accepted(id=handle.id, status=record.status, links=bodies.links(handle.id))
-    return Response(body, status_code=200 if existed else 202)
+    # (admitted: queued, or already started; GET its link for more)
+    body = Accepted(id=handle.id, status=PENDING, links=bodies.links(handle.id))
+    return Response(body, status_code=202)
 
 
-async def _stored_plan(engine: Any, ref: str) -> Any:
-    name, _, version = ref.partition("@")
-    stored = await engine.store.get_definition(name, version or None)
-    if stored is None:
-        raise SpecError(f"no stored workflow {ref!r} (POST /v1/workflows first)", path="$.workflow")
-    from corral.model import WorkflowSpec
+class StoredPlans:
+    """Stored workflows, compiled once: a ``name@version`` never changes once
+    stored, so its plan is kept; a bare ``name`` means its newest version,
+    looked up again after :data:`NEWEST_TTL` seconds (a version stored by
+    another process is used from then on; one stored here, at once)."""
 
-    return msgspec.json.decode(stored.spec, type=WorkflowSpec)
+    NEWEST_TTL = 1.0
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[str, str], Any] = {}
+        self._newest: dict[str, tuple[float, str]] = {}
+
+    def forget(self, name: str) -> None:
+        self._newest.pop(name, None)
+
+    async def get(self, engine: Any, ref: str) -> Any:
+        name, _, version = ref.partition("@")
+        if not version:
+            now = trio.current_time()
+            newest = self._newest.get(name)
+            if newest is not None and now - newest[0] < self.NEWEST_TTL:
+                version = newest[1]
+        plan = self._plans.get((name, version)) if version else None
+        if plan is not None:
+            return plan
+        stored = await engine.store.get_definition(name, version or None)
+        if stored is None:
+            raise SpecError(
+                f"no stored workflow {ref!r} (POST /v1/workflows first)", path="$.workflow"
+            )
+        from corral.model import WorkflowSpec
+
+        plan = engine.prepare(msgspec.json.decode(stored.spec, type=WorkflowSpec))
+        if len(self._plans) >= 1000:
+            self._plans.clear()  # (a bound on memory; plans are cheap to make again)
+        self._plans[(stored.name, stored.version)] = plan
+        if not version:
+            self._newest[name] = (trio.current_time(), stored.version)
+        return plan
 
 
 @get("/v1/executions", guards=[Guard("read")], responses=documented(400, 401, 403))
@@ -369,7 +407,9 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             metrics,
             *PAGES,
         ],
-        state=State({"engine": engine, "tokens": tokens, "hub": hub or EventHub()}),
+        state=State(
+            {"engine": engine, "tokens": tokens, "hub": hub or EventHub(), "plans": StoredPlans()}
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(

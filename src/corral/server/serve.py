@@ -1,6 +1,9 @@
 """The server's lifetime: open the engine, serve the API with Hypercorn's
-Trio worker in the same Trio run, and on SIGTERM or SIGINT stop taking
-requests and let the running work finish (the engine closes gracefully)."""
+Trio worker in the same Trio run, and on SIGTERM or SIGINT drain as a
+worker does: stop listening (requests in flight get a few seconds), let the
+running executions finish for up to ``grace`` seconds (a second signal cuts
+that short), then stop the rest without recording anything and release them
+in the store, so the next engine on it resumes them where they stopped."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 import trio
 
 import corral
+from corral.errors import ConfigError
 from corral.server.auth import Tokens, check_bind
 
 __all__ = ["serve"]
@@ -23,25 +27,32 @@ async def serve(
     port: int = 8080,
     tokens: Tokens,
     run_here: bool = True,
+    grace: float = 30.0,
     ready: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
     stop: trio.Event | None = None,
-) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop`` is set); ``ready(url)`` is
-    called once the port listens. With ``run_here=False`` the server only
-    enqueues executions: ``corral worker`` processes on the same store run
-    them (their events are not seen by this server's streams)."""
+) -> list[str]:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set), then drain; the ids
+    of the executions released unfinished. ``ready(url)`` is called once the
+    port listens; ``say`` hears what the drain does. With ``run_here=False``
+    the server only enqueues executions: ``corral worker`` processes on the
+    same store run them (their events are not seen by this server's streams)."""
     import hypercorn.config
-    import hypercorn.trio
 
     from corral.server.app import make_app
     from corral.server.events import EventHub
 
+    if grace < 0:
+        raise ConfigError(f"--grace must be 0 or more seconds, got {grace}")
     check_bind(host, tokens)
+    say = say or (lambda _message: None)
     stop = stop if stop is not None else trio.Event()
+    hurry = trio.Event()
     config = hypercorn.config.Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
+    config.graceful_timeout = 3.0  # requests in flight (and event streams) when stopping
     async with (
         corral.open_engine(store, run_here=run_here) as engine,
         trio.open_nursery() as nursery,
@@ -52,16 +63,41 @@ async def serve(
 
         async def signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
-                async for _ in received:
+                async for signum in received:
+                    if stop.is_set():
+                        hurry.set()
+                        return
+                    say(
+                        f"corral serve: {signal.Signals(signum).name}: taking no more requests; "
+                        f"letting running work finish (up to {grace:g} s; again to stop now)"
+                    )
                     stop.set()
-                    return
 
         nursery.start_soon(signals)
         binds = await nursery.start(_serve_app, app, config, stop)
         if ready is not None:
             ready(binds[0] if binds else f"http://{host}:{port}")
         await stop.wait()
+        engine.stop_claiming()
+        with trio.move_on_after(grace) as phase:
+            async with trio.open_nursery() as waiting:
+
+                async def cut_short() -> None:
+                    await hurry.wait()
+                    phase.cancel()
+
+                waiting.start_soon(cut_short)
+                await engine.wait_idle()
+                waiting.cancel_scope.cancel()
+        released = list(await engine.drain(0))
         nursery.cancel_scope.cancel()
+    say(
+        f"corral serve: stopped; released {len(released)} unfinished execution(s), "
+        "resumed by the next engine or worker on this store"
+        if released
+        else "corral serve: stopped"
+    )
+    return released
 
 
 async def _serve_app(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+import corral
 from corral.server.auth import Tokens
 from corral.server.serve import serve
 
@@ -29,7 +30,9 @@ def _browser() -> Any:
     return module
 
 
-async def _server(tmp_path: Path, tokens: Tokens, run_here: bool = True) -> AsyncIterator[str]:
+async def _server(
+    tmp_path: Path, tokens: Tokens, run_here: bool = True, limits: corral.Limits | None = None
+) -> AsyncIterator[str]:
     stop = trio.Event()
     urls: list[str] = []
     started = trio.Event()
@@ -45,6 +48,8 @@ async def _server(tmp_path: Path, tokens: Tokens, run_here: bool = True) -> Asyn
                 port=0,
                 tokens=tokens,
                 run_here=run_here,
+                grace=0.5,  # (what still runs at the test's end is released, at once)
+                limits=limits,
                 ready=ready,
                 stop=stop,
             )
@@ -77,6 +82,14 @@ async def secured(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def queue_only(tmp_path: Path) -> AsyncIterator[str]:
     async for u in _server(tmp_path, Tokens([]), run_here=False):
+        yield u
+
+
+@pytest.fixture
+async def crowded(tmp_path: Path) -> AsyncIterator[str]:
+    """A server whose engine runs one execution and queues none."""
+    limits = corral.Limits(max_running_workflows=1, max_queued=0)
+    async for u in _server(tmp_path, Tokens([]), limits=limits):
         yield u
 
 

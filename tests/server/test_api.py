@@ -4,6 +4,7 @@ errors as problem documents, idempotency, auth scopes, the body limit."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,68 @@ async def test_raw_garbage_too_big_and_unknown(url: str) -> None:
             f"{url}/v1/workflows", content=b"x", headers={"content-type": "text/plain"}
         )
         assert wrong_type.status_code == 400 and "content type" in wrong_type.text
+
+
+async def test_hostile_bodies(url: str) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        # 50 MB: refused from its Content-Length, before it is read
+        try:
+            huge = await client.post(
+                f"{url}/v1/executions",
+                content=b"{" + b" " * (50 << 20) + b"}",
+                headers={"content-type": "application/json"},
+            )
+        except (httpx.WriteError, httpx.RemoteProtocolError):
+            pass  # the server answered and closed while the body was still going out
+        else:
+            assert huge.status_code == 413
+        deep = "[" * 10_000 + "]" * 10_000
+        nested = await client.post(
+            f"{url}/v1/executions",
+            content=f'{{"spec": {json.dumps(SPEC)}, "inputs": {{"x": {deep}}}}}',
+            headers={"content-type": "application/json"},
+        )
+        assert nested.status_code in (400, 422), nested.text
+        nested_spec = await client.post(
+            f"{url}/v1/workflows", content=deep, headers={"content-type": "application/json"}
+        )
+        assert nested_spec.status_code in (400, 422), nested_spec.text
+        laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        for i, name in enumerate("bcdefghi"):
+            prev = "abcdefghi"[i]
+            laughs.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+        bomb = "name: bomb\nsteps: []\n" + "\n".join(laughs) + "\n"
+        r = await client.post(
+            f"{url}/v1/workflows", content=bomb, headers={"content-type": "application/yaml"}
+        )
+        assert r.status_code == 422 and "alias" in r.text, r.text
+        spec = {
+            "name": "needs",
+            "inputs": {"who": {"type": "string"}},
+            "steps": [{"id": "a", "handler": "core.echo", "params": {"value": "${inputs.who}"}}],
+        }
+        missing = await client.post(f"{url}/v1/executions", json={"spec": spec})
+        assert missing.status_code == 422 and "who" in missing.text
+        assert missing.json()["kind"] == "inputs"
+        for r in (nested, nested_spec, missing):
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert "Traceback" not in r.text
+
+
+async def test_overloaded_is_503_with_retry_after(crowded: str) -> None:
+    url = crowded
+    slow = {
+        "name": "slow",
+        "steps": [{"id": "s", "handler": "core.sleep", "params": {"seconds": 30}}],
+    }
+    async with httpx.AsyncClient() as client:
+        first = await client.post(f"{url}/v1/executions", json={"spec": slow})
+        assert first.status_code == 202
+        refused = await client.post(f"{url}/v1/executions", json={"spec": slow})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        await client.post(f"{url}/v1/executions/{first.json()['id']}/cancel")
 
 
 async def test_cancel_handlers_health_metrics_openapi(url: str) -> None:

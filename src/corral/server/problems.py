@@ -109,6 +109,11 @@ def _field(error: dict[str, Any]) -> dict[str, Any]:
     return {"path": f"$.{key}" if key else "$", "message": message}
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # msgspec refuses JSON deeper than the interpreter's recursion limit
+    return problem(400, "the body is nested too deeply", path="$")
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("internal error answering %s %s", request.method, request.url.path)
     return problem(500, "the server failed to answer this request; its log says why")
@@ -117,5 +122,6 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     CorralError: _corral,
     HTTPException: _http,
+    RecursionError: _too_deep,
     Exception: _internal,
 }

@@ -28,13 +28,15 @@ async def serve(
     tokens: Tokens,
     run_here: bool = True,
     grace: float = 30.0,
+    limits: corral.Limits | None = None,
     ready: Callable[[str], None] | None = None,
     say: Callable[[str], None] | None = None,
     stop: trio.Event | None = None,
 ) -> list[str]:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set), then drain; the ids
     of the executions released unfinished. ``ready(url)`` is called once the
-    port listens; ``say`` hears what the drain does. With ``run_here=False``
+    port listens; ``say`` hears what the drain does; ``limits``: the
+    engine's (a full admission queue answers 503 with ``Retry-After``). With ``run_here=False``
     the server only enqueues executions: ``corral worker`` processes on the
     same store run them (their events are not seen by this server's streams)."""
     import hypercorn.config
@@ -54,7 +56,7 @@ async def serve(
     config.errorlog = None
     config.graceful_timeout = 3.0  # requests in flight (and event streams) when stopping
     async with (
-        corral.open_engine(store, run_here=run_here) as engine,
+        corral.open_engine(store, run_here=run_here, limits=limits) as engine,
         trio.open_nursery() as nursery,
     ):
         hub = EventHub()

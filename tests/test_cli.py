@@ -88,7 +88,8 @@ def test_console_script_runs_an_example(tmp_path: Path) -> None:
         env={**os.environ, "NO_COLOR": "1"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "succeeded" in proc.stdout
+    assert "succeeded" in proc.stderr  # how it ended: stderr; stdout: the result only
+    assert json.loads(proc.stdout) == {"many": "more than 3 items", "lenient": "lenient mode"}
 
 
 # ---------------------------------------------------------------- exit codes
@@ -180,9 +181,12 @@ def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always")
+    code, out, err = run_cli(
+        capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always"
+    )
     assert code == 0
-    assert "flaky" in out and "succeeded" in out
+    assert "flaky" in err and "succeeded" in err  # the display is on stderr
+    assert "flaky" not in out and json.loads(out) is not None
 
 
 def test_ctrl_c_cancels_the_workflow_without_traceback(tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_run_and_list_default_to_corral_store(
     monkeypatch.setenv("CORRAL_STORE", url)
     code, out, err = cli(capsys, "run", str(EXAMPLES / "conditions.yaml"))
     assert code == 0, err
-    execution_id = out.split("(execution ")[1].split(")")[0]
+    execution_id = err.split("(execution ")[1].split(")")[0]
     code, out, _ = cli(capsys, "list", "--json")
     assert [r["id"] for r in json.loads(out)] == [execution_id]
 

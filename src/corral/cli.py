@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import os
@@ -93,13 +94,21 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a workflow file and print its result")
     run.add_argument("file", help="workflow file (.yaml, .yml, .toml, .json)")
     _input_option(run)
-    run.add_argument("--json", action="store_true", help="print the execution record as JSON")
+    run.add_argument(
+        "--output",
+        choices=["result", "record", "none"],
+        default="result",
+        help="what goes to stdout: the workflow's result as JSON (default), the whole "
+        "execution record, or nothing (the exit status says how it ended); everything else "
+        "goes to stderr",
+    )
+    run.add_argument("--json", action="store_true", help="the same as --output record")
     _init_option(run)
     run.add_argument(
         "--progress",
         choices=["auto", "always", "never"],
         default="auto",
-        help="live progress display (default: when stdout is a terminal)",
+        help="live progress display on stderr (default: when stderr is a terminal)",
     )
     _store_option(run)
 
@@ -374,6 +383,17 @@ def _parser() -> argparse.ArgumentParser:
     shw.add_argument("--json", action="store_true", help="print the record as JSON")
     _store_option(shw)
     _api_option(shw)
+
+    rsm = sub.add_parser(
+        "resume",
+        help="resume executions whose process stopped, in this process",
+        description="Resume orphaned executions (their process stopped and their lease "
+        "expired) here, from their last finished step, and wait for them. `corral run` "
+        "never takes them over; a worker or a long-lived engine on the store does.",
+    )
+    rsm.add_argument("id", nargs="?", help="the execution to resume")
+    rsm.add_argument("--all", action="store_true", help="every orphaned execution of the store")
+    _store_option(rsm)
 
     cnc = sub.add_parser("cancel", help="cancel an execution")
     cnc.add_argument("id", help="execution id")
@@ -876,15 +896,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = _load(args.file, registry)
     inputs = parse_inputs(args.input, plan)
     plan.bind_inputs(inputs)  # report input errors before starting anything
-    show = args.progress == "always" or (
-        args.progress == "auto" and sys.stdout.isatty() and not args.json
-    )
+    output = "record" if args.json else args.output
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = open_store(args.store or default_store_url(), init=args.init)
-    record: ExecutionRecord = trio.run(_run, store, plan, inputs, show)
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(record), indent=2).decode())
-    else:
-        _print_summary(record)
+    record: ExecutionRecord = trio.run(
+        functools.partial(_run, store, plan, inputs, show, to_stderr=True, say_orphans=True)
+    )
+    # stdout carries the result only (a script's `> out.json`); the rest is stderr
+    _print_summary(record, result=False)
+    if output == "record":
+        print(_dump(record))
+    elif output == "result" and record.status == SUCCEEDED:
+        print(_dump(record.result))
     return EXIT_OK if record.status == SUCCEEDED else EXIT_FAILED
 
 
@@ -1402,10 +1425,18 @@ async def _run(
     to_stderr: bool = False,
     freeze_gc: bool = True,
     end: Callable[[corral.ExecutionHandle], Awaitable[T]] = _wait,  # type: ignore[assignment]
+    say_orphans: bool = False,
 ) -> T:
     """Run one execution to its end; ``end`` says what to return of it
-    (its stored record, by default)."""
-    async with corral.open_engine(store, durability=durability, freeze_gc=freeze_gc) as engine:
+    (its stored record, by default). A one-shot command runs its own
+    execution only: the engine adopts no orphans of the store (with
+    ``say_orphans``, it says on stderr that there are some, and how to
+    resume them)."""
+    async with corral.open_engine(
+        store, durability=durability, freeze_gc=freeze_gc, adopt=False
+    ) as engine:
+        if say_orphans:
+            await _say_orphans(engine)
         if not show:
             handle = await engine.submit(plan, inputs)
             return await end(handle)
@@ -1449,14 +1480,36 @@ async def _result_or_record(handle: corral.ExecutionHandle) -> Any:
         return await handle.wait()
 
 
-def _print_summary(record: ExecutionRecord) -> None:
+async def _say_orphans(engine: corral.Engine) -> None:
+    try:
+        orphans = await engine.orphans()
+    except corral.CorralError:  # a notice: never worth failing the run
+        return
+    if orphans:
+        n = len(orphans)
+        ids = " ".join(r.id for r in orphans[:3]) + (" ..." if n > 3 else "")
+        print(
+            f"corral: {n} unfinished execution(s) in this store lost their process ({ids}); "
+            "this run leaves them alone: `corral resume --all` (or `corral resume ID`) "
+            "continues them",
+            file=sys.stderr,
+        )
+
+
+def _print_summary(record: ExecutionRecord, *, result: bool = True) -> None:
+    """How it ended: on stdout when it succeeded (then its result), on
+    stderr otherwise; ``result=False``: the status line only, on stderr."""
     took = (
-        f" in {record.finished_at - record.started_at:.2f}s"
+        f" in {_span(record.finished_at - record.started_at)}"
         if record.finished_at and record.started_at
         else ""
     )
     if record.status == SUCCEEDED:
-        print(f"workflow {record.workflow!r} succeeded{took} (execution {record.id})")
+        line = f"workflow {record.workflow!r} succeeded{took} (execution {record.id})"
+        if not result:
+            print(line, file=sys.stderr)
+            return
+        print(line)
         print(_dump(record.result))
         return
     print(
@@ -1522,7 +1575,7 @@ class _Progress:
         now = time.monotonic()
         for step_id, row in self.rows.items():
             start, end = row["start"], row["end"]
-            took = "" if start is None else f"{(end or now) - start:.2f}s"
+            took = "" if start is None else _span((end or now) - start)
             status = row["status"]
             table.add_row(
                 step_id,
@@ -1648,7 +1701,9 @@ def _when(stamp: float | None) -> str:
 
 
 def _span(seconds: float) -> str:
-    """A short human duration: 0.42s, 12.3s, 4m05s, 2h03m, 3d04h."""
+    """A short human duration: 7ms, 2.42s, 12.3s, 4m05s, 2h03m, 3d04h."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 10:
         return f"{seconds:.2f}s"
     if seconds < 60:
@@ -1805,6 +1860,44 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    if (args.id is None) == (not args.all):
+        raise UsageError("give an execution id, or --all for every orphaned execution")
+    store = open_store(args.store or default_store_url())
+
+    async def main() -> list[ExecutionRecord]:
+        async with corral.open_engine(store, adopt=False) as engine:
+            ids = [args.id] if args.id else [r.id for r in await engine.orphans()]
+            if not ids:
+                return []
+            handles = [await engine.resume(execution_id) for execution_id in ids]
+            print(f"resuming {len(handles)} execution(s) here", file=sys.stderr)
+            done: list[ExecutionRecord] = []
+
+            async def one(handle: corral.ExecutionHandle) -> None:
+                record = await handle.wait()
+                done.append(record)
+                took = _took(record.started_at, record.finished_at, live=False)
+                print(
+                    f"[{len(done)}/{len(handles)}] {record.id} ({record.workflow}): "
+                    f"{record.status} in {took}",
+                    file=sys.stderr,
+                )
+
+            async with trio.open_nursery() as nursery:
+                for handle in handles:
+                    nursery.start_soon(one, handle)
+            return done
+
+    records = trio.run(main)
+    if not records:
+        print("nothing to resume: no execution of this store lost its process", file=sys.stderr)
+        return EXIT_OK
+    if args.id:
+        _print_summary(records[0])
+    return EXIT_OK if all(r.status == SUCCEEDED for r in records) else EXIT_FAILED
+
+
 def _cmd_cancel(args: argparse.Namespace) -> int:
     async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
         before = await store.get_execution(args.id)
@@ -1903,6 +1996,7 @@ _STORE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": _cmd_list,
     "show": _cmd_show,
     "cancel": _cmd_cancel,
+    "resume": _cmd_resume,
     "migrate": _cmd_migrate,
     "prune": _cmd_prune,
 }

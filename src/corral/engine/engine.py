@@ -72,9 +72,10 @@ from corral.status import (
     FAILED,
     RUNNING,
     SUCCEEDED,
+    UNFINISHED,
     failure_for,
 )
-from corral.storage import Store, lifetime, open_store
+from corral.storage import Store, lifetime, open_store, rules
 from corral.storage.base import DefinitionRecord
 
 __all__ = ["Engine", "ExecutionHandle", "open_engine"]
@@ -183,8 +184,12 @@ class Engine:
         run_here: bool = True,
         claim: bool = False,
         handlers: Sequence[str] | None = None,
+        adopt: bool = True,
     ) -> None:
         self.store = store
+        # adopt: take over executions whose engine died (a long-lived engine
+        # does; a one-shot `corral run` leaves them to those that do).
+        self.adopt = adopt
         # A client (run_here=False) only submits, reads and cancels: what it
         # submits is queued in the store for workers. A worker (claim) takes
         # queued work as it has room, only what its `handlers` can run.
@@ -808,7 +813,7 @@ class Engine:
         one: a store error on one (a database locked for a moment) leaves it
         claimed by this engine and tried again at the next lease round, and
         the others are resumed all the same."""
-        if self._closing:
+        if self._closing or not self.adopt:
             return
         t = self.clock()
         try:
@@ -841,6 +846,38 @@ class Engine:
                     "resuming execution %s failed (tried again soon): %s", execution_id, exc
                 )
                 self._unresumed.add(execution_id)
+
+    async def orphans(self, limit: int = 10_000) -> Sequence[ExecutionRecord]:
+        """Unfinished top-level executions whose engine is gone (lease
+        expired; not work queued for workers), oldest first, at most ``limit``
+        per status: what an engine that adopts would take over."""
+        t = self.clock()
+        found = [
+            record
+            for status in sorted(UNFINISHED)
+            for record in await self.store.list_executions(status=status, limit=limit)
+            if record.owner is not None and rules.claimable(record, self.owner, t)
+        ]
+        return sorted(found, key=lambda r: r.created_at)
+
+    async def resume(self, execution_id: str) -> ExecutionHandle:
+        """Take over one orphaned execution and resume it here, from its last
+        finished step. ``UsageError`` when it is not an orphan (finished,
+        queued for workers, or held by a live engine)."""
+        t = self.clock()
+        if not await self.store.claim_one(execution_id, self.owner, t, t + self.lease):
+            record = await self.store.get_execution(execution_id)  # ExecutionNotFound
+            if not rules.unfinished(record):
+                why = f"it is {record.status}"
+            elif record.owner is None:
+                why = "it is queued for workers, not orphaned"
+            elif record.owner == self.owner:
+                why = "this engine runs it already"
+            else:
+                why = f"a live engine holds it ({record.owner}; its lease has not expired)"
+            raise UsageError(f"execution {execution_id} cannot be resumed: {why}")
+        await self._resume(execution_id, None)
+        return self._handle_for(execution_id)
 
     def _background(self) -> trio.CancelScope:
         """The scope of a background loop that uses the store: cancelled
@@ -1038,6 +1075,7 @@ async def open_engine(
     claim: bool = False,
     handlers: Sequence[str] | None = None,
     poll: float = 1.0,
+    adopt: bool = True,
 ) -> AsyncIterator[Engine]:
     """Open an engine: ``async with corral.open_engine() as engine: ...``.
 
@@ -1068,7 +1106,10 @@ async def open_engine(
     only those whose handlers are all in ``handlers`` (default: every handler
     it has installed). Every engine that runs work hears cancel requests and
     queued work from other processes at once (the store's signal) and looks
-    every ``poll`` seconds anyway.
+    every ``poll`` seconds anyway. An engine that runs work takes over the
+    executions whose engine died (lease expired) and resumes them; with
+    ``adopt=False`` it leaves them to others (the CLI's one-shot commands:
+    see :meth:`Engine.orphans` and :meth:`Engine.resume`).
     """
     if clock is not None and not callable(clock):
         raise ConfigError(f"clock must be a function returning seconds, got {clock!r}")
@@ -1107,6 +1148,7 @@ async def open_engine(
                         run_here=run_here,
                         claim=claim,
                         handlers=(list(registry) if handlers is None else handlers),
+                        adopt=adopt,
                     )
                     if engine.resources.memory.enabled:
                         engine.resources.memory.sample()

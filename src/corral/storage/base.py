@@ -218,6 +218,11 @@ class Store(Protocol):
         ids. Atomic: two engines never claim the same one."""
         ...
 
+    async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
+        """Take over one execution if :meth:`claim_expired` could (and it has
+        an owner: an orphan, not queued work); whether it was taken."""
+        ...
+
     async def cancel_requests(self, owner: str) -> list[str]:
         """The unfinished executions ``owner`` holds whose cancellation was
         requested (cheap: asked every time :meth:`wait_signal` returns)."""

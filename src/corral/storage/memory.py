@@ -285,6 +285,14 @@ class MemoryStore:
             claimed.append(rec.id)
         return sorted(claimed)
 
+    async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
+        rec = self._executions.get(execution_id)
+        if rec is None or rec.owner is None or not rules.claimable(rec, owner, now):
+            return False
+        rec.owner = owner
+        rec.lease_expires_at = until
+        return True
+
     async def cancel_requests(self, owner: str) -> list[str]:
         return sorted(
             rec.id

@@ -693,6 +693,13 @@ class PostgresStore(BatchedStore):
 
         return await self._q(op, atomic=True)
 
+    async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
+        async def op(conn: Any) -> bool:
+            row = await conn.fetchrow(_CLAIM_ONE, owner, until, execution_id, now, owner)
+            return row is not None
+
+        return await self._q(op, atomic=True)
+
     async def cancel_requests(self, owner: str) -> list[str]:
         async def op(conn: Any) -> list[str]:
             return sorted(r[0] for r in await conn.fetch(_CANCEL_REQUESTS, owner))
@@ -924,6 +931,7 @@ _CLAIM = q(
 )
 _CANCEL_REQUESTS = q(sql.CANCEL_REQUESTS)
 _DEFINITIONS = q(sql.DEFINITIONS)
+_CLAIM_ONE = q(sql.CLAIM_ONE)
 _RELEASE = q(sql.RELEASE)
 #: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
 _CHANNEL = "corral"

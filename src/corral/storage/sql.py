@@ -16,6 +16,7 @@ import msgspec
 
 from corral.model import ErrorInfo, ExecutionRecord, StepRecord
 from corral.status import UNFINISHED, sql_in
+from corral.storage import rules
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -177,6 +178,13 @@ DEFINITIONS = (
     "SELECT name, version, digest, spec, created_at FROM workflow_definitions "
     "WHERE registered = 1 AND (CAST(? AS TEXT) IS NULL OR name = ?) "
     "ORDER BY name, created_at DESC"
+)
+
+
+#: Take over one orphan: ? = owner, until, id, now, owner.
+CLAIM_ONE = (
+    "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id = ? "
+    f"AND {rules.CLAIMABLE_SQL} AND owner IS NOT NULL RETURNING id"
 )
 
 

@@ -593,6 +593,13 @@ class SQLiteStore(BatchedStore):
 
         return await self._call(op, atomic=True)
 
+    async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            args = (owner, until, execution_id, now, owner)
+            return conn.execute(sql.CLAIM_ONE, args).fetchone() is not None
+
+        return await self._call(op, atomic=True)
+
     async def cancel_requests(self, owner: str) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
             return sorted(r[0] for r in conn.execute(sql.CANCEL_REQUESTS, (owner,)))

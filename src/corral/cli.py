@@ -89,6 +89,11 @@ def _init_option(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="corral", description="corral: a workflow engine on Trio.")
     p.add_argument("--version", action="version", version=f"corral {corral.__version__}")
+    p.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="load no installed plugin, only the built-in handlers (also CORRAL_NO_PLUGINS=1)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a workflow file and print its result")
@@ -510,6 +515,8 @@ def _main(argv: list[str]) -> int:
             _say("corral: error: ", exc, None)
             return EXIT_USAGE
     args = _parser().parse_args(argv)
+    if args.no_plugins:  # the environment: engines and worker processes follow it too
+        os.environ["CORRAL_NO_PLUGINS"] = "1"
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
@@ -576,6 +583,7 @@ def _say(prefix: str, exc: BaseException, args: argparse.Namespace | None) -> No
 
 
 def _registry() -> Any:
+    """The installed handlers (a broken plugin is warned about on stderr, once)."""
     from corral.plugins.manager import build_registry
 
     return build_registry()
@@ -862,7 +870,8 @@ def _cmd_bench(argv: list[str]) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    infos = _registry().infos()
+    registry = _registry()
+    infos = registry.infos()
     if args.json:
         print(
             _dump(
@@ -881,13 +890,18 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="corral handlers")
     for col in ("handler", "plugin", "version", "kind", "description"):
         table.add_column(col)
     for i in infos:
         table.add_row(i.name, i.plugin, i.version, i.kind, i.description)
-    Console(width=max(100, Console().width)).print(table)
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    for b in registry.broken:
+        offered = f" (its handlers: {', '.join(b.handlers)})" if b.handlers else ""
+        console.print(Text.assemble(("broken", "red"), f": {b.plugin}{offered}: {b.reason}"))
     return EXIT_OK
 
 

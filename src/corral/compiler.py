@@ -390,6 +390,15 @@ def _step_target(
                     families[family] = families.get(family, 0) + 1
                 listed = ", ".join(f"{f}.* ({n})" for f, n in families.items())
                 hint = f" (known handlers: {listed}; `corral plugins` lists them)"
+        broken = getattr(handlers, "broken", None) or []
+        provider = next((b for b in broken if name in b.handlers), None)
+        if provider is not None:
+            hint = f": its plugin {provider.plugin} is broken and was left out ({provider.reason})"
+        elif broken:
+            hint += (
+                f"; {len(broken)} installed plugin(s) could not be loaded: `corral plugins` "
+                "says why"
+            )
         raise c.error(f"unknown handler {name!r}{hint}", f"{base}.handler")
     return handlers[name], None
 

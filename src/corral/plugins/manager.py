@@ -12,6 +12,7 @@ import difflib
 import importlib.metadata
 import inspect
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from corral.plugins.hookspecs import PROJECT
 log = logging.getLogger("corral.plugins")
 
 _KINDS = ("async", "blocking", "cpu")
+_said: set[str] = set()  # broken plugins already warned about
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +43,28 @@ class HandlerInfo:
     description: str
 
 
-class HandlerRegistry(Mapping[str, type[Handler]]):
-    """Handler name -> handler class, plus the plugin manager that produced it."""
+@dataclass(frozen=True, slots=True)
+class BrokenPlugin:
+    """An installed plugin left out: it failed to load, to register, or
+    gave invalid handlers (``handlers``: the names it offered, if known)."""
 
-    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, HandlerInfo]) -> None:
+    plugin: str
+    reason: str
+    handlers: tuple[str, ...] = ()
+
+
+class HandlerRegistry(Mapping[str, type[Handler]]):
+    """Handler name -> handler class, plus the plugin manager that produced it
+    and the installed plugins that were left out as broken."""
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        infos: dict[str, HandlerInfo],
+        broken: Sequence[BrokenPlugin] = (),
+    ) -> None:
         self.pm = pm
+        self.broken = list(broken)
         self._infos = infos
         self._classes = {name: info.cls for name, info in infos.items()}
 
@@ -64,6 +83,10 @@ class HandlerRegistry(Mapping[str, type[Handler]]):
     def infos(self) -> list[HandlerInfo]:
         return sorted(self._infos.values(), key=lambda i: i.name)
 
+    def broken_provider(self, name: str) -> BrokenPlugin | None:
+        """The broken plugin that offered handler ``name``, if one did."""
+        return next((b for b in self.broken if name in b.handlers), None)
+
     def suggest(self, name: str) -> list[str]:
         """Registered names close to ``name`` (for 'did you mean' messages)."""
         return difflib.get_close_matches(name, list(self._classes), n=3, cutoff=0.5)
@@ -75,13 +98,14 @@ def _plugin_label(pm: pluggy.PluginManager, plugin: object, dists: Mapping[int, 
     return f"{name} ({dist})" if dist else str(name)
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> dict[int, str]:
+def _load_entry_points(pm: pluggy.PluginManager, broken: list[BrokenPlugin]) -> dict[int, str]:
     """Register every installed plugin of the group ``corral``.
 
     Like ``pm.load_setuptools_entrypoints`` (first distribution of a given
     entry-point name wins; blocked names are skipped), but a plugin that fails
-    to import or to register is reported naming its entry point and
-    distribution, so the user knows which package to fix or uninstall.
+    to import or to register is left out and added to ``broken``, naming its
+    entry point and distribution: one broken package must not stop every
+    command (only the workflows that use its handlers fail, naming it).
     Returns ``id(plugin) -> "distribution version"`` for labels.
     """
     dists: dict[int, str] = {}
@@ -93,16 +117,16 @@ def _load_entry_points(pm: pluggy.PluginManager) -> dict[int, str]:
             try:
                 plugin = ep.load()
                 pm.register(plugin, name=ep.name)
-            except pluggy.PluginValidationError as exc:
-                raise PluginError(
-                    f"plugin {ep.name} ({where}) has an invalid hook implementation: {exc}"
-                ) from exc
-            except Exception as exc:
-                raise PluginError(
-                    f"loading plugins failed: entry point {ep.name!r} = {ep.value!r} of "
-                    f"{where} raised {type(exc).__name__}: {exc} (fix or uninstall "
-                    f"{dist.metadata['name']}, or open the engine with entry_points=False)"
-                ) from exc
+            except Exception as exc:  # (pluggy.PluginValidationError too)
+                if pm.has_plugin(ep.name):
+                    pm.unregister(name=ep.name)
+                what = (
+                    "an invalid hook implementation"
+                    if isinstance(exc, pluggy.PluginValidationError)
+                    else f"{type(exc).__name__} on loading"
+                )
+                broken.append(BrokenPlugin(f"{ep.name} ({where})", f"{what}: {exc}"))
+                continue
             dists[id(plugin)] = where
     return dists
 
@@ -178,6 +202,9 @@ def build_registry(
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     dists: dict[int, str] = {}
+    broken: list[BrokenPlugin] = []
+    if os.environ.get("CORRAL_NO_PLUGINS", "").strip().lower() in ("1", "true", "yes"):
+        entry_points = False  # (the CLI's --no-plugins sets it, for its engines too)
     try:
         if builtins:
             from corral.plugins.builtin import BUILTIN_PLUGINS
@@ -186,14 +213,15 @@ def build_registry(
                 label = module.__name__.removeprefix("corral.plugins.builtin.").split(".")[0]
                 pm.register(module, name=f"builtin:{label}")
         if entry_points:
-            dists = _load_entry_points(pm)
+            dists = _load_entry_points(pm, broken)
         for plugin in plugins:
             if pm.is_registered(plugin):
                 continue
             pm.register(plugin, name=_explicit_name(pm, plugin))
         # A hookimpl whose name matches no hook (a typo such as corral_handler)
-        # would otherwise be silently ignored.
-        pm.check_pending()
+        # would otherwise be silently ignored. An installed plugin with one is
+        # left out as broken; one passed explicitly is an error.
+        _check_pending(pm, dists, broken)
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"invalid plugin {exc.plugin!r}: {exc}") from exc
     except PluginError:
@@ -202,30 +230,79 @@ def build_registry(
         raise PluginError(f"loading plugins failed: {type(exc).__name__}: {exc}") from exc
 
     infos: dict[str, HandlerInfo] = {}
-    for impl in pm.hook.corral_handlers.get_hookimpls():
+    # Built-in and explicit plugins first: an installed plugin that clashes
+    # with them is the one left out.
+    impls = sorted(pm.hook.corral_handlers.get_hookimpls(), key=lambda i: id(i.plugin) in dists)
+    for impl in impls:
         label = _plugin_label(pm, impl.plugin, dists)
-        try:
-            returned = impl.function()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {label}: corral_handlers() raised {type(exc).__name__}: {exc}"
-            ) from exc
-        for cls in _flatten(returned, label):
-            checked = check_handler(cls, label)
-            if checked.name in infos:
-                other = infos[checked.name].plugin
-                raise PluginError(
-                    f"handler name {checked.name!r} is provided by two plugins: {other} and {label}"
-                )
-            infos[checked.name] = HandlerInfo(
-                name=checked.name,
-                cls=checked,
-                plugin=label,
-                version=str(checked.version),
-                kind=checked.kind,
-                description=checked.description or _own_doc(checked),
+        found, problem, offered = _handlers_of(impl, label, infos)
+        if problem is not None:
+            if id(impl.plugin) not in dists:
+                raise PluginError(problem)
+            broken.append(BrokenPlugin(label, problem, tuple(offered)))
+            continue
+        infos.update(found)
+    for b in broken:
+        if b.plugin not in _said:  # once per process, however many engines it opens
+            _said.add(b.plugin)
+            log.warning(
+                "plugin %s is broken and left out: %s (`corral plugins` lists it; "
+                "CORRAL_NO_PLUGINS=1 or --no-plugins loads no installed plugin)",
+                b.plugin,
+                b.reason,
             )
-    return HandlerRegistry(pm, infos)
+    return HandlerRegistry(pm, infos, broken)
+
+
+def _check_pending(
+    pm: pluggy.PluginManager, dists: Mapping[int, str], broken: list[BrokenPlugin]
+) -> None:
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            if id(exc.plugin) not in dists:
+                raise
+            label = _plugin_label(pm, exc.plugin, dists)
+            pm.unregister(exc.plugin)
+            broken.append(BrokenPlugin(label, f"an unknown hook: {exc}"))
+
+
+def _handlers_of(
+    impl: Any, label: str, infos: Mapping[str, HandlerInfo]
+) -> tuple[dict[str, HandlerInfo], str | None, list[str]]:
+    """The handlers one plugin gives, checked: ``(handlers, problem, names
+    offered)``; with a problem the plugin is left out whole."""
+    try:
+        returned = impl.function()
+        classes = list(_flatten(returned, label))
+    except PluginError as exc:
+        return {}, str(exc), []
+    except Exception as exc:
+        return {}, f"plugin {label}: corral_handlers() raised {type(exc).__name__}: {exc}", []
+    offered = [c.name for c in classes if isinstance(getattr(c, "name", None), str)]
+    found: dict[str, HandlerInfo] = {}
+    for cls in classes:
+        try:
+            checked = check_handler(cls, label)
+        except PluginError as exc:
+            return {}, str(exc), offered
+        if checked.name in infos or checked.name in found:
+            other = infos[checked.name].plugin if checked.name in infos else label
+            problem = (
+                f"handler name {checked.name!r} is provided by two plugins: {other} and {label}"
+            )
+            return {}, problem, offered
+        found[checked.name] = HandlerInfo(
+            name=checked.name,
+            cls=checked,
+            plugin=label,
+            version=str(checked.version),
+            kind=checked.kind,
+            description=checked.description or _own_doc(checked),
+        )
+    return found, None, offered
 
 
 def _flatten(returned: Any, label: str) -> Iterable[Any]:

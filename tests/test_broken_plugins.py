@@ -1,0 +1,105 @@
+"""One broken installed plugin must not stop everything: it is reported
+once, left out, and only workflows that use its handlers fail, naming it.
+The plugins are real installed distributions (a ``.dist-info`` with
+``entry_points.txt`` on ``PYTHONPATH``), run through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD_WF = "name: ok\nsteps:\n  - {id: a, handler: core.echo, params: {value: 7}}\n"
+USES_BROKEN = "name: uses\nsteps:\n  - {id: a, handler: badplug.thing}\n"
+
+# A plugin whose handler is invalid (kind 'async' with a plain def run).
+BAD_HANDLER = """
+from corral.plugins import hookimpl
+from corral.plugins import Handler
+
+
+class Thing(Handler):
+    name = "badplug.thing"
+    kind = "async"
+
+    def run(self, ctx, params):
+        return 1
+
+
+@hookimpl
+def corral_handlers():
+    return [Thing]
+"""
+
+
+def _install(site: Path, dist: str, module: str, source: str) -> None:
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[corral]\n{module} = {module}\n")
+
+
+def corral(site: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": str(site), "NO_COLOR": "1", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environ,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("dist", "module", "source", "reason"),
+    [
+        ("badplug", "badplug", BAD_HANDLER, "has kind 'async' but run() is not"),
+        ("crashplug", "crashplug", "raise RuntimeError('boom at import')\n", "boom at import"),
+        (
+            "typoplug",
+            "typoplug",
+            "from corral.plugins import hookimpl\n@hookimpl\ndef corral_handler():\n    return []\n",
+            "unknown hook",
+        ),
+    ],
+    ids=["invalid-handler", "import-error", "unknown-hook"],
+)
+def test_a_broken_plugin_is_left_out(
+    tmp_path: Path, dist: str, module: str, source: str, reason: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, dist, module, source)
+    (tmp_path / "ok.yaml").write_text(GOOD_WF)
+    (tmp_path / "uses.yaml").write_text(USES_BROKEN)
+    store = f"sqlite:///{tmp_path / 's.db'}"
+
+    ran = corral(site, tmp_path, "run", "ok.yaml", "--store", store)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"a": 7}
+    assert ran.stderr.count(f"plugin {module} ({dist} 1.0) is broken and left out") == 1
+    assert reason in ran.stderr and "Traceback" not in ran.stderr
+
+    listed = corral(site, tmp_path, "plugins")
+    assert listed.returncode == 0 and "core.echo" in listed.stdout
+    assert f"broken: {module} ({dist} 1.0)" in listed.stdout
+
+    assert corral(site, tmp_path, "validate", "ok.yaml").returncode == 0
+    uses = corral(site, tmp_path, "validate", "uses.yaml")
+    assert uses.returncode == 2 and "badplug.thing" in uses.stderr
+    if dist == "badplug":  # its handler's name is known: the error names the plugin
+        assert "its plugin badplug (badplug 1.0) is broken" in uses.stderr
+    else:
+        assert "installed plugin(s) could not be loaded" in uses.stderr
+
+    for quiet in (
+        corral(site, tmp_path, "--no-plugins", "plugins"),
+        corral(site, tmp_path, "plugins", CORRAL_NO_PLUGINS="1"),
+    ):
+        assert quiet.returncode == 0 and "broken" not in quiet.stdout + quiet.stderr

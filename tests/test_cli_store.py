@@ -316,6 +316,41 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+def test_destructive_commands_are_guarded(
+    capsys: pytest.CaptureFixture[str], url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = time.time() - 3 * 86400
+    create(
+        url,
+        *(record(f"x{i}", status="succeeded", created_at=old, finished_at=old) for i in range(3)),
+    )
+    # a bare number (3 seconds, not days) is refused where it deletes data
+    code, _, err = cli(capsys, "prune", "--older-than", "3", "--store", url)
+    assert code == 2 and "give a unit (3s, 3m, 3h, 3d or 3w)" in err
+    code, out, _ = cli(capsys, "prune", "--older-than", "1d", "--dry-run", "--store", url)
+    assert code == 0 and "would prune 3 executions" in out and "nothing deleted" in out
+    assert len(json.loads(cli(capsys, "list", "--json", "--store", url)[1])) == 3
+    # on a terminal it asks; "no" keeps everything
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda question: "n")
+    code, _, err = cli(capsys, "prune", "--older-than", "1d", "--store", url)
+    assert code == 1 and "nothing deleted" in err
+    code, _, err = cli(capsys, "migrate", "--to", "0", "--store", url)
+    assert code == 1 and "nothing changed" in err
+    assert len(json.loads(cli(capsys, "list", "--json", "--store", url)[1])) == 3
+    monkeypatch.setattr("builtins.input", lambda question: "y")
+    code, out, _ = cli(capsys, "prune", "--older-than", "1d", "--store", url)
+    assert code == 0 and "pruned 3 executions" in out
+    # off a terminal, rolling the schema back needs --yes
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, _, err = cli(capsys, "migrate", "--to", "0", "--store", url)
+    assert code == 2 and "give --yes" in err
+    code, out, _ = cli(capsys, "migrate", "--to", "4", "--dry-run", "--store", url)
+    assert code == 0 and "would roll back -6, -5 to reach 4" in out
+    code, out, _ = cli(capsys, "migrate", "--store", url)
+    assert "already at schema version 6" in out  # the dry run changed nothing
+
+
 @pytest.mark.parametrize("text", ["", "7x", "-1d", "d", "1d2h", "1.d", "soon"])
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(UsageError, match="expected a duration"):
@@ -330,7 +365,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     code, out, _ = cli(capsys, "migrate", "--store", url)
     assert code == 0 and "already at schema version 6" in out
 
-    code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2")
+    code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2", "--yes")
     assert code == 0
     assert out.splitlines()[:4] == [
         "rolled back 006_add_execution_handlers",
@@ -340,7 +375,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     ]
     assert "now at schema version 2" in out
 
-    code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "0")
+    code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "0", "--yes")
     assert code == 0
     assert "rolled back 001_create_workflow_definitions" in out
     assert "now at schema version 0" in out
@@ -536,7 +571,9 @@ def test_run_on_a_foreign_database_needs_init(
 
     db = tmp_path / "app.db"
     before = _app_db(db)
-    code, _, err = cli(capsys, "run", str(EXAMPLES / "conditions.yaml"), "--store", f"sqlite://{db}")
+    code, _, err = cli(
+        capsys, "run", str(EXAMPLES / "conditions.yaml"), "--store", f"sqlite://{db}"
+    )
     assert code == 2 and "--init" in err and db.read_bytes() == before
     run_example(capsys, f"sqlite://{db}", "conditions.yaml", "--init")
     conn = sqlite3.connect(db)

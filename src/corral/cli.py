@@ -411,6 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument(
         "--to", metavar="N", help="target schema version (default: the newest; 0: empty)"
     )
+    _guard_options(mig, "rolling back drops tables and their data")
     _init_option(mig)
     _store_option(mig)
 
@@ -419,7 +420,8 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than",
         required=True,
         metavar="DURATION",
-        help="e.g. 90s, 30m, 12h, 7d, 2w (by the time the execution finished)",
+        help="e.g. 90s, 30m, 12h, 7d, 2w: a unit is required (by the time the execution "
+        "finished)",
     )
     prn.add_argument(
         "--status",
@@ -430,6 +432,7 @@ def _parser() -> argparse.ArgumentParser:
         help="only executions with one of these statuses (succeeded, failed, cancelled, "
         "timed_out); default: all finished ones",
     )
+    _guard_options(prn, "deleting executions cannot be undone")
     _store_option(prn)
     for parser in (p, *sub.choices.values()):
         parser.add_argument(
@@ -1641,11 +1644,18 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
-def parse_duration(text: str, option: str = "--older-than") -> float:
-    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` (a bare number is seconds) -> seconds."""
+def parse_duration(text: str, option: str = "--older-than", *, unit: bool = False) -> float:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` -> seconds; a bare number is
+    seconds, unless ``unit`` (where a slip would delete data: ``prune``)."""
     m = _DURATION.match(text)
     if m is None:
         raise UsageError(f"{option} {text!r}: expected a duration such as 90s, 30m, 12h, 7d or 2w")
+    if unit and not m.group(2):
+        n = m.group(1)
+        raise UsageError(
+            f"{option} {text!r}: give a unit ({n}s, {n}m, {n}h, {n}d or {n}w); a bare number "
+            "is refused here"
+        )
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     if not seconds < 1000 * 365 * 86400:  # also refuses inf and nan
         raise UsageError(f"{option} {text!r}: a duration of at most 1000 years, please")
@@ -1656,6 +1666,29 @@ def _status(text: str | None, allowed: Sequence[str]) -> str | None:
     if text is not None and text not in allowed:
         raise UsageError(f"--status {text!r}: expected one of {', '.join(allowed)}")
     return text
+
+
+def _guard_options(parser: argparse.ArgumentParser, why: str) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help="say what would be done, and change nothing"
+    )
+    parser.add_argument(
+        "--yes", "-y", action="store_true", help=f"do not ask for confirmation ({why})"
+    )
+
+
+def _confirm(question: str, yes: bool) -> bool | None:
+    """``True`` with ``--yes``; on a terminal, the answer to ``question``;
+    elsewhere (a script) ``None``: the caller decides."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        return None
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _positive_int(option: str, text: str) -> int:
@@ -1970,6 +2003,36 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
     sql_store = store
 
+    async def current(_: Store) -> int:
+        return await sql_store.schema_version()
+
+    if args.dry_run or target is not None:
+        version = _with_store(store, current)
+        goal = latest if target is None else target
+        if args.dry_run:
+            verb = "roll back" if goal < version else "apply"
+            steps = range(version, goal, -1) if goal < version else range(version + 1, goal + 1)
+            names = [f"{'-' if goal < version else '+'}{n}" for n in steps]
+            print(
+                f"at schema version {version}; would {verb} "
+                f"{', '.join(names) if names else 'nothing'} to reach {goal} (dry run)"
+            )
+            return EXIT_OK
+        if goal < version:
+            question = (
+                f"Roll the schema back from version {version} to {goal}? Tables "
+                + ("and every execution in them are dropped." if goal == 0 else "may be dropped.")
+            )
+            answer = _confirm(question, args.yes)
+            if answer is None:
+                raise UsageError(
+                    f"--to {goal} rolls the schema back from {version} and drops data; "
+                    "give --yes to do it without a terminal to confirm on"
+                )
+            if not answer:
+                print("nothing changed", file=sys.stderr)
+                return EXIT_FAILED
+
     async def work(_: Store) -> tuple[list[str], int]:
         done = await sql_store.migrate(target)
         return done, await sql_store.schema_version()
@@ -1986,23 +2049,36 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    seconds = parse_duration(args.older_than)
+    seconds = parse_duration(args.older_than, unit=True)
     statuses: list[str] = []
     for item in args.status:
         for part in item.split(","):
             if part.strip():
                 statuses.append(_status(part.strip(), _FINISHED) or "")
     cutoff = time.time() - seconds
+    which = f" ({', '.join(statuses)})" if statuses else ""
+    what = f"finished before {_when(cutoff)}"
+
+    async def count(store: Store) -> int:
+        return await store.count_prunable(cutoff, statuses=tuple(statuses))
 
     async def work(store: Store) -> int:
         return await store.prune(cutoff, statuses=tuple(statuses))
 
+    if args.dry_run or not args.yes:
+        n = _with_store(args.store, count)
+        plural = "s" if n != 1 else ""
+        if args.dry_run:
+            print(f"would prune {n} execution{plural}{which} {what} (dry run: nothing deleted)")
+            return EXIT_OK
+        if n == 0:
+            print(f"pruned 0 executions{which} {what}")
+            return EXIT_OK
+        if _confirm(f"Delete {n} execution{plural}{which} {what}?", args.yes) is False:
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_FAILED
     deleted = _with_store(args.store, work)
-    which = f" ({', '.join(statuses)})" if statuses else ""
-    print(
-        f"pruned {deleted} execution{'s' if deleted != 1 else ''}{which} "
-        f"finished before {_when(cutoff)}"
-    )
+    print(f"pruned {deleted} execution{'s' if deleted != 1 else ''}{which} {what}")
     return EXIT_OK
 
 

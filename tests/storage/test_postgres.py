@@ -163,11 +163,11 @@ def test_migrations_from_two_processes_at_once_are_serialised(postgres_url: str)
 
 
 def test_migrate_down_and_up(postgres_url: str) -> None:
-    done = _cli("migrate", "--store", postgres_url, "--to", "0")
+    done = _cli("migrate", "--store", postgres_url, "--to", "0", "--yes")
     assert done.returncode == 0, done.stderr
     done = _cli("migrate", "--store", postgres_url, "--to", "3")
     assert done.returncode == 0 and "now at schema version 3" in done.stdout
-    done = _cli("migrate", "--store", postgres_url, "--to", "0")
+    done = _cli("migrate", "--store", postgres_url, "--to", "0", "--yes")
     assert "rolled back 001_create_workflow_definitions" in done.stdout
     tables = _sql(
         postgres_url,

@@ -290,6 +290,10 @@ class Store(Protocol):
 
     # ------------------------------------------------------------ retention
 
+    async def count_prunable(self, before: float, *, statuses: tuple[str, ...] = ()) -> int:
+        """How many executions :meth:`prune` would delete (``--dry-run``)."""
+        ...
+
     async def prune(
         self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
     ) -> int:

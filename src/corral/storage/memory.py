@@ -388,6 +388,15 @@ class MemoryStore:
 
     # ------------------------------------------------------------ retention
 
+    async def count_prunable(self, before: float, *, statuses: tuple[str, ...] = ()) -> int:
+        return sum(
+            1
+            for rec in self._executions.values()
+            if rec.finished_at is not None
+            and rec.finished_at < before
+            and (not statuses or rec.status in statuses)
+        )
+
     async def prune(
         self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
     ) -> int:

@@ -832,6 +832,19 @@ class PostgresStore(BatchedStore):
 
     # ------------------------------------------------------------ retention
 
+    async def count_prunable(self, before: float, *, statuses: tuple[str, ...] = ()) -> int:
+        async def op(conn: Any) -> int:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM workflow_executions WHERE finished_at IS NOT NULL "
+                    "AND finished_at < $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))",
+                    before,
+                    list(statuses),
+                )
+            )
+
+        return await self._q(op, write=False)
+
     async def prune(
         self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 500
     ) -> int:

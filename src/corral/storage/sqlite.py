@@ -710,6 +710,18 @@ class SQLiteStore(BatchedStore):
 
     # ------------------------------------------------------------ retention
 
+    async def count_prunable(self, before: float, *, statuses: tuple[str, ...] = ()) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        query = (
+            "SELECT count(*) FROM workflow_executions WHERE finished_at IS NOT NULL "
+            "AND finished_at < ?" + (f" AND status IN ({marks})" if statuses else "")
+        )
+
+        def op(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(query, (before, *statuses)).fetchone()[0])
+
+        return await self._call(op, write=False)
+
     async def prune(
         self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 500
     ) -> int:

@@ -115,3 +115,38 @@ def test_run_output_choices(tmp_path: Path, output: str) -> None:
     else:
         record = json.loads(ran.stdout)  # the progress display went to stderr
         assert record["status"] == "succeeded" and record["result"] == {"a": {"x": 1}}
+
+
+def test_cancel_from_another_process_stops_a_run_at_once(tmp_path: Path) -> None:
+    (tmp_path / "nap.yaml").write_text(
+        "name: nap\nsteps:\n  - {id: s, handler: core.sleep, params: {seconds: 600}}\n"
+    )
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "run", "nap.yaml", "--store", f"sqlite:///{db}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        row = None
+        while row is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if db.exists():
+                with sqlite3.connect(db) as conn:
+                    try:
+                        row = conn.execute(
+                            "SELECT id FROM workflow_executions WHERE status = 'running'"
+                        ).fetchone()
+                    except sqlite3.OperationalError:
+                        row = None
+        assert row is not None
+        done = corral("cancel", row[0], "--store", f"sqlite:///{db}", cwd=tmp_path)
+        # the holder heard the request through the store's signal, not at a lease renewal
+        assert done.returncode == 0 and "cancelled by the engine running it" in done.stdout
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "cancelled" in err and out == ""
+    finally:
+        proc.kill()

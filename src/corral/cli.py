@@ -1945,12 +1945,26 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.status == SUCCEEDED for r in records) else EXIT_FAILED
 
 
+#: How long `corral cancel` waits to see the engine holding an execution stop it.
+_CANCEL_WAIT = 3.0
+
+
 def _cmd_cancel(args: argparse.Namespace) -> int:
+    asked: list[ExecutionRecord] = []  # the record as the request left it
+
     async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
         before = await store.get_execution(args.id)
         if before.status not in UNFINISHED:
             return before, before
-        return before, await store.request_cancel(args.id, time.time())
+        after = await store.request_cancel(args.id, time.time())
+        asked.append(after)
+        # The engine holding it hears the request at once (the store's
+        # signal): wait a moment to say how it ended, not only that it was asked.
+        with trio.move_on_after(_CANCEL_WAIT):
+            while after.status in UNFINISHED and after.owner is not None:
+                await trio.sleep(0.02)
+                after = await store.get_execution(args.id)
+        return before, after
 
     if args.api:
         before = _record(_via_api(args.api, lambda c: c.get(args.id)))
@@ -1963,13 +1977,16 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         before, after = _with_store(args.store, work)
     if before is after:
         print(f"execution {args.id} already {before.status}; nothing to cancel")
-    elif after.status == CANCELLED:
+    elif after.status == CANCELLED and asked and asked[0].status == CANCELLED:
         print(f"execution {args.id} cancelled (no live engine held it)")
+    elif after.status == CANCELLED:
+        by = f" by the engine running it ({after.owner})" if after.owner else ""
+        print(f"execution {args.id} cancelled{by}")
     elif after.status in UNFINISHED:
         owner = f" ({after.owner})" if after.owner else ""
         print(
-            f"cancellation of execution {args.id} requested: the engine holding it{owner} "
-            "cancels it at its next lease renewal"
+            f"cancellation of execution {args.id} requested: the engine holding it{owner} did "
+            f"not stop it within {_CANCEL_WAIT:g} s (busy, or gone)"
         )
         if after.lease_expires_at is not None:
             print(

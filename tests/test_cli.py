@@ -181,9 +181,7 @@ def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(
-        capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always"
-    )
+    code, out, err = run_cli(capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always")
     assert code == 0
     assert "flaky" in err and "succeeded" in err  # the display is on stderr
     assert "flaky" not in out and json.loads(out) is not None
@@ -265,3 +263,53 @@ def test_line_separators_in_a_message_are_escaped() -> None:
 
     assert one_line("step a\u2028b\rc\u2029d failed") == "step a\\u2028b\\u000dc\\u2029d failed"
     assert one_line("first\n  second\n  ^^^\n") == "first | second"
+
+
+# ---------------------------------------------------------------- validate
+
+BAD = """name: bad
+inputs:
+  n: {type: integer, default: 1}
+steps:
+  - {id: a, handler: core.echo, params: {value: 1}, when: "inputs.m > 2"}
+  - {id: b, handler: core.nope}
+  - {id: c, handler: core.echo, params: {value: "${steps.zz.output}"}}
+"""
+
+
+def test_validate_reports_every_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    wf = tmp_path / "bad.yaml"
+    wf.write_text(BAD)
+    code, out, err = run_cli(capsys, "validate", str(wf))
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0].endswith(
+        ":5: $.steps[0].when: the condition reads input 'm', which the workflow does not "
+        "declare; declared: n"
+    )
+    assert ":6: $.steps[1].handler: unknown handler 'core.nope'" in lines[1]
+    assert ":7: $.steps[2].params.value:" in lines[2] and "'zz'" in lines[2]
+    assert lines[-1].endswith("3 errors")
+
+    code, out, _ = run_cli(capsys, "validate", str(wf), "--json")
+    doc = json.loads(out)
+    assert code == 2 and doc["valid"] is False
+    assert [(e["line"], e["path"]) for e in doc["errors"]] == [
+        (5, "$.steps[0].when"),
+        (6, "$.steps[1].handler"),
+        (7, "$.steps[2].params.value"),
+    ]
+
+    code, _, err = run_cli(capsys, "run", str(wf))  # other commands: the first, and a count
+    assert code == 2 and "and 2 more error(s)" in err and "corral validate" in err
+
+
+def test_a_condition_on_an_undeclared_input_fails_validation(tmp_path: Path) -> None:
+    import corral
+
+    spec = "name: w\nsteps:\n  - {id: a, handler: core.noop, when: \"inputs.size > 2 && 'inputs.x' != ''\"}\n"
+    wf = tmp_path / "w.yaml"
+    wf.write_text(spec)
+    with pytest.raises(corral.SpecError, match="reads input 'size'") as caught:
+        corral.load_file(wf)
+    assert caught.value.path == "$.steps[0].when" and caught.value.more == []

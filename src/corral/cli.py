@@ -30,7 +30,14 @@ import msgspec
 import trio
 
 import corral
-from corral.errors import CorralError, InputError, RestructureError, StoreError, UsageError
+from corral.errors import (
+    CorralError,
+    InputError,
+    RestructureError,
+    SpecError,
+    StoreError,
+    UsageError,
+)
 from corral.model import (
     Event,
     ExecutionRecord,
@@ -670,7 +677,22 @@ def _dump(value: Any) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    plan = _load(args.file, _registry())
+    try:
+        plan = _load(args.file, _registry())
+    except SpecError as exc:
+        # every error found, each with its file, line and path (not only the first)
+        if args.json:
+            found = [
+                {"file": e.file, "line": e.line, "path": e.path, "message": e.message}
+                for e in exc.errors
+            ]
+            print(_dump({"file": args.file, "valid": False, "errors": found}))
+        for e in exc.errors:
+            where = (e.file or args.file) + (f":{e.line}" if e.line is not None else "")
+            print(f"{where}: {e.path}: {e.message}", file=sys.stderr)
+        n = len(exc.errors)
+        print(f"{args.file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return EXIT_USAGE
     summary = {
         "file": args.file,
         "name": plan.spec.name,

@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,85 +154,29 @@ def compile_spec(
     declared_inputs = set(spec.inputs)
 
     plans: list[StepPlan] = []
+    errors: list[SpecError] = []  # every step's, not only the first (as compilers do)
+    shape = _Shape(index, needs, ancestry, dependents, declared_inputs)
     for i, step in enumerate(steps):
-        base = f"$.steps[{i}]"
-        handler_cls, child = _step_target(c, step, base, handlers, pools, base_dir, _seen)
         try:
-            params = compile_value(step.params, f"{base}.params")
-        except RefError as exc:
-            raise c.error(str(exc), exc.path or f"{base}.params") from None
-        for ref_path, ref in iter_refs(params, f"{base}.params"):
-            _check_ref(c, ref, ref_path, declared_inputs, index, ancestry[i], step.id)
-        static: Any = msgspec.UNSET
-        if handler_cls is not None:
-            static = _check_params(c, handler_cls, step.params, params, f"{base}.params")
-        elif child is not None:
-            _check_child_params(c, child, step.params, f"{base}.params")
-        if pools is not None:
-            for pool, amount in step.resources.items():
-                if pool not in pools:
-                    raise c.error(
-                        f"unknown resource pool {pool!r}{close_names(pool, pools)}; "
-                        f"pools: {', '.join(sorted(pools))}",
-                        key_path(f"{base}.resources", pool),
-                    )
-                if amount > pools[pool]:
-                    raise c.error(
-                        f"asks for {amount} of pool {pool!r}, which has only {pools[pool]}",
-                        key_path(f"{base}.resources", pool),
-                    )
-        when = None
-        if step.when is not None:
-            try:
-                when = Condition(step.when, ("inputs", "steps"))
-                if not when.variables:
-                    when.test({})  # a constant must at least be a boolean
-            except ConditionError as exc:
-                raise c.error(f"invalid condition: {exc}", f"{base}.when") from None
-        when_refs = _condition_steps(c, step.when, index, ancestry[i], f"{base}.when")
-        param_refs = sorted(
-            {index[ref.step] for _, ref in iter_refs(params) if ref.step is not None}
-        )
-        key = None
-        if step.concurrency is not None:
-            try:
-                key = Condition(step.concurrency.key, ("inputs", "params"))
-            except ConditionError as exc:
-                raise c.error(f"invalid key expression: {exc}", f"{base}.concurrency.key") from None
-        cache = step.cache
-        plans.append(
-            StepPlan(
-                index=i,
-                id=step.id,
-                spec=step,
-                handler=handler_cls,
-                child=child,
-                params=params,
-                static_params=static,
-                static_blob=_blob(static),
-                needs=needs[i],
-                dependents=tuple(dependents[i]),
-                ancestors=ancestry[i],
-                when=when,
-                key=key,
-                retry=step.retry or NO_RETRY,
-                cache=bool(cache),
-                cache_ttl=None if isinstance(cache, bool) else cache.ttl,
-                param_refs=tuple(param_refs),
-                when_refs=when_refs,
-                key_refs=tuple(sorted({*needs[i], *param_refs})),
+            plans.append(
+                _compile_step(
+                    c, shape, i, step, handlers=handlers, pools=pools, base_dir=base_dir, seen=_seen
+                )
             )
-        )
+        except SpecError as exc:
+            errors.append(exc)
+            if len(errors) >= MAX_ERRORS:
+                break
 
     output: Any = msgspec.UNSET
     if spec.output is not msgspec.UNSET:
         try:
-            output = compile_value(spec.output, "$.output")
-        except RefError as exc:
-            raise c.error(str(exc), exc.path or "$.output") from None
-        everything = IndexSet(range(len(steps)))
-        for ref_path, ref in iter_refs(output, "$.output"):
-            _check_ref(c, ref, ref_path, declared_inputs, index, everything, None)
+            output = _compile_output(c, spec.output, shape, len(steps))
+        except SpecError as exc:
+            errors.append(exc)
+    if errors:
+        head, *more = errors
+        raise SpecError(head.message, file=head.file, path=head.path, line=head.line, more=more)
     sinks = tuple(i for i, deps in enumerate(dependents) if not deps)
     return Plan(
         spec=spec,
@@ -248,10 +193,119 @@ def compile_spec(
     )
 
 
+#: The most errors one check reports.
+MAX_ERRORS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What every step's compilation reads of the whole workflow."""
+
+    index: Mapping[str, int]
+    needs: list[tuple[int, ...]]
+    ancestry: Any
+    dependents: Any
+    declared_inputs: AbstractSet[str]
+
+
+def _compile_output(c: _Checker, raw: Any, shape: _Shape, count: int) -> Any:
+    try:
+        output = compile_value(raw, "$.output")
+    except RefError as exc:
+        raise c.error(str(exc), exc.path or "$.output") from None
+    everything = IndexSet(range(count))
+    for ref_path, ref in iter_refs(output, "$.output"):
+        _check_ref(c, ref, ref_path, shape.declared_inputs, shape.index, everything, None)
+    return output
+
+
+def _compile_step(
+    c: _Checker,
+    shape: _Shape,
+    i: int,
+    step: StepSpec,
+    *,
+    handlers: Mapping[str, type[Handler]] | None,
+    pools: Mapping[str, int] | None,
+    base_dir: Path | None,
+    seen: tuple[Path, ...],
+) -> StepPlan:
+    """One step's plan; a ``SpecError`` names what is wrong with it."""
+    index, needs, ancestry, dependents = shape.index, shape.needs, shape.ancestry, shape.dependents
+    declared_inputs = shape.declared_inputs
+    base = f"$.steps[{i}]"
+    handler_cls, child = _step_target(c, step, base, handlers, pools, base_dir, seen)
+    try:
+        params = compile_value(step.params, f"{base}.params")
+    except RefError as exc:
+        raise c.error(str(exc), exc.path or f"{base}.params") from None
+    for ref_path, ref in iter_refs(params, f"{base}.params"):
+        _check_ref(c, ref, ref_path, declared_inputs, index, ancestry[i], step.id)
+    static: Any = msgspec.UNSET
+    if handler_cls is not None:
+        static = _check_params(c, handler_cls, step.params, params, f"{base}.params")
+    elif child is not None:
+        _check_child_params(c, child, step.params, f"{base}.params")
+    if pools is not None:
+        for pool, amount in step.resources.items():
+            if pool not in pools:
+                raise c.error(
+                    f"unknown resource pool {pool!r}{close_names(pool, pools)}; "
+                    f"pools: {', '.join(sorted(pools))}",
+                    key_path(f"{base}.resources", pool),
+                )
+            if amount > pools[pool]:
+                raise c.error(
+                    f"asks for {amount} of pool {pool!r}, which has only {pools[pool]}",
+                    key_path(f"{base}.resources", pool),
+                )
+    when = None
+    if step.when is not None:
+        try:
+            when = Condition(step.when, ("inputs", "steps"))
+            if not when.variables:
+                when.test({})  # a constant must at least be a boolean
+        except ConditionError as exc:
+            raise c.error(f"invalid condition: {exc}", f"{base}.when") from None
+    when_refs = _condition_steps(c, step.when, index, ancestry[i], f"{base}.when")
+    _condition_inputs(c, step.when, declared_inputs, f"{base}.when")
+    param_refs = sorted({index[ref.step] for _, ref in iter_refs(params) if ref.step is not None})
+    key = None
+    if step.concurrency is not None:
+        try:
+            key = Condition(step.concurrency.key, ("inputs", "params"))
+        except ConditionError as exc:
+            raise c.error(f"invalid key expression: {exc}", f"{base}.concurrency.key") from None
+        _condition_inputs(c, step.concurrency.key, declared_inputs, f"{base}.concurrency.key")
+    cache = step.cache
+    return StepPlan(
+        index=i,
+        id=step.id,
+        spec=step,
+        handler=handler_cls,
+        child=child,
+        params=params,
+        static_params=static,
+        static_blob=_blob(static),
+        needs=needs[i],
+        dependents=tuple(dependents[i]),
+        ancestors=ancestry[i],
+        when=when,
+        key=key,
+        retry=step.retry or NO_RETRY,
+        cache=bool(cache),
+        cache_ttl=None if isinstance(cache, bool) else cache.ttl,
+        param_refs=tuple(param_refs),
+        when_refs=when_refs,
+        key_refs=tuple(sorted({*needs[i], *param_refs})),
+    )
+
+
 _STEP_NAME = re.compile(
     r"""\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
 )
 _STEPS_WORD = re.compile(r"\bsteps\b")
+_INPUT_NAME = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 # CEL string literals (any prefix of r/b; triple-quoted first).
 _CEL_STRING = re.compile(
     r"""[rRbB]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
@@ -307,6 +361,24 @@ def _condition_steps(
             )
         out.add(index[name])
     return tuple(sorted(out))
+
+
+def _condition_inputs(
+    c: _Checker, source: str | None, declared: AbstractSet[str], path: str
+) -> None:
+    """An input a condition reads (``inputs.m``) must be declared: found
+    here, not as a ``'m'`` when the condition runs."""
+    if source is None:
+        return
+    for m in _INPUT_NAME.finditer(_without_strings(source)):
+        name = m.group(1)
+        if name not in declared:
+            have = f"; declared: {', '.join(sorted(declared))}" if declared else ""
+            raise c.error(
+                f"the condition reads input {name!r}, which the workflow does not declare"
+                f"{close_names(name, declared)}{have}",
+                path,
+            )
 
 
 def _step_target(
@@ -407,7 +479,7 @@ def _check_ref(
     c: _Checker,
     ref: Ref,
     path: str,
-    inputs: set[str],
+    inputs: AbstractSet[str],
     index: Mapping[str, int],
     upstream: AbstractSet[int],
     step_id: str | None,

@@ -22,6 +22,8 @@ class SpecError(CorralError):
     ``file`` is the file it came from (``None`` for specs built in Python),
     ``path`` the JSON path of the offending value (``$.steps[2].needs[0]``) and
     ``line`` the 1-based line in the file when the format allows it (YAML).
+    ``more``: the other errors found in the same check (a compiler reports
+    every step's errors, not only the first); ``errors`` is all of them.
     """
 
     def __init__(
@@ -31,18 +33,27 @@ class SpecError(CorralError):
         file: str | None = None,
         path: str = "$",
         line: int | None = None,
+        more: list[SpecError] | None = None,
     ) -> None:
         self.message = message
         self.file = file
         self.path = path
         self.line = line
+        self.more = list(more or [])
         super().__init__(self._render())
+
+    @property
+    def errors(self) -> list[SpecError]:
+        return [self, *self.more]
 
     def _render(self) -> str:
         where = self.file or "<spec>"
         if self.line is not None:
             where += f":{self.line}"
-        return f"{where}: {self.path}: {self.message}"
+        extra = ""
+        if self.more:
+            extra = f" (and {len(self.more)} more error(s): `corral validate` lists them all)"
+        return f"{where}: {self.path}: {self.message}{extra}"
 
     def located(self, *, file: str | None = None, line: int | None = None) -> SpecError:
         """Return a copy of this error with a file and/or line filled in."""
@@ -51,6 +62,7 @@ class SpecError(CorralError):
             file=file if file is not None else self.file,
             path=self.path,
             line=line if line is not None else self.line,
+            more=[e.located(file=file) for e in self.more],
         )
 
 

@@ -173,11 +173,37 @@ def test_show_a_failed_execution(
 def test_show_names_child_executions(capsys: pytest.CaptureFixture[str], url: str) -> None:
     parent = run_example(capsys, url, "child.yaml")
     code, out, _ = cli(capsys, "list", "--store", url, "--workflow", "greet", "--json")
-    children = {r["id"] for r in json.loads(out)}
+    assert json.loads(out) == []  # children are shown under their parent ...
+    code, out, _ = cli(capsys, "list", "--store", url, "--workflow", "greet", "--json", "--all")
+    children = {r["id"] for r in json.loads(out)}  # ... or with --all
     assert len(children) == 2
+    code, out, _ = cli(capsys, "list", "--store", url, "--json")
+    assert [r["id"] for r in json.loads(out)] == [parent]
     code, out, _ = cli(capsys, "show", parent, "--store", url)
     assert code == 0
     assert all(child in out for child in children)
+
+
+def test_an_id_prefix_names_an_execution(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    create(url, record("abcd1111"), record("abcd2222"), record("ef001234"))
+    code, out, _ = cli(capsys, "show", "ef00", "--store", url, "--json")
+    assert code == 0 and json.loads(out)["id"] == "ef001234"
+    code, _, err = cli(capsys, "show", "abcd", "--store", url)
+    assert code == 2 and "several execution ids (abcd1111, abcd2222)" in err
+    code, _, err = cli(capsys, "cancel", "ef0", "--store", url)  # under 4 characters: no
+    assert code == 2 and "no execution with id 'ef0'" in err
+    code, out, _ = cli(capsys, "cancel", "abcd2", "--store", url)
+    assert code == 0 and "abcd2222" in out
+
+
+async def test_ids_of_one_engine_differ_from_their_start() -> None:
+    import corral
+
+    async with corral.open_engine("memory://", entry_points=False) as engine:
+        wf = corral.Workflow("w")
+        wf.step("a", "core.noop")
+        ids = [(await engine.submit(wf)).id for _ in range(50)]
+    assert len({i[:4] for i in ids}) >= 45 and len(set(ids)) == 50
 
 
 def test_show_a_running_execution(capsys: pytest.CaptureFixture[str], url: str) -> None:

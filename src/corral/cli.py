@@ -32,6 +32,7 @@ import trio
 import corral
 from corral.errors import (
     CorralError,
+    ExecutionNotFound,
     InputError,
     RestructureError,
     SpecError,
@@ -387,11 +388,19 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--workflow", help="only executions of this workflow (by name)")
     lst.add_argument("--limit", default="50", help="at most N executions (default: 50)")
     lst.add_argument("--json", action="store_true", help="print the records as JSON")
+    lst.add_argument(
+        "--all",
+        action="store_true",
+        help="also the child executions of workflow steps (shown under their parent by "
+        "`corral show`)",
+    )
     _store_option(lst)
     _api_option(lst)
 
     shw = sub.add_parser("show", help="show one execution with its steps")
-    shw.add_argument("id", help="execution id (as printed by `corral run` or `corral list`)")
+    shw.add_argument(
+        "id", help="execution id (as printed by `corral run` or `corral list`), or its start"
+    )
     shw.add_argument("--json", action="store_true", help="print the record as JSON")
     _store_option(shw)
     _api_option(shw)
@@ -408,7 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     _store_option(rsm)
 
     cnc = sub.add_parser("cancel", help="cancel an execution")
-    cnc.add_argument("id", help="execution id")
+    cnc.add_argument("id", help="execution id, or its start (at least 4 characters)")
     _store_option(cnc)
     _api_option(cnc)
 
@@ -1809,7 +1818,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     limit = _positive_int("--limit", args.limit)
 
     async def work(store: Store) -> list[ExecutionRecord]:
-        return await store.list_executions(status=status, workflow=args.workflow, limit=limit)
+        return await store.list_executions(
+            status=status, workflow=args.workflow, limit=limit, top_level=not args.all
+        )
 
     url = args.api or args.store or default_store_url()
     if args.api:
@@ -1845,9 +1856,34 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: The shortest prefix of an execution id that `show`, `cancel` and `resume` take.
+_MIN_PREFIX = 4
+
+
+async def _execution_id(store: Store, text: str) -> str:
+    """``text`` as an execution id: the id itself, or a unique prefix of one
+    (at least :data:`_MIN_PREFIX` characters), as git takes commits."""
+    try:
+        await store.get_execution(text)
+        return text
+    except ExecutionNotFound:
+        if len(text) < _MIN_PREFIX:
+            raise
+    found = await store.find_ids(text, limit=6)
+    if not found:
+        raise ExecutionNotFound(text)
+    if len(found) > 1:
+        more = ", ..." if len(found) > 5 else ""
+        raise UsageError(
+            f"{text!r} is the start of several execution ids ({', '.join(found[:5])}{more}); "
+            "give more of it"
+        )
+    return found[0]
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     async def work(store: Store) -> tuple[ExecutionRecord, dict[str, str]]:
-        record = await store.get_execution(args.id)
+        record = await store.get_execution(await _execution_id(store, args.id))
         children: dict[str, str] = {}
         for step in record.steps:
             if step.handler is not None and step.handler.startswith("workflow:"):
@@ -1936,7 +1972,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     async def main() -> list[ExecutionRecord]:
         async with corral.open_engine(store, adopt=False) as engine:
-            ids = [args.id] if args.id else [r.id for r in await engine.orphans()]
+            if args.id:
+                ids = [await _execution_id(engine.store, args.id)]
+            else:
+                ids = [r.id for r in await engine.orphans()]
             if not ids:
                 return []
             handles = [await engine.resume(execution_id) for execution_id in ids]
@@ -1975,17 +2014,18 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     asked: list[ExecutionRecord] = []  # the record as the request left it
 
     async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
-        before = await store.get_execution(args.id)
+        execution_id = await _execution_id(store, args.id)
+        before = await store.get_execution(execution_id)
         if before.status not in UNFINISHED:
             return before, before
-        after = await store.request_cancel(args.id, time.time())
+        after = await store.request_cancel(execution_id, time.time())
         asked.append(after)
         # The engine holding it hears the request at once (the store's
         # signal): wait a moment to say how it ended, not only that it was asked.
         with trio.move_on_after(_CANCEL_WAIT):
             while after.status in UNFINISHED and after.owner is not None:
                 await trio.sleep(0.02)
-                after = await store.get_execution(args.id)
+                after = await store.get_execution(execution_id)
         return before, after
 
     if args.api:
@@ -1997,27 +2037,28 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         )
     else:
         before, after = _with_store(args.store, work)
+    execution_id = before.id  # (a prefix was given: the whole id)
     if before is after:
-        print(f"execution {args.id} already {before.status}; nothing to cancel")
+        print(f"execution {execution_id} already {before.status}; nothing to cancel")
     elif after.status == CANCELLED and asked and asked[0].status == CANCELLED:
-        print(f"execution {args.id} cancelled (no live engine held it)")
+        print(f"execution {execution_id} cancelled (no live engine held it)")
     elif after.status == CANCELLED:
         by = f" by the engine running it ({after.owner})" if after.owner else ""
-        print(f"execution {args.id} cancelled{by}")
+        print(f"execution {execution_id} cancelled{by}")
     elif after.status in UNFINISHED:
         owner = f" ({after.owner})" if after.owner else ""
         print(
-            f"cancellation of execution {args.id} requested: the engine holding it{owner} did "
+            f"cancellation of execution {execution_id} requested: the engine holding it{owner} did "
             f"not stop it within {_CANCEL_WAIT:g} s (busy, or gone)"
         )
         if after.lease_expires_at is not None:
             print(
                 f"if that engine is gone, its lease expires at {_when(after.lease_expires_at)}; "
-                f"then the engine that takes it over cancels it, or run `corral cancel {args.id}` "
-                "again"
+                "then the engine that takes it over cancels it, or run "
+                f"`corral cancel {execution_id}` again"
             )
     else:
-        print(f"execution {args.id} finished ({after.status}) before it could be cancelled")
+        print(f"execution {execution_id} finished ({after.status}) before it could be cancelled")
     return EXIT_OK
 
 

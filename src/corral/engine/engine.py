@@ -87,6 +87,11 @@ SpecLike = WorkflowSpec | Plan | str | os.PathLike[str] | Any
 definition (``"name"`` or ``"name@version"``), or a ``corral.Workflow``."""
 
 
+#: Execution ids: a 48-bit counter times this odd number, modulo 2**48 (a
+#: bijection, so distinct counters give distinct ids), then the engine's part.
+_ID_MULTIPLIER = 0x9E3779B97F4B
+_ID_MASK = (1 << 48) - 1
+
 class _Completion:
     __slots__ = ("done", "outcome", "run")
 
@@ -224,7 +229,7 @@ class Engine:
             queued=lambda: self.dispatcher.queued,
             dropped=lambda: self.events.dropped,
         )
-        self._ids = itertools.count()
+        self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]
         self.leases = LeaseGuard(lease)
         self._services = Services(
@@ -253,8 +258,12 @@ class Engine:
         self._unresumed: set[str] = set()
 
     def _new_id(self) -> str:
-        # Unique and cheap: a random per-engine prefix and a counter.
-        return f"{self._id_prefix}{next(self._ids):012x}"
+        # Unique and cheap: a counter and a random per-engine part.
+        # The counter, scrambled by a bijection of 48-bit numbers (an odd
+        # multiplier), leads: two ids of one process differ from their first
+        # characters, so a short prefix names one (as git's do).
+        n = (next(self._ids) * _ID_MULTIPLIER) & _ID_MASK
+        return f"{n:012x}{self._id_prefix}"
 
     # ------------------------------------------------------------ specs
 

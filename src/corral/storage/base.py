@@ -167,6 +167,10 @@ class Store(Protocol):
         are left out (a worker reading what it just claimed: one round trip)."""
         ...
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids of executions that start with ``prefix`` (at most ``limit``)."""
+        ...
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         """The execution submitted with idempotency key ``key``, if any."""
         ...
@@ -182,10 +186,12 @@ class Store(Protocol):
         workflow: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        top_level: bool = False,
     ) -> list[ExecutionRecord]:
         """Executions, newest first (ties of ``created_at`` by id, descending),
         without their step records; ``before``: only those after the row
-        ``(created_at, id)`` in that order (the next page)."""
+        ``(created_at, id)`` in that order (the next page); ``top_level``:
+        not the child executions of a workflow step."""
         ...
 
     # ------------------------------------------------------------ ownership

@@ -208,6 +208,9 @@ class MemoryStore:
     async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
         return [await self.get_execution(i) for i in execution_ids if i in self._executions]
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        return sorted(i for i in self._executions if i.startswith(prefix))[:limit]
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         execution_id = self._keys.get(key)
         return None if execution_id is None else await self.get_execution(execution_id)
@@ -229,6 +232,7 @@ class MemoryStore:
         workflow: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        top_level: bool = False,
     ) -> list[ExecutionRecord]:
         found = [
             rec
@@ -236,6 +240,7 @@ class MemoryStore:
             if (status is None or rec.status == status)
             and (workflow is None or rec.workflow == workflow)
             and (before is None or (rec.created_at, rec.id) < before)
+            and not (top_level and rec.parent_id is not None)
         ]
         found.sort(key=lambda rec: (rec.created_at, rec.id), reverse=True)
         return [_copy(rec) for rec in found[:limit]]

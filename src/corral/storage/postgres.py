@@ -617,6 +617,12 @@ class PostgresStore(BatchedStore):
 
         return await self._q(op, write=False)
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        async def op(conn: Any) -> list[str]:
+            return [r[0] for r in await conn.fetch(_FIND_IDS, len(prefix), prefix, limit)]
+
+        return await self._q(op, write=False)
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         return await self._find(
             "SELECT id FROM workflow_executions WHERE idempotency_key = $1", key
@@ -644,8 +650,9 @@ class PostgresStore(BatchedStore):
         workflow: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        top_level: bool = False,
     ) -> list[ExecutionRecord]:
-        text, args = sql.listing(status, workflow, before)
+        text, args = sql.listing(status, workflow, before, top_level)
         query = q(text)
 
         async def op(conn: Any) -> list[ExecutionRecord]:
@@ -945,6 +952,7 @@ _CLAIM = q(
 _CANCEL_REQUESTS = q(sql.CANCEL_REQUESTS)
 _DEFINITIONS = q(sql.DEFINITIONS)
 _CLAIM_ONE = q(sql.CLAIM_ONE)
+_FIND_IDS = q(sql.FIND_IDS)
 _RELEASE = q(sql.RELEASE)
 #: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
 _CHANNEL = "corral"

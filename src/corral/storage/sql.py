@@ -146,7 +146,10 @@ PRUNE_CACHE = (
 
 
 def listing(
-    status: str | None, workflow: str | None, before: tuple[float, str] | None = None
+    status: str | None,
+    workflow: str | None,
+    before: tuple[float, str] | None = None,
+    top_level: bool = False,
 ) -> tuple[str, list[Any]]:
     """The ``list_executions`` query (``?`` placeholders, then the limit) and
     its arguments: newest first, ties of ``created_at`` broken by id, so that
@@ -161,6 +164,8 @@ def listing(
     if workflow is not None:
         where.append("workflow = ?")
         args.append(workflow)
+    if top_level:
+        where.append("parent_id IS NULL")
     if before is not None:
         where.append("(created_at < ? OR (created_at = ? AND id < ?))")
         args.extend((before[0], before[0], before[1]))
@@ -186,6 +191,10 @@ CLAIM_ONE = (
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id = ? "
     f"AND {rules.CLAIMABLE_SQL} AND owner IS NOT NULL RETURNING id"
 )
+
+
+#: Ids that start with a prefix: ? = its length, the prefix, a limit.
+FIND_IDS = "SELECT id FROM workflow_executions WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?"
 
 
 def handler_set(handlers: list[str] | None) -> str | None:

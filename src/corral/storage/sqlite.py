@@ -505,6 +505,12 @@ class SQLiteStore(BatchedStore):
 
         return await self._call(op, write=False)
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute(sql.FIND_IDS, (len(prefix), prefix, limit))]
+
+        return await self._call(op, write=False)
+
     async def find_by_key(self, key: str) -> ExecutionRecord | None:
         def op(conn: sqlite3.Connection) -> ExecutionRecord | None:
             row = conn.execute(
@@ -532,8 +538,9 @@ class SQLiteStore(BatchedStore):
         workflow: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        top_level: bool = False,
     ) -> list[ExecutionRecord]:
-        query, args = sql.listing(status, workflow, before)
+        query, args = sql.listing(status, workflow, before, top_level)
 
         def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             return [sql.execution(row) for row in conn.execute(query, (*args, limit))]

@@ -180,6 +180,32 @@ def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0 and "core.shell" in out
 
 
+def test_plugins_reads_at_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(capsys, "plugins")
+    assert code == 0 and "builtin:core" in out and "core.echo" in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    assert "``" not in out and ":mod:" not in out
+    assert "architecture.scan" not in out and "internal steps" in out  # hidden ...
+    code, out, _ = run_cli(capsys, "plugins", "--all")
+    assert "architecture.scan" in out and ":mod:" not in out  # ... unless --all
+    assert max(len(line.rstrip()) for line in out.splitlines()) <= 80
+    listed = json.loads(run_cli(capsys, "plugins", "--json")[1])
+    assert not any(h["internal"] for h in listed)
+
+
+def test_plugins_name_shows_its_params(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "plugins", "core.shell")
+    assert code == 0 and "builtin:core" in out and "kind     async" in out
+    assert "list[string]" in out and "required" in out and "max_output" in out
+    detail = json.loads(run_cli(capsys, "plugins", "core.sleep", "--json")[1])
+    assert [p["name"] for p in detail["params"]] == ["seconds"]
+    code, _, err = run_cli(capsys, "plugins", "core.shel")
+    assert code == 2 and "did you mean core.shell" in err
+
+
 def test_progress_display_renders(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "run", str(EXAMPLES / "retries.yaml"), "--progress", "always")
     assert code == 0

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import functools
+import inspect
 import json
 import logging
 import os
@@ -380,8 +381,19 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    plg = sub.add_parser("plugins", help="list available handlers")
-    plg.add_argument("--json", action="store_true")
+    plg = sub.add_parser(
+        "plugins",
+        help="list available handlers, or show one with its params",
+        description="The handlers of the installed plugins, by plugin. `corral plugins NAME` "
+        "shows one: its plugin, version, kind, description and params.",
+    )
+    plg.add_argument("name", nargs="?", help="a handler to show in full, e.g. core.shell")
+    plg.add_argument(
+        "--all",
+        action="store_true",
+        help="also the internal steps of the built-in commands (analyze, restructure, vibe)",
+    )
+    plg.add_argument("--json", action="store_true", help="as JSON")
 
     lst = sub.add_parser("list", help="list tracked executions, newest first")
     lst.add_argument("--status", help=f"only executions with this status ({_STATUS_HELP})")
@@ -903,9 +915,52 @@ def _cmd_bench(argv: list[str]) -> int:
     return code
 
 
+_RST_ROLE = re.compile(r":[a-z]+:`~?\.?([^`]+)`")
+
+
+def _plain(doc: str) -> str:
+    """A docstring's text without its reStructuredText markup."""
+    return _RST_ROLE.sub(r"\1", doc).replace("``", "")
+
+
+def _params_rows(cls: Any) -> list[tuple[str, str, str, str]]:
+    """``(name, type, default, description)`` of a handler's params, from
+    their JSON Schema (what validates them)."""
+    try:
+        schema = msgspec.json.schema(cls.Params)
+    except (TypeError, ValueError):
+        return []
+    defs = schema.get("$defs", {})
+    if "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    required = set(schema.get("required", []))
+
+    def kind(sub: dict[str, Any]) -> str:
+        if "$ref" in sub:
+            return str(sub["$ref"]).rsplit("/", 1)[-1]
+        for key in ("anyOf", "oneOf"):
+            if key in sub:
+                return " | ".join(kind(x) for x in sub[key])
+        if sub.get("type") == "array":
+            return f"list[{kind(sub.get('items') or {})}]"
+        if sub.get("type") == "object" and isinstance(sub.get("additionalProperties"), dict):
+            return f"dict[string, {kind(sub['additionalProperties'])}]"
+        if "enum" in sub:
+            return " | ".join(json.dumps(v) for v in sub["enum"])
+        return str(sub.get("type", "any"))
+
+    rows = []
+    for name, sub in (schema.get("properties") or {}).items():
+        default = "required" if name in required else json.dumps(sub.get("default"))
+        rows.append((name, kind(sub), default, _plain(str(sub.get("description", "")))))
+    return rows
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = _registry()
-    infos = registry.infos()
+    if args.name is not None:
+        return _show_handler(registry, args.name, args.json)
+    infos = [i for i in registry.infos() if args.all or not i.internal]
     if args.json:
         print(
             _dump(
@@ -915,7 +970,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                         "plugin": i.plugin,
                         "version": i.version,
                         "kind": i.kind,
-                        "description": i.description,
+                        "description": _plain(i.description),
+                        "internal": i.internal,
                     }
                     for i in infos
                 ]
@@ -926,16 +982,81 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="corral handlers")
-    for col in ("handler", "plugin", "version", "kind", "description"):
-        table.add_column(col)
+    console = Console(highlight=False)
+    by_plugin: dict[str, list[Any]] = {}
     for i in infos:
-        table.add_row(i.name, i.plugin, i.version, i.kind, i.description)
-    console = Console(width=max(100, Console().width))
-    console.print(table)
+        by_plugin.setdefault(i.plugin, []).append(i)
+    for plugin, members in by_plugin.items():
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=False)
+        table.add_column(no_wrap=True, style="bold")
+        table.add_column(no_wrap=True, style="dim")
+        table.add_column(overflow="fold")
+        for i in members:
+            table.add_row(Text(i.name), Text(i.kind), Text(_plain(i.description)))
+        console.print(Text(plugin, style="underline"))
+        console.print(table)
+        console.print()
+    hidden = sum(1 for i in registry.infos() if i.internal) if not args.all else 0
+    notes = ["`corral plugins NAME` shows a handler's params"]
+    if hidden:
+        notes.append(f"{hidden} internal steps of built-in commands hidden (--all shows them)")
+    console.print(Text("; ".join(notes) + ".", style="dim"))
     for b in registry.broken:
         offered = f" (its handlers: {', '.join(b.handlers)})" if b.handlers else ""
         console.print(Text.assemble(("broken", "red"), f": {b.plugin}{offered}: {b.reason}"))
+    return EXIT_OK
+
+
+def _show_handler(registry: Any, name: str, as_json: bool) -> int:
+    if name not in registry:
+        close = registry.suggest(name)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `corral plugins` lists them"
+        raise UsageError(f"no handler named {name!r}{hint}")
+    info = registry.info(name)
+    rows = _params_rows(info.cls)
+    if as_json:
+        params = [{"name": n, "type": t, "default": d, "description": e} for n, t, d, e in rows]
+        print(
+            _dump(
+                {
+                    "name": info.name,
+                    "plugin": info.plugin,
+                    "version": info.version,
+                    "kind": info.kind,
+                    "internal": info.internal,
+                    "description": _plain(info.description),
+                    "params": params,
+                }
+            )
+        )
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    console.print(Text(info.name, style="bold"))
+    for label, value in (
+        ("plugin", info.plugin),
+        ("version", info.version),
+        ("kind", info.kind + (" (internal step)" if info.internal else "")),
+    ):
+        console.print(Text.assemble((f"{label:<8} ", "dim"), value))
+    doc = _plain(inspect.getdoc(info.cls) or info.description)
+    if doc:
+        console.print()
+        console.print(doc)
+    console.print()
+    if not rows:
+        console.print("params: none")
+        return EXIT_OK
+    table = Table(title="params", title_justify="left", box=None, padding=(0, 2, 0, 0))
+    described = any(row[3] for row in rows)
+    for column in ("name", "type", "default", "description")[: 4 if described else 3]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row[: 4 if described else 3]))
+    console.print(table)
     return EXIT_OK
 
 

@@ -74,6 +74,10 @@ class Handler:
     kind: ClassVar[HandlerKind] = "async"
     Params: ClassVar[Any] = NoParams
     description: ClassVar[str] = ""
+    internal: ClassVar[bool] = False
+    """A step of a plugin's own workflows rather than one for workflow files
+    (the analysis steps of ``corral analyze``): ``corral plugins`` lists it
+    only with ``--all``. Since corral 0.1."""
 
     async def run(self, ctx: StepContext, params: Any) -> Any:
         raise HandlerError(

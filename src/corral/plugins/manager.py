@@ -41,6 +41,7 @@ class HandlerInfo:
     version: str
     kind: str
     description: str
+    internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +302,7 @@ def _handlers_of(
             version=str(checked.version),
             kind=checked.kind,
             description=checked.description or _own_doc(checked),
+            internal=bool(getattr(checked, "internal", False)),
         )
     return found, None, offered
 

@@ -116,6 +116,8 @@ def project_settings(
 class Scan(Handler):
     """Walk one project: its packages and modules, hashed; its configuration."""
 
+    internal = True
+
     name = "architecture.scan"
     version = VERSION
     kind = "blocking"
@@ -153,6 +155,8 @@ class Scan(Handler):
 class Facts(Handler):
     """Lines of code and (abstract) classes of every module (:mod:`.facts`)."""
 
+    internal = True
+
     name = "architecture.facts"
     version = VERSION
     kind = "blocking"
@@ -177,6 +181,8 @@ class Facts(Handler):
 
 class Graph(Handler):
     """The import graph of the scanned packages (grimp, isolated process)."""
+
+    internal = True
 
     name = "architecture.graph"
     version = VERSION
@@ -212,6 +218,8 @@ class Section(Handler):
     value), and they share one thread's worth of CPU anyway.
     """
 
+    internal = True
+
     name = "architecture.section"
     version = VERSION
     kind = "blocking"
@@ -246,6 +254,8 @@ class Section(Handler):
 
 class Report(Handler):
     """The architecture report: every project's section, summed up."""
+
+    internal = True
 
     name = "architecture.report"
     version = VERSION  # light work: runs in the event loop, no worker process hop

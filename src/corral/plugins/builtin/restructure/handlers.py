@@ -52,6 +52,8 @@ class PlanStep(Handler):
     """Everything the moves change: files moved, every file rewritten (in
     parallel, one process per core), warnings, the architecture predicted."""
 
+    internal = True
+
     name = "restructure.plan"
     version = VERSION
     kind = "blocking"
@@ -73,6 +75,8 @@ class Snapshot(Handler):
     """Refuse a tree that must not be changed; save every byte the plan
     touches (the journal, owned by this execution); in git, a new branch."""
 
+    internal = True
+
     name = "restructure.snapshot"
     version = VERSION
     kind = "blocking"
@@ -93,6 +97,8 @@ class Snapshot(Handler):
 class Write(Handler):
     """Move the files (``git mv`` in git), write the rewritten ones, the new
     packages and the shims."""
+
+    internal = True
 
     name = "restructure.write"
     version = VERSION
@@ -116,6 +122,8 @@ class Validate(Handler):
     """Every touched file compiles; the import graph is the one the plan
     predicts; the test command passes. A failed check is data (the finish
     step rolls back), not a failed step."""
+
+    internal = True
 
     name = "restructure.validate"
     version = VERSION
@@ -173,6 +181,8 @@ class Finish(Handler):
     """Keep a validated result (committed on the new branch, in git) or put
     every byte back and fail (:class:`~corral.errors.RestructureRolledBack`):
     a rolled-back restructuring is a failed execution."""
+
+    internal = True
 
     name = "restructure.finish"
     version = VERSION

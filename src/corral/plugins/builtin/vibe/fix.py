@@ -53,6 +53,8 @@ class FixPlan(Handler):
     """The files the fixes touch and their bytes today, as a plan that
     ``restructure.snapshot`` can journal."""
 
+    internal = True
+
     name = "vibe.fix_plan"
     version = VERSION
     kind = "blocking"
@@ -80,6 +82,8 @@ class FixPlan(Handler):
 
 class FixWrite(Handler):
     """ruff's safe fixes, in place, on the journaled files only."""
+
+    internal = True
 
     name = "vibe.fix_write"
     version = VERSION
@@ -109,6 +113,8 @@ class FixWrite(Handler):
 
 class FixValidate(Handler):
     """Every fixed file compiles; no analysis got worse; the tests pass."""
+
+    internal = True
 
     name = "vibe.fix_validate"
     version = VERSION

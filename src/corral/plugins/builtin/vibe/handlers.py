@@ -129,6 +129,8 @@ class _Analysis(Handler, ABC):
     """One analyser on one subproject: its findings (paths relative to the
     root) and metrics."""
 
+    internal = True
+
     kind = "blocking"
     version = VERSION
     analysis = ""
@@ -467,6 +469,8 @@ def _finding(rule: str, severity: str, file: str, message: str, fix: str) -> Fin
 class Plan(Handler):
     """The join: every analysis's findings and the architecture sections,
     ranked into one plan with a health score (:mod:`.plan`)."""
+
+    internal = True
 
     name = "vibe.plan"
     version = VERSION

@@ -29,7 +29,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Measure corral against raw-Trio baselines (issue 5). Each case runs in "
+        description="Measure corral against raw-Trio baselines. Each case runs in "
         "a fresh process; medians of --repeat runs are reported with corral ÷ baseline "
         "ratios and the targets.",
     )

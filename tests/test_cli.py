@@ -339,3 +339,28 @@ def test_a_condition_on_an_undeclared_input_fails_validation(tmp_path: Path) -> 
     with pytest.raises(corral.SpecError, match="reads input 'size'") as caught:
         corral.load_file(wf)
     assert caught.value.path == "$.steps[0].when" and caught.value.more == []
+
+
+def test_every_help_reads_at_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import re
+
+    from corral.cli import _parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    commands = [""] + [
+        name
+        for action in _parser()._subparsers._group_actions  # type: ignore[union-attr]
+        for name in action.choices
+    ]
+    assert {"run", "resume", "plugins", "serve", "vibe"} <= set(commands)
+    for command in commands:
+        argv = [command, "--help"] if command else ["--help"]
+        with contextlib.suppress(SystemExit):  # (bench's parser returns instead)
+            main(argv)
+        out = capsys.readouterr().out
+        assert out, command
+        assert max(len(line) for line in out.splitlines()) <= 80, command
+        assert not re.search(r"\bissue \d", out), command

@@ -375,11 +375,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _store_option(srv)
 
-    sub.add_parser(
-        "bench",
-        help="the perf suite against raw-Trio baselines (corral bench --help)",
-        add_help=False,
-    )
+    if _perf_checkout() is not None:  # (a source checkout: listed only where it works)
+        sub.add_parser(
+            "bench",
+            help="the perf suite against raw-Trio baselines (corral bench --help)",
+            add_help=False,
+        )
 
     plg = sub.add_parser(
         "plugins",
@@ -889,6 +890,13 @@ def _suggest_moves(path: str, out: str) -> None:
     )
 
 
+def _perf_checkout() -> Path | None:
+    """The source checkout whose perf/ suite `corral bench` runs (None: an
+    installed package without it)."""
+    checkout = Path(corral.__file__).resolve().parents[2]
+    return checkout if (checkout / "perf" / "__init__.py").is_file() else None
+
+
 def _cmd_bench(argv: list[str]) -> int:
     """``corral bench ARGS``: the perf suite (``python -m perf ARGS``), same code.
 
@@ -897,8 +905,8 @@ def _cmd_bench(argv: list[str]) -> int:
     """
     import importlib
 
-    checkout = Path(corral.__file__).resolve().parents[2]
-    if (checkout / "perf" / "__init__.py").is_file() and str(checkout) not in sys.path:
+    checkout = _perf_checkout()
+    if checkout is not None and str(checkout) not in sys.path:
         sys.path.insert(0, str(checkout))
     try:
         perf = importlib.import_module("perf")
@@ -1685,16 +1693,21 @@ def _print_summary(record: ExecutionRecord, *, result: bool = True) -> None:
         f"workflow {record.workflow!r} {record.status}{took} (execution {record.id})",
         file=sys.stderr,
     )
-    if record.error is not None:
-        where = f" in step {record.error.step!r}" if record.error.step else ""
-        print(f"  {record.error.type}{where}: {record.error.message}", file=sys.stderr)
+    # Each error once: a failed step's (with its attempts), then the
+    # workflow's own if no step said it.
+    said = set()
     for step in record.steps:
         if step.status in (FAILED, TIMED_OUT) and step.error is not None:
+            said.add((step.error.type, step.error.message))
             print(
                 f"  step {step.step_id}: {step.status} after {step.attempts} attempt(s): "
                 f"{step.error.type}: {step.error.message}",
                 file=sys.stderr,
             )
+    error = record.error
+    if error is not None and (error.type, error.message) not in said:
+        where = f" in step {error.step!r}" if error.step else ""
+        print(f"  {error.type}{where}: {error.message}", file=sys.stderr)
 
 
 _STATUS_STYLE = {

@@ -87,6 +87,23 @@ def test_adapter_shapes() -> None:
     assert reg["legacy.sync"] is sync and reg["legacy.async"] is a
 
 
+def test_adapter_descriptions() -> None:
+    class Resize:
+        """Resize an image to the given width.
+
+        (The rest of the docstring is not the description.)"""
+
+        def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+            return command
+
+    assert legacy_handler(Resize(), name="img.resize").description == (
+        "Resize an image to the given width."
+    )
+    told = legacy_handler(Resize(), name="img.r2", description="Resizes images")
+    assert told.description == "Resizes images"
+    assert "SyncHandle.handle" in legacy_handler(SyncHandle, name="s.h").description
+
+
 def test_not_a_legacy_handler() -> None:
     with pytest.raises(corral.PluginError, match="neither handle"):
         legacy_handler(object(), name="x.y")

@@ -40,7 +40,9 @@ def _check_result(name: str, result: Any) -> dict[str, Any]:
     return dict(result)
 
 
-def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handler]:
+def legacy_handler(
+    obj: object, *, name: str, version: str = "0", description: str | None = None
+) -> type[Handler]:
     """Wrap a legacy handler object as a :class:`Handler` class named ``name``.
 
     ``obj`` is an instance with ``handle(command)`` or ``execute(command)``
@@ -48,6 +50,8 @@ def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handle
     once with no arguments. The params of a step become ``command`` (a fresh
     dict per call); the returned dict becomes the step's output (``None`` gives
     ``{}``); anything else fails the step with :class:`corral.HandlerError`.
+    ``description`` (what ``corral plugins`` shows): by default the first
+    line of the legacy class's docstring, else what the adapter wraps.
     """
     if not isinstance(name, str) or not name:
         raise PluginError(f"legacy_handler({obj!r}): name must be a non-empty string")
@@ -84,6 +88,8 @@ def legacy_handler(obj: object, *, name: str, version: str = "0") -> type[Handle
     cls.version = version
     cls.kind = kind  # type: ignore[assignment]
     cls.Params = dict[str, Any]
-    cls.description = f"legacy {type(obj).__name__}.{attr}() adapter"
+    doc = inspect.getdoc(type(obj))
+    own = doc.split("\n")[0] if doc and type(obj).__doc__ else ""
+    cls.description = description or own or f"legacy {type(obj).__name__}.{attr}() adapter"
     cls.__qualname__ = cls.__name__ = f"Legacy[{name}]"
     return cls

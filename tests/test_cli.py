@@ -309,6 +309,7 @@ def test_validate_reports_every_error(capsys: pytest.CaptureFixture[str], tmp_pa
     code, out, err = run_cli(capsys, "validate", str(wf))
     assert code == 2 and out == ""
     lines = err.splitlines()
+    assert all(line.startswith("corral: error: ") for line in lines[:3])
     assert lines[0].endswith(
         ":5: $.steps[0].when: the condition reads input 'm', which the workflow does not "
         "declare; declared: n"

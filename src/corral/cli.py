@@ -449,8 +449,7 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than",
         required=True,
         metavar="DURATION",
-        help="e.g. 90s, 30m, 12h, 7d, 2w: a unit is required (by the time the execution "
-        "finished)",
+        help="e.g. 90s, 30m, 12h, 7d, 2w: a unit is required (by the time the execution finished)",
     )
     prn.add_argument(
         "--status",
@@ -709,11 +708,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 for e in exc.errors
             ]
             print(_dump({"file": args.file, "valid": False, "errors": found}))
-        for e in exc.errors:
-            where = (e.file or args.file) + (f":{e.line}" if e.line is not None else "")
-            print(f"{where}: {e.path}: {e.message}", file=sys.stderr)
-        n = len(exc.errors)
-        print(f"{args.file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        for e in exc.errors:  # one line each (as every error), in full with --verbose
+            _say(
+                "corral: error: ", SpecError(e.message, file=e.file, path=e.path, line=e.line), args
+            )
+        if len(exc.errors) > 1:
+            print(f"{args.file}: {len(exc.errors)} errors", file=sys.stderr)
         return EXIT_USAGE
     summary = {
         "file": args.file,
@@ -2233,9 +2233,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         if goal < version:
-            question = (
-                f"Roll the schema back from version {version} to {goal}? Tables "
-                + ("and every execution in them are dropped." if goal == 0 else "may be dropped.")
+            question = f"Roll the schema back from version {version} to {goal}? Tables " + (
+                "and every execution in them are dropped." if goal == 0 else "may be dropped."
             )
             answer = _confirm(question, args.yes)
             if answer is None:

@@ -304,12 +304,15 @@ def find_cycles(graph: dict[str, Any], discovery: dict[str, Any] | None = None) 
         return {"importer": a, "imported": b, "lines": lines.get((a, b), []), "path": paths.get(a)}
 
     def package_edge(a: str, b: str) -> dict[str, Any]:
+        behind = [module_edge(x, y) for x, y in sorted(via[a, b])]
+        # Where to cut: the first import behind it (the package's own file
+        # is where none of them is, unless the import is in it).
         return {
             "importer": a,
             "imported": b,
-            "lines": [],
-            "path": paths.get(a),
-            "via": [module_edge(x, y) for x, y in sorted(via[a, b])],
+            "lines": behind[0]["lines"],
+            "path": behind[0]["path"],
+            "via": behind,
         }
 
     package_cycles = _cycles(packages, lambda a, b: len(via[a, b]), package_edge)

@@ -152,6 +152,11 @@ _SUMMARY_LABELS = (
 )
 
 
+def _count(n: Any, noun: str) -> str:
+    """``1 violation``, ``2 violations``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def document(report: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
         Heading(1, [_t("Architecture report: "), _c(report.get("root", "?"))]),
@@ -385,7 +390,7 @@ def _layers_blocks(layers: dict[str, Any], level: int) -> list[Block]:
                     _t(
                         f"Conformance: {conformance * 100:.1f}% of "
                         f"{layers.get('checked_edges', 0)} checked imports; "
-                        f"{layers.get('violations', 0)} violations."
+                        f"{_count(layers.get('violations', 0), 'violation')}."
                     )
                 ]
             )
@@ -423,7 +428,9 @@ def _contract_blocks(ct: dict[str, Any]) -> list[Block]:
     count = ct.get("violation_count", 0)
     status = _contract_status(ct)
     if status == "broken":
-        status = f"broken, {count} violations" if count else f"broken: {ct.get('detail', '')}"
+        status = (
+            f"broken, {_count(count, 'violation')}" if count else f"broken: {ct.get('detail', '')}"
+        )
     head: Run = [_b(ct.get("name", "")), _t(f" ({ct.get('kind', '?')}): {status}")]
     if ct.get("layers"):
         head.append(_t(". Layers, top first: "))

@@ -206,7 +206,6 @@ def test_the_shop_example_reads_well(tmp_path: Path, capsys: pytest.CaptureFixtu
     out_file = tmp_path / "shop.md"
     code, _, err = run_cli(
         capsys,
-        "analyze",
         str(shop),
         "--format",
         "markdown",

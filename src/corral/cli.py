@@ -382,6 +382,29 @@ def _parser() -> argparse.ArgumentParser:
             add_help=False,
         )
 
+    cvt = sub.add_parser(
+        "convert",
+        help="turn a legacy sequential workflow into a corral workflow file",
+        description="Read a legacy sequential workflow (a YAML or JSON list of steps run one "
+        "after another, each with a type and options; see docs/migration.md) and write the "
+        "corral workflow file that runs it the same way: each step needs the one before.",
+    )
+    cvt.add_argument("file", help="the legacy workflow (.yaml, .yml or .json)")
+    cvt.add_argument("--name", help="the workflow's name (default: the file's or its own)")
+    cvt.add_argument("--out", metavar="FILE", help="write it here (default: stdout)")
+
+    sch = sub.add_parser(
+        "schema",
+        help="the JSON Schema of a workflow file (for editors)",
+        description="Print the JSON Schema of a workflow file: point an editor's YAML "
+        "language server at it (`# yaml-language-server: $schema=corral.schema.json`) to "
+        "validate and complete workflow files. --markdown prints the reference tables of "
+        "docs/workflow-file.md instead.",
+    )
+    sch.add_argument(
+        "--markdown", action="store_true", help="the workflow-file reference tables, as Markdown"
+    )
+
     plg = sub.add_parser(
         "plugins",
         help="list available handlers, or show one with its params",
@@ -564,6 +587,10 @@ def _main(argv: list[str]) -> int:
             return _cmd_vibe(args)
         if args.command == "serve":
             return _cmd_serve(args)
+        if args.command == "schema":
+            return _cmd_schema(args)
+        if args.command == "convert":
+            return _cmd_convert(args)
         if args.command == "worker":
             return _cmd_worker(args)
         if args.command == "plugins":
@@ -931,37 +958,60 @@ def _plain(doc: str) -> str:
     return _RST_ROLE.sub(r"\1", doc).replace("``", "")
 
 
-def _params_rows(cls: Any) -> list[tuple[str, str, str, str]]:
-    """``(name, type, default, description)`` of a handler's params, from
-    their JSON Schema (what validates them)."""
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import yaml
+
+    from corral.convert import convert
+    from corral.documents import line_for
+    from corral.loader import parse_document, parse_spec
+
+    path = Path(args.file)
+    fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{args.file}: expected a .yaml, .yml or .json file")
     try:
-        schema = msgspec.json.schema(cls.Params)
-    except (TypeError, ValueError):
-        return []
-    defs = schema.get("$defs", {})
-    if "$ref" in schema:
-        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
-    required = set(schema.get("required", []))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+    raw, lines = parse_document(text, fmt, args.file)
+    registry = _registry()
+    core = [n for n in registry if n.startswith("core.")]
+    try:
+        doc = convert(raw, name=args.name or path.stem, core=core)
+    except SpecError as exc:  # the same file:line: path as `corral validate`
+        raise exc.located(file=args.file, line=line_for(lines, exc.path)) from None
+    if args.name:
+        doc["name"] = args.name
+    parse_spec(doc, file=f"{args.file} (converted)")  # a valid corral document
+    header = f"# Converted from {path.name} by `corral convert`: each step needs the one before.\n"
+    out = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    missing = sorted({s["handler"] for s in doc["steps"]} - set(registry))
+    for name in missing:
+        print(
+            f"corral convert: warning: handler {name!r} is not installed: register the legacy "
+            f"class with corral.plugins.compat.legacy_handler(..., name={name!r}) "
+            "(docs/migration.md)",
+            file=sys.stderr,
+        )
+    if args.out:
+        try:
+            Path(args.out).write_text(out, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+        print(f"corral convert: wrote {args.out} ({len(doc['steps'])} steps)", file=sys.stderr)
+    else:
+        sys.stdout.write(out)
+    return EXIT_OK
 
-    def kind(sub: dict[str, Any]) -> str:
-        if "$ref" in sub:
-            return str(sub["$ref"]).rsplit("/", 1)[-1]
-        for key in ("anyOf", "oneOf"):
-            if key in sub:
-                return " | ".join(kind(x) for x in sub[key])
-        if sub.get("type") == "array":
-            return f"list[{kind(sub.get('items') or {})}]"
-        if sub.get("type") == "object" and isinstance(sub.get("additionalProperties"), dict):
-            return f"dict[string, {kind(sub['additionalProperties'])}]"
-        if "enum" in sub:
-            return " | ".join(json.dumps(v) for v in sub["enum"])
-        return str(sub.get("type", "any"))
 
-    rows = []
-    for name, sub in (schema.get("properties") or {}).items():
-        default = "required" if name in required else json.dumps(sub.get("default"))
-        rows.append((name, kind(sub), default, _plain(str(sub.get("description", "")))))
-    return rows
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from corral import reference
+
+    if args.markdown:
+        sys.stdout.write(reference.reference_markdown(_registry()))
+    else:
+        print(_dump(reference.workflow_schema()))
+    return EXIT_OK
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -1021,7 +1071,9 @@ def _show_handler(registry: Any, name: str, as_json: bool) -> int:
         hint = f"; did you mean {', '.join(close)}?" if close else "; `corral plugins` lists them"
         raise UsageError(f"no handler named {name!r}{hint}")
     info = registry.info(name)
-    rows = _params_rows(info.cls)
+    from corral.reference import handler_params
+
+    rows = [(n, t, d, _plain(e)) for n, t, d, e in handler_params(info.cls)]
     if as_json:
         params = [{"name": n, "type": t, "default": d, "description": e} for n, t, d, e in rows]
         print(

@@ -83,7 +83,7 @@ _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_AT_EOF = re.compile(r"\s*\(at end of document\)$")
 
 
-def _parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineIndex | None]:
+def parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineIndex | None]:
     """Decode a document; return it and (for YAML) the line of every path."""
     import yaml  # here: a command that reads no YAML spec does not pay for it
 
@@ -226,7 +226,7 @@ def parse_text(text: str, fmt: str, *, file: str | None = None) -> WorkflowSpec:
     checked for structure (not compiled: no handler is looked up)."""
     if fmt not in ("yaml", "toml", "json"):
         raise SpecError(f"unknown format {fmt!r}; expected yaml, toml or json", file=file)
-    raw, lines = _parse_document(text, fmt, file)
+    raw, lines = parse_document(text, fmt, file)
     return parse_spec(raw, file=file, lines=lines)
 
 
@@ -249,7 +249,7 @@ def loads(
         raise SpecError(f"expected the text of a document, got {type(text).__name__}", file=file)
     if fmt not in ("yaml", "toml", "json"):
         raise SpecError(f"unknown format {fmt!r}; expected yaml, toml or json", file=file)
-    raw, lines = _parse_document(text, fmt, file)
+    raw, lines = parse_document(text, fmt, file)
     spec = parse_spec(raw, file=file, lines=lines)
     return compile_spec(
         spec,
@@ -296,7 +296,7 @@ def load_file(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"file is not UTF-8 text ({exc.reason})", file=file) from None
-    raw, lines = _parse_document(text, kind, file)
+    raw, lines = parse_document(text, kind, file)
     spec = parse_spec(raw, file=file, lines=lines)
     return compile_spec(
         spec,

@@ -38,7 +38,7 @@ class Echo(Handler):
     version = "1"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        value: Any = None
+        value: Annotated[Any, Meta(description="The output: any JSON value.")] = None
 
     async def run(self, ctx: StepContext, params: Params) -> Any:
         return params.value
@@ -51,7 +51,7 @@ class Sleep(Handler):
     version = "1"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        seconds: _SECONDS
+        seconds: Annotated[_SECONDS, Meta(description="How long to sleep.")]
 
     async def run(self, ctx: StepContext, params: Params) -> Any:
         await trio.sleep(params.seconds)
@@ -65,8 +65,12 @@ class Fail(Handler):
     version = "1"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        message: str = "core.fail was asked to fail"
-        retryable: bool = True
+        message: Annotated[str, Meta(description="The error's message.")] = (
+            "core.fail was asked to fail"
+        )
+        retryable: Annotated[
+            bool, Meta(description="false: no retry, whatever the step's retry policy.")
+        ] = True
 
     async def run(self, ctx: StepContext, params: Params) -> Any:
         if not params.retryable:
@@ -75,13 +79,26 @@ class Fail(Handler):
 
 
 class ShellParams(msgspec.Struct, forbid_unknown_fields=True):
-    args: Annotated[list[str], Meta(min_length=1)]
-    cwd: str | None = None
-    env: dict[str, str] = msgspec.field(default_factory=dict)
-    inherit_env: bool = True
-    timeout: Annotated[float, Meta(gt=0)] | None = None
-    max_output: Annotated[int, Meta(ge=0)] = 1_000_000
-    check: bool = True
+    args: Annotated[
+        list[str], Meta(min_length=1, description="The command and its arguments (no shell).")
+    ]
+    cwd: Annotated[str | None, Meta(description="Where it runs (default: here).")] = None
+    env: Annotated[dict[str, str], Meta(description="Environment variables to set.")] = (
+        msgspec.field(default_factory=dict)
+    )
+    inherit_env: Annotated[
+        bool, Meta(description="false: the command sees only `env`, not this environment.")
+    ] = True
+    timeout: Annotated[
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(description="Seconds before the command is killed."),
+    ] = None
+    max_output: Annotated[
+        int, Meta(ge=0, description="Bytes of stdout and of stderr kept (head and tail).")
+    ] = 1_000_000
+    check: Annotated[bool, Meta(description="false: a non-zero exit does not fail the step.")] = (
+        True
+    )
 
 
 class _Capture:

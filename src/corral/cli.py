@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
         "goes to stderr",
     )
     run.add_argument("--json", action="store_true", help="the same as --output record")
+    run.add_argument(
+        "--lease",
+        default="30s",
+        metavar="DURATION",
+        help="if this process dies, how soon its execution may be resumed elsewhere "
+        "(`corral resume`); renewed every third of it (default: 30s)",
+    )
     _init_option(run)
     run.add_argument(
         "--progress",
@@ -1126,10 +1133,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input, plan)
     plan.bind_inputs(inputs)  # report input errors before starting anything
     output = "record" if args.json else args.output
+    lease = parse_duration(args.lease, "--lease")
+    if lease < 0.1:
+        raise UsageError(f"--lease {args.lease!r}: at least 0.1 s")
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = open_store(args.store or default_store_url(), init=args.init)
     record: ExecutionRecord = trio.run(
-        functools.partial(_run, store, plan, inputs, show, to_stderr=True, say_orphans=True)
+        functools.partial(
+            _run, store, plan, inputs, show, to_stderr=True, say_orphans=True, lease=lease
+        )
     )
     # stdout carries the result only (a script's `> out.json`); the rest is stderr
     _print_summary(record, result=False)
@@ -1655,6 +1667,7 @@ async def _run(
     freeze_gc: bool = True,
     end: Callable[[corral.ExecutionHandle], Awaitable[T]] = _wait,  # type: ignore[assignment]
     say_orphans: bool = False,
+    lease: float = 30.0,
 ) -> T:
     """Run one execution to its end; ``end`` says what to return of it
     (its stored record, by default). A one-shot command runs its own
@@ -1662,7 +1675,7 @@ async def _run(
     ``say_orphans``, it says on stderr that there are some, and how to
     resume them)."""
     async with corral.open_engine(
-        store, durability=durability, freeze_gc=freeze_gc, adopt=False
+        store, durability=durability, freeze_gc=freeze_gc, adopt=False, lease=lease
     ) as engine:
         if say_orphans:
             await _say_orphans(engine)

@@ -103,3 +103,40 @@ def test_a_broken_plugin_is_left_out(
         corral(site, tmp_path, "plugins", CORRAL_NO_PLUGINS="1"),
     ):
         assert quiet.returncode == 0 and "broken" not in quiet.stdout + quiet.stderr
+
+
+CHATTY = '''
+import msgspec
+from corral.plugins import Handler, hookimpl
+
+
+class Chatty(Handler):
+    """Logs as it works."""
+
+    name = "chatty.talk"
+
+    async def run(self, ctx, params):
+        ctx.log.info("counting the %s", "beans")
+        ctx.log.debug("a detail")
+        return 3
+
+
+@hookimpl
+def corral_handlers():
+    return [Chatty]
+'''
+
+
+def test_handler_logs_show_with_log_level(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "chatty", "chatty", CHATTY)
+    (tmp_path / "talk.yaml").write_text("name: talk\nsteps:\n  - {id: a, handler: chatty.talk}\n")
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    quiet = corral(site, tmp_path, "run", "talk.yaml", "--store", store)
+    assert quiet.returncode == 0 and "beans" not in quiet.stderr
+    told = corral(site, tmp_path, "run", "talk.yaml", "--store", store, "--log-level", "info")
+    assert told.returncode == 0 and json.loads(told.stdout) == {"a": 3}
+    assert "info talk/a: counting the beans" in told.stderr and "a detail" not in told.stderr
+    debug = corral(site, tmp_path, "--log-level", "debug", "run", "talk.yaml", "--store", store)
+    assert "debug talk/a: a detail" in debug.stderr

@@ -500,7 +500,38 @@ def _parser() -> argparse.ArgumentParser:
             help="after an error's one-line message, its full form (the caret under "
             "a condition's mistake, the YAML reader's context)",
         )
+        parser.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            default=argparse.SUPPRESS,
+            help="show log records from this level up on stderr, handlers' ctx.log among "
+            "them (default: warning)",
+        )
     return p
+
+
+class _LogFormat(logging.Formatter):
+    """``info greetings/count: message``: a step's records say whose they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        where = record.name
+        step = getattr(record, "step", None)
+        if step is not None:
+            where = f"{getattr(record, 'workflow', '?')}/{step}"
+        text = f"{record.levelname.lower()} {where}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _configure_logging(level: str) -> None:
+    """Log records of corral (and handlers' ``ctx.log``) on stderr from ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormat())
+    root = logging.getLogger("corral")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -578,6 +609,8 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.no_plugins:  # the environment: engines and worker processes follow it too
         os.environ["CORRAL_NO_PLUGINS"] = "1"
+    if getattr(args, "log_level", None):
+        _configure_logging(args.log_level)
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE

@@ -873,11 +873,15 @@ class Engine:
         """Take over one orphaned execution and resume it here, from its last
         finished step. ``UsageError`` when it is not an orphan (finished,
         queued for workers, or held by a live engine)."""
+        if not self.run_here:
+            raise UsageError("this engine runs nothing (run_here=False): it cannot resume")
         t = self.clock()
         if not await self.store.claim_one(execution_id, self.owner, t, t + self.lease):
             record = await self.store.get_execution(execution_id)  # ExecutionNotFound
             if not rules.unfinished(record):
                 why = f"it is {record.status}"
+            elif record.parent_id is not None:
+                why = f"it is a child execution: resume its parent ({record.parent_id})"
             elif record.owner is None:
                 why = "it is queued for workers, not orphaned"
             elif record.owner == self.owner:

@@ -140,3 +140,9 @@ def test_handler_logs_show_with_log_level(tmp_path: Path) -> None:
     assert "info talk/a: counting the beans" in told.stderr and "a detail" not in told.stderr
     debug = corral(site, tmp_path, "--log-level", "debug", "run", "talk.yaml", "--store", store)
     assert "debug talk/a: a detail" in debug.stderr
+    # kept with the step's record (info and up), whatever was shown
+    execution = quiet.stderr.split("(execution ")[1].split(")")[0]
+    shown = corral(site, tmp_path, "show", execution, "--store", store)
+    assert "1 log line(s) kept: --logs shows them" in shown.stdout
+    logs = corral(site, tmp_path, "show", execution, "--logs", "--store", store)
+    assert "log a: info counting the beans" in logs.stdout and "a detail" not in logs.stdout

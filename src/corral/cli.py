@@ -445,6 +445,12 @@ def _parser() -> argparse.ArgumentParser:
         "id", help="execution id (as printed by `corral run` or `corral list`), or its start"
     )
     shw.add_argument("--json", action="store_true", help="print the record as JSON")
+    shw.add_argument(
+        "--logs",
+        action="store_true",
+        help="also what each step's handler wrote with ctx.log (info and above, kept with "
+        "its record)",
+    )
     _store_option(shw)
     _api_option(shw)
 
@@ -2182,6 +2188,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
         for s in r.steps:
             for warning in s.warnings:
                 console.print(f"warning: step {escape(s.step_id)} {escape(warning)}")
+        logged = sum(len(s.logs) for s in r.steps)
+        if args.logs:
+            for s in r.steps:
+                for line in s.logs:
+                    console.print(f"log {escape(s.step_id)}: {escape(line)}", highlight=False)
+        elif logged:
+            console.print(f"({logged} log line(s) kept: --logs shows them)")
     if (
         r.finished_at is not None
         and r.steps

@@ -180,6 +180,9 @@ class StepRecord(Struct, omit_defaults=True):
     error: ErrorInfo | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
     """What went wrong without failing the step (it held the event loop ...)."""
+    logs: list[str] = msgspec.field(default_factory=list)
+    """What its handler wrote with ``ctx.log`` (info and above), bounded
+    (``corral show ID --logs``)."""
 
     @property
     def duration(self) -> float | None:

@@ -179,6 +179,7 @@ class WorkflowRun:
         # for the step cache: outputs encoded once (until cached), upstream
         # output digests and the inputs, each computed once
         self._blobs: dict[int, bytes] = {}
+        self._logs: dict[str, list[str]] = {}  # step id -> what its ctx.log said
         self._digests: dict[int, bytes] = {}
         self._inputs_encoded: bytes | None = None
         self._remaining = [len(sp.needs) for sp in plan.steps]
@@ -248,6 +249,8 @@ class WorkflowRun:
         with the next batch: the execution's own finish, queued after it, waits."""
         if self.abandoned:
             return
+        if self._logs and rec.finished_at is not None:  # what its ctx.log said, once
+            rec.logs = self._logs.pop(rec.step_id, rec.logs)
         await self._retrying(
             self.s.store.record_step, self.record.id, rec, owner=self.s.owner, wait=wait
         )
@@ -872,6 +875,7 @@ class WorkflowRun:
             upstream=upstream,
             attempt=attempt,
             report=self._reporter(sp) if self._events.active else None,
+            log_sink=self._logs,
         )
         output = await self.s.strategy.call(sp.handler, ctx, params)
         blob = _encoded(sp, output)

@@ -38,7 +38,7 @@ import trio
 from corral.errors import HandlerError
 from corral.plugins.hookspecs import PROJECT
 
-__all__ = ["Handler", "HandlerKind", "NoParams", "StepContext", "hookimpl"]
+__all__ = ["MAX_LOG_LINES", "Handler", "HandlerKind", "NoParams", "StepContext", "hookimpl"]
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Decorator marking a function of a plugin as a corral hook implementation."""
@@ -86,6 +86,35 @@ class Handler:
 
 
 _STEP_LOGGER = logging.getLogger("corral.step")
+#: A step's record keeps at most this many of its ``ctx.log`` lines (info and
+#: above), each cut at :data:`MAX_LOG_LINE` characters.
+MAX_LOG_LINES = 200
+MAX_LOG_LINE = 1000
+
+
+class _StepLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """``ctx.log``: the shared ``corral.step`` logger, and a copy of each line
+    from info up kept for the step's record (whatever the logger's level)."""
+
+    def __init__(
+        self, extra: Mapping[str, object], sink: dict[str, list[str]] | None, key: str
+    ) -> None:
+        super().__init__(_STEP_LOGGER, extra)
+        self._sink = sink
+        self._key = key
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self._sink is not None and level >= logging.INFO:
+            try:
+                text = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                text = f"{msg} {args!r}"
+            lines = self._sink.setdefault(self._key, [])
+            if len(lines) < MAX_LOG_LINES:
+                lines.append(f"{logging.getLevelName(level).lower()} {text[:MAX_LOG_LINE]}")
+            elif len(lines) == MAX_LOG_LINES:
+                lines.append(f"... (more lines not kept: the first {MAX_LOG_LINES} are)")
+        super().log(level, msg, *args, **kwargs)
 
 
 class StepContext:
@@ -104,6 +133,7 @@ class StepContext:
     __slots__ = (
         "_cancel",
         "_log",
+        "_log_sink",
         "_loop_thread",
         "_relay",
         "_report",
@@ -126,6 +156,7 @@ class StepContext:
         upstream: Mapping[str, Any],
         attempt: int = 1,
         report: Callable[[float, float | None, str | None], None] | None = None,
+        log_sink: dict[str, list[str]] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.workflow = workflow
@@ -134,6 +165,7 @@ class StepContext:
         self.upstream = upstream
         self.attempt = attempt
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
+        self._log_sink = log_sink  # step id -> the lines its record keeps
         self._report = report
         self._cancel = False
         self._loop_thread = threading.get_ident()
@@ -146,13 +178,14 @@ class StepContext:
         """A logger for this step: records carry ``workflow``, ``step`` and
         ``execution_id`` (one shared ``corral.step`` logger, not one per step)."""
         if self._log is None:
-            self._log = logging.LoggerAdapter(
-                _STEP_LOGGER,
+            self._log = _StepLog(
                 {
                     "workflow": self.workflow,
                     "step": self.step_id,
                     "execution_id": self.execution_id,
                 },
+                self._log_sink,
+                self.step_id,
             )
         return self._log
 

@@ -90,10 +90,10 @@ _STARTS = (
 _STEPS = (
     "UPDATE step_executions s SET status = v.status, attempts = v.attempts, "
     "handler = v.handler, output = v.output, error = v.error, started_at = v.started_at, "
-    "finished_at = v.finished_at, warnings = v.warnings "
+    "finished_at = v.finished_at, warnings = v.warnings, logs = v.logs "
     "FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[], $5::bytea[], $6::float8[], "
-    "$7::float8[], $8::bytea[], $9::text[], $10::text[], $11::text[]) "
-    "AS v(status, attempts, handler, output, error, started_at, finished_at, warnings, "
+    "$7::float8[], $8::bytea[], $9::bytea[], $10::text[], $11::text[], $12::text[]) "
+    "AS v(status, attempts, handler, output, error, started_at, finished_at, warnings, logs, "
     "execution_id, step_id, owner) "
     "WHERE s.execution_id = v.execution_id AND s.step_id = v.step_id AND (v.owner IS NULL "
     "OR EXISTS (SELECT 1 FROM workflow_executions w WHERE w.id = v.execution_id "

@@ -31,7 +31,7 @@ EXEC_COLUMNS = (
     "started_at, finished_at, handlers"
 )
 STEP_COLUMNS = (
-    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings"
+    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings, logs"
 )
 
 
@@ -84,6 +84,7 @@ def step(row: Sequence[Any]) -> StepRecord:
         started_at=row[6],
         finished_at=row[7],
         warnings=[] if row[8] is None else _warnings_dec.decode(row[8]),
+        logs=[] if row[9] is None else _warnings_dec.decode(row[9]),
     )
 
 
@@ -123,6 +124,7 @@ def step_values(execution_id: str, s: StepRecord) -> tuple[Any, ...]:
         s.started_at,
         s.finished_at,
         blob(s.warnings) if s.warnings else None,
+        blob(s.logs) if s.logs else None,
         execution_id,
         s.step_id,
     )
@@ -130,7 +132,7 @@ def step_values(execution_id: str, s: StepRecord) -> tuple[Any, ...]:
 
 STEP_UPDATE = (
     "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
-    "error = ?, started_at = ?, finished_at = ?, warnings = ? WHERE execution_id = ? "
+    "error = ?, started_at = ?, finished_at = ?, warnings = ?, logs = ? WHERE execution_id = ? "
     "AND step_id = ?"
 )
 #: Appended to STEP_UPDATE: only while the owner (? = id, owner) owns the execution.

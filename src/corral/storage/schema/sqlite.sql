@@ -87,6 +87,7 @@ CREATE TABLE step_executions (
     started_at    REAL,
     finished_at   REAL,
     warnings      BLOB,
+    logs          BLOB,
     PRIMARY KEY (execution_id, step_id)
 ) WITHOUT ROWID;
 

@@ -1,0 +1,1 @@
+ALTER TABLE step_executions DROP COLUMN logs;

@@ -1884,9 +1884,7 @@ class _Progress:
                 status="retrying", note=f"{event.error.type}; retry in {event.delay:.1f}s"
             )
         elif isinstance(event, StepProgress):
-            total = f"/{event.total:g}" if event.total is not None else ""
-            msg = f" {event.message}" if event.message else ""
-            self.rows[event.step_id]["note"] = f"{event.done:g}{total}{msg}"
+            self.rows[event.step_id]["note"] = progress_note(event)
         elif isinstance(event, StepFinished):
             row = self.rows[event.step_id]
             row.update(status=event.status, attempt=event.attempts)
@@ -2014,6 +2012,29 @@ def _when(stamp: float | None) -> str:
     if stamp is None:
         return "-"
     return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(n: float) -> str:
+    """Bytes for people: 512 B, 1.5 KB, 12.3 MB, 2.0 GB."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # (unreachable: TB ends the loop)
+
+
+def progress_note(event: StepProgress) -> str:
+    """``3/10 files``, ``1.5 MB/12.0 MB``, ``40%`` ...: a progress event in words."""
+    if event.unit == "bytes":
+        done = _size(event.done)
+        total = "" if event.total is None else f"/{_size(event.total)}"
+        unit = ""
+    else:
+        done = f"{event.done:g}"
+        total = "" if event.total is None else f"/{event.total:g}"
+        unit = f" {event.unit}" if event.unit else ""
+    msg = f" {event.message}" if event.message else ""
+    return f"{done}{total}{unit}{msg}"
 
 
 def _span(seconds: float) -> str:

@@ -272,6 +272,8 @@ class StepProgress(_Event, tag="step.progress"):
     done: float
     total: float | None = None
     message: str | None = None
+    unit: str | None = None
+    """What ``done`` and ``total`` count (``"bytes"`` is shown as KB, MB ...)."""
 
 
 Event = (

@@ -57,3 +57,44 @@ async def test_logs_are_kept_with_the_step(store: str, tmp_path: Path) -> None:
     assert len(b.logs) == MAX_LOG_LINES + 1 and b.logs[-1].startswith("... (more lines")
     assert len(b.logs[0]) <= 1000 + len("info ") and b.logs[1] == "info line 1 "
     assert c.logs == []
+
+
+class Download(Handler):
+    name = "test.download"
+    kind = "blocking"
+
+    def run(self, ctx: StepContext, params: Any) -> Any:
+        ctx.progress(1536, 3 * 1024 * 1024, "downloading", unit="bytes")
+        return None
+
+
+class Units(Handler):
+    name = "test.units"
+
+    @hookimpl
+    def corral_handlers(self) -> list[type[Handler]]:
+        return [Download]
+
+
+async def test_progress_counts_a_unit() -> None:
+    from corral.cli import progress_note
+    from corral.model import StepProgress, WorkflowFinished
+
+    wf = corral.Workflow("dl")
+    wf.step("get", "test.download")
+    async with corral.open_engine("memory://", plugins=[Units()], entry_points=False) as engine:
+        with engine.subscribe() as events:
+            handle = await engine.submit(wf)
+            await handle.result()
+            seen = []
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, WorkflowFinished):
+                    break
+    progress = [e for e in seen if isinstance(e, StepProgress)]
+    assert len(progress) == 1 and progress[0].unit == "bytes"
+    assert progress_note(progress[0]) == "1.5 KB/3.0 MB downloading"
+    files = StepProgress(
+        execution_id="x", workflow="w", at=0, step_id="s", done=3, total=10, unit="files"
+    )
+    assert progress_note(files) == "3/10 files"

@@ -27,7 +27,7 @@ import trio
 
 __all__ = ["ProgressRelay", "send_progress"]
 
-Report = Callable[[float, float | None, str | None], None]
+Report = Callable[[float, float | None, str | None, str | None], None]
 log = logging.getLogger("corral.engine")
 _OFF = "-"  # the relay could not start: progress from workers stays silent
 
@@ -123,15 +123,17 @@ class ProgressRelay:
 
     def _deliver(self, line: bytes) -> None:
         try:
-            token, done, total, message = json.loads(line)
+            token, done, total, message, *more = json.loads(line)
             token = int(token)
             report = self._reports.get(token)
             if report is None:
                 return
+            unit = more[0] if more else None
             report(
                 float(done),
                 None if total is None else float(total),
                 None if message is None else str(message),
+                None if unit is None else str(unit)[:40],
             )
         except Exception:
             # Whatever a worker sends (huge numbers, deep nesting, garbage) is
@@ -147,7 +149,11 @@ _connections: dict[str, socket.socket] = {}
 
 
 def send_progress(
-    address: tuple[str, int], done: float, total: float | None, message: str | None
+    address: tuple[str, int],
+    done: float,
+    total: float | None,
+    message: str | None,
+    unit: str | None = None,
 ) -> bool:
     """Worker side: send one progress line (best effort, never raises);
     True when it was sent.
@@ -158,7 +164,8 @@ def send_progress(
     path, token = address
     try:
         text = None if message is None else str(message)
-        line = json.dumps([token, float(done), None if total is None else float(total), text])
+        counted = None if total is None else float(total)
+        line = json.dumps([token, float(done), counted, text, None if unit is None else str(unit)])
     except (TypeError, ValueError, OverflowError):
         return False
     data = line.encode() + b"\n"

@@ -883,8 +883,10 @@ class WorkflowRun:
             self._blobs[sp.index] = blob
         return output
 
-    def _reporter(self, sp: StepPlan) -> Callable[[float, float | None, str | None], None]:
-        def report(done: float, total: float | None, message: str | None) -> None:
+    def _reporter(self, sp: StepPlan) -> Callable[..., None]:
+        def report(
+            done: float, total: float | None, message: str | None, unit: str | None = None
+        ) -> None:
             if self._events.active:
                 self._events.emit(
                     StepProgress(
@@ -895,6 +897,7 @@ class WorkflowRun:
                         done=done,
                         total=total,
                         message=message,
+                        unit=unit,
                     )
                 )
 

@@ -155,7 +155,7 @@ class StepContext:
         inputs: Mapping[str, Any],
         upstream: Mapping[str, Any],
         attempt: int = 1,
-        report: Callable[[float, float | None, str | None], None] | None = None,
+        report: Callable[..., None] | None = None,
         log_sink: dict[str, list[str]] | None = None,
     ) -> None:
         self.execution_id = execution_id
@@ -189,18 +189,25 @@ class StepContext:
             )
         return self._log
 
-    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
-        """Report progress: ``done`` units out of ``total`` (if known)."""
+    def progress(
+        self,
+        done: float,
+        total: float | None = None,
+        message: str | None = None,
+        unit: str | None = None,
+    ) -> None:
+        """Report progress: ``done`` out of ``total`` (if known), counting
+        ``unit`` (``"bytes"`` is shown as KB, MB ...; since corral 0.1)."""
         if self._report is None:
             if self._relay is not None:  # in a cpu worker process
                 from corral.engine.relay import send_progress
 
-                self._sent += send_progress(self._relay, done, total, message)
+                self._sent += send_progress(self._relay, done, total, message, unit)
             return
         if threading.get_ident() == self._loop_thread:
-            self._report(done, total, message)
+            self._report(done, total, message, unit)
         else:
-            trio.from_thread.run_sync(self._report, done, total, message)
+            trio.from_thread.run_sync(self._report, done, total, message, unit)
 
     def cancel_requested(self) -> bool:
         """True once the step has been cancelled (for blocking handlers to poll)."""

@@ -365,3 +365,15 @@ def test_every_help_reads_at_80_columns(
         assert out, command
         assert max(len(line) for line in out.splitlines()) <= 80, command
         assert not re.search(r"\bissue \d", out), command
+
+
+def test_an_output_field_named_inputs_is_no_input(tmp_path: Path) -> None:
+    import corral
+
+    spec = (
+        "name: w\nsteps:\n  - {id: a, handler: core.echo, params: {value: {inputs: {n: 3}}}}\n"
+        "  - {id: b, handler: core.noop, needs: [a], when: 'steps.a.output.inputs.n > 2'}\n"
+    )
+    wf = tmp_path / "w.yaml"
+    wf.write_text(spec)
+    corral.load_file(wf)  # (was refused: "reads input 'n'")

@@ -659,3 +659,11 @@ def test_a_damaged_database_is_reported_not_written(
     code, _, err = cli(capsys, "run", str(EXAMPLES / "conditions.yaml"), "--store", url)
     assert code == 2 and "is damaged" in err and "nothing was written" in err
     assert db.read_bytes() == before
+
+
+def test_migrate_dry_run_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "none.db"
+    code, out, _ = cli(capsys, "migrate", "--dry-run", "--store", f"sqlite://{db}")
+    assert code == 0 and "would create schema version 7" in out and not db.exists()

@@ -89,3 +89,14 @@ def test_unknown_handlers_are_named(tmp_path: Path) -> None:
     done = corral("convert", "old.json", cwd=tmp_path)
     assert done.returncode == 0 and "id: resize_1" in done.stdout
     assert "'legacy.resize' is not installed" in done.stderr and "legacy_handler" in done.stderr
+
+
+def test_a_legacy_dollar_brace_stays_text(tmp_path: Path) -> None:
+    (tmp_path / "old.yaml").write_text(
+        "- type: shell\n  options: {args: [sh, -c, 'echo ${HOME:-none}']}\n"
+    )
+    done = corral("convert", "old.yaml", "--out", "new.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "$${HOME:-none}" in (tmp_path / "new.yaml").read_text()
+    ran = corral("run", "new.yaml", "--store", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
+    assert ran.returncode == 0 and json.loads(ran.stdout)["stdout"].strip() != ""

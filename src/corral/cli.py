@@ -2244,7 +2244,18 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                 ids = [r.id for r in await engine.orphans()]
             if not ids:
                 return []
-            handles = [await engine.resume(execution_id) for execution_id in ids]
+            handles = []
+            for execution_id in ids:
+                try:
+                    handles.append(await engine.resume(execution_id))
+                except (UsageError, ExecutionNotFound) as exc:
+                    if args.id:
+                        raise
+                    # (another engine took it meanwhile, or it cannot run here):
+                    # the others go on
+                    print(f"corral resume: skipped: {exc}", file=sys.stderr)
+            if not handles:
+                return []
             print(f"resuming {len(handles)} execution(s) here", file=sys.stderr)
             done: list[ExecutionRecord] = []
 
@@ -2352,8 +2363,18 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     async def current(_: Store) -> int:
         return await sql_store.schema_version()
 
+    if args.dry_run and isinstance(store, SQLiteStore) and not Path(store.path).exists():
+        goal = latest if target is None else target
+        print(f"no database at {store.path}: would create schema version {goal} (dry run)")
+        return EXIT_OK
     if args.dry_run or target is not None:
         version = _with_store(store, current)
+        # (a store is opened once: the migration below gets a fresh one)
+        store = open_store(
+            args.store or default_store_url(), create=True, migrate=None, init=args.init
+        )
+        assert isinstance(store, (SQLiteStore, PostgresStore))
+        sql_store = store
         goal = latest if target is None else target
         if args.dry_run:
             verb = "roll back" if goal < version else "apply"

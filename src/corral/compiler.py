@@ -305,7 +305,8 @@ _STEP_NAME = re.compile(
     r"""\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
 )
 _STEPS_WORD = re.compile(r"\bsteps\b")
-_INPUT_NAME = re.compile(r"\binputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+# (not after a dot: `steps.a.output.inputs.n` reads a step's output, not an input)
+_INPUT_NAME = re.compile(r"(?<![.\w])inputs\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 # CEL string literals (any prefix of r/b; triple-quoted first).
 _CEL_STRING = re.compile(
     r"""[rRbB]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",

@@ -47,6 +47,18 @@ def _step_id(raw: Any, n: int, taken: set[str]) -> str:
     return out
 
 
+def _literal(value: Any) -> Any:
+    """Legacy options as corral params: a ``${`` in a string is text there
+    (a shell's ``${HOME}``), so it becomes ``$${``, corral's literal ``${``."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return value
+
+
 def _handler(kind: Any, path: str, core: Collection[str]) -> str:
     if not isinstance(kind, str) or not kind.strip():
         raise SpecError("`type` must name the step's handler (a non-empty string)", path=path)
@@ -98,7 +110,7 @@ def convert(raw: Any, *, name: str, core: Collection[str] = ()) -> dict[str, Any
                 "`options` must be a mapping (the step's params)", path=f"{path}.options"
             )
         if options:
-            converted["params"] = options
+            converted["params"] = _literal(options)
         if out:
             converted["needs"] = [out[-1]["id"]]
         retries = step.get("retries")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -92,4 +93,10 @@ async def test_what_outlasts_the_grace_is_released_not_lost(tmp_path: Path) -> N
     said = await _stop(proc, seen)
     assert "released 1 unfinished execution(s)" in said
     record = await _record(tmp_path / "s.db", execution)
-    assert record.status in corral.status.UNFINISHED and record.owner is None
+    assert record.status in corral.status.UNFINISHED and record.lease_expires_at is not None
+    # once its lease has expired (the clock moved past it), the next engine
+    # on the store takes it over, with no worker anywhere
+    later = time.time() + 120
+    async with corral.open_engine(f"sqlite:///{tmp_path / 's.db'}", clock=lambda: later) as engine:
+        assert engine.resumed == 1
+        await engine.cancel(execution)

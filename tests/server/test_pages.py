@@ -125,6 +125,7 @@ async def test_signing_in_gives_the_pages_read_only(
         assert signed.status_code == 303 and signed.headers["location"] == "/"
         cookie = signed.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
+        assert scope_tokens["admin"] not in signed.headers["set-cookie"]  # a session, not the token
         assert (await client.get("/")).status_code == 200  # the cookie reads ...
         assert (await client.get("/v1/executions")).status_code == 200
         # ... and never writes, even an admin's token: a browser sends cookies on its own

@@ -18,6 +18,7 @@ import gc
 import itertools
 import logging
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -229,7 +230,8 @@ class Engine:
             queued=lambda: self.dispatcher.queued,
             dropped=lambda: self.events.dropped,
         )
-        self._ids = itertools.count(1)
+        # (from a random start: the first ids of two processes differ too)
+        self._ids = itertools.count(secrets.randbits(48))
         self._id_prefix = uuid.uuid4().hex[:12]
         self.leases = LeaseGuard(lease)
         self._services = Services(
@@ -865,7 +867,9 @@ class Engine:
             record
             for status in sorted(UNFINISHED)
             for record in await self.store.list_executions(status=status, limit=limit)
-            if record.owner is not None and rules.claimable(record, self.owner, t)
+            if record.owner is not None
+            and rules.claimable(record, self.owner, t)
+            and rules.runnable_with(record, self.claim_handlers)
         ]
         return sorted(found, key=lambda r: r.created_at)
 
@@ -875,6 +879,13 @@ class Engine:
         queued for workers, or held by a live engine)."""
         if not self.run_here:
             raise UsageError("this engine runs nothing (run_here=False): it cannot resume")
+        found = await self.store.get_execution(execution_id)  # ExecutionNotFound
+        if not rules.runnable_with(found, self.claim_handlers):
+            missing = sorted(set(found.handlers) - set(self.claim_handlers or ()))
+            raise UsageError(
+                f"execution {execution_id} cannot be resumed here: handler(s) "
+                f"{', '.join(missing)} are not installed (`corral plugins` lists what is)"
+            )
         t = self.clock()
         if not await self.store.claim_one(execution_id, self.owner, t, t + self.lease):
             record = await self.store.get_execution(execution_id)  # ExecutionNotFound
@@ -1008,11 +1019,14 @@ class Engine:
         """A worker: take no more queued work (what it runs goes on)."""
         self._draining = True
 
-    async def drain(self, grace: float) -> Sequence[str]:
+    async def drain(self, grace: float, *, release: bool = True) -> Sequence[str]:
         """Stop as a worker stops (SIGTERM): claim nothing more, let what runs
         finish for up to ``grace`` seconds, then stop the rest without writing
         (``abandon``) and release them, so another worker claims them at once
-        and resumes them where they stopped. Returns the released ids."""
+        and resumes them where they stopped. Returns the released ids.
+        ``release=False`` (``corral serve``, where there may be no worker):
+        they stay this engine's until its leases expire, then any engine that
+        adopts orphans resumes them; returns their ids."""
         self.stop_claiming()
         for execution_id in list(self._active):
             ticket = self.dispatcher.withdraw(execution_id)
@@ -1020,9 +1034,12 @@ class Engine:
                 self._drop_taken_over(ticket.payload, "released by a stopping worker")
         with trio.move_on_after(grace):
             await self.wait_idle()
+        left = sorted(self._active)
         for completion in list(self._active.values()):
             completion.run.abandon("the worker is stopping; released for another worker")
         await self.wait_idle()
+        if not release:
+            return left
         with trio.CancelScope(shield=True):
             released = await self.store.release(self.owner)
         if released:

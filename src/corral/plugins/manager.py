@@ -241,6 +241,7 @@ def build_registry(
             if id(impl.plugin) not in dists:
                 raise PluginError(problem)
             broken.append(BrokenPlugin(label, problem, tuple(offered)))
+            pm.unregister(impl.plugin)  # left out whole: its other hooks too
             continue
         infos.update(found)
     for b in broken:

@@ -286,7 +286,7 @@ def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise UsageError(f"Last-Event-ID {raw[:40]!r}: expected the id of an event (a number)")
     return int(raw)
 

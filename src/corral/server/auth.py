@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,22 @@ class Tokens:
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._digests = [(hashlib.sha256(t.encode()).digest(), scope) for scope, t in pairs]
+        # Status-page sessions: the cookie holds an HMAC of a token's digest
+        # under a key of this process, never the token (and grants read only).
+        self._key = secrets.token_bytes(32)
+
+    def session(self, token: str) -> str:
+        """The cookie value for a known token (valid until the server restarts)."""
+        digest = hashlib.sha256(token.encode()).digest()
+        return hmac.new(self._key, digest, hashlib.sha256).hexdigest()
+
+    def session_ok(self, value: str) -> bool:
+        """Whether a cookie value is a session of a configured token."""
+        found = False
+        for digest, _scope in self._digests:
+            expected = hmac.new(self._key, digest, hashlib.sha256).hexdigest()
+            found |= hmac.compare_digest(expected, value)
+        return found
 
     def __bool__(self) -> bool:
         return bool(self._digests)
@@ -97,14 +114,17 @@ def check_bind(host: str, tokens: Tokens) -> None:
 COOKIE = "corral_token"
 
 
-def _token(connection: ASGIConnection[Any, Any, Any, Any], allow_cookie: bool) -> str | None:
+def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization") or ""
     kind, _sep, token = header.partition(" ")
     if kind.lower() == "bearer" and token.strip():
         return token.strip()
-    if allow_cookie:
-        return connection.cookies.get(COOKIE) or None
     return None
+
+
+def _session(connection: ASGIConnection[Any, Any, Any, Any], tokens: Tokens) -> bool:
+    value = connection.cookies.get(COOKIE)
+    return bool(value) and tokens.session_ok(str(value))
 
 
 def presented_scopes(
@@ -117,8 +137,10 @@ def presented_scopes(
     tokens: Tokens = connection.app.state.tokens
     if not tokens:
         return None
-    token = _token(connection, allow_cookie)
-    return set() if token is None else tokens.scopes(token) or set()
+    token = _token(connection)
+    if token is not None:
+        return tokens.scopes(token) or set()
+    return {"read"} if allow_cookie and _session(connection, tokens) else set()
 
 
 class Guard:
@@ -136,8 +158,10 @@ class Guard:
         tokens: Tokens = connection.app.state.tokens
         if not tokens:
             return
-        token = _token(connection, allow_cookie=self.scope == "read")
+        token = _token(connection)
         if token is None:
+            if self.scope == "read" and _session(connection, tokens):
+                return  # the status page's session: reads only
             raise NotAuthorizedException("a bearer token is required (Authorization: Bearer ...)")
         scopes = tokens.scopes(token)
         if scopes is None:

@@ -265,7 +265,13 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
         page.status_code = 401
         return page
     cookie = Cookie(
-        key=COOKIE, value=token, httponly=True, samesite="strict", path="/", max_age=12 * 3600
+        key=COOKIE,
+        value=request.app.state.tokens.session(token),  # never the token itself
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+        max_age=12 * 3600,
     )
     return Redirect(target, status_code=303, cookies=[cookie])
 

@@ -91,11 +91,14 @@ async def serve(
                 waiting.start_soon(cut_short)
                 await engine.wait_idle()
                 waiting.cancel_scope.cancel()
-        released = list(await engine.drain(0))
+        # Not released (a client's queue): kept until the leases expire, so the
+        # next engine on the store adopts them, workers or not.
+        released = list(await engine.drain(0, release=False))
         nursery.cancel_scope.cancel()
     say(
-        f"corral serve: stopped; released {len(released)} unfinished execution(s), "
-        "resumed by the next engine or worker on this store"
+        f"corral serve: stopped; released {len(released)} unfinished execution(s): the next "
+        "engine on this store (corral serve, a worker, `corral resume --all`) resumes them "
+        "once their lease expires"
         if released
         else "corral serve: stopped"
     )

@@ -2,9 +2,10 @@
 page per execution at ``/executions/{id}`` with its steps as a table and its
 step graph. Rendered on the server from the engine's records, then kept up to
 date in the browser from the Server-Sent Events stream (no reload, no build
-step, no CDN). With tokens configured, a browser signs in at ``/login``: the
-token goes into an HttpOnly, SameSite=Strict cookie that grants *read* only
-(see :class:`corral.server.auth.Guard`)."""
+step, no CDN). With tokens configured, a browser signs in at ``/login``: its
+HttpOnly, SameSite=Strict cookie holds a session value derived from the token
+(:meth:`corral.server.auth.Tokens.session`), never the token, and grants
+*read* only (see :class:`corral.server.auth.Guard`)."""
 
 from __future__ import annotations
 

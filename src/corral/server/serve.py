@@ -2,8 +2,8 @@
 Trio worker in the same Trio run, and on SIGTERM or SIGINT drain as a
 worker does: stop listening (requests in flight get a few seconds), let the
 running executions finish for up to ``grace`` seconds (a second signal cuts
-that short), then stop the rest without recording anything and release them
-in the store, so the next engine on it resumes them where they stopped."""
+that short), then stop the rest without recording anything; once their lease
+expires the next engine on the store resumes them where they stopped."""
 
 from __future__ import annotations
 

@@ -125,12 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         "(`corral resume`); renewed every third of it (default: 30s)",
     )
     _init_option(run)
-    run.add_argument(
-        "--progress",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="live progress display on stderr (default: when stderr is a terminal)",
-    )
+    _progress_option(run)
     _store_option(run)
 
     smt = sub.add_parser(
@@ -162,13 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         help="claim only executions whose handlers all match these patterns, e.g. 'core.*' "
         "(repeatable; default: every installed handler)",
     )
-    wrk.add_argument(
-        "--grace",
-        default="30s",
-        metavar="DURATION",
-        help="on SIGTERM, how long running work may take to finish before it is released "
-        "to other workers (default: 30s)",
-    )
+    _grace_option(wrk)
     wrk.add_argument(
         "--lease",
         default="30s",
@@ -222,12 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write moves that break package cycles and resolve layer violations as a "
         "plan for `corral restructure --plan FILE`",
     )
-    ana.add_argument(
-        "--progress",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="live progress on stderr (default: when stderr is a terminal)",
-    )
+    _progress_option(ana)
     _store_option(ana)
 
     rst = sub.add_parser(
@@ -275,12 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rst.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     rst.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
-    rst.add_argument(
-        "--progress",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="live progress on stderr (default: when stderr is a terminal)",
-    )
+    _progress_option(rst)
     _store_option(rst)
 
     vib = sub.add_parser(
@@ -341,12 +320,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--fix in a git work tree with uncommitted changes",
     )
-    vib.add_argument(
-        "--progress",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="live progress on stderr (default: when stderr is a terminal)",
-    )
+    _progress_option(vib)
     _store_option(vib)
 
     srv = sub.add_parser(
@@ -373,13 +347,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run executions in this process (default), or with --no-run-here only enqueue "
         "them for `corral worker`s on the same store",
     )
-    srv.add_argument(
-        "--grace",
-        default="30s",
-        metavar="DURATION",
-        help="on SIGTERM, how long running work may take to finish before it is released "
-        "(default: 30s)",
-    )
+    _grace_option(srv)
     _store_option(srv)
 
     if _perf_checkout() is not None:  # (a source checkout: listed only where it works)
@@ -1933,6 +1901,25 @@ def _status(text: str | None, allowed: Sequence[str]) -> str | None:
     if text is not None and text not in allowed:
         raise UsageError(f"--status {text!r}: expected one of {', '.join(allowed)}")
     return text
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="live progress on stderr (default: when stderr is a terminal)",
+    )
+
+
+def _grace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grace",
+        default="30s",
+        metavar="DURATION",
+        help="on SIGTERM, how long running work may take to finish before it is released "
+        "(default: 30s)",
+    )
 
 
 def _guard_options(parser: argparse.ArgumentParser, why: str) -> None:

@@ -49,13 +49,14 @@ own setting, and it affects the parent the same way.
 from __future__ import annotations
 
 import multiprocessing.util
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-import trio_parallel  # type: ignore[import-untyped]
+import trio
 
-__all__ = ["install", "open_worker_context", "run_sync"]
+__all__ = ["LazyWorkers", "install", "open_worker_context", "run_sync"]
 
 T = TypeVar("T")
 
@@ -88,11 +89,57 @@ def install() -> None:
     setattr(multiprocessing.util, _FLAGS, interpreter_flags)
 
 
-def open_worker_context(*, grace_period: float) -> Any:
-    """``trio_parallel.open_worker_context`` for an engine: its processes end
-    with the engine. Run calls in it with :func:`run_sync`."""
+class LazyWorkers:
+    """An engine's worker context, opened at its first call.
+
+    Why: trio-parallel (with cloudpickle, tblib, tricycle) costs about 15 ms
+    to import and most engines never run a ``cpu`` handler (a cold
+    ``corral analyze`` pays it for nothing). The real context is opened by a
+    task of the holder nursery, on the first :func:`run_sync`, and closed
+    (its processes given their grace period) when the engine closes.
+    """
+
+    def __init__(self, holder: trio.Nursery, grace_period: float) -> None:
+        self._holder = holder
+        self._grace_period = grace_period
+        self._context: Any = None
+        self._lock = trio.Lock()
+        self._closed = trio.Event()
+
+    async def _hold(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        import trio_parallel  # type: ignore[import-untyped]
+
+        async with trio_parallel.open_worker_context(grace_period=self._grace_period) as ctx:
+            task_status.started(ctx)
+            await self._closed.wait()
+
+    async def context(self) -> Any:
+        """The trio-parallel worker context, opened on the first call."""
+        if self._context is None:
+            async with self._lock:
+                if self._context is None:
+                    if self._closed.is_set():
+                        raise trio.ClosedResourceError("the engine's worker context is closed")
+                    self._context = await self._holder.start(self._hold)
+        return self._context
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, kill_on_cancel: bool = False) -> T:
+        context = await self.context()
+        result: T = await context.run_sync(fn, *args, kill_on_cancel=kill_on_cancel)
+        return result
+
+
+@asynccontextmanager
+async def open_worker_context(*, grace_period: float) -> AsyncIterator[LazyWorkers]:
+    """A worker context for an engine: its processes (started on the first
+    ``cpu`` call) end with the engine. Run calls in it with :func:`run_sync`."""
     install()
-    return trio_parallel.open_worker_context(grace_period=grace_period)
+    async with trio.open_nursery() as holder:
+        workers = LazyWorkers(holder, grace_period)
+        try:
+            yield workers
+        finally:
+            workers._closed.set()
 
 
 async def run_sync(
@@ -102,7 +149,12 @@ async def run_sync(
     the call boots in safe-path mode. ``workers`` is a trio-parallel worker
     context, or ``None`` for trio-parallel's default one."""
     install()
-    runner = trio_parallel if workers is None else workers
+    if workers is None:
+        import trio_parallel
+
+        runner: Any = trio_parallel
+    else:
+        runner = workers
     token = _SAFE_PATH.set(True)
     try:
         result: T = await runner.run_sync(fn, *args, kill_on_cancel=kill_on_cancel)

@@ -372,9 +372,9 @@ def test_destructive_commands_are_guarded(
     code, _, err = cli(capsys, "migrate", "--to", "0", "--store", url)
     assert code == 2 and "give --yes" in err
     code, out, _ = cli(capsys, "migrate", "--to", "4", "--dry-run", "--store", url)
-    assert code == 0 and "would roll back -7, -6, -5 to reach 4" in out
+    assert code == 0 and "would roll back -8, -7, -6, -5 to reach 4" in out
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert "already at schema version 7" in out  # the dry run changed nothing
+    assert "already at schema version 8" in out  # the dry run changed nothing
 
 
 @pytest.mark.parametrize("text", ["", "7x", "-1d", "d", "1d2h", "1.d", "soon"])
@@ -389,11 +389,12 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> None:
     execution_id = run_example(capsys, url, "conditions.yaml")
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "already at schema version 7" in out
+    assert code == 0 and "already at schema version 8" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2", "--yes")
     assert code == 0
-    assert out.splitlines()[:5] == [
+    assert out.splitlines()[:6] == [
+        "rolled back 008_add_retries_and_pauses",
         "rolled back 007_add_step_logs",
         "rolled back 006_add_execution_handlers",
         "rolled back 005_add_step_warnings",
@@ -408,7 +409,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     assert "now at schema version 0" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "now at schema version 7" in out
+    assert code == 0 and "now at schema version 8" in out
     code, out, _ = cli(capsys, "list", "--store", url, "--json")
     assert json.loads(out) == []  # rolling back to 0 dropped the tables and their rows
     assert execution_id not in out
@@ -418,7 +419,7 @@ def test_migrate_creates_a_database(capsys: pytest.CaptureFixture[str], tmp_path
     db = tmp_path / "new.db"
     code, out, _ = cli(capsys, "migrate", "--store", f"sqlite://{db}")
     assert code == 0 and db.is_file()
-    assert "created schema version 7" in out
+    assert "created schema version 8" in out
     code, out, _ = cli(capsys, "list", "--store", f"sqlite://{db}")
     assert code == 0 and "no executions" in out
 
@@ -430,7 +431,7 @@ def test_migrate_to_an_unknown_version(
     db = tmp_path / "x.db"
     code, _, err = cli(capsys, "migrate", "--store", f"sqlite://{db}", "--to", to)
     assert code == 2
-    assert "schema versions go from 0 to 7" in err
+    assert "schema versions go from 0 to 8" in err
     assert not db.exists()  # refused before anything was created
 
 
@@ -666,4 +667,4 @@ def test_migrate_dry_run_creates_nothing(
 ) -> None:
     db = tmp_path / "none.db"
     code, out, _ = cli(capsys, "migrate", "--dry-run", "--store", f"sqlite://{db}")
-    assert code == 0 and "would create schema version 7" in out and not db.exists()
+    assert code == 0 and "would create schema version 8" in out and not db.exists()

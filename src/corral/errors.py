@@ -194,6 +194,17 @@ class UsageError(CorralError):
     """An API call or a command-line invocation is wrong (bad argument, missing file)."""
 
 
+class RetryRefused(UsageError):
+    """A retry would reuse the recorded output of steps whose handler, handler
+    version or params changed since they ran (``steps``: step id -> what
+    changed); retry with ``rerun_changed=True`` (``--rerun-changed``) to run
+    them again instead."""
+
+    def __init__(self, message: str, steps: dict[str, str]) -> None:
+        super().__init__(message)
+        self.steps = steps
+
+
 class RestructureError(UsageError):
     """A restructuring plan that cannot be carried out (an unknown module, a
     target that exists, a move into itself, two moves to one target, a name

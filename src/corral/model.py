@@ -183,6 +183,12 @@ class StepRecord(Struct, omit_defaults=True):
     logs: list[str] = msgspec.field(default_factory=list)
     """What its handler wrote with ``ctx.log`` (info and above), bounded
     (``corral show ID --logs``)."""
+    handler_version: str | None = None
+    """The ``version`` of the handler that ran it (a retry reuses its output
+    only while the installed handler has the same version)."""
+    reused_from: str | None = None
+    """Set in a retry: the execution whose recorded output this step took
+    instead of running (``corral retry``)."""
 
     @property
     def duration(self) -> float | None:
@@ -217,6 +223,9 @@ class ExecutionRecord(Struct, omit_defaults=True):
     handlers: list[str] = msgspec.field(default_factory=list)
     """The handlers it needs (its steps' and its child workflows'), sorted: a
     worker claims only executions whose handlers it has. Empty: unknown."""
+    retry_of: str | None = None
+    """The execution this one retries (``corral retry``): history is never
+    rewritten, a retry is a new execution linked to the one it retries."""
 
     def step(self, step_id: str) -> StepRecord:
         """The record of one step (``KeyError`` if the workflow has no such step)."""

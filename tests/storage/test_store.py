@@ -585,3 +585,72 @@ async def test_get_executions_reads_several_in_the_order_asked(store: Store) -> 
     assert [s.step_id for s in got[0].steps] == ["a", "b"]
     assert got[1].inputs == {"x": 1, "big": 2**70}
     assert await store.get_executions([]) == []
+
+
+async def test_pauses_hold_queued_work_from_claims(store: Store) -> None:
+    await store.create_execution(_record("q-wf", workflow="wf"))
+    await store.create_execution(_record("q-other", workflow="other", created_at=1001.0))
+    await store.create_execution(_record("orphan", workflow="wf", owner="dead", lease=50.0))
+    await store.start_execution("orphan", "dead", 10.0)
+    assert await store.pause("wf", 5.0) is True
+    assert await store.pause("wf", 6.0) is False
+    assert await store.paused() == {"wf": 5.0}
+    # Queued work of a paused workflow is held; what had started goes on.
+    assert await store.claim_expired("W", 100.0, 200.0) == ["orphan", "q-other"]
+    assert await store.claim_one("q-wf", "W", 100.0, 200.0) is False
+    assert await store.pause("*", 7.0) is True
+    await store.create_execution(_record("q-late", workflow="late", created_at=1002.0))
+    assert await store.claim_expired("W", 100.0, 200.0) == []
+    assert await store.unpause("*") is True and await store.unpause("*") is False
+    assert await store.unpause("wf") is True
+    assert await store.paused() == {}
+    assert await store.claim_expired("W", 100.0, 200.0) == ["q-late", "q-wf"]
+
+
+async def test_cancel_requests_in_bulk(store: Store) -> None:
+    await store.create_execution(_record("held", owner="A", lease=500.0))
+    await store.create_execution(_record("orphan", owner="dead", lease=50.0))
+    await store.create_execution(_record("done", owner="A", lease=500.0))
+    await store.finish_execution("done", "succeeded", result=None, error=None, finished_at=1.0)
+    changed = await store.request_cancel_many(["held", "orphan", "done", "unknown"], 100.0)
+    assert changed == ["held", "orphan"]
+    held = await store.get_execution("held")
+    assert held.status == "pending" and held.cancel_requested
+    assert await store.cancel_requests("A") == ["held"]
+    orphan = await store.get_execution("orphan")
+    assert orphan.status == "cancelled" and {s.status for s in orphan.steps} == {"cancelled"}
+    assert (await store.get_execution("done")).status == "succeeded"
+    assert await store.request_cancel_many([], 100.0) == []
+
+
+async def test_retries_keep_their_link_and_reused_steps(store: Store) -> None:
+    await store.create_execution(_record("first", created_at=10.0))
+    retry = _record("second", created_at=20.0)
+    retry.retry_of = "first"
+    retry.steps[0].status = "succeeded"
+    retry.steps[0].output = {"kept": [1, 2]}
+    retry.steps[0].attempts = 2
+    retry.steps[0].started_at, retry.steps[0].finished_at = 1.0, 2.0
+    retry.steps[0].handler_version = "3"
+    retry.steps[0].reused_from = "first"
+    await store.create_execution(retry)
+    got = await store.get_execution("second")
+    assert got.retry_of == "first"
+    a, b = got.steps
+    assert (a.status, a.output, a.attempts, a.handler_version, a.reused_from) == (
+        "succeeded",
+        {"kept": [1, 2]},
+        2,
+        "3",
+        "first",
+    )
+    assert (a.started_at, a.finished_at) == (1.0, 2.0)
+    assert b.status == "pending" and b.reused_from is None
+    # A step's record written later keeps where a reused step came from, and
+    # the handler version of what ran.
+    b.status, b.handler_version = "succeeded", "7"
+    await store.record_step("second", b)
+    assert (await store.get_execution("second")).steps[1].handler_version == "7"
+    assert [r.id for r in await store.list_executions(retry_of="first")] == ["second"]
+    assert [r.id for r in await store.list_executions(since=15.0)] == ["second"]
+    assert [r.id for r in await store.list_executions(since=5.0)] == ["second", "first"]

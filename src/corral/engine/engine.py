@@ -14,6 +14,7 @@ executions whose lease expired (their engine died) and resumes them.
 
 from __future__ import annotations
 
+import builtins
 import gc
 import itertools
 import logging
@@ -23,6 +24,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import msgspec
 import trio
 
 from corral.compiler import compile_spec, digest_of
+from corral.documents import close_names
 from corral.engine import interrupts, workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
@@ -37,6 +40,7 @@ from corral.engine.events import EventBus, Subscription
 from corral.engine.leases import LeaseGuard
 from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
 from corral.engine.relay import ProgressRelay
+from corral.engine.reruns import RetryChoice, choose_reruns
 from corral.engine.resources import MemoryGuard, ResourceManager
 from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
@@ -47,6 +51,7 @@ from corral.errors import (
     ExecutionNotFound,
     InputError,
     Overloaded,
+    RetryRefused,
     SpecError,
     StoreError,
     UsageError,
@@ -79,7 +84,7 @@ from corral.status import (
 from corral.storage import Store, lifetime, open_store, rules
 from corral.storage.base import DefinitionRecord
 
-__all__ = ["Engine", "ExecutionHandle", "open_engine"]
+__all__ = ["Engine", "ExecutionHandle", "RetryPreview", "open_engine"]
 
 log = logging.getLogger("corral.engine")
 
@@ -92,6 +97,9 @@ definition (``"name"`` or ``"name@version"``), or a ``corral.Workflow``."""
 #: bijection, so distinct counters give distinct ids), then the engine's part.
 _ID_MULTIPLIER = 0x9E3779B97F4B
 _ID_MASK = (1 << 48) - 1
+#: Rows per page when a bulk operation lists what it acts on.
+_PAGE = 1000
+
 
 class _Completion:
     __slots__ = ("done", "outcome", "run")
@@ -171,6 +179,26 @@ def _looks_like_path(text: str) -> bool:
         or os.sep in text
         or (os.altsep is not None and os.altsep in text)
     )
+
+
+@dataclass
+class RetryPreview:
+    """What :meth:`Engine.retry` would do (``Engine.plan_retry``,
+    ``corral retry --dry-run``): the execution it retries, the plan and
+    inputs it runs, and which steps run again (with why) or are reused."""
+
+    original: ExecutionRecord
+    plan: Plan
+    inputs: dict[str, Any]
+    choice: RetryChoice
+
+    @property
+    def rerun(self) -> dict[str, str]:
+        return self.choice.rerun
+
+    @property
+    def reused(self) -> list[str]:
+        return self.choice.reused
 
 
 class Engine:
@@ -258,6 +286,10 @@ class Engine:
         self.resumed = 0
         # claimed by this engine, not resumed yet (a store error): tried each round
         self._unresumed: set[str] = set()
+        # Paused workflows as last read from the store (every engine on it
+        # obeys them), and the executions held here until they are unpaused.
+        self._paused: dict[str, float] = {}
+        self._parked: dict[str, Ticket] = {}
 
     def _new_id(self) -> str:
         # Unique and cheap: a counter and a random per-engine part.
@@ -458,7 +490,7 @@ class Engine:
         if not self.run_here:
             return await self._enqueue(plan, bound, priority, key, digest)
         # It starts at once: stored as started right away, one write instead of two.
-        started = self.dispatcher.starts_at_once()
+        started = self.dispatcher.starts_at_once() and not self._held_name(plan.name)
         record = self._new_record(plan, bound, priority, key, digest, owned=True)
         if started:
             record.status = RUNNING
@@ -553,6 +585,10 @@ class Engine:
     async def _start(self, ticket: Ticket) -> None:
         completion: _Completion = ticket.payload
         run = completion.run
+        if self._held(run.record):  # paused: it waits here, queued, until unpaused
+            self._parked[run.record.id] = ticket
+            self.dispatcher.release()
+            return
         self._metrics.queue_wait.observe(trio.current_time() - ticket.submitted_at)
         try:
             completion.outcome = await run.run()
@@ -662,6 +698,12 @@ class Engine:
 
     # ------------------------------------------------------------ control
 
+    def _withdraw(self, execution_id: str) -> Ticket | None:
+        """Take a queued execution out of this engine's queue (or out of
+        those held by a pause); None if it is not queued here."""
+        ticket = self.dispatcher.withdraw(execution_id)
+        return ticket if ticket is not None else self._parked.pop(execution_id, None)
+
     async def cancel(self, execution_id: str) -> ExecutionRecord:
         """Cancel an execution and wait until it has stopped; returns its record.
 
@@ -673,7 +715,7 @@ class Engine:
         """
         if not isinstance(execution_id, str):
             raise UsageError(f"an execution id is a string, got {type(execution_id).__name__}")
-        ticket = self.dispatcher.withdraw(execution_id)
+        ticket = self._withdraw(execution_id)
         if ticket is not None:
             await self._finalize_unstarted(ticket.payload, "cancelled before it started")
             return await self.get(execution_id)
@@ -757,12 +799,15 @@ class Engine:
             await self._idle.wait()
 
     async def close(self, *, cancel: bool = False) -> None:
-        """Stop accepting work; wait for admitted work, or cancel it."""
+        """Stop accepting work; wait for admitted work, or cancel it.
+        Executions held by a pause stay queued in the store (a later engine
+        runs them once unpaused)."""
         self._closing = True
+        self._leave_parked("the engine closed while its workflow was paused")
         if cancel:
             queued = []
             for execution_id in list(self._active):
-                ticket = self.dispatcher.withdraw(execution_id)
+                ticket = self._withdraw(execution_id)
                 if ticket is not None:
                     queued.append(ticket.payload)
             if queued:
@@ -903,6 +948,291 @@ class Engine:
         await self._resume(execution_id, None)
         return self._handle_for(execution_id)
 
+    # ------------------------------------------------------------ pauses
+
+    def _held_name(self, workflow: str) -> bool:
+        return workflow in self._paused or rules.PAUSED_ALL in self._paused
+
+    def _held(self, record: ExecutionRecord) -> bool:
+        return bool(self._paused) and record.parent_id is None and rules.held(record, self._paused)
+
+    def _leave_parked(self, reason: str) -> None:
+        """Forget the executions held here by a pause, writing nothing: they
+        stay queued in the store under this engine's lease, and an engine
+        that adopts orphans runs them once unpaused and the lease is over."""
+        for execution_id in list(self._parked):
+            ticket = self._parked.pop(execution_id)
+            self._drop_taken_over(ticket.payload, reason)
+
+    async def _refresh_paused(self) -> None:
+        """Read the paused workflows from the store; start what was held
+        here and is paused no longer."""
+        self._paused = await self.store.paused()
+        if not self._parked:
+            return
+        for execution_id, ticket in list(self._parked.items()):
+            if not self._held(ticket.payload.run.record):
+                del self._parked[execution_id]
+                self.dispatcher.offer(ticket, check=False)
+
+    async def pause(self, workflow: str = rules.PAUSED_ALL) -> bool:
+        """Pause a workflow (by name; ``"*"``, the default: every workflow).
+        Its queued executions stay queued, in this engine and in every engine
+        and worker sharing the store, until :meth:`unpause`; running ones
+        finish. The pause is stored: it outlives this engine. False if it
+        was paused already."""
+        if not isinstance(workflow, str) or not workflow:
+            raise UsageError(f"pause takes a workflow name (or '*'), got {workflow!r}")
+        done = await self.store.pause(workflow, self.clock())
+        await self._refresh_paused()
+        return done
+
+    async def unpause(self, workflow: str = rules.PAUSED_ALL) -> bool:
+        """Lift a pause: what it held starts (here at once; elsewhere as soon
+        as each engine hears of it). False if that workflow was not paused
+        (``"*"`` lifts only a pause of everything, not those by name)."""
+        if not isinstance(workflow, str) or not workflow:
+            raise UsageError(f"unpause takes a workflow name (or '*'), got {workflow!r}")
+        done = await self.store.unpause(workflow)
+        await self._refresh_paused()
+        return done
+
+    async def paused(self) -> dict[str, float]:
+        """The paused workflows (``"*"``: all) and when each was paused."""
+        self._paused = await self.store.paused()
+        return dict(self._paused)
+
+    # ------------------------------------------------------------ retries
+
+    async def plan_retry(
+        self,
+        execution_id: str,
+        *,
+        from_steps: Sequence[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        spec: SpecLike | None = None,
+        rerun_changed: bool = False,
+    ) -> RetryPreview:
+        """What :meth:`retry` would run and reuse, without running anything.
+
+        Raises ``ExecutionNotFound``, ``UsageError`` (an unfinished or child
+        execution, an unknown step), ``InputError`` and :class:`RetryRefused`
+        as :meth:`retry` does.
+        """
+        if not isinstance(execution_id, str):
+            raise ExecutionNotFound(repr(execution_id))
+        original = await self.store.get_execution(execution_id)
+        if original.parent_id is not None:
+            raise UsageError(
+                f"execution {original.id} is a child execution (step {original.parent_step} "
+                f"of {original.parent_id}): retry its parent"
+            )
+        if original.status in UNFINISHED:
+            hint = "wait for it, or cancel it first"
+            if original.owner is not None and not rules.lease_held(original, self.clock()):
+                hint = "its engine is gone: `corral resume` takes it up where it stopped"
+            raise UsageError(
+                f"execution {original.id} is {original.status}; only a finished execution "
+                f"can be retried ({hint})"
+            )
+        try:
+            before: Plan | None = await self._plan_by_digest(original.definition)
+        except SpecError:
+            before = None  # (pruned definition): only a new spec can retry it
+        if spec is None:
+            if before is None:
+                raise UsageError(
+                    f"execution {original.id}: its workflow definition is no longer stored; "
+                    "give the workflow to retry it with (spec=..., --spec FILE)"
+                )
+            plan = before
+        else:
+            plan = await self._plan_for(spec)
+            if plan.name != original.workflow:
+                raise UsageError(
+                    f"execution {original.id} is of workflow {original.workflow!r}; "
+                    f"the spec given is {plan.name!r}"
+                )
+        if inputs is not None and not isinstance(inputs, Mapping):
+            raise InputError(f"inputs must be a mapping, got {type(inputs).__name__}", path="$")
+        merged = {**original.inputs, **(inputs or {})}
+        bound = plan.bind_inputs(merged)
+        steps = list(from_steps or ())
+        for step_id in steps:
+            if step_id not in plan.index:
+                raise UsageError(
+                    f"--from {step_id!r}: workflow {plan.name!r} has no such step"
+                    f"{close_names(step_id, plan.index)}; its steps: {', '.join(plan.index)}"
+                )
+        choice = choose_reruns(
+            plan,
+            original,
+            before=None if before is plan else before,
+            old_inputs=original.inputs,
+            new_inputs=bound,
+            from_steps=steps,
+            rerun_changed=rerun_changed,
+        )
+        if choice.refused:
+            listed = "; ".join(f"{k}: {v}" for k, v in choice.refused.items())
+            raise RetryRefused(
+                f"retrying execution {original.id} would reuse the output of step(s) that "
+                f"changed since they ran ({listed}); rerun them with --rerun-changed "
+                "(rerun_changed=True), or --from them",
+                choice.refused,
+            )
+        return RetryPreview(original, plan, bound, choice)
+
+    async def retry(
+        self,
+        execution_id: str,
+        *,
+        from_steps: Sequence[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        spec: SpecLike | None = None,
+        rerun_changed: bool = False,
+        priority: int | None = None,
+    ) -> ExecutionHandle:
+        """Run a finished execution again as a new execution linked to it
+        (``retry_of``), reusing the recorded outputs of the steps that need
+        not run again (see ``corral.engine.reruns`` for which do).
+
+        ``from_steps``: run these (and everything downstream) even if they
+        succeeded. ``inputs``: new values for some inputs (the others are
+        the original's); only the steps they change run again. ``spec``: a
+        new definition of the same workflow to run instead of the original's.
+        ``rerun_changed``: run again the steps whose handler, handler version
+        or params changed since they ran, instead of refusing
+        (:class:`RetryRefused`).
+        """
+        preview = await self.plan_retry(
+            execution_id,
+            from_steps=from_steps,
+            inputs=inputs,
+            spec=spec,
+            rerun_changed=rerun_changed,
+        )
+        return await self.submit_retry(preview, priority=priority)
+
+    async def submit_retry(
+        self, preview: RetryPreview, *, priority: int | None = None
+    ) -> ExecutionHandle:
+        """Submit the retry :meth:`plan_retry` planned."""
+        if self._closing:
+            raise EngineClosed("the engine is closing and accepts no new work")
+        original, plan = preview.original, preview.plan
+        if priority is None:
+            priority = original.priority
+        elif not isinstance(priority, int) or isinstance(priority, bool):
+            raise InputError(
+                f"priority must be an int, got {type(priority).__name__}", path="$.priority"
+            )
+        self.dispatcher.check(priority)
+        digest = await self._ensure_definition(plan)
+        record = self._new_record(plan, preview.inputs, priority, None, digest, owned=self.run_here)
+        record.retry_of = original.id
+        kept = {rec.step_id: rec for rec in original.steps}
+        reused = set(preview.reused)
+        for step in record.steps:
+            if step.step_id in reused:
+                was = kept[step.step_id]
+                step.status = was.status
+                step.attempts = was.attempts
+                step.output = was.output
+                step.started_at, step.finished_at = was.started_at, was.finished_at
+                step.warnings, step.logs = list(was.warnings), list(was.logs)
+                step.handler_version = was.handler_version
+                step.reused_from = original.id
+        await self.store.create_execution(record, wait=True)
+        self._metrics.submitted += 1
+        if not self.run_here:
+            return self._handle_for(record.id)
+        run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
+        run.restore()
+        completion = self._admit(run, priority, check=False)
+        if self.events.active:
+            self.events.emit(
+                WorkflowSubmitted(
+                    execution_id=record.id,
+                    workflow=record.workflow,
+                    at=self.clock(),
+                    priority=priority,
+                )
+            )
+        return ExecutionHandle(self, record.id, completion)
+
+    # ------------------------------------------------------------ many at once
+
+    async def select(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[ExecutionRecord]:
+        """Top-level executions that match, newest first, without their
+        step records (what a bulk operation acts on). ``status``: one or
+        several; ``since``: created at or after (epoch seconds)."""
+        statuses: list[str | None] = (
+            [status] if isinstance(status, str) else list(status) if status else [None]
+        )
+        for one in statuses:
+            if one is not None and one not in _EXECUTION_STATUSES:
+                raise UsageError(
+                    f"unknown status {one!r}; one of {', '.join(sorted(_EXECUTION_STATUSES))}"
+                )
+        found: builtins.list[ExecutionRecord] = []
+        for one in statuses:
+            before: tuple[float, str] | None = None
+            while limit is None or len(found) < limit:
+                page = await self.store.list_executions(
+                    status=one,
+                    workflow=workflow,
+                    since=since,
+                    before=before,
+                    top_level=True,
+                    limit=_PAGE,
+                )
+                found.extend(page)
+                if len(page) < _PAGE:
+                    break
+                before = (page[-1].created_at, page[-1].id)
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return found if limit is None else found[:limit]
+
+    async def cancel_many(self, execution_ids: Sequence[str]) -> builtins.list[str]:
+        """Cancel many executions at once: those queued or running here are
+        stopped here (all together), the others asked of their engines in
+        one transaction (or cancelled at once if no live engine holds them).
+        Returns the ids that were unfinished (finished ones are left alone)."""
+        here: builtins.list[str] = []
+        queued: builtins.list[_Completion] = []
+        elsewhere: builtins.list[str] = []
+        for execution_id in execution_ids:
+            ticket = self._withdraw(execution_id)
+            if ticket is not None:
+                queued.append(ticket.payload)
+            elif execution_id in self._services.runs or execution_id in self._active:
+                here.append(execution_id)
+            else:
+                elsewhere.append(execution_id)
+        if queued:
+            await self._finalize_unstarted_many(queued, "cancelled before it started")
+        runs = []
+        for execution_id in here:
+            run = self._services.runs.get(execution_id)
+            if run is None:
+                completion = self._active.get(execution_id)
+                run = completion.run if completion is not None else None
+            if run is not None:
+                run.cancel(CANCELLED)
+                runs.append(run)
+        for run in runs:
+            await run.done.wait()
+        asked = await self.store.request_cancel_many(elsewhere, self.clock()) if elsewhere else []
+        return sorted([*(c.run.record.id for c in queued), *(r.record.id for r in runs), *asked])
+
     def _background(self) -> trio.CancelScope:
         """The scope of a background loop that uses the store: cancelled
         before the store closes (``stop_background``)."""
@@ -931,7 +1261,7 @@ class Engine:
                 # another engine took them over while this one was stalled.
                 mine = list(self._active)
                 for execution_id in await self.store.lost(self.owner, mine):
-                    ticket = self.dispatcher.withdraw(execution_id)
+                    ticket = self._withdraw(execution_id)
                     if ticket is not None:
                         self._drop_taken_over(ticket.payload)
                     elif (run := self._services.runs.get(execution_id)) is not None:
@@ -943,7 +1273,7 @@ class Engine:
 
     async def _cancel_requested(self, execution_id: str) -> None:
         """Someone (another process) asked to cancel an execution this engine holds."""
-        ticket = self.dispatcher.withdraw(execution_id)
+        ticket = self._withdraw(execution_id)
         if ticket is not None:
             await self._finalize_unstarted(ticket.payload, "cancelled on request")
         elif (run := self._services.runs.get(execution_id)) is not None:
@@ -967,6 +1297,7 @@ class Engine:
                     await trio.sleep(poll)
             self._claim_wake.set()  # (a worker: maybe new work)
             try:
+                await self._refresh_paused()
                 if self._active:
                     for execution_id in await self.store.cancel_requests(self.owner):
                         await self._cancel_requested(execution_id)
@@ -1028,8 +1359,9 @@ class Engine:
         they stay this engine's until its leases expire, then any engine that
         adopts orphans resumes them; returns their ids."""
         self.stop_claiming()
+        self._leave_parked("released by a stopping worker while its workflow was paused")
         for execution_id in list(self._active):
-            ticket = self.dispatcher.withdraw(execution_id)
+            ticket = self._withdraw(execution_id)
             if ticket is not None:  # not started here: released as it is
                 self._drop_taken_over(ticket.payload, "released by a stopping worker")
         with trio.move_on_after(grace):
@@ -1190,6 +1522,7 @@ async def open_engine(
                         log.warning("result cache: pruning at open failed: %s", exc)
                     nursery.start_soon(engine.cache.keep_pruned)
                     if run_here:
+                        await engine._refresh_paused()
                         await engine._take_over()
                         nursery.start_soon(engine._keep_leases)
                         nursery.start_soon(engine._watch, poll)

@@ -727,6 +727,8 @@ class WorkflowRun:
                 raise _Failure(FAILED, exc) from None
 
         params = self._params(sp)
+        if sp.handler is not None:  # what ran it: a retry reuses only the same version
+            rec.handler_version = sp.handler.version
 
         cache_key = None
         if sp.cache and sp.handler is not None:
@@ -962,6 +964,7 @@ def new_record(
     owner: str | None = None,
     lease_expires_at: float | None = None,
     created_at: float | None = None,
+    retry_of: str | None = None,
 ) -> ExecutionRecord:
     """A fresh ``pending`` execution record with a ``pending`` record per step."""
     return ExecutionRecord(
@@ -979,6 +982,7 @@ def new_record(
         created_at=now() if created_at is None else created_at,
         steps=[StepRecord(step_id=sp.id, handler=sp.handler_name) for sp in plan.steps],
         handlers=plan.handler_names(),
+        retry_of=retry_of,
     )
 
 

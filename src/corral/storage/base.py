@@ -187,11 +187,14 @@ class Store(Protocol):
         limit: int = 100,
         before: tuple[float, str] | None = None,
         top_level: bool = False,
+        since: float | None = None,
+        retry_of: str | None = None,
     ) -> list[ExecutionRecord]:
         """Executions, newest first (ties of ``created_at`` by id, descending),
         without their step records; ``before``: only those after the row
         ``(created_at, id)`` in that order (the next page); ``top_level``:
-        not the child executions of a workflow step."""
+        not the child executions of a workflow step; ``since``: created at or
+        after; ``retry_of``: the retries of that execution."""
         ...
 
     # ------------------------------------------------------------ ownership
@@ -278,6 +281,29 @@ class Store(Protocol):
         """Ask for an execution to be cancelled. One that no live engine holds
         (never claimed, or its lease expired) is marked ``cancelled`` at once;
         one that is held is flagged for its owner. Returns the record."""
+        ...
+
+    async def request_cancel_many(self, execution_ids: list[str], now: float) -> list[str]:
+        """:meth:`request_cancel` for many at once, in one transaction (a bulk
+        ``corral cancel``): held ones flagged for their owners, the others
+        cancelled at once. Returns the ids of those unfinished (flagged or
+        cancelled); finished and unknown ids are left alone."""
+        ...
+
+    # ------------------------------------------------------------ pauses
+
+    async def pause(self, workflow: str, now: float) -> bool:
+        """Pause a workflow (``"*"``: every one): its queued executions are
+        not claimed (:data:`corral.storage.rules.HELD_SQL`) and engines start
+        none of them until :meth:`unpause`. False if it was paused already."""
+        ...
+
+    async def unpause(self, workflow: str) -> bool:
+        """Lift a pause (False if there was none)."""
+        ...
+
+    async def paused(self) -> dict[str, float]:
+        """The paused workflows and when each was paused."""
         ...
 
     # ------------------------------------------------------------ cache

@@ -45,6 +45,7 @@ class MemoryStore:
         self._definitions: dict[tuple[str, str], DefinitionRecord] = {}
         self._by_digest: dict[str, DefinitionRecord] = {}
         self._changed: trio.Event | None = None
+        self._paused: dict[str, float] = {}
 
     async def open(self) -> None:
         return None
@@ -233,6 +234,8 @@ class MemoryStore:
         limit: int = 100,
         before: tuple[float, str] | None = None,
         top_level: bool = False,
+        since: float | None = None,
+        retry_of: str | None = None,
     ) -> list[ExecutionRecord]:
         found = [
             rec
@@ -241,6 +244,8 @@ class MemoryStore:
             and (workflow is None or rec.workflow == workflow)
             and (before is None or (rec.created_at, rec.id) < before)
             and not (top_level and rec.parent_id is not None)
+            and (since is None or rec.created_at >= since)
+            and (retry_of is None or rec.retry_of == retry_of)
         ]
         found.sort(key=lambda rec: (rec.created_at, rec.id), reverse=True)
         return [_copy(rec) for rec in found[:limit]]
@@ -277,7 +282,7 @@ class MemoryStore:
             (
                 rec
                 for rec in self._executions.values()
-                if rules.claimable(rec, owner, now)
+                if rules.claimable(rec, owner, now, self._paused)
                 and rules.runnable_with(rec, handlers)
                 and (queued or rec.owner is not None)
             ),
@@ -292,7 +297,7 @@ class MemoryStore:
 
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
         rec = self._executions.get(execution_id)
-        if rec is None or rec.owner is None or not rules.claimable(rec, owner, now):
+        if rec is None or rec.owner is None or not rules.claimable(rec, owner, now, self._paused):
             return False
         rec.owner = owner
         rec.lease_expires_at = until
@@ -337,6 +342,31 @@ class MemoryStore:
                 error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
                 await self._cancel([execution_id], error, now, None)
         return await self.get_execution(execution_id)
+
+    async def request_cancel_many(self, execution_ids: list[str], now: float) -> list[str]:
+        changed: list[str] = []
+        for execution_id in execution_ids:
+            rec = self._executions.get(execution_id)
+            if rec is not None and rules.unfinished(rec):
+                await self.request_cancel(execution_id, now)
+                changed.append(execution_id)
+        return sorted(changed)
+
+    async def pause(self, workflow: str, now: float) -> bool:
+        if workflow in self._paused:
+            return False
+        self._paused[workflow] = now
+        self._signal()
+        return True
+
+    async def unpause(self, workflow: str) -> bool:
+        if self._paused.pop(workflow, None) is None:
+            return False
+        self._signal()
+        return True
+
+    async def paused(self) -> dict[str, float]:
+        return dict(sorted(self._paused.items()))
 
     async def cancel_descendants(self, execution_id: str, now: float) -> int:
         done = 0

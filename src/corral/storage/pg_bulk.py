@@ -70,7 +70,7 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 
 _EXEC_TYPES = (
     "text[], text[], text[], text[], text[], int[], bytea[], bytea[], bytea[], text[], text[], "
-    "text[], text[], float8[], int[], float8[], float8[], float8[], text[]"
+    "text[], text[], float8[], int[], float8[], float8[], float8[], text[], text[]"
 )
 _INSERT_EXECUTIONS = (
     f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) SELECT * FROM unnest("
@@ -90,11 +90,13 @@ _STARTS = (
 _STEPS = (
     "UPDATE step_executions s SET status = v.status, attempts = v.attempts, "
     "handler = v.handler, output = v.output, error = v.error, started_at = v.started_at, "
-    "finished_at = v.finished_at, warnings = v.warnings, logs = v.logs "
+    "finished_at = v.finished_at, warnings = v.warnings, logs = v.logs, "
+    "handler_version = v.handler_version "
     "FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[], $5::bytea[], $6::float8[], "
-    "$7::float8[], $8::bytea[], $9::bytea[], $10::text[], $11::text[], $12::text[]) "
+    "$7::float8[], $8::bytea[], $9::bytea[], $10::text[], $11::text[], $12::text[], "
+    "$13::text[]) "
     "AS v(status, attempts, handler, output, error, started_at, finished_at, warnings, logs, "
-    "execution_id, step_id, owner) "
+    "handler_version, execution_id, step_id, owner) "
     "WHERE s.execution_id = v.execution_id AND s.step_id = v.step_id AND (v.owner IS NULL "
     "OR EXISTS (SELECT 1 FROM workflow_executions w WHERE w.id = v.execution_id "
     "AND w.owner = v.owner)) RETURNING s.execution_id, s.step_id"

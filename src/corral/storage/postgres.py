@@ -432,6 +432,7 @@ class PostgresStore(BatchedStore):
             [s.status for s in r.steps],
             [s.attempts for s in r.steps],
         )
+        reused = sql.reused_rows(r) if r.retry_of is not None else []
 
         def values() -> tuple[Any, ...]:
             return (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
@@ -445,11 +446,15 @@ class PostgresStore(BatchedStore):
                 return await _get_execution(conn, found), False
             if r.steps:
                 await conn.execute(_INSERT_STEPS, r.id, *steps)
+            if reused:
+                await conn.executemany(_STEP_REUSED, reused)
             if state[1] is None and r.parent_id is None:
                 await conn.execute(_NOTIFY)  # queued: wake a worker (sent at commit)
             return record, True
 
-        if r.key is not None:  # the insert decides idempotency: a statement of its own
+        if r.key is not None or reused:
+            # the insert decides idempotency, or reused steps are written with
+            # it: statements of its own
             return op
         step_rows = [
             (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
@@ -651,8 +656,10 @@ class PostgresStore(BatchedStore):
         limit: int = 100,
         before: tuple[float, str] | None = None,
         top_level: bool = False,
+        since: float | None = None,
+        retry_of: str | None = None,
     ) -> list[ExecutionRecord]:
-        text, args = sql.listing(status, workflow, before, top_level)
+        text, args = sql.listing(status, workflow, before, top_level, since, retry_of)
         query = q(text)
 
         async def op(conn: Any) -> list[ExecutionRecord]:
@@ -776,6 +783,42 @@ class PostgresStore(BatchedStore):
             return record
 
         return await self._q(op)
+
+    async def request_cancel_many(self, execution_ids: list[str], now: float) -> list[str]:
+        ids = list(execution_ids)
+        error = sql.blob(ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it"))
+
+        async def op(conn: Any) -> list[str]:
+            flagged = [r[0] for r in await conn.fetch(_REQUEST_CANCELS, ids, now)]
+            if flagged:
+                await conn.execute(_NOTIFY)  # their engines hear it at commit
+            orphans = [r[0] for r in await conn.fetch(_ORPHANS_AMONG, ids, now)]
+            cancelled = await _cancel(conn, orphans, error, now, None) if orphans else []
+            return sorted([*flagged, *cancelled])
+
+        return await self._q(op)
+
+    async def pause(self, workflow: str, now: float) -> bool:
+        async def op(conn: Any) -> bool:
+            done = _rows(await conn.execute(_PAUSE, workflow, now)) > 0
+            await conn.execute(_NOTIFY)  # engines look at the pauses again
+            return done
+
+        return await self._q(op)
+
+    async def unpause(self, workflow: str) -> bool:
+        async def op(conn: Any) -> bool:
+            done = _rows(await conn.execute(_UNPAUSE, workflow)) > 0
+            await conn.execute(_NOTIFY)  # held work may be claimed now
+            return done
+
+        return await self._q(op)
+
+    async def paused(self) -> dict[str, float]:
+        async def op(conn: Any) -> dict[str, float]:
+            return {r[0]: r[1] for r in await conn.fetch(_PAUSED)}
+
+        return await self._q(op, write=False)
 
     async def cancel_execution(
         self, execution_id: str, reason: str, now: float, *, owner: str | None = None
@@ -915,8 +958,8 @@ class PostgresStore(BatchedStore):
 
 _INSERT_EXECUTION = (
     f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
-    "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+    "$20) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
 _INSERT_STEPS = (
     "INSERT INTO step_executions (execution_id, step_id, position, handler, status, attempts) "
@@ -931,6 +974,7 @@ _START_CLAIM = (
     "WHERE id = $3 AND finished_at IS NULL"
 )
 _STEP_UPDATE = q(sql.STEP_UPDATE)
+_STEP_REUSED = q(sql.STEP_REUSED)
 _STEP_FENCED = q(sql.STEP_UPDATE + sql.STEP_FENCE)
 _FINISH = (
     "UPDATE workflow_executions SET status = $1, result = $2, error = $3, finished_at = $4, "
@@ -954,6 +998,17 @@ _DEFINITIONS = q(sql.DEFINITIONS)
 _CLAIM_ONE = q(sql.CLAIM_ONE)
 _FIND_IDS = q(sql.FIND_IDS)
 _RELEASE = q(sql.RELEASE)
+_PAUSE = q(sql.PAUSE)
+_UNPAUSE = q(sql.UNPAUSE)
+_PAUSED = q(sql.PAUSED)
+_REQUEST_CANCELS = (
+    "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = ANY($1::text[]) "
+    f"AND {rules.UNFINISHED_SQL} AND lease_expires_at >= $2 RETURNING id"
+)
+_ORPHANS_AMONG = (
+    f"SELECT id FROM workflow_executions WHERE id = ANY($1::text[]) AND {rules.UNFINISHED_SQL} "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) FOR UPDATE"
+)
 #: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
 _CHANNEL = "corral"
 _NOTIFY = f"NOTIFY {_CHANNEL}"

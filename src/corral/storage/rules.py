@@ -9,19 +9,22 @@ backend against these rules. Pure logic: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from corral.model import ExecutionRecord
-from corral.status import UNFINISHED, sql_in
+from corral.status import PENDING, UNFINISHED, sql_in
 from corral.storage.base import DefinitionRecord
 
 __all__ = [
     "CLAIMABLE_SQL",
     "CLAIM_ORDER_SQL",
+    "HELD_SQL",
     "NOT_OWNED_SQL",
+    "PAUSED_ALL",
     "UNFINISHED_SQL",
     "claim_order",
     "claimable",
+    "held",
     "lease_held",
     "newest",
     "not_owned",
@@ -51,20 +54,41 @@ def not_owned(record: ExecutionRecord, owner: str) -> bool:
 NOT_OWNED_SQL = "(owner IS NULL OR owner != ?)"  # ? = owner
 
 
-def claimable(record: ExecutionRecord, owner: str, now: float) -> bool:
+PAUSED_ALL = "*"
+"""The name under which every workflow is paused at once."""
+
+
+def held(record: ExecutionRecord, paused: Collection[str]) -> bool:
+    """Held by a pause: queued (never started) and its workflow paused (by
+    name, or all of them). What runs already goes on."""
+    return record.status == PENDING and (record.workflow in paused or PAUSED_ALL in paused)
+
+
+HELD_SQL = (
+    f"(status = '{PENDING}' AND EXISTS (SELECT 1 FROM paused_workflows AS p "
+    f"WHERE p.workflow = workflow_executions.workflow OR p.workflow = '{PAUSED_ALL}'))"
+)
+
+
+def claimable(
+    record: ExecutionRecord, owner: str, now: float, paused: Collection[str] = ()
+) -> bool:
     """Another engine (``owner``) may take it over: a top-level execution,
-    unfinished, whose lease has expired (or that never had one), not its own."""
+    unfinished, whose lease has expired (or that never had one), not its own,
+    and not held by a pause (``paused``: the paused workflows)."""
     return (
         record.parent_id is None
         and unfinished(record)
         and not lease_held(record, now)
         and not_owned(record, owner)
+        and not held(record, paused)
     )
 
 
 CLAIMABLE_SQL = (
     f"parent_id IS NULL AND {UNFINISHED_SQL} "
-    f"AND (lease_expires_at IS NULL OR lease_expires_at < ?) AND {NOT_OWNED_SQL}"
+    f"AND (lease_expires_at IS NULL OR lease_expires_at < ?) AND {NOT_OWNED_SQL} "
+    f"AND NOT {HELD_SQL}"
 )  # ? = now, owner
 
 

@@ -28,10 +28,11 @@ UNFINISHED_LIST = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
 EXEC_COLUMNS = (
     "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
     "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
-    "started_at, finished_at, handlers"
+    "started_at, finished_at, handlers, retry_of"
 )
 STEP_COLUMNS = (
-    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings, logs"
+    "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings, logs, "
+    "handler_version, reused_from"
 )
 
 
@@ -70,6 +71,7 @@ def execution(row: Sequence[Any], steps: list[StepRecord] | None = None) -> Exec
         finished_at=row[17],
         steps=steps or [],
         handlers=[] if row[18] is None else _handlers_dec.decode(row[18]),
+        retry_of=row[19],
     )
 
 
@@ -85,6 +87,8 @@ def step(row: Sequence[Any]) -> StepRecord:
         finished_at=row[7],
         warnings=[] if row[8] is None else _warnings_dec.decode(row[8]),
         logs=[] if row[9] is None else _warnings_dec.decode(row[9]),
+        handler_version=row[10],
+        reused_from=row[11],
     )
 
 
@@ -110,6 +114,7 @@ def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
         r.started_at,
         r.finished_at,
         msgspec.json.encode(r.handlers).decode() if r.handlers else None,
+        r.retry_of,
     )
 
 
@@ -125,6 +130,7 @@ def step_values(execution_id: str, s: StepRecord) -> tuple[Any, ...]:
         s.finished_at,
         blob(s.warnings) if s.warnings else None,
         blob(s.logs) if s.logs else None,
+        s.handler_version,
         execution_id,
         s.step_id,
     )
@@ -132,8 +138,8 @@ def step_values(execution_id: str, s: StepRecord) -> tuple[Any, ...]:
 
 STEP_UPDATE = (
     "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, "
-    "error = ?, started_at = ?, finished_at = ?, warnings = ?, logs = ? WHERE execution_id = ? "
-    "AND step_id = ?"
+    "error = ?, started_at = ?, finished_at = ?, warnings = ?, logs = ?, handler_version = ? "
+    "WHERE execution_id = ? AND step_id = ?"
 )
 #: Appended to STEP_UPDATE: only while the owner (? = id, owner) owns the execution.
 STEP_FENCE = " AND EXISTS (SELECT 1 FROM workflow_executions WHERE id = ? AND owner = ?)"
@@ -152,6 +158,8 @@ def listing(
     workflow: str | None,
     before: tuple[float, str] | None = None,
     top_level: bool = False,
+    since: float | None = None,
+    retry_of: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The ``list_executions`` query (``?`` placeholders, then the limit) and
     its arguments: newest first, ties of ``created_at`` broken by id, so that
@@ -168,6 +176,12 @@ def listing(
         args.append(workflow)
     if top_level:
         where.append("parent_id IS NULL")
+    if since is not None:
+        where.append("created_at >= ?")
+        args.append(since)
+    if retry_of is not None:
+        where.append("retry_of = ?")
+        args.append(retry_of)
     if before is not None:
         where.append("(created_at < ? OR (created_at = ? AND id < ?))")
         args.extend((before[0], before[0], before[1]))
@@ -223,3 +237,43 @@ def numbered(sql: str) -> str:
     corral's has a ``?`` inside a string literal."""
     count = iter(range(1, sql.count("?") + 1))
     return _MARK.sub(lambda _: f"${next(count)}", sql)
+
+
+#: Step rows a retry reused: ? = status, attempts, output, error, started_at,
+#: finished_at, warnings, logs, handler_version, reused_from, execution id, step id.
+STEP_REUSED = (
+    "UPDATE step_executions SET status = ?, attempts = ?, output = ?, error = ?, "
+    "started_at = ?, finished_at = ?, warnings = ?, logs = ?, handler_version = ?, "
+    "reused_from = ? WHERE execution_id = ? AND step_id = ?"
+)
+
+
+def reused_rows(r: ExecutionRecord) -> list[tuple[Any, ...]]:
+    """The values of :data:`STEP_REUSED` for the steps of ``r`` a retry
+    took from another execution (inserted as ``pending`` first)."""
+    return [
+        (
+            s.status,
+            s.attempts,
+            opt_blob(s.output),
+            opt_blob(s.error),
+            s.started_at,
+            s.finished_at,
+            blob(s.warnings) if s.warnings else None,
+            blob(s.logs) if s.logs else None,
+            s.handler_version,
+            s.reused_from,
+            r.id,
+            s.step_id,
+        )
+        for s in r.steps
+        if s.reused_from is not None
+    ]
+
+
+PAUSE = (
+    "INSERT INTO paused_workflows (workflow, paused_at) VALUES (?, ?) "
+    "ON CONFLICT (workflow) DO NOTHING"
+)
+UNPAUSE = "DELETE FROM paused_workflows WHERE workflow = ?"
+PAUSED = "SELECT workflow, paused_at FROM paused_workflows ORDER BY workflow"

@@ -409,12 +409,13 @@ class SQLiteStore(BatchedStore):
         steps = [
             (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
         ]
+        reused = sql.reused_rows(r) if r.retry_of is not None else []
 
         def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
             values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
             cur = conn.execute(
                 f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
                 values,
             )
@@ -428,6 +429,8 @@ class SQLiteStore(BatchedStore):
                 "attempts) VALUES (?, ?, ?, ?, ?, ?)",
                 steps,
             )
+            if reused:
+                conn.executemany(sql.STEP_REUSED, reused)
             return record, True
 
         return op
@@ -539,8 +542,10 @@ class SQLiteStore(BatchedStore):
         limit: int = 100,
         before: tuple[float, str] | None = None,
         top_level: bool = False,
+        since: float | None = None,
+        retry_of: str | None = None,
     ) -> list[ExecutionRecord]:
-        query, args = sql.listing(status, workflow, before, top_level)
+        query, args = sql.listing(status, workflow, before, top_level, since, retry_of)
 
         def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
             return [sql.execution(row) for row in conn.execute(query, (*args, limit))]
@@ -649,6 +654,55 @@ class SQLiteStore(BatchedStore):
             return record
 
         return await self._call(op)
+
+    async def request_cancel_many(self, execution_ids: list[str], now: float) -> list[str]:
+        ids = list(execution_ids)
+        error = sql.blob(ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it"))
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            changed: list[str] = []
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                rows = conn.execute(
+                    "UPDATE workflow_executions SET cancel_requested = 1 "
+                    f"WHERE id IN ({marks}) AND {rules.UNFINISHED_SQL} "
+                    "AND lease_expires_at IS NOT NULL AND lease_expires_at >= ? RETURNING id",
+                    (*chunk, now),
+                ).fetchall()
+                changed.extend(r[0] for r in rows)
+                orphans = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT id FROM workflow_executions WHERE id IN ({marks}) "
+                        f"AND {rules.UNFINISHED_SQL} "
+                        "AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                        (*chunk, now),
+                    )
+                ]
+                if orphans:
+                    changed.extend(_cancel(conn, orphans, error, now, None))
+            return sorted(changed)
+
+        return await self._call(op, atomic=True)
+
+    async def pause(self, workflow: str, now: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(sql.PAUSE, (workflow, now)).rowcount > 0
+
+        return await self._call(op)
+
+    async def unpause(self, workflow: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(sql.UNPAUSE, (workflow,)).rowcount > 0
+
+        return await self._call(op)
+
+    async def paused(self) -> dict[str, float]:
+        def op(conn: sqlite3.Connection) -> dict[str, float]:
+            return {r[0]: r[1] for r in conn.execute(sql.PAUSED)}
+
+        return await self._call(op, write=False)
 
     async def cancel_execution(
         self, execution_id: str, reason: str, now: float, *, owner: str | None = None
@@ -781,6 +835,8 @@ class SQLiteStore(BatchedStore):
         async with self._commits.lock:
             return await trio.to_thread.run_sync(migrations.current_version, conn)
 
+
+_CHUNK = 500  # ids per statement in bulk operations (SQLite bounds its variables)
 
 _CLAIM = (
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "

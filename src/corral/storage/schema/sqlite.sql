@@ -39,7 +39,8 @@ CREATE TABLE workflow_executions (
     created_at        REAL NOT NULL,
     started_at        REAL,
     finished_at       REAL,
-    handlers          TEXT
+    handlers          TEXT,
+    retry_of          TEXT
 );
 -- The queue: unfinished executions by status, priority, age.
 CREATE INDEX workflow_executions_queue
@@ -70,6 +71,9 @@ CREATE INDEX workflow_executions_claim
 CREATE INDEX workflow_executions_cancel_requested
     ON workflow_executions (owner)
     WHERE cancel_requested = 1 AND finished_at IS NULL;
+-- The retries of an execution (its retry_of link, read both ways).
+CREATE INDEX workflow_executions_retry_of
+    ON workflow_executions (retry_of) WHERE retry_of IS NOT NULL;
 
 -- One row per step of an execution, created with the execution and updated as
 -- the step runs. A step's terminal row (with its output) is committed before
@@ -88,6 +92,8 @@ CREATE TABLE step_executions (
     finished_at   REAL,
     warnings      BLOB,
     logs          BLOB,
+    handler_version TEXT,
+    reused_from   TEXT,
     PRIMARY KEY (execution_id, step_id)
 ) WITHOUT ROWID;
 
@@ -103,3 +109,9 @@ CREATE TABLE cache_entries (
 CREATE INDEX cache_entries_expiry ON cache_entries (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX cache_entries_age ON cache_entries (created_at);
 
+-- Paused workflows ('*': all): their queued executions stay queued, in every
+-- engine and worker sharing the store, until unpaused.
+CREATE TABLE paused_workflows (
+    workflow   TEXT PRIMARY KEY,
+    paused_at  REAL NOT NULL
+);

@@ -16,6 +16,7 @@ from __future__ import annotations
 from corral.builder import Workflow as Workflow
 from corral.engine.engine import Engine as Engine
 from corral.engine.engine import ExecutionHandle as ExecutionHandle
+from corral.engine.engine import RetryPreview as RetryPreview
 from corral.engine.engine import open_engine as open_engine
 from corral.engine.events import Subscription as Subscription
 from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
@@ -30,6 +31,7 @@ from corral.errors import InputError as InputError
 from corral.errors import NonRetryable as NonRetryable
 from corral.errors import Overloaded as Overloaded
 from corral.errors import PluginError as PluginError
+from corral.errors import RetryRefused as RetryRefused
 from corral.errors import SpecError as SpecError
 from corral.errors import StepFailure as StepFailure
 from corral.errors import StepTimedOut as StepTimedOut
@@ -66,6 +68,8 @@ __all__ = [
     "Overloaded",
     "Plan",
     "PluginError",
+    "RetryPreview",
+    "RetryRefused",
     "SpecError",
     "StepFailure",
     "StepRecord",

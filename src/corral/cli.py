@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -62,7 +62,8 @@ from corral.status import (
     TIMED_OUT,
     UNFINISHED,
 )
-from corral.storage import Store, default_store_url, lifetime, open_store
+from corral.storage import Store, default_store_url, lifetime, open_store, select
+from corral.storage.rules import PAUSED_ALL
 
 T = TypeVar("T")
 
@@ -433,10 +434,76 @@ def _parser() -> argparse.ArgumentParser:
     rsm.add_argument("--all", action="store_true", help="every orphaned execution of the store")
     _store_option(rsm)
 
-    cnc = sub.add_parser("cancel", help="cancel an execution")
-    cnc.add_argument("id", help="execution id, or its start (at least 4 characters)")
+    cnc = sub.add_parser(
+        "cancel",
+        help="cancel an execution, or every one that matches --workflow/--status/--since",
+    )
+    cnc.add_argument("id", nargs="?", help="execution id, or its start (at least 4 characters)")
+    _selection_options(cnc, "unfinished (pending and running)")
+    _guard_options(cnc, "a bulk cancel stops many executions")
     _store_option(cnc)
     _api_option(cnc)
+
+    rty = sub.add_parser(
+        "retry",
+        help="run a finished execution again, reusing the steps that need not run again",
+        description="Run a finished execution again as a new execution linked to it. Steps "
+        "that failed, timed out, were cancelled or skipped run again with everything "
+        "downstream of them; steps that succeeded keep their recorded output and do not run. "
+        "See docs/failures.md.",
+    )
+    rty.add_argument(
+        "id", nargs="?", help="the execution to retry (or select many with --workflow/--status)"
+    )
+    rty.add_argument(
+        "--from",
+        dest="from_steps",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="STEP",
+        help="also run these steps again, and everything downstream, even if they succeeded",
+    )
+    _input_option(rty)
+    rty.add_argument(
+        "--spec",
+        metavar="FILE_OR_NAME",
+        help="run this definition of the workflow (a file, or a stored name[@version]) "
+        "instead of the one the execution ran",
+    )
+    rty.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="run again the steps whose handler, handler version or params changed since "
+        "they ran (without it, such a retry is refused and the steps are named)",
+    )
+    _selection_options(rty, "failed")
+    _guard_options(rty, "a bulk retry runs many executions again")
+    rty.add_argument(
+        "--output",
+        choices=["result", "record", "none"],
+        default="result",
+        help="what goes to stdout for one retry: its result as JSON (default), its record, "
+        "or nothing",
+    )
+    _progress_option(rty)
+    _store_option(rty)
+
+    pau = sub.add_parser(
+        "pause",
+        help="hold the queued executions of a workflow (or of all) until `corral unpause`",
+        description="Queued executions of a paused workflow stay queued, in every engine "
+        "and worker sharing the store, until it is unpaused; running ones finish. The "
+        "pause is kept in the store.",
+    )
+    pau.add_argument("--workflow", help="the workflow to pause (default: every workflow)")
+    pau.add_argument("--list", action="store_true", help="only list what is paused")
+    _store_option(pau)
+    unp = sub.add_parser("unpause", help="lift a pause: what it held starts")
+    unp.add_argument(
+        "--workflow", help="the workflow to unpause (default: the pause of every workflow)"
+    )
+    _store_option(unp)
 
     mig = sub.add_parser(
         "migrate", help="apply or roll back schema migrations (SQLite or PostgreSQL)"
@@ -1799,7 +1866,14 @@ class _Progress:
 
     _STYLE = {**_STATUS_STYLE, "retrying": "magenta"}
 
-    def __init__(self, plan: Plan, execution_id: str, *, to_stderr: bool = False) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        execution_id: str,
+        *,
+        to_stderr: bool = False,
+        reused: Mapping[str, str] | None = None,
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -1809,6 +1883,8 @@ class _Progress:
             s.id: {"status": PENDING, "attempt": 0, "start": None, "end": None, "note": ""}
             for s in plan.steps
         }
+        for step_id, status in (reused or {}).items():  # (a retry): not run, not timed
+            self.rows[step_id].update(status=status, note="reused")
         self.started = time.monotonic()
         # get_renderable: the table is rebuilt at every refresh, so running
         # steps' times keep moving between events.
@@ -1919,6 +1995,25 @@ def _grace_option(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="on SIGTERM, how long running work may take to finish before it is released "
         "(default: 30s)",
+    )
+
+
+def _selection_options(parser: argparse.ArgumentParser, status: str) -> None:
+    """``--workflow``, ``--status``, ``--since``: the executions a bulk
+    command acts on (instead of one id)."""
+    parser.add_argument("--workflow", help="every execution of this workflow (by name)")
+    parser.add_argument(
+        "--status",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="STATUS",
+        help=f"with this status (default: {status}); repeatable, or comma-separated",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="DURATION",
+        help="created in the last DURATION (e.g. 30m, 1h, 7d)",
     )
 
 
@@ -2127,8 +2222,12 @@ async def _execution_id(store: Store, text: str) -> str:
     return found[0]
 
 
+#: How many of its retries `corral show` lists by id.
+_SHOWN_RETRIES = 5
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    async def work(store: Store) -> tuple[ExecutionRecord, dict[str, str]]:
+    async def work(store: Store) -> tuple[ExecutionRecord, dict[str, str], list[str]]:
         record = await store.get_execution(await _execution_id(store, args.id))
         children: dict[str, str] = {}
         for step in record.steps:
@@ -2136,13 +2235,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 child = await store.find_child(record.id, step.step_id)
                 if child is not None:
                     children[step.step_id] = child.id
-        return record, children
+        retries = await store.list_executions(retry_of=record.id, limit=_SHOWN_RETRIES + 1)
+        return record, children, [r.id for r in reversed(retries)]
 
+    retries: list[str] = []
     if args.api:
         record = _record(_via_api(args.api, lambda c: c.get(args.id)))
         children: dict[str, str] = {}
     else:
-        record, children = _with_store(args.store, work, readonly=True)
+        record, children, retries = _with_store(args.store, work, readonly=True)
     if args.json:
         print(_dump(record))
         return EXIT_OK
@@ -2166,6 +2267,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         lines.append(f"parent     {r.parent_id} (step {escape(r.parent_step or '?')})")
     if r.key:
         lines.append(f"key        {escape(r.key)}")
+    if r.retry_of:
+        reused = sum(1 for s in r.steps if s.reused_from)
+        lines.append(f"retry of   {r.retry_of} ({reused} of {len(r.steps)} step(s) reused)")
+    if retries:
+        more = " ..." if len(retries) > _SHOWN_RETRIES else ""
+        lines.append(f"retried by {', '.join(retries[:_SHOWN_RETRIES])}{more}")
     if live and r.owner:
         lease = "" if r.lease_expires_at is None else f", lease until {_when(r.lease_expires_at)}"
         lines.append(f"owner      {escape(r.owner)}{lease}")
@@ -2176,7 +2283,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if r.steps:
         table = Table(title="steps", title_justify="left")
         table.add_column("step", no_wrap=True)
-        for col in ("handler", "status", "attempts", "duration", "error / child"):
+        for col in ("handler", "status", "attempts", "duration", "note"):
             table.add_column(col)
         for s in r.steps:
             note = ""
@@ -2184,6 +2291,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 note = f"{s.error.type}: {s.error.message}"
             if s.step_id in children:
                 note = f"child {children[s.step_id]}" + (f"; {note}" if note else "")
+            if s.reused_from:
+                note = f"reused from {s.reused_from}" + (f"; {note}" if note else "")
             table.add_row(
                 escape(s.step_id),
                 escape(s.handler or "-"),
@@ -2274,7 +2383,53 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 _CANCEL_WAIT = 3.0
 
 
+def _bulk(args: argparse.Namespace, command: str) -> bool:
+    """Whether a command acts on a selection (``--workflow``/``--status``/
+    ``--since``) rather than on one id; refuses both and neither."""
+    bulk = bool(args.workflow or args.status or args.since)
+    if bulk and args.id:
+        raise UsageError(
+            f"give an execution id, or --workflow/--status/--since to {command} many; not both"
+        )
+    if not bulk and not args.id:
+        raise UsageError(
+            f"give an execution id, or --workflow/--status/--since to {command} many "
+            f"(for example `corral {command} --workflow NAME --status failed`)"
+        )
+    if bulk and getattr(args, "api", None):
+        raise UsageError(f"--api {command}s one execution at a time: give its id")
+    return bulk
+
+
+def _selection(
+    args: argparse.Namespace, default: Sequence[str], allowed: Sequence[str]
+) -> tuple[list[str], float | None, str]:
+    """The statuses, the creation cut-off and a description of a bulk
+    command's selection."""
+    statuses: list[str] = []
+    for item in args.status:
+        for part in item.split(","):
+            if part.strip():
+                statuses.append(_status(part.strip(), allowed) or "")
+    statuses = statuses or list(default)
+    since = None if not args.since else time.time() - parse_duration(args.since, "--since")
+    what = f" of workflow {args.workflow!r}" if args.workflow else ""
+    what += f" ({', '.join(statuses)})"
+    if since is not None:
+        what += f" created since {_when(since)}"
+    return statuses, since, what
+
+
+def _listed(records: Sequence[ExecutionRecord], limit: int = 5) -> str:
+    ids = ", ".join(r.id for r in records[:limit])
+    return ids + (f" and {len(records) - limit} more" if len(records) > limit else "")
+
+
 def _cmd_cancel(args: argparse.Namespace) -> int:
+    if _bulk(args, "cancel"):
+        return _cancel_many(args)
+    if args.dry_run:
+        raise UsageError("--dry-run goes with a bulk cancel (--workflow/--status/--since)")
     asked: list[ExecutionRecord] = []  # the record as the request left it
 
     async def work(store: Store) -> tuple[ExecutionRecord, ExecutionRecord]:
@@ -2323,6 +2478,245 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
             )
     else:
         print(f"execution {execution_id} finished ({after.status}) before it could be cancelled")
+    return EXIT_OK
+
+
+def _cancel_many(args: argparse.Namespace) -> int:
+    """``corral cancel --workflow W --status running``: one transaction asks
+    for all (the engines holding them stop them at once; those no engine
+    holds are cancelled in it), then up to a few seconds to see them stop."""
+    unfinished = [s for s in EXECUTION_STATUSES if s in UNFINISHED]
+    statuses, since, what = _selection(args, unfinished, unfinished)
+
+    async def find(store: Store) -> list[ExecutionRecord]:
+        return await select(store, status=statuses, workflow=args.workflow, since=since)
+
+    found = _with_store(args.store, find, readonly=True)
+    n = len(found)
+    plural = "s" if n != 1 else ""
+    if args.dry_run or n == 0:
+        verb = "would cancel" if args.dry_run else "cancelled"
+        listed = f": {_listed(found)}" if n else ""
+        print(
+            f"{verb} {n} execution{plural}{what}{listed}" + (" (dry run)" if args.dry_run else "")
+        )
+        return EXIT_OK
+    if _confirm(f"Cancel {n} execution{plural}{what}?", args.yes) is False:
+        print("nothing cancelled", file=sys.stderr)
+        return EXIT_FAILED
+    ids = [r.id for r in found]
+
+    async def act(store: Store) -> tuple[int, int]:
+        changed = set(await store.request_cancel_many(ids, time.time()))
+        left = changed
+        with trio.move_on_after(_CANCEL_WAIT):
+            while left:
+                await trio.sleep(0.05)
+                running = await select(
+                    store, status=unfinished, workflow=args.workflow, since=since
+                )
+                left = changed & {r.id for r in running}
+        return len(changed), len(left)
+
+    changed, left = _with_store(args.store, act)
+    print(f"cancelled {changed - left} execution{'s' if changed - left != 1 else ''}{what}")
+    if left:
+        print(
+            f"{left} more asked to stop: the engines holding them did not stop them within "
+            f"{_CANCEL_WAIT:g} s (busy, or gone: then they are cancelled when their lease "
+            "expires and another engine takes them over)"
+        )
+    if changed < n:
+        print(f"{n - changed} had finished meanwhile")
+    return EXIT_OK
+
+
+def _from_steps(values: Sequence[str]) -> list[str]:
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+async def _retry_preview(
+    engine: corral.Engine, execution_id: str, args: argparse.Namespace
+) -> corral.RetryPreview:
+    inputs = None
+    if args.input:  # typed by the declared inputs of the workflow it will run
+        base = await engine.plan_retry(execution_id, spec=args.spec, rerun_changed=True)
+        inputs = parse_inputs(args.input, base.plan)
+    return await engine.plan_retry(
+        execution_id,
+        from_steps=_from_steps(args.from_steps),
+        inputs=inputs,
+        spec=args.spec,
+        rerun_changed=args.rerun_changed,
+    )
+
+
+def _say_retry(preview: corral.RetryPreview, file: Any) -> None:
+    original = preview.original
+    rerun, reused = preview.rerun, preview.reused
+    print(
+        f"retry of execution {original.id} ({original.workflow}, {original.status}): "
+        f"{len(rerun)} step(s) run again, {len(reused)} reused"
+        + (f" ({', '.join(reused)})" if reused else ""),
+        file=file,
+    )
+    for step_id, why in rerun.items():
+        print(f"  {step_id}: {why}", file=file)
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    bulk = _bulk(args, "retry")
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    if bulk:
+        return _retry_many(args)
+    store = open_store(args.store or default_store_url())
+
+    async def main() -> ExecutionRecord | None:
+        async with corral.open_engine(store, adopt=False) as engine:
+            execution_id = await _execution_id(engine.store, args.id)
+            preview = await _retry_preview(engine, execution_id, args)
+            _say_retry(preview, sys.stdout if args.dry_run else sys.stderr)
+            if args.dry_run:
+                return None
+            if not show:
+                return await (await engine.submit_retry(preview)).wait()
+            with engine.subscribe() as events:
+                handle = await engine.submit_retry(preview)
+                kept = {s.step_id: s.status for s in preview.original.steps}
+                progress = _Progress(
+                    preview.plan,
+                    handle.id,
+                    to_stderr=True,
+                    reused={k: kept[k] for k in preview.reused},
+                )
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(progress.follow, events)
+                        record = await handle.wait()
+                        nursery.cancel_scope.cancel()
+                finally:
+                    progress.stop()
+                return record
+
+    record = trio.run(main)
+    if record is None:
+        print("(dry run: nothing run)")
+        return EXIT_OK
+    _print_summary(record, result=False)
+    print(f"retry of {record.retry_of}: execution {record.id}", file=sys.stderr)
+    if args.output == "record":
+        print(_dump(record))
+    elif args.output == "result" and record.status == SUCCEEDED:
+        print(_dump(record.result))
+    return EXIT_OK if record.status == SUCCEEDED else EXIT_FAILED
+
+
+def _retry_many(args: argparse.Namespace) -> int:
+    """``corral retry --workflow W --status failed --since 1h``: every match
+    retried here, at once, each as ``corral retry ID`` would; one that
+    cannot be (refused, its definition gone) is reported and skipped."""
+    statuses, since, what = _selection(args, [FAILED], _FINISHED)
+    url = args.store or default_store_url()
+
+    async def find(engine: corral.Engine) -> list[ExecutionRecord]:
+        return await engine.select(status=statuses, workflow=args.workflow, since=since)
+
+    async def plan_all() -> tuple[list[corral.RetryPreview], list[str]]:
+        async with corral.open_engine(open_store(url), adopt=False) as engine:
+            found = await find(engine)
+            previews, skipped = [], []
+            for record in found:
+                # Retried already: its retry is the one to retry (selected too
+                # when it matches), not the same steps twice.
+                if await engine.store.list_executions(retry_of=record.id, limit=1):
+                    continue
+                try:
+                    previews.append(await _retry_preview(engine, record.id, args))
+                except CorralError as exc:
+                    skipped.append(f"{record.id}: {one_line(str(exc))}")
+            return previews, skipped
+
+    previews, skipped = trio.run(plan_all)
+    n = len(previews)
+    plural = "s" if n != 1 else ""
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if args.dry_run or n == 0:
+        verb = "would retry" if args.dry_run else "retried"
+        listed = f": {_listed([p.original for p in previews])}" if n else ""
+        print(
+            f"{verb} {n} execution{plural}{what}{listed}" + (" (dry run)" if args.dry_run else "")
+        )
+        return EXIT_OK if not skipped else EXIT_FAILED
+    if _confirm(f"Retry {n} execution{plural}{what}?", args.yes) is False:
+        print("nothing retried", file=sys.stderr)
+        return EXIT_FAILED
+
+    async def run_all() -> list[ExecutionRecord]:
+        done: list[ExecutionRecord] = []
+        async with corral.open_engine(open_store(url), adopt=False) as engine:
+            handles = [await engine.submit_retry(p) for p in previews]
+
+            async def one(handle: corral.ExecutionHandle) -> None:
+                record = await handle.wait()
+                done.append(record)
+                print(
+                    f"[{len(done)}/{n}] {record.retry_of} -> {record.id}: {record.status}",
+                    file=sys.stderr,
+                )
+
+            async with trio.open_nursery() as nursery:
+                for handle in handles:
+                    nursery.start_soon(one, handle)
+        return done
+
+    done = trio.run(run_all)
+    ok = sum(1 for r in done if r.status == SUCCEEDED)
+    print(
+        f"retried {len(done)} execution{plural}{what}: {ok} succeeded, {len(done) - ok} did not"
+        + (f"; {len(skipped)} skipped" if skipped else "")
+    )
+    return EXIT_OK if ok == len(done) and not skipped else EXIT_FAILED
+
+
+def _cmd_pause(args: argparse.Namespace) -> int:
+    workflow = args.workflow or PAUSED_ALL
+
+    async def work(store: Store) -> tuple[bool, dict[str, float]]:
+        changed = False if args.list else await store.pause(workflow, time.time())
+        return changed, await store.paused()
+
+    changed, paused = _with_store(args.store, work, readonly=args.list)
+    if args.list:
+        if not paused:
+            print("nothing is paused")
+        for name, at in paused.items():
+            label = "every workflow" if name == PAUSED_ALL else f"workflow {name!r}"
+            print(f"{label} paused since {_when(at)}")
+        return EXIT_OK
+    label = "every workflow" if workflow == PAUSED_ALL else f"workflow {workflow!r}"
+    if changed:
+        print(f"paused {label}: queued executions stay queued until `corral unpause`")
+    else:
+        print(f"{label} was paused already (since {_when(paused.get(workflow))})")
+    return EXIT_OK
+
+
+def _cmd_unpause(args: argparse.Namespace) -> int:
+    workflow = args.workflow or PAUSED_ALL
+
+    async def work(store: Store) -> tuple[bool, dict[str, float]]:
+        return await store.unpause(workflow), await store.paused()
+
+    changed, paused = _with_store(args.store, work)
+    label = "every workflow" if workflow == PAUSED_ALL else f"workflow {workflow!r}"
+    if changed:
+        print(f"unpaused {label}: what it held starts")
+    else:
+        print(f"{label} was not paused")
+    if paused:
+        names = ", ".join("every workflow" if n == PAUSED_ALL else n for n in paused)
+        print(f"still paused: {names}")
     return EXIT_OK
 
 
@@ -2440,6 +2834,9 @@ _STORE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": _cmd_show,
     "cancel": _cmd_cancel,
     "resume": _cmd_resume,
+    "retry": _cmd_retry,
+    "pause": _cmd_pause,
+    "unpause": _cmd_unpause,
     "migrate": _cmd_migrate,
     "prune": _cmd_prune,
 }

@@ -81,7 +81,7 @@ from corral.status import (
     UNFINISHED,
     failure_for,
 )
-from corral.storage import Store, lifetime, open_store, rules
+from corral.storage import Store, lifetime, open_store, rules, select
 from corral.storage.base import DefinitionRecord
 
 __all__ = ["Engine", "ExecutionHandle", "RetryPreview", "open_engine"]
@@ -97,8 +97,6 @@ definition (``"name"`` or ``"name@version"``), or a ``corral.Workflow``."""
 #: bijection, so distinct counters give distinct ids), then the engine's part.
 _ID_MULTIPLIER = 0x9E3779B97F4B
 _ID_MASK = (1 << 48) - 1
-#: Rows per page when a bulk operation lists what it acts on.
-_PAGE = 1000
 
 
 class _Completion:
@@ -1172,34 +1170,9 @@ class Engine:
         limit: int | None = None,
     ) -> builtins.list[ExecutionRecord]:
         """Top-level executions that match, newest first, without their
-        step records (what a bulk operation acts on). ``status``: one or
-        several; ``since``: created at or after (epoch seconds)."""
-        statuses: list[str | None] = (
-            [status] if isinstance(status, str) else list(status) if status else [None]
-        )
-        for one in statuses:
-            if one is not None and one not in _EXECUTION_STATUSES:
-                raise UsageError(
-                    f"unknown status {one!r}; one of {', '.join(sorted(_EXECUTION_STATUSES))}"
-                )
-        found: builtins.list[ExecutionRecord] = []
-        for one in statuses:
-            before: tuple[float, str] | None = None
-            while limit is None or len(found) < limit:
-                page = await self.store.list_executions(
-                    status=one,
-                    workflow=workflow,
-                    since=since,
-                    before=before,
-                    top_level=True,
-                    limit=_PAGE,
-                )
-                found.extend(page)
-                if len(page) < _PAGE:
-                    break
-                before = (page[-1].created_at, page[-1].id)
-        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return found if limit is None else found[:limit]
+        step records (what a bulk operation acts on; see
+        :func:`corral.storage.select`)."""
+        return await select(self.store, status=status, workflow=workflow, since=since, limit=limit)
 
     async def cancel_many(self, execution_ids: Sequence[str]) -> builtins.list[str]:
         """Cancel many executions at once: those queued or running here are

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from corral.errors import StoreError
+from corral.errors import StoreError, UsageError
+from corral.model import ExecutionRecord
+from corral.status import EXECUTION_STATUSES
 from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
 from corral.storage.postgres import PostgresStore, redact
@@ -38,6 +40,7 @@ __all__ = [
     "default_store_url",
     "lifetime",
     "open_store",
+    "select",
 ]
 
 DURABILITY = ("step", "none")
@@ -151,3 +154,49 @@ async def lifetime(store: Store) -> AsyncIterator[None]:
         if exc is group:
             raise
         raise exc from None
+
+
+#: Rows per page when :func:`select` lists what a bulk operation acts on.
+_PAGE = 1000
+
+
+async def select(
+    store: Store,
+    *,
+    status: str | Sequence[str] | None = None,
+    workflow: str | None = None,
+    since: float | None = None,
+    limit: int | None = None,
+) -> list[ExecutionRecord]:
+    """Top-level executions that match, newest first, without their step
+    records: what a bulk operation (``corral cancel --workflow W``, ``corral
+    retry --status failed``) acts on. ``status``: one or several; ``since``:
+    created at or after (epoch seconds); ``limit``: at most that many."""
+    statuses: list[str | None] = (
+        [status] if isinstance(status, str) else list(status) if status else [None]
+    )
+    for one in statuses:
+        if one is not None and one not in EXECUTION_STATUSES:
+            raise UsageError(
+                f"unknown status {one!r}; one of {', '.join(sorted(EXECUTION_STATUSES))}"
+            )
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"limit must be a positive integer, got {limit!r}")
+    found: list[ExecutionRecord] = []
+    for one in statuses:
+        before: tuple[float, str] | None = None
+        while limit is None or len(found) < limit:
+            page = await store.list_executions(
+                status=one,
+                workflow=workflow,
+                since=since,
+                before=before,
+                top_level=True,
+                limit=_PAGE,
+            )
+            found.extend(page)
+            if len(page) < _PAGE:
+                break
+            before = (page[-1].created_at, page[-1].id)
+    found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+    return found if limit is None else found[:limit]

@@ -17,7 +17,18 @@ from urllib.parse import urlencode
 
 import msgspec
 import trio
-from litestar import HttpMethod, Litestar, MediaType, Request, Response, get, post, route
+from litestar import (
+    HttpMethod,
+    Litestar,
+    MediaType,
+    Request,
+    Response,
+    delete,
+    get,
+    post,
+    put,
+    route,
+)
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
@@ -32,11 +43,17 @@ from corral.server.api_page import ApiPage
 from corral.server.auth import Guard, Tokens
 from corral.server.bodies import (
     Accepted,
+    BulkResult,
     Definition,
     ExecutionPage,
     ExecutionView,
     HandlerInfo,
     Health,
+    PauseChange,
+    Pauses,
+    RetryPlanView,
+    RetryRequest,
+    Selection,
     Submission,
     WorkflowSummary,
     WorkflowVersions,
@@ -44,7 +61,7 @@ from corral.server.bodies import (
 from corral.server.events import EventHub
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
-from corral.status import PENDING
+from corral.status import PENDING, UNFINISHED
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -280,6 +297,101 @@ async def cancel_execution(execution_id: FromPath[str], state: State) -> Executi
     return bodies.execution_view(await _engine(state).cancel(execution_id))
 
 
+@post(
+    "/v1/executions/{execution_id:str}/retry",
+    status_code=202,
+    guards=[Guard("run")],
+    responses={
+        200: ResponseSpec(RetryPlanView, description="A dry run: what the retry would do"),
+        **documented(400, 401, 403, 404, 409, 413, 422, 503),
+    },
+)
+async def retry_execution(
+    execution_id: FromPath[str], data: JSONBody[RetryRequest], state: State
+) -> Response[RetryPlanView]:
+    """Run a finished execution again as a new execution linked to it
+    (``retry_of``): the steps that failed (or were cancelled, timed out,
+    skipped) run again with everything downstream; the others keep their
+    recorded output. 409 names the steps whose handler, handler version or
+    params changed since they ran (``rerun_changed`` runs them again)."""
+    engine = _engine(state)
+    if data.workflow is not None and data.spec is not None:
+        raise UsageError("give `workflow` (a stored name@version) or `spec`, not both")
+    target: Any = None
+    if data.spec is not None:
+        from corral.loader import parse_spec
+
+        target = parse_spec(data.spec, file="<body>")
+    elif data.workflow is not None:
+        target = await state.plans.get(engine, data.workflow)
+    preview = await engine.plan_retry(
+        execution_id,
+        from_steps=data.from_steps,
+        inputs=data.inputs,
+        spec=target,
+        rerun_changed=data.rerun_changed,
+    )
+    view = RetryPlanView(preview.original.id, dict(preview.rerun), list(preview.reused))
+    if data.dry_run:
+        return Response(view, status_code=200)
+    handle = await engine.submit_retry(preview, priority=data.priority)
+    view.id, view.status, view.links = handle.id, PENDING, bodies.links(handle.id)
+    return Response(view, status_code=202)
+
+
+def _selected_statuses(data: Selection, default: list[str]) -> list[str]:
+    return list(data.status) or default
+
+
+@post(
+    "/v1/bulk/cancel",
+    status_code=200,
+    guards=[Guard("run")],
+    responses=documented(400, 401, 403, 413),
+)
+async def cancel_many(data: JSONBody[Selection], state: State) -> BulkResult:
+    """Cancel every top-level execution that matches (by default the
+    unfinished ones): those this server runs stop at once, the others are
+    asked of the engines holding them in one transaction. ``touched``: the
+    ids that were unfinished."""
+    engine = _engine(state)
+    found = await engine.select(
+        status=_selected_statuses(data, sorted(UNFINISHED)),
+        workflow=data.workflow,
+        since=None if data.since is None else engine.clock() - data.since,
+    )
+    ids = [r.id for r in found]
+    if data.dry_run:
+        return BulkResult(len(ids), ids, dry_run=True)
+    return BulkResult(len(ids), await engine.cancel_many(ids))
+
+
+@get("/v1/pauses", guards=[Guard("read")], responses=documented(401, 403))
+async def list_pauses(state: State) -> Pauses:
+    """The paused workflows (``*``: every workflow) and when each was paused."""
+    return Pauses(await _engine(state).paused())
+
+
+@put("/v1/pauses/{workflow:str}", guards=[Guard("run")], responses=documented(400, 401, 403))
+async def pause_workflow(workflow: FromPath[str], state: State) -> PauseChange:
+    """Pause a workflow (``*``: every one): its queued executions stay queued,
+    in every engine and worker on the store, until the pause is deleted."""
+    changed = await _engine(state).pause(workflow)
+    return PauseChange(workflow, True, changed)
+
+
+@delete(
+    "/v1/pauses/{workflow:str}",
+    status_code=200,
+    guards=[Guard("run")],
+    responses=documented(400, 401, 403),
+)
+async def unpause_workflow(workflow: FromPath[str], state: State) -> PauseChange:
+    """Lift a pause: what it held starts."""
+    changed = await _engine(state).unpause(workflow)
+    return PauseChange(workflow, False, changed)
+
+
 def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
     # The header a reconnecting EventSource sends, or (for a page's first
     # connection, which cannot set headers) the ``last_event_id`` query.
@@ -391,6 +503,7 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             # (first: Litestar adds its own OPTIONS only where none is registered)
             _options("/v1/workflows"),
             _options("/v1/executions"),
+            _options("/v1/pauses/{workflow:str}"),
             create_workflow,
             list_workflows,
             get_workflow,
@@ -399,6 +512,11 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             list_executions,
             get_execution,
             cancel_execution,
+            retry_execution,
+            cancel_many,
+            list_pauses,
+            pause_workflow,
+            unpause_workflow,
             all_events,
             execution_events,
             list_handlers,

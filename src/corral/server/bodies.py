@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -16,13 +16,19 @@ from corral.storage.base import DefinitionRecord
 
 __all__ = [
     "Accepted",
+    "BulkResult",
     "Definition",
     "ExecutionPage",
     "ExecutionView",
     "FieldProblem",
     "HandlerInfo",
     "Health",
+    "PauseChange",
+    "Pauses",
     "Problem",
+    "RetryPlanView",
+    "RetryRequest",
+    "Selection",
     "StepView",
     "Submission",
     "WorkflowSummary",
@@ -44,6 +50,68 @@ class Submission(msgspec.Struct, forbid_unknown_fields=True):
     inputs: dict[str, Any] = msgspec.field(default_factory=dict)
     key: str | None = None
     priority: int = 0
+
+
+class RetryRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/executions/{id}/retry``: run a finished execution again,
+    reusing what need not run again. ``from``: steps to run again even if
+    they succeeded; ``inputs``: new values for some inputs; ``workflow``
+    (``name@version``) or ``spec``: a new definition of the same workflow;
+    ``rerun_changed``: run again the steps whose handler, handler version or
+    params changed instead of refusing (409); ``dry_run``: only say what it
+    would do."""
+
+    from_steps: list[str] = msgspec.field(default_factory=list, name="from")
+    inputs: dict[str, Any] | None = None
+    workflow: str | None = None
+    spec: dict[str, Any] | None = None
+    rerun_changed: bool = False
+    priority: int | None = None
+    dry_run: bool = False
+
+
+class RetryPlanView(msgspec.Struct, omit_defaults=True):
+    """What a retry runs again (step -> why) and reuses; with ``id``, the
+    new execution (absent for a dry run)."""
+
+    retry_of: str
+    rerun: dict[str, str]
+    reused: list[str]
+    id: str | None = None
+    status: str | None = None
+    links: dict[str, str] | None = None
+
+
+class Selection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The top-level executions a bulk operation acts on: of a workflow,
+    with one of ``status``, created in the last ``since`` seconds."""
+
+    workflow: str | None = None
+    status: list[str] = msgspec.field(default_factory=list)
+    since: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    dry_run: bool = False
+
+
+class BulkResult(msgspec.Struct):
+    """The executions a bulk operation touched (``matched``: selected)."""
+
+    matched: int
+    touched: list[str]
+    dry_run: bool = False
+
+
+class Pauses(msgspec.Struct):
+    """The paused workflows (``*``: all) and when each was paused."""
+
+    paused: dict[str, float]
+
+
+class PauseChange(msgspec.Struct):
+    """A pause set or lifted; ``changed``: false if it already was so."""
+
+    workflow: str
+    paused: bool
+    changed: bool
 
 
 class Accepted(msgspec.Struct):
@@ -137,11 +205,18 @@ class Problem(msgspec.Struct, omit_defaults=True):
     path: str | None = None
     kind: str | None = None
     errors: list[FieldProblem] | None = None
+    steps: dict[str, str] | None = None
+    """A refused retry (409): the steps that changed since they ran, and how."""
 
 
 def links(execution_id: str) -> dict[str, str]:
     base = f"/v1/executions/{execution_id}"
-    return {"self": base, "cancel": f"{base}/cancel", "events": f"{base}/events"}
+    return {
+        "self": base,
+        "cancel": f"{base}/cancel",
+        "retry": f"{base}/retry",
+        "events": f"{base}/events",
+    }
 
 
 def _seconds(started: float | None, finished: float | None) -> float | None:

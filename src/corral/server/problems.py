@@ -18,6 +18,7 @@ from corral.errors import (
     ExecutionNotFound,
     InputError,
     Overloaded,
+    RetryRefused,
     SpecError,
     UsageError,
 )
@@ -84,6 +85,8 @@ def _corral(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[st
         status = 409 if "already stored" in exc.message else 422
         kind = "inputs" if isinstance(exc, InputError) else "spec"
         return problem(status, exc.message, path=exc.path, kind=kind)
+    if isinstance(exc, RetryRefused):
+        return problem(409, str(exc), steps=exc.steps)
     if isinstance(exc, UsageError):
         return problem(400, str(exc))
     return problem(400, str(exc)) if isinstance(exc, CorralError) else _internal(request, exc)

@@ -118,13 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "goes to stderr",
     )
     run.add_argument("--json", action="store_true", help="the same as --output record")
-    run.add_argument(
-        "--lease",
-        default="30s",
-        metavar="DURATION",
-        help="if this process dies, how soon its execution may be resumed elsewhere "
-        "(`corral resume`); renewed every third of it (default: 30s)",
-    )
+    _lease_option(run)
     _init_option(run)
     _progress_option(run)
     _store_option(run)
@@ -486,6 +480,7 @@ def _parser() -> argparse.ArgumentParser:
         help="what goes to stdout for one retry: its result as JSON (default), its record, "
         "or nothing",
     )
+    _lease_option(rty)
     _progress_option(rty)
     _store_option(rty)
 
@@ -1207,9 +1202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input, plan)
     plan.bind_inputs(inputs)  # report input errors before starting anything
     output = "record" if args.json else args.output
-    lease = parse_duration(args.lease, "--lease")
-    if lease < 0.1:
-        raise UsageError(f"--lease {args.lease!r}: at least 0.1 s")
+    lease = _lease(args)
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     store = open_store(args.store or default_store_url(), init=args.init)
     record: ExecutionRecord = trio.run(
@@ -1650,6 +1643,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     async def submit() -> ExecutionRecord | str:
         async with corral.open_engine(store, run_here=False) as client:
             handle = await client.submit(plan, inputs, key=args.key, priority=priority)
+            paused = await client.paused()
+            if plan.name in paused or PAUSED_ALL in paused:
+                print(
+                    f"corral: workflow {plan.name!r} is paused: no worker starts it until "
+                    "`corral unpause`",
+                    file=sys.stderr,
+                )
             if not args.wait:
                 return handle.id
             print(f"submitted {handle.id}; waiting for a worker", file=sys.stderr)
@@ -1753,6 +1753,12 @@ async def _run(
     ) as engine:
         if say_orphans:
             await _say_orphans(engine)
+        if engine.is_paused(plan.name):
+            print(
+                f"corral: workflow {plan.name!r} is paused: this execution waits, queued, "
+                "until `corral unpause` (Ctrl-C leaves it queued for the next engine)",
+                file=sys.stderr,
+            )
         if not show:
             handle = await engine.submit(plan, inputs)
             return await end(handle)
@@ -1996,6 +2002,23 @@ def _grace_option(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM, how long running work may take to finish before it is released "
         "(default: 30s)",
     )
+
+
+def _lease_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lease",
+        default="30s",
+        metavar="DURATION",
+        help="if this process dies, how soon its execution may be resumed elsewhere "
+        "(`corral resume`); renewed every third of it (default: 30s)",
+    )
+
+
+def _lease(args: argparse.Namespace) -> float:
+    lease = parse_duration(args.lease, "--lease")
+    if lease < 0.1:
+        raise UsageError(f"--lease {args.lease!r}: at least 0.1 s")
+    return lease
 
 
 def _selection_options(parser: argparse.ArgumentParser, status: str) -> None:
@@ -2567,12 +2590,13 @@ def _say_retry(preview: corral.RetryPreview, file: Any) -> None:
 def _cmd_retry(args: argparse.Namespace) -> int:
     bulk = _bulk(args, "retry")
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    lease = _lease(args)
     if bulk:
         return _retry_many(args)
     store = open_store(args.store or default_store_url())
 
     async def main() -> ExecutionRecord | None:
-        async with corral.open_engine(store, adopt=False) as engine:
+        async with corral.open_engine(store, adopt=False, lease=lease) as engine:
             execution_id = await _execution_id(engine.store, args.id)
             preview = await _retry_preview(engine, execution_id, args)
             _say_retry(preview, sys.stdout if args.dry_run else sys.stderr)
@@ -2654,7 +2678,7 @@ def _retry_many(args: argparse.Namespace) -> int:
 
     async def run_all() -> list[ExecutionRecord]:
         done: list[ExecutionRecord] = []
-        async with corral.open_engine(open_store(url), adopt=False) as engine:
+        async with corral.open_engine(open_store(url), adopt=False, lease=_lease(args)) as engine:
             handles = [await engine.submit_retry(p) for p in previews]
 
             async def one(handle: corral.ExecutionHandle) -> None:

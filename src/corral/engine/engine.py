@@ -995,6 +995,11 @@ class Engine:
         await self._refresh_paused()
         return done
 
+    def is_paused(self, workflow: str) -> bool:
+        """Whether new executions of ``workflow`` are held (by its pause or a
+        pause of every workflow), as this engine last read the store."""
+        return self._held_name(workflow)
+
     async def paused(self) -> dict[str, float]:
         """The paused workflows (``"*"``: all) and when each was paused."""
         self._paused = await self.store.paused()

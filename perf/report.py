@@ -344,6 +344,7 @@ def evaluate_targets(
             )
         )
     targets += _window_targets(results)
+    targets += _bulk_targets(results)
     targets += _serve_targets(results)
     targets += _postgres_targets(results, ratios, get)
     targets += _analysis_targets(results)
@@ -422,6 +423,38 @@ def _window_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
                 f"worst window {window:,.0f} ms over {len(res.runs)} kills",
             )
         )
+    return out
+
+
+BULK_TARGET_MS = 2000.0
+
+
+def _bulk_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """Issue 18: 10,000 running executions on SQLite cancelled in under 2 s,
+    every one recorded ``cancelled`` (the engine that runs them, and
+    ``corral cancel`` from another process)."""
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.case.kind != "bulk" or not res.runs:
+            continue
+        med = res.median()
+        n = int(res.runs[0]["n"])
+        for key, how in (
+            ("engine_cancel_ms", "engine.cancel_many, in the engine running them"),
+            ("cli_cancel_ms", "`corral cancel --workflow W` from another process"),
+        ):
+            value = med.get(key)
+            out.append(
+                _target(
+                    "issue 18",
+                    f"bulk cancel of {n:,} running executions (sqlite): {how}",
+                    f"< {BULK_TARGET_MS:,.0f} ms",
+                    value,
+                    "ms",
+                    None if value is None else value < BULK_TARGET_MS,
+                    "until every one is recorded cancelled",
+                )
+            )
     return out
 
 

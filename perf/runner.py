@@ -190,6 +190,8 @@ def build_cases(
         )
     seconds = 1.0 if scale.n == FULL_N else 0.3
     cases.append(Case("submit-window", "window", "corral-sqlite", None, {"seconds": seconds}))
+    bulk = 10_000 if scale.n == FULL_N else 500
+    cases.append(Case("bulk-cancel", "bulk", "corral-sqlite", None, {"n": bulk}))
     if restructure:
         moves = 100 if scale.analysis_modules >= 1000 else 10
         cases.append(
@@ -294,6 +296,10 @@ def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
         from perf.vibe import run_vibe_repeat
 
         return run_vibe_repeat(case.params["real"], timeout)
+    if case.kind == "bulk":
+        from perf.bulk import run_bulk_repeat
+
+        return run_bulk_repeat(case.params["n"], timeout)
     if case.kind == "window":
         from perf.window import run_window_repeat
 
@@ -370,6 +376,7 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "inflight": ("inflight_rss_mb", "MB"),
         "cancel": ("cancel_ms", "ms"),
         "window": ("window_ms", "ms window"),
+        "bulk": ("engine_cancel_ms", "ms to cancel all"),
         "workers": ("workflows_per_s", "wf/s"),
         "xcancel": ("cancel_p50_ms", "ms p50"),
         "restructure": ("apply_s", "s apply"),

@@ -2529,17 +2529,21 @@ def _cancel_many(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     ids = [r.id for r in found]
 
+    async def any_left(store: Store) -> bool:  # (one row per status: cheap)
+        for status in unfinished:
+            if await store.list_executions(
+                status=status, workflow=args.workflow, since=since, top_level=True, limit=1
+            ):
+                return True
+        return False
+
     async def act(store: Store) -> tuple[int, int]:
         changed = set(await store.request_cancel_many(ids, time.time()))
-        left = changed
         with trio.move_on_after(_CANCEL_WAIT):
-            while left:
+            while changed and await any_left(store):
                 await trio.sleep(0.05)
-                running = await select(
-                    store, status=unfinished, workflow=args.workflow, since=since
-                )
-                left = changed & {r.id for r in running}
-        return len(changed), len(left)
+        running = await select(store, status=unfinished, workflow=args.workflow, since=since)
+        return len(changed), len(changed & {r.id for r in running})
 
     changed, left = _with_store(args.store, act)
     print(f"cancelled {changed - left} execution{'s' if changed - left != 1 else ''}{what}")

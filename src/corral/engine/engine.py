@@ -1206,8 +1206,9 @@ class Engine:
             if run is not None:
                 run.cancel(CANCELLED)
                 runs.append(run)
-        for run in runs:
-            await run.done.wait()
+        for run in runs:  # (only a run not done yet is waited for: no round per run)
+            if not run.done.is_set():
+                await run.done.wait()
         asked = await self.store.request_cancel_many(elsewhere, self.clock()) if elsewhere else []
         return sorted([*(c.run.record.id for c in queued), *(r.record.id for r in runs), *asked])
 

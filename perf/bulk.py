@@ -1,0 +1,116 @@
+"""Bulk cancel (issue 18): 10,000 running executions on SQLite cancelled at
+once, every one recorded ``cancelled``; target under 2 s.
+
+Two ways, in one fresh process per repeat (``python -m perf.bulk N DIR``):
+
+- *engine*: the engine that runs them selects them (``engine.select``) and
+  cancels them (``engine.cancel_many``); timed from the selection to the
+  last cancelled record committed.
+- *cli*: ``corral cancel --workflow W --status running --yes`` from another
+  process while the engine runs them: timed from starting the command to
+  the engine's store showing every one ``cancelled`` (the command's own
+  process start-up included).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+RESULT_PREFIX = "PERF-RESULT "
+
+
+async def _running(engine: Any, workflow: str, n: int, timeout: float) -> None:
+    from corral.status import RUNNING
+
+    with trio.fail_after(timeout):
+        while len(await engine.select(status=RUNNING, workflow=workflow)) < n:
+            await trio.sleep(0.2)
+
+
+async def _measure(n: int, tmp: Path, timeout: float) -> dict[str, Any]:
+    import corral
+    from corral.status import CANCELLED, RUNNING
+
+    url = f"sqlite:///{tmp / 'bulk.db'}"
+    limits = corral.Limits(max_running_workflows=2 * n + 100, max_queued=2 * n + 100)
+
+    def spec(name: str) -> corral.WorkflowSpec:
+        step = corral.StepSpec(id="nap", handler="core.sleep", params={"seconds": 3600})
+        return corral.WorkflowSpec(name=name, steps=[step])
+
+    figures: dict[str, Any] = {"n": n}
+    async with corral.open_engine(url, limits=limits, entry_points=False) as engine:
+        for _ in range(n):
+            await engine.submit(spec("bulk-engine"))
+        await _running(engine, "bulk-engine", n, timeout)
+        t0 = time.perf_counter()
+        found = await engine.select(status=RUNNING, workflow="bulk-engine")
+        t1 = time.perf_counter()
+        touched = await engine.cancel_many([r.id for r in found])
+        t2 = time.perf_counter()
+        done = await engine.select(status=CANCELLED, workflow="bulk-engine")
+        if len(touched) != n or len(done) != n:
+            raise RuntimeError(f"engine: {len(touched)} touched, {len(done)} cancelled of {n}")
+        figures["engine_select_ms"] = (t1 - t0) * 1000
+        figures["engine_cancel_ms"] = (t2 - t0) * 1000
+
+        for _ in range(n):
+            await engine.submit(spec("bulk-cli"))
+        await _running(engine, "bulk-cli", n, timeout)
+        cmd = [
+            sys.executable, "-m", "corral", "cancel", "--workflow", "bulk-cli", "--status",
+            "running", "--yes", "--store", url,
+        ]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL)
+        with trio.fail_after(timeout):  # (a cheap look: is any still running?)
+            while await engine.store.list_executions(
+                status=RUNNING, workflow="bulk-cli", limit=1
+            ):
+                await trio.sleep(0.01)
+        t1 = time.perf_counter()
+        code = await proc.wait()
+        t2 = time.perf_counter()
+        if code != 0:
+            raise RuntimeError(f"corral cancel exited {code}")
+        done = await engine.select(status=CANCELLED, workflow="bulk-cli")
+        if len(done) != n:
+            raise RuntimeError(f"cli: {len(done)} cancelled of {n}")
+        figures["cli_cancel_ms"] = (t1 - t0) * 1000
+        figures["cli_exit_ms"] = (t2 - t0) * 1000
+    return figures
+
+
+def run_bulk_repeat(n: int, timeout: float) -> dict[str, Any]:
+    """One repeat in a fresh process (its own store in a temp dir)."""
+    with tempfile.TemporaryDirectory(prefix="corral-perf-bulk-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "perf.bulk", str(n), tmp, str(timeout)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+
+
+def main(argv: list[str]) -> int:
+    n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
+    figures = trio.run(_measure, n, tmp, timeout)
+    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -2540,7 +2540,9 @@ def _cancel_many(args: argparse.Namespace) -> int:
     async def act(store: Store) -> tuple[int, int]:
         changed = set(await store.request_cancel_many(ids, time.time()))
         with trio.move_on_after(_CANCEL_WAIT):
-            while changed and await any_left(store):
+            while changed:
+                if not await any_left(store):
+                    break
                 await trio.sleep(0.05)
         running = await select(store, status=unfinished, workflow=args.workflow, since=since)
         return len(changed), len(changed & {r.id for r in running})

@@ -266,3 +266,23 @@ async def test_pausing_everything_holds_what_workers_would_claim(tmp_path: Path)
             assert plugin.calls == {}
             await c.unpause()
             await wait_status(worker, queued.id, SUCCEEDED)
+
+
+async def test_retry_and_pause_on_postgresql(postgres_url: str) -> None:
+    plugin = Counting()
+    async with corral.open_engine(postgres_url, plugins=[plugin], entry_points=False) as engine:
+        original = await failed_at_s4(engine, plugin)
+    # Another engine (as another process would): everything comes from the store.
+    async with corral.open_engine(postgres_url, plugins=[plugin], entry_points=False) as engine:
+        retried = await (await engine.retry(original.id)).wait()
+        assert retried.status == SUCCEEDED
+        assert calls(plugin) == {"s1": 1, "s2": 1, "s3": 1, "s4": 2, "s5": 1, "s6": 1}
+        stored = await engine.get(retried.id)
+        assert stored.retry_of == original.id
+        assert {s.step_id for s in stored.steps if s.reused_from} == {"s1", "s2", "s3", "s6"}
+        await engine.pause("quick")
+        held = await engine.submit(wf(QUICK))
+        await trio.sleep(0.3)
+        assert (await engine.get(held.id)).status == PENDING
+        await engine.unpause("quick")
+        assert (await held.wait()).status == SUCCEEDED

@@ -162,9 +162,9 @@ def test_bulk_cancel_and_pause(tmp_path: Path) -> None:
             ],
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(tmp_path / f"run{i}.err").open("w"),
         )
-        for _ in range(3)
+        for i in range(3)
     ]
     try:
         deadline = time.monotonic() + 60
@@ -179,7 +179,8 @@ def test_bulk_cancel_and_pause(tmp_path: Path) -> None:
                         ).fetchone()[0]
                     except sqlite3.OperationalError:
                         running = 0
-        assert running == 3
+        errs = [(tmp_path / f"run{i}.err").read_text() for i in range(3)]
+        assert running == 3, errs
         dry = corral("cancel", "--workflow", "slow", "--dry-run", cwd=tmp_path)
         assert "would cancel 3 executions of workflow 'slow' (pending, running)" in dry.stdout
         done = corral("cancel", "--workflow", "slow", "--status", "running", cwd=tmp_path)

@@ -471,7 +471,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run again the steps whose handler, handler version or params changed since "
         "they ran (without it, such a retry is refused and the steps are named)",
     )
-    _selection_options(rty, "failed")
+    _selection_options(rty, FAILED)
     _guard_options(rty, "a bulk retry runs many executions again")
     rty.add_argument(
         "--output",
@@ -2518,7 +2518,7 @@ def _cancel_many(args: argparse.Namespace) -> int:
     n = len(found)
     plural = "s" if n != 1 else ""
     if args.dry_run or n == 0:
-        verb = "would cancel" if args.dry_run else "cancelled"
+        verb = "would cancel" if args.dry_run else CANCELLED  # (the word)
         listed = f": {_listed(found)}" if n else ""
         print(
             f"{verb} {n} execution{plural}{what}{listed}" + (" (dry run)" if args.dry_run else "")

@@ -435,3 +435,42 @@ async def test_a_store_opened_without_auto_migrate_checks_the_version(tmp_path: 
     store = SQLiteStore(f"sqlite:///{db}", db, auto_migrate=False)
     with pytest.raises(corral.StoreError, match="corral migrate"):
         await store.open()
+
+
+def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Three `corral run` started together on a new file: each reads "nothing
+    # applied", one creates the schema, the others must not then fail on its
+    # tables (found by CI: one of three runs exited with "already exists").
+    import sqlite3
+    import threading
+
+    from corral.storage import migrate as migrations
+
+    db = tmp_path / "new.db"
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_and_migrate() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            start.wait()
+            migrations.migrate(conn)
+        except BaseException as exc:  # collected: asserted below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    for _ in range(5):
+        for f in tmp_path.glob("new.db*"):
+            f.unlink()
+        start.reset()
+        threads = [threading.Thread(target=open_and_migrate) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        conn = sqlite3.connect(db)
+        assert migrations.current_version(conn) == len(migrations.migrations())
+        conn.close()

@@ -142,7 +142,7 @@ def choose_reruns(
 
 
 _DID = {
-    FAILED: "failed",
+    FAILED: FAILED,  # ("it failed": the status is the word)
     TIMED_OUT: "timed out",
     CANCELLED: "was cancelled",
     SKIPPED: "was skipped",

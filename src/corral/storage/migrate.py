@@ -147,9 +147,31 @@ def plan(
     return steps
 
 
+#: What SQLite says when a migration's work was done meanwhile by another
+#: process that opened the same new (or old) database at the same moment.
+_RACED = ("already exists", "duplicate column name", "no such column", "no such table")
+
+
 def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sqlite") -> list[str]:
     """Bring the schema to version ``to`` (default: the newest); return what was
-    done, one line per migration applied or rolled back."""
+    done, one line per migration applied or rolled back.
+
+    Several processes may open a new database at once (three ``corral run``
+    started together): each reads "nothing applied", one migrates, and the
+    others' scripts then fail on tables that exist now. Each migration runs
+    in a transaction of its own, so such a failure changed nothing: the
+    schema is read again and what is left (usually nothing) is done.
+    """
+    for attempt in range(5):
+        try:
+            return _migrate_once(conn, to, backend)
+        except sqlite3.OperationalError as exc:
+            if attempt == 4 or not any(words in str(exc) for words in _RACED):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _migrate_once(conn: sqlite3.Connection, to: int | None, backend: str) -> list[str]:
     known = migrations(backend)
     latest = len(known)
     applied = _applied(conn)

@@ -286,3 +286,47 @@ async def test_retry_and_pause_on_postgresql(postgres_url: str) -> None:
         assert (await engine.get(held.id)).status == PENDING
         await engine.unpause("quick")
         assert (await held.wait()).status == SUCCEEDED
+
+
+# ---------------------------------------------------------------- many at once
+
+SLOW = {"name": "slow", "steps": [
+    {"id": "first", "handler": "core.echo", "params": {"value": 1}},
+    {"id": "nap", "handler": "core.sleep", "needs": ["first"], "params": {"seconds": 60}},
+    {"id": "after", "handler": "core.echo", "needs": ["nap"], "params": {"value": 2}},
+]}
+
+
+async def test_cancel_many_stops_them_together_and_records_each(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    async with corral.open_engine(url, entry_points=False) as engine:
+        with engine.subscribe() as events:
+            handles = [await engine.submit(wf(SLOW)) for _ in range(5)]
+            for h in handles:
+                await wait_status(engine, h.id, "running")
+            with trio.fail_after(20):
+                while True:  # every one asleep in its second step
+                    records = [await engine.get(h.id) for h in handles]
+                    if all(r.step("nap").status == "running" for r in records):
+                        break
+                    await trio.sleep(0.02)
+            found = await engine.select(status="running", workflow="slow")
+            assert sorted(r.id for r in found) == sorted(h.id for h in handles)
+            touched = await engine.cancel_many([r.id for r in found] + ["unknown"])
+            assert touched == sorted(h.id for h in handles)
+            for h in handles:
+                record = await h.wait()
+                assert record.status == CANCELLED
+                assert [s.status for s in record.steps] == [SUCCEEDED, CANCELLED, CANCELLED]
+                assert record.error is not None and record.error.type == "WorkflowCancelled"
+                with pytest.raises(corral.WorkflowCancelled):
+                    await h.result()
+            finished = []
+            with trio.move_on_after(1):
+                async for event in events:
+                    if event.__class__.__name__ == "WorkflowFinished":
+                        finished.append(event.execution_id)
+                    if len(finished) == 5:
+                        break
+            assert sorted(finished) == sorted(h.id for h in handles)
+        assert await engine.cancel_many([h.id for h in handles]) == []  # finished: left alone

@@ -97,6 +97,9 @@ definition (``"name"`` or ``"name@version"``), or a ``corral.Workflow``."""
 #: bijection, so distinct counters give distinct ids), then the engine's part.
 _ID_MULTIPLIER = 0x9E3779B97F4B
 _ID_MASK = (1 << 48) - 1
+#: From how many running executions cancelled together they are recorded in
+#: one transaction (Engine._stop_many) rather than each by its own writes.
+_BULK_STOP = 2
 
 
 class _Completion:
@@ -1184,33 +1187,74 @@ class Engine:
         stopped here (all together), the others asked of their engines in
         one transaction (or cancelled at once if no live engine holds them).
         Returns the ids that were unfinished (finished ones are left alone)."""
-        here: builtins.list[str] = []
+        elsewhere = [i for i in execution_ids if not self._here(i)]
+        touched = await self._cancel_here(
+            [i for i in execution_ids if self._here(i)], CANCELLED, "cancelled before it started"
+        )
+        for run in touched[1]:  # (only a run not done yet is waited for: no round per run)
+            if not run.done.is_set():
+                await run.done.wait()
+        asked = await self.store.request_cancel_many(elsewhere, self.clock()) if elsewhere else []
+        return sorted([*touched[0], *asked])
+
+    def _here(self, execution_id: str) -> bool:
+        return execution_id in self._active or execution_id in self._services.runs
+
+    async def _cancel_here(
+        self, execution_ids: Sequence[str], reason: str, unstarted: str
+    ) -> tuple[builtins.list[str], builtins.list[WorkflowRun]]:
+        """Cancel executions queued or running in this engine, many at once:
+        the queued ones recorded ``cancelled`` in bulk, the running ones
+        stopped together (:meth:`_stop_many`). Returns the ids it touched and
+        the runs it stopped (not waited for)."""
         queued: builtins.list[_Completion] = []
-        elsewhere: builtins.list[str] = []
+        runs: builtins.list[WorkflowRun] = []
         for execution_id in execution_ids:
             ticket = self._withdraw(execution_id)
             if ticket is not None:
                 queued.append(ticket.payload)
-            elif execution_id in self._services.runs or execution_id in self._active:
-                here.append(execution_id)
-            else:
-                elsewhere.append(execution_id)
-        if queued:
-            await self._finalize_unstarted_many(queued, "cancelled before it started")
-        runs = []
-        for execution_id in here:
+                continue
             run = self._services.runs.get(execution_id)
             if run is None:
                 completion = self._active.get(execution_id)
                 run = completion.run if completion is not None else None
-            if run is not None:
-                run.cancel(CANCELLED)
+            if run is not None and not run.done.is_set():
                 runs.append(run)
-        for run in runs:  # (only a run not done yet is waited for: no round per run)
-            if not run.done.is_set():
-                await run.done.wait()
-        asked = await self.store.request_cancel_many(elsewhere, self.clock()) if elsewhere else []
-        return sorted([*(c.run.record.id for c in queued), *(r.record.id for r in runs), *asked])
+        if queued:
+            await self._finalize_unstarted_many(queued, unstarted)
+        await self._stop_many(runs, reason)
+        return [c.run.record.id for c in queued] + [r.record.id for r in runs], runs
+
+    async def _stop_many(self, runs: Sequence[WorkflowRun], reason: str) -> None:
+        """Cancel running executions of this engine. One is cancelled as
+        always (its own writes); many are recorded ``cancelled`` in one
+        transaction (their unfinished steps too) and then stopped writing
+        nothing more: 10,000 at once take one statement per few hundred
+        instead of two writes each. Should that transaction fail, each is
+        cancelled the usual way."""
+        if len(runs) < _BULK_STOP:
+            for run in runs:
+                run.cancel(reason)
+            return
+        quiet = [run for run in runs if not run.abandoned]
+        for run in quiet:  # from now on they write nothing: the bulk write is theirs
+            run.abandoned = True
+        try:
+            with trio.CancelScope(shield=True):
+                await self.store.cancel_unstarted(
+                    [run.record.id for run in quiet],
+                    self.owner,
+                    ErrorInfo("WorkflowCancelled", reason),
+                    self.clock(),
+                )
+        except StoreError as exc:
+            log.warning(
+                "cancelling %d executions at once failed (one by one now): %s", len(quiet), exc
+            )
+            for run in quiet:
+                run.abandoned = False
+        for run in runs:
+            run.cancel(reason)
 
     def _background(self) -> trio.CancelScope:
         """The scope of a background loop that uses the store: cancelled
@@ -1234,8 +1278,9 @@ class Engine:
             try:
                 round_started = trio.current_time()
                 t = self.clock()
-                for execution_id in await self.store.renew_leases(self.owner, t + self.lease):
-                    await self._cancel_requested(execution_id)
+                await self._cancel_requested_many(
+                    await self.store.renew_leases(self.owner, t + self.lease)
+                )
                 # Ours in memory (running or queued) but not in the store any more:
                 # another engine took them over while this one was stalled.
                 mine = list(self._active)
@@ -1250,13 +1295,15 @@ class Engine:
             except StoreError as exc:  # e.g. locked for too long: try again next round
                 log.warning("lease renewal failed: %s", exc)
 
-    async def _cancel_requested(self, execution_id: str) -> None:
-        """Someone (another process) asked to cancel an execution this engine holds."""
-        ticket = self._withdraw(execution_id)
-        if ticket is not None:
-            await self._finalize_unstarted(ticket.payload, "cancelled on request")
-        elif (run := self._services.runs.get(execution_id)) is not None:
-            run.cancel("cancelled on request")
+    async def _cancel_requested_many(self, execution_ids: Sequence[str]) -> None:
+        """Someone (another process) asked to cancel executions this engine
+        holds (``corral cancel``, one or thousands at once)."""
+        if execution_ids:
+            await self._cancel_here(
+                [i for i in execution_ids if self._here(i)],
+                "cancelled on request",
+                "cancelled on request",
+            )
 
     async def _watch(self, poll: float) -> None:
         """React within milliseconds to other processes: a cancel request for
@@ -1278,8 +1325,7 @@ class Engine:
             try:
                 await self._refresh_paused()
                 if self._active:
-                    for execution_id in await self.store.cancel_requests(self.owner):
-                        await self._cancel_requested(execution_id)
+                    await self._cancel_requested_many(await self.store.cancel_requests(self.owner))
             except StoreError as exc:
                 log.warning("looking for cancel requests failed: %s", exc)
                 await trio.sleep(min(poll, 1.0))

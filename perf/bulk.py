@@ -7,9 +7,9 @@ Two ways, in one fresh process per repeat (``python -m perf.bulk N DIR``):
   cancels them (``engine.cancel_many``); timed from the selection to the
   last cancelled record committed.
 - *cli*: ``corral cancel --workflow W --status running --yes`` from another
-  process while the engine runs them: timed from starting the command to
-  the engine's store showing every one ``cancelled`` (the command's own
-  process start-up included).
+  process while the engine runs them: the command's whole run, start-up
+  included; it ends once it has seen every one recorded ``cancelled`` in
+  the store (and says so: checked).
 """
 
 from __future__ import annotations
@@ -71,26 +71,22 @@ async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
             sys.executable, "-m", "corral", "cancel", "--workflow", "bulk-cli", "--status",
             "running", "--yes", "--store", url,
         ]  # fmt: skip
-        t0 = time.perf_counter()
-        proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL)
-        with trio.fail_after(limit):  # (a cheap look: is any still running?)
-            while True:
-                if not await engine.store.list_executions(
-                    status=RUNNING, workflow="bulk-cli", limit=1
-                ):
-                    break
-                await trio.sleep(0.01)
-        t1 = time.perf_counter()
-        code = await proc.wait()
-        t2 = time.perf_counter()
-        if code != 0:
-            raise RuntimeError(f"corral cancel exited {code}")
-        done = await engine.select(status=CANCELLED, workflow="bulk-cli")
-        if len(done) != n:
-            raise RuntimeError(f"cli: {len(done)} cancelled of {n}")
+
+        def run_cli() -> tuple[float, subprocess.CompletedProcess[str]]:
+            # (timed in a thread of its own: the engine's loop is busy
+            # stopping 10,000 runs meanwhile and would delay the reading)
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+            return time.perf_counter() - t0, done
+
+        took, proc = await trio.to_thread.run_sync(run_cli)
+        if proc.returncode != 0 or f"cancelled {n} executions" not in proc.stdout:
+            raise RuntimeError(f"corral cancel: {proc.returncode} {proc.stdout} {proc.stderr}")
+        cancelled = await engine.select(status=CANCELLED, workflow="bulk-cli")
+        if len(cancelled) != n:
+            raise RuntimeError(f"cli: {len(cancelled)} cancelled of {n}")
         figures["checked"] = 2 * n  # every one of both rounds seen cancelled
-        figures["cli_cancel_ms"] = (t1 - t0) * 1000
-        figures["cli_exit_ms"] = (t2 - t0) * 1000
+        figures["cli_cancel_ms"] = took * 1000
     return figures
 
 

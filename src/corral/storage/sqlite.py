@@ -885,8 +885,13 @@ def _cancel(
             f"WHERE execution_id IN ({marks}) AND status IN {sql.UNFINISHED_LIST}",
             (now, *changed),
         )
-        for execution_id in changed:
-            _cancel_descendants(conn, execution_id, now)
+        # Children of any of them? (one look by the parent index; usually none,
+        # and then no recursive query per execution)
+        if conn.execute(
+            f"SELECT 1 FROM workflow_executions WHERE parent_id IN ({marks}) LIMIT 1", changed
+        ).fetchone():
+            for execution_id in changed:
+                _cancel_descendants(conn, execution_id, now)
     return changed
 
 

@@ -47,4 +47,4 @@ async def test_the_live_server_keeps_its_openapi_document(url: str, tmp_path: Pa
         )
     out = done.stdout.decode(errors="replace")
     assert done.returncode == 0, out[-6000:] + done.stderr.decode(errors="replace")[-2000:]
-    assert "Tested: 17" in out  # every operation but the two streams
+    assert "Tested: 18" in out  # every operation but the two streams

@@ -103,3 +103,36 @@ async def test_bulk_cancel_and_pauses_over_http(url: str) -> None:
         assert bad.status_code == 400 and "unknown status" in bad.json()["detail"]
         allowed = (await client.options(f"{url}/v1/pauses/x")).headers["allow"]
         assert {"DELETE", "PUT"} <= set(allowed.replace(" ", "").split(","))
+
+
+async def test_bulk_retry_over_http(url: str, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    async with httpx.AsyncClient() as client:
+        ids = []
+        for _ in range(2):
+            r = await client.post(f"{url}/v1/executions", json={"spec": gate(ready)})
+            ids.append(r.json()["id"])
+        for execution in ids:
+            assert (await _finished(client, url, execution))["status"] == "failed"
+        dry = await client.post(f"{url}/v1/bulk/retry", json={"workflow": "gated", "dry_run": True})
+        assert dry.status_code == 200
+        assert dry.json() == {
+            "matched": 2,
+            "retries": dict.fromkeys(ids),
+            "skipped": {},
+            "dry_run": True,
+        }
+        ready.write_text("")
+        done = (await client.post(f"{url}/v1/bulk/retry", json={"workflow": "gated"})).json()
+        assert sorted(done["retries"]) == sorted(ids)
+        for retry in done["retries"].values():
+            assert (await _finished(client, url, retry))["status"] == "succeeded"
+        # retried already: left out
+        again = (await client.post(f"{url}/v1/bulk/retry", json={"workflow": "gated"})).json()
+        assert again["matched"] == 0 or again["retries"] == {}
+        bad = await client.post(
+            f"{url}/v1/bulk/retry", json={"status": ["succeeded"], "from": ["nope"]}
+        )
+        skipped = bad.json()["skipped"]
+        assert bad.status_code == 200 and sorted(skipped) == sorted(done["retries"].values())
+        assert all("no such step" in why for why in skipped.values())

@@ -44,6 +44,8 @@ from corral.server.auth import Guard, Tokens
 from corral.server.bodies import (
     Accepted,
     BulkResult,
+    BulkRetried,
+    BulkRetry,
     Definition,
     ExecutionPage,
     ExecutionView,
@@ -339,7 +341,7 @@ async def retry_execution(
     return Response(view, status_code=202)
 
 
-def _selected_statuses(data: Selection, default: list[str]) -> list[str]:
+def _selected_statuses(data: Selection | BulkRetry, default: list[str]) -> list[str]:
     return list(data.status) or default
 
 
@@ -364,6 +366,50 @@ async def cancel_many(data: JSONBody[Selection], state: State) -> BulkResult:
     if data.dry_run:
         return BulkResult(len(ids), ids, dry_run=True)
     return BulkResult(len(ids), await engine.cancel_many(ids))
+
+
+@post(
+    "/v1/bulk/retry",
+    status_code=200,
+    guards=[Guard("run")],
+    responses=documented(400, 401, 403, 413, 503),
+)
+async def retry_many(data: JSONBody[BulkRetry], state: State) -> BulkRetried:
+    """Retry every top-level execution that matches (by default the failed
+    ones), each as ``POST /v1/executions/{id}/retry`` would; one retried
+    already is left out (its retry is the one to retry), one that cannot be
+    retried is listed in ``skipped`` with why."""
+    from corral.errors import CorralError
+    from corral.status import FAILED
+
+    engine = _engine(state)
+    found = await engine.select(
+        status=_selected_statuses(data, [FAILED]),
+        workflow=data.workflow,
+        since=None if data.since is None else engine.clock() - data.since,
+    )
+    previews, skipped = [], {}
+    for record in found:
+        if await engine.store.list_executions(retry_of=record.id, limit=1):
+            continue
+        try:
+            previews.append(
+                await engine.plan_retry(
+                    record.id,
+                    from_steps=data.from_steps,
+                    inputs=data.inputs,
+                    rerun_changed=data.rerun_changed,
+                )
+            )
+        except CorralError as exc:
+            skipped[record.id] = str(exc)
+    retries: dict[str, str | None] = {}
+    for preview in previews:
+        if data.dry_run:
+            retries[preview.original.id] = None
+        else:
+            retries[preview.original.id] = (await engine.submit_retry(preview)).id
+    return BulkRetried(len(found), retries, skipped, dry_run=data.dry_run)
 
 
 @get("/v1/pauses", guards=[Guard("read")], responses=documented(401, 403))
@@ -514,6 +560,7 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             cancel_execution,
             retry_execution,
             cancel_many,
+            retry_many,
             list_pauses,
             pause_workflow,
             unpause_workflow,

@@ -17,6 +17,8 @@ from corral.storage.base import DefinitionRecord
 __all__ = [
     "Accepted",
     "BulkResult",
+    "BulkRetried",
+    "BulkRetry",
     "Definition",
     "ExecutionPage",
     "ExecutionView",
@@ -89,6 +91,31 @@ class Selection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     workflow: str | None = None
     status: list[str] = msgspec.field(default_factory=list)
     since: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    dry_run: bool = False
+
+
+class BulkRetry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``POST /v1/bulk/retry``: retry every top-level execution that matches
+    (by default the failed ones; one retried already is left out: its retry
+    is the one to retry), each as ``POST /v1/executions/{id}/retry`` with
+    this body's other fields would."""
+
+    workflow: str | None = None
+    status: list[str] = msgspec.field(default_factory=list)
+    since: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    from_steps: list[str] = msgspec.field(default_factory=list, name="from")
+    inputs: dict[str, Any] | None = None
+    rerun_changed: bool = False
+    dry_run: bool = False
+
+
+class BulkRetried(msgspec.Struct):
+    """What a bulk retry did: ``retries`` maps each execution retried to its
+    retry (``null`` in a dry run); ``skipped``, each that could not be, to why."""
+
+    matched: int
+    retries: dict[str, str | None]
+    skipped: dict[str, str]
     dry_run: bool = False
 
 

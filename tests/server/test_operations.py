@@ -136,3 +136,20 @@ async def test_bulk_retry_over_http(url: str, tmp_path: Path) -> None:
         skipped = bad.json()["skipped"]
         assert bad.status_code == 200 and sorted(skipped) == sorted(done["retries"].values())
         assert all("no such step" in why for why in skipped.values())
+
+
+async def test_bodies_are_read_strictly(url: str) -> None:
+    # Litestar's own conversion is lax (for query strings): "5" for an int, 0 for a
+    # boolean. A JSON body must hold what the OpenAPI document says.
+    async with httpx.AsyncClient() as client:
+        for path, body, field in [
+            ("/v1/bulk/retry", {"dry_run": 0}, "$.dry_run"),
+            ("/v1/bulk/cancel", {"dry_run": "true"}, "$.dry_run"),
+            ("/v1/executions", {"workflow": "x", "priority": "5"}, "$.priority"),
+            ("/v1/executions/nope/retry", {"rerun_changed": 1}, "$.rerun_changed"),
+        ]:
+            r = await client.post(f"{url}{path}", json=body)
+            assert r.status_code == 400, (path, r.text)
+            problem = r.json()
+            assert problem["errors"][0]["path"] == field, problem
+            assert "Expected `" in problem["errors"][0]["message"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
@@ -30,7 +30,7 @@ from litestar import (
     route,
 )
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
@@ -82,6 +82,25 @@ _FORMATS = {
 
 def _engine(state: State) -> Any:
     return state.engine
+
+
+T = TypeVar("T")
+
+
+async def _strict(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """The JSON body decoded strictly. Litestar converts bodies in msgspec's
+    lax mode (made for query strings), which takes ``"5"`` for an integer
+    and ``0`` for a boolean; a JSON API should refuse them (400), as its
+    OpenAPI document says."""
+    try:
+        return msgspec.json.decode(await request.body(), type=kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, _, where = text.rpartition(" - at `")
+        key = where.rstrip("`").removeprefix("$").removeprefix(".") if message else ""
+        raise ValidationException(
+            detail=text, extra=[{"key": key, "message": message or text}]
+        ) from None
 
 
 @dataclass
@@ -184,8 +203,11 @@ async def get_workflow_version(
         **documented(400, 401, 403, 413, 422, 503),
     },
 )
-async def submit(data: JSONBody[Submission], state: State) -> Response[Accepted]:
+async def submit(
+    data: JSONBody[Submission], state: State, request: Request[Any, Any, Any]
+) -> Response[Accepted]:
     """Admit an execution (202), or return the one its idempotency key names (200)."""
+    data = await _strict(request, Submission)
     engine = _engine(state)
     if (data.workflow is None) == (data.spec is None):
         raise UsageError("give either `workflow` (a stored name) or `spec` (an inline spec)")
@@ -309,13 +331,17 @@ async def cancel_execution(execution_id: FromPath[str], state: State) -> Executi
     },
 )
 async def retry_execution(
-    execution_id: FromPath[str], data: JSONBody[RetryRequest], state: State
+    execution_id: FromPath[str],
+    data: JSONBody[RetryRequest],
+    state: State,
+    request: Request[Any, Any, Any],
 ) -> Response[RetryPlanView]:
     """Run a finished execution again as a new execution linked to it
     (``retry_of``): the steps that failed (or were cancelled, timed out,
     skipped) run again with everything downstream; the others keep their
     recorded output. 409 names the steps whose handler, handler version or
     params changed since they ran (``rerun_changed`` runs them again)."""
+    data = await _strict(request, RetryRequest)
     engine = _engine(state)
     if data.workflow is not None and data.spec is not None:
         raise UsageError("give `workflow` (a stored name@version) or `spec`, not both")
@@ -351,11 +377,14 @@ def _selected_statuses(data: Selection | BulkRetry, default: list[str]) -> list[
     guards=[Guard("run")],
     responses=documented(400, 401, 403, 413),
 )
-async def cancel_many(data: JSONBody[Selection], state: State) -> BulkResult:
+async def cancel_many(
+    data: JSONBody[Selection], state: State, request: Request[Any, Any, Any]
+) -> BulkResult:
     """Cancel every top-level execution that matches (by default the
     unfinished ones): those this server runs stop at once, the others are
     asked of the engines holding them in one transaction. ``touched``: the
     ids that were unfinished."""
+    data = await _strict(request, Selection)
     engine = _engine(state)
     found = await engine.select(
         status=_selected_statuses(data, sorted(UNFINISHED)),
@@ -374,7 +403,9 @@ async def cancel_many(data: JSONBody[Selection], state: State) -> BulkResult:
     guards=[Guard("run")],
     responses=documented(400, 401, 403, 413, 503),
 )
-async def retry_many(data: JSONBody[BulkRetry], state: State) -> BulkRetried:
+async def retry_many(
+    data: JSONBody[BulkRetry], state: State, request: Request[Any, Any, Any]
+) -> BulkRetried:
     """Retry every top-level execution that matches (by default the failed
     ones), each as ``POST /v1/executions/{id}/retry`` would; one retried
     already is left out (its retry is the one to retry), one that cannot be
@@ -382,6 +413,7 @@ async def retry_many(data: JSONBody[BulkRetry], state: State) -> BulkRetried:
     from corral.errors import CorralError
     from corral.status import FAILED
 
+    data = await _strict(request, BulkRetry)
     engine = _engine(state)
     found = await engine.select(
         status=_selected_statuses(data, [FAILED]),

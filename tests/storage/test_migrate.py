@@ -451,10 +451,14 @@ def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> N
     errors: list[BaseException] = []
 
     def open_and_migrate() -> None:
-        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            start.wait()
+            start.wait(timeout=60)
+        except threading.BrokenBarrierError as exc:
+            errors.append(exc)
+            return
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        try:  # as SQLiteStore opens one: WAL, then the migrations
+            migrations.use_wal(conn)
             migrations.migrate(conn)
         except BaseException as exc:  # collected: asserted below
             errors.append(exc)

@@ -152,6 +152,25 @@ def plan(
 _RACED = ("already exists", "duplicate column name", "no such column", "no such table")
 
 
+def use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for other openers.
+
+    Switching a new database to WAL needs it to itself: SQLite answers
+    "database is locked" at once, without its busy handler, while another
+    connection is opening it too (three ``corral run`` started together on
+    a new file). Tried again every 20 ms for up to ``patience`` seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sqlite") -> list[str]:
     """Bring the schema to version ``to`` (default: the newest); return what was
     done, one line per migration applied or rolled back.
@@ -166,8 +185,9 @@ def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sql
         try:
             return _migrate_once(conn, to, backend)
         except sqlite3.OperationalError as exc:
-            if attempt == 4 or not any(words in str(exc) for words in _RACED):
+            if attempt == 4 or not any(words in str(exc) for words in (*_RACED, "locked")):
                 raise
+            time.sleep(0.02 * (attempt + 1))
     raise AssertionError("unreachable")
 
 

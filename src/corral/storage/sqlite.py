@@ -207,7 +207,7 @@ class SQLiteStore(BatchedStore):
             if self.readonly:
                 self._check_version(conn, migrations.read_version(conn))
             else:
-                conn.execute("PRAGMA journal_mode=WAL")
+                migrations.use_wal(conn, self.busy_timeout)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 if self.auto_migrate:
                     self.migrations_done = migrations.migrate(conn)

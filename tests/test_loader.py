@@ -12,7 +12,7 @@ import yaml
 
 import corral
 from corral.errors import InputError, SpecError
-from corral.loader import compile_spec, load_file, loads
+from corral.workflow.loader import compile_spec, load_file, loads
 from corral.model import InputSpec, StepSpec, WorkflowSpec
 from corral.plugins.manager import HandlerRegistry
 
@@ -1461,7 +1461,7 @@ def test_fuzz_mutated_valid_spec(registry: HandlerRegistry, spec: Any, fmt: str)
 @given(spec=mutated_specs())
 def test_fuzz_mutated_spec_given_as_python_data(registry: HandlerRegistry, spec: Any) -> None:
     """``parse_spec`` + ``compile_spec`` straight from data, as embedding code would."""
-    from corral.loader import parse_spec
+    from corral.workflow.loader import parse_spec
 
     try:
         compile_spec(parse_spec(spec), handlers=registry, pools=POOLS)
@@ -1516,7 +1516,7 @@ def test_a_workflow_path_that_is_no_regular_file_is_refused_at_once(
 def test_a_workflow_file_past_the_limit_is_refused(
     tmp_path: Path, registry: HandlerRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from corral import loader
+    from corral.workflow import loader
 
     path = tmp_path / "big.yaml"
     path.write_text("name: x\nsteps: []\n" + "#" * 200 + "\n")
@@ -1536,14 +1536,14 @@ def _chain(n: int, needs_back: int = 1) -> str:
 
 
 def test_a_workflow_of_the_largest_allowed_size_loads(registry: HandlerRegistry) -> None:
-    from corral.compiler import MAX_STEPS
+    from corral.workflow.compiler import MAX_STEPS
 
     plan = loads(_chain(MAX_STEPS, needs_back=10), "json", handlers=registry)
     assert len(plan.steps) == MAX_STEPS
 
 
 def test_past_the_step_and_needs_limits_a_spec_is_refused(registry: HandlerRegistry) -> None:
-    from corral.compiler import MAX_NEEDS, MAX_STEPS
+    from corral.workflow.compiler import MAX_NEEDS, MAX_STEPS
 
     with pytest.raises(SpecError, match=f"limit is {MAX_STEPS:,} per workflow") as info:
         loads(_chain(MAX_STEPS + 1), "json", handlers=registry)

@@ -1,4 +1,4 @@
-"""Binding inputs to a workflow's declared inputs (``corral.plan.bind_inputs``)."""
+"""Binding inputs to a workflow's declared inputs (``corral.workflow.plan.bind_inputs``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from corral.errors import InputError, SpecError
 from corral.model import InputSpec, StepSpec, WorkflowSpec
-from corral.plan import bind_inputs, type_ok
+from corral.workflow.plan import bind_inputs, type_ok
 
 
 def spec(**inputs: InputSpec) -> WorkflowSpec:

@@ -14,8 +14,8 @@ import pytest
 
 import corral
 from corral.cli import main
-from corral.compiler import compile_spec
-from corral.loader import parse_text
+from corral.workflow.compiler import compile_spec
+from corral.workflow.loader import parse_text
 from corral.plugins.manager import build_registry
 from corral.reference import KEYS, SECTIONS, reference_markdown, workflow_schema
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corral.references import (
+from corral.workflow.references import (
     Ref,
     RefError,
     Template,

@@ -48,7 +48,7 @@ from corral.model import (
     StepRetrying,
     StepStarted,
 )
-from corral.plan import Plan
+from corral.workflow.plan import Plan
 from corral.status import (
     CACHED,
     CANCELLED,
@@ -1038,8 +1038,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     import yaml
 
     from corral.convert import convert
-    from corral.documents import line_for
-    from corral.loader import parse_document, parse_spec
+    from corral.workflow.documents import line_for
+    from corral.workflow.loader import parse_document, parse_spec
 
     path = Path(args.file)
     fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
@@ -1420,7 +1420,7 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
 def _compiled(wf: Any) -> Plan:
     """A built-in command's workflow (a ``corral.Workflow``), compiled
     against every registered handler."""
-    from corral.compiler import compile_spec
+    from corral.workflow.compiler import compile_spec
     from corral.model import Limits
 
     return compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())

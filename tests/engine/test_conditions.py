@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from corral.engine import conditions
-from corral.engine.conditions import MAX_LENGTH, Condition, ConditionError
+from corral.workflow import conditions
+from corral.workflow.conditions import MAX_LENGTH, Condition, ConditionError
 
 NAMES = ("inputs", "steps")
 

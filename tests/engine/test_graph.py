@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corral.engine.graph import (
+from corral.workflow.graph import (
     IndexSet,
     ancestors,
     critical_path_lengths,

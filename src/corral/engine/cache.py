@@ -29,7 +29,7 @@ from corral.errors import StoreError
 from corral.storage.base import CacheEntry
 
 if TYPE_CHECKING:
-    from corral.plan import Plan, StepPlan
+    from corral.workflow.plan import Plan, StepPlan
     from corral.storage.base import Store
 
 __all__ = ["CacheStatistics", "WorkflowCache"]

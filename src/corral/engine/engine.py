@@ -31,8 +31,8 @@ from typing import Any
 import msgspec
 import trio
 
-from corral.compiler import compile_spec, digest_of
-from corral.documents import close_names
+from corral.workflow.compiler import compile_spec, digest_of
+from corral.workflow.documents import close_names
 from corral.engine import interrupts, workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
@@ -58,7 +58,7 @@ from corral.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from corral.loader import FORMATS, load_file, parse_spec
+from corral.workflow.loader import FORMATS, load_file, parse_spec
 from corral.model import (
     TERMINAL_EXECUTION,
     ErrorInfo,
@@ -70,7 +70,7 @@ from corral.model import (
     WorkflowSubmitted,
     now,
 )
-from corral.plan import Plan
+from corral.workflow.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.status import (
     CANCELLED,

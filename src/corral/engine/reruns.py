@@ -27,10 +27,10 @@ from typing import Any
 
 import msgspec
 
-from corral.engine.conditions import ConditionError
+from corral.workflow.conditions import ConditionError
 from corral.model import ExecutionRecord, StepRecord
-from corral.plan import Plan, StepPlan
-from corral.references import RefError, resolve
+from corral.workflow.plan import Plan, StepPlan
+from corral.workflow.references import RefError, resolve
 from corral.status import (
     CANCELLED,
     FAILED,

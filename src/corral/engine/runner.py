@@ -1,4 +1,4 @@
-"""One workflow = one nursery. Runs a :class:`~corral.plan.Plan` to its end.
+"""One workflow = one nursery. Runs a :class:`~corral.workflow.plan.Plan` to its end.
 
 Steps are tasks in the workflow's nursery, started eagerly as soon as what they
 need has finished (and within ``max_parallel_steps``). Cancelling the
@@ -28,7 +28,7 @@ import trio
 import trio.lowlevel
 
 from corral.engine import interrupts
-from corral.engine.conditions import ConditionError
+from corral.workflow.conditions import ConditionError
 from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.leases import LeaseGuard
 from corral.engine.retry import backoff_delay, should_retry
@@ -59,7 +59,7 @@ from corral.model import (
     now,
 )
 from corral.plugins import StepContext
-from corral.references import RefError, resolve
+from corral.workflow.references import RefError, resolve
 from corral.status import (
     CACHED,
     CANCELLED,
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from corral.engine.metrics import ExecutionMetrics
     from corral.engine.resources import ResourceManager
     from corral.engine.strategy import ExecutionStrategy
-    from corral.plan import Plan, StepPlan
+    from corral.workflow.plan import Plan, StepPlan
     from corral.storage.base import Store
 
 __all__ = ["Outcome", "Services", "WorkflowRun", "is_cancellation", "new_record"]

@@ -23,12 +23,12 @@ import trio
 
 from corral.engine import workers
 from corral.engine.encoding import UnstorableOutput, encode_output
-from corral.engine.graph import critical_path_lengths
+from corral.workflow.graph import critical_path_lengths
 from corral.errors import NonRetryable
 
 if TYPE_CHECKING:
     from corral.engine.relay import ProgressRelay
-    from corral.plan import Plan
+    from corral.workflow.plan import Plan
     from corral.plugins import Handler, StepContext
 
 __all__ = ["ExecutionStrategy"]

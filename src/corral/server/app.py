@@ -131,7 +131,7 @@ class _WorkflowText(Operation):
 async def create_workflow(request: Request[Any, Any, Any], state: State) -> Definition:
     """Store a versioned workflow definition: a JSON spec, or YAML/TOML text
     with its content type."""
-    from corral.loader import parse_spec, parse_text
+    from corral.workflow.loader import parse_spec, parse_text
 
     kind = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
     fmt = _FORMATS.get(kind.lower())
@@ -212,7 +212,7 @@ async def submit(
     if (data.workflow is None) == (data.spec is None):
         raise UsageError("give either `workflow` (a stored name) or `spec` (an inline spec)")
     if data.spec is not None:
-        from corral.loader import parse_spec
+        from corral.workflow.loader import parse_spec
 
         target: Any = parse_spec(data.spec, file="<body>")
     else:
@@ -347,7 +347,7 @@ async def retry_execution(
         raise UsageError("give `workflow` (a stored name@version) or `spec`, not both")
     target: Any = None
     if data.spec is not None:
-        from corral.loader import parse_spec
+        from corral.workflow.loader import parse_spec
 
         target = parse_spec(data.spec, file="<body>")
     elif data.workflow is not None:

@@ -178,7 +178,7 @@ async def _graph(engine: Any, record: ExecutionRecord) -> str:
     stored = await engine.store.get_definition_by_digest(record.definition)
     if stored is None:
         return ""
-    from corral.compiler import compile_spec
+    from corral.workflow.compiler import compile_spec
     from corral.model import WorkflowSpec
 
     try:

@@ -345,7 +345,7 @@ def analysis_workflow(
     parallel. Raises :class:`~corral.errors.UsageError` when ``path`` is not a
     directory or holds no Python package.
     """
-    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.errors import UsageError
 
     root = Path(path)

@@ -220,7 +220,7 @@ def restructure_workflow(
     the ``restructure.apply`` one (a ``corral.Workflow``). Its result holds
     the plan (``plan``), and when applied the outputs of the validate and
     finish steps (``validation``, ``finish``)."""
-    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     top = Path(root)
     if not top.is_dir():

@@ -213,7 +213,7 @@ def fix_workflow(
 ) -> Any:
     """The ``vibe.fix`` workflow for the fixable findings of ``before`` (a
     vibe plan); ``None`` when nothing is fixable."""
-    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     files = fixable_files(before)
     if not files:

@@ -516,7 +516,7 @@ def vibe_workflow(
 ) -> Any:
     """The ``vibe`` workflow (a ``corral.Workflow``) over the subprojects of
     ``discovery`` (:func:`.discover.discover`); its result is the plan."""
-    from corral.builder import Workflow  # (the builder alone: not corral's __init__)
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.plugins.builtin.architecture import add_project_steps
 
     wanted = list(only or ANALYSES)

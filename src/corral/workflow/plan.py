@@ -20,10 +20,10 @@ from msgspec import UNSET
 
 from corral.errors import InputError
 from corral.model import RetryPolicy, StepSpec, WorkflowSpec
-from corral.references import key_path
+from corral.workflow.references import key_path
 
 if TYPE_CHECKING:
-    from corral.engine.conditions import Condition
+    from corral.workflow.conditions import Condition
     from corral.plugins import Handler
 
 __all__ = ["Plan", "StepPlan", "bind_inputs", "type_ok"]
@@ -39,7 +39,7 @@ class StepPlan:
     handler: type[Handler] | None
     child: Plan | None
     params: Any
-    """Compiled params (see ``corral.references``)."""
+    """Compiled params (see ``corral.workflow.references``)."""
     static_params: Any
     """Params already converted to the handler's ``Params`` type, or ``UNSET`` if
     they hold references and must be converted at run time."""

@@ -1,9 +1,9 @@
-"""Workflow files (YAML, TOML, JSON) and specs -> validated :class:`~corral.plan.Plan`.
+"""Workflow files (YAML, TOML, JSON) and specs -> validated :class:`~corral.workflow.plan.Plan`.
 
 Everything is checked before anything runs, and every problem is a
 :class:`corral.SpecError` naming the file, the JSON path and, for YAML, the
 line. Nothing in a workflow file is ever evaluated as Python: references are
-parsed (``corral.references``) and conditions are CEL.
+parsed (``corral.workflow.references``) and conditions are CEL.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from corral.compiler import MAX_STEPS, compile_spec, digest_of, too_many_steps
-from corral.documents import (
+from corral.workflow.compiler import MAX_STEPS, compile_spec, digest_of, too_many_steps
+from corral.workflow.documents import (
     MAX_DEPTH,
     LineIndex,
     check_document,
@@ -30,9 +30,9 @@ from corral.documents import (
 from corral.errors import SpecError
 from corral.files import DEFAULT_LIMIT, read_capped
 from corral.model import WorkflowSpec
-from corral.plan import Plan
+from corral.workflow.plan import Plan
 from corral.plugins import Handler
-from corral.references import key_path
+from corral.workflow.references import key_path
 
 if TYPE_CHECKING:
     import yaml

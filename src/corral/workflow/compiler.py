@@ -19,14 +19,14 @@ from typing import Any
 
 import msgspec
 
-from corral.documents import LineIndex, check_document, close_names, explain, is_struct, line_for
-from corral.engine.conditions import Condition, ConditionError
-from corral.engine.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
+from corral.workflow.documents import LineIndex, check_document, close_names, explain, is_struct, line_for
+from corral.workflow.conditions import Condition, ConditionError
+from corral.workflow.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
 from corral.errors import SpecError
 from corral.model import StepSpec, WorkflowSpec
-from corral.plan import NO_RETRY, Plan, StepPlan, type_ok
+from corral.workflow.plan import NO_RETRY, Plan, StepPlan, type_ok
 from corral.plugins import Handler
-from corral.references import Ref, RefError, compile_value, is_dynamic, iter_refs, key_path
+from corral.workflow.references import Ref, RefError, compile_value, is_dynamic, iter_refs, key_path
 
 __all__ = ["compile_spec", "digest_of"]
 
@@ -440,7 +440,7 @@ def _step_target(
                 f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
             )
         try:
-            from corral.loader import load_file  # the loader imports this module
+            from corral.workflow.loader import load_file  # the loader imports this module
 
             child = load_file(target, handlers=handlers, pools=pools, _seen=seen)
         except SpecError as exc:

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from corral.errors import SpecError
-from corral.references import key_path
+from corral.workflow.references import key_path
 
 __all__ = [
     "MAX_DEPTH",

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from corral.workflow.builder import Workflow as Workflow
 from corral.engine.engine import Engine as Engine
 from corral.engine.engine import ExecutionHandle as ExecutionHandle
 from corral.engine.engine import RetryPreview as RetryPreview
@@ -40,15 +39,16 @@ from corral.errors import UsageError as UsageError
 from corral.errors import WorkflowCancelled as WorkflowCancelled
 from corral.errors import WorkflowFailed as WorkflowFailed
 from corral.errors import WorkflowTimedOut as WorkflowTimedOut
-from corral.workflow.loader import load_file as load_file
-from corral.workflow.loader import loads as loads
 from corral.model import ExecutionRecord as ExecutionRecord
 from corral.model import Limits as Limits
 from corral.model import StepRecord as StepRecord
 from corral.model import StepSpec as StepSpec
 from corral.model import WorkflowSpec as WorkflowSpec
-from corral.workflow.plan import Plan as Plan
 from corral.version import __version__
+from corral.workflow.builder import Workflow as Workflow
+from corral.workflow.loader import load_file as load_file
+from corral.workflow.loader import loads as loads
+from corral.workflow.plan import Plan as Plan
 
 __all__ = [
     "ArchitectureConfigError",

@@ -48,7 +48,6 @@ from corral.model import (
     StepRetrying,
     StepStarted,
 )
-from corral.workflow.plan import Plan
 from corral.status import (
     CACHED,
     CANCELLED,
@@ -64,6 +63,7 @@ from corral.status import (
 )
 from corral.storage import Store, default_store_url, lifetime, open_store, select
 from corral.storage.rules import PAUSED_ALL
+from corral.workflow.plan import Plan
 
 T = TypeVar("T")
 
@@ -1420,8 +1420,8 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
 def _compiled(wf: Any) -> Plan:
     """A built-in command's workflow (a ``corral.Workflow``), compiled
     against every registered handler."""
-    from corral.workflow.compiler import compile_spec
     from corral.model import Limits
+    from corral.workflow.compiler import compile_spec
 
     return compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())
 

@@ -29,8 +29,8 @@ from corral.errors import StoreError
 from corral.storage.base import CacheEntry
 
 if TYPE_CHECKING:
-    from corral.workflow.plan import Plan, StepPlan
     from corral.storage.base import Store
+    from corral.workflow.plan import Plan, StepPlan
 
 __all__ = ["CacheStatistics", "WorkflowCache"]
 

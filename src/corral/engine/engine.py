@@ -31,8 +31,6 @@ from typing import Any
 import msgspec
 import trio
 
-from corral.workflow.compiler import compile_spec, digest_of
-from corral.workflow.documents import close_names
 from corral.engine import interrupts, workers
 from corral.engine.cache import WorkflowCache
 from corral.engine.dispatcher import Dispatcher, Ticket
@@ -58,7 +56,6 @@ from corral.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from corral.workflow.loader import FORMATS, load_file, parse_spec
 from corral.model import (
     TERMINAL_EXECUTION,
     ErrorInfo,
@@ -70,7 +67,6 @@ from corral.model import (
     WorkflowSubmitted,
     now,
 )
-from corral.workflow.plan import Plan
 from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.status import (
     CANCELLED,
@@ -83,6 +79,10 @@ from corral.status import (
 )
 from corral.storage import Store, lifetime, open_store, rules, select
 from corral.storage.base import DefinitionRecord
+from corral.workflow.compiler import compile_spec, digest_of
+from corral.workflow.documents import close_names
+from corral.workflow.loader import FORMATS, load_file, parse_spec
+from corral.workflow.plan import Plan
 
 __all__ = ["Engine", "ExecutionHandle", "RetryPreview", "open_engine"]
 

@@ -27,10 +27,7 @@ from typing import Any
 
 import msgspec
 
-from corral.workflow.conditions import ConditionError
 from corral.model import ExecutionRecord, StepRecord
-from corral.workflow.plan import Plan, StepPlan
-from corral.workflow.references import RefError, resolve
 from corral.status import (
     CANCELLED,
     FAILED,
@@ -40,6 +37,9 @@ from corral.status import (
     SKIPPED,
     TIMED_OUT,
 )
+from corral.workflow.conditions import ConditionError
+from corral.workflow.plan import Plan, StepPlan
+from corral.workflow.references import RefError, resolve
 
 __all__ = ["RetryChoice", "choose_reruns"]
 

@@ -28,7 +28,6 @@ import trio
 import trio.lowlevel
 
 from corral.engine import interrupts
-from corral.workflow.conditions import ConditionError
 from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.leases import LeaseGuard
 from corral.engine.retry import backoff_delay, should_retry
@@ -59,7 +58,6 @@ from corral.model import (
     now,
 )
 from corral.plugins import StepContext
-from corral.workflow.references import RefError, resolve
 from corral.status import (
     CACHED,
     CANCELLED,
@@ -72,6 +70,8 @@ from corral.status import (
     TIMED_OUT,
     failure_for,
 )
+from corral.workflow.conditions import ConditionError
+from corral.workflow.references import RefError, resolve
 
 if TYPE_CHECKING:
     from corral.engine.cache import WorkflowCache
@@ -79,8 +79,8 @@ if TYPE_CHECKING:
     from corral.engine.metrics import ExecutionMetrics
     from corral.engine.resources import ResourceManager
     from corral.engine.strategy import ExecutionStrategy
-    from corral.workflow.plan import Plan, StepPlan
     from corral.storage.base import Store
+    from corral.workflow.plan import Plan, StepPlan
 
 __all__ = ["Outcome", "Services", "WorkflowRun", "is_cancellation", "new_record"]
 

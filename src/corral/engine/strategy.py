@@ -23,13 +23,13 @@ import trio
 
 from corral.engine import workers
 from corral.engine.encoding import UnstorableOutput, encode_output
-from corral.workflow.graph import critical_path_lengths
 from corral.errors import NonRetryable
+from corral.workflow.graph import critical_path_lengths
 
 if TYPE_CHECKING:
     from corral.engine.relay import ProgressRelay
-    from corral.workflow.plan import Plan
     from corral.plugins import Handler, StepContext
+    from corral.workflow.plan import Plan
 
 __all__ = ["ExecutionStrategy"]
 

@@ -178,8 +178,8 @@ async def _graph(engine: Any, record: ExecutionRecord) -> str:
     stored = await engine.store.get_definition_by_digest(record.definition)
     if stored is None:
         return ""
-    from corral.workflow.compiler import compile_spec
     from corral.model import WorkflowSpec
+    from corral.workflow.compiler import compile_spec
 
     try:
         plan = compile_spec(msgspec.json.decode(stored.spec, type=WorkflowSpec))

@@ -19,13 +19,21 @@ from typing import Any
 
 import msgspec
 
-from corral.workflow.documents import LineIndex, check_document, close_names, explain, is_struct, line_for
-from corral.workflow.conditions import Condition, ConditionError
-from corral.workflow.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
 from corral.errors import SpecError
 from corral.model import StepSpec, WorkflowSpec
-from corral.workflow.plan import NO_RETRY, Plan, StepPlan, type_ok
 from corral.plugins import Handler
+from corral.workflow.conditions import Condition, ConditionError
+from corral.workflow.documents import (
+    LineIndex,
+    check_document,
+    close_names,
+    explain,
+    is_struct,
+    line_for,
+)
+from corral.workflow.graph import IndexSet, ancestors, dependents_of, find_cycle, topological_order
+from corral.workflow.plan import NO_RETRY, Plan, StepPlan, type_ok
+from corral.workflow.reading import MAX_STEPS, read_file, too_many_steps
 from corral.workflow.references import Ref, RefError, compile_value, is_dynamic, iter_refs, key_path
 
 __all__ = ["compile_spec", "digest_of"]
@@ -65,15 +73,7 @@ def _recheck(spec: WorkflowSpec, c: _Checker) -> None:
 #: its steps. Within them loading is linear (a 10,000-step workflow loads in
 #: well under a second); past them a spec is refused rather than slow (the
 #: ancestry the engine keeps grows with the square of a long chain).
-MAX_STEPS = 10_000
 MAX_NEEDS = 100_000
-
-
-def too_many_steps(count: int) -> str:
-    return (
-        f"the workflow has {count:,} steps; the limit is {MAX_STEPS:,} per workflow "
-        "(split the work into child workflows, or pass a list to one step)"
-    )
 
 
 def compile_spec(
@@ -440,9 +440,17 @@ def _step_target(
                 f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
             )
         try:
-            from corral.workflow.loader import load_file  # the loader imports this module
-
-            child = load_file(target, handlers=handlers, pools=pools, _seen=seen)
+            spec, lines, resolved = read_file(target, None, seen)
+            child = compile_spec(
+                spec,
+                handlers=handlers,
+                pools=pools,
+                file=str(target),
+                lines=lines,
+                base_dir=resolved.parent,
+                _seen=(*seen, resolved),
+                _checked=True,
+            )
         except SpecError as exc:
             raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
         return None, child

@@ -23,8 +23,8 @@ from corral.model import RetryPolicy, StepSpec, WorkflowSpec
 from corral.workflow.references import key_path
 
 if TYPE_CHECKING:
-    from corral.workflow.conditions import Condition
     from corral.plugins import Handler
+    from corral.workflow.conditions import Condition
 
 __all__ = ["Plan", "StepPlan", "bind_inputs", "type_ok"]
 

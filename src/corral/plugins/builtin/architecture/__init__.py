@@ -345,8 +345,8 @@ def analysis_workflow(
     parallel. Raises :class:`~corral.errors.UsageError` when ``path`` is not a
     directory or holds no Python package.
     """
-    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.errors import UsageError
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     root = Path(path)
     if not root.exists():

@@ -516,8 +516,8 @@ def vibe_workflow(
 ) -> Any:
     """The ``vibe`` workflow (a ``corral.Workflow``) over the subprojects of
     ``discovery`` (:func:`.discover.discover`); its result is the plan."""
-    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
     from corral.plugins.builtin.architecture import add_project_steps
+    from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     wanted = list(only or ANALYSES)
     test_dirs = test_folders(discovery)

@@ -26,6 +26,7 @@ FILES = {
     "app/web/data.txt": "not python\n",
 }
 MOVE = ["--move", "app.util.text=app.lib.strings"]
+CORRAL_SRC = str(Path(__import__("corral").__file__).resolve().parents[1])
 CHECK = "python -c 'import app.web.views as v; assert v.view() == \"X\"'"
 
 
@@ -83,8 +84,17 @@ def test_a_kill_during_apply_is_rolled_back_by_the_next_run(project: Path) -> No
     marker.write_text("")
     command = f"test ! -f {marker} || sleep 60"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
-         "--test-command", command],
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "restructure",
+            str(project),
+            *MOVE,
+            "--apply",
+            "--test-command",
+            command,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -131,12 +141,27 @@ def test_in_git_a_branch_and_a_commit_and_dirty_trees_refused(project: Path) -> 
     assert git("status", "--porcelain") == ""
     assert git("branch", "--list", "corral/*") == ""
 
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
-         "--test-command", CHECK],
-        capture_output=True, text=True, cwd=project,
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "restructure",
+            str(project),
+            *MOVE,
+            "--apply",
+            "--test-command",
+            CHECK,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
         env={**os.environ, **env, "PYTHONPATH": str(project)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -182,8 +207,15 @@ def test_the_graph_check_names_what_differs(project: Path) -> None:
 
 
 def test_shims_keep_the_old_names_working_with_a_warning(project: Path) -> None:
-    done = run(project, "--move", "app.util=app.lib.util", "--apply", "--keep-shims",
-               "--test-command", CHECK)
+    done = run(
+        project,
+        "--move",
+        "app.util=app.lib.util",
+        "--apply",
+        "--keep-shims",
+        "--test-command",
+        CHECK,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (project / "app/lib/util/text.py").is_file()
     assert "moved to app.lib.util.text" in (project / "app/util/text.py").read_text()
@@ -209,13 +241,21 @@ def test_shims_keep_the_old_names_working_with_a_warning(project: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_allow_dirty_commits_only_what_the_plan_touched(project: Path) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-           "PYTHONPATH": str(project)}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "PYTHONPATH": str(project),
+    }
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True,
+            ["git", "-C", str(project), *args],
+            capture_output=True,
+            text=True,
+            check=True,
             env=env,
         ).stdout.strip()
 
@@ -225,9 +265,20 @@ def test_allow_dirty_commits_only_what_the_plan_touched(project: Path) -> None:
     (project / "notes.txt").write_text("mine, not committed\n")
     (project / "app/web/data.txt").write_text("changed by hand\n")
     done = subprocess.run(
-        [sys.executable, "-m", "corral", "restructure", str(project), *MOVE, "--apply",
-         "--allow-dirty"],
-        capture_output=True, text=True, cwd=project, env=env,
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "restructure",
+            str(project),
+            *MOVE,
+            "--apply",
+            "--allow-dirty",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     committed = git("show", "--name-only", "--format=", "HEAD").splitlines()
@@ -250,3 +301,36 @@ def test_a_package_moves_with_its_data_files(project: Path) -> None:
     assert after["app/ui/templates/page.html"] == before["app/web/templates/page.html"]
     assert after["app/ui/data.txt"] == before["app/web/data.txt"]
     assert not (project / "app/web").exists()
+
+
+def test_the_test_command_imports_the_restructured_tree(tmp_path: Path) -> None:
+    # The project is also importable from elsewhere (an editable install of
+    # another checkout, here a stale copy first on PYTHONPATH): the test
+    # command must still test the tree that was restructured, not that copy.
+    # (Found restructuring corral itself from a second work tree.)
+    src_files = {f"src/{path}": text for path, text in FILES.items()}
+    root = write_tree(tmp_path / "proj", src_files)
+    stale = write_tree(tmp_path / "installed", FILES)
+    check = "python -c 'import app.lib.strings, app.web.views as v; assert v.view() == \"X\"'"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "restructure",
+            str(root),
+            *MOVE,
+            "--apply",
+            "--test-command",
+            check,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        # (corral itself from where this test imports it)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(stale), CORRAL_SRC])},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "applied and validated" in done.stdout
+    assert (root / "src/app/lib/strings.py").exists()

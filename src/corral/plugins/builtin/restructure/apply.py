@@ -286,7 +286,7 @@ def validate(
     }
     checks.append(_graph_check(after, _predicted_graph(root, plan, keep_shims)))
     if test_command:
-        code, output = _run_tests(test_command, root, test_env())
+        code, output = _run_tests(test_command, root, test_env(plan))
         checks.append(test_check(test_command, code, output))
     return checks, architecture
 
@@ -499,13 +499,35 @@ def compile_check(root: Path, plan: ProjectPlan) -> dict[str, Any]:
     }
 
 
-def test_env() -> dict[str, str]:
+def test_env(plan: ProjectPlan | None = None) -> dict[str, str]:
     """The test command's environment: the tree must come back byte-identical
     if validation fails, so the command writes no bytecode or pytest cache
-    into it."""
+    into it; and the tree's own source folders come first on ``PYTHONPATH``,
+    so the tests import the restructured code even where the project is
+    installed from somewhere else (an editable install of another checkout:
+    the tests would pass or fail on code the plan never touched)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
+    if plan is not None:
+        roots = source_roots(plan)
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([*roots, *rest])
     return env
+
+
+def source_roots(plan: ProjectPlan) -> list[str]:
+    """The folders the moved modules are imported from (``src`` of a src
+    layout, the root itself of a flat one), absolute, each once."""
+    roots: list[str] = []
+    for path, name, _new, is_package in plan.moved_modules:
+        parts = Path(path).parts
+        depth = len(name.split("."))
+        if is_package and parts and parts[-1] == "__init__.py":
+            depth += 1  # (a package's file is its __init__.py)
+        root = str(plan.root.joinpath(*parts[: max(0, len(parts) - depth)]))
+        if root not in roots:
+            roots.append(root)
+    return roots
 
 
 def _run_tests(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:

@@ -135,7 +135,7 @@ class Validate(Handler):
         keep_shims: bool = False
 
     async def run(self, ctx: StepContext, params: Params) -> _Data:
-        from corral.plugins.builtin.restructure.apply import test_check, validate
+        from corral.plugins.builtin.restructure.apply import test_check, test_env, validate
 
         plan = _plan(params.plan)
         ctx.progress(0, None, "validating: compiling, analysing the result")
@@ -144,7 +144,7 @@ class Validate(Handler):
         )
         if params.test_command:
             ctx.progress(0, None, f"validating: {params.test_command}")
-            code, output = await run_tests(params.test_command, plan.root)
+            code, output = await run_tests(params.test_command, plan.root, test_env(plan))
             checks.append(test_check(params.test_command, code, output))
         return {
             "ok": all(c["ok"] for c in checks),
@@ -153,10 +153,9 @@ class Validate(Handler):
         }
 
 
-async def run_tests(command: str, cwd: Path) -> tuple[int, str]:
+async def run_tests(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     """The test command in its own process group, killed whole (the shell
     and what it started) when the step is cancelled."""
-    from corral.plugins.builtin.restructure.apply import test_env
 
     async def kill_group(process: trio.Process) -> None:
         with contextlib.suppress(ProcessLookupError):  # (it ended meanwhile)
@@ -166,7 +165,7 @@ async def run_tests(command: str, cwd: Path) -> tuple[int, str]:
         command,
         shell=True,
         cwd=cwd,
-        env=test_env(),
+        env=env,
         stdin=subprocess.DEVNULL,
         capture_stdout=True,
         stderr=subprocess.STDOUT,

@@ -126,7 +126,7 @@ class FixValidate(Handler):
         test_command: str | None = None
 
     async def run(self, ctx: StepContext, params: Params) -> _Data:
-        from corral.plugins.builtin.restructure.apply import compile_check, test_check
+        from corral.plugins.builtin.restructure.apply import compile_check, test_check, test_env
         from corral.plugins.builtin.restructure.handlers import run_tests
         from corral.plugins.builtin.restructure.project import ProjectPlan
 
@@ -141,7 +141,9 @@ class FixValidate(Handler):
             discovery = {"python": params.before["subprojects"]}
             for project in test_folders(discovery):
                 ctx.progress(0, None, f"validating the fixes: {params.test_command}")
-                code, output = await run_tests(params.test_command, plan.root / project)
+                code, output = await run_tests(
+                    params.test_command, plan.root / project, test_env(plan)
+                )
                 checks.append(test_check(params.test_command, code, output))
         diff = "".join(_diff(plan.root, c.path, c.before) for c in plan.changes)
         return {"ok": all(c["ok"] for c in checks), "checks": checks, "after": after, "diff": diff}

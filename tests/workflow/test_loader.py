@@ -1516,11 +1516,11 @@ def test_a_workflow_path_that_is_no_regular_file_is_refused_at_once(
 def test_a_workflow_file_past_the_limit_is_refused(
     tmp_path: Path, registry: HandlerRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from corral.workflow import loader
+    from corral.workflow import reading
 
     path = tmp_path / "big.yaml"
     path.write_text("name: x\nsteps: []\n" + "#" * 200 + "\n")
-    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 100)
     with pytest.raises(SpecError, match="file is too large"):
         load_file(path, handlers=registry)
 

@@ -30,20 +30,40 @@ def registry() -> HandlerRegistry:
 @pytest.fixture
 async def engine() -> AsyncIterator[corral.Engine]:
     """An engine on the memory store with built-in handlers only."""
-    async with corral.open_engine(entry_points=False) as eng:
+    async with corral.open_engine("memory://", entry_points=False) as eng:
         yield eng
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _memory_store_by_default() -> None:
-    """Tests that do not name a store use the memory store, never the user's file."""
-    os.environ["CORRAL_STORE"] = "memory://"
+@pytest.fixture
+def make_engine() -> Any:
+    """``make_engine(store=..., **options)``: ``corral.open_engine`` with the
+    built-in handlers only (installed plugins ignored, for determinism) and
+    the memory store unless a store is named; use it as
+    ``async with make_engine(url, plugins=[...]) as engine``."""
+
+    def make(store: Any = "memory://", **options: Any) -> Any:
+        options.setdefault("entry_points", False)
+        return corral.open_engine(store, **options)
+
+    return make
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Caches written by tests (the analysis memo) stay out of the user's home."""
-    os.environ["CORRAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("corral-cache"))
+def _memory_store_by_default() -> Iterator[None]:
+    """Tests that do not name a store use the memory store, never the user's
+    file (subprocesses too: they inherit it); put back as it was at the end."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CORRAL_STORE", "memory://")
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Caches written by tests (the analysis memo) stay out of the user's
+    home; put back as it was at the end."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CORRAL_CACHE_DIR", str(tmp_path_factory.mktemp("corral-cache")))
+        yield
 
 
 def _pgcluster() -> Any:

@@ -311,12 +311,12 @@ class Engine:
         base_dir: Path | None = None
         if isinstance(spec, Plan):
             if spec.bound and spec.pools == self._pool_items and self._same_handlers(spec):
-                return self._fix_keyed_limits(spec)
+                return self._register_keyed_limits(spec)
             spec_obj, file, base_dir = spec.spec, spec.file, spec.base_dir
         elif isinstance(spec, WorkflowSpec):
             spec_obj = spec
         elif isinstance(spec, (str, os.PathLike)):
-            return self._fix_keyed_limits(
+            return self._register_keyed_limits(
                 load_file(Path(spec), handlers=self.registry, pools=pools)
             )
         elif hasattr(spec, "build") and callable(spec.build):
@@ -332,7 +332,7 @@ class Engine:
             plan = compile_spec(
                 spec_obj, handlers=self.registry, pools=pools, file=file, base_dir=base_dir
             )
-            self._fix_keyed_limits(plan)
+            self._register_keyed_limits(plan)
             self.cache.keep_plan(key, plan)
         return plan
 
@@ -430,9 +430,10 @@ class Engine:
                 return False
         return True
 
-    def _fix_keyed_limits(self, plan: Plan, prefix: str = "$") -> Plan:
-        """Concurrency limits are shared by name across workflows, so one name
-        has one limit: refuse a spec that declares another."""
+    def _register_keyed_limits(self, plan: Plan, prefix: str = "$") -> Plan:
+        """Register the plan's named concurrency limits with this engine.
+        They are shared by name across workflows, so one name has one limit:
+        a spec that declares another for a known name is refused."""
         for sp in plan.steps:
             conc = sp.spec.concurrency
             if conc is not None:
@@ -447,7 +448,7 @@ class Engine:
                     )
                 self.resources.keyed(name, conc.limit)
             if sp.child is not None:
-                self._fix_keyed_limits(sp.child, f"{prefix}.steps[{sp.index}].workflow")
+                self._register_keyed_limits(sp.child, f"{prefix}.steps[{sp.index}].workflow")
         return plan
 
     # ------------------------------------------------------------ submit / run
@@ -1513,7 +1514,9 @@ async def open_engine(
     the_store = open_store(store, durability=durability)
     async with lifetime(the_store):
         await the_store.open()
-        frozen = freeze_gc and _gc_freeze()
+        frozen = freeze_gc
+        if frozen:
+            _gc_freeze()
         unwatch = interrupts.watch()  # a real Ctrl-C, told from a handler's KeyboardInterrupt
         try:
             async with (
@@ -1604,7 +1607,7 @@ _gc_froze = False
 _gc_set: tuple[int, int, int] | None = None
 
 
-def _gc_freeze() -> bool:
+def _gc_freeze() -> None:
     """``gc.freeze()`` for the first open engine of the process (collecting first,
     so no garbage is frozen) and fewer young collections; later engines share it.
     An application that froze the heap itself keeps its own freeze."""
@@ -1620,7 +1623,6 @@ def _gc_freeze() -> bool:
         )
         gc.set_threshold(*_gc_set)  # type: ignore[misc]
     _gc_freezes += 1
-    return True
 
 
 def _gc_unfreeze() -> None:

@@ -15,6 +15,7 @@ run again (at-least-once).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import math
@@ -850,7 +851,7 @@ class WorkflowRun:
         async with (
             self.s.resources.hold(spec.resources, keyed)
             if (spec.resources or keyed)
-            else _nullcontext()
+            else contextlib.nullcontext()
         ):
             timeout = spec.timeout
             if timeout is None:  # no scope of its own: the workflow's cancels it
@@ -941,14 +942,6 @@ class WorkflowRun:
             return outcome.result
         assert outcome.exception is not None
         raise outcome.exception
-
-
-class _nullcontext:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 def new_record(

@@ -15,19 +15,19 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import msgspec.inspect
 import pluggy
 
 from corral.errors import PluginError
-from corral.plugins import Handler, hookspecs
+from corral.plugins import Handler, HandlerKind, hookspecs
 from corral.plugins.hookspecs import PROJECT
 
 log = logging.getLogger("corral.plugins")
 
-_KINDS = ("async", "blocking", "cpu")
+_KINDS: tuple[str, ...] = get_args(HandlerKind)
 _said: set[str] = set()  # broken plugins already warned about
 
 

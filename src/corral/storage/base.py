@@ -327,7 +327,7 @@ class Store(Protocol):
         ...
 
     async def prune(
-        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
+        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 500
     ) -> int:
         """Delete finished executions (and their steps) that finished before ``before``
         (only those with one of ``statuses`` if given), ``batch`` rows per

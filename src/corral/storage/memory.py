@@ -433,7 +433,7 @@ class MemoryStore:
         )
 
     async def prune(
-        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 1000
+        self, before: float, *, statuses: tuple[str, ...] = (), batch: int = 500
     ) -> int:
         doomed = [
             rec.id

@@ -205,3 +205,6 @@ def test_bulk_cancel_and_pause(tmp_path: Path) -> None:
     )
     assert "was not paused" in corral("unpause", "--workflow", "slow", cwd=tmp_path).stdout
     assert "nothing is paused" in corral("pause", "--list", cwd=tmp_path).stdout
+    for command in (["pause"], ["unpause"], ["cancel", "--status", "running"]):
+        empty = corral(*command, "--workflow", "", cwd=tmp_path)
+        assert empty.returncode == 2 and "--workflow needs a workflow name" in empty.stderr

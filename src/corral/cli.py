@@ -2409,6 +2409,7 @@ _CANCEL_WAIT = 3.0
 def _bulk(args: argparse.Namespace, command: str) -> bool:
     """Whether a command acts on a selection (``--workflow``/``--status``/
     ``--since``) rather than on one id; refuses both and neither."""
+    _named_workflow(args)
     bulk = bool(args.workflow or args.status or args.since)
     if bulk and args.id:
         raise UsageError(
@@ -2709,7 +2710,18 @@ def _retry_many(args: argparse.Namespace) -> int:
     return EXIT_OK if ok == len(done) and not skipped else EXIT_FAILED
 
 
+def _paused_label(workflow: str) -> str:
+    return "every workflow" if workflow == PAUSED_ALL else f"workflow {workflow!r}"
+
+
+def _named_workflow(args: argparse.Namespace) -> None:
+    """An empty ``--workflow ""`` would mean "every workflow": refused."""
+    if args.workflow is not None and not args.workflow.strip():
+        raise UsageError("--workflow needs a workflow name (leave it out for every workflow)")
+
+
 def _cmd_pause(args: argparse.Namespace) -> int:
+    _named_workflow(args)
     workflow = args.workflow or PAUSED_ALL
 
     async def work(store: Store) -> tuple[bool, dict[str, float]]:
@@ -2721,10 +2733,10 @@ def _cmd_pause(args: argparse.Namespace) -> int:
         if not paused:
             print("nothing is paused")
         for name, at in paused.items():
-            label = "every workflow" if name == PAUSED_ALL else f"workflow {name!r}"
+            label = _paused_label(name)
             print(f"{label} paused since {_when(at)}")
         return EXIT_OK
-    label = "every workflow" if workflow == PAUSED_ALL else f"workflow {workflow!r}"
+    label = _paused_label(workflow)
     if changed:
         print(f"paused {label}: queued executions stay queued until `corral unpause`")
     else:
@@ -2733,13 +2745,14 @@ def _cmd_pause(args: argparse.Namespace) -> int:
 
 
 def _cmd_unpause(args: argparse.Namespace) -> int:
+    _named_workflow(args)
     workflow = args.workflow or PAUSED_ALL
 
     async def work(store: Store) -> tuple[bool, dict[str, float]]:
         return await store.unpause(workflow), await store.paused()
 
     changed, paused = _with_store(args.store, work)
-    label = "every workflow" if workflow == PAUSED_ALL else f"workflow {workflow!r}"
+    label = _paused_label(workflow)
     if changed:
         print(f"unpaused {label}: what it held starts")
     else:

@@ -514,6 +514,11 @@ class Engine:
         )
         completion = self._admit(run, priority, check=True)
         self._metrics.submitted += 1
+        self._announce(record, priority)
+        return ExecutionHandle(self, record.id, completion)
+
+    def _announce(self, record: ExecutionRecord, priority: int) -> None:
+        """``workflow.submitted``, for an execution admitted here."""
         if self.events.active:
             self.events.emit(
                 WorkflowSubmitted(
@@ -523,7 +528,6 @@ class Engine:
                     priority=priority,
                 )
             )
-        return ExecutionHandle(self, record.id, completion)
 
     def _new_record(
         self,
@@ -1157,15 +1161,7 @@ class Engine:
         run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
         run.restore()
         completion = self._admit(run, priority, check=False)
-        if self.events.active:
-            self.events.emit(
-                WorkflowSubmitted(
-                    execution_id=record.id,
-                    workflow=record.workflow,
-                    at=self.clock(),
-                    priority=priority,
-                )
-            )
+        self._announce(record, priority)
         return ExecutionHandle(self, record.id, completion)
 
     # ------------------------------------------------------------ many at once

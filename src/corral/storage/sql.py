@@ -239,33 +239,15 @@ def numbered(sql: str) -> str:
     return _MARK.sub(lambda _: f"${next(count)}", sql)
 
 
-#: Step rows a retry reused: ? = status, attempts, output, error, started_at,
-#: finished_at, warnings, logs, handler_version, reused_from, execution id, step id.
-STEP_REUSED = (
-    "UPDATE step_executions SET status = ?, attempts = ?, output = ?, error = ?, "
-    "started_at = ?, finished_at = ?, warnings = ?, logs = ?, handler_version = ?, "
-    "reused_from = ? WHERE execution_id = ? AND step_id = ?"
-)
+#: Step rows a retry reused: :data:`STEP_UPDATE`'s values, then ``reused_from``.
+STEP_REUSED = STEP_UPDATE.replace(" WHERE execution_id", ", reused_from = ? WHERE execution_id")
 
 
 def reused_rows(r: ExecutionRecord) -> list[tuple[Any, ...]]:
     """The values of :data:`STEP_REUSED` for the steps of ``r`` a retry
     took from another execution (inserted as ``pending`` first)."""
     return [
-        (
-            s.status,
-            s.attempts,
-            opt_blob(s.output),
-            opt_blob(s.error),
-            s.started_at,
-            s.finished_at,
-            blob(s.warnings) if s.warnings else None,
-            blob(s.logs) if s.logs else None,
-            s.handler_version,
-            s.reused_from,
-            r.id,
-            s.step_id,
-        )
+        (*step_values(r.id, s)[:-2], s.reused_from, r.id, s.step_id)
         for s in r.steps
         if s.reused_from is not None
     ]

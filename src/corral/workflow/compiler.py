@@ -76,6 +76,29 @@ def _recheck(spec: WorkflowSpec, c: _Checker) -> None:
 MAX_NEEDS = 100_000
 
 
+def compile_file(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    handlers: Mapping[str, type[Handler]] | None = None,
+    pools: Mapping[str, int] | None = None,
+    _seen: tuple[Path, ...] = (),
+) -> Plan:
+    """Read, check and compile a workflow file (``corral.load_file``; a child
+    workflow's file too). ``_seen``: the files that include it."""
+    spec, lines, resolved = read_file(path, fmt, _seen)
+    return compile_spec(
+        spec,
+        handlers=handlers,
+        pools=pools,
+        file=str(path),
+        lines=lines,
+        base_dir=resolved.parent,
+        _seen=(*_seen, resolved),
+        _checked=True,
+    )
+
+
 def compile_spec(
     spec: WorkflowSpec,
     *,
@@ -440,17 +463,7 @@ def _step_target(
                 f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
             )
         try:
-            spec, lines, resolved = read_file(target, None, seen)
-            child = compile_spec(
-                spec,
-                handlers=handlers,
-                pools=pools,
-                file=str(target),
-                lines=lines,
-                base_dir=resolved.parent,
-                _seen=(*seen, resolved),
-                _checked=True,
-            )
+            child = compile_file(target, handlers=handlers, pools=pools, _seen=seen)
         except SpecError as exc:
             raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
         return None, child

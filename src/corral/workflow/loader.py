@@ -15,7 +15,7 @@ from pathlib import Path
 
 from corral.errors import SpecError
 from corral.plugins import Handler
-from corral.workflow.compiler import compile_spec, digest_of
+from corral.workflow.compiler import compile_file, compile_spec, digest_of
 from corral.workflow.plan import Plan
 from corral.workflow.reading import (
     FORMATS,
@@ -23,7 +23,6 @@ from corral.workflow.reading import (
     parse_document,
     parse_spec,
     parse_text,
-    read_file,
 )
 
 __all__ = [
@@ -80,14 +79,4 @@ def load_file(
     _seen: tuple[Path, ...] = (),
 ) -> Plan:
     """Read, parse and validate a workflow file."""
-    spec, lines, resolved = read_file(path, fmt, _seen)
-    return compile_spec(
-        spec,
-        handlers=handlers,
-        pools=pools,
-        file=str(path),
-        lines=lines,
-        base_dir=resolved.parent,
-        _seen=(*_seen, resolved),
-        _checked=True,
-    )
+    return compile_file(path, fmt=fmt, handlers=handlers, pools=pools, _seen=_seen)

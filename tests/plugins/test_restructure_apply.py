@@ -38,14 +38,16 @@ def project(tmp_path: Path) -> Path:
 snapshot = tree_bytes
 
 
-def run(root: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+def run(
+    root: Path, *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "corral", "restructure", str(root), *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**(env or os.environ), "PYTHONPATH": str(root)},
         **kw,  # type: ignore[arg-type]
     )
 
@@ -171,6 +173,43 @@ def test_in_git_a_branch_and_a_commit_and_dirty_trees_refused(project: Path) -> 
     assert git("status", "--porcelain") == ""
     # history follows the file
     assert "start" in git("log", "--follow", "--format=%s", "--", "app/lib/strings.py")
+
+
+def test_a_detached_head_gets_a_branch_and_a_rollback_detaches_again(project: Path) -> None:
+    """A worktree or a CI checkout is often on a detached HEAD: the result is
+    still committed on a branch of its own, and a rollback leaves HEAD
+    detached where it was."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "start")
+    start = git("rev-parse", "HEAD")
+    git("switch", "-q", "--detach", "HEAD")
+
+    done = run(project, *MOVE, "--apply", "--test-command", "false", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert subprocess.run(["git", "-C", str(project), "symbolic-ref", "-q", "HEAD"]).returncode
+    assert git("rev-parse", "HEAD") == start
+    assert git("status", "--porcelain") == ""
+    assert git("branch", "--list", "corral/*") == ""
+
+    done = run(project, *MOVE, "--apply", "--test-command", CHECK, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git("symbolic-ref", "--short", "HEAD").startswith("corral/restructure-")
+    assert git("rev-parse", "HEAD~1") == start
+    assert git("status", "--porcelain") == ""
 
 
 def test_the_import_graph_is_checked_against_the_plan(project: Path) -> None:

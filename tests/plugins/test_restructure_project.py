@@ -155,6 +155,35 @@ def test_a_move_that_creates_a_package_cycle_is_reported(project: Path) -> None:
     assert "score today" in done.stdout
 
 
+def test_a_tangle_split_in_two_has_no_new_cycle(tmp_path: Path) -> None:
+    """Moving the bottom modules out of a package caught in one big cycle
+    leaves smaller cycles that were part of it: none of them is new, even
+    one through the package the plan creates."""
+    root = tmp_path / "t"
+    files = {
+        "top/__init__.py": "from top.a.x import f\nfrom top.b.y import g\n",
+        "top/errors.py": "class E(Exception): ...\n",
+        "top/a/__init__.py": "",
+        "top/a/x.py": "import top.errors\nimport top.b.y\ndef f(): ...\n",
+        "top/b/__init__.py": "",
+        "top/b/y.py": "import top.errors\nimport top.a.x\nimport top.c.z\ndef g(): ...\n",
+        "top/c/__init__.py": "",
+        "top/c/z.py": "import top.b.y\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    plan = plan_project(root, [parse_move("top.errors=top.base.errors")])
+    before = plan.before.summary if plan.before else {}
+    assert before["package_cycles"] == [["top", "top.a", "top.b", "top.c"]]
+    assert plan.predicted["package_cycles"] == [["top.a", "top.b", "top.c"]]
+    assert plan.predicted["new_package_cycles"] == []
+    # a package the plan creates stands for the one its modules left
+    plan = plan_project(root, [parse_move("top.a.x=top.d.x")])
+    assert plan.predicted["package_cycles"] == [["top", "top.b", "top.c", "top.d"]]
+    assert plan.predicted["new_package_cycles"] == []
+
+
 def test_many_files_are_rewritten_in_parallel_with_the_same_result(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

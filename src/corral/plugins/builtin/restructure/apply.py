@@ -155,8 +155,11 @@ def _roll_back(root: Path, journal: dict[str, Any]) -> None:
         if git.get("branch"):
             current = _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
             if current.stdout.strip() == git["branch"]:
-                _git(root, "symbolic-ref", "HEAD", git["original_ref"], check=False)
-                _git(root, "reset", "-q", git["head"], check=False)
+                if git["original_ref"]:
+                    _git(root, "symbolic-ref", "HEAD", git["original_ref"], check=False)
+                    _git(root, "reset", "-q", git["head"], check=False)
+                else:  # it was a detached HEAD (a worktree, a CI checkout)
+                    _git(root, "switch", "-q", "--detach", git["head"], check=False)
             _git(root, "branch", "-q", "-D", git["branch"], check=False)
     saved_paths = {s["path"] for s in journal["saved"]}
     for rel in journal["created"]:
@@ -234,7 +237,9 @@ def begin(
             head = _git(root, "rev-parse", "HEAD", check=False).stdout.strip() or None
             original = _git(root, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
             name = f"{branch}-{time.strftime('%Y%m%d-%H%M%S')}"
-            if head and original:
+            # A detached HEAD (a worktree, a CI checkout) gets its branch too:
+            # without one the result would be left uncommitted.
+            if head:
                 journal["git"] = {"head": head, "original_ref": original, "branch": name}
                 _update_journal(root, journal)
                 _git(root, "switch", "-q", "-c", name)

@@ -117,15 +117,27 @@ def predicted_cycles(before: Analysis, renames: Renames, created: list[str]) -> 
         "paths": {},
     }
     cycles = find_cycles(graph)
-    old_modules = {tuple(sorted(new(m) for m in c)) for c in before.summary["module_cycles"]}
-    old_packages = {tuple(sorted(new(m) for m in c)) for c in before.summary["package_cycles"]}
+    old_modules = [{new(m) for m in c} for c in before.summary["module_cycles"]]
+    old_packages = [{new(m) for m in c} for c in before.summary["package_cycles"]]
+    # A package the plan creates stands for the packages its modules came from.
+    origins: dict[str, set[str]] = {}
+    for old_name, new_name in renames.modules.items():
+        parent = new_name.rpartition(".")[0]
+        if parent in created:
+            origins.setdefault(parent, set()).add(new(old_name.rpartition(".")[0]))
+
+    def inside(cycle: list[str], old: list[set[str]]) -> bool:
+        # Part of a cycle that is there today is not new: a move that
+        # breaks one big tangle into smaller ones creates no cycle.
+        return any(all(m in c or origins.get(m, set()) & c for m in cycle) for c in old)
+
     modules = [c["members"] for c in cycles["modules"]]
     packages = [c["members"] for c in cycles["packages"]]
     return {
         "module_cycles": modules,
         "package_cycles": packages,
-        "new_module_cycles": [c for c in modules if tuple(sorted(c)) not in old_modules],
-        "new_package_cycles": [c for c in packages if tuple(sorted(c)) not in old_packages],
+        "new_module_cycles": [c for c in modules if not inside(c, old_modules)],
+        "new_package_cycles": [c for c in packages if not inside(c, old_packages)],
     }
 
 

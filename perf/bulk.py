@@ -28,7 +28,7 @@ RESULT_PREFIX = "PERF-RESULT "
 
 
 async def _running(engine: Any, workflow: str, n: int, limit: float) -> None:
-    from corral.status import RUNNING
+    from corral.core.status import RUNNING
 
     with trio.fail_after(limit):
         while True:
@@ -39,7 +39,7 @@ async def _running(engine: Any, workflow: str, n: int, limit: float) -> None:
 
 async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
     import corral
-    from corral.status import CANCELLED, RUNNING
+    from corral.core.status import CANCELLED, RUNNING
 
     url = f"sqlite:///{tmp / 'bulk.db'}"
     limits = corral.Limits(max_running_workflows=2 * n + 100, max_queued=2 * n + 100)

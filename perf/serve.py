@@ -207,7 +207,7 @@ def run_serve_repeat(seconds: float, timeout: float, clients: int = CLIENTS) -> 
 
 def _succeeded(client: Any) -> int:
     """Succeeded executions in the store (counted through the API's pages)."""
-    from corral.status import SUCCEEDED
+    from corral.core.status import SUCCEEDED
 
     count, cursor = 0, None
     while True:
@@ -223,7 +223,7 @@ def _succeeded(client: Any) -> int:
 
 def _drained(client: Any, deadline: float) -> None:
     """Wait until nothing is pending or running."""
-    from corral.status import UNFINISHED
+    from corral.core.status import UNFINISHED
 
     while time.monotonic() < deadline:
         left = sum(

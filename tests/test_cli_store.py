@@ -18,8 +18,8 @@ import trio
 
 import corral
 from corral.cli import main, parse_duration
-from corral.errors import UsageError
-from corral.model import ErrorInfo, ExecutionRecord, StepRecord
+from corral.core.errors import UsageError
+from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
 from corral.storage import Store, lifetime, open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.files import read_capped
+from corral.core.files import read_capped
 
 
 def test_a_regular_file_is_read(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 import corral
-from corral import status
+from corral.core import status
 from corral.storage.migrate import fresh_schema
 
 
@@ -60,7 +60,7 @@ def test_each_ending_has_its_exception(ended: str, kind: type[Exception]) -> Non
 
 
 def test_no_status_is_written_as_a_string_outside_its_module() -> None:
-    # Compare with corral.status's names (SUCCEEDED, UNFINISHED ...), never with
+    # Compare with corral.core.status's names (SUCCEEDED, UNFINISHED ...), never with
     # a string of one's own. errors.py sits below status.py (status imports it)
     # and only words a message; SQL text is built from status.sql_in.
     import io

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 import corral
-from corral.model import StepSpec, WorkflowSpec
+from corral.core.model import StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.manager import build_registry
 from corral.worker import select_handlers

@@ -22,7 +22,7 @@ import pytest
 import trio
 
 import corral
-from corral.model import ExecutionRecord, StepSpec, WorkflowSpec
+from corral.core.model import ExecutionRecord, StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.storage import lifetime, open_store
 

@@ -31,7 +31,7 @@ import msgspec
 import trio
 
 import corral
-from corral.errors import (
+from corral.core.errors import (
     CorralError,
     ExecutionNotFound,
     InputError,
@@ -40,7 +40,7 @@ from corral.errors import (
     StoreError,
     UsageError,
 )
-from corral.model import (
+from corral.core.model import (
     Event,
     ExecutionRecord,
     StepFinished,
@@ -48,7 +48,7 @@ from corral.model import (
     StepRetrying,
     StepStarted,
 )
-from corral.status import (
+from corral.core.status import (
     CACHED,
     CANCELLED,
     EXECUTION_STATUSES,
@@ -724,7 +724,7 @@ def _registry() -> Any:
 
 
 def _load(path: str, registry: Any) -> Plan:
-    from corral.model import Limits
+    from corral.core.model import Limits
 
     return corral.load_file(Path(path), handlers=registry, pools=Limits().pool_sizes())
 
@@ -1037,7 +1037,7 @@ def _plain(doc: str) -> str:
 def _cmd_convert(args: argparse.Namespace) -> int:
     import yaml
 
-    from corral.convert import convert
+    from corral.workflow.convert import convert
     from corral.workflow.documents import line_for
     from corral.workflow.loader import parse_document, parse_spec
 
@@ -1081,7 +1081,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from corral import reference
+    from corral.workflow import reference
 
     if args.markdown:
         sys.stdout.write(reference.reference_markdown(_registry()))
@@ -1147,7 +1147,7 @@ def _show_handler(registry: Any, name: str, as_json: bool) -> int:
         hint = f"; did you mean {', '.join(close)}?" if close else "; `corral plugins` lists them"
         raise UsageError(f"no handler named {name!r}{hint}")
     info = registry.info(name)
-    from corral.reference import handler_params
+    from corral.workflow.reference import handler_params
 
     rows = [(n, t, d, _plain(e)) for n, t, d, e in handler_params(info.cls)]
     if as_json:
@@ -1420,7 +1420,7 @@ def _cmd_vibe(args: argparse.Namespace) -> int:
 def _compiled(wf: Any) -> Plan:
     """A built-in command's workflow (a ``corral.Workflow``), compiled
     against every registered handler."""
-    from corral.model import Limits
+    from corral.core.model import Limits
     from corral.workflow.compiler import compile_spec
 
     return compile_spec(wf.build(), handlers=_registry(), pools=Limits().pool_sizes())

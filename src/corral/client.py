@@ -9,9 +9,9 @@ An async client (httpx, so it runs under Trio and asyncio alike)::
         async for event in api.events(execution):   # or follow it yourself
             ...
 
-An error answer is an :class:`~corral.errors.ApiError` (status, detail,
+An error answer is an :class:`~corral.core.errors.ApiError` (status, detail,
 path); a failed, cancelled or timed-out execution makes :meth:`Client.result`
-raise :class:`~corral.errors.WorkflowFailed`.
+raise :class:`~corral.core.errors.WorkflowFailed`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any
 
-from corral.errors import ApiError, UsageError, WorkflowFailed
-from corral.status import SUCCEEDED, TERMINAL_EXECUTION
+from corral.core.errors import ApiError, UsageError, WorkflowFailed
+from corral.core.status import SUCCEEDED, TERMINAL_EXECUTION
 
 __all__ = ["Client"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import trio
 
 import corral
-from corral.errors import ConfigError
+from corral.core.errors import ConfigError
 from corral.plugins.manager import HandlerRegistry, build_registry
 
 __all__ = ["select_handlers", "serve"]

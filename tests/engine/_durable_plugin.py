@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 import corral
-from corral.model import InputSpec, StepSpec, WorkflowSpec
+from corral.core.model import InputSpec, StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 
 LEASE = 0.5

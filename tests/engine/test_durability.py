@@ -27,7 +27,7 @@ import pytest
 import trio
 
 import corral
-from corral.model import CachePolicy, ExecutionRecord, StepSpec, WorkflowSpec
+from corral.core.model import CachePolicy, ExecutionRecord, StepSpec, WorkflowSpec
 from corral.storage import lifetime, open_store
 
 HERE = Path(__file__).resolve().parent

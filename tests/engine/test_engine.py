@@ -118,7 +118,7 @@ async def test_step_progress_events(engine: corral.Engine) -> None:
         def corral_handlers(self) -> list[type[corral.plugins.Handler]]:
             return [Counts]
 
-    from corral.model import StepProgress
+    from corral.core.model import StepProgress
 
     async with corral.open_engine(entry_points=False, plugins=[Plugin()]) as eng:
         wf = corral.Workflow("prog")
@@ -214,7 +214,7 @@ async def test_cancel_a_child_execution_by_id(engine: corral.Engine) -> None:
 
 
 async def test_cancelled_while_queued_emits_finished_events() -> None:
-    from corral.model import WorkflowFinished
+    from corral.core.model import WorkflowFinished
 
     limits = corral.Limits(max_running_workflows=1)
     async with corral.open_engine(entry_points=False, limits=limits) as engine:

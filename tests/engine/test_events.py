@@ -13,7 +13,7 @@ import trio.testing
 
 import corral
 from corral.engine.events import EventBus
-from corral.model import (
+from corral.core.model import (
     Event,
     StepFinished,
     StepProgress,

@@ -12,9 +12,9 @@ import pytest
 import trio
 
 import corral
-from corral.errors import InputError, RetryRefused, UsageError
+from corral.core.errors import InputError, RetryRefused, UsageError
 from corral.plugins import Handler, StepContext, hookimpl
-from corral.status import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED
+from corral.core.status import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED
 
 
 class Counting:

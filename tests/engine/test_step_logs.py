@@ -78,7 +78,7 @@ class Units(Handler):
 
 async def test_progress_counts_a_unit() -> None:
     from corral.cli import progress_note
-    from corral.model import StepProgress, WorkflowFinished
+    from corral.core.model import StepProgress, WorkflowFinished
 
     wf = corral.Workflow("dl")
     wf.step("get", "test.download")

@@ -219,6 +219,6 @@ async def test_corral_analyses_its_own_source() -> None:
     assert [p["name"] for p in section["packages"]] == ["corral"]
     modules = section["metrics"]["modules"]
     assert "corral.plugins.builtin.architecture.report" in modules
-    assert modules["corral.errors"]["ca"] > 10  # everything raises corral errors
+    assert modules["corral.core.errors"]["ca"] > 10  # everything raises corral errors
     assert 0 <= report["summary"]["score"] <= 100
     assert report["not_analysed"] == []

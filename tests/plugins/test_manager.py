@@ -17,7 +17,7 @@ import pytest
 
 import corral
 from corral.plugins import Handler, StepContext, hookimpl
-from corral.errors import PluginError
+from corral.core.errors import PluginError
 from corral.plugins.manager import HandlerRegistry, build_registry, check_handler
 
 # ---------------------------------------------------------------- helpers

@@ -57,7 +57,7 @@ async def _run(url: str, seconds: float) -> str:
         sub = (await client.post(f"{url}/v1/executions", json={"workflow": "nap"})).json()
         with trio.fail_after(30):
             while (await client.get(f"{url}/v1/executions/{sub['id']}")).json()["status"] != (
-                corral.status.RUNNING
+                corral.core.status.RUNNING
             ):
                 await trio.sleep(0.02)
     return str(sub["id"])
@@ -84,7 +84,7 @@ async def test_sigterm_lets_running_work_finish(tmp_path: Path) -> None:
     said = await _stop(proc, seen)
     assert "SIGTERM: taking no more requests" in said and "corral serve: stopped" in said
     assert "Traceback" not in said
-    assert (await _record(tmp_path / "s.db", execution)).status == corral.status.SUCCEEDED
+    assert (await _record(tmp_path / "s.db", execution)).status == corral.core.status.SUCCEEDED
 
 
 async def test_what_outlasts_the_grace_is_released_not_lost(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ async def test_what_outlasts_the_grace_is_released_not_lost(tmp_path: Path) -> N
     said = await _stop(proc, seen)
     assert "released 1 unfinished execution(s)" in said
     record = await _record(tmp_path / "s.db", execution)
-    assert record.status in corral.status.UNFINISHED and record.lease_expires_at is not None
+    assert record.status in corral.core.status.UNFINISHED and record.lease_expires_at is not None
     # once its lease has expired (the clock moved past it), the next engine
     # on the store takes it over, with no worker anywhere
     later = time.time() + 120

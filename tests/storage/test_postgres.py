@@ -18,7 +18,7 @@ import pytest
 import trio
 
 import corral
-from corral.errors import StoreError
+from corral.core.errors import StoreError
 from corral.storage import lifetime, open_store
 from corral.storage.postgres import Settings, redact
 
@@ -268,7 +268,7 @@ async def test_a_server_restart_under_a_running_worker(
 
 
 def _record(execution_id: str, owner: str | None = "A") -> Any:
-    from corral.model import ExecutionRecord, StepRecord
+    from corral.core.model import ExecutionRecord, StepRecord
 
     return ExecutionRecord(
         id=execution_id,
@@ -307,8 +307,8 @@ async def _in_one_batch(store: Any, *calls: Any) -> list[BaseException | None]:
 
 
 async def test_status_writes_of_a_batch_go_in_bulk_and_stay_fenced(postgres_url: str) -> None:
-    from corral.errors import LeaseLost
-    from corral.model import StepRecord
+    from corral.core.errors import LeaseLost
+    from corral.core.model import StepRecord
 
     store = open_store(postgres_url)
     async with lifetime(store):

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 import corral
-from corral.model import StepSpec, WorkflowSpec
+from corral.core.model import StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.storage import SQLiteStore, open_store
 
@@ -394,7 +394,7 @@ def test_a_kill_after_a_burst_of_submits_loses_at_most_the_bound() -> None:
 
 
 async def test_cancelling_an_execution_of_1000_steps_is_one_transaction(tmp_path: Path) -> None:
-    from corral.model import ExecutionRecord, StepRecord
+    from corral.core.model import ExecutionRecord, StepRecord
 
     store = open_store(f"sqlite://{tmp_path}/one.db")
     await store.open()

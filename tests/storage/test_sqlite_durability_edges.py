@@ -158,7 +158,7 @@ async def test_a_cancel_from_outside_the_engine_loses_no_status_write(tmp_path: 
 async def test_many_queued_running_records_stay_foldable(tmp_path: Path) -> None:
     """Past 10,000 queued `running` records the bookkeeping grows its limit
     (an amortised sweep), keeping every record that can still be folded."""
-    from corral.model import StepRecord
+    from corral.core.model import StepRecord
 
     db = tmp_path / "r.db"
     store = SQLiteStore(f"sqlite:///{db}", db)

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 import corral
-from corral.errors import ExecutionNotFound, StoreError
-from corral.model import ErrorInfo, ExecutionRecord, StepRecord
+from corral.core.errors import ExecutionNotFound, StoreError
+from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
 from corral.storage import (
     CacheEntry,
     DefinitionRecord,
@@ -289,7 +289,7 @@ async def test_engine_rejects_bad_store_url() -> None:
 
 
 async def test_writes_are_fenced_by_ownership(store: Store) -> None:
-    from corral.errors import LeaseLost
+    from corral.core.errors import LeaseLost
 
     await store.create_execution(_record("e1", owner="A", lease=100.0))
     await store.record_step("e1", StepRecord(step_id="a", status="running"), owner="A")
@@ -312,7 +312,7 @@ async def test_writes_are_fenced_by_ownership(store: Store) -> None:
 
 
 async def test_start_is_fenced_too(store: Store) -> None:
-    from corral.errors import LeaseLost
+    from corral.core.errors import LeaseLost
 
     await store.create_execution(_record("e1", owner="A", lease=100.0))
     with pytest.raises(LeaseLost):

@@ -11,9 +11,9 @@ import tomli_w
 import yaml
 
 import corral
-from corral.errors import InputError, SpecError
+from corral.core.errors import InputError, SpecError
 from corral.workflow.loader import compile_spec, load_file, loads
-from corral.model import InputSpec, StepSpec, WorkflowSpec
+from corral.core.model import InputSpec, StepSpec, WorkflowSpec
 from corral.plugins.manager import HandlerRegistry
 
 POOLS = {"cpu": 2, "io": 64}

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from corral.errors import InputError, SpecError
-from corral.model import InputSpec, StepSpec, WorkflowSpec
+from corral.core.errors import InputError, SpecError
+from corral.core.model import InputSpec, StepSpec, WorkflowSpec
 from corral.workflow.plan import bind_inputs, type_ok
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from corral.errors import StoreError
+from corral.core.errors import StoreError
 from corral.storage.base import CacheEntry
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from corral.engine.resources import MemoryGuard
-from corral.errors import Overloaded
+from corral.core.errors import Overloaded
 
 __all__ = ["Dispatcher", "Ticket"]
 

@@ -43,7 +43,7 @@ from corral.engine.resources import MemoryGuard, ResourceManager
 from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
 from corral.engine.strategy import ExecutionStrategy
 from corral.engine.watchdog import LoopWatchdog, Stall
-from corral.errors import (
+from corral.core.errors import (
     ConfigError,
     EngineClosed,
     ExecutionNotFound,
@@ -56,7 +56,7 @@ from corral.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from corral.model import (
+from corral.core.model import (
     TERMINAL_EXECUTION,
     ErrorInfo,
     ExecutionRecord,
@@ -68,7 +68,7 @@ from corral.model import (
     now,
 )
 from corral.plugins.manager import HandlerRegistry, build_registry
-from corral.status import (
+from corral.core.status import (
     CANCELLED,
     EXECUTION_STATUSES,
     FAILED,

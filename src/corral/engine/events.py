@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from corral.model import Event
+from corral.core.model import Event
 
 __all__ = ["EventBus", "Subscription"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from corral.status import CACHED, CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from corral.core.status import CACHED, CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
 
 __all__ = ["ExecutionMetrics", "HistogramSnapshot", "MetricsSnapshot"]
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from corral.status import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from corral.core.status import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
 
 # The collector reads an ExecutionMetrics duck-typed: importing corral.engine.metrics
 # here would make the two modules import each other (that one imports this on

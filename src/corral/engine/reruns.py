@@ -27,8 +27,8 @@ from typing import Any
 
 import msgspec
 
-from corral.model import ExecutionRecord, StepRecord
-from corral.status import (
+from corral.core.model import ExecutionRecord, StepRecord
+from corral.core.status import (
     CANCELLED,
     FAILED,
     FINISHED_OK,

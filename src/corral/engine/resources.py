@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import trio
 
-from corral.errors import CorralError, Overloaded
+from corral.core.errors import CorralError, Overloaded
 
 __all__ = ["KeyedLimiter", "MemoryGuard", "Pool", "ResourceManager"]
 

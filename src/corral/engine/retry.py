@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from corral.errors import HandlerError, NonRetryable
-from corral.model import RetryPolicy
+from corral.core.errors import HandlerError, NonRetryable
+from corral.core.model import RetryPolicy
 
 __all__ = ["backoff_delay", "should_retry"]
 

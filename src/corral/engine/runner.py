@@ -32,7 +32,7 @@ from corral.engine import interrupts
 from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.leases import LeaseGuard
 from corral.engine.retry import backoff_delay, should_retry
-from corral.errors import (
+from corral.core.errors import (
     CorralError,
     HandlerError,
     LeaseLost,
@@ -44,7 +44,7 @@ from corral.errors import (
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from corral.model import (
+from corral.core.model import (
     TERMINAL_EXECUTION,
     TERMINAL_STEP,
     ErrorInfo,
@@ -59,7 +59,7 @@ from corral.model import (
     now,
 )
 from corral.plugins import StepContext
-from corral.status import (
+from corral.core.status import (
     CACHED,
     CANCELLED,
     FAILED,

@@ -23,7 +23,7 @@ import trio
 
 from corral.engine import workers
 from corral.engine.encoding import UnstorableOutput, encode_output
-from corral.errors import NonRetryable
+from corral.core.errors import NonRetryable
 from corral.workflow.graph import critical_path_lengths
 
 if TYPE_CHECKING:

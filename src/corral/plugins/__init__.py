@@ -20,7 +20,7 @@ and a plugin exposes handlers with one hook::
     def corral_handlers():
         return [Resize]
 
-Plugins import only this module (and ``corral.errors`` / ``corral.model``),
+Plugins import only this module (and ``corral.core.errors`` / ``corral.core.model``),
 never engine internals.
 """
 
@@ -35,7 +35,7 @@ import msgspec
 import pluggy
 import trio
 
-from corral.errors import HandlerError
+from corral.core.errors import HandlerError
 from corral.plugins.hookspecs import PROJECT
 
 __all__ = ["MAX_LOG_LINES", "Handler", "HandlerKind", "NoParams", "StepContext", "hookimpl"]

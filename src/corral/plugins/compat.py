@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from corral.errors import HandlerError, PluginError
+from corral.core.errors import HandlerError, PluginError
 from corral.plugins import Handler, StepContext
 
 __all__ = ["legacy_handler"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from corral.model import Event
+    from corral.core.model import Event
 
 PROJECT = "corral"
 HOOKSPEC_VERSION = 1

@@ -21,7 +21,7 @@ import msgspec
 import msgspec.inspect
 import pluggy
 
-from corral.errors import PluginError
+from corral.core.errors import PluginError
 from corral.plugins import Handler, HandlerKind, hookspecs
 from corral.plugins.hookspecs import PROJECT
 

@@ -37,7 +37,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from corral.errors import SpecError, UsageError
+from corral.core.errors import SpecError, UsageError
 from corral.server import bodies
 from corral.server.api_page import ApiPage
 from corral.server.auth import Guard, Tokens
@@ -63,7 +63,7 @@ from corral.server.bodies import (
 from corral.server.events import EventHub
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
-from corral.status import PENDING, UNFINISHED
+from corral.core.status import PENDING, UNFINISHED
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 
@@ -260,7 +260,7 @@ class StoredPlans:
             raise SpecError(
                 f"no stored workflow {ref!r} (POST /v1/workflows first)", path="$.workflow"
             )
-        from corral.model import WorkflowSpec
+        from corral.core.model import WorkflowSpec
 
         plan = engine.prepare(msgspec.json.decode(stored.spec, type=WorkflowSpec))
         if len(self._plans) >= 1000:
@@ -410,8 +410,8 @@ async def retry_many(
     ones), each as ``POST /v1/executions/{id}/retry`` would; one retried
     already is left out (its retry is the one to retry), one that cannot be
     retried is listed in ``skipped`` with why."""
-    from corral.errors import CorralError
-    from corral.status import FAILED
+    from corral.core.errors import CorralError
+    from corral.core.status import FAILED
 
     data = await _strict(request, BulkRetry)
     engine = _engine(state)

@@ -23,7 +23,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from corral.errors import ConfigError
+from corral.core.errors import ConfigError
 
 __all__ = ["COOKIE", "SCOPES", "Guard", "Tokens", "check_bind", "load_tokens", "presented_scopes"]
 

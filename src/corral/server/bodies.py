@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from corral.errors import UsageError
-from corral.model import ExecutionRecord, StepRecord
+from corral.core.errors import UsageError
+from corral.core.model import ExecutionRecord, StepRecord
 from corral.storage.base import DefinitionRecord
 
 __all__ = [

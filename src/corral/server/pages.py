@@ -21,11 +21,11 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from corral.errors import ExecutionNotFound, SpecError, UsageError
-from corral.model import Event, ExecutionRecord, StepRecord
+from corral.core.errors import ExecutionNotFound, SpecError, UsageError
+from corral.core.model import Event, ExecutionRecord, StepRecord
 from corral.server.auth import COOKIE, presented_scopes
 from corral.server.page_assets import CSP, EXECUTION_SCRIPT, LIST_SCRIPT, PAGE_CSS
-from corral.status import EXECUTION_STATUSES, PENDING, TERMINAL_EXECUTION
+from corral.core.status import EXECUTION_STATUSES, PENDING, TERMINAL_EXECUTION
 
 __all__ = ["PAGES"]
 
@@ -178,7 +178,7 @@ async def _graph(engine: Any, record: ExecutionRecord) -> str:
     stored = await engine.store.get_definition_by_digest(record.definition)
     if stored is None:
         return ""
-    from corral.model import WorkflowSpec
+    from corral.core.model import WorkflowSpec
     from corral.workflow.compiler import compile_spec
 
     try:

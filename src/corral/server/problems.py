@@ -12,7 +12,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from corral.errors import (
+from corral.core.errors import (
     CorralError,
     EngineClosed,
     ExecutionNotFound,

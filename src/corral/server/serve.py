@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 import corral
-from corral.errors import ConfigError
+from corral.core.errors import ConfigError
 from corral.server.auth import Tokens, check_bind
 
 __all__ = ["serve"]

@@ -22,9 +22,9 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from corral.errors import StoreError, UsageError
-from corral.model import ExecutionRecord
-from corral.status import EXECUTION_STATUSES
+from corral.core.errors import StoreError, UsageError
+from corral.core.model import ExecutionRecord
+from corral.core.status import EXECUTION_STATUSES
 from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
 from corral.storage.postgres import PostgresStore, redact

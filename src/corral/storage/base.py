@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from corral.model import ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
+from corral.core.model import ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
 
 __all__ = ["CacheEntry", "DefinitionRecord", "Store"]
 
@@ -140,7 +140,7 @@ class Store(Protocol):
         when this returns, so its dependents may start; a ``running`` record may
         be written later, with the next batch. With ``owner``, the write only
         happens while ``owner`` owns the execution; a terminal write that finds
-        another owner raises :class:`corral.errors.LeaseLost` (fencing).
+        another owner raises :class:`corral.core.errors.LeaseLost` (fencing).
         ``wait=False``: a terminal record too may be written with the next
         batch (before any operation issued after it), for a step nothing
         depends on; a fencing failure then surfaces at the execution's finish."""

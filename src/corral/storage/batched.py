@@ -30,9 +30,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from corral.errors import LeaseLost, StoreError
-from corral.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
-from corral.status import RUNNING
+from corral.core.errors import LeaseLost, StoreError
+from corral.core.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
+from corral.core.status import RUNNING
 from corral.storage.group_commit import GroupCommit, Op, wait_for_op
 
 __all__ = ["MAX_UNACKNOWLEDGED", "BatchedStore", "WriteFn"]

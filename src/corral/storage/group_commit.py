@@ -23,7 +23,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from corral.errors import StoreError
+from corral.core.errors import StoreError
 
 __all__ = ["GroupCommit", "Op", "wait_for_op", "wake"]
 

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import trio
 
-from corral.errors import ExecutionNotFound, LeaseLost
-from corral.model import (
+from corral.core.errors import ExecutionNotFound, LeaseLost
+from corral.core.model import (
     TERMINAL_EXECUTION,
     TERMINAL_STEP,
     ErrorInfo,
@@ -16,7 +16,7 @@ from corral.model import (
     ExecutionStatus,
     StepRecord,
 )
-from corral.status import CANCELLED, RUNNING, UNFINISHED
+from corral.core.status import CANCELLED, RUNNING, UNFINISHED
 from corral.storage import rules
 from corral.storage.base import CacheEntry, DefinitionRecord
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.errors import StoreError
+from corral.core.errors import StoreError
 
 __all__ = [
     "Migration",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from corral.errors import LeaseLost
+from corral.core.errors import LeaseLost
 from corral.storage import sql
 from corral.storage.group_commit import Op
 

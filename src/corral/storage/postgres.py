@@ -31,9 +31,9 @@ from typing import Any, TypeVar, cast
 
 import trio
 
-from corral.errors import ExecutionNotFound, LeaseLost, StoreError
-from corral.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
-from corral.status import UNFINISHED
+from corral.core.errors import ExecutionNotFound, LeaseLost, StoreError
+from corral.core.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
+from corral.core.status import UNFINISHED
 from corral.storage import migrate as migrations
 from corral.storage import rules, sql
 from corral.storage.base import CacheEntry, DefinitionRecord

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from corral.model import ExecutionRecord
-from corral.status import PENDING, UNFINISHED, sql_in
+from corral.core.model import ExecutionRecord
+from corral.core.status import PENDING, UNFINISHED, sql_in
 from corral.storage.base import DefinitionRecord
 
 __all__ = [

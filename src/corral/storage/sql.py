@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from corral.model import ErrorInfo, ExecutionRecord, StepRecord
-from corral.status import UNFINISHED, sql_in
+from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
+from corral.core.status import UNFINISHED, sql_in
 from corral.storage import rules
 
 _enc = msgspec.json.Encoder()

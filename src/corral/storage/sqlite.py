@@ -30,8 +30,8 @@ import outcome
 import trio
 import trio.lowlevel
 
-from corral.errors import ExecutionNotFound, LeaseLost, StoreError
-from corral.model import (
+from corral.core.errors import ExecutionNotFound, LeaseLost, StoreError
+from corral.core.model import (
     TERMINAL_STEP,
     ErrorInfo,
     ExecutionRecord,

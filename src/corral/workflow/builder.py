@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from corral.errors import SpecError
-from corral.model import WorkflowSpec
+from corral.core.errors import SpecError
+from corral.core.model import WorkflowSpec
 
 __all__ = ["Ref", "StepRef", "Workflow"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
-from corral.errors import SpecError
-from corral.model import StepSpec, WorkflowSpec
+from corral.core.errors import SpecError
+from corral.core.model import StepSpec, WorkflowSpec
 from corral.plugins import Handler
 from corral.workflow.conditions import Condition, ConditionError
 from corral.workflow.documents import (

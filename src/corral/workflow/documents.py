@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from corral.errors import SpecError
+from corral.core.errors import SpecError
 from corral.workflow.references import key_path
 
 __all__ = [

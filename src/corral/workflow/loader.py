@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from corral.errors import SpecError
+from corral.core.errors import SpecError
 from corral.plugins import Handler
 from corral.workflow.compiler import compile_file, compile_spec, digest_of
 from corral.workflow.plan import Plan

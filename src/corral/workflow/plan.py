@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec import UNSET
 
-from corral.errors import InputError
-from corral.model import RetryPolicy, StepSpec, WorkflowSpec
+from corral.core.errors import InputError
+from corral.core.model import RetryPolicy, StepSpec, WorkflowSpec
 from corral.workflow.references import key_path
 
 if TYPE_CHECKING:

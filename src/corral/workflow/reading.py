@@ -1,5 +1,5 @@
 """Workflow documents (YAML, TOML, JSON) read and checked for structure,
-into a :class:`~corral.model.WorkflowSpec` (not compiled: no handler is
+into a :class:`~corral.core.model.WorkflowSpec` (not compiled: no handler is
 looked up). Below the compiler, which reads child workflow files through
 it, and the loader, which reads and compiles.
 
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from corral.errors import SpecError
-from corral.files import DEFAULT_LIMIT, read_capped
-from corral.model import WorkflowSpec
+from corral.core.errors import SpecError
+from corral.core.files import DEFAULT_LIMIT, read_capped
+from corral.core.model import WorkflowSpec
 from corral.workflow.documents import (
     MAX_DEPTH,
     LineIndex,

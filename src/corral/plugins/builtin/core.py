@@ -15,7 +15,7 @@ import msgspec
 import trio
 from msgspec import Meta
 
-from corral.errors import CommandFailed, NonRetryable, StepFailure
+from corral.core.errors import CommandFailed, NonRetryable, StepFailure
 from corral.plugins import Handler, StepContext, hookimpl
 
 _SECONDS = Annotated[float, Meta(ge=0)]

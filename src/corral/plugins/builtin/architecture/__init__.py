@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from corral.errors import ArchitectureConfigError, NonRetryable
+from corral.core.errors import ArchitectureConfigError, NonRetryable
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
@@ -266,7 +266,7 @@ class Report(Handler):
         sections: list[_Data]
 
     async def run(self, ctx: StepContext, params: Params) -> _Data:
-        from corral.version import __version__
+        from corral.core.version import __version__
 
         return combine(params.root, params.options, params.sections, __version__)
 
@@ -342,10 +342,10 @@ def analysis_workflow(
 
     Projects are found now (a directory walk, nothing read but project
     files) unless given; each gets its own chain of steps, so they run in
-    parallel. Raises :class:`~corral.errors.UsageError` when ``path`` is not a
+    parallel. Raises :class:`~corral.core.errors.UsageError` when ``path`` is not a
     directory or holds no Python package.
     """
-    from corral.errors import UsageError
+    from corral.core.errors import UsageError
     from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     root = Path(path)

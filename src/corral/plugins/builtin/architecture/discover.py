@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from corral.files import kind_of
+from corral.core.files import kind_of
 from corral.plugins.builtin.architecture import facts as _facts
 
 SKIP_DIRS = frozenset(

@@ -140,8 +140,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from corral.errors import ArchitectureConfigError
-from corral.files import read_capped
+from corral.core.errors import ArchitectureConfigError
+from corral.core.files import read_capped
 
 __all__ = [
     "DEFAULT_MAX_VIOLATIONS",
@@ -601,7 +601,7 @@ def load_config(
     ``pyproject.toml``). Returns ``None`` when nothing is declared, else
     ``{"source": "corral"|"importlinter", "file": <path>, "contracts": [...]}``
     with the path relative to ``root`` (to ``project_dir`` when ``root`` is
-    not given). Raises :class:`~corral.errors.ArchitectureConfigError` naming
+    not given). Raises :class:`~corral.core.errors.ArchitectureConfigError` naming
     the file and key for anything malformed.
     """
     base = Path(project_dir)

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from corral.files import read_capped
+from corral.core.files import read_capped
 
 
 def cache_root() -> Path:

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from corral.errors import ArchitectureConfigError
-from corral.files import read_capped
+from corral.core.errors import ArchitectureConfigError
+from corral.core.files import read_capped
 from corral.plugins.builtin.architecture.discover import is_excluded_dir, skip_dir
 
 PROJECT_FILES = ("pyproject.toml", "setup.cfg", "setup.py")

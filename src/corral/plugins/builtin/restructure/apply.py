@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.errors import RestructureError
+from corral.core.errors import RestructureError
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis
 from corral.plugins.builtin.restructure.project import ProjectPlan
 

@@ -8,7 +8,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from corral.errors import ArchitectureConfigError
+from corral.core.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import analyse
 from corral.plugins.builtin.architecture.layers import (

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from corral.errors import RestructureError, RestructureRolledBack
+from corral.core.errors import RestructureError, RestructureRolledBack
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.builtin.restructure.moves import Move
 
@@ -178,7 +178,7 @@ async def run_tests(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, 
 
 class Finish(Handler):
     """Keep a validated result (committed on the new branch, in git) or put
-    every byte back and fail (:class:`~corral.errors.RestructureRolledBack`):
+    every byte back and fail (:class:`~corral.core.errors.RestructureRolledBack`):
     a rolled-back restructuring is a failed execution."""
 
     internal = True

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.errors import RestructureError
+from corral.core.errors import RestructureError
 from corral.plugins.builtin.architecture import discover
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis, predicted_cycles
 from corral.plugins.builtin.restructure.moves import Move, Renames, check

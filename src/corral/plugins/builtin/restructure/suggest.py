@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.errors import RestructureError
+from corral.core.errors import RestructureError
 from corral.plugins.builtin.restructure.architecture import (
     Analysis,
     predicted_cycles,

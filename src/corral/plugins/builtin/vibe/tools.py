@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from corral.errors import CorralError
+from corral.core.errors import CorralError
 
 __all__ = [
     "ToolFailed",

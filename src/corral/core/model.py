@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct
 
-from corral.status import PENDING
-from corral.status import TERMINAL_EXECUTION as TERMINAL_EXECUTION
-from corral.status import TERMINAL_STEP as TERMINAL_STEP
-from corral.status import ExecutionStatus as ExecutionStatus
-from corral.status import StepStatus as StepStatus
+from corral.core.status import PENDING
+from corral.core.status import TERMINAL_EXECUTION as TERMINAL_EXECUTION
+from corral.core.status import TERMINAL_STEP as TERMINAL_STEP
+from corral.core.status import ExecutionStatus as ExecutionStatus
+from corral.core.status import StepStatus as StepStatus
 
 __all__ = [
     "CachePolicy",
@@ -54,7 +54,7 @@ FailurePolicy = Literal["fail_fast", "continue"]
 Trigger = Literal["success", "done"]
 
 
-# The status rules live in corral.status; re-exported here, where the
+# The status rules live in corral.core.status; re-exported here, where the
 # records that carry them are.
 class _Spec(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """Base of every spec Struct: unknown fields are errors."""

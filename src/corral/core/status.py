@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal, get_args
 
-from corral.errors import CorralError, WorkflowCancelled, WorkflowFailed, WorkflowTimedOut
+from corral.core.errors import CorralError, WorkflowCancelled, WorkflowFailed, WorkflowTimedOut
 
 __all__ = [
     "CACHED",

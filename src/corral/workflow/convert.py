@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from corral.errors import SpecError
+from corral.core.errors import SpecError
 
 __all__ = ["STEP_KEYS", "convert"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from corral.model import (
+from corral.core.model import (
     CachePolicy,
     ConcurrencySpec,
     InputSpec,

@@ -14,9 +14,9 @@ import pytest
 
 import corral
 from corral.cli import main
+from corral.plugins.manager import build_registry
 from corral.workflow.compiler import compile_spec
 from corral.workflow.loader import parse_text
-from corral.plugins.manager import build_registry
 from corral.workflow.reference import KEYS, SECTIONS, reference_markdown, workflow_schema
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "workflow-file.md"

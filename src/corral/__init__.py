@@ -13,12 +13,6 @@
 
 from __future__ import annotations
 
-from corral.engine.engine import Engine as Engine
-from corral.engine.engine import ExecutionHandle as ExecutionHandle
-from corral.engine.engine import RetryPreview as RetryPreview
-from corral.engine.engine import open_engine as open_engine
-from corral.engine.events import Subscription as Subscription
-from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
 from corral.core.errors import ArchitectureConfigError as ArchitectureConfigError
 from corral.core.errors import CommandFailed as CommandFailed
 from corral.core.errors import ConfigError as ConfigError
@@ -45,6 +39,12 @@ from corral.core.model import StepRecord as StepRecord
 from corral.core.model import StepSpec as StepSpec
 from corral.core.model import WorkflowSpec as WorkflowSpec
 from corral.core.version import __version__
+from corral.engine.engine import Engine as Engine
+from corral.engine.engine import ExecutionHandle as ExecutionHandle
+from corral.engine.engine import RetryPreview as RetryPreview
+from corral.engine.engine import open_engine as open_engine
+from corral.engine.events import Subscription as Subscription
+from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
 from corral.workflow.builder import Workflow as Workflow
 from corral.workflow.loader import load_file as load_file
 from corral.workflow.loader import loads as loads

@@ -12,7 +12,6 @@ import trio
 import trio.testing
 
 import corral
-from corral.engine.events import EventBus
 from corral.core.model import (
     Event,
     StepFinished,
@@ -23,6 +22,7 @@ from corral.core.model import (
     WorkflowStarted,
     WorkflowSubmitted,
 )
+from corral.engine.events import EventBus
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.hookspecs import PROJECT, hookspec
 

@@ -13,8 +13,8 @@ import trio
 
 import corral
 from corral.core.errors import InputError, RetryRefused, UsageError
-from corral.plugins import Handler, StepContext, hookimpl
 from corral.core.status import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED
+from corral.plugins import Handler, StepContext, hookimpl
 
 
 class Counting:

@@ -16,8 +16,8 @@ import pluggy
 import pytest
 
 import corral
-from corral.plugins import Handler, StepContext, hookimpl
 from corral.core.errors import PluginError
+from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.manager import HandlerRegistry, build_registry, check_handler
 
 # ---------------------------------------------------------------- helpers

@@ -5,8 +5,8 @@ from two processes at once, and a server restart under a running worker."""
 from __future__ import annotations
 
 import asyncio
-import json
 import concurrent.futures
+import json
 import socket
 import subprocess
 import sys

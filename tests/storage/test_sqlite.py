@@ -384,9 +384,8 @@ def test_a_kill_after_a_burst_of_submits_loses_at_most_the_bound() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from perf.window import run_window_repeat
-
     from corral.storage.batched import MAX_UNACKNOWLEDGED
+    from perf.window import run_window_repeat
 
     figures = run_window_repeat(0.5, timeout=120)
     assert figures["acknowledged"] > MAX_UNACKNOWLEDGED  # the burst was long enough to tell

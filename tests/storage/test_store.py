@@ -22,7 +22,6 @@ from corral.storage import (
     open_store,
 )
 
-
 _URLS: dict[int, str] = {}  # the URL each store of the fixture was opened with
 
 

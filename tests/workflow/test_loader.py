@@ -12,9 +12,9 @@ import yaml
 
 import corral
 from corral.core.errors import InputError, SpecError
-from corral.workflow.loader import compile_spec, load_file, loads
 from corral.core.model import InputSpec, StepSpec, WorkflowSpec
 from corral.plugins.manager import HandlerRegistry
+from corral.workflow.loader import compile_spec, load_file, loads
 
 POOLS = {"cpu": 2, "io": 64}
 

@@ -11,6 +11,33 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "ApiError",
+    "ArchitectureConfigError",
+    "CommandFailed",
+    "ConfigError",
+    "CorralError",
+    "EngineClosed",
+    "ExecutionNotFound",
+    "HandlerError",
+    "InputError",
+    "LeaseLost",
+    "NonRetryable",
+    "Overloaded",
+    "PluginError",
+    "RestructureError",
+    "RestructureRolledBack",
+    "RetryRefused",
+    "SpecError",
+    "StepFailure",
+    "StepTimedOut",
+    "StoreError",
+    "UsageError",
+    "WorkflowCancelled",
+    "WorkflowFailed",
+    "WorkflowTimedOut",
+]
+
 
 class CorralError(Exception):
     """Base class of every error raised by corral."""

@@ -17,8 +17,8 @@ from typing import Any
 
 import trio
 
-from corral.engine.resources import MemoryGuard
 from corral.core.errors import Overloaded
+from corral.engine.resources import MemoryGuard
 
 __all__ = ["Dispatcher", "Ticket"]
 

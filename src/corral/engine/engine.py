@@ -31,18 +31,6 @@ from typing import Any
 import msgspec
 import trio
 
-from corral.engine import interrupts, workers
-from corral.engine.cache import WorkflowCache
-from corral.engine.dispatcher import Dispatcher, Ticket
-from corral.engine.events import EventBus, Subscription
-from corral.engine.leases import LeaseGuard
-from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
-from corral.engine.relay import ProgressRelay
-from corral.engine.reruns import RetryChoice, choose_reruns
-from corral.engine.resources import MemoryGuard, ResourceManager
-from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
-from corral.engine.strategy import ExecutionStrategy
-from corral.engine.watchdog import LoopWatchdog, Stall
 from corral.core.errors import (
     ConfigError,
     EngineClosed,
@@ -67,7 +55,6 @@ from corral.core.model import (
     WorkflowSubmitted,
     now,
 )
-from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.core.status import (
     CANCELLED,
     EXECUTION_STATUSES,
@@ -77,6 +64,19 @@ from corral.core.status import (
     UNFINISHED,
     failure_for,
 )
+from corral.engine import interrupts, workers
+from corral.engine.cache import WorkflowCache
+from corral.engine.dispatcher import Dispatcher, Ticket
+from corral.engine.events import EventBus, Subscription
+from corral.engine.leases import LeaseGuard
+from corral.engine.metrics import ExecutionMetrics, MetricsSnapshot
+from corral.engine.relay import ProgressRelay
+from corral.engine.reruns import RetryChoice, choose_reruns
+from corral.engine.resources import MemoryGuard, ResourceManager
+from corral.engine.runner import Outcome, Services, WorkflowRun, is_cancellation, new_record
+from corral.engine.strategy import ExecutionStrategy
+from corral.engine.watchdog import LoopWatchdog, Stall
+from corral.plugins.manager import HandlerRegistry, build_registry
 from corral.storage import Store, lifetime, open_store, rules, select
 from corral.storage.base import DefinitionRecord
 from corral.workflow.compiler import compile_spec, digest_of

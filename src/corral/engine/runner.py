@@ -28,10 +28,6 @@ import msgspec
 import trio
 import trio.lowlevel
 
-from corral.engine import interrupts
-from corral.engine.encoding import UnstorableOutput, encode_output
-from corral.engine.leases import LeaseGuard
-from corral.engine.retry import backoff_delay, should_retry
 from corral.core.errors import (
     CorralError,
     HandlerError,
@@ -58,7 +54,6 @@ from corral.core.model import (
     WorkflowStarted,
     now,
 )
-from corral.plugins import StepContext
 from corral.core.status import (
     CACHED,
     CANCELLED,
@@ -71,6 +66,11 @@ from corral.core.status import (
     TIMED_OUT,
     failure_for,
 )
+from corral.engine import interrupts
+from corral.engine.encoding import UnstorableOutput, encode_output
+from corral.engine.leases import LeaseGuard
+from corral.engine.retry import backoff_delay, should_retry
+from corral.plugins import StepContext
 from corral.workflow.conditions import ConditionError
 from corral.workflow.references import RefError, resolve
 

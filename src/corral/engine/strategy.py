@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import trio
 
+from corral.core.errors import NonRetryable
 from corral.engine import workers
 from corral.engine.encoding import UnstorableOutput, encode_output
-from corral.core.errors import NonRetryable
 from corral.workflow.graph import critical_path_lengths
 
 if TYPE_CHECKING:

@@ -38,6 +38,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from corral.core.errors import SpecError, UsageError
+from corral.core.status import PENDING, UNFINISHED
 from corral.server import bodies
 from corral.server.api_page import ApiPage
 from corral.server.auth import Guard, Tokens
@@ -63,7 +64,6 @@ from corral.server.bodies import (
 from corral.server.events import EventHub
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
-from corral.core.status import PENDING, UNFINISHED
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
 

@@ -23,9 +23,9 @@ from litestar.response import Redirect
 
 from corral.core.errors import ExecutionNotFound, SpecError, UsageError
 from corral.core.model import Event, ExecutionRecord, StepRecord
+from corral.core.status import EXECUTION_STATUSES, PENDING, TERMINAL_EXECUTION
 from corral.server.auth import COOKIE, presented_scopes
 from corral.server.page_assets import CSP, EXECUTION_SCRIPT, LIST_SCRIPT, PAGE_CSS
-from corral.core.status import EXECUTION_STATUSES, PENDING, TERMINAL_EXECUTION
 
 __all__ = ["PAGES"]
 

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-import corral
 from corral.core.errors import ConfigError
+from corral.core.model import Limits
+from corral.engine.engine import Engine, open_engine
 from corral.plugins.manager import HandlerRegistry, build_registry
 
 __all__ = ["select_handlers", "serve"]
@@ -59,7 +60,7 @@ async def serve(
     plugins: Sequence[object] = (),
     entry_points: bool = True,
     say: Callable[[str], None] = print,
-    task_status: trio.TaskStatus[corral.Engine] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED,
 ) -> list[str]:
     """Run a worker until SIGTERM/SIGINT (or until cancelled); return the ids
     it released when it stopped."""
@@ -69,8 +70,8 @@ async def serve(
         raise ConfigError(f"--grace must be 0 or more seconds, got {grace}")
     registry = build_registry(plugins, entry_points=entry_points)
     names = select_handlers(registry, handlers)
-    limits = corral.Limits(max_running_workflows=concurrency)
-    async with corral.open_engine(
+    limits = Limits(max_running_workflows=concurrency)
+    async with open_engine(
         store,
         plugins=plugins,
         entry_points=entry_points,

@@ -69,6 +69,7 @@ from corral.core.status import (
 from corral.engine import interrupts
 from corral.engine.encoding import UnstorableOutput, encode_output
 from corral.engine.leases import LeaseGuard
+from corral.engine.links import LoopLink
 from corral.engine.retry import backoff_delay, should_retry
 from corral.plugins import StepContext
 from corral.workflow.conditions import ConditionError
@@ -870,6 +871,7 @@ class WorkflowRun:
         if sp.child is not None:
             return await self._run_child(sp, params)
         assert sp.handler is not None
+        link = LoopLink(self._reporter(sp) if self._events.active else None)
         ctx = StepContext(
             execution_id=self.record.id,
             workflow=self.record.workflow,
@@ -877,10 +879,10 @@ class WorkflowRun:
             inputs=self.inputs,
             upstream=upstream,
             attempt=attempt,
-            report=self._reporter(sp) if self._events.active else None,
+            link=link,
             log_sink=self._logs,
         )
-        output = await self.s.strategy.call(sp.handler, ctx, params)
+        output = await self.s.strategy.call(sp.handler, ctx, params, link)
         blob = _encoded(sp, output)
         if sp.cache:  # encoded once: the cache stores these bytes
             self._blobs[sp.index] = blob

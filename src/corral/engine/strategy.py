@@ -24,11 +24,13 @@ import trio
 from corral.core.errors import NonRetryable
 from corral.engine import workers
 from corral.engine.encoding import UnstorableOutput, encode_output
+from corral.engine.links import LoopLink, RelayLink
+from corral.plugins import StepContext
 from corral.workflow.graph import critical_path_lengths
 
 if TYPE_CHECKING:
     from corral.engine.relay import ProgressRelay
-    from corral.plugins import Handler, StepContext
+    from corral.plugins import Handler
     from corral.workflow.plan import Plan
 
 __all__ = ["ExecutionStrategy"]
@@ -89,22 +91,24 @@ class ExecutionStrategy:
             handler = self._instances[cls] = cls()
         return handler
 
-    async def call(self, cls: type[Handler], ctx: StepContext, params: Any) -> Any:
-        """Run a handler in the venue its kind asks for."""
+    async def call(self, cls: type[Handler], ctx: StepContext, params: Any, link: LoopLink) -> Any:
+        """Run a handler in the venue its kind asks for; ``link`` is the
+        one ``ctx`` was built with."""
         kind = cls.kind
         if kind == "async":
             return await self.instance(cls).run(ctx, params)
         if kind == "blocking":
-            return await _in_thread(self.instance(cls), ctx, params)
+            return await _in_thread(self.instance(cls), ctx, params, link)
         address = None
-        if self._relay is not None and ctx._report is not None:
-            address = ctx._relay = await self._relay.register(ctx._report)
+        if self._relay is not None and link.report is not None:
+            address = await self._relay.register(link.report)
+        remote = None if address is None else RelayLink(address)
         sent = 0
         try:
             # The engine's own worker context: its processes end with the engine.
             # workers.run_sync starts them in safe-path mode (engine/workers.py).
             sent, result = await workers.run_sync(
-                self._workers, _cpu_entry, cls, ctx, params, kill_on_cancel=True
+                self._workers, _cpu_entry, cls, ctx, params, remote, kill_on_cancel=True
             )
             return result
         finally:
@@ -113,26 +117,39 @@ class ExecutionStrategy:
                 await self._relay.unregister(address[1], sent)
 
 
-async def _in_thread(handler: Handler, ctx: StepContext, params: Any) -> Any:
+async def _in_thread(handler: Handler, ctx: StepContext, params: Any, link: LoopLink) -> Any:
     # The handler's own exception is captured and re-raised outside the
     # nursery, so it is not wrapped in an ExceptionGroup.
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_signal_cancel, ctx)
+        nursery.start_soon(_signal_cancel, link)
         result = await outcome.acapture(trio.to_thread.run_sync, handler.run, ctx, params)
         nursery.cancel_scope.cancel()
     return result.unwrap()
 
 
-async def _signal_cancel(ctx: StepContext) -> None:
+async def _signal_cancel(link: LoopLink) -> None:
     try:
         await trio.sleep_forever()
     finally:
         # Reached when the step is cancelled (or the thread is done): a
         # cooperative handler polling ctx.cancel_requested() returns early.
-        ctx._request_cancel()
+        link.request_cancel()
 
 
-def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> tuple[int, Any]:
+def _cpu_entry(
+    cls: type[Handler], data: StepContext, params: Any, link: RelayLink | None
+) -> tuple[int, Any]:
+    # In the worker process: ``data`` arrived without a link (only data
+    # travels); this step's context gets the relay's.
+    ctx = StepContext(
+        execution_id=data.execution_id,
+        workflow=data.workflow,
+        step_id=data.step_id,
+        inputs=data.inputs,
+        upstream=data.upstream,
+        attempt=data.attempt,
+        link=link,
+    )
     result = cls().run(ctx, params)
     try:  # checked here: a value too deep to pickle never leaves the worker
         encode_output(result)
@@ -140,4 +157,4 @@ def _cpu_entry(cls: type[Handler], ctx: StepContext, params: Any) -> tuple[int, 
         raise NonRetryable(
             f"handler {cls.name!r} returned a value that cannot be stored: {exc}"
         ) from None
-    return ctx._sent, result  # how many progress lines to wait for
+    return (0 if link is None else link.sent), result  # progress lines to wait for

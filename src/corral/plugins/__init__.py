@@ -20,25 +20,32 @@ and a plugin exposes handlers with one hook::
     def corral_handlers():
         return [Resize]
 
-Plugins import only this module (and ``corral.core.errors`` / ``corral.core.model``),
-never engine internals.
+Plugins import only this module (and ``corral.errors`` / ``corral.model``),
+never engine internals; the engine reaches a handler's context only through
+the :class:`StepLink` it passes in.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 import pluggy
-import trio
 
 from corral.core.errors import HandlerError
 from corral.plugins.hookspecs import PROJECT
 
-__all__ = ["MAX_LOG_LINES", "Handler", "HandlerKind", "NoParams", "StepContext", "hookimpl"]
+__all__ = [
+    "MAX_LOG_LINES",
+    "Handler",
+    "HandlerKind",
+    "NoParams",
+    "StepContext",
+    "StepLink",
+    "hookimpl",
+]
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Decorator marking a function of a plugin as a corral hook implementation."""
@@ -117,6 +124,24 @@ class _StepLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().log(level, msg, *args, **kwargs)
 
 
+class StepLink(Protocol):
+    """How a :class:`StepContext` reaches the engine that runs its step.
+
+    The engine passes one in; a handler never sees it. It is the only way
+    from the plugin API to the engine, so neither imports the other's
+    internals: in the engine's process the link calls back into the event
+    loop (from a worker thread too), in a ``cpu`` worker process it writes
+    to the engine's progress relay. A context built without one (a test
+    calling a handler directly) reports nothing and is never cancelled.
+    """
+
+    def progress(
+        self, done: float, total: float | None, message: str | None, unit: str | None
+    ) -> None: ...
+
+    def cancel_requested(self) -> bool: ...
+
+
 class StepContext:
     """What a handler knows about the step it runs.
 
@@ -131,13 +156,9 @@ class StepContext:
     """
 
     __slots__ = (
-        "_cancel",
+        "_link",
         "_log",
         "_log_sink",
-        "_loop_thread",
-        "_relay",
-        "_report",
-        "_sent",
         "attempt",
         "execution_id",
         "inputs",
@@ -155,7 +176,7 @@ class StepContext:
         inputs: Mapping[str, Any],
         upstream: Mapping[str, Any],
         attempt: int = 1,
-        report: Callable[..., None] | None = None,
+        link: StepLink | None = None,
         log_sink: dict[str, list[str]] | None = None,
     ) -> None:
         self.execution_id = execution_id
@@ -166,12 +187,7 @@ class StepContext:
         self.attempt = attempt
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._log_sink = log_sink  # step id -> the lines its record keeps
-        self._report = report
-        self._cancel = False
-        self._loop_thread = threading.get_ident()
-        # (address, token) of the engine's progress relay, for cpu handlers
-        self._relay: tuple[str, int] | None = None
-        self._sent = 0  # progress lines sent through the relay
+        self._link = link
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -198,28 +214,16 @@ class StepContext:
     ) -> None:
         """Report progress: ``done`` out of ``total`` (if known), counting
         ``unit`` (``"bytes"`` is shown as KB, MB ...; since corral 0.1)."""
-        if self._report is None:
-            if self._relay is not None:  # in a cpu worker process
-                from corral.engine.relay import send_progress
-
-                self._sent += send_progress(self._relay, done, total, message, unit)
-            return
-        if threading.get_ident() == self._loop_thread:
-            self._report(done, total, message, unit)
-        else:
-            trio.from_thread.run_sync(self._report, done, total, message, unit)
+        if self._link is not None:
+            self._link.progress(done, total, message, unit)
 
     def cancel_requested(self) -> bool:
         """True once the step has been cancelled (for blocking handlers to poll)."""
-        return self._cancel
-
-    def _request_cancel(self) -> None:
-        self._cancel = True
+        return self._link is not None and self._link.cancel_requested()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # A cpu handler gets a copy in its worker process: data only, so
-        # progress() there goes through the engine's relay (when someone
-        # listens) and cancellation is a process kill.
+        # Pickled (by a handler that sends its context somewhere): the data
+        # travels, the link to this engine does not.
         return (
             _rebuild_context,
             (
@@ -229,7 +233,6 @@ class StepContext:
                 dict(self.inputs),
                 dict(self.upstream),
                 self.attempt,
-                self._relay,
             ),
         )
 
@@ -244,9 +247,8 @@ def _rebuild_context(
     inputs: dict[str, Any],
     upstream: dict[str, Any],
     attempt: int,
-    relay: tuple[str, int] | None = None,
 ) -> StepContext:
-    ctx = StepContext(
+    return StepContext(
         execution_id=execution_id,
         workflow=workflow,
         step_id=step_id,
@@ -254,5 +256,3 @@ def _rebuild_context(
         upstream=upstream,
         attempt=attempt,
     )
-    ctx._relay = relay
-    return ctx

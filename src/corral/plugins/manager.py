@@ -9,6 +9,7 @@ one name are an error naming both plugins, never a silent override.
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
 import inspect
 import logging
@@ -28,6 +29,16 @@ from corral.plugins.hookspecs import PROJECT
 log = logging.getLogger("corral.plugins")
 
 _KINDS: tuple[str, ...] = get_args(HandlerKind)
+
+#: The built-in plugins, registered before all others: label -> module. They
+#: are named, not imported, here, and loaded as entry points are: the plugin
+#: API and its manager sit below the plugins built on them.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "core": "corral.plugins.builtin.core",
+    "architecture": "corral.plugins.builtin.architecture",
+    "restructure": "corral.plugins.builtin.restructure.handlers",
+    "vibe": "corral.plugins.builtin.vibe.plugin",
+}
 _said: set[str] = set()  # broken plugins already warned about
 
 
@@ -208,11 +219,8 @@ def build_registry(
         entry_points = False  # (the CLI's --no-plugins sets it, for its engines too)
     try:
         if builtins:
-            from corral.plugins.builtin import BUILTIN_PLUGINS
-
-            for module in BUILTIN_PLUGINS:  # builtin:core, builtin:restructure, ...
-                label = module.__name__.removeprefix("corral.plugins.builtin.").split(".")[0]
-                pm.register(module, name=f"builtin:{label}")
+            for label, module in BUILTIN_PLUGINS.items():  # builtin:core, builtin:vibe, ...
+                pm.register(importlib.import_module(module), name=f"builtin:{label}")
         if entry_points:
             dists = _load_entry_points(pm, broken)
         for plugin in plugins:

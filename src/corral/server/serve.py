@@ -13,8 +13,9 @@ from typing import Any
 
 import trio
 
-import corral
 from corral.core.errors import ConfigError
+from corral.core.model import Limits
+from corral.engine.engine import open_engine
 from corral.server.auth import Tokens, check_bind
 
 __all__ = ["serve"]
@@ -28,7 +29,7 @@ async def serve(
     tokens: Tokens,
     run_here: bool = True,
     grace: float = 30.0,
-    limits: corral.Limits | None = None,
+    limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
     say: Callable[[str], None] | None = None,
     stop: trio.Event | None = None,
@@ -56,7 +57,7 @@ async def serve(
     config.errorlog = None
     config.graceful_timeout = 3.0  # requests in flight (and event streams) when stopping
     async with (
-        corral.open_engine(store, run_here=run_here, limits=limits) as engine,
+        open_engine(store, run_here=run_here, limits=limits) as engine,
         trio.open_nursery() as nursery,
     ):
         hub = EventHub()

@@ -100,6 +100,38 @@ def test_fail_on_from_pyproject(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "pyproject.toml: tool.corral.architecture.fail_on 'loops'" in err
 
 
+def test_a_source_folder_uses_its_projects_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``corral analyze src`` in a src layout checks the contracts and
+    --fail-on of the pyproject.toml above src (as ruff and mypy find theirs),
+    never one above the repository."""
+    repo = tmp_path / "repo"
+    write_tree(
+        repo,
+        {
+            "pyproject.toml": (
+                '[project]\nname = "demo"\n[tool.corral.architecture]\n'
+                'containers = ["demo"]\nlayers = ["api", "service", "repository"]\n'
+                'fail_on = ["violations"]\n'
+            ),
+            **{f"src/{name}": text for name, text in TREE.items() if name.startswith("demo/")},
+        },
+    )
+    code, out, err = run_cli(capsys, str(repo / "src"), "--format", "json")
+    report = json.loads(out)
+    assert report["summary"]["violations"] == 1, report["summary"]
+    assert code == 1 and "layer contract violation" in err
+    layers = report["projects"][0]["layers"]
+    assert layers["config_file"] == "../pyproject.toml" and layers["source"] == "corral"
+
+    (repo / ".git").mkdir()  # the repository's top: nothing above it is read
+    (repo / "pyproject.toml").rename(tmp_path / "pyproject.toml")
+    code, out, err = run_cli(capsys, str(repo / "src"), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["projects"][0]["layers"]["source"] == "detected"
+
+
 def test_bad_configuration_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -41,7 +41,7 @@ from corral.plugins.builtin.architecture.graph import GraphBuildError, build_imp
 from corral.plugins.builtin.architecture.isolation import ChildFailed, discard_spare, prestart
 from corral.plugins.builtin.architecture.layers import check_architecture, load_config
 from corral.plugins.builtin.architecture.metrics import compute_metrics
-from corral.plugins.builtin.architecture.projects import find_projects, read_options
+from corral.plugins.builtin.architecture.projects import config_home, find_projects, read_options
 from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
 
 __all__ = [
@@ -101,6 +101,8 @@ def project_settings(
     """
     base = Path(root).resolve()
     directory = base / project["path"]
+    if project["path"] == ".":  # the analysed folder: its project's configuration
+        directory = config_home(directory)
     own = read_options(directory, base)
     effective = {
         "exclude": sorted({*options.get("exclude", []), *own.get("exclude", [])}),

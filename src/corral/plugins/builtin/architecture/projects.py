@@ -103,8 +103,30 @@ def _config_file(directory: Path, root: Path) -> str | None:
     return None
 
 
+def _shown(file: Path, root: Path) -> str:
+    """``file`` as messages name it: relative to the analysed folder (``../``
+    for a configuration found above it)."""
+    return Path(os.path.relpath(file, root)).as_posix()
+
+
+def config_home(directory: Path) -> Path:
+    """The folder whose configuration applies to the analysed ``directory``:
+    itself when it is a project, else the nearest folder above it (inside
+    the same repository) with a ``pyproject.toml``, ``setup.cfg`` or
+    ``.importlinter``, as ruff and mypy find theirs: ``corral analyze src``
+    checks the contracts of the project that holds ``src``."""
+    if any((directory / name).is_file() for name in PROJECT_FILES):
+        return directory
+    for parent in directory.parents:
+        if any((parent / name).is_file() for name in (*PROJECT_FILES, ".importlinter")):
+            return parent
+        if (parent / ".git").exists():  # the top of the repository: no further
+            break
+    return directory
+
+
 def _read_toml(file: Path, root: Path | None = None) -> dict[str, Any]:
-    shown = file.relative_to(root).as_posix() if root and file.is_relative_to(root) else str(file)
+    shown = _shown(file, root) if root else str(file)
     try:
         return tomllib.loads(read_capped(file).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -154,7 +176,7 @@ def read_options(directory: Path, root: Path) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ArchitectureConfigError(
             "must be a table",
-            file=pyproject.relative_to(root).as_posix(),
+            file=_shown(pyproject, root),
             key="tool.corral.architecture",
         )
     options: dict[str, Any] = {}
@@ -169,7 +191,7 @@ def read_options(directory: Path, root: Path) -> dict[str, Any]:
             want = "a list of strings" if kind is list else "true or false"
             raise ArchitectureConfigError(
                 f"must be {want}, not {value!r}",
-                file=pyproject.relative_to(root).as_posix(),
+                file=_shown(pyproject, root),
                 key=f"tool.corral.architecture.{key}",
             )
         options[key] = value

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from corral.core.model import Event
 
 PROJECT = "corral"
-HOOKSPEC_VERSION = 1
-"""Bumped when a hook is added; plugins may check it."""
+HOOKSPEC_VERSION = 2
+"""Bumped when a hook is added; plugins may check it (2: ``corral_commands``)."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 
@@ -35,6 +35,21 @@ def corral_handlers() -> list[type[Any]]:
     engine opens.
 
     *Since corral 0.1 (hook spec version 1).*
+    """
+    raise AssertionError("hook specifications are never called")
+
+
+@hookspec
+def corral_commands() -> list[type[Any]]:
+    """Return the command classes this plugin adds to the ``corral`` command
+    line.
+
+    Each class subclasses :class:`corral.plugins.commands.Command` and has a
+    unique ``name`` (``corral NAME ...``), which may not be one of corral's
+    own commands. Called when the command line needs the plugins' commands
+    (``corral --help``, or a command that is not corral's own).
+
+    *Since corral 0.1 (hook spec version 2).*
     """
     raise AssertionError("hook specifications are never called")
 

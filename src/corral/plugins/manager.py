@@ -24,6 +24,7 @@ import pluggy
 
 from corral.core.errors import PluginError
 from corral.plugins import Handler, HandlerKind, hookspecs
+from corral.plugins.commands import NAME, Command
 from corral.plugins.hookspecs import PROJECT
 
 log = logging.getLogger("corral.plugins")
@@ -35,8 +36,8 @@ _KINDS: tuple[str, ...] = get_args(HandlerKind)
 #: API and its manager sit below the plugins built on them.
 BUILTIN_PLUGINS: dict[str, str] = {
     "core": "corral.plugins.builtin.core",
-    "architecture": "corral.plugins.builtin.architecture",
-    "restructure": "corral.plugins.builtin.restructure.handlers",
+    "architecture": "corral.plugins.builtin.architecture.plugin",
+    "restructure": "corral.plugins.builtin.restructure.plugin",
     "vibe": "corral.plugins.builtin.vibe.plugin",
 }
 _said: set[str] = set()  # broken plugins already warned about
@@ -74,9 +75,11 @@ class HandlerRegistry(Mapping[str, type[Handler]]):
         pm: pluggy.PluginManager,
         infos: dict[str, HandlerInfo],
         broken: Sequence[BrokenPlugin] = (),
+        dists: Mapping[int, str] | None = None,
     ) -> None:
         self.pm = pm
         self.broken = list(broken)
+        self.dists = dict(dists or {})  # id(plugin) -> "distribution version"
         self._infos = infos
         self._classes = {name: info.cls for name, info in infos.items()}
 
@@ -261,7 +264,7 @@ def build_registry(
                 b.plugin,
                 b.reason,
             )
-    return HandlerRegistry(pm, infos, broken)
+    return HandlerRegistry(pm, infos, broken, dists)
 
 
 def _check_pending(
@@ -316,9 +319,86 @@ def _handlers_of(
     return found, None, offered
 
 
-def _flatten(returned: Any, label: str) -> Iterable[Any]:
+def _flatten(
+    returned: Any, label: str, hook: str = "corral_handlers", what: str = "handler"
+) -> Iterable[Any]:
     if returned is None:
         return ()
     if isinstance(returned, (list, tuple)):
         return returned
-    raise PluginError(f"plugin {label}: corral_handlers() must return a list of handler classes")
+    raise PluginError(f"plugin {label}: {hook}() must return a list of {what} classes")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInfo:
+    """A command a plugin adds to the command line, and where it came from."""
+
+    name: str
+    cls: type[Command]
+    plugin: str
+
+
+def plugin_commands(
+    registry: HandlerRegistry, reserved: Iterable[str] = ()
+) -> tuple[dict[str, CommandInfo], list[BrokenPlugin]]:
+    """The commands the registry's plugins add (``corral_commands``), by
+    name, and the plugins whose commands were left out.
+
+    A class that is not a :class:`~corral.plugins.commands.Command`, a bad
+    name, a ``reserved`` name (corral's own commands) or a name two plugins
+    give: an installed plugin's commands are left out whole (listed, and
+    warned about once, like a broken handler plugin); a built-in or explicit
+    plugin's are a :class:`PluginError`.
+    """
+    taken = set(reserved)
+    found: dict[str, CommandInfo] = {}
+    broken: list[BrokenPlugin] = []
+    pm, dists = registry.pm, registry.dists
+    impls = sorted(pm.hook.corral_commands.get_hookimpls(), key=lambda i: id(i.plugin) in dists)
+    for impl in impls:
+        label = _plugin_label(pm, impl.plugin, dists)
+        try:
+            mine = _commands_of(impl, label, taken, found)
+        except PluginError as exc:
+            if id(impl.plugin) not in dists:
+                raise
+            broken.append(BrokenPlugin(label, str(exc)))
+            continue
+        found.update(mine)
+    for b in broken:
+        if b.plugin not in _said:
+            _said.add(b.plugin)
+            log.warning("plugin %s: its commands are left out: %s", b.plugin, b.reason)
+    return found, broken
+
+
+def _commands_of(
+    impl: Any, label: str, taken: set[str], found: Mapping[str, CommandInfo]
+) -> dict[str, CommandInfo]:
+    try:
+        returned = impl.function()
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {label}: corral_commands() raised {type(exc).__name__}: {exc}"
+        ) from None
+    classes = list(_flatten(returned, label, "corral_commands", "command"))
+    mine: dict[str, CommandInfo] = {}
+    for cls in classes:
+        if not (inspect.isclass(cls) and issubclass(cls, Command)):
+            raise PluginError(
+                f"plugin {label}: corral_commands() returned {cls!r}, which is not a "
+                "corral.plugins.commands.Command subclass"
+            )
+        name = cls.name
+        if not isinstance(name, str) or not NAME.match(name):
+            raise PluginError(
+                f"plugin {label}: command {cls.__qualname__} has name {name!r}; expected "
+                "lowercase words joined by '-' (e.g. 'my-report')"
+            )
+        if name in taken:
+            raise PluginError(f"plugin {label}: command {name!r} is one of corral's own commands")
+        if name in found or name in mine:
+            other = found[name].plugin if name in found else label
+            raise PluginError(f"command {name!r} is provided by two plugins: {other} and {label}")
+        mine[name] = CommandInfo(name, cls, label)
+    return mine

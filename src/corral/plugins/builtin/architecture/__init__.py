@@ -27,7 +27,7 @@ import msgspec
 from msgspec import Meta
 
 from corral.core.errors import ArchitectureConfigError, NonRetryable
-from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins import Handler, StepContext
 from corral.plugins.builtin.architecture import memo
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import (
@@ -381,8 +381,3 @@ def analysis_workflow(
         sections=[s.output for s in sections],
     )
     return wf
-
-
-@hookimpl
-def corral_handlers() -> list[type[Handler]]:
-    return [Scan, Facts, Graph, Section, Report]

@@ -29,7 +29,7 @@ import msgspec
 import trio
 
 from corral.core.errors import RestructureError, RestructureRolledBack
-from corral.plugins import Handler, StepContext, hookimpl
+from corral.plugins import Handler, StepContext
 from corral.plugins.builtin.restructure.moves import Move
 
 if TYPE_CHECKING:
@@ -255,6 +255,23 @@ def restructure_workflow(
     return wf
 
 
-@hookimpl
-def corral_handlers() -> list[type[Handler]]:
-    return [PlanStep, Snapshot, Write, Validate, Finish]
+class Suggest(Handler):
+    """The moves that break the package cycles and resolve the layer
+    violations of the project under ``root``, and the plan file that holds
+    them (``corral analyze --suggest-moves``: the architecture plugin asks
+    for them by this handler's name, without importing this plugin)."""
+
+    name = "restructure.suggest"
+    version = VERSION
+    kind = "blocking"
+
+    class Params(msgspec.Struct, forbid_unknown_fields=True):
+        root: str
+
+    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.restructure.architecture import analysis
+        from corral.plugins.builtin.restructure.suggest import suggestion
+
+        now = analysis(Path(params.root).resolve())
+        proposed = suggestion(now, now.kinds)
+        return {"moves": [str(m) for m in proposed["moves"]], "plan": proposed["plan"]}

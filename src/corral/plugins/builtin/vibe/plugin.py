@@ -4,6 +4,8 @@ steps of ``--fix`` (:mod:`.fix`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from corral.plugins import Handler, hookimpl
 from corral.plugins.builtin.vibe.fix import FixPlan, FixValidate, FixWrite
 from corral.plugins.builtin.vibe.handlers import (
@@ -31,3 +33,10 @@ def corral_handlers() -> list[type[Handler]]:
         FixWrite,
         FixValidate,
     ]
+
+
+@hookimpl
+def corral_commands() -> list[type[Any]]:
+    from corral.plugins.builtin.vibe.command import Vibe
+
+    return [Vibe]

@@ -348,12 +348,12 @@ def test_every_help_reads_at_80_columns(
     import contextlib
     import re
 
-    from corral.cli import _parser
+    from corral.cli.app import _parser, _plugin_commands
 
     monkeypatch.setenv("COLUMNS", "80")
     commands = [""] + [
         name
-        for action in _parser()._subparsers._group_actions  # type: ignore[union-attr]
+        for action in _parser(_plugin_commands())._subparsers._group_actions  # type: ignore[union-attr]
         for name in action.choices
     ]
     assert {"run", "resume", "plugins", "serve", "vibe"} <= set(commands)

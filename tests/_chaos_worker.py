@@ -2,7 +2,7 @@
 
     python _chaos_worker.py URL SIDE_FILE
 
-It runs ``corral.worker.serve`` (what ``corral worker`` runs) with one more
+It runs ``corral.server.worker.serve`` (what ``corral worker`` runs) with one more
 handler, ``chaos.step``, which appends ``execution:step:pid:start`` to the
 side file on every invocation (one ``write`` on an O_APPEND descriptor) and
 sleeps a little, so that a SIGKILL finds steps half done.
@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from corral.plugins import Handler, StepContext, hookimpl
-from corral.worker import serve
+from corral.server.worker import serve
 
 
 class ChaosPlugin:

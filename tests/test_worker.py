@@ -19,7 +19,7 @@ import corral
 from corral.core.model import StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.plugins.manager import build_registry
-from corral.worker import select_handlers
+from corral.server.worker import select_handlers
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -365,7 +365,7 @@ async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: 
 
 async def test_the_python_client(secured: str, scope_tokens: dict[str, str]) -> None:
     READ, RUN = scope_tokens["read"], scope_tokens["run"]
-    from corral.client import Client
+    from corral.server.client import Client
     from corral.core.errors import ApiError, WorkflowFailed
 
     async with Client(secured, token=RUN) as api:

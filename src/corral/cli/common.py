@@ -120,7 +120,7 @@ def _api_option(parser: argparse.ArgumentParser) -> None:
 
 def _via_api(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(client)`` against the HTTP API at ``url``."""
-    from corral.client import Client
+    from corral.server.client import Client
 
     async def main() -> T:
         async with Client(url, os.environ.get("CORRAL_API_TOKEN")) as client:

@@ -75,7 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from corral.worker import serve
+    from corral.server.worker import serve
 
     concurrency = _int_arg("--concurrency", args.concurrency)
     grace = parse_duration(args.grace, "--grace")

@@ -245,7 +245,7 @@ class RestructureRolledBack(CorralError):
 
 
 class ApiError(CorralError):
-    """The HTTP API answered with an error (``corral.client``): its status,
+    """The HTTP API answered with an error (``corral.server.client``): its status,
     the problem document's ``detail``, and the JSON ``path`` of a bad field."""
 
     def __init__(self, status: int, detail: str, path: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``corral.client.Client``: corral's HTTP API from Python (``corral serve``),
+"""``corral.server.client.Client``: corral's HTTP API from Python (``corral serve``),
 so that other services need not write requests by hand.
 
 An async client (httpx, so it runs under Trio and asyncio alike)::

@@ -26,7 +26,7 @@ from corral.plugins.manager import HandlerRegistry, build_registry
 
 __all__ = ["select_handlers", "serve"]
 
-log = logging.getLogger("corral.worker")
+log = logging.getLogger("corral.server.worker")
 
 
 def select_handlers(registry: HandlerRegistry, patterns: Sequence[str]) -> list[str]:

@@ -14,7 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 from _tree import write_tree
 
-from corral.cli import main, parse_fail_on
+from corral.cli import main
+from corral.plugins.builtin.architecture.command import parse_fail_on
 
 ROOT = Path(__file__).resolve().parent.parent
 

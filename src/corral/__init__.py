@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from corral.core.errors import ArchitectureConfigError as ArchitectureConfigError
-from corral.core.errors import CommandFailed as CommandFailed
 from corral.core.errors import ConfigError as ConfigError
 from corral.core.errors import CorralError as CorralError
 from corral.core.errors import EngineClosed as EngineClosed
@@ -45,6 +43,10 @@ from corral.engine.engine import RetryPreview as RetryPreview
 from corral.engine.engine import open_engine as open_engine
 from corral.engine.events import Subscription as Subscription
 from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
+from corral.plugins.builtin.architecture.errors import (
+    ArchitectureConfigError as ArchitectureConfigError,
+)
+from corral.plugins.builtin.core import CommandFailed as CommandFailed
 from corral.workflow.builder import Workflow as Workflow
 from corral.workflow.loader import load_file as load_file
 from corral.workflow.loader import loads as loads

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _tree import write_tree as write
 
-from corral.core.errors import ArchitectureConfigError
+from corral.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.layers import (
     check_architecture,
     detect_style,

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import corral
-from corral.core.errors import CommandFailed, NonRetryable
+from corral.errors import CommandFailed, NonRetryable
 from corral.plugins import StepContext
 from corral.plugins.builtin.core import Shell, ShellParams
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.core.errors import RestructureError
+from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Move, check, parse_move, parse_plan
 
 MODULES = {

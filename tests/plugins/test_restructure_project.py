@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.core.errors import RestructureError
+from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import parse_move
 from corral.plugins.builtin.restructure.project import plan_project
 

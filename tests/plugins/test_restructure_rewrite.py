@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from corral.core.errors import RestructureError
+from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Renames, check, parse_move
 from corral.plugins.builtin.restructure.rewrite import rewrite_source
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _tree import tree_bytes, write_tree  # noqa: E402
 
 import corral
-from corral.core.errors import RestructureError
+from corral.errors import RestructureError
 from corral.plugins.builtin.restructure.apply import begin, carry_out, finish, recover
 from corral.plugins.builtin.restructure.handlers import restructure_workflow
 from corral.plugins.builtin.restructure.moves import Move

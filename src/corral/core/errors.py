@@ -13,8 +13,6 @@ from typing import Any
 
 __all__ = [
     "ApiError",
-    "ArchitectureConfigError",
-    "CommandFailed",
     "ConfigError",
     "CorralError",
     "EngineClosed",
@@ -25,8 +23,6 @@ __all__ = [
     "NonRetryable",
     "Overloaded",
     "PluginError",
-    "RestructureError",
-    "RestructureRolledBack",
     "RetryRefused",
     "SpecError",
     "StepFailure",
@@ -101,22 +97,6 @@ class ConfigError(CorralError):
     """Engine settings (``corral.Limits``, ``open_engine`` arguments) are invalid."""
 
 
-class ArchitectureConfigError(CorralError):
-    """An architecture configuration (``[tool.corral.architecture]`` in
-    ``pyproject.toml``, or an import-linter configuration) is invalid.
-
-    ``file`` is the configuration file and ``key`` the offending entry
-    (``tool.corral.architecture.layers[2]``), so the message says where to fix it.
-    """
-
-    def __init__(self, message: str, *, file: str, key: str | None = None) -> None:
-        self.message = message
-        self.file = file
-        self.key = key
-        where = f"{file}: {key}" if key else file
-        super().__init__(f"{where}: {message}")
-
-
 class PluginError(CorralError):
     """A plugin or handler is malformed, or two plugins claim one handler name."""
 
@@ -157,17 +137,6 @@ class NonRetryable(CorralError):
 
 class StepTimedOut(CorralError):
     """A step attempt ran past its ``timeout``."""
-
-
-class CommandFailed(CorralError):
-    """``core.shell``: the command exited with a non-zero status."""
-
-    def __init__(self, args: list[str], returncode: int, stderr_tail: str) -> None:
-        self.args_ = args
-        self.returncode = returncode
-        self.stderr_tail = stderr_tail
-        tail = f": {stderr_tail.strip()}" if stderr_tail.strip() else ""
-        super().__init__(f"command {args[0]!r} exited with status {returncode}{tail}")
 
 
 class StepFailure(CorralError):
@@ -230,18 +199,6 @@ class RetryRefused(UsageError):
     def __init__(self, message: str, steps: dict[str, str]) -> None:
         super().__init__(message)
         self.steps = steps
-
-
-class RestructureError(UsageError):
-    """A restructuring plan that cannot be carried out (an unknown module, a
-    target that exists, a move into itself, two moves to one target, a name
-    that is not an identifier), or a file it must rewrite that does not
-    parse. Raised before anything is written."""
-
-
-class RestructureRolledBack(CorralError):
-    """A restructuring was carried out, failed its validation, and was rolled
-    back: the tree is as it was (the message says which check failed)."""
 
 
 class ApiError(CorralError):

@@ -39,12 +39,16 @@ _EMA = 0.3
 
 
 _MAX_DURATIONS = 100_000
+_MAX_PLANS = 10_000
 
 
 class ExecutionStrategy:
     def __init__(self, worker_context: Any = None, relay: ProgressRelay | None = None) -> None:
         self._durations: dict[tuple[str, str], float] = {}
         self._versions: dict[str, int] = {}
+        # plan digest -> (durations version, heap keys): this engine's order
+        # of each plan's steps, kept here, not on the (shareable) plan
+        self._ranks: dict[str, tuple[int, list[tuple[float, int]]]] = {}
         self._instances: dict[type[Handler], Handler] = {}
         self._workers = worker_context
         self._relay = relay
@@ -72,15 +76,16 @@ class ExecutionStrategy:
     def ranks(self, plan: Plan) -> list[tuple[float, int]]:
         """Heap keys per step: smaller runs first."""
         version = self._versions.get(plan.spec.name, 0)
-        cached = plan.rank_cache
+        cached = self._ranks.get(plan.digest)
         if cached is not None and cached[0] == version:
-            ranks: list[tuple[float, int]] = cached[1]
-            return ranks
+            return cached[1]
         lengths = critical_path_lengths(
             [s.needs for s in plan.steps], plan.order, self.durations(plan)
         )
         ranks = [(-length, i) for i, length in enumerate(lengths)]
-        plan.rank_cache = (version, ranks)
+        if cached is None and len(self._ranks) >= _MAX_PLANS:
+            self._ranks.pop(next(iter(self._ranks)))  # bounded: oldest out
+        self._ranks[plan.digest] = (version, ranks)
         return ranks
 
     # ------------------------------------------------------------ venue

@@ -95,8 +95,6 @@ class Plan:
     stored_digest: str | None = None
     """Content hash of :meth:`resolved_spec` once stored (set by the engine)."""
     stored_blob: bytes | None = None
-    rank_cache: Any = None
-    """The strategy's step order for this plan (set by the strategy)."""
     handler_set: list[str] | None = None
 
     def handler_names(self) -> list[str]:

@@ -15,10 +15,22 @@ import msgspec
 import trio
 from msgspec import Meta
 
-from corral.core.errors import CommandFailed, NonRetryable, StepFailure
+from corral.core.errors import CorralError, NonRetryable, StepFailure
 from corral.plugins import Handler, StepContext, hookimpl
 
 _SECONDS = Annotated[float, Meta(ge=0)]
+
+
+class CommandFailed(CorralError):
+    """``core.shell``: the command exited with a non-zero status (re-exported as
+    ``corral.CommandFailed`` and ``corral.errors.CommandFailed``)."""
+
+    def __init__(self, args: list[str], returncode: int, stderr_tail: str) -> None:
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        tail = f": {stderr_tail.strip()}" if stderr_tail.strip() else ""
+        super().__init__(f"command {args[0]!r} exited with status {returncode}{tail}")
 
 
 class Noop(Handler):

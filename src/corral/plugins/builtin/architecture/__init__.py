@@ -26,23 +26,10 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from corral.core.errors import ArchitectureConfigError, NonRetryable
+from corral.core.errors import NonRetryable
 from corral.plugins import Handler, StepContext
-from corral.plugins.builtin.architecture import memo
-from corral.plugins.builtin.architecture.cycles import find_cycles
-from corral.plugins.builtin.architecture.discover import (
-    DEFAULT_MAX_FILE_BYTES,
-    add_facts,
-    merge,
-    scan,
-)
-from corral.plugins.builtin.architecture.externals import environment_digest
-from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
-from corral.plugins.builtin.architecture.isolation import ChildFailed, discard_spare, prestart
-from corral.plugins.builtin.architecture.layers import check_architecture, load_config
-from corral.plugins.builtin.architecture.metrics import compute_metrics
-from corral.plugins.builtin.architecture.projects import config_home, find_projects, read_options
-from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
+from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
+from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 __all__ = [
     "Facts",
@@ -56,6 +43,17 @@ __all__ = [
 ]
 
 _Data = dict[str, Any]
+
+# The analysis itself (discover, facts, graph, layers, report ...) is
+# imported by the steps that run it, not here: registering this plugin (every
+# engine does) costs a few class definitions, not the analyser's ~15 ms.
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """The report as a short text for a terminal (:mod:`.report`)."""
+    from corral.plugins.builtin.architecture.report import summary_text as text
+
+    return text(report)
 
 
 def _code_digest() -> str:
@@ -99,6 +97,9 @@ def project_settings(
     ones (excludes are merged; ``exclude_*`` flags are or-ed). Raises
     :class:`ArchitectureConfigError` for a malformed configuration.
     """
+    from corral.plugins.builtin.architecture.layers import load_config
+    from corral.plugins.builtin.architecture.projects import config_home, read_options
+
     base = Path(root).resolve()
     directory = base / project["path"]
     if project["path"] == ".":  # the analysed folder: its project's configuration
@@ -133,6 +134,9 @@ class Scan(Handler):
         prestart: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.architecture.discover import scan
+        from corral.plugins.builtin.architecture.isolation import prestart
+
         if params.prestart:  # its interpreter start-up overlaps the walk
             prestart("imports")
         root, project = params.root, params.project
@@ -168,6 +172,10 @@ class Facts(Handler):
         memo: str | None = None  # file of per-file facts from earlier runs (memo.py)
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.architecture import memo
+        from corral.plugins.builtin.architecture.discover import add_facts
+        from corral.plugins.builtin.architecture.isolation import ChildFailed
+
         known = memo.load(params.memo, VERSION) if params.memo else None
         try:
             facts = add_facts(
@@ -195,6 +203,8 @@ class Graph(Handler):
         exclude_type_checking: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
+
         modules = sum(len(p["modules"]) for p in params.scan["packages"])
         ctx.progress(0, modules, "modules: building the import graph")
         try:
@@ -236,6 +246,13 @@ class Section(Handler):
         environment: str = ""
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+        from corral.plugins.builtin.architecture.cycles import find_cycles
+        from corral.plugins.builtin.architecture.discover import merge
+        from corral.plugins.builtin.architecture.isolation import discard_spare
+        from corral.plugins.builtin.architecture.layers import check_architecture
+        from corral.plugins.builtin.architecture.metrics import compute_metrics
+        from corral.plugins.builtin.architecture.report import build_section
+
         discard_spare()  # the graph is built (or was cached): no use for one now
         graph = params.graph
         discovery = merge(params.scan, params.facts, graph)
@@ -269,6 +286,7 @@ class Report(Handler):
 
     async def run(self, ctx: StepContext, params: Params) -> _Data:
         from corral.core.version import __version__
+        from corral.plugins.builtin.architecture.report import combine
 
         return combine(params.root, params.options, params.sections, __version__)
 
@@ -286,6 +304,9 @@ def add_project_steps(
     ``graph_i`` → ``section_i``) to the workflow ``wf``; returns the section
     step, whose output is the project's section of the report. Other
     workflows (``corral vibe``) build on the same steps."""
+    from corral.plugins.builtin.architecture import memo
+    from corral.plugins.builtin.architecture.externals import environment_digest
+
     memo_file = memo.memo_path(root, project["path"]) if cache else None
     scan_ = wf.step(
         f"scan_{i}",
@@ -348,6 +369,7 @@ def analysis_workflow(
     directory or holds no Python package.
     """
     from corral.core.errors import UsageError
+    from corral.plugins.builtin.architecture.projects import find_projects
     from corral.workflow.builder import Workflow  # (the builder alone: not corral's __init__)
 
     root = Path(path)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.core.files import kind_of
-from corral.plugins.builtin.architecture import facts as _facts
+from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 SKIP_DIRS = frozenset(
     {
@@ -39,7 +39,6 @@ SKIP_DIRS = frozenset(
     }
 )
 TEST_DIRS = frozenset({"tests", "test", "testing"})
-DEFAULT_MAX_FILE_BYTES = 2_000_000
 
 
 def is_test_path(rel: str) -> bool:
@@ -463,6 +462,9 @@ def add_facts(
     process; one that crashes it keeps the facts known without a parser.
     ``memo`` (digest -> facts of earlier runs) is read and updated.
     """
+    # (imported here: walking a tree, as corral vibe does, needs no parser)
+    from corral.plugins.builtin.architecture import facts as _facts
+
     root = Path(scanned["root"])
     modules = [
         (m["digest"], m["path"])

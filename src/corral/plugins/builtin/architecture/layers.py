@@ -140,8 +140,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from corral.core.errors import ArchitectureConfigError
 from corral.core.files import read_capped
+from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 
 __all__ = [
     "DEFAULT_MAX_VIOLATIONS",

@@ -16,9 +16,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from corral.core.errors import ArchitectureConfigError
 from corral.core.files import read_capped
 from corral.plugins.builtin.architecture.discover import is_excluded_dir, skip_dir
+from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 
 PROJECT_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
 #: Keys of ``[tool.corral.architecture]`` read here; layers.py reads the rest.

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.core.errors import RestructureError
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis
+from corral.plugins.builtin.restructure.errors import RestructureError
 from corral.plugins.builtin.restructure.project import ProjectPlan
 
 __all__ = [

@@ -8,9 +8,9 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from corral.core.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import analyse
+from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.layers import (
     check_architecture,
     detect_style,

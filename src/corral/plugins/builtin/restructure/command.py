@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from corral.core.errors import RestructureError, UsageError
+from corral.core.errors import UsageError
 from corral.core.model import ExecutionRecord
 from corral.core.status import SUCCEEDED
+from corral.plugins.builtin.restructure.errors import RestructureError
 from corral.plugins.commands import EXIT_FAILED, EXIT_OK, Command, Terminal
 
 __all__ = ["Restructure", "run_restructure"]

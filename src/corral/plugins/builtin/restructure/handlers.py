@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from corral.core.errors import RestructureError, RestructureRolledBack
 from corral.plugins import Handler, StepContext
+from corral.plugins.builtin.restructure.errors import RestructureError, RestructureRolledBack
 from corral.plugins.builtin.restructure.moves import Move
 
 if TYPE_CHECKING:

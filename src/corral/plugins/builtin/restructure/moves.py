@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from corral.core.errors import RestructureError
+from corral.plugins.builtin.restructure.errors import RestructureError
 
 __all__ = ["Move", "Renames", "check", "parse_move", "parse_plan"]
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corral.core.errors import RestructureError
 from corral.plugins.builtin.architecture import discover
 from corral.plugins.builtin.restructure.architecture import Analysis, analysis, predicted_cycles
+from corral.plugins.builtin.restructure.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Move, Renames, check
 from corral.plugins.builtin.restructure.rewrite import FileRewrite, rewrite_source
 

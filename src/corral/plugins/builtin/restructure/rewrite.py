@@ -30,7 +30,7 @@ from typing import Any
 
 import libcst as cst
 
-from corral.core.errors import RestructureError
+from corral.plugins.builtin.restructure.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Renames
 
 __all__ = ["FileRewrite", "rewrite_source"]

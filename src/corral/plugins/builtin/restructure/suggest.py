@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.core.errors import RestructureError
 from corral.plugins.builtin.restructure.architecture import (
     Analysis,
     predicted_cycles,
     predicted_violations,
 )
+from corral.plugins.builtin.restructure.errors import RestructureError
 from corral.plugins.builtin.restructure.moves import Move, Renames, check
 
 __all__ = ["plan_toml", "suggest_moves"]

@@ -374,7 +374,7 @@ def test_destructive_commands_are_guarded(
     code, out, _ = cli(capsys, "migrate", "--to", "4", "--dry-run", "--store", url)
     assert code == 0 and "would roll back -8, -7, -6, -5 to reach 4" in out
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert "already at schema version 8" in out  # the dry run changed nothing
+    assert "already at schema version 9" in out  # the dry run changed nothing
 
 
 @pytest.mark.parametrize("text", ["", "7x", "-1d", "d", "1d2h", "1.d", "soon"])
@@ -389,7 +389,7 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> None:
     execution_id = run_example(capsys, url, "conditions.yaml")
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "already at schema version 8" in out
+    assert code == 0 and "already at schema version 9" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2", "--yes")
     assert code == 0
@@ -409,7 +409,7 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
     assert "now at schema version 0" in out
 
     code, out, _ = cli(capsys, "migrate", "--store", url)
-    assert code == 0 and "now at schema version 8" in out
+    assert code == 0 and "now at schema version 9" in out
     code, out, _ = cli(capsys, "list", "--store", url, "--json")
     assert json.loads(out) == []  # rolling back to 0 dropped the tables and their rows
     assert execution_id not in out
@@ -419,7 +419,7 @@ def test_migrate_creates_a_database(capsys: pytest.CaptureFixture[str], tmp_path
     db = tmp_path / "new.db"
     code, out, _ = cli(capsys, "migrate", "--store", f"sqlite://{db}")
     assert code == 0 and db.is_file()
-    assert "created schema version 8" in out
+    assert "created schema version 9" in out
     code, out, _ = cli(capsys, "list", "--store", f"sqlite://{db}")
     assert code == 0 and "no executions" in out
 
@@ -667,4 +667,4 @@ def test_migrate_dry_run_creates_nothing(
 ) -> None:
     db = tmp_path / "none.db"
     code, out, _ = cli(capsys, "migrate", "--dry-run", "--store", f"sqlite://{db}")
-    assert code == 0 and "would create schema version 8" in out and not db.exists()
+    assert code == 0 and "would create schema version 9" in out and not db.exists()

@@ -521,6 +521,10 @@ async def test_child_workflow_runs_inside_parent(eng: corral.Engine) -> None:
     assert result == {"kid": [21, 21]}
     children = [r for r in await eng.list() if r.parent_id is not None]
     assert len(children) == 1 and children[0].status == "succeeded"
+    # the step's record says what kind of step it is: a child workflow, no handler
+    record = await eng.get(children[0].parent_id or "")
+    assert record.step("kid").workflow == "child" and record.step("kid").handler is None
+    assert record.step("a").handler == "core.echo" and record.step("a").workflow is None
 
 
 async def test_cancelling_parent_cancels_child(eng: corral.Engine) -> None:

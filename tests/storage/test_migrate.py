@@ -478,3 +478,28 @@ def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> N
         conn = sqlite3.connect(db)
         assert migrations.current_version(conn) == len(migrations.migrations())
         conn.close()
+
+
+def test_009_turns_workflow_handler_names_into_a_step_kind(connect: Any) -> None:
+    """A step recorded before 009 as handler "workflow:<name>" becomes a
+    child-workflow step (``workflow`` set, no handler), and back on the way
+    down; handler steps are left as they were."""
+    conn = connect("kinds")
+    m.migrate(conn, 8)
+    conn.execute(
+        "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at) "
+        "VALUES ('e', 'w', '1', 'succeeded', x'7b7d', 0)"
+    )
+    conn.executemany(
+        "INSERT INTO step_executions (execution_id, step_id, position, handler, status) "
+        "VALUES ('e', ?, ?, ?, 'succeeded')",
+        [("a", 0, "core.echo"), ("b", 1, "workflow:child")],
+    )
+    m.migrate(conn, 9)
+    rows = conn.execute(
+        "SELECT step_id, handler, workflow FROM step_executions ORDER BY position"
+    ).fetchall()
+    assert rows == [("a", "core.echo", None), ("b", None, "child")]
+    m.migrate(conn, 8)
+    rows = conn.execute("SELECT step_id, handler FROM step_executions ORDER BY position").fetchall()
+    assert rows == [("a", "core.echo"), ("b", "workflow:child")]

@@ -113,7 +113,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         record = await store.get_execution(await _execution_id(store, args.id))
         children: dict[str, str] = {}
         for step in record.steps:
-            if step.handler is not None and step.handler.startswith("workflow:"):
+            if step.workflow is not None:
                 child = await store.find_child(record.id, step.step_id)
                 if child is not None:
                     children[step.step_id] = child.id
@@ -177,7 +177,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 note = f"reused from {s.reused_from}" + (f"; {note}" if note else "")
             table.add_row(
                 escape(s.step_id),
-                escape(s.handler or "-"),
+                escape(s.handler or (f"workflow {s.workflow}" if s.workflow else "-")),
                 _styled(s.status),
                 str(s.attempts),
                 _took(s.started_at, s.finished_at, live=s.status == RUNNING),

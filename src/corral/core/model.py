@@ -174,6 +174,7 @@ class StepRecord(Struct, omit_defaults=True):
     status: StepStatus = PENDING
     attempts: int = 0
     handler: str | None = None
+    """The handler that runs it; ``None`` for a step that runs a child workflow."""
     started_at: float | None = None
     finished_at: float | None = None
     output: Any = None
@@ -189,6 +190,9 @@ class StepRecord(Struct, omit_defaults=True):
     reused_from: str | None = None
     """Set in a retry: the execution whose recorded output this step took
     instead of running (``corral retry``)."""
+    workflow: str | None = None
+    """The child workflow it runs (its name), for a step of that kind: such
+    a step has no handler, and its child execution names it as parent."""
 
     @property
     def duration(self) -> float | None:

@@ -57,10 +57,23 @@ class RetryChoice:
     what changed. Non-empty: the retry is refused unless ``rerun_changed``."""
 
 
+def _ran(rec: StepRecord) -> str | None:
+    if rec.workflow is not None:
+        return f"workflow {rec.workflow}"
+    return rec.handler
+
+
+def _runs(sp: StepPlan) -> str:
+    if sp.child is not None:
+        return f"workflow {sp.child.spec.name}"
+    return sp.handler_name
+
+
 def _changed(sp: StepPlan, rec: StepRecord, before: StepPlan | None) -> str | None:
     """What changed in how step ``sp`` is run since ``rec`` was recorded."""
-    if rec.handler is not None and rec.handler != sp.handler_name:
-        return f"its handler changed ({rec.handler} -> {sp.handler_name})"
+    ran, runs = _ran(rec), _runs(sp)
+    if ran is not None and ran != runs:
+        return f"what runs it changed ({ran} -> {runs})"
     if (
         sp.handler is not None
         and rec.handler_version is not None

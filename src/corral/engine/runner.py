@@ -975,7 +975,12 @@ def new_record(
         lease_expires_at=lease_expires_at,
         definition=definition,
         created_at=now() if created_at is None else created_at,
-        steps=[StepRecord(step_id=sp.id, handler=sp.handler_name) for sp in plan.steps],
+        steps=[
+            StepRecord(step_id=sp.id, workflow=sp.child.spec.name)
+            if sp.child is not None
+            else StepRecord(step_id=sp.id, handler=sp.handler_name)
+            for sp in plan.steps
+        ],
         handlers=plan.handler_names(),
         retry_of=retry_of,
     )

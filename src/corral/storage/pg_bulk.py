@@ -78,8 +78,10 @@ _INSERT_EXECUTIONS = (
     + ")"
 )
 _INSERT_STEPS = (
-    "INSERT INTO step_executions (execution_id, step_id, position, handler, status, attempts) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[])"
+    "INSERT INTO step_executions "
+    "(execution_id, step_id, position, handler, status, attempts, workflow) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
+    "$7::text[])"
 )
 _STARTS = (
     "UPDATE workflow_executions w SET status = 'running', owner = v.owner, started_at = v.at "

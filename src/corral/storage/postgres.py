@@ -431,6 +431,7 @@ class PostgresStore(BatchedStore):
             [s.handler for s in r.steps],
             [s.status for s in r.steps],
             [s.attempts for s in r.steps],
+            [s.workflow for s in r.steps],
         )
         reused = sql.reused_rows(r) if r.retry_of is not None else []
 
@@ -457,7 +458,8 @@ class PostgresStore(BatchedStore):
             # it: statements of its own
             return op
         step_rows = [
-            (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
+            (r.id, s.step_id, i, s.handler, s.status, s.attempts, s.workflow)
+            for i, s in enumerate(r.steps)
         ]
         return Bulk(
             INSERT,
@@ -962,8 +964,10 @@ _INSERT_EXECUTION = (
     "$20) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
 _INSERT_STEPS = (
-    "INSERT INTO step_executions (execution_id, step_id, position, handler, status, attempts) "
-    "SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[])"
+    "INSERT INTO step_executions "
+    "(execution_id, step_id, position, handler, status, attempts, workflow) "
+    "SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
+    "$7::text[])"
 )
 _START = (
     "UPDATE workflow_executions SET status = 'running', owner = $1, started_at = $2 "

@@ -32,7 +32,7 @@ EXEC_COLUMNS = (
 )
 STEP_COLUMNS = (
     "step_id, handler, status, attempts, output, error, started_at, finished_at, warnings, logs, "
-    "handler_version, reused_from"
+    "handler_version, reused_from, workflow"
 )
 
 
@@ -89,6 +89,7 @@ def step(row: Sequence[Any]) -> StepRecord:
         logs=[] if row[9] is None else _warnings_dec.decode(row[9]),
         handler_version=row[10],
         reused_from=row[11],
+        workflow=row[12],
     )
 
 

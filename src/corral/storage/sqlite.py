@@ -407,7 +407,8 @@ class SQLiteStore(BatchedStore):
         r = record
         row = sql.execution_row(r)
         steps = [
-            (r.id, s.step_id, i, s.handler, s.status, s.attempts) for i, s in enumerate(r.steps)
+            (r.id, s.step_id, i, s.handler, s.status, s.attempts, s.workflow)
+            for i, s in enumerate(r.steps)
         ]
         reused = sql.reused_rows(r) if r.retry_of is not None else []
 
@@ -426,7 +427,7 @@ class SQLiteStore(BatchedStore):
                 return _get_execution(conn, found[0]), False
             conn.executemany(
                 "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
-                "attempts) VALUES (?, ?, ?, ?, ?, ?)",
+                "attempts, workflow) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 steps,
             )
             if reused:

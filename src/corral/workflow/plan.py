@@ -66,6 +66,9 @@ class StepPlan:
 
     @property
     def handler_name(self) -> str:
+        """What runs the step, for messages and default limit names: the
+        handler's name, or ``workflow:<name>`` for a child workflow (a step
+        record says which kind it is: ``StepRecord.workflow``)."""
         if self.handler is not None:
             return self.handler.name
         return f"workflow:{self.child.spec.name}" if self.child else "?"

@@ -94,6 +94,7 @@ CREATE TABLE step_executions (
     logs          BLOB,
     handler_version TEXT,
     reused_from   TEXT,
+    workflow      TEXT,
     PRIMARY KEY (execution_id, step_id)
 ) WITHOUT ROWID;
 

@@ -13,12 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _tree import write_tree as write
 
 from corral.errors import ArchitectureConfigError
-from corral.plugins.builtin.architecture.layers import (
-    check_architecture,
-    detect_style,
-    load_config,
-    parse_layer,
-)
+from corral.plugins.builtin.architecture.contracts import load_config, parse_layer
+from corral.plugins.builtin.architecture.layers import check_architecture
+from corral.plugins.builtin.architecture.styles import detect_style
 
 Edge = tuple[str, str, int]
 

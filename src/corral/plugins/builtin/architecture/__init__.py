@@ -97,7 +97,7 @@ def project_settings(
     ones (excludes are merged; ``exclude_*`` flags are or-ed). Raises
     :class:`ArchitectureConfigError` for a malformed configuration.
     """
-    from corral.plugins.builtin.architecture.layers import load_config
+    from corral.plugins.builtin.architecture.contracts import load_config
     from corral.plugins.builtin.architecture.projects import config_home, read_options
 
     base = Path(root).resolve()

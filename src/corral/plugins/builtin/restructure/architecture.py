@@ -8,16 +8,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from corral.plugins.builtin.architecture.contracts import load_config
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import analyse
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
-from corral.plugins.builtin.architecture.layers import (
-    check_architecture,
-    detect_style,
-    load_config,
-)
+from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.score import compute_score
+from corral.plugins.builtin.architecture.styles import detect_style
 from corral.plugins.builtin.restructure.moves import Renames
 
 __all__ = ["Analysis", "analysis", "predicted_cycles", "predicted_violations"]

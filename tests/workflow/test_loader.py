@@ -264,7 +264,7 @@ BAD: list[tuple[str, str, str, str, int | None, str]] = [
         one_step(handler="zzz.qqq"),
         "$.steps[0].handler",
         4,
-        "(known handlers: architecture.* (5), core.* (5), restructure.* (5), vibe.* (10); "
+        "(known handlers: architecture.* (5), core.* (5), restructure.* (6), vibe.* (10); "
         "`corral plugins` lists them)",
     ),
     (

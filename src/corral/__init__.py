@@ -38,11 +38,11 @@ from corral.core.model import StepSpec as StepSpec
 from corral.core.model import WorkflowSpec as WorkflowSpec
 from corral.core.version import __version__
 from corral.engine.engine import Engine as Engine
-from corral.engine.engine import ExecutionHandle as ExecutionHandle
-from corral.engine.engine import RetryPreview as RetryPreview
-from corral.engine.engine import open_engine as open_engine
 from corral.engine.events import Subscription as Subscription
+from corral.engine.handles import ExecutionHandle as ExecutionHandle
+from corral.engine.handles import RetryPreview as RetryPreview
 from corral.engine.metrics import MetricsSnapshot as MetricsSnapshot
+from corral.engine.opening import open_engine as open_engine
 from corral.plugins.builtin.architecture.errors import (
     ArchitectureConfigError as ArchitectureConfigError,
 )

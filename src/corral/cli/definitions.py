@@ -39,7 +39,7 @@ from corral.core.model import (
 from corral.core.status import (
     SUCCEEDED,
 )
-from corral.engine.engine import open_engine
+from corral.engine.opening import open_engine
 from corral.storage import MemoryStore, default_store_url, open_store
 from corral.storage.rules import PAUSED_ALL
 from corral.workflow.plan import Plan

@@ -56,7 +56,9 @@ from corral.core.status import (
     SUCCEEDED,
     UNFINISHED,
 )
-from corral.engine.engine import Engine, ExecutionHandle, RetryPreview, open_engine
+from corral.engine.engine import Engine
+from corral.engine.handles import ExecutionHandle, RetryPreview
+from corral.engine.opening import open_engine
 from corral.storage import Store, default_store_url, open_store, select
 from corral.storage.rules import PAUSED_ALL
 

@@ -48,8 +48,10 @@ from corral.core.status import (
     SUCCEEDED,
     TIMED_OUT,
 )
-from corral.engine.engine import Engine, ExecutionHandle, open_engine
+from corral.engine.engine import Engine
 from corral.engine.events import Subscription
+from corral.engine.handles import ExecutionHandle
+from corral.engine.opening import open_engine
 from corral.storage import Store, default_store_url
 from corral.workflow.plan import Plan
 

@@ -15,7 +15,7 @@ import trio
 
 from corral.core.errors import ConfigError
 from corral.core.model import Limits
-from corral.engine.engine import open_engine
+from corral.engine.opening import open_engine
 from corral.server.auth import Tokens, check_bind
 
 __all__ = ["serve"]

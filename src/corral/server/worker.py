@@ -21,7 +21,8 @@ import trio
 
 from corral.core.errors import ConfigError
 from corral.core.model import Limits
-from corral.engine.engine import Engine, open_engine
+from corral.engine.engine import Engine
+from corral.engine.opening import open_engine
 from corral.plugins.manager import HandlerRegistry, build_registry
 
 __all__ = ["select_handlers", "serve"]

@@ -719,19 +719,15 @@ class WorkflowRun:
             ) from None
 
     async def _attempts(self, sp: StepPlan, rec: StepRecord) -> tuple[Any, str]:
+        """Run step ``sp`` to its end (its attempts and the waits between
+        them): ``(output, status)``; a failure that is not retried is raised
+        as ``_Failure``."""
         s = self.s
-        upstream_map = {self.plan.steps[d].id: self.outputs[d] for d in sp.needs}
-        if sp.when is not None:
-            try:
-                if not sp.when.test(self._context_for_conditions(sp)):
-                    return None, SKIPPED
-            except ConditionError as exc:
-                raise _Failure(FAILED, exc) from None
-
+        if sp.when is not None and not self._when_holds(sp):
+            return None, SKIPPED
         params = self._params(sp)
         if sp.handler is not None:  # what ran it: a retry reuses only the same version
             rec.handler_version = sp.handler.version
-
         cache_key = None
         if sp.cache and sp.handler is not None:
             cache_key = s.cache.key_for(
@@ -743,69 +739,17 @@ class WorkflowRun:
             if hit is not s.cache.MISS:
                 rec.started_at = rec.finished_at = self.s.clock()
                 return hit, CACHED
-
-        keyed = None
-        if sp.key is not None and sp.spec.concurrency is not None:
-            try:
-                key_value = sp.key.evaluate({"inputs": self.inputs, "params": _plain(params)})
-            except ConditionError as exc:
-                raise _Failure(FAILED, exc) from None
-            conc = sp.spec.concurrency
-            keyed = (
-                s.resources.keyed(conc.name or sp.handler_name, conc.limit),
-                _hashable(key_value),
-            )
-
+        keyed = self._keyed(sp, params) if sp.key is not None else None
+        upstream_map = {self.plan.steps[d].id: self.outputs[d] for d in sp.needs}
         attempt = 0
         while True:
             attempt += 1
-            rec.attempts = attempt
-            if s.leases is not None and not s.leases.fresh():
-                # The engine missed lease renewals (a stall): another engine may
-                # own this execution by now. Start nothing until a renewal says
-                # (one that finds it taken over abandons this run).
-                await s.leases.wait_renewed()
-            rec.status = RUNNING
-            if rec.started_at is None:
-                rec.started_at = self.s.clock()
-            await self._write_step(rec)
-            s.metrics.steps_started += 1
-            if self._first_step:
-                self._first_step = False
-                if self._submitted_at is not None and self.top_level:
-                    s.metrics.start_latency.observe(trio.current_time() - self._submitted_at)
-            if self._events.active:
-                self._events.emit(
-                    StepStarted(
-                        execution_id=self.record.id,
-                        workflow=self.record.workflow,
-                        at=self.s.clock(),
-                        step_id=sp.id,
-                        attempt=attempt,
-                    )
-                )
+            await self._begin(sp, rec, attempt)
             interrupts_before = interrupts.count()
             try:
                 output = await self._attempt(sp, params, upstream_map, attempt, keyed)
             except Exception as exc:
-                status = TIMED_OUT if isinstance(exc, StepTimedOut) else FAILED
-                if not should_retry(sp.retry, exc, attempt):
-                    raise _Failure(status, exc) from None
-                delay = backoff_delay(sp.retry, attempt, s.rand)
-                s.metrics.retried += 1
-                if self._events.active:
-                    self._events.emit(
-                        StepRetrying(
-                            execution_id=self.record.id,
-                            workflow=self.record.workflow,
-                            at=self.s.clock(),
-                            step_id=sp.id,
-                            attempt=attempt,
-                            delay=delay,
-                            error=_error(exc, sp.id),
-                        )
-                    )
-                await trio.sleep(delay)
+                await self._before_retry(sp, exc, attempt)
                 if sp.handler is not None and attempt + 1 <= sp.retry.attempts:
                     params = self._params(sp)  # a fresh copy for the next attempt
                 continue
@@ -824,6 +768,78 @@ class WorkflowRun:
                 blob = self._blobs.pop(sp.index, None)
                 await s.cache.put(cache_key, output, sp.cache_ttl, blob=blob)
             return output, SUCCEEDED
+
+    def _when_holds(self, sp: StepPlan) -> bool:
+        """Whether the step's ``when`` condition holds (an error in it fails the step)."""
+        assert sp.when is not None
+        try:
+            return bool(sp.when.test(self._context_for_conditions(sp)))
+        except ConditionError as exc:
+            raise _Failure(FAILED, exc) from None
+
+    def _keyed(self, sp: StepPlan, params: Any) -> tuple[Any, Any] | None:
+        """The keyed limiter of a step with a concurrency key, and its key."""
+        conc = sp.spec.concurrency
+        if sp.key is None or conc is None:
+            return None
+        try:
+            key_value = sp.key.evaluate({"inputs": self.inputs, "params": _plain(params)})
+        except ConditionError as exc:
+            raise _Failure(FAILED, exc) from None
+        limiter = self.s.resources.keyed(conc.name or sp.handler_name, conc.limit)
+        return limiter, _hashable(key_value)
+
+    async def _begin(self, sp: StepPlan, rec: StepRecord, attempt: int) -> None:
+        """An attempt starts: recorded ``running`` (before the handler runs),
+        counted, announced."""
+        s = self.s
+        rec.attempts = attempt
+        if s.leases is not None and not s.leases.fresh():
+            # The engine missed lease renewals (a stall): another engine may
+            # own this execution by now. Start nothing until a renewal says
+            # (one that finds it taken over abandons this run).
+            await s.leases.wait_renewed()
+        rec.status = RUNNING
+        if rec.started_at is None:
+            rec.started_at = s.clock()
+        await self._write_step(rec)
+        s.metrics.steps_started += 1
+        if self._first_step:
+            self._first_step = False
+            if self._submitted_at is not None and self.top_level:
+                s.metrics.start_latency.observe(trio.current_time() - self._submitted_at)
+        if self._events.active:
+            self._events.emit(
+                StepStarted(
+                    execution_id=self.record.id,
+                    workflow=self.record.workflow,
+                    at=s.clock(),
+                    step_id=sp.id,
+                    attempt=attempt,
+                )
+            )
+
+    async def _before_retry(self, sp: StepPlan, exc: Exception, attempt: int) -> None:
+        """A failed attempt: raised as the step's failure when it is not
+        retried, else announced and waited out (the backoff delay)."""
+        s = self.s
+        if not should_retry(sp.retry, exc, attempt):
+            raise _Failure(TIMED_OUT if isinstance(exc, StepTimedOut) else FAILED, exc) from None
+        delay = backoff_delay(sp.retry, attempt, s.rand)
+        s.metrics.retried += 1
+        if self._events.active:
+            self._events.emit(
+                StepRetrying(
+                    execution_id=self.record.id,
+                    workflow=self.record.workflow,
+                    at=s.clock(),
+                    step_id=sp.id,
+                    attempt=attempt,
+                    delay=delay,
+                    error=_error(exc, sp.id),
+                )
+            )
+        await trio.sleep(delay)
 
     def _inputs_blob(self) -> bytes:
         if self._inputs_encoded is None:

@@ -372,7 +372,7 @@ def test_destructive_commands_are_guarded(
     code, _, err = cli(capsys, "migrate", "--to", "0", "--store", url)
     assert code == 2 and "give --yes" in err
     code, out, _ = cli(capsys, "migrate", "--to", "4", "--dry-run", "--store", url)
-    assert code == 0 and "would roll back -8, -7, -6, -5 to reach 4" in out
+    assert code == 0 and "would roll back -9, -8, -7, -6, -5 to reach 4" in out
     code, out, _ = cli(capsys, "migrate", "--store", url)
     assert "already at schema version 9" in out  # the dry run changed nothing
 
@@ -393,7 +393,8 @@ def test_migrate_down_and_up(capsys: pytest.CaptureFixture[str], url: str) -> No
 
     code, out, _ = cli(capsys, "migrate", "--store", url, "--to", "2", "--yes")
     assert code == 0
-    assert out.splitlines()[:6] == [
+    assert out.splitlines()[:7] == [
+        "rolled back 009_add_step_workflow",
         "rolled back 008_add_retries_and_pauses",
         "rolled back 007_add_step_logs",
         "rolled back 006_add_execution_handlers",
@@ -431,7 +432,7 @@ def test_migrate_to_an_unknown_version(
     db = tmp_path / "x.db"
     code, _, err = cli(capsys, "migrate", "--store", f"sqlite://{db}", "--to", to)
     assert code == 2
-    assert "schema versions go from 0 to 8" in err
+    assert "schema versions go from 0 to 9" in err
     assert not db.exists()  # refused before anything was created
 
 

@@ -111,6 +111,32 @@ _SHOWN_RETRIES = 5
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    record, children, retries = _shown(args)
+    if args.json:
+        print(_dump(record))
+        return EXIT_OK
+    from rich.markup import escape
+
+    console = _console()
+    for line in _header(record, retries):
+        console.print(line)
+    if record.steps:
+        console.print(_steps_table(record, children))
+        _step_notes(record, console, logs=args.logs)
+    if record.status == SUCCEEDED:
+        console.print("result:")
+        print(_dump(record.result))
+    elif record.error is not None:
+        e = record.error
+        where = f" in step {e.step!r}" if e.step else ""
+        console.print(f"error: {escape(e.type)}{escape(where)}: {escape(e.message)}")
+    return EXIT_OK
+
+
+def _shown(args: argparse.Namespace) -> tuple[ExecutionRecord, dict[str, str], list[str]]:
+    """The execution ``corral show`` shows, its child executions by step
+    and the ids of the executions that retried it."""
+
     async def work(store: Store) -> tuple[ExecutionRecord, dict[str, str], list[str]]:
         record = await store.get_execution(await _execution_id(store, args.id))
         children: dict[str, str] = {}
@@ -122,20 +148,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
         retries = await store.list_executions(retry_of=record.id, limit=_SHOWN_RETRIES + 1)
         return record, children, [r.id for r in reversed(retries)]
 
-    retries: list[str] = []
     if args.api:
-        record = _record(_via_api(args.api, lambda c: c.get(args.id)))
-        children: dict[str, str] = {}
-    else:
-        record, children, retries = _with_store(args.store, work, readonly=True)
-    if args.json:
-        print(_dump(record))
-        return EXIT_OK
-    from rich.markup import escape
-    from rich.table import Table
+        return _record(_via_api(args.api, lambda c: c.get(args.id))), {}, []
+    return _with_store(args.store, work, readonly=True)
 
-    console = _console()
-    r = record
+
+def _header(r: ExecutionRecord, retries: list[str]) -> list[str]:
+    """The lines above the steps: what, when, who, and its retries."""
+    from rich.markup import escape
+
     live = r.status in UNFINISHED
     lines = [
         f"execution  {r.id}",
@@ -145,7 +166,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"created    {_when(r.created_at)}",
         f"started    {_when(r.started_at)}",
         f"finished   {_when(r.finished_at)}",
-        f"duration   {_took(r.started_at, r.finished_at, live=r.status == 'running')}",
+        f"duration   {_took(r.started_at, r.finished_at, live=r.status == RUNNING)}",
     ]
     if r.parent_id:
         lines.append(f"parent     {r.parent_id} (step {escape(r.parent_step or '?')})")
@@ -162,53 +183,55 @@ def _cmd_show(args: argparse.Namespace) -> int:
         lines.append(f"owner      {escape(r.owner)}{lease}")
     if r.inputs:
         lines.append(f"inputs     {escape(msgspec.json.encode(r.inputs).decode())}")
-    for line in lines:
-        console.print(line)
-    if r.steps:
-        table = Table(title="steps", title_justify="left")
-        table.add_column("step", no_wrap=True)
-        for col in ("handler", "status", "attempts", "duration", "note"):
-            table.add_column(col)
+    return lines
+
+
+def _steps_table(r: ExecutionRecord, children: dict[str, str]) -> Any:
+    """The steps as a table: what ran each, how it ended, and a note (its
+    error, its child execution, the execution it was reused from)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="steps", title_justify="left")
+    table.add_column("step", no_wrap=True)
+    for col in ("handler", "status", "attempts", "duration", "note"):
+        table.add_column(col)
+    for s in r.steps:
+        notes = []
+        if s.reused_from:
+            notes.append(f"reused from {s.reused_from}")
+        if s.step_id in children:
+            notes.append(f"child {children[s.step_id]}")
+        if s.error is not None:
+            notes.append(f"{s.error.type}: {s.error.message}")
+        table.add_row(
+            escape(s.step_id),
+            escape(s.handler or (f"workflow {s.workflow}" if s.workflow else "-")),
+            _styled(s.status),
+            str(s.attempts),
+            _took(s.started_at, s.finished_at, live=s.status == RUNNING),
+            escape("; ".join(notes)),
+        )
+    return table
+
+
+def _step_notes(r: ExecutionRecord, console: Any, *, logs: bool) -> None:
+    """Below the table: the steps' warnings, their log lines (or how many
+    were kept), and a word when no step record was written."""
+    from rich.markup import escape
+
+    for s in r.steps:
+        for warning in s.warnings:
+            console.print(f"warning: step {escape(s.step_id)} {escape(warning)}")
+    logged = sum(len(s.logs) for s in r.steps)
+    if logs:
         for s in r.steps:
-            note = ""
-            if s.error is not None:
-                note = f"{s.error.type}: {s.error.message}"
-            if s.step_id in children:
-                note = f"child {children[s.step_id]}" + (f"; {note}" if note else "")
-            if s.reused_from:
-                note = f"reused from {s.reused_from}" + (f"; {note}" if note else "")
-            table.add_row(
-                escape(s.step_id),
-                escape(s.handler or (f"workflow {s.workflow}" if s.workflow else "-")),
-                _styled(s.status),
-                str(s.attempts),
-                _took(s.started_at, s.finished_at, live=s.status == RUNNING),
-                escape(note),
-            )
-        console.print(table)
-        for s in r.steps:
-            for warning in s.warnings:
-                console.print(f"warning: step {escape(s.step_id)} {escape(warning)}")
-        logged = sum(len(s.logs) for s in r.steps)
-        if args.logs:
-            for s in r.steps:
-                for line in s.logs:
-                    console.print(f"log {escape(s.step_id)}: {escape(line)}", highlight=False)
-        elif logged:
-            console.print(f"({logged} log line(s) kept: --logs shows them)")
-    if (
-        r.finished_at is not None
-        and r.steps
-        and all(s.status == PENDING and s.attempts == 0 for s in r.steps)
-    ):
+            for line in s.logs:
+                console.print(f"log {escape(s.step_id)}: {escape(line)}", highlight=False)
+    elif logged:
+        console.print(f"({logged} log line(s) kept: --logs shows them)")
+    if r.finished_at is not None and all(s.status == PENDING and s.attempts == 0 for s in r.steps):
         console.print('(no step records were written: the engine ran with durability "none")')
-    if r.status == SUCCEEDED:
-        console.print("result:")
-        print(_dump(r.result))
-    elif r.error is not None:
-        where = f" in step {r.error.step!r}" if r.error.step else ""
-        console.print(f"error: {escape(r.error.type)}{escape(where)}: {escape(r.error.message)}")
-    return EXIT_OK
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tree import edge_set, write_tree
@@ -320,6 +322,38 @@ def test_feedback_edges_cut_light_edges_and_stay_minimal() -> None:
     assert all(len(c) == 1 for c in strongly_connected_components(rest))
     assert len(cut) == 15  # a tournament needs n(n-1)/2 cut edges
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 12).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.integers(1, 4)),
+            min_size=1,
+            max_size=4 * n,
+        )
+    )
+)
+def test_feedback_edges_break_every_cycle_and_are_minimal(
+    edges: list[tuple[int, int, int]],
+) -> None:
+    g: dict[str, set[str]] = {}
+    w: dict[tuple[str, str], int] = {}
+    for a, b, weight in edges:
+        g.setdefault(f"m{a}", set()).add(f"m{b}")
+        g.setdefault(f"m{b}", set())
+        w[f"m{a}", f"m{b}"] = weight
+    for comp in strongly_connected_components(g):
+        if len(comp) < 2:
+            continue
+        cut = feedback_edges(g, comp, lambda x, y: w[x, y])
+        rest = {a: {b for b in g[a] if (a, b) not in cut} for a in g}
+        inside = set(comp)
+        assert all(len(c) == 1 or not set(c) <= inside for c in strongly_connected_components(rest))
+        for a, b in cut:  # minimal: any cut edge put back closes a cycle again
+            back = {x: set(v) for x, v in rest.items()}
+            back[a].add(b)
+            assert any(a in c and b in c for c in strongly_connected_components(back))
 
 TINY = {
     "t/__init__.py": "",

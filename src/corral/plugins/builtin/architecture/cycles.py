@@ -114,75 +114,8 @@ def feedback_edges(
     """
     inside = set(members)
     succ = {n: {t for t in graph.get(n, ()) if t in inside and t != n} for n in members}
-    pred: dict[str, set[str]] = {n: set() for n in members}
-    for a, targets in succ.items():
-        for b in targets:
-            pred[b].add(a)
     w = {(a, b): weight(a, b) for a in members for b in succ[a]}
-    out_w = {n: sum(w[n, t] for t in succ[n]) for n in members}
-    in_w = {n: sum(w[s, n] for s in pred[n]) for n in members}
-    out_n = {n: len(succ[n]) for n in members}
-    in_n = {n: len(pred[n]) for n in members}
-    remaining = set(members)
-    left: list[str] = []
-    right: list[str] = []
-    best_heap = [(in_w[n] - out_w[n], n) for n in members]
-    heapq.heapify(best_heap)
-
-    def remove(node: str) -> list[str]:
-        remaining.discard(node)
-        touched = []
-        for t in succ[node]:
-            if t in remaining:
-                in_w[t] -= w[node, t]
-                in_n[t] -= 1
-                touched.append(t)
-        for s in pred[node]:
-            if s in remaining:
-                out_w[s] -= w[s, node]
-                out_n[s] -= 1
-                touched.append(s)
-        for t in touched:
-            heapq.heappush(best_heap, (in_w[t] - out_w[t], t))
-        return touched
-
-    def candidate(node: str) -> bool:
-        return node in remaining and (out_n[node] == 0 or in_n[node] == 0)
-
-    pending = sorted(n for n in members if candidate(n))
-    while remaining:
-        # Passes over the remaining nodes in name order, as long as one takes
-        # a sink (to the right) or a source (to the left): a node that turns
-        # into one later in the order is taken in the same pass, one earlier
-        # in the next pass.
-        while pending:
-            current = list(pending)
-            heapq.heapify(current)
-            pending = []
-            queued = set(current)
-            while current:
-                node = heapq.heappop(current)
-                if not candidate(node):
-                    continue
-                if out_n[node] == 0:
-                    right.append(node)
-                else:
-                    left.append(node)
-                for t in remove(node):
-                    if candidate(t) and t not in queued:
-                        queued.add(t)
-                        if t > node:
-                            heapq.heappush(current, t)
-                        else:
-                            pending.append(t)
-        if remaining:
-            while True:  # the largest out - in weight, the first name among equals
-                delta, best = heapq.heappop(best_heap)
-                if best in remaining and delta == in_w[best] - out_w[best]:
-                    break
-            left.append(best)
-            pending = sorted({t for t in remove(best) if candidate(t)})
-    order = left + right[::-1]
+    order = _Greedy(members, succ, w).order()
     position = {n: i for i, n in enumerate(order)}
     cut = sorted(
         ((a, b) for a in members for b in succ[a] if position[a] > position[b]),
@@ -202,6 +135,94 @@ def feedback_edges(
             kept_out[a].add(b)
             kept_in[b].add(a)
     return sorted(final, key=lambda e: (w[e], e))
+
+
+class _Greedy:
+    """The Eades-Lin-Smyth order of one component: sinks to the right,
+    sources to the left, else the node with the largest out - in weight to
+    the left; the edges that point backwards in it are the first cut."""
+
+    def __init__(
+        self, members: list[str], succ: dict[str, set[str]], w: dict[tuple[str, str], int]
+    ) -> None:
+        pred: dict[str, set[str]] = {n: set() for n in members}
+        for a, targets in succ.items():
+            for b in targets:
+                pred[b].add(a)
+        self.members, self.succ, self.pred, self.w = members, succ, pred, w
+        self.out_w = {n: sum(w[n, t] for t in succ[n]) for n in members}
+        self.in_w = {n: sum(w[s, n] for s in pred[n]) for n in members}
+        self.out_n = {n: len(succ[n]) for n in members}
+        self.in_n = {n: len(pred[n]) for n in members}
+        self.remaining = set(members)
+        self.best_heap = [(self.in_w[n] - self.out_w[n], n) for n in members]
+        heapq.heapify(self.best_heap)
+        self.left: list[str] = []
+        self.right: list[str] = []
+
+    def order(self) -> list[str]:
+        pending = sorted(n for n in self.members if self.candidate(n))
+        while self.remaining:
+            self.take_ends(pending)
+            if self.remaining:
+                best = self.best()
+                self.left.append(best)
+                pending = sorted({t for t in self.remove(best) if self.candidate(t)})
+            else:
+                pending = []
+        return self.left + self.right[::-1]
+
+    def candidate(self, node: str) -> bool:
+        """A remaining sink or source."""
+        return node in self.remaining and (self.out_n[node] == 0 or self.in_n[node] == 0)
+
+    def take_ends(self, pending: list[str]) -> None:
+        """Passes over the remaining nodes in name order, as long as one
+        takes a sink (to the right) or a source (to the left): a node that
+        turns into one later in the order is taken in the same pass, one
+        earlier in the next pass."""
+        while pending:
+            current = list(pending)
+            heapq.heapify(current)
+            pending = []
+            queued = set(current)
+            while current:
+                node = heapq.heappop(current)
+                if not self.candidate(node):
+                    continue
+                (self.right if self.out_n[node] == 0 else self.left).append(node)
+                for t in self.remove(node):
+                    if self.candidate(t) and t not in queued:
+                        queued.add(t)
+                        if t > node:
+                            heapq.heappush(current, t)
+                        else:
+                            pending.append(t)
+
+    def best(self) -> str:
+        """The largest out - in weight, the first name among equals."""
+        while True:
+            delta, best = heapq.heappop(self.best_heap)
+            if best in self.remaining and delta == self.in_w[best] - self.out_w[best]:
+                return best
+
+    def remove(self, node: str) -> list[str]:
+        """Take ``node`` out; its remaining neighbours, whose counts changed."""
+        self.remaining.discard(node)
+        touched = []
+        for t in self.succ[node]:
+            if t in self.remaining:
+                self.in_w[t] -= self.w[node, t]
+                self.in_n[t] -= 1
+                touched.append(t)
+        for s in self.pred[node]:
+            if s in self.remaining:
+                self.out_w[s] -= self.w[s, node]
+                self.out_n[s] -= 1
+                touched.append(s)
+        for t in touched:
+            heapq.heappush(self.best_heap, (self.in_w[t] - self.out_w[t], t))
+        return touched
 
 
 def _closes_cycle(

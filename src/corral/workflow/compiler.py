@@ -414,87 +414,99 @@ def _step_target(
     base_dir: Path | None,
     seen: tuple[Path, ...],
 ) -> tuple[type[Handler] | None, Plan | None]:
+    """What runs the step: its handler class, or its child workflow's plan."""
     if step.handler is None and step.workflow is None:
         raise c.error("a step needs a 'handler' or a child 'workflow'", base)
     if step.handler is not None and step.workflow is not None:
         raise c.error("a step has either a 'handler' or a child 'workflow', not both", base)
     if step.workflow is not None:
-        if step.cache:
-            raise c.error("a child workflow step cannot be cached", f"{base}.cache")
-        if step.resources:
-            # The step would hold the units while its child's steps wait for them.
-            raise c.error(
-                "a child workflow step cannot hold resources; declare them on the child's steps",
-                f"{base}.resources",
-            )
-        if step.concurrency is not None:
-            raise c.error(
-                "a child workflow step cannot take a concurrency slot; "
-                "declare it on the child's steps",
-                f"{base}.concurrency",
-            )
-        if isinstance(step.workflow, WorkflowSpec):
-            try:
-                child = compile_spec(
-                    step.workflow,
-                    handlers=handlers,
-                    pools=pools,
-                    file=c.file,
-                    base_dir=base_dir,
-                    _seen=seen,
-                    _checked=True,
-                )
-            except SpecError as exc:
-                # Re-anchor the child's paths under this step.
-                path = f"{base}.workflow{exc.path[1:]}"
-                raise c.error(exc.message, path) from None
-            return None, child
-        rel = Path(step.workflow)
-        target = rel if rel.is_absolute() or base_dir is None else base_dir / rel
-        try:
-            found = target.is_file()
-        except (OSError, ValueError):
-            found = False
-        if not found:
-            where = (
-                f" (looked in {base_dir})" if base_dir is not None and not rel.is_absolute() else ""
-            )
-            raise c.error(
-                f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow"
-            )
-        try:
-            child = compile_file(target, handlers=handlers, pools=pools, _seen=seen)
-        except SpecError as exc:
-            raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
-        return None, child
+        return None, _child_plan(c, step, base, handlers, pools, base_dir, seen)
     assert step.handler is not None
     if handlers is None:
         return None, None
-    name = step.handler
-    if name not in handlers:
-        hint = close_names(name, handlers)
-        if not hint:
-            known = sorted(handlers)
-            if len(known) <= 10:
-                hint = f" (known handlers: {', '.join(known)})" if known else ""
-            else:  # too many to list: name the families
-                families: dict[str, int] = {}
-                for k in known:
-                    family = k.rpartition(".")[0] or k
-                    families[family] = families.get(family, 0) + 1
-                listed = ", ".join(f"{f}.* ({n})" for f, n in families.items())
-                hint = f" (known handlers: {listed}; `corral plugins` lists them)"
-        broken = getattr(handlers, "broken", None) or []
-        provider = next((b for b in broken if name in b.handlers), None)
-        if provider is not None:
-            hint = f": its plugin {provider.plugin} is broken and was left out ({provider.reason})"
-        elif broken:
-            hint += (
-                f"; {len(broken)} installed plugin(s) could not be loaded: `corral plugins` "
-                "says why"
+    if step.handler not in handlers:
+        raise c.error(_unknown_handler(step.handler, handlers), f"{base}.handler")
+    return handlers[step.handler], None
+
+
+def _child_plan(
+    c: _Checker,
+    step: StepSpec,
+    base: str,
+    handlers: Mapping[str, type[Handler]] | None,
+    pools: Mapping[str, int] | None,
+    base_dir: Path | None,
+    seen: tuple[Path, ...],
+) -> Plan:
+    """A child workflow step's own plan (the child given inline or as a
+    file), after what such a step may not have."""
+    if step.cache:
+        raise c.error("a child workflow step cannot be cached", f"{base}.cache")
+    if step.resources:
+        # The step would hold the units while its child's steps wait for them.
+        raise c.error(
+            "a child workflow step cannot hold resources; declare them on the child's steps",
+            f"{base}.resources",
+        )
+    if step.concurrency is not None:
+        raise c.error(
+            "a child workflow step cannot take a concurrency slot; declare it on the child's steps",
+            f"{base}.concurrency",
+        )
+    if isinstance(step.workflow, WorkflowSpec):
+        try:
+            return compile_spec(
+                step.workflow,
+                handlers=handlers,
+                pools=pools,
+                file=c.file,
+                base_dir=base_dir,
+                _seen=seen,
+                _checked=True,
             )
-        raise c.error(f"unknown handler {name!r}{hint}", f"{base}.handler")
-    return handlers[name], None
+        except SpecError as exc:
+            # Re-anchor the child's paths under this step.
+            raise c.error(exc.message, f"{base}.workflow{exc.path[1:]}") from None
+    rel = Path(str(step.workflow))
+    target = rel if rel.is_absolute() or base_dir is None else base_dir / rel
+    try:
+        found = target.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        where = f" (looked in {base_dir})" if base_dir is not None and not rel.is_absolute() else ""
+        raise c.error(f"child workflow file {step.workflow!r} not found{where}", f"{base}.workflow")
+    try:
+        return compile_file(target, handlers=handlers, pools=pools, _seen=seen)
+    except SpecError as exc:
+        raise c.error(f"in child workflow: {exc}", f"{base}.workflow") from None
+
+
+def _unknown_handler(name: str, handlers: Mapping[str, type[Handler]]) -> str:
+    """The message for a handler no plugin registered: close names, else the
+    known ones (by family when there are many), and a broken plugin that
+    offered it."""
+    hint = close_names(name, handlers)
+    if not hint:
+        known = sorted(handlers)
+        if len(known) <= 10:
+            hint = f" (known handlers: {', '.join(known)})" if known else ""
+        else:  # too many to list: name the families
+            families: dict[str, int] = {}
+            for k in known:
+                family = k.rpartition(".")[0] or k
+                families[family] = families.get(family, 0) + 1
+            listed = ", ".join(f"{f}.* ({n})" for f, n in families.items())
+            hint = f" (known handlers: {listed}; `corral plugins` lists them)"
+    broken = getattr(handlers, "broken", None) or []
+    provider = next((b for b in broken if name in b.handlers), None)
+    if provider is not None:
+        hint = f": its plugin {provider.plugin} is broken and was left out ({provider.reason})"
+    elif broken:
+        hint += (
+            f"; {len(broken)} installed plugin(s) could not be loaded: `corral plugins` says why"
+        )
+    return f"unknown handler {name!r}{hint}"
 
 
 def _check_ref(

@@ -130,7 +130,23 @@ def recommend(
     (direct ones first), hubs, packages far from the main sequence, files
     that could not be analysed.
     """
-    modules = metrics["modules"]
+    recs = [
+        *_cycle_advice(cycles),
+        *_violation_advice(layers),
+        *_hub_advice(metrics["modules"]),
+        *_distance_advice(metrics["packages"]),
+        *_not_analysed_advice(not_analysed),
+    ]
+    recs = recs[:MAX_RECOMMENDATIONS]
+    for i, rec in enumerate(recs, 1):
+        rec["priority"] = i
+    return [
+        {"priority": r["priority"], **{k: v for k, v in r.items() if k != "priority"}} for r in recs
+    ]
+
+
+def _cycle_advice(cycles: dict[str, Any]) -> list[dict[str, Any]]:
+    """Package cycles (the first three), then module cycles (the first five)."""
     recs: list[dict[str, Any]] = []
     for cycle in cycles["packages"][:3]:
         cut = cycle["cut"]
@@ -161,6 +177,12 @@ def recommend(
                 "locations": [_loc(c["path"], _first_line(c), c["importer"]) for c in cut[:10]],
             }
         )
+    return recs
+
+
+def _violation_advice(layers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Layer violations, direct ones first, three per contract."""
+    recs: list[dict[str, Any]] = []
     for contract in layers.get("contracts", []):
         violations = sorted(
             contract["violations"], key=lambda v: (not v["direct"], len(v["chain"]))
@@ -181,6 +203,12 @@ def recommend(
                     "locations": [_loc(v["path"], v.get("line"), v["importer"])],
                 }
             )
+    return recs
+
+
+def _hub_advice(modules: dict[str, Any]) -> list[dict[str, Any]]:
+    """Modules importing many project modules, or imported by many and importing many."""
+    recs: list[dict[str, Any]] = []
     hubs = sorted(
         (
             m
@@ -200,7 +228,13 @@ def recommend(
                 "locations": [_loc(row["path"], None, name)],
             }
         )
-    for name, row in sorted(metrics["packages"].items(), key=lambda kv: -kv[1]["distance"]):
+    return recs
+
+
+def _distance_advice(packages: dict[str, Any]) -> list[dict[str, Any]]:
+    """Packages far from the main sequence, with what to do about each."""
+    recs: list[dict[str, Any]] = []
+    for name, row in sorted(packages.items(), key=lambda kv: -kv[1]["distance"]):
         if row["distance"] < 0.7:
             break
         if not row["loc"]:  # an empty __init__ only: nothing to act on
@@ -226,6 +260,12 @@ def recommend(
                 "locations": [_loc(row["path"], None, name)],
             }
         )
+    return recs
+
+
+def _not_analysed_advice(not_analysed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Files that could not be read or parsed."""
+    recs: list[dict[str, Any]] = []
     broken = [f for f in not_analysed if f["reason"].startswith(("syntax error", "unreadable"))]
     for item in broken[:3]:
         recs.append(
@@ -236,9 +276,4 @@ def recommend(
                 "locations": [_loc(item["path"])],
             }
         )
-    recs = recs[:MAX_RECOMMENDATIONS]
-    for i, rec in enumerate(recs, 1):
-        rec["priority"] = i
-    return [
-        {"priority": r["priority"], **{k: v for k, v in r.items() if k != "priority"}} for r in recs
-    ]
+    return recs

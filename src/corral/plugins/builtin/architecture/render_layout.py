@@ -311,67 +311,101 @@ def layout_graph(
     succ = {n: sorted(v) for n, v in succ_sets.items()}
     layer, cycles = _layers(names, succ, set(feedback))
     nlayers = 1 + max(layer.values(), default=0)
-
-    # Nodes 0..real-1 are the boxes, the rest dummies; chains run top to bottom.
-    ids = {n: i for i, n in enumerate(names)}
-    real = len(names)
-    width = [float(widths.get(n, 120.0)) for n in names]
-    lay = [layer[n] for n in names]
-    chains: dict[tuple[str, str], list[int]] = {}
-    upward: set[tuple[str, str]] = set()
-    # Edge concentration: the edges into one node share their dummies (one
-    # trunk per imported node and direction), so forty importers of a hub make
-    # one line down to it, not forty parallel ones.
-    trunk: dict[tuple[str, bool, int], int] = {}
-    hops: set[tuple[int, int]] = set()
-    for a, b in pairs:
-        top, low = (a, b) if layer[a] < layer[b] else (b, a)
-        if top == b:
-            upward.add((a, b))
-        chain = [ids[top]]
-        for li in range(layer[top] + 1, layer[low]):
-            key = (b, top == b, li)
-            if key not in trunk:
-                trunk[key] = len(width)
-                width.append(0.0)
-                lay.append(li)
-            chain.append(trunk[key])
-        chain.append(ids[low])
-        hops.update(pairwise(chain))
-        chains[(a, b)] = chain
-    up: list[list[int]] = [[] for _ in width]
-    down: list[list[int]] = [[] for _ in width]
-    for u, v in sorted(hops):
-        down[u].append(v)
-        up[v].append(u)
+    k = _Skeleton(names, pairs, layer, widths)
 
     rows: list[list[int]] = [[] for _ in range(nlayers)]
-    for v in range(len(width)):  # boxes by name, then dummies in edge order
-        rows[lay[v]].append(v)
-    rows = _order(rows, up, down)
-    x = _place(rows, width, real, up, down)
-
-    left = min((x[v] - width[v] / 2 for v in range(len(width))), default=0.0)
-    right = max((x[v] + width[v] / 2 for v in range(len(width))), default=0.0)
+    for v in range(len(k.width)):  # boxes by name, then dummies in edge order
+        rows[k.lay[v]].append(v)
+    rows = _order(rows, k.up, k.down)
+    x = _place(rows, k.width, k.real, k.up, k.down)
+    left = min((x[v] - k.width[v] / 2 for v in range(len(k.width))), default=0.0)
+    right = max((x[v] + k.width[v] / 2 for v in range(len(k.width))), default=0.0)
     shift = MARGIN - left
     x = [v + shift for v in x]
-    row_top = [0.0] * nlayers
-    y = MARGIN + 14.0  # room for a cycle's label above its outline
-    for li in range(nlayers):
-        row_top[li] = round(y, 1)
-        between = sum(len(down[v]) for v in rows[li])  # more edges, more room to part
-        y += NODE_H + min(MAX_ROW_GAP, MIN_ROW_GAP + 0.35 * between)
+    row_top = _row_tops(rows, k.down)
     height = row_top[-1] + NODE_H + MARGIN
+    boxes = {
+        n: (x[i] - k.width[i] / 2, row_top[k.lay[i]], k.width[i], NODE_H) for n, i in k.ids.items()
+    }
+    return GraphLayout(
+        {n: _rounded(b) for n, b in boxes.items()},
+        layer,
+        _routes(k, x, row_top),
+        _bands(cycles, boxes, layer),
+        round(right - left + 2 * MARGIN, 1),
+        round(height, 1),
+        k.upward,
+    )
 
-    boxes = {n: (x[i] - width[i] / 2, row_top[lay[i]], width[i], NODE_H) for n, i in ids.items()}
 
-    # Ports: the edges leaving a box's bottom (or entering its top) are spread
-    # along it, sorted by where they go, so they part instead of crossing.
+class _Skeleton:
+    """The graph made proper: boxes ``0..real-1``, then dummy nodes where an
+    edge crosses a row; each edge's chain of nodes from top to bottom."""
+
+    def __init__(
+        self,
+        names: list[str],
+        pairs: list[tuple[str, str]],
+        layer: Mapping[str, int],
+        widths: Mapping[str, float],
+    ) -> None:
+        self.ids = {n: i for i, n in enumerate(names)}
+        self.real = len(names)
+        self.width = [float(widths.get(n, 120.0)) for n in names]
+        self.lay = [layer[n] for n in names]
+        self.chains: dict[tuple[str, str], list[int]] = {}
+        self.upward: set[tuple[str, str]] = set()
+        # Edge concentration: the edges into one node share their dummies (one
+        # trunk per imported node and direction), so forty importers of a hub
+        # make one line down to it, not forty parallel ones.
+        trunk: dict[tuple[str, bool, int], int] = {}
+        hops: set[tuple[int, int]] = set()
+        for a, b in pairs:
+            top, low = (a, b) if layer[a] < layer[b] else (b, a)
+            if top == b:
+                self.upward.add((a, b))
+            chain = [self.ids[top]]
+            for li in range(layer[top] + 1, layer[low]):
+                key = (b, top == b, li)
+                if key not in trunk:
+                    trunk[key] = len(self.width)
+                    self.width.append(0.0)
+                    self.lay.append(li)
+                chain.append(trunk[key])
+            chain.append(self.ids[low])
+            hops.update(pairwise(chain))
+            self.chains[(a, b)] = chain
+        self.up: list[list[int]] = [[] for _ in self.width]
+        self.down: list[list[int]] = [[] for _ in self.width]
+        for u, v in sorted(hops):
+            self.down[u].append(v)
+            self.up[v].append(u)
+
+
+def _row_tops(rows: list[list[int]], down: list[list[int]]) -> list[float]:
+    """Where each row starts: rows with more edges leaving them get more room."""
+    row_top = [0.0] * len(rows)
+    y = MARGIN + 14.0  # room for a cycle's label above its outline
+    for li, row in enumerate(rows):
+        row_top[li] = round(y, 1)
+        between = sum(len(down[v]) for v in row)  # more edges, more room to part
+        y += NODE_H + min(MAX_ROW_GAP, MIN_ROW_GAP + 0.35 * between)
+    return row_top
+
+
+def _routes(
+    k: _Skeleton, x: list[float], row_top: list[float]
+) -> dict[tuple[str, str], list[Point]]:
+    """Each edge's route through its chain, from a port on its box.
+
+    Ports: the edges leaving a box's bottom (or entering its top) are spread
+    along it, sorted by where they go, so they part instead of crossing."""
+
     def port_key(v: int, bottom: bool, nbr: int, a: str, b: str) -> tuple[object, ...]:
-        return (v, bottom, nbr) if nbr >= real else (v, bottom, nbr, a, b)  # shared trunks
+        return (v, bottom, nbr) if nbr >= k.real else (v, bottom, nbr, a, b)  # shared trunks
 
     attached: dict[tuple[int, bool], set[tuple[float, tuple[object, ...]]]] = {}
-    for (a, b), chain in chains.items():
+    for (a, b), chain in k.chains.items():
         end = port_key(chain[0], True, chain[1], a, b)
         attached.setdefault((chain[0], True), set()).add((x[chain[1]], end))
         end = port_key(chain[-1], False, chain[-2], a, b)
@@ -379,22 +413,29 @@ def layout_graph(
     ports: dict[tuple[object, ...], float] = {}
     for (v, _), ends in attached.items():
         ordered = sorted(ends, key=lambda e: (e[0], repr(e[1])))
-        step = min(10.0, max(0.0, width[v] - 16.0) / max(len(ordered) - 1, 1))
-        for k, (_, end) in enumerate(ordered):
-            ports[end] = x[v] + (k - (len(ordered) - 1) / 2) * step
+        step = min(10.0, max(0.0, k.width[v] - 16.0) / max(len(ordered) - 1, 1))
+        for i, (_, end) in enumerate(ordered):
+            ports[end] = x[v] + (i - (len(ordered) - 1) / 2) * step
 
     routes: dict[tuple[str, str], list[Point]] = {}
-    for (a, b), chain in chains.items():
+    lay = k.lay
+    for (a, b), chain in k.chains.items():
         first, last = chain[0], chain[-1]
         start = ports[port_key(first, True, chain[1], a, b)]
         pts: list[Point] = [(start, row_top[lay[first]] + NODE_H)]
         for d in chain[1:-1]:
             pts += [(x[d], row_top[lay[d]]), (x[d], row_top[lay[d]] + NODE_H)]
         pts.append((ports[port_key(last, False, chain[-2], a, b)], row_top[lay[last]]))
-        if (a, b) in upward:
+        if (a, b) in k.upward:
             pts.reverse()
         routes[(a, b)] = [(round(px, 1), round(py, 1)) for px, py in pts]
+    return routes
 
+
+def _bands(
+    cycles: Iterable[list[str]], boxes: Mapping[str, Rect], layer: Mapping[str, int]
+) -> list[tuple[list[str], Rect]]:
+    """An outline around each cycle's boxes, top cycles first."""
     bands: list[tuple[list[str], Rect]] = []
     for comp in sorted(cycles, key=lambda c: (min(layer[n] for n in c), c)):
         xs = [boxes[n][0] for n in comp] + [boxes[n][0] + boxes[n][2] for n in comp]
@@ -402,16 +443,7 @@ def layout_graph(
         lower = max(boxes[n][1] for n in comp) + NODE_H + BAND_PAD
         rect = (min(xs) - BAND_PAD, upper, max(xs) - min(xs) + 2 * BAND_PAD, lower - upper)
         bands.append((sorted(comp), _rounded(rect)))
-
-    return GraphLayout(
-        {n: _rounded(b) for n, b in boxes.items()},
-        layer,
-        routes,
-        bands,
-        round(right - left + 2 * MARGIN, 1),
-        round(height, 1),
-        upward,
-    )
+    return bands
 
 
 def _rounded(rect: Rect) -> Rect:

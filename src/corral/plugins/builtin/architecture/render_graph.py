@@ -24,6 +24,7 @@ other packages in an expanded view; what is left out is counted on the page.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,43 +176,58 @@ def _project_data(project: dict[str, Any]) -> _Project:
         a, b = str(edge.get("importer")), str(edge.get("imported"))
         if a != b and a in info and b in info:
             counts[(a, b)] = counts.get((a, b), 0) + int(edge.get("count") or 1)
-    names = sorted(info)
-    if len(names) > MAX_GRAPH_NODES:
-        degree = dict.fromkeys(names, 0)
-        for a, b in counts:
-            degree[a] += 1
-            degree[b] += 1
-        ranked = sorted(names, key=lambda n: (-(coupling(info[n]) or degree[n]), n))
-        names = sorted(ranked[:MAX_GRAPH_NODES])
-    packages = set(info)
-    owner: dict[str, str | None] = {}
-    module_edges: list[tuple[str, str]] = []
-    for edge in project.get("edges") or []:
-        a, b = str(edge.get("importer")), str(edge.get("imported"))
-        for m in (a, b):
-            if m not in owner:
-                owner[m] = _owner(m, packages, modules)
-        if a != b:
-            module_edges.append((a, b))
-    for m in modules:
-        if m not in owner:
-            owner[m] = _owner(m, packages, modules)
-    for cycle in (project.get("cycles") or {}).get("packages") or []:
-        for cut in cycle.get("cut") or []:
-            for m in (str(cut.get("importer")), str(cut.get("imported"))):
-                if m not in owner:
-                    owner[m] = _owner(m, packages, modules)
+    owner, module_edges = _owners(project, set(info), modules)
     members: dict[str, list[str]] = {}
     for m, o in sorted(owner.items()):
         if o:
             members.setdefault(o, []).append(m)
     touching: dict[str, list[tuple[str, str]]] = {}
     for a, b in module_edges:  # grouped once, not scanned once per package
-        pa, pb = owner.get(a), owner.get(b)
-        for p in {pa, pb}:
+        for p in {owner.get(a), owner.get(b)}:
             if p:
                 touching.setdefault(p, []).append((a, b))
-    return _Project(info, modules, names, counts, module_edges, owner, members, touching)
+    drawn = _most_coupled(info, counts)
+    return _Project(info, modules, drawn, counts, module_edges, owner, members, touching)
+
+
+def _most_coupled(info: dict[str, dict[str, Any]], counts: dict[tuple[str, str], int]) -> list[str]:
+    """The packages drawn: all of them, or the ``MAX_GRAPH_NODES`` most coupled."""
+    names = sorted(info)
+    if len(names) <= MAX_GRAPH_NODES:
+        return names
+    degree = dict.fromkeys(names, 0)
+    for a, b in counts:
+        degree[a] += 1
+        degree[b] += 1
+    ranked = sorted(names, key=lambda n: (-(coupling(info[n]) or degree[n]), n))
+    return sorted(ranked[:MAX_GRAPH_NODES])
+
+
+def _owners(
+    project: dict[str, Any], packages: set[str], modules: dict[str, Any]
+) -> tuple[dict[str, str | None], list[tuple[str, str]]]:
+    """The package of every module the report names (its imports, its
+    metrics, the imports a cycle's cut goes through), and the module edges."""
+    owner: dict[str, str | None] = {}
+    module_edges: list[tuple[str, str]] = []
+
+    def own(m: str) -> None:
+        if m not in owner:
+            owner[m] = _owner(m, packages, modules)
+
+    for edge in project.get("edges") or []:
+        a, b = str(edge.get("importer")), str(edge.get("imported"))
+        own(a)
+        own(b)
+        if a != b:
+            module_edges.append((a, b))
+    for m in modules:
+        own(m)
+    for cycle in (project.get("cycles") or {}).get("packages") or []:
+        for cut in cycle.get("cut") or []:
+            own(str(cut.get("importer")))
+            own(str(cut.get("imported")))
+    return owner, module_edges
 
 
 def _overview(data: _Project, cuts: set[tuple[str, str]]) -> _View:
@@ -235,33 +251,8 @@ def _overview(data: _Project, cuts: set[tuple[str, str]]) -> _View:
 
 def _expanded(data: _Project, package: str, prefix: str, cuts: set[tuple[str, str]]) -> _View:
     """``package``'s modules, the imports between them and to/from other packages."""
-    own = list(data.members.get(package, []))
-    internal: dict[tuple[str, str], int] = {}
-    outside: dict[tuple[str, str], int] = {}  # (module id, package id) either way
-    weight: dict[str, int] = {}
-    for a, b in data.touching.get(package, []):
-        pa, pb = data.owner.get(a), data.owner.get(b)
-        if pa == package and pb == package:
-            key = (f"m:{a}", f"m:{b}")
-            internal[key] = internal.get(key, 0) + 1
-        elif pa == package and pb:
-            key = (f"m:{a}", f"p:{pb}")
-            outside[key] = outside.get(key, 0) + 1
-            weight[pb] = weight.get(pb, 0) + 1
-        elif pb == package and pa:
-            key = (f"p:{pa}", f"m:{b}")
-            outside[key] = outside.get(key, 0) + 1
-            weight[pa] = weight.get(pa, 0) + 1
-    notes = []
-    degree = dict.fromkeys(own, 0)
-    for key in (*internal, *outside):
-        for end in key:
-            if end[2:] in degree and end.startswith("m:"):
-                degree[end[2:]] += 1
-    if len(own) > MAX_MODULES:
-        keep = sorted(sorted(own, key=lambda m: (-degree[m], m))[:MAX_MODULES])
-        notes.append(f"showing the {MAX_MODULES} most coupled of its {len(own)} modules")
-        own = keep
+    internal, outside, weight = _around(data, package)
+    own, notes = _kept_modules(list(data.members.get(package, [])), (*internal, *outside))
     others = sorted(weight, key=lambda p: (-weight[p], p))
     if len(others) > MAX_NEIGHBOURS:
         notes.append(
@@ -284,8 +275,53 @@ def _expanded(data: _Project, package: str, prefix: str, cuts: set[tuple[str, st
         tip = _package_tip(p, data.info.get(p) or {}, "; click to open it")
         nodes[f"p:{p}"] = _Node(p, "ext", pkg_label[p], tip, True)
     edges = {k: c for k, c in (internal | outside).items() if k[0] in nodes and k[1] in nodes}
+    note = "; ".join(notes)
+    note = note[:1].upper() + note[1:] + ("." if note else "")
+    return _View(nodes, edges, _cuts_around(package, edges, cuts), "modules", note)
+
+
+_Counts = dict[tuple[str, str], int]
+
+
+def _around(data: _Project, package: str) -> tuple[_Counts, _Counts, dict[str, int]]:
+    """The imports between ``package``'s modules, those between its modules
+    and other packages (either way), and how many each other package has."""
+    internal: _Counts = {}
+    outside: _Counts = {}  # (module id, package id) either way
+    weight: dict[str, int] = {}
+    for a, b in data.touching.get(package, []):
+        pa, pb = data.owner.get(a), data.owner.get(b)
+        if pa == package and pb == package:
+            key = (f"m:{a}", f"m:{b}")
+            internal[key] = internal.get(key, 0) + 1
+        elif pa == package and pb:
+            key = (f"m:{a}", f"p:{pb}")
+            outside[key] = outside.get(key, 0) + 1
+            weight[pb] = weight.get(pb, 0) + 1
+        elif pb == package and pa:
+            key = (f"p:{pa}", f"m:{b}")
+            outside[key] = outside.get(key, 0) + 1
+            weight[pa] = weight.get(pa, 0) + 1
+    return internal, outside, weight
+
+
+def _kept_modules(own: list[str], keys: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The modules drawn (all, or the ``MAX_MODULES`` most coupled) and a note."""
+    if len(own) <= MAX_MODULES:
+        return own, []
+    degree = dict.fromkeys(own, 0)
+    for key in keys:
+        for end in key:
+            if end[2:] in degree and end.startswith("m:"):
+                degree[end[2:]] += 1
+    keep = sorted(sorted(own, key=lambda m: (-degree[m], m))[:MAX_MODULES])
+    return keep, [f"showing the {MAX_MODULES} most coupled of its {len(own)} modules"]
+
+
+def _cuts_around(package: str, edges: _Counts, cuts: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The drawn edges behind a cut package import touching ``package`` (dashed)."""
     view_cuts: set[tuple[str, str]] = set()
-    for a, b in cuts:  # a cut package import touching this package, drawn dashed
+    for a, b in cuts:
         if a == package or b == package:
             view_cuts |= {
                 k
@@ -293,9 +329,7 @@ def _expanded(data: _Project, package: str, prefix: str, cuts: set[tuple[str, st
                 if (k[0][2:] if k[0].startswith("p:") else package) == a
                 and (k[1][2:] if k[1].startswith("p:") else package) == b
             }
-    note = "; ".join(notes)
-    note = note[:1].upper() + note[1:] + ("." if note else "")
-    return _View(nodes, edges, view_cuts, "modules", note)
+    return view_cuts
 
 
 _ARROWS = (("", "#8a94a6"), ("-cycle", "#d62728"), ("-out", "#1f6feb"), ("-in", "#d9822b"))

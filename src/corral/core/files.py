@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
-__all__ = ["DEFAULT_LIMIT", "kind_of", "read_capped"]
+__all__ = ["DEFAULT_LIMIT", "kind_of", "read_capped", "toml_position"]
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 #: The most bytes read from a file the user names (a workflow, a config).
 DEFAULT_LIMIT = 10_000_000
@@ -66,3 +69,13 @@ def read_capped(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> byt
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def toml_position(message: str) -> tuple[str, int | None, int | None]:
+    """A ``tomllib`` error message without its ``(at line L, column C)``
+    tail, and ``L`` and ``C`` (``None`` when it has no such tail): each
+    reader of TOML files says where in its own words."""
+    m = _TOML_AT.search(message)
+    if m is None:
+        return message, None, None
+    return message[: m.start()], int(m.group(1)), int(m.group(2))

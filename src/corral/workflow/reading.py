@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from corral.core.errors import SpecError
-from corral.core.files import DEFAULT_LIMIT, read_capped
+from corral.core.files import DEFAULT_LIMIT, read_capped, toml_position
 from corral.core.model import WorkflowSpec
 from corral.workflow.documents import (
     MAX_DEPTH,
@@ -86,7 +86,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_AT_EOF = re.compile(r"\s*\(at end of document\)$")
 
 
@@ -110,12 +109,10 @@ def parse_document(text: str, fmt: str, file: str | None) -> tuple[Any, LineInde
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        line = getattr(exc, "lineno", None)
-        m = _TOML_AT.search(msg)
-        if m is not None:
-            line = line or int(m.group(1))
-            msg = f"{msg[: m.start()]} (column {m.group(2)})"
+        msg, at_line, column = toml_position(str(exc))
+        line = getattr(exc, "lineno", None) or at_line
+        if column is not None:
+            msg = f"{msg} (column {column})"
         msg = _TOML_AT_EOF.sub(" (at the end of the document)", msg)
         raise SpecError(f"invalid TOML: {msg}", file=file, line=line) from None
     except json.JSONDecodeError as exc:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import configparser
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 from corral.core.files import read_capped
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
+from corral.plugins.builtin.architecture.projects import read_toml
 
 __all__ = ["layers_contract", "load_config", "parse_layer"]
 
@@ -36,7 +36,6 @@ _CORRAL_KEYS = frozenset({"containers", "layers", "independent", "forbidden", "i
 _CORRAL_FORBIDDEN_KEYS = frozenset(
     {"name", "source", "forbidden", "ignore_imports", "allow_indirect_imports"}
 )
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -179,22 +178,6 @@ def _rel(path: Path, base: Path) -> str:
         return Path(os.path.relpath(path, base)).as_posix()
     except ValueError:  # another drive on Windows
         return path.as_posix()
-
-
-def _read_toml(path: Path, file: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(read_capped(path).decode("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ArchitectureConfigError(f"cannot read: {why or exc}", file=file) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = _TOML_POSITION.search(message)
-        if m:
-            message = f"invalid TOML at line {m[1]}, column {m[2]}: {message[: m.start()]}"
-        else:
-            message = f"invalid TOML: {message}"
-        raise ArchitectureConfigError(message, file=file) from exc
 
 
 def _table(value: Any, reader: _Reader, key: str) -> dict[str, Any]:
@@ -480,7 +463,7 @@ def load_config(
     if pyproject.is_file():
         file = _rel(pyproject, anchor)
         reader = _Reader(file)
-        data = _read_toml(pyproject, file)
+        data = read_toml(pyproject, file)
         tool = data.get("tool")
         corral = tool.get("corral") if isinstance(tool, dict) else None
         if isinstance(corral, dict) and "architecture" in corral:

@@ -11,12 +11,13 @@ project files), so it is cheap enough to run before the workflow is built.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from corral.core.files import read_capped
+from corral.core.files import read_capped, toml_position
 from corral.plugins.builtin.architecture.discover import is_excluded_dir, skip_dir
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 
@@ -125,16 +126,30 @@ def config_home(directory: Path) -> Path:
     return directory
 
 
-def _read_toml(file: Path, root: Path | None = None) -> dict[str, Any]:
-    shown = _shown(file, root) if root else str(file)
+def read_toml(file: Path, shown: str | None = None) -> dict[str, Any]:
+    """A project's TOML file (``pyproject.toml``), parsed once per process
+    while it is unchanged: finding projects, their options and their
+    contracts all read it. Never change what it returns. ``shown``: the
+    file as messages name it."""
     try:
-        return tomllib.loads(read_capped(file).decode("utf-8"))
+        info = file.stat()
+        return _parsed(str(file), info.st_mtime_ns, info.st_size)
     except tomllib.TOMLDecodeError as exc:
-        raise ArchitectureConfigError(f"invalid TOML: {exc}", file=shown) from None
-    except UnicodeDecodeError:
-        raise ArchitectureConfigError("unreadable: not UTF-8 text", file=shown) from None
-    except OSError as exc:
-        raise ArchitectureConfigError(f"unreadable: {exc.strerror or exc}", file=shown) from None
+        message, line, column = toml_position(str(exc))
+        where = f" at line {line}, column {column}" if line is not None else ""
+        raise ArchitectureConfigError(
+            f"invalid TOML{where}: {message}", file=shown or str(file)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ArchitectureConfigError(
+            f"cannot read: {why or exc}", file=shown or str(file)
+        ) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    return tomllib.loads(read_capped(Path(path)).decode("utf-8"))
 
 
 def project_name(directory: Path) -> str:
@@ -142,7 +157,7 @@ def project_name(directory: Path) -> str:
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = _read_toml(pyproject)
+            data = read_toml(pyproject)
         except ArchitectureConfigError:
             data = {}
         name = data.get("project", {}).get("name") or (
@@ -172,7 +187,8 @@ def read_options(directory: Path, root: Path) -> dict[str, Any]:
     pyproject = directory / "pyproject.toml"
     if not pyproject.is_file():
         return {}
-    table = _read_toml(pyproject, root).get("tool", {}).get("corral", {}).get("architecture", {})
+    data = read_toml(pyproject, _shown(pyproject, root))
+    table = data.get("tool", {}).get("corral", {}).get("architecture", {})
     if not isinstance(table, dict):
         raise ArchitectureConfigError(
             "must be a table",

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _dists import install as _install  # noqa: E402
+
 GOOD_WF = "name: ok\nsteps:\n  - {id: a, handler: core.echo, params: {value: 7}}\n"
 USES_BROKEN = "name: uses\nsteps:\n  - {id: a, handler: badplug.thing}\n"
 
@@ -34,14 +37,6 @@ class Thing(Handler):
 def corral_handlers():
     return [Thing]
 """
-
-
-def _install(site: Path, dist: str, module: str, source: str) -> None:
-    (site / f"{module}.py").write_text(source)
-    info = site / f"{dist}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[corral]\n{module} = {module}\n")
 
 
 def corral(site: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _dists import install as _install  # noqa: E402
+
 from corral.plugins.hookspecs import HOOKSPEC_VERSION
 
 GREET = '''
@@ -76,14 +79,6 @@ class Fine(Command):
 def corral_commands():
     return [Fine, Run]
 '''
-
-
-def _install(site: Path, dist: str, module: str, source: str) -> None:
-    (site / f"{module}.py").write_text(source)
-    info = site / f"{dist}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[corral]\n{module} = {module}\n")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import trio
 import corral
 from corral.core.errors import StoreError
 from corral.storage import lifetime, open_store
-from corral.storage.postgres import Settings, redact
+from corral.storage.pg_url import Settings, redact
 
 ROOT = Path(__file__).resolve().parents[2]
 

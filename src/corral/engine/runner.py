@@ -11,6 +11,11 @@ lose them.
 A run can start from a stored record (resume after a crash): steps recorded
 ``succeeded``/``cached`` keep their outputs and are not run again; the others
 run again (at-least-once).
+
+One class in about 1,000 lines: a run's steps, their attempts, status
+writes and failure policy all read and change the run's own state (outputs,
+statuses, the ready heap); what does not share it is elsewhere (retry
+delays :mod:`.retry`, venues :mod:`.strategy`, links :mod:`.links`).
 """
 
 from __future__ import annotations

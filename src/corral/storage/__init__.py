@@ -27,7 +27,8 @@ from corral.core.model import ExecutionRecord
 from corral.core.status import EXECUTION_STATUSES
 from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
-from corral.storage.postgres import PostgresStore, redact
+from corral.storage.pg_url import redact
+from corral.storage.postgres import PostgresStore
 from corral.storage.sqlite import SQLiteStore, default_path
 
 __all__ = [

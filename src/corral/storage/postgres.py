@@ -18,14 +18,16 @@ with optional query parameters ``pool_size`` (connections, default 10),
 ``statement_timeout`` and ``connect_timeout`` (seconds; defaults 60 and 10)
 and ``sslmode``. The password is never printed: :attr:`url` shows it as
 ``***``.
+
+One class of about 850 lines: every operation of the Store protocol, each a
+small function run in one transaction; its statements and the functions
+run inside its transactions are :mod:`.pg_sql`, its URL :mod:`.pg_url`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
@@ -33,13 +35,14 @@ import trio
 
 from corral.core.errors import ExecutionNotFound, LeaseLost, StoreError
 from corral.core.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
-from corral.core.status import UNFINISHED
 from corral.storage import migrate as migrations
+from corral.storage import pg_sql as pg
 from corral.storage import rules, sql
 from corral.storage.base import CacheEntry, DefinitionRecord
 from corral.storage.batched import BatchedStore, WriteFn
 from corral.storage.group_commit import Op, wake
-from corral.storage.pg_bulk import FINISH, INSERT, START, STEP, Bulk, bulk_of, run_bulk
+from corral.storage.pg_bulk import FINISH, INSERT, START, STEP, Bulk
+from corral.storage.pg_url import Settings, parse_url
 
 __all__ = ["PostgresStore", "parse_url"]
 
@@ -48,85 +51,8 @@ log = logging.getLogger("corral.store")
 T = TypeVar("T")
 
 MIN_SERVER_VERSION = 14
-#: A number of corral's own for the advisory lock that serialises migrations.
-_MIGRATE_LOCK = 0x636F7272616C  # "corral"
-_OPTIONS = {"pool_size", "statement_timeout", "connect_timeout", "sslmode"}
-_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-_UNFINISHED = list(UNFINISHED)
 
 q = sql.numbered  # statements are written with ?, PostgreSQL numbers them
-
-
-class Settings:
-    """A parsed PostgreSQL URL: where to connect and how, password kept apart."""
-
-    def __init__(self, url: str) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("postgresql", "postgres"):
-            raise StoreError(f"not a PostgreSQL URL: {redact(url)!r}")
-        try:
-            port = parsed.port
-        except ValueError:
-            raise StoreError(f"store URL {redact(url)!r}: the port is not a number") from None
-        self.host = parsed.hostname or "localhost"
-        self.port = port or 5432
-        self.user = urllib.parse.unquote(parsed.username) if parsed.username else None
-        self.password = urllib.parse.unquote(parsed.password) if parsed.password else None
-        self.database = urllib.parse.unquote(parsed.path.lstrip("/")) or None
-        if parsed.fragment:
-            raise StoreError(f"store URL {redact(url)!r}: a '#' has no meaning here")
-        query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
-        unknown = sorted(set(query) - _OPTIONS)
-        if unknown:
-            raise StoreError(
-                f"store URL {redact(url)!r}: unknown option(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(sorted(_OPTIONS))}"
-            )
-        self.pool_size = int(_number(url, query, "pool_size", 10, 1, 1000))
-        self.statement_timeout = _number(url, query, "statement_timeout", 60.0, 0.001, 86_400)
-        self.connect_timeout = _number(url, query, "connect_timeout", 10.0, 0.001, 3600)
-        self.sslmode = query.get("sslmode", [None])[-1]
-        if self.sslmode is not None and self.sslmode not in _SSLMODES:
-            raise StoreError(
-                f"store URL {redact(url)!r}: sslmode={self.sslmode!r}; expected one of "
-                f"{', '.join(sorted(_SSLMODES))}"
-            )
-        self.shown = redact(url)
-        self.where = f"{self.host}:{self.port}" + (f"/{self.database}" if self.database else "")
-
-
-def _number(
-    url: str, query: dict[str, list[str]], name: str, default: float, low: float, high: float
-) -> float:
-    if name not in query:
-        return default
-    text = query[name][-1]
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        raise StoreError(
-            f"store URL {redact(url)!r}: {name}={text!r} must be a number from {low:g} to {high:g}"
-        )
-    return value
-
-
-def redact(url: str) -> str:
-    """``url`` with its password shown as ``***``."""
-    try:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.password is None:
-            return url
-        user = parsed.username or ""
-        host = parsed.netloc.rpartition("@")[2]
-        return urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "postgresql://(an unreadable URL)"
-
-
-def parse_url(url: str) -> Settings:
-    return Settings(url)
 
 
 async def _keep(conn: Any) -> None:
@@ -308,9 +234,9 @@ class PostgresStore(BatchedStore):
             await self._check_owner(conn)
             if self.readonly or not self.auto_migrate:
                 if self.check_schema:
-                    self._check_version(await _read_version(conn))
+                    self._check_version(await pg.read_version(conn))
                 return
-            self.migrations_done = await _migrate(conn, None)
+            self.migrations_done = await pg.migrate(conn, None)
 
     async def _check_owner(self, conn: Any) -> None:
         tables = [
@@ -386,7 +312,7 @@ class PostgresStore(BatchedStore):
                 tx = conn.transaction()
                 await tx.start()
                 try:
-                    if not await _apply(conn, batch, guard=False):
+                    if not await pg.apply(conn, batch, guard=False):
                         # An op failed in a way that aborted the transaction, or
                         # after it may have written: the batch again, each op in
                         # a savepoint of its own (rare; savepoints cost a round
@@ -396,7 +322,7 @@ class PostgresStore(BatchedStore):
                             op.result = op.error = None
                         tx = conn.transaction()
                         await tx.start()
-                        await _apply(conn, batch, guard=True)
+                        await pg.apply(conn, batch, guard=True)
                     if alone and batch[0].error is not None:
                         await tx.rollback()
                         return
@@ -439,18 +365,18 @@ class PostgresStore(BatchedStore):
             return (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
 
         async def op(conn: Any) -> tuple[ExecutionRecord, bool]:
-            done = await conn.execute(_INSERT_EXECUTION, *values())
+            done = await conn.execute(pg.INSERT_EXECUTION, *values())
             if _rows(done) == 0:
                 found = await conn.fetchval(
                     "SELECT id FROM workflow_executions WHERE idempotency_key = $1", r.key
                 )
-                return await _get_execution(conn, found), False
+                return await pg.get_execution(conn, found), False
             if r.steps:
-                await conn.execute(_INSERT_STEPS, r.id, *steps)
+                await conn.execute(pg.INSERT_STEPS, r.id, *steps)
             if reused:
-                await conn.executemany(_STEP_REUSED, reused)
+                await conn.executemany(pg.STEP_REUSED, reused)
             if state[1] is None and r.parent_id is None:
-                await conn.execute(_NOTIFY)  # queued: wake a worker (sent at commit)
+                await conn.execute(pg.NOTIFY)  # queued: wake a worker (sent at commit)
             return record, True
 
         if r.key is not None or reused:
@@ -469,7 +395,7 @@ class PostgresStore(BatchedStore):
         )
 
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
-        statement = _START_CLAIM if claim else _START
+        statement = pg.MARK_STARTED_CLAIM if claim else pg.MARK_STARTED
 
         async def op(conn: Any) -> None:
             done = await conn.execute(statement, owner, started_at, execution_id)
@@ -487,9 +413,9 @@ class PostgresStore(BatchedStore):
 
         async def op(conn: Any) -> None:
             if owner is None:
-                await conn.execute(_STEP_UPDATE, *values)
+                await conn.execute(pg.STEP_UPDATE, *values)
                 return
-            done = await conn.execute(_STEP_FENCED, *values, execution_id, owner)
+            done = await conn.execute(pg.STEP_FENCED, *values, execution_id, owner)
             if _rows(done) == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
@@ -516,9 +442,9 @@ class PostgresStore(BatchedStore):
 
         async def op(conn: Any) -> None:
             if owner is None:
-                await conn.execute(_FINISH, *values)
+                await conn.execute(pg.MARK_FINISHED, *values)
                 return
-            done = await conn.execute(_FINISH_FENCED, *values, owner)
+            done = await conn.execute(pg.MARK_FINISHED_FENCED, *values, owner)
             if _rows(done) == 0:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
@@ -552,14 +478,14 @@ class PostgresStore(BatchedStore):
                     d.version,
                 )
                 if found is not None:
-                    return await _definition(conn, found)
+                    return await pg.definition(conn, found)
                 await conn.execute(
                     "UPDATE workflow_definitions SET registered = 1, created_at = $1 "
                     "WHERE digest = $2",
                     d.created_at,
                     d.digest,
                 )
-            return await _definition(conn, d.digest)
+            return await pg.definition(conn, d.digest)
 
         return await self._q(op)
 
@@ -580,14 +506,14 @@ class PostgresStore(BatchedStore):
                     name,
                     version,
                 )
-            return None if digest is None else await _definition(conn, digest)
+            return None if digest is None else await pg.definition(conn, digest)
 
         return await self._q(op, write=False)
 
     async def get_definition_by_digest(self, digest: str) -> DefinitionRecord | None:
         async def op(conn: Any) -> DefinitionRecord | None:
             try:
-                return await _definition(conn, digest)
+                return await pg.definition(conn, digest)
             except KeyError:
                 return None
 
@@ -595,7 +521,7 @@ class PostgresStore(BatchedStore):
 
     async def list_definitions(self, name: str | None = None) -> list[DefinitionRecord]:
         async def op(conn: Any) -> list[DefinitionRecord]:
-            rows = await conn.fetch(_DEFINITIONS, name, name)
+            rows = await conn.fetch(pg.DEFINITIONS, name, name)
             return [DefinitionRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
         return await self._q(op, write=False)
@@ -603,7 +529,7 @@ class PostgresStore(BatchedStore):
     # ------------------------------------------------------------ reads
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
-        return await self._q(lambda conn: _get_execution(conn, execution_id), write=False)
+        return await self._q(lambda conn: pg.get_execution(conn, execution_id), write=False)
 
     async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
         ids = list(execution_ids)
@@ -626,7 +552,7 @@ class PostgresStore(BatchedStore):
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         async def op(conn: Any) -> list[str]:
-            return [r[0] for r in await conn.fetch(_FIND_IDS, len(prefix), prefix, limit)]
+            return [r[0] for r in await conn.fetch(pg.FIND_IDS, len(prefix), prefix, limit)]
 
         return await self._q(op, write=False)
 
@@ -646,7 +572,7 @@ class PostgresStore(BatchedStore):
     async def _find(self, query: str, *args: Any) -> ExecutionRecord | None:
         async def op(conn: Any) -> ExecutionRecord | None:
             found = await conn.fetchval(query, *args)
-            return None if found is None else await _get_execution(conn, found)
+            return None if found is None else await pg.get_execution(conn, found)
 
         return await self._q(op, write=False)
 
@@ -673,7 +599,7 @@ class PostgresStore(BatchedStore):
 
     async def renew_leases(self, owner: str, until: float) -> list[str]:
         async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(_RENEW, until, owner)
+            rows = await conn.fetch(pg.RENEW, until, owner)
             return sorted(r[0] for r in rows if r[1])
 
         return await self._q(op)
@@ -684,7 +610,7 @@ class PostgresStore(BatchedStore):
         ids = list(execution_ids)
 
         async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(_LOST, ids, owner)
+            rows = await conn.fetch(pg.LOST, ids, owner)
             return [r[0] for r in rows]
 
         return await self._q(op, write=False)
@@ -703,7 +629,7 @@ class PostgresStore(BatchedStore):
 
         async def op(conn: Any) -> list[str]:
             rows = await conn.fetch(
-                _CLAIM, owner, until, now, owner, int(queued), have, have, limit
+                pg.CLAIM, owner, until, now, owner, int(queued), have, have, limit
             )
             return sorted(r[0] for r in rows)
 
@@ -711,22 +637,22 @@ class PostgresStore(BatchedStore):
 
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
         async def op(conn: Any) -> bool:
-            row = await conn.fetchrow(_CLAIM_ONE, owner, until, execution_id, now, owner)
+            row = await conn.fetchrow(pg.CLAIM_ONE, owner, until, execution_id, now, owner)
             return row is not None
 
         return await self._q(op, atomic=True)
 
     async def cancel_requests(self, owner: str) -> list[str]:
         async def op(conn: Any) -> list[str]:
-            return sorted(r[0] for r in await conn.fetch(_CANCEL_REQUESTS, owner))
+            return sorted(r[0] for r in await conn.fetch(pg.CANCEL_REQUESTS, owner))
 
         return await self._q(op, write=False)
 
     async def release(self, owner: str) -> list[str]:
         async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(_RELEASE, owner)
+            rows = await conn.fetch(pg.RELEASE, owner)
             if rows:
-                await conn.execute(_NOTIFY)
+                await conn.execute(pg.NOTIFY)
             return sorted(r[0] for r in rows)
 
         return await self._q(op, atomic=True)
@@ -756,7 +682,7 @@ class PostgresStore(BatchedStore):
                 timeout=st.connect_timeout,
                 server_settings={"application_name": "corral-listen"},
             )
-            await conn.add_listener(_CHANNEL, self._notified)
+            await conn.add_listener(pg.CHANNEL, self._notified)
             return conn
 
         try:
@@ -770,18 +696,18 @@ class PostgresStore(BatchedStore):
 
     async def request_cancel(self, execution_id: str, now: float) -> ExecutionRecord:
         async def op(conn: Any) -> ExecutionRecord:
-            record = await _get_execution(conn, execution_id, lock=True)
+            record = await pg.get_execution(conn, execution_id, lock=True)
             if rules.unfinished(record):
                 if rules.lease_held(record, now):
                     await conn.execute(
                         "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = $1",
                         execution_id,
                     )
-                    await conn.execute(_NOTIFY)  # its engine hears it at commit
+                    await conn.execute(pg.NOTIFY)  # its engine hears it at commit
                 else:
                     error = ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it")
-                    await _cancel(conn, [execution_id], sql.blob(error), now, None)
-                record = await _get_execution(conn, execution_id)
+                    await pg.cancel(conn, [execution_id], sql.blob(error), now, None)
+                record = await pg.get_execution(conn, execution_id)
             return record
 
         return await self._q(op)
@@ -791,34 +717,34 @@ class PostgresStore(BatchedStore):
         error = sql.blob(ErrorInfo("WorkflowCancelled", "cancelled while no engine ran it"))
 
         async def op(conn: Any) -> list[str]:
-            flagged = [r[0] for r in await conn.fetch(_REQUEST_CANCELS, ids, now)]
+            flagged = [r[0] for r in await conn.fetch(pg.REQUEST_CANCELS, ids, now)]
             if flagged:
-                await conn.execute(_NOTIFY)  # their engines hear it at commit
-            orphans = [r[0] for r in await conn.fetch(_ORPHANS_AMONG, ids, now)]
-            cancelled = await _cancel(conn, orphans, error, now, None) if orphans else []
+                await conn.execute(pg.NOTIFY)  # their engines hear it at commit
+            orphans = [r[0] for r in await conn.fetch(pg.ORPHANS_AMONG, ids, now)]
+            cancelled = await pg.cancel(conn, orphans, error, now, None) if orphans else []
             return sorted([*flagged, *cancelled])
 
         return await self._q(op)
 
     async def pause(self, workflow: str, now: float) -> bool:
         async def op(conn: Any) -> bool:
-            done = _rows(await conn.execute(_PAUSE, workflow, now)) > 0
-            await conn.execute(_NOTIFY)  # engines look at the pauses again
+            done = _rows(await conn.execute(pg.PAUSE, workflow, now)) > 0
+            await conn.execute(pg.NOTIFY)  # engines look at the pauses again
             return done
 
         return await self._q(op)
 
     async def unpause(self, workflow: str) -> bool:
         async def op(conn: Any) -> bool:
-            done = _rows(await conn.execute(_UNPAUSE, workflow)) > 0
-            await conn.execute(_NOTIFY)  # held work may be claimed now
+            done = _rows(await conn.execute(pg.UNPAUSE, workflow)) > 0
+            await conn.execute(pg.NOTIFY)  # held work may be claimed now
             return done
 
         return await self._q(op)
 
     async def paused(self) -> dict[str, float]:
         async def op(conn: Any) -> dict[str, float]:
-            return {r[0]: r[1] for r in await conn.fetch(_PAUSED)}
+            return {r[0]: r[1] for r in await conn.fetch(pg.PAUSED)}
 
         return await self._q(op, write=False)
 
@@ -826,7 +752,7 @@ class PostgresStore(BatchedStore):
         self, execution_id: str, reason: str, now: float, *, owner: str | None = None
     ) -> bool:
         blob = sql.blob(ErrorInfo("WorkflowCancelled", reason))
-        done = await self._q(lambda conn: _cancel(conn, [execution_id], blob, now, owner))
+        done = await self._q(lambda conn: pg.cancel(conn, [execution_id], blob, now, owner))
         return bool(done)
 
     async def cancel_unstarted(
@@ -834,10 +760,10 @@ class PostgresStore(BatchedStore):
     ) -> list[str]:
         blob = sql.blob(error)
         # One transaction, one statement for all (an array parameter).
-        return await self._q(lambda conn: _cancel(conn, list(execution_ids), blob, now, owner))
+        return await self._q(lambda conn: pg.cancel(conn, list(execution_ids), blob, now, owner))
 
     async def cancel_descendants(self, execution_id: str, now: float) -> int:
-        return await self._q(lambda conn: _cancel_descendants(conn, [execution_id], now))
+        return await self._q(lambda conn: pg.cancel_descendants(conn, [execution_id], now))
 
     # ------------------------------------------------------------ cache
 
@@ -937,7 +863,7 @@ class PostgresStore(BatchedStore):
 
         async def work() -> list[str]:
             async with self._pool.acquire() as conn:
-                return await _migrate(conn, to)
+                return await pg.migrate(conn, to)
 
         async with self._commits.lock:
             try:
@@ -951,245 +877,6 @@ class PostgresStore(BatchedStore):
 
         async def work() -> int:
             async with self._pool.acquire() as conn:
-                return await _read_version(conn)
+                return await pg.read_version(conn)
 
         return await self._aio(work())
-
-
-# ---------------------------------------------------------------- statements
-
-_INSERT_EXECUTION = (
-    f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
-    "$20) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-)
-_INSERT_STEPS = (
-    "INSERT INTO step_executions "
-    "(execution_id, step_id, position, handler, status, attempts, workflow) "
-    "SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
-    "$7::text[])"
-)
-_START = (
-    "UPDATE workflow_executions SET status = 'running', owner = $1, started_at = $2 "
-    "WHERE id = $3 AND finished_at IS NULL AND (owner IS NULL OR owner = $1)"
-)
-_START_CLAIM = (
-    "UPDATE workflow_executions SET status = 'running', owner = $1, started_at = $2 "
-    "WHERE id = $3 AND finished_at IS NULL"
-)
-_STEP_UPDATE = q(sql.STEP_UPDATE)
-_STEP_REUSED = q(sql.STEP_REUSED)
-_STEP_FENCED = q(sql.STEP_UPDATE + sql.STEP_FENCE)
-_FINISH = (
-    "UPDATE workflow_executions SET status = $1, result = $2, error = $3, finished_at = $4, "
-    "lease_expires_at = NULL WHERE id = $5"
-)
-_FINISH_FENCED = _FINISH + " AND owner = $6"
-_RENEW = q(
-    "UPDATE workflow_executions SET lease_expires_at = ? WHERE owner = ? "
-    f"AND {rules.UNFINISHED_SQL} RETURNING id, cancel_requested = 1"
-)
-_LOST = q(f"SELECT id FROM workflow_executions WHERE id = ANY(?) AND {rules.NOT_OWNED_SQL}")
-_CLAIM = q(
-    "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
-    f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
-    "AND (?::int = 1 OR owner IS NOT NULL) "
-    "AND (?::jsonb IS NULL OR handlers IS NULL OR handlers::jsonb <@ ?::jsonb) "
-    f"ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id"
-)
-_CANCEL_REQUESTS = q(sql.CANCEL_REQUESTS)
-_DEFINITIONS = q(sql.DEFINITIONS)
-_CLAIM_ONE = q(sql.CLAIM_ONE)
-_FIND_IDS = q(sql.FIND_IDS)
-_RELEASE = q(sql.RELEASE)
-_PAUSE = q(sql.PAUSE)
-_UNPAUSE = q(sql.UNPAUSE)
-_PAUSED = q(sql.PAUSED)
-_REQUEST_CANCELS = (
-    "UPDATE workflow_executions SET cancel_requested = 1 WHERE id = ANY($1::text[]) "
-    f"AND {rules.UNFINISHED_SQL} AND lease_expires_at >= $2 RETURNING id"
-)
-_ORPHANS_AMONG = (
-    f"SELECT id FROM workflow_executions WHERE id = ANY($1::text[]) AND {rules.UNFINISHED_SQL} "
-    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) FOR UPDATE"
-)
-#: The channel workers LISTEN on: work was queued, released, or a cancel asked for.
-_CHANNEL = "corral"
-_NOTIFY = f"NOTIFY {_CHANNEL}"
-
-
-async def _definition(conn: Any, digest: str) -> DefinitionRecord:
-    row = await conn.fetchrow(
-        "SELECT name, version, digest, spec, created_at FROM workflow_definitions "
-        "WHERE digest = $1",
-        digest,
-    )
-    if row is None:
-        raise KeyError(digest)
-    return DefinitionRecord(row[0], row[1], row[2], bytes(row[3]), row[4])
-
-
-async def _get_execution(conn: Any, execution_id: str, *, lock: bool = False) -> ExecutionRecord:
-    row = await conn.fetchrow(
-        f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = $1"
-        + (" FOR UPDATE" if lock else ""),
-        execution_id,
-    )
-    if row is None:
-        raise ExecutionNotFound(execution_id)
-    steps = [
-        sql.step(s)
-        for s in await conn.fetch(
-            f"SELECT {sql.STEP_COLUMNS} FROM step_executions WHERE execution_id = $1 "
-            "ORDER BY position",
-            execution_id,
-        )
-    ]
-    return sql.execution(row, steps)
-
-
-async def _cancel(
-    conn: Any, ids: list[str], error: bytes, now: float, owner: str | None
-) -> list[str]:
-    """Cancel the unfinished executions among ``ids`` (those ``owner`` holds,
-    when given), their unfinished steps and their descendants, in the
-    caller's transaction (what "cancelled" means: storage/base.py)."""
-    rows = await conn.fetch(
-        "UPDATE workflow_executions SET status = 'cancelled', error = $1, finished_at = $2, "
-        "lease_expires_at = NULL, cancel_requested = 1 WHERE id = ANY($3) "
-        "AND finished_at IS NULL AND ($4::text IS NULL OR owner = $4) RETURNING id",
-        error,
-        now,
-        ids,
-        owner,
-    )
-    changed = [r[0] for r in rows]
-    if changed:
-        await conn.execute(_CANCEL_STEPS, now, changed, _UNFINISHED)
-        await _cancel_descendants(conn, changed, now)
-    return changed
-
-
-_CANCEL_STEPS = (
-    "UPDATE step_executions SET status = 'cancelled', finished_at = $1 "
-    "WHERE execution_id = ANY($2) AND status = ANY($3)"
-)
-
-
-async def _cancel_descendants(conn: Any, parents: list[str], now: float) -> int:
-    error = sql.blob(ErrorInfo("WorkflowCancelled", "its parent was cancelled"))
-    rows = await conn.fetch(
-        "WITH RECURSIVE tree(id) AS (SELECT id FROM workflow_executions "
-        "WHERE parent_id = ANY($1) UNION SELECT e.id FROM workflow_executions e "
-        "JOIN tree ON e.parent_id = tree.id) "
-        "UPDATE workflow_executions w SET status = 'cancelled', error = $2, finished_at = $3, "
-        "lease_expires_at = NULL FROM tree WHERE w.id = tree.id AND w.finished_at IS NULL "
-        "RETURNING w.id",
-        parents,
-        error,
-        now,
-    )
-    ids = [r[0] for r in rows]
-    if ids:
-        await conn.execute(_CANCEL_STEPS, now, ids, _UNFINISHED)
-    return len(ids)
-
-
-async def _apply(conn: Any, batch: list[Op], *, guard: bool) -> bool:
-    """Run a batch's ops in order in the open transaction. A failing op gets
-    its error and the others go on, as long as the transaction is intact: a
-    database error aborts a PostgreSQL transaction, and a compound op may
-    have written before it failed, so either returns False unguarded (the
-    caller starts over, guarded: a savepoint per op). An op alone needs
-    neither: its failure rolls the whole transaction back."""
-    alone = len(batch) == 1
-    if not guard and not alone:
-        return await _apply_fast(conn, batch)
-    for op in batch:
-        guarded = guard and not alone
-        if guarded:
-            await conn.execute("SAVEPOINT op")
-        try:
-            op.result = await op.fn(conn)
-            if guarded:
-                await conn.execute("RELEASE SAVEPOINT op")
-        except Exception as exc:
-            if guarded:
-                await conn.execute("ROLLBACK TO SAVEPOINT op")
-                await conn.execute("RELEASE SAVEPOINT op")
-            op.error = exc
-    return True
-
-
-async def _apply_fast(conn: Any, batch: list[Op]) -> bool:
-    """The batch in order, each run of two or more status writes as a few
-    statements (storage/pg_bulk.py). False as soon as something failed in a
-    way that aborted the transaction, or may have written before it failed:
-    the caller starts over, one op at a time in savepoints."""
-    i = 0
-    while i < len(batch):
-        j = i
-        while j < len(batch) and bulk_of(batch[j]) is not None:
-            j += 1
-        if j - i >= 2:
-            try:
-                await run_bulk(conn, batch[i:j], _NOTIFY)
-            except Exception:
-                return False
-            i = j
-            continue
-        op = batch[i]
-        try:
-            op.result = await op.fn(conn)
-        except Exception as exc:
-            import asyncpg
-
-            if isinstance(exc, asyncpg.PostgresError) or not op.atomic:
-                return False
-            op.error = exc
-        i += 1
-    return True
-
-
-_BOOTSTRAP = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-    "name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-)
-
-
-async def _read_version(conn: Any) -> int:
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    if not exists:
-        return 0
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
-
-
-async def _migrate(conn: Any, to: int | None) -> list[str]:
-    """Asyncio side: bring the schema to ``to`` in one transaction, holding an
-    advisory lock (a second process waits, then finds nothing to do)."""
-    known = migrations.migrations("postgres")
-    done: list[str] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
-        await conn.execute(_BOOTSTRAP)
-        applied = {
-            int(r[0]): (str(r[1]), str(r[2]))
-            for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
-        }
-        now = time.time()
-        for mig, up in migrations.plan(known, applied, to):
-            if up:
-                await conn.execute(mig.up)
-                await conn.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2, $3, $4)",
-                    mig.version,
-                    mig.name,
-                    mig.checksum,
-                    now,
-                )
-                done.append(f"applied {mig.label}")
-            else:
-                await conn.execute(mig.down)
-                await conn.execute("DELETE FROM schema_migrations WHERE version = $1", mig.version)
-                done.append(f"rolled back {mig.label}")
-    return done

@@ -14,6 +14,11 @@ power loss may lose the last commits), a busy timeout so that several
 processes can share one file. The writer is shielded (only ``close`` stops
 it); an operation run without it that is cancelled mid-statement is stopped by
 ``conn.interrupt()`` within milliseconds.
+
+One class of about 800 lines, as :mod:`.postgres`: every operation of the
+Store protocol, each a small function run in one transaction on the
+writer's thread; the rows and their meaning it shares with PostgreSQL are
+:mod:`.sql` and :mod:`.rules`.
 """
 
 from __future__ import annotations

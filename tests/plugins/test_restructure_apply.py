@@ -373,3 +373,40 @@ def test_the_test_command_imports_the_restructured_tree(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "applied and validated" in done.stdout
     assert (root / "src/app/lib/strings.py").exists()
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+def test_imports_are_sorted_the_projects_way_when_it_sorts_them_with_ruff(tmp_path: Path) -> None:
+    """A rewritten import keeps its place, which may break the project's
+    isort order; a project whose ruff selects the I rules gets its import
+    blocks sorted again (ruff, the project's configuration), and its lint
+    passes after the move. A project that does not sort is left alone."""
+    files = {
+        "pyproject.toml": '[tool.ruff.lint]\nselect = ["I"]\n',
+        "app/__init__.py": "",
+        "app/alpha.py": "A = 1\n",
+        "app/util/__init__.py": "",
+        "app/util/text.py": "T = 2\n",
+        "app/web/__init__.py": "",
+        "app/web/views.py": (
+            "from app.alpha import A\nfrom app.util.text import T\n\nVALUE = A + T\n"
+        ),
+    }
+    for with_ruff in (True, False):
+        root = write_tree(tmp_path / f"p{with_ruff}", files)
+        if not with_ruff:
+            (root / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+        done = run(root, "--move", "app.util.text=app.aaa.text", "--apply")
+        assert done.returncode == 0, done.stdout + done.stderr
+        views = (root / "app/web/views.py").read_text()
+        lint = subprocess.run(
+            ["ruff", "check", "--select", "I", "--quiet", "--", "app/web/views.py"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        if with_ruff:
+            assert views.startswith("from app.aaa.text import T\nfrom app.alpha import A\n")
+            assert lint.returncode == 0, lint.stdout
+        else:  # rewritten in place, out of isort's order: nobody asked for that order
+            assert views.startswith("from app.alpha import A\nfrom app.aaa.text import T\n")

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +272,49 @@ def carry_out(plan: ProjectPlan, *, keep_shims: bool = False, owner: str | None 
     if keep_shims:
         _write_shims(root, plan)
     return sum(c.moved for c in plan.changes) + len(plan.data_moves)
+
+
+def sort_imports(plan: ProjectPlan) -> int:
+    """Re-sort the import blocks of the rewritten files the project's way,
+    when the project sorts them with ruff (``I`` rules selected in its
+    ``[tool.ruff]`` table) and ruff is installed: a rewritten import keeps
+    its place, which may no longer be where the project's isort order puts
+    it (``from a.util import x`` became ``from a.lib.util import x``), and
+    the project's lint would fail. Only the ``I`` rules run, with the
+    project's own configuration; the journal holds every file's bytes, so a
+    rollback undoes this too. Returns how many files ruff was given."""
+    root = plan.root
+    ruff = shutil.which("ruff")
+    files = [c.new_path for c in plan.changes if c.rewritten and c.new_path.endswith(".py")]
+    if ruff is None or not files or not _sorts_imports(root):
+        return 0
+    subprocess.run(
+        [ruff, "check", "--select", "I", "--fix", "--exit-zero", "--quiet", "--", *files],
+        cwd=root,
+        capture_output=True,
+        timeout=300,
+    )
+    return len(files)
+
+
+def _sorts_imports(root: Path) -> bool:
+    """Whether the project's ruff configuration selects the isort rules."""
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    tool = data.get("tool", {}).get("ruff", {})
+    if not isinstance(tool, dict):
+        return False
+    lint = tool.get("lint", {}) if isinstance(tool.get("lint"), dict) else {}
+    chosen = [
+        code
+        for table in (tool, lint)
+        for key in ("select", "extend-select")
+        for code in (table.get(key) or [])
+        if isinstance(code, str)
+    ]
+    return any(code in ("I", "ALL") or code.startswith("I0") for code in chosen)
 
 
 def validate(

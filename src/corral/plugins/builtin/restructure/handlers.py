@@ -109,13 +109,13 @@ class Write(Handler):
         keep_shims: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
-        from corral.plugins.builtin.restructure.apply import carry_out
+        from corral.plugins.builtin.restructure.apply import carry_out, sort_imports
 
         plan = _plan(params.plan)
         moved = carry_out(plan, keep_shims=params.keep_shims, owner=ctx.execution_id)
         written = sum(c.rewritten for c in plan.changes)
         ctx.progress(1, 1, f"{moved} file(s) moved, {written} rewritten")
-        return {"moved": moved, "written": written}
+        return {"moved": moved, "written": written, "imports_sorted": sort_imports(plan)}
 
 
 class Validate(Handler):

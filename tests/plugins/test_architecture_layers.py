@@ -7,15 +7,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tree import write_tree as write
 
 from corral.errors import ArchitectureConfigError
-from corral.plugins.builtin.architecture.contracts import load_config, parse_layer
+from corral.plugins.builtin.architecture import contracts, styles
+from corral.plugins.builtin.architecture.contracts import parse_layer
 from corral.plugins.builtin.architecture.layers import check_architecture
-from corral.plugins.builtin.architecture.styles import detect_style
+
+
+def load_config(*args: Any, **kw: Any) -> Any:
+    """The configuration as the JSON data the analysis steps hand on."""
+    return msgspec.to_builtins(contracts.load_config(*args, **kw))
+
+
+def detect_style(*args: Any, **kw: Any) -> Any:
+    return msgspec.to_builtins(styles.detect_style(*args, **kw))
 
 Edge = tuple[str, str, int]
 
@@ -271,7 +281,7 @@ IMPORTLINTER_CONTRACTS = [
         "as_packages": True,
         "ignore_imports": [],
     },
-    {"name": "Protected", "kind": "protected", "unchecked": True},
+    {"name": "Protected", "kind": "unchecked", "type": "protected"},
 ]
 
 
@@ -829,7 +839,7 @@ def test_unknown_contract_type_is_reported_unchecked() -> None:
         {
             "source": "importlinter",
             "file": ".importlinter",
-            "contracts": [{"name": "Protected", "kind": "protected", "unchecked": True}],
+            "contracts": [{"name": "Protected", "kind": "unchecked", "type": "protected"}],
         },
         graph,
         modules,

@@ -28,6 +28,7 @@ from msgspec import Meta
 
 from corral.core.errors import NonRetryable
 from corral.plugins import Handler, StepContext
+from corral.plugins.builtin.architecture.contracts import ArchitectureConfig
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
@@ -90,7 +91,7 @@ class _Options(msgspec.Struct, forbid_unknown_fields=True):
 
 def project_settings(
     root: str | os.PathLike[str], project: dict[str, Any], options: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], ArchitectureConfig | None]:
     """(effective options, layer contracts) of one project.
 
     The project's ``[tool.corral.architecture]`` options add to the given
@@ -241,7 +242,7 @@ class Section(Handler):
         scan: _Data
         facts: _Data
         graph: _Data
-        config: _Data | None = None
+        config: ArchitectureConfig | None = None
         # which distributions are installed: external imports are named by them
         environment: str = ""
 

@@ -1,7 +1,8 @@
 """The declared architecture, read: corral's own ``[tool.corral.architecture]``
 table in ``pyproject.toml`` or an import-linter configuration, validated
-and normalised into plain JSON data (it travels between workflow steps as
-JSON). :func:`load_config` is the only part of the contract checking that
+and decoded once into msgspec Structs (:class:`ArchitectureConfig`; they
+travel between workflow steps as JSON and come back as the same Structs).
+:func:`load_config` is the only part of the contract checking that
 touches the file system; :mod:`.layers` checks what it returns, and
 :mod:`.styles` builds the same contracts from package names when nothing is
 declared.
@@ -16,13 +17,81 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+import msgspec
+
 from corral.core.files import read_capped
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.projects import read_toml
 
-__all__ = ["layers_contract", "load_config", "parse_layer"]
+__all__ = [
+    "ArchitectureConfig",
+    "Contract",
+    "ForbiddenContract",
+    "IndependenceContract",
+    "LayersContract",
+    "UncheckedContract",
+    "layers_contract",
+    "load_config",
+    "parse_layer",
+]
 
 _Data = dict[str, Any]
+
+
+class LayersContract(msgspec.Struct, tag_field="kind", tag="layers"):
+    """Layers, top first: a lower layer imports no higher one, directly or
+    through a chain; ``independent[i]``: layer ``i``'s siblings may not
+    import each other either (``a | b``; ``a : b`` may)."""
+
+    name: str
+    layers: list[list[str]]
+    independent: list[bool]
+    optional: list[str] = msgspec.field(default_factory=list)
+    containers: list[str] = msgspec.field(default_factory=list)
+    ignore_imports: list[list[str]] = msgspec.field(default_factory=list)
+
+
+class IndependenceContract(msgspec.Struct, tag_field="kind", tag="independence"):
+    """No chain of imports between any two of ``modules``, either way."""
+
+    name: str
+    modules: list[str]
+    ignore_imports: list[list[str]] = msgspec.field(default_factory=list)
+
+
+class ForbiddenContract(msgspec.Struct, tag_field="kind", tag="forbidden"):
+    """No chain from a ``source`` module to a ``forbidden`` one (direct
+    imports only with ``allow_indirect``)."""
+
+    name: str
+    source: list[str]
+    forbidden: list[str]
+    allow_indirect: bool = False
+    as_packages: bool = True
+    ignore_imports: list[list[str]] = msgspec.field(default_factory=list)
+
+
+class UncheckedContract(msgspec.Struct, tag_field="kind", tag="unchecked"):
+    """An import-linter contract of a ``type`` corral does not check
+    (``protected``, ``acyclic_siblings``, custom ones): listed, never kept
+    nor broken."""
+
+    name: str
+    type: str
+
+
+Contract = LayersContract | IndependenceContract | ForbiddenContract | UncheckedContract
+
+
+class ArchitectureConfig(msgspec.Struct):
+    """The declared architecture of one project: where it was read from
+    (``source``: ``corral`` or ``importlinter``; ``file`` relative to the
+    analysed folder) and its contracts."""
+
+    source: str
+    file: str
+    contracts: list[Contract]
+
 
 # --------------------------------------------------------------------------
 # Configuration (the only I/O in this module)
@@ -186,7 +255,7 @@ def _table(value: Any, reader: _Reader, key: str) -> dict[str, Any]:
     return value
 
 
-def _corral_contracts(table: dict[str, Any], reader: _Reader) -> list[_Data]:
+def _corral_contracts(table: dict[str, Any], reader: _Reader) -> list[Contract]:
     """Normalise ``[tool.corral.architecture]`` into contracts."""
     for key in table:
         if key not in _CORRAL_KEYS and key not in _KEYS_OWNED_ELSEWHERE:
@@ -201,7 +270,7 @@ def _corral_contracts(table: dict[str, Any], reader: _Reader) -> list[_Data]:
         if "ignore_imports" in table
         else []
     )
-    contracts: list[_Data] = []
+    contracts: list[Contract] = []
     if "containers" in table and "layers" not in table:
         reader.fail("'containers' needs 'layers'", f"{k}.containers")
     if "layers" in table:
@@ -233,12 +302,11 @@ def _corral_contracts(table: dict[str, Any], reader: _Reader) -> list[_Data]:
                 reader.fail(f"expected a list of module names, got {_type_name(group)}", where)
             members = reader.modules(group, where, wildcards=True, minimum=2)
             contracts.append(
-                {
-                    "name": f"independence of {', '.join(members)}",
-                    "kind": "independence",
-                    "modules": members,
-                    "ignore_imports": ignore,
-                }
+                IndependenceContract(
+                    name=f"independence of {', '.join(members)}",
+                    modules=members,
+                    ignore_imports=ignore,
+                )
             )
     if "forbidden" in table:
         entries = table["forbidden"]
@@ -271,18 +339,16 @@ def _corral_contracts(table: dict[str, Any], reader: _Reader) -> list[_Data]:
                 else []
             )
             contracts.append(
-                {
-                    "name": name.strip(),
-                    "kind": "forbidden",
-                    "source": source,
-                    "forbidden": forbidden,
-                    "allow_indirect": reader.boolean(
+                ForbiddenContract(
+                    name=name.strip(),
+                    source=source,
+                    forbidden=forbidden,
+                    allow_indirect=reader.boolean(
                         entry.get("allow_indirect_imports", False),
                         f"{where}.allow_indirect_imports",
                     ),
-                    "as_packages": True,
-                    "ignore_imports": ignore + own_ignore,
-                }
+                    ignore_imports=ignore + own_ignore,
+                )
             )
     return contracts
 
@@ -301,21 +367,20 @@ def layers_contract(
     optional: list[str],
     containers: list[str],
     ignore: list[list[str]],
-) -> _Data:
-    return {
-        "name": name,
-        "kind": "layers",
-        "layers": layers,
-        "independent": independent,
-        "optional": optional,
-        "containers": containers,
-        "ignore_imports": ignore,
-    }
+) -> LayersContract:
+    return LayersContract(
+        name=name,
+        layers=layers,
+        independent=independent,
+        optional=optional,
+        containers=containers,
+        ignore_imports=ignore,
+    )
 
 
 def _importlinter_contract(
     options: Mapping[str, Any], key: str, default_name: str, reader: _Reader
-) -> _Data:
+) -> Contract:
     """Normalise one import-linter contract. Unknown options (``exhaustive``,
     ``unmatched_ignore_imports_alerting``, ``broken_contract_guidance`` …) are
     accepted and ignored, since import-linter owns that format."""
@@ -347,32 +412,30 @@ def _importlinter_contract(
         )
         return layers_contract(name, layers, independent, optional, containers, ignore)
     if kind == "independence":
-        return {
-            "name": name,
-            "kind": "independence",
-            "modules": reader.modules(required("modules"), f"{key}.modules", wildcards=True),
-            "ignore_imports": ignore,
-        }
+        return IndependenceContract(
+            name=name,
+            modules=reader.modules(required("modules"), f"{key}.modules", wildcards=True),
+            ignore_imports=ignore,
+        )
     if kind == "forbidden":
-        return {
-            "name": name,
-            "kind": "forbidden",
-            "source": reader.modules(
+        return ForbiddenContract(
+            name=name,
+            source=reader.modules(
                 required("source_modules"), f"{key}.source_modules", wildcards=True
             ),
-            "forbidden": reader.modules(
+            forbidden=reader.modules(
                 required("forbidden_modules"), f"{key}.forbidden_modules", wildcards=True
             ),
-            "allow_indirect": reader.boolean(
+            allow_indirect=reader.boolean(
                 options.get("allow_indirect_imports", False), f"{key}.allow_indirect_imports"
             ),
-            "as_packages": reader.boolean(options.get("as_packages", True), f"{key}.as_packages"),
-            "ignore_imports": ignore,
-        }
-    return {"name": name, "kind": kind, "unchecked": True}
+            as_packages=reader.boolean(options.get("as_packages", True), f"{key}.as_packages"),
+            ignore_imports=ignore,
+        )
+    return UncheckedContract(name=name, type=kind)
 
 
-def _read_ini(path: Path, file: str) -> list[_Data] | None:
+def _read_ini(path: Path, file: str) -> list[Contract] | None:
     """Contracts of an INI file with an ``[importlinter]`` section, else ``None``.
 
     A ``setup.cfg`` that fails to parse and never mentions import-linter is
@@ -399,7 +462,7 @@ def _read_ini(path: Path, file: str) -> list[_Data] | None:
         reader.fail(f"invalid INI{where}: {exc.message.splitlines()[0]}")
     if "importlinter" not in parser.sections():
         return None
-    contracts: list[_Data] = []
+    contracts: list[Contract] = []
     for section in parser.sections():
         if not section.startswith("importlinter:"):
             continue
@@ -411,12 +474,12 @@ def _read_ini(path: Path, file: str) -> list[_Data] | None:
     return contracts
 
 
-def _toml_importlinter(session: dict[str, Any], reader: _Reader) -> list[_Data]:
+def _toml_importlinter(session: dict[str, Any], reader: _Reader) -> list[Contract]:
     key = "tool.importlinter.contracts"
     entries = session.get("contracts", [])
     if not isinstance(entries, list):
         reader.fail(f"expected an array of tables, got {_type_name(entries)}", key)
-    contracts: list[_Data] = []
+    contracts: list[Contract] = []
     for i, entry in enumerate(entries):
         where = f"{key}[{i}]"
         entry = _table(entry, reader, where)
@@ -427,7 +490,7 @@ def _toml_importlinter(session: dict[str, Any], reader: _Reader) -> list[_Data]:
 
 def load_config(
     project_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
-) -> dict[str, Any] | None:
+) -> ArchitectureConfig | None:
     """Read the architecture declared for the project in ``project_dir``.
 
     corral's table (layer names relative to each container when
@@ -450,11 +513,11 @@ def load_config(
     ``pyproject.toml`` (when it declares at least one contract), then an
     import-linter configuration in the order import-linter itself reads them
     (``setup.cfg``, ``.importlinter``, then ``[tool.importlinter]`` in
-    ``pyproject.toml``). Returns ``None`` when nothing is declared, else
-    ``{"source": "corral"|"importlinter", "file": <path>, "contracts": [...]}``
-    with the path relative to ``root`` (to ``project_dir`` when ``root`` is
-    not given). Raises :class:`~corral.core.errors.ArchitectureConfigError` naming
-    the file and key for anything malformed.
+    ``pyproject.toml``). Returns ``None`` when nothing is declared, else an
+    :class:`ArchitectureConfig` whose ``file`` is relative to ``root`` (to
+    ``project_dir`` when ``root`` is not given). Raises
+    :class:`~corral.errors.ArchitectureConfigError` naming the file and key
+    for anything malformed.
     """
     base = Path(project_dir)
     anchor = Path(root) if root is not None else base
@@ -470,14 +533,14 @@ def load_config(
             table = _table(corral["architecture"], reader, _CORRAL_TABLE)
             contracts = _corral_contracts(table, _Reader(file, lists_only=True))
             if contracts:
-                return {"source": "corral", "file": file, "contracts": contracts}
+                return ArchitectureConfig("corral", file, contracts)
     for name in ("setup.cfg", ".importlinter"):
         path = base / name
         if path.is_file():
             file = _rel(path, anchor)
             found = _read_ini(path, file)
             if found is not None:
-                return {"source": "importlinter", "file": file, "contracts": found}
+                return ArchitectureConfig("importlinter", file, found)
     if data is not None:
         tool = data.get("tool")
         session = tool.get("importlinter") if isinstance(tool, dict) else None
@@ -485,9 +548,5 @@ def load_config(
             file = _rel(pyproject, anchor)
             reader = _Reader(file)
             session = _table(session, reader, "tool.importlinter")
-            return {
-                "source": "importlinter",
-                "file": file,
-                "contracts": _toml_importlinter(session, reader),
-            }
+            return ArchitectureConfig("importlinter", file, _toml_importlinter(session, reader))
     return None

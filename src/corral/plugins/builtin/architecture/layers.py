@@ -97,6 +97,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from corral.plugins.builtin.architecture.contracts import (
+    ArchitectureConfig,
+    Contract,
+    ForbiddenContract,
+    IndependenceContract,
+    LayersContract,
+    UncheckedContract,
+)
 from corral.plugins.builtin.architecture.styles import detect_style
 
 __all__ = ["DEFAULT_MAX_VIOLATIONS", "check_architecture"]
@@ -345,13 +355,13 @@ class _Plan:
     matched: bool = False  # whether any member (a forbidden contract: any source) matches
 
 
-def _layer_scopes(contract: Mapping[str, Any], nodes: Sequence[str]) -> _Plan:
+def _layer_scopes(contract: LayersContract, nodes: Sequence[str]) -> _Plan:
     """One scope per container that matches a module (or one scope without
     containers), with the names that match nothing."""
-    declared: list[str] = list(contract.get("containers") or [])
-    layers: list[list[str]] = contract["layers"]
-    independent: list[bool] = contract.get("independent") or [True] * len(layers)
-    optional = set(contract.get("optional") or ())
+    declared = list(contract.containers)
+    layers = contract.layers
+    independent = contract.independent or [True] * len(layers)
+    optional = set(contract.optional)
     node_set = set(nodes)
     plan = _Plan()
     if declared:
@@ -407,27 +417,24 @@ def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
-def _scopes(contract: Mapping[str, Any], g: _Graph) -> _Plan:
-    """How a normalised contract is checked: its scopes, a detail sentence, the
-    members checked (wildcards resolved) for the report's ``modules``, and the
+def _scopes(
+    contract: LayersContract | IndependenceContract | ForbiddenContract, g: _Graph
+) -> _Plan:
+    """How a contract is checked: its scopes, a detail sentence, the members
+    checked (wildcards resolved) for the report's ``modules``, and the
     declared names that match no module."""
-    kind = contract["kind"]
     modules = g.modules
     node_set = set(modules)
-    if kind == "layers":
+    if isinstance(contract, LayersContract):
         plan = _layer_scopes(contract, modules)
-        where = (
-            f" in containers {', '.join(contract['containers'])}"
-            if contract.get("containers")
-            else ""
-        )
-        plan.detail = f"{len(contract['layers'])} layers, top first{where}"
+        where = f" in containers {', '.join(contract.containers)}" if contract.containers else ""
+        plan.detail = f"{len(contract.layers)} layers, top first{where}"
         return plan
-    if kind == "independence":
-        members = _resolve(contract["modules"], modules)
+    if isinstance(contract, IndependenceContract):
+        members = _resolve(contract.modules, modules)
         units = [_Unit(m) for m in members]
         pairs = {t: {s for s in range(len(units)) if s != t} for t in range(len(units))}
-        unmatched = _unmatched(contract["modules"], node_set, modules)
+        unmatched = _unmatched(contract.modules, node_set, modules)
         return _Plan(
             [_Scope(units, pairs, indirect=True)],
             f"{', '.join(members) or 'no modules'}: none may import another",
@@ -436,10 +443,9 @@ def _scopes(contract: Mapping[str, Any], g: _Graph) -> _Plan:
             unmatched=unmatched,
             matched=any(_present(m, node_set, modules) for m in members),
         )
-    # forbidden
-    exact = not contract.get("as_packages", True)
-    sources = _resolve(contract["source"], modules)
-    forbidden = _resolve(contract["forbidden"], modules)
+    exact = not contract.as_packages
+    sources = _resolve(contract.source, modules)
+    forbidden = _resolve(contract.forbidden, modules)
     names = sorted(set(sources) | set(forbidden))
     index = {n: i for i, n in enumerate(names)}
     units = [_Unit(n, exact=exact) for n in names]
@@ -448,8 +454,8 @@ def _scopes(contract: Mapping[str, Any], g: _Graph) -> _Plan:
         for s in sources:
             if not (s == f if exact else _overlap(s, f)):
                 rules.setdefault(index[f], set()).add(index[s])
-    indirect = not contract.get("allow_indirect", False)
-    unmatched = _unmatched(contract["source"], node_set, modules)
+    indirect = not contract.allow_indirect
+    unmatched = _unmatched(contract.source, node_set, modules)
     return _Plan(
         [_Scope(units, rules, indirect=indirect)],
         f"{', '.join(sources) or 'no modules'} must not import {', '.join(forbidden)}"
@@ -462,7 +468,7 @@ def _scopes(contract: Mapping[str, Any], g: _Graph) -> _Plan:
 
 
 def _check_contract(
-    contract: Mapping[str, Any],
+    contract: Contract,
     g: _Graph,
     max_violations: int,
     checked: set[tuple[str, str]],
@@ -470,22 +476,26 @@ def _check_contract(
 ) -> tuple[_Data, str | None]:
     """One contract's report entry, and the problem to list at the top level
     when some of its declared names match no module."""
-    kind = contract["kind"]
-    base: _Data = {
-        "name": contract["name"],
-        "kind": kind,
-        "layers": [list(names) for names in contract["layers"]] if kind == "layers" else None,
-        "modules": None,
-    }
-    if contract.get("unchecked") or kind not in ("layers", "independence", "forbidden"):
+    if isinstance(contract, UncheckedContract):
         return {
-            **base,
+            "name": contract.name,
+            "kind": contract.type,
+            "layers": None,
+            "modules": None,
             "kept": None,
             "violation_count": 0,
             "truncated": False,
             "violations": [],
-            "detail": f"contract type {kind!r} is not checked by corral",
+            "detail": f"contract type {contract.type!r} is not checked by corral",
         }, None
+    base: _Data = {
+        "name": contract.name,
+        "kind": contract.__struct_config__.tag,
+        "layers": [list(n) for n in contract.layers]
+        if isinstance(contract, LayersContract)
+        else None,
+        "modules": None,
+    }
     plan = _scopes(contract, g)
     base["modules"] = plan.modules
     if not plan.matched:
@@ -497,8 +507,8 @@ def _check_contract(
             "truncated": False,
             "violations": [],
             "detail": f"{plan.detail}; no module matches: {names}",
-        }, f"{contract['name']}: no module matches: {names}; nothing was checked"
-    ignored = _ignored(g, contract.get("ignore_imports") or [])
+        }, f"{contract.name}: no module matches: {names}; nothing was checked"
+    ignored = _ignored(g, contract.ignore_imports)
     scopes = plan.scopes
     found = _Found({}, {})
     runs: list[_ScopeRun] = []
@@ -544,7 +554,7 @@ def _check_contract(
     else:
         detail += "; broken" if plan.missing else "; kept"
     problem = (
-        f"{contract['name']}: no module matches: {', '.join(plan.missing)}; "
+        f"{contract.name}: no module matches: {', '.join(plan.missing)}; "
         "the other members were checked"
         if plan.missing
         else None
@@ -560,7 +570,7 @@ def _check_contract(
 
 
 def check_architecture(
-    config: dict[str, Any] | None,
+    config: ArchitectureConfig | Mapping[str, Any] | None,
     graph: dict[str, Any],
     modules: dict[str, dict[str, Any]],
     external: list[dict[str, Any]] | None = None,
@@ -569,12 +579,18 @@ def check_architecture(
 ) -> dict[str, Any]:
     """The report's ``LAYERS`` object: check the declared contracts (or, when
     ``config`` is ``None``, the ones implied by the detected style) against the
-    import graph. Pure and deterministic."""
+    import graph. Pure and deterministic. ``config`` as JSON data (a mapping)
+    is decoded into an :class:`ArchitectureConfig` first."""
     g = _Graph(graph, modules, external or [])
     if config is not None:
-        contracts: list[_Data] = list(config.get("contracts") or [])
-        source = str(config.get("source", "corral"))
-        config_file = config.get("file")
+        declared = (
+            config
+            if isinstance(config, ArchitectureConfig)
+            else msgspec.convert(config, ArchitectureConfig)
+        )
+        contracts: list[Contract] = list(declared.contracts)
+        source = declared.source
+        config_file: str | None = declared.file
         style: str | None = "declared"
         where = f" in {config_file}" if config_file else ""
         what = "[tool.corral.architecture]" if source == "corral" else "import-linter configuration"

@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from corral.plugins.builtin.architecture.contracts import layers_contract
+from corral.plugins.builtin.architecture.contracts import LayersContract, layers_contract
 
 __all__ = ["detect_style"]
 
@@ -158,7 +158,7 @@ class _Detection:
     style: str
     package: str  # "" for the set of top-level packages
     size: int
-    contract: _Data
+    contract: LayersContract
     sentence: str
 
 
@@ -181,13 +181,13 @@ def _layers_text(layers: Sequence[Sequence[str]]) -> str:
     return " > ".join(" : ".join(names) for names in layers)
 
 
-def _detected_contract(name: str, layers: list[list[str]], containers: list[str]) -> _Data:
+def _detected_contract(name: str, layers: list[list[str]], containers: list[str]) -> LayersContract:
     return layers_contract(name, layers, [False] * len(layers), [], containers, [])
 
 
 def _by_name(
     package: str, children: list[str], tree: dict[str, list[str]]
-) -> tuple[str, _Data, str] | None:
+) -> tuple[str, LayersContract, str] | None:
     where = f"package {package}" if package else "the top-level packages"
     for style in _STYLES:
         layers = _match(style, children)
@@ -215,7 +215,7 @@ def _by_name(
         contract = _detected_contract(
             f"mvc layers in apps of {package or 'top level'}", layers, containers
         )
-        contract["optional"] = sorted(n for names in layers for n in names)
+        contract.optional = sorted(n for names in layers for n in names)
         return "mvc", contract, sentence
     return None
 
@@ -227,7 +227,7 @@ def _is_django_app(children: Sequence[str]) -> bool:
 
 def _by_direction(
     package: str, children: list[str], graph: Mapping[str, Any]
-) -> tuple[_Data, str] | None:
+) -> tuple[LayersContract, str] | None:
     """Layers = levels of the DAG between sibling sub-packages, when it is one
     and is at least three levels deep."""
     child_set = set(children)
@@ -280,12 +280,12 @@ def _by_direction(
     return _detected_contract(f"inferred layers in {package or 'top level'}", layers, []), sentence
 
 
-def _coverage(contract: Mapping[str, Any], nodes: Sequence[str]) -> int:
+def _coverage(contract: LayersContract, nodes: Sequence[str]) -> int:
     """How many modules a detected contract's layers cover (to pick the style
     of the largest architecture when several packages were recognised)."""
-    containers = contract.get("containers") or [""]
+    containers = contract.containers or [""]
     prefixes = {
-        f"{c}.{n}" if c else n for c in containers for names in contract["layers"] for n in names
+        f"{c}.{n}" if c else n for c in containers for names in contract.layers for n in names
     }
     count = 0
     for node in nodes:
@@ -342,6 +342,6 @@ def detect_style(
     if not found:
         return None
     best = min(found, key=lambda d: (-d.size, _PRIORITY[d.style], d.package))
-    found.sort(key=lambda d: (d.package, d.contract["name"]))
+    found.sort(key=lambda d: (d.package, d.contract.name))
     detail = "No architecture declared; detected " + "; ".join(d.sentence for d in found) + "."
     return {"style": best.style, "detail": detail, "contracts": [d.contract for d in found]}

@@ -8,7 +8,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from corral.plugins.builtin.architecture.contracts import load_config
+from corral.plugins.builtin.architecture.contracts import ArchitectureConfig, load_config
 from corral.plugins.builtin.architecture.cycles import find_cycles
 from corral.plugins.builtin.architecture.discover import analyse
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
@@ -42,7 +42,11 @@ class Analysis:
         # checked against the same ones (see predicted_violations)
         if config is None:
             detected = detect_style(graph, metrics["modules"])
-            config = None if detected is None else {"contracts": detected["contracts"]}
+            config = (
+                None
+                if detected is None
+                else ArchitectureConfig("detected", "", list(detected["contracts"]))
+            )
         self.contracts = config
         # each violation of a layer contract as the import that crosses the
         # line: (importer, imported, importer's layer, imported's layer);

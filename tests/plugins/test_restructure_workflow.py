@@ -65,7 +65,7 @@ def test_every_step_is_recorded_in_the_store(project: Path, tmp_path: Path) -> N
     steps = {s["step_id"]: s for s in shown["steps"]}
     assert list(steps) == ["plan", "snapshot", "write", "validate", "finish"]
     assert {s["status"] for s in steps.values()} == {"succeeded"}
-    assert steps["write"]["output"] == {"moved": 1, "written": 2}
+    assert steps["write"]["output"] == {"moved": 1, "written": 2, "imports_sorted": 0}
     assert steps["finish"]["output"]["ok"] is True
 
 

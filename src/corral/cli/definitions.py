@@ -309,14 +309,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             return await handle.wait()
 
     done = trio.run(submit)
-    if isinstance(done, str):
-        print(done)
-        return EXIT_OK
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(done), indent=2).decode())
-    else:
-        _print_summary(done)
-    return EXIT_OK if done.status == SUCCEEDED else EXIT_FAILED
+    return _submitted(done, args.json)
 
 
 def _submit_via_api(
@@ -333,11 +326,16 @@ def _submit_via_api(
         return _record(await client.wait(execution))
 
     done = _via_api(args.api, submit)
+    return _submitted(done, args.json)
+
+
+def _submitted(done: ExecutionRecord | str, as_json: bool) -> int:
+    """What ``corral submit`` prints: the id, or (``--wait``) how it ended."""
     if isinstance(done, str):
         print(done)
         return EXIT_OK
-    if args.json:
-        print(msgspec.json.format(msgspec.json.encode(done), indent=2).decode())
+    if as_json:
+        print(_dump(done))
     else:
         _print_summary(done)
     return EXIT_OK if done.status == SUCCEEDED else EXIT_FAILED

@@ -474,3 +474,35 @@ def test_description_is_not_inherited_from_handler() -> None:
 
     registry = build_registry([Plugin()], entry_points=False)
     assert registry.info("test.bare").description == ""
+
+
+def test_a_plugin_installed_while_the_process_runs_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed distributions are read once and kept while no folder on
+    sys.path changed: installing one changes its folder, and the next
+    registry has its handlers."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    from _dists import install
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    before = build_registry()
+    assert "late.echo" not in before
+    install(
+        site,
+        "corral-late",
+        "lateplug",
+        "from corral.plugins import Handler, hookimpl\n"
+        "class Echo(Handler):\n"
+        "    name = 'late.echo'\n"
+        "    async def run(self, ctx, params):\n"
+        "        return 1\n"
+        "@hookimpl\n"
+        "def corral_handlers():\n"
+        "    return [Echo]\n",
+    )
+    after = build_registry()
+    assert "late.echo" in after
+    assert after.info("late.echo").plugin == "lateplug (corral-late 1.0)"

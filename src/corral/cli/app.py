@@ -26,6 +26,7 @@ from corral.cli.common import (
     _lease_option,
     _Parser,
     _progress_option,
+    _registry,
     _say,
     _selection_options,
     _store_option,
@@ -59,7 +60,7 @@ from corral.core.status import (
     FAILED,
 )
 from corral.core.version import __version__
-from corral.plugins.manager import CommandInfo, build_registry, plugin_commands
+from corral.plugins.manager import CommandInfo, plugin_commands
 
 
 def _parser(commands: Mapping[str, CommandInfo] | None = None) -> argparse.ArgumentParser:
@@ -404,6 +405,7 @@ def _main(argv: list[str]) -> int:
         except CorralError as exc:
             _say("corral: error: ", exc, None)
             return EXIT_USAGE
+    _registry.cache_clear()  # one registry per command, not per process (embedders call main)
     words = [a for a in argv if not a.startswith("-")]
     if "--no-plugins" in argv[: argv.index(words[0]) if words else len(argv)]:
         # the environment: engines and worker processes follow it too
@@ -444,7 +446,7 @@ def _main(argv: list[str]) -> int:
 
 def _plugin_commands() -> dict[str, CommandInfo]:
     """The commands of every plugin (built-ins and installed ones)."""
-    found, _ = plugin_commands(build_registry(), reserved=[*_COMMANDS, "bench", "help"])
+    found, _ = plugin_commands(_registry(), reserved=[*_COMMANDS, "bench", "help"])
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import os
@@ -160,8 +161,10 @@ def _say(prefix: str, exc: BaseException, args: argparse.Namespace | None) -> No
         print(text, file=sys.stderr)
 
 
+@functools.cache
 def _registry() -> Any:
-    """The installed handlers (a broken plugin is warned about on stderr, once)."""
+    """The installed handlers (a broken plugin is warned about on stderr,
+    once): one registry per command, shared by its parser and its compiler."""
     from corral.plugins.manager import build_registry
 
     return build_registry()

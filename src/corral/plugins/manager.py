@@ -9,11 +9,13 @@ one name are an error naming both plugins, never a silent override.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import inspect
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -124,26 +126,65 @@ def _load_entry_points(pm: pluggy.PluginManager, broken: list[BrokenPlugin]) -> 
     Returns ``id(plugin) -> "distribution version"`` for labels.
     """
     dists: dict[int, str] = {}
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group != PROJECT or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
-                continue
-            where = f"{dist.metadata['name']} {dist.version}"
-            try:
-                plugin = ep.load()
-                pm.register(plugin, name=ep.name)
-            except Exception as exc:  # (pluggy.PluginValidationError too)
-                if pm.has_plugin(ep.name):
-                    pm.unregister(name=ep.name)
-                what = (
-                    "an invalid hook implementation"
-                    if isinstance(exc, pluggy.PluginValidationError)
-                    else f"{type(exc).__name__} on loading"
-                )
-                broken.append(BrokenPlugin(f"{ep.name} ({where})", f"{what}: {exc}"))
-                continue
-            dists[id(plugin)] = where
+    for ep, where in _corral_entry_points():
+        if pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # (pluggy.PluginValidationError too)
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
+            what = (
+                "an invalid hook implementation"
+                if isinstance(exc, pluggy.PluginValidationError)
+                else f"{type(exc).__name__} on loading"
+            )
+            broken.append(BrokenPlugin(f"{ep.name} ({where})", f"{what}: {exc}"))
+            continue
+        dists[id(plugin)] = where
     return dists
+
+
+def _corral_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str]]:
+    """The entry points of the group ``corral`` and their distributions'
+    ``"name version"``, in discovery order. Reading every installed
+    distribution's metadata costs milliseconds, and a command opens several
+    registries (its parser, its compiler, its engine): the answer is kept
+    while no folder on ``sys.path`` changed (an install changes its folder)."""
+    key = tuple((entry, _mtime(entry)) for entry in sys.path)
+    cached = _found.get(key)
+    if cached is None:
+        cached = [
+            (ep, f"{dist.metadata['name']} {dist.version}")
+            for dist in importlib.metadata.distributions()
+            for ep in dist.entry_points
+            if ep.group == PROJECT
+        ]
+        _found.clear()
+        _found[key] = cached
+    return cached
+
+
+_found: dict[tuple[tuple[str, int], ...], list[tuple[importlib.metadata.EntryPoint, str]]] = {}
+
+
+def _mtime(folder: str) -> int:
+    try:
+        return os.stat(folder or ".").st_mtime_ns
+    except OSError:
+        return -1
+
+
+@functools.lru_cache(maxsize=4096)
+def _params_problem(params: Any) -> str | None:
+    """Why msgspec cannot validate a handler's ``Params`` (``None``: it can),
+    worked out once per type: every registry checks every handler."""
+    try:
+        msgspec.inspect.type_info(params)
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
 def check_handler(cls: Any, plugin: str) -> type[Handler]:
@@ -175,12 +216,14 @@ def check_handler(cls: Any, plugin: str) -> type[Handler]:
             "async def; blocking and cpu handlers define a plain def run(ctx, params)"
         )
     try:
-        msgspec.inspect.type_info(cls.Params)
-    except Exception as exc:
+        problem = _params_problem(cls.Params)
+    except TypeError:  # an unhashable Params: checked each time
+        problem = _params_problem.__wrapped__(cls.Params)
+    if problem is not None:
         raise PluginError(
             f"plugin {plugin}: handler {cls.name!r} has Params {cls.Params!r}, which is not "
-            f"a type msgspec can validate ({exc})"
-        ) from None
+            f"a type msgspec can validate ({problem})"
+        )
     return cls
 
 

@@ -426,8 +426,9 @@ def _main(argv: list[str]) -> int:
         return EXIT_USAGE
     try:
         command = getattr(args, "plugin_command", None)
-        if command is not None:
-            return int(command.run(args, CommandLine()))
+        if command is not None:  # a plugin's: its run() returns the exit code (None: 0)
+            code = command.run(args, CommandLine())
+            return EXIT_OK if code is None else int(code)
         return _COMMANDS[args.command](args)
     except WorkflowFailed as exc:
         _say("corral: ", exc, args)

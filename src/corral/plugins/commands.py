@@ -104,6 +104,6 @@ class Command:
     def configure(self, parser: argparse.ArgumentParser, terminal: Terminal) -> None:
         """Add the command's arguments to its parser."""
 
-    def run(self, args: argparse.Namespace, terminal: Terminal) -> int:
-        """Do the work; return the exit code."""
+    def run(self, args: argparse.Namespace, terminal: Terminal) -> int | None:
+        """Do the work; return the exit code (``None`` counts as ``EXIT_OK``)."""
         raise NotImplementedError(f"command {self.name!r} does not define run()")

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+sys.path.insert(0, str(Path(__file__).parent))
 from _tree import write_tree
 
 from corral.cli import main
 from corral.plugins.builtin.architecture.command import parse_fail_on
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 TREE = {
     "pyproject.toml": '[project]\nname = "demo"\n',
@@ -235,7 +235,7 @@ def test_a_contract_matching_nothing_fails_violations(
 
 
 def test_the_shop_example_reads_well(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    shop = Path(__file__).resolve().parent.parent / "examples" / "shop"
+    shop = Path(__file__).resolve().parents[2] / "examples" / "shop"
     out_file = tmp_path / "shop.md"
     code, _, err = run_cli(
         capsys,

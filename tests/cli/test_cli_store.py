@@ -22,7 +22,7 @@ from corral.core.errors import UsageError
 from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
 from corral.storage import Store, lifetime, open_store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 T = TypeVar("T")

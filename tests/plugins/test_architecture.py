@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,11 +20,23 @@ from corral.plugins.builtin.architecture.cycles import (
     shortest_cycle,
     strongly_connected_components,
 )
-from corral.plugins.builtin.architecture.discover import analyse, discover
-from corral.plugins.builtin.architecture.graph import build_import_graph
+from corral.plugins.builtin.architecture import discover as _discover
+from corral.plugins.builtin.architecture import graph as _graph
+from corral.plugins.builtin.architecture.discover import discover
 from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
+
+
+def analyse(*args: Any, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(discovery, import graph), the graph as the JSON data the steps hand on."""
+    found, graph = _discover.analyse(*args, **kw)
+    return found, msgspec.to_builtins(graph)
+
+
+def build_import_graph(*args: Any, **kw: Any) -> dict[str, Any]:
+    return msgspec.to_builtins(_graph.build_import_graph(*args, **kw))
+
 
 EDGE_RULES = {
     "pkg/__init__.py": "",
@@ -323,7 +336,6 @@ def test_feedback_edges_cut_light_edges_and_stay_minimal() -> None:
     assert len(cut) == 15  # a tournament needs n(n-1)/2 cut edges
 
 
-
 @settings(max_examples=200, deadline=None)
 @given(
     st.integers(2, 12).flatmap(
@@ -354,6 +366,7 @@ def test_feedback_edges_break_every_cycle_and_are_minimal(
             back = {x: set(v) for x, v in rest.items()}
             back[a].add(b)
             assert any(a in c and b in c for c in strongly_connected_components(back))
+
 
 TINY = {
     "t/__init__.py": "",

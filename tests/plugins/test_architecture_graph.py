@@ -10,14 +10,22 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tree import edge_set, write_tree
 
-from corral.plugins.builtin.architecture.discover import analyse
+from corral.plugins.builtin.architecture import discover as _discover
 from corral.plugins.builtin.architecture.graph import absolute_name
+
+
+def analyse(*args: Any, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(discovery, import graph), the graph as the JSON data the steps hand on."""
+    found, graph = _discover.analyse(*args, **kw)
+    return found, msgspec.to_builtins(graph)
 
 
 def grimp_edges(root: Path, package: str) -> set[tuple[str, str]]:
@@ -88,12 +96,16 @@ def test_newer_syntax_than_the_interpreter_gives_grimps_edges(tmp_path: Path) ->
     write_tree(tmp_path, NEW_SYNTAX)
     found, graph = analyse(tmp_path)
     assert found["not_analysed"] == []
-    assert edge_set(graph) == grimp_edges(tmp_path, "modern") == {
-        ("modern", "modern.aliases"),
-        ("modern.aliases", "modern.base"),
-        ("modern.aliases", "modern.util"),
-        ("modern.util", "modern.matching"),
-    }
+    assert (
+        edge_set(graph)
+        == grimp_edges(tmp_path, "modern")
+        == {
+            ("modern", "modern.aliases"),
+            ("modern.aliases", "modern.base"),
+            ("modern.aliases", "modern.util"),
+            ("modern.util", "modern.matching"),
+        }
+    )
     facts = {m["name"]: m for p in found["packages"] for m in p["modules"]}
     # Box[T](Base) is no abstract class by the rule; Base is (ABC and @abstractmethod)
     assert (facts["modern.aliases"]["classes"], facts["modern.aliases"]["abstract_classes"]) == (

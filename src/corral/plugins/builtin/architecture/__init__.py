@@ -30,6 +30,7 @@ from corral.core.errors import NonRetryable
 from corral.plugins import Handler, StepContext
 from corral.plugins.builtin.architecture.contracts import ArchitectureConfig
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
+from corral.plugins.builtin.architecture.model import ImportGraph
 from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 __all__ = [
@@ -203,7 +204,7 @@ class Graph(Handler):
         scan: _Data
         exclude_type_checking: bool = False
 
-    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+    def run(self, ctx: StepContext, params: Params) -> ImportGraph:  # type: ignore[override]
         from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
 
         modules = sum(len(p["modules"]) for p in params.scan["packages"])
@@ -216,7 +217,7 @@ class Graph(Handler):
             )
         except GraphBuildError as exc:
             raise NonRetryable(str(exc)) from exc
-        ctx.progress(modules, modules, f"modules, {len(graph['edges'])} imports")
+        ctx.progress(modules, modules, f"modules, {len(graph.edges)} imports")
         return graph
 
 
@@ -241,7 +242,7 @@ class Section(Handler):
         project: _Data
         scan: _Data
         facts: _Data
-        graph: _Data
+        graph: ImportGraph
         config: ArchitectureConfig | None = None
         # which distributions are installed: external imports are named by them
         environment: str = ""
@@ -257,10 +258,10 @@ class Section(Handler):
         discard_spare()  # the graph is built (or was cached): no use for one now
         graph = params.graph
         discovery = merge(params.scan, params.facts, graph)
-        packages = set(graph["packages"])
+        packages = set(graph.packages or ())
         modules = {
             name: {"path": path, "is_package": name in packages}
-            for name, path in graph["paths"].items()
+            for name, path in graph.paths.items()
         }
         return build_section(
             params.project,
@@ -268,7 +269,7 @@ class Section(Handler):
             graph,
             compute_metrics(discovery, graph),
             find_cycles(graph, discovery),
-            check_architecture(params.config, graph, modules, graph.get("external", [])),
+            check_architecture(params.config, graph, modules, graph.external),
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from corral.plugins.builtin.architecture.metrics import package_of
+from corral.plugins.builtin.architecture.model import ImportGraph
 
 
 def strongly_connected_components(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -288,26 +289,29 @@ def _cycles(
     return cycles
 
 
-def find_cycles(graph: dict[str, Any], discovery: dict[str, Any] | None = None) -> dict[str, Any]:
+def find_cycles(
+    graph: ImportGraph | Mapping[str, Any], discovery: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``{"modules": [...], "packages": [...]}``, biggest first. Each cycle has
     ``members``, ``size``, an ``example`` (a shortest cycle, first node
     repeated last) and ``cut``: edges whose removal breaks every cycle of the
     component (``importer``, ``imported``, ``lines``, ``path`` of the
     importer; package cuts add ``via``, the module imports behind them)."""
-    modules: dict[str, set[str]] = {m: set() for m in graph["modules"]}
+    graph = ImportGraph.of(graph)
+    modules: dict[str, set[str]] = {m: set() for m in graph.modules}
     lines: dict[tuple[str, str], list[int]] = {}
-    for e in graph["edges"]:
-        if e["importer"] != e["imported"]:
-            modules.setdefault(e["importer"], set()).add(e["imported"])
-            lines[e["importer"], e["imported"]] = list(e.get("lines", []))
+    for e in graph.edges:
+        if e.importer != e.imported:
+            modules.setdefault(e.importer, set()).add(e.imported)
+            lines[e.importer, e.imported] = list(e.lines)
     names = set(modules)
     paths: dict[str, str] = {}
     if discovery is not None:
         known = [m for p in discovery["packages"] for m in p["modules"]]
         pkgs = {m["name"] for m in known if m["is_package"]}
         paths = {m["name"]: m["path"] for m in known}
-    elif "packages" in graph:  # a graph from build_import_graph knows both
-        pkgs, paths = set(graph["packages"]), dict(graph["paths"])
+    elif graph.packages is not None:  # a graph from build_import_graph knows both
+        pkgs, paths = set(graph.packages), dict(graph.paths)
     else:  # a bare graph: a module is a package if another lives under it
         pkgs = {n.rpartition(".")[0] for n in names if "." in n} & names
     packages: dict[str, set[str]] = {}

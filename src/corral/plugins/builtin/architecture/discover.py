@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.core.files import kind_of
+from corral.plugins.builtin.architecture.model import ImportGraph
 from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 SKIP_DIRS = frozenset(
@@ -496,12 +497,12 @@ _NO_FACTS = {"loc": 0, "classes": 0, "abstract_classes": 0}
 
 
 def merge(
-    scanned: dict[str, Any], facts: dict[str, list[int]], graph: dict[str, Any]
+    scanned: dict[str, Any], facts: dict[str, list[int]], graph: ImportGraph
 ) -> dict[str, Any]:
     """The discovery: the scan, each module with its facts, less the files the
     import graph builder could not read (listed as not analysed; a package
     whose ``__init__.py`` is among them stays a package, without facts)."""
-    failed = {f["path"]: f["reason"] for f in graph.get("not_analysed", [])}
+    failed = {f.path: f.reason for f in graph.not_analysed}
     not_analysed = list(scanned["not_analysed"])
     not_analysed += [{"path": path, "reason": reason} for path, reason in failed.items()]
     packages = []
@@ -539,7 +540,7 @@ def discover(
     scanned = scan(
         path, exclude=exclude, exclude_tests=exclude_tests, max_file_bytes=max_file_bytes
     )
-    return merge(scanned, add_facts(scanned), {})
+    return merge(scanned, add_facts(scanned), ImportGraph())
 
 
 def analyse(
@@ -549,7 +550,7 @@ def analyse(
     exclude_tests: bool = False,
     exclude_type_checking: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], ImportGraph]:
     """(discovery, import graph) of the packages under ``path``, in this
     process's thread: what the workflow's steps compute, for tests and tools."""
     from corral.plugins.builtin.architecture.graph import build_import_graph

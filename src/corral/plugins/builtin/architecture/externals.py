@@ -16,6 +16,8 @@ from collections import defaultdict
 from importlib import metadata
 from typing import Any
 
+from corral.plugins.builtin.architecture.model import Edge
+
 
 @functools.cache
 def _declared() -> tuple[dict[str, list[Any]], list[Any]]:
@@ -114,7 +116,7 @@ def is_stdlib(module: str) -> bool:
     return module in sys.stdlib_module_names or module == "__future__"
 
 
-def classify(external: list[dict[str, Any]], internal: set[str]) -> list[dict[str, Any]]:
+def classify(external: list[Edge], internal: set[str]) -> list[dict[str, Any]]:
     """``[{"name", "distribution", "stdlib", "importers"}]`` sorted by name.
 
     ``external`` holds ``{"importer", "imported"}`` pairs with top-level
@@ -124,9 +126,9 @@ def classify(external: list[dict[str, Any]], internal: set[str]) -> list[dict[st
     """
     importers: dict[str, set[str]] = defaultdict(set)
     for edge in external:
-        name = edge["imported"]
+        name = edge.imported
         if name not in internal:
-            importers[name].add(edge["importer"])
+            importers[name].add(edge.importer)
     return [
         {
             "name": name,

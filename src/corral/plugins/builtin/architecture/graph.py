@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.plugins.builtin.architecture.isolation import ChildFailed, run_isolated
+from corral.plugins.builtin.architecture.model import Edge, ImportGraph, NotAnalysed, Unresolved
 
 __all__ = ["GraphBuildError", "absolute_name", "build_import_graph", "placeholder_modules"]
 
@@ -109,17 +110,14 @@ def build_import_graph(
     exclude_type_checking: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     chunk_size: int | None = None,
-) -> dict[str, Any]:
+) -> ImportGraph:
     """Build the import graph of every discovered package.
 
     All packages are built together (imports between them are edges,
-    whatever their source roots). Returns ``{"modules", "edges":
-    [{"importer", "imported", "lines"}], "external": [{"importer",
-    "imported", "lines"}], "unresolved": [{"importer", "path", "line",
-    "name"}], "not_analysed": [{"path", "reason"}], "paths": {module: file},
-    "packages": [...]}``: ``external`` names top-level modules outside the
-    analysed packages, ``packages`` the modules that are packages,
-    ``not_analysed`` the files the import parser could not read.
+    whatever their source roots). Returns the :class:`ImportGraph`:
+    ``external`` names top-level modules outside the analysed packages,
+    ``packages`` the modules that are packages, ``not_analysed`` the files
+    the import parser could not read.
     """
     root = Path(discovery["root"])
     known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
@@ -128,15 +126,7 @@ def build_import_graph(
     tops = {p["name"] for p in discovery["packages"]}
     scanned = [m for m in known.values() if not m.get("namespace")]
     if not known:
-        return {
-            "modules": [],
-            "edges": [],
-            "external": [],
-            "unresolved": [],
-            "not_analysed": [],
-            "paths": {},
-            "packages": [],
-        }
+        return ImportGraph([], [], packages=[])
     shared = {
         "modules": sorted(everything),
         "dirs": {p["name"]: str(Path(p["source_root"]) / p["name"]) for p in discovery["packages"]},
@@ -149,7 +139,7 @@ def build_import_graph(
         # About eight chunks: each scan call pays for telling grimp the whole
         # module set, and a crash costs a bisection of one chunk.
         chunk_size = max(64, -(-len(items) // 8))
-    not_analysed: list[dict[str, str]] = []
+    not_analysed: list[NotAnalysed] = []
     failed: set[str] = set()
     edge_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
     ext_lines: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -160,9 +150,7 @@ def build_import_graph(
         module = scanned[index]
         importer = module["name"]
         if "error" in result:
-            not_analysed.append(
-                {"path": module["path"], "reason": _reason(result, root / module["path"])}
-            )
+            not_analysed.append(NotAnalysed(module["path"], _reason(result, root / module["path"])))
             failed.add(importer)
             return
         is_package = bool(module["is_package"])
@@ -201,29 +189,20 @@ def build_import_graph(
     modules = {n for n in known if n not in failed or known[n]["is_package"]}
     for key in [k for k in edge_lines if k[1] not in modules]:
         del edge_lines[key]  # an import of a module that could not be read
-    edges = [
-        {"importer": a, "imported": b, "lines": sorted(lines)}
-        for (a, b), lines in sorted(edge_lines.items())
-    ]
-    external = [
-        {"importer": a, "imported": b, "lines": sorted(lines)}
-        for (a, b), lines in sorted(ext_lines.items())
-    ]
-    not_analysed.sort(key=lambda f: f["path"])
-    return {
-        "modules": sorted(modules),
-        "edges": edges,
-        "external": external,
-        "unresolved": [
-            {"importer": a, "path": known[a]["path"], "line": line, "name": name}
-            for a, line, name in sorted(unresolved)
+    not_analysed.sort(key=lambda f: f.path)
+    return ImportGraph(
+        modules=sorted(modules),
+        edges=[Edge(a, b, sorted(lines)) for (a, b), lines in sorted(edge_lines.items())],
+        external=[Edge(a, b, sorted(lines)) for (a, b), lines in sorted(ext_lines.items())],
+        unresolved=[
+            Unresolved(a, known[a]["path"], line, name) for a, line, name in sorted(unresolved)
         ],
-        "not_analysed": not_analysed,
+        not_analysed=not_analysed,
         # What later steps need of the discovery, so they can depend on the
         # graph alone (and stay cached when only a file's body changed).
-        "paths": {m: known[m]["path"] for m in sorted(modules)},
-        "packages": sorted(m for m in modules if known[m]["is_package"]),
-    }
+        paths={m: known[m]["path"] for m in sorted(modules)},
+        packages=sorted(m for m in modules if known[m]["is_package"]),
+    )
 
 
 def _legit(

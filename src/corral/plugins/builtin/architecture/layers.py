@@ -107,6 +107,7 @@ from corral.plugins.builtin.architecture.contracts import (
     LayersContract,
     UncheckedContract,
 )
+from corral.plugins.builtin.architecture.model import Edge, ImportGraph, edges_of
 from corral.plugins.builtin.architecture.styles import detect_style
 
 __all__ = ["DEFAULT_MAX_VIOLATIONS", "check_architecture"]
@@ -146,29 +147,29 @@ class _Graph:
 
     def __init__(
         self,
-        graph: Mapping[str, Any],
+        graph: ImportGraph,
         modules: Mapping[str, Mapping[str, Any]],
-        external: Sequence[Mapping[str, Any]],
+        external: Sequence[Edge],
     ) -> None:
-        internal: set[str] = set(graph.get("modules", ())) | set(modules)
+        internal: set[str] = set(graph.modules) | set(modules)
         self.lines: dict[tuple[str, str], list[int]] = {}
         succ: dict[str, set[str]] = {}
-        for e in graph.get("edges", ()):
-            a, b = e["importer"], e["imported"]
+        for e in graph.edges:
+            a, b = e.importer, e.imported
             internal.update((a, b))
             if a != b:
                 succ.setdefault(a, set()).add(b)
-                self.lines[(a, b)] = sorted(e.get("lines") or ())
+                self.lines[(a, b)] = sorted(e.lines)
         self.internal = internal
         self.external: set[str] = set()
         for e in external:
-            a, b = e["importer"], e["imported"]
+            a, b = e.importer, e.imported
             if b in internal:
                 continue
             self.external.add(b)
             succ.setdefault(a, set()).add(b)
             known = self.lines.setdefault((a, b), [])
-            known.extend(e.get("lines") or ())
+            known.extend(e.lines)
             known.sort()
         self.succ: dict[str, list[str]] = {a: sorted(bs) for a, bs in succ.items()}
         pred: dict[str, list[str]] = {}
@@ -571,17 +572,19 @@ def _check_contract(
 
 def check_architecture(
     config: ArchitectureConfig | Mapping[str, Any] | None,
-    graph: dict[str, Any],
+    graph: ImportGraph | Mapping[str, Any],
     modules: dict[str, dict[str, Any]],
-    external: list[dict[str, Any]] | None = None,
+    external: list[Edge] | list[Mapping[str, Any]] | None = None,
     *,
     max_violations: int = DEFAULT_MAX_VIOLATIONS,
 ) -> dict[str, Any]:
     """The report's ``LAYERS`` object: check the declared contracts (or, when
     ``config`` is ``None``, the ones implied by the detected style) against the
     import graph. Pure and deterministic. ``config`` as JSON data (a mapping)
-    is decoded into an :class:`ArchitectureConfig` first."""
-    g = _Graph(graph, modules, external or [])
+    is decoded into an :class:`ArchitectureConfig` first, a graph given as
+    JSON data into an :class:`ImportGraph`."""
+    graph = ImportGraph.of(graph)
+    g = _Graph(graph, modules, edges_of(external))
     if config is not None:
         declared = (
             config

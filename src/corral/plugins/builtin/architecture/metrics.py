@@ -16,7 +16,10 @@ modules (not its sub-packages).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
+
+from corral.plugins.builtin.architecture.model import ImportGraph
 
 
 def package_of(module: str, packages: set[str]) -> str:
@@ -41,22 +44,25 @@ def _row(ca: int, ce: int, classes: int, abstract: int, loc: int) -> dict[str, A
     }
 
 
-def compute_metrics(discovery: dict[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
+def compute_metrics(
+    discovery: dict[str, Any], graph: ImportGraph | Mapping[str, Any]
+) -> dict[str, Any]:
     """``{"modules": {name: row}, "packages": {name: row}}``.
 
     Rows are as in ``_row``; a module row adds ``path`` (its file, relative to
     the root), ``package`` and ``is_package``; a package row adds ``path``
     (its folder) and ``modules`` (how many modules it holds directly).
     """
+    graph = ImportGraph.of(graph)
     facts = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
-    names = set(graph["modules"]) | set(facts)
+    names = set(graph.modules) | set(facts)
     pkg_names = {n for n, m in facts.items() if m["is_package"]}
     fan_in: dict[str, set[str]] = defaultdict(set)
     fan_out: dict[str, set[str]] = defaultdict(set)
     pin: dict[str, set[str]] = defaultdict(set)
     pout: dict[str, set[str]] = defaultdict(set)
-    for edge in graph["edges"]:
-        a, b = edge["importer"], edge["imported"]
+    for edge in graph.edges:
+        a, b = edge.importer, edge.imported
         if a == b:
             continue
         fan_out[a].add(b)

@@ -9,10 +9,14 @@ documented schema and only change with ``REPORT_VERSION``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from corral.plugins.builtin.architecture.externals import classify
 from corral.plugins.builtin.architecture.metrics import package_of
+from corral.plugins.builtin.architecture.model import ImportGraph
 from corral.plugins.builtin.architecture.score import (
     MAX_RECOMMENDATIONS,
     compute_score,
@@ -40,24 +44,24 @@ _KIND_RANK = {"cycle": 0, "violation": 1, "hub": 2, "distance": 3, "not_analysed
 def build_section(
     project: dict[str, Any],
     discovery: dict[str, Any],
-    graph: dict[str, Any],
+    graph: ImportGraph | Mapping[str, Any],
     metrics: dict[str, Any],
     cycles: dict[str, Any],
     layers: dict[str, Any],
 ) -> dict[str, Any]:
     """One project's section of the report."""
+    graph = ImportGraph.of(graph)
     modules = metrics["modules"]
     pkg_names = {n for n, row in modules.items() if row["is_package"]}
     package_edges = Counter(
-        (package_of(e["importer"], pkg_names), package_of(e["imported"], pkg_names))
-        for e in graph["edges"]
+        (package_of(e.importer, pkg_names), package_of(e.imported, pkg_names)) for e in graph.edges
     )
     internal_tops = {p["name"] for p in discovery["packages"]}
-    external = classify(graph["external"], internal_tops)
+    external = classify(graph.external, internal_tops)
     hubs = sorted(modules, key=lambda m: (-(modules[m]["ca"] + modules[m]["ce"]), m))[:10]
     score = compute_score(metrics, cycles, layers)
     not_analysed = discovery["not_analysed"]
-    unresolved = graph.get("unresolved", [])
+    unresolved = graph.unresolved
     return {
         "name": project["name"],
         "path": project["path"],
@@ -76,7 +80,7 @@ def build_section(
             "packages": len(discovery["packages"]),
             "modules": len(modules),
             "loc": sum(m["loc"] for m in modules.values()),
-            "edges": len(graph["edges"]),
+            "edges": len(graph.edges),
             "external_imports": len(external),
             "module_cycles": len(cycles["modules"]),
             "package_cycles": len(cycles["packages"]),
@@ -87,7 +91,7 @@ def build_section(
             "score": score["value"],
         },
         "metrics": metrics,
-        "edges": graph["edges"],
+        "edges": msgspec.to_builtins(graph.edges),
         "package_edges": [
             {"importer": a, "imported": b, "count": n}
             for (a, b), n in sorted(package_edges.items())
@@ -111,7 +115,7 @@ def build_section(
         "recommendations": recommend(metrics, cycles, layers, not_analysed),
         "not_analysed": not_analysed,
         # imports of project modules that are not in the tree: no edge
-        "unresolved": unresolved,
+        "unresolved": msgspec.to_builtins(unresolved),
     }
 
 

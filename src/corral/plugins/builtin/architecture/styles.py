@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.plugins.builtin.architecture.contracts import LayersContract, layers_contract
+from corral.plugins.builtin.architecture.model import ImportGraph
 
 __all__ = ["detect_style"]
 
@@ -226,7 +227,7 @@ def _is_django_app(children: Sequence[str]) -> bool:
 
 
 def _by_direction(
-    package: str, children: list[str], graph: Mapping[str, Any]
+    package: str, children: list[str], graph: ImportGraph
 ) -> tuple[LayersContract, str] | None:
     """Layers = levels of the DAG between sibling sub-packages, when it is one
     and is at least three levels deep."""
@@ -240,8 +241,8 @@ def _by_direction(
         return head if head in child_set and module != package else None
 
     succ: dict[str, set[str]] = {}
-    for e in graph.get("edges", ()):
-        a, b = child_of(e["importer"]), child_of(e["imported"])
+    for e in graph.edges:
+        a, b = child_of(e.importer), child_of(e.imported)
         if a is not None and b is not None and a != b:
             succ.setdefault(a, set()).add(b)
             succ.setdefault(b, set())
@@ -297,7 +298,7 @@ def _coverage(contract: LayersContract, nodes: Sequence[str]) -> int:
 
 
 def detect_style(
-    graph: dict[str, Any], modules: dict[str, dict[str, Any]]
+    graph: ImportGraph | Mapping[str, Any], modules: dict[str, dict[str, Any]]
 ) -> dict[str, Any] | None:
     """The architecture style the package names (or import directions) suggest.
 
@@ -306,10 +307,12 @@ def detect_style(
     :func:`check_architecture`. When several packages are recognised, every
     contract is kept and ``style`` is the one of the largest package.
     """
+    graph = ImportGraph.of(graph)
     nodes = sorted(
-        set(graph.get("modules", ()))
+        set(graph.modules)
         | set(modules)
-        | {e[k] for e in graph.get("edges", ()) for k in ("importer", "imported")}
+        | {e.importer for e in graph.edges}
+        | {e.imported for e in graph.edges}
     )
     tree = _tree(nodes)
     roots = tree.get("", [])

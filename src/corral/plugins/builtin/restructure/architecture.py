@@ -14,6 +14,7 @@ from corral.plugins.builtin.architecture.discover import analyse
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
 from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
+from corral.plugins.builtin.architecture.model import Edge, ImportGraph
 from corral.plugins.builtin.architecture.score import compute_score
 from corral.plugins.builtin.architecture.styles import detect_style
 from corral.plugins.builtin.restructure.moves import Renames
@@ -27,17 +28,17 @@ class Analysis:
     def __init__(self, root: Path) -> None:
         found, graph = analyse(root)
         self.graph = graph
-        self.modules: set[str] = set(graph["modules"])
-        packages = set(graph.get("packages", []))
+        self.modules: set[str] = set(graph.modules)
+        packages = set(graph.packages or ())
         self.kinds = {m: m in packages for m in self.modules}  # module -> is a package
-        self.edges = {(e["importer"], e["imported"]) for e in graph["edges"]}
+        self.edges = {(e.importer, e.imported) for e in graph.edges}
         metrics = compute_metrics(found, graph)
         cycles = find_cycles(graph, found)
         try:
             config = load_config(root, root)
         except ArchitectureConfigError:
             config = None  # (analyze reports it; the score falls back to the detected style)
-        layers = check_architecture(config, graph, metrics["modules"], graph.get("external", []))
+        layers = check_architecture(config, graph, metrics["modules"], graph.external)
         # the contracts checked, declared or detected: a plan's result is
         # checked against the same ones (see predicted_violations)
         if config is None:
@@ -86,7 +87,7 @@ class Analysis:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Analysis:
         made = cls.__new__(cls)
-        made.graph = {}
+        made.graph = ImportGraph()
         made.modules = set(data["modules"])
         made.kinds = dict(data["kinds"])
         made.edges = {(a, b) for a, b in data["edges"]}
@@ -152,17 +153,14 @@ def predicted_violations(before: Analysis, renames: Renames, created: list[str])
     def new(name: str) -> str:
         return renames.modules.get(name, name)
 
-    graph = {
-        "modules": sorted({new(m) for m in before.modules} | set(created)),
-        "edges": [
-            {"importer": new(e["importer"]), "imported": new(e["imported"]), "lines": e["lines"]}
-            for e in before.graph["edges"]
-        ],
-    }
+    graph = ImportGraph(
+        modules=sorted({new(m) for m in before.modules} | set(created)),
+        edges=[Edge(new(e.importer), new(e.imported), e.lines) for e in before.graph.edges],
+    )
     modules = {
         new(m): {"path": None, "is_package": is_package} for m, is_package in before.kinds.items()
     }
     modules.update({m: {"path": None, "is_package": True} for m in created})
-    external = [{**e, "importer": new(e["importer"])} for e in before.graph.get("external", [])]
+    external = [Edge(new(e.importer), e.imported, e.lines) for e in before.graph.external]
     layers = check_architecture(before.contracts, graph, modules, external)
     return int(layers["violations"])

@@ -21,6 +21,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from corral.core.errors import StoreError, UsageError
 from corral.core.model import ExecutionRecord
@@ -28,8 +29,10 @@ from corral.core.status import EXECUTION_STATUSES
 from corral.storage.base import CacheEntry, DefinitionRecord, Store
 from corral.storage.memory import MemoryStore
 from corral.storage.pg_url import redact
-from corral.storage.postgres import PostgresStore
 from corral.storage.sqlite import SQLiteStore, default_path
+
+if TYPE_CHECKING:
+    from corral.storage.postgres import PostgresStore
 
 __all__ = [
     "CacheEntry",
@@ -45,6 +48,16 @@ __all__ = [
 ]
 
 DURABILITY = ("step", "none")
+
+
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL store's module is loaded when it is used: a process on
+    # the embedded SQLite default never pays for it.
+    if name == "PostgresStore":
+        from corral.storage.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_store_url() -> str:
@@ -120,6 +133,8 @@ def open_store(
                 "the PostgreSQL store needs asyncpg and trio-asyncio: "
                 "pip install 'corral[postgres]'"
             ) from None
+        from corral.storage.postgres import PostgresStore
+
         return PostgresStore(
             url,
             durability=durability,

@@ -11,7 +11,8 @@ The package holds corral's own commands; plugins add theirs through the
 - :mod:`.app`: the parser, assembled from corral's commands and the
   plugins', and :func:`main` / :func:`run` (the ``corral`` entry point);
 - :mod:`.definitions`: run, validate, submit, schema, convert, plugins;
-- :mod:`.executions`: list, show, resume, cancel, retry, pause, unpause;
+- :mod:`.executions`: list, show, resume;
+- :mod:`.control`: cancel, retry, pause, unpause;
 - :mod:`.operate`: serve, worker, migrate, prune;
 - :mod:`.running`: running one execution with live progress, and the
   :class:`~corral.plugins.commands.Terminal` plugins' commands are given;

@@ -31,6 +31,7 @@ from corral.cli.common import (
     _selection_options,
     _store_option,
 )
+from corral.cli.control import _cmd_cancel, _cmd_pause, _cmd_retry, _cmd_unpause
 from corral.cli.definitions import (
     _cmd_convert,
     _cmd_plugins,
@@ -39,15 +40,7 @@ from corral.cli.definitions import (
     _cmd_submit,
     _cmd_validate,
 )
-from corral.cli.executions import (
-    _cmd_cancel,
-    _cmd_list,
-    _cmd_pause,
-    _cmd_resume,
-    _cmd_retry,
-    _cmd_show,
-    _cmd_unpause,
-)
+from corral.cli.executions import _cmd_list, _cmd_resume, _cmd_show
 from corral.cli.operate import _cmd_migrate, _cmd_prune, _cmd_serve, _cmd_worker
 from corral.cli.running import CommandLine
 from corral.core.errors import (

@@ -115,14 +115,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             "(an in-memory store has no schema to migrate)"
         )
     latest = len(migrations("postgres" if isinstance(store, PostgresStore) else "sqlite"))
-    target: int | None = None
-    if args.to is not None:
-        try:
-            target = int(args.to)
-        except ValueError:
-            target = -1
-        if not 0 <= target <= latest:
-            raise UsageError(f"--to {args.to!r}: schema versions go from 0 to {latest}")
+    target = _migration_target(args.to, latest)
     sql_store = store
 
     async def current(_: Store) -> int:
@@ -142,27 +135,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         sql_store = store
         goal = latest if target is None else target
         if args.dry_run:
-            verb = "roll back" if goal < version else "apply"
-            steps = range(version, goal, -1) if goal < version else range(version + 1, goal + 1)
-            names = [f"{'-' if goal < version else '+'}{n}" for n in steps]
-            print(
-                f"at schema version {version}; would {verb} "
-                f"{', '.join(names) if names else 'nothing'} to reach {goal} (dry run)"
-            )
+            print(_dry_run(version, goal))
             return EXIT_OK
-        if goal < version:
-            question = f"Roll the schema back from version {version} to {goal}? Tables " + (
-                "and every execution in them are dropped." if goal == 0 else "may be dropped."
-            )
-            answer = _confirm(question, args.yes)
-            if answer is None:
-                raise UsageError(
-                    f"--to {goal} rolls the schema back from {version} and drops data; "
-                    "give --yes to do it without a terminal to confirm on"
-                )
-            if not answer:
-                print("nothing changed", file=sys.stderr)
-                return EXIT_FAILED
+        if goal < version and not _rollback_confirmed(version, goal, args.yes):
+            print("nothing changed", file=sys.stderr)
+            return EXIT_FAILED
 
     async def work(_: Store) -> tuple[list[str], int]:
         done = await sql_store.migrate(target)
@@ -177,6 +154,44 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     else:
         print(f"{where}: now at schema version {version} (newest: {latest})")
     return EXIT_OK
+
+
+def _migration_target(text: str | None, latest: int) -> int | None:
+    """``--to``: a schema version from 0 to ``latest`` (``None``: the newest)."""
+    if text is None:
+        return None
+    try:
+        target = int(text)
+    except ValueError:
+        target = -1
+    if not 0 <= target <= latest:
+        raise UsageError(f"--to {text!r}: schema versions go from 0 to {latest}")
+    return target
+
+
+def _dry_run(version: int, goal: int) -> str:
+    """What ``corral migrate --dry-run`` would do, in one line."""
+    verb = "roll back" if goal < version else "apply"
+    steps = range(version, goal, -1) if goal < version else range(version + 1, goal + 1)
+    names = [f"{'-' if goal < version else '+'}{n}" for n in steps]
+    return (
+        f"at schema version {version}; would {verb} "
+        f"{', '.join(names) if names else 'nothing'} to reach {goal} (dry run)"
+    )
+
+
+def _rollback_confirmed(version: int, goal: int, yes: bool) -> bool:
+    """A rollback drops tables: asked on a terminal, else only with ``--yes``."""
+    question = f"Roll the schema back from version {version} to {goal}? Tables " + (
+        "and every execution in them are dropped." if goal == 0 else "may be dropped."
+    )
+    answer = _confirm(question, yes)
+    if answer is None:
+        raise UsageError(
+            f"--to {goal} rolls the schema back from {version} and drops data; "
+            "give --yes to do it without a terminal to confirm on"
+        )
+    return answer
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:

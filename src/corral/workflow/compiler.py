@@ -5,6 +5,11 @@ converted once when they hold no references), references and conditions
 checked against the graph, pools and child workflows resolved. Every problem
 is a :class:`corral.SpecError` with the JSON path (and the YAML line when the
 spec came from a file).
+
+About 650 lines, one job: the checks of one spec, in the order a reader
+meets them (bounds, ids, needs, the graph, each step's target, params,
+references, conditions, pools, the output), each a small function; the pure
+graph algorithms are :mod:`.graph`, references :mod:`.references`.
 """
 
 from __future__ import annotations
@@ -122,55 +127,10 @@ def compile_spec(
     if not _checked:
         _recheck(spec, c)
     steps = spec.steps
-    if not steps:
-        raise c.error("a workflow needs at least one step", "$.steps")
-    if len(steps) > MAX_STEPS:
-        raise c.error(too_many_steps(len(steps)), "$.steps")
-    edges = sum(len(step.needs) for step in steps)
-    if edges > MAX_NEEDS:
-        raise c.error(
-            f"the workflow's steps name {edges:,} needs in all; the limit is {MAX_NEEDS:,} "
-            "per workflow (a step after many others can need one step that gathers them)",
-            "$.steps",
-        )
-    for name, decl in spec.inputs.items():
-        if decl.default is not msgspec.UNSET and not type_ok(decl.type, decl.default):
-            raise c.error(
-                f"the default of input {name!r} is not of its type {decl.type}: "
-                f"{type(decl.default).__name__} {decl.default!r}",
-                key_path(key_path("$.inputs", name), "default"),
-            )
-    index: dict[str, int] = {}
-    for i, step in enumerate(steps):
-        if step.id in index:
-            raise c.error(
-                f"duplicate step id {step.id!r} (first used at $.steps[{index[step.id]}])",
-                f"$.steps[{i}].id",
-            )
-        index[step.id] = i
-
-    needs: list[tuple[int, ...]] = []
-    for i, step in enumerate(steps):
-        deps: list[int] = []
-        for j, need in enumerate(step.needs):
-            if need == step.id:
-                raise c.error(f"step {step.id!r} needs itself", f"$.steps[{i}].needs[{j}]")
-            if need not in index:
-                close = close_names(need, index)
-                raise c.error(f"unknown step {need!r} in needs{close}", f"$.steps[{i}].needs[{j}]")
-            if index[need] not in deps:
-                deps.append(index[need])
-        needs.append(tuple(deps))
-
-    cycle = find_cycle(needs)
-    if cycle is not None:
-        names = " -> ".join(steps[k].id for k in cycle)
-        first, second = cycle[0], cycle[1]
-        j = steps[first].needs.index(steps[second].id)
-        raise c.error(
-            f"steps form a cycle: {names} (each step needs the next)",
-            f"$.steps[{first}].needs[{j}]",
-        )
+    _check_bounds(c, spec)
+    index = _step_index(c, steps)
+    needs = _step_needs(c, steps, index)
+    _check_acyclic(c, steps, needs)
     order = topological_order(needs)
     ancestry = ancestors(needs, order)
     dependents = dependents_of(needs)
@@ -403,6 +363,76 @@ def _condition_inputs(
                 f"{close_names(name, declared)}{have}",
                 path,
             )
+
+
+def _check_bounds(c: _Checker, spec: WorkflowSpec) -> None:
+    """At least one step, at most ``MAX_STEPS`` and ``MAX_NEEDS``; input
+    defaults of their declared types."""
+    steps = spec.steps
+    if not steps:
+        raise c.error("a workflow needs at least one step", "$.steps")
+    if len(steps) > MAX_STEPS:
+        raise c.error(too_many_steps(len(steps)), "$.steps")
+    edges = sum(len(step.needs) for step in steps)
+    if edges > MAX_NEEDS:
+        raise c.error(
+            f"the workflow's steps name {edges:,} needs in all; the limit is {MAX_NEEDS:,} "
+            "per workflow (a step after many others can need one step that gathers them)",
+            "$.steps",
+        )
+    for name, decl in spec.inputs.items():
+        if decl.default is not msgspec.UNSET and not type_ok(decl.type, decl.default):
+            raise c.error(
+                f"the default of input {name!r} is not of its type {decl.type}: "
+                f"{type(decl.default).__name__} {decl.default!r}",
+                key_path(key_path("$.inputs", name), "default"),
+            )
+
+
+def _step_index(c: _Checker, steps: list[StepSpec]) -> dict[str, int]:
+    """Step id -> position; a duplicate id names where it was first used."""
+    index: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.id in index:
+            raise c.error(
+                f"duplicate step id {step.id!r} (first used at $.steps[{index[step.id]}])",
+                f"$.steps[{i}].id",
+            )
+        index[step.id] = i
+    return index
+
+
+def _step_needs(
+    c: _Checker, steps: list[StepSpec], index: Mapping[str, int]
+) -> list[tuple[int, ...]]:
+    """Each step's needs as positions (each once), checked: no step needs
+    itself or an unknown one."""
+    needs: list[tuple[int, ...]] = []
+    for i, step in enumerate(steps):
+        deps: list[int] = []
+        for j, need in enumerate(step.needs):
+            if need == step.id:
+                raise c.error(f"step {step.id!r} needs itself", f"$.steps[{i}].needs[{j}]")
+            if need not in index:
+                close = close_names(need, index)
+                raise c.error(f"unknown step {need!r} in needs{close}", f"$.steps[{i}].needs[{j}]")
+            if index[need] not in deps:
+                deps.append(index[need])
+        needs.append(tuple(deps))
+    return needs
+
+
+def _check_acyclic(c: _Checker, steps: list[StepSpec], needs: list[tuple[int, ...]]) -> None:
+    """A cycle of needs is an error at the need that closes it."""
+    cycle = find_cycle(needs)
+    if cycle is not None:
+        names = " -> ".join(steps[k].id for k in cycle)
+        first, second = cycle[0], cycle[1]
+        j = steps[first].needs.index(steps[second].id)
+        raise c.error(
+            f"steps form a cycle: {names} (each step needs the next)",
+            f"$.steps[{first}].needs[{j}]",
+        )
 
 
 def _step_target(

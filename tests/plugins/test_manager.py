@@ -506,3 +506,21 @@ def test_a_plugin_installed_while_the_process_runs_is_found(
     after = build_registry()
     assert "late.echo" in after
     assert after.info("late.echo").plugin == "lateplug (corral-late 1.0)"
+
+
+def test_a_command_without_run_is_refused_naming_it() -> None:
+    from corral.plugins.commands import Command
+    from corral.plugins.manager import plugin_commands
+
+    class Half(Command):
+        name = "half"
+        help = "defines no run()"
+
+    class Plugin:
+        @hookimpl
+        def corral_commands(self) -> list[type[Command]]:
+            return [Half]
+
+    registry = build_registry([Plugin()], entry_points=False, builtins=False)
+    with pytest.raises(PluginError, match="command 'half' does not define run"):
+        plugin_commands(registry)

@@ -31,6 +31,7 @@ raised by ``run`` is printed as one line (exit 2; ``WorkflowFailed``: exit
 
 from __future__ import annotations
 
+import abc
 import argparse
 import re
 from typing import Any, ClassVar, Protocol
@@ -89,7 +90,7 @@ class Terminal(Protocol):
         ``report written to OUT (note)``)."""
 
 
-class Command:
+class Command(abc.ABC):
     """Base class of commands contributed by plugins.
 
     Class attributes: ``name`` (the subcommand, lowercase, words joined by
@@ -101,9 +102,12 @@ class Command:
     help: ClassVar[str] = ""
     description: ClassVar[str | None] = None
 
-    def configure(self, parser: argparse.ArgumentParser, terminal: Terminal) -> None:
-        """Add the command's arguments to its parser."""
+    def configure(  # noqa: B027 (optional: a command may take no arguments)
+        self, parser: argparse.ArgumentParser, terminal: Terminal
+    ) -> None:
+        """Add the command's arguments to its parser (none by default)."""
 
+    @abc.abstractmethod
     def run(self, args: argparse.Namespace, terminal: Terminal) -> int | None:
-        """Do the work; return the exit code (``None`` counts as ``EXIT_OK``)."""
-        raise NotImplementedError(f"command {self.name!r} does not define run()")
+        """Do the work; return the exit code (``None`` counts as ``EXIT_OK``).
+        A command class without ``run`` is refused when its plugin loads."""

@@ -443,5 +443,7 @@ def _commands_of(
         if name in found or name in mine:
             other = found[name].plugin if name in found else label
             raise PluginError(f"command {name!r} is provided by two plugins: {other} and {label}")
+        if inspect.isabstract(cls):
+            raise PluginError(f"plugin {label}: command {name!r} does not define run()")
         mine[name] = CommandInfo(name, cls, label)
     return mine

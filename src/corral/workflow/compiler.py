@@ -142,9 +142,7 @@ def compile_spec(
     for i, step in enumerate(steps):
         try:
             plans.append(
-                _compile_step(
-                    c, shape, i, step, handlers=handlers, pools=pools, base_dir=base_dir, seen=_seen
-                )
+                _compile_step(c, shape, i, step, _Lookup(handlers, pools, base_dir, _seen))
             )
         except SpecError as exc:
             errors.append(exc)
@@ -202,22 +200,26 @@ def _compile_output(c: _Checker, raw: Any, shape: _Shape, count: int) -> Any:
     return output
 
 
-def _compile_step(
-    c: _Checker,
-    shape: _Shape,
-    i: int,
-    step: StepSpec,
-    *,
-    handlers: Mapping[str, type[Handler]] | None,
-    pools: Mapping[str, int] | None,
-    base_dir: Path | None,
-    seen: tuple[Path, ...],
-) -> StepPlan:
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """Where a step's handler, pools and child workflows are looked up:
+    ``handlers`` / ``pools`` ``None`` skip those checks; ``base_dir`` is
+    where child workflow files are found, ``seen`` the files already being
+    compiled (a child including its parent is refused)."""
+
+    handlers: Mapping[str, type[Handler]] | None
+    pools: Mapping[str, int] | None
+    base_dir: Path | None
+    seen: tuple[Path, ...]
+
+
+def _compile_step(c: _Checker, shape: _Shape, i: int, step: StepSpec, at: _Lookup) -> StepPlan:
     """One step's plan; a ``SpecError`` names what is wrong with it."""
     index, needs, ancestry, dependents = shape.index, shape.needs, shape.ancestry, shape.dependents
     declared_inputs = shape.declared_inputs
     base = f"$.steps[{i}]"
-    handler_cls, child = _step_target(c, step, base, handlers, pools, base_dir, seen)
+    handler_cls, child = _step_target(c, step, base, at)
+    pools = at.pools
     try:
         params = compile_value(step.params, f"{base}.params")
     except RefError as exc:
@@ -436,13 +438,7 @@ def _check_acyclic(c: _Checker, steps: list[StepSpec], needs: list[tuple[int, ..
 
 
 def _step_target(
-    c: _Checker,
-    step: StepSpec,
-    base: str,
-    handlers: Mapping[str, type[Handler]] | None,
-    pools: Mapping[str, int] | None,
-    base_dir: Path | None,
-    seen: tuple[Path, ...],
+    c: _Checker, step: StepSpec, base: str, at: _Lookup
 ) -> tuple[type[Handler] | None, Plan | None]:
     """What runs the step: its handler class, or its child workflow's plan."""
     if step.handler is None and step.workflow is None:
@@ -450,8 +446,9 @@ def _step_target(
     if step.handler is not None and step.workflow is not None:
         raise c.error("a step has either a 'handler' or a child 'workflow', not both", base)
     if step.workflow is not None:
-        return None, _child_plan(c, step, base, handlers, pools, base_dir, seen)
+        return None, _child_plan(c, step, base, at)
     assert step.handler is not None
+    handlers = at.handlers
     if handlers is None:
         return None, None
     if step.handler not in handlers:
@@ -459,17 +456,10 @@ def _step_target(
     return handlers[step.handler], None
 
 
-def _child_plan(
-    c: _Checker,
-    step: StepSpec,
-    base: str,
-    handlers: Mapping[str, type[Handler]] | None,
-    pools: Mapping[str, int] | None,
-    base_dir: Path | None,
-    seen: tuple[Path, ...],
-) -> Plan:
+def _child_plan(c: _Checker, step: StepSpec, base: str, at: _Lookup) -> Plan:
     """A child workflow step's own plan (the child given inline or as a
     file), after what such a step may not have."""
+    handlers, pools, base_dir, seen = at.handlers, at.pools, at.base_dir, at.seen
     if step.cache:
         raise c.error("a child workflow step cannot be cached", f"{base}.cache")
     if step.resources:

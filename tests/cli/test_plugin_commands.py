@@ -159,3 +159,36 @@ def test_a_plugin_with_a_bad_command_is_left_out_and_the_rest_works(
     assert "Traceback" not in listed.stderr
     ran = corral(site, tmp_path, "greet", "you", "--store", f"sqlite:///{tmp_path / 'c.db'}")
     assert ran.returncode == 0 and ran.stdout == "hello you\n"
+
+
+BAD_ARGS = """
+from corral.plugins import hookimpl
+from corral.plugins.commands import Command
+
+
+class Broken(Command):
+    name = "broken"
+    help = "its options clash"
+
+    def configure(self, parser, terminal):
+        parser.add_argument("--x")
+        parser.add_argument("--x")
+
+    def run(self, args, terminal):
+        return 0
+
+
+@hookimpl
+def corral_commands():
+    return [Broken]
+"""
+
+
+def test_a_command_whose_options_fail_is_left_out_without_a_traceback(
+    site: Path, tmp_path: Path
+) -> None:
+    _install(site, "corral-badargs", "badargsplug", BAD_ARGS)
+    listed = corral(site, tmp_path, "--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "greet" in listed.stdout and "broken" not in listed.stdout
+    assert "command 'broken' left out" in listed.stderr and "Traceback" not in listed.stderr

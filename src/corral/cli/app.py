@@ -341,6 +341,15 @@ def _parser(commands: Mapping[str, CommandInfo] | None = None) -> argparse.Argum
     terminal = CommandLine()
     for info in (commands or {}).values():
         command = info.cls()
+        try:  # on a parser of its own first: a command that fails here is left out
+            command.configure(_Parser(prog=f"corral {info.name}"), terminal)
+        except Exception as exc:
+            print(
+                f"corral: plugin {info.plugin}: command {info.name!r} left out: its "
+                f"configure() raised {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            continue
         own = sub.add_parser(info.name, help=info.cls.help, description=info.cls.description)
         command.configure(own, terminal)
         own.set_defaults(plugin_command=command, plugin=info.plugin)

@@ -22,16 +22,21 @@ from corral.plugins.builtin.architecture.cycles import (
 )
 from corral.plugins.builtin.architecture import discover as _discover
 from corral.plugins.builtin.architecture import graph as _graph
-from corral.plugins.builtin.architecture.discover import discover
 from corral.plugins.builtin.architecture.layers import check_architecture
 from corral.plugins.builtin.architecture.metrics import compute_metrics
 from corral.plugins.builtin.architecture.report import build_section, combine, summary_text
 
 
 def analyse(*args: Any, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(discovery, import graph), the graph as the JSON data the steps hand on."""
+    """(discovery, import graph) as JSON data: what the steps' Structs
+    encode to, and what an embedder may hand the analysis functions."""
     found, graph = _discover.analyse(*args, **kw)
-    return found, msgspec.to_builtins(graph)
+    return msgspec.to_builtins(found), msgspec.to_builtins(graph)
+
+
+def discover(*args: Any, **kw: Any) -> dict[str, Any]:
+    """The discovery (scan and facts) as JSON data."""
+    return msgspec.to_builtins(_discover.discover(*args, **kw))
 
 
 def build_import_graph(*args: Any, **kw: Any) -> dict[str, Any]:
@@ -213,7 +218,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"
         "from corral.plugins.builtin.architecture.discover import discover\n"
-        "print(json.dumps(discover(sys.argv[1])['not_analysed']))\n"
+        "import msgspec\n"
+        "print(json.dumps(msgspec.to_builtins(discover(sys.argv[1]).not_analysed)))\n"
     )
     proc = subprocess.run(
         [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]

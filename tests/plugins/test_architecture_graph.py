@@ -23,9 +23,10 @@ from corral.plugins.builtin.architecture.graph import absolute_name
 
 
 def analyse(*args: Any, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(discovery, import graph), the graph as the JSON data the steps hand on."""
+    """(discovery, import graph) as JSON data: what the steps' Structs
+    encode to, and what an embedder may hand the analysis functions."""
     found, graph = _discover.analyse(*args, **kw)
-    return found, msgspec.to_builtins(graph)
+    return msgspec.to_builtins(found), msgspec.to_builtins(graph)
 
 
 def grimp_edges(root: Path, package: str) -> set[tuple[str, str]]:

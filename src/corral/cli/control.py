@@ -113,10 +113,14 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
         asked.append(after)
         # The engine holding it hears the request at once (the store's
         # signal): wait a moment to say how it ended, not only that it was asked.
-        with trio.move_on_after(_CANCEL_WAIT):
-            while after.status in UNFINISHED and after.owner is not None:
-                await trio.sleep(0.02)
-                after = await store.get_execution(execution_id)
+        # The deadline is checked between reads, never by cancelling one: a
+        # PostgreSQL read cancelled mid-query was seen to hang its connection.
+        deadline = trio.current_time() + _CANCEL_WAIT
+        while after.status in UNFINISHED and after.owner is not None:
+            if trio.current_time() >= deadline:
+                break
+            await trio.sleep(0.02)
+            after = await store.get_execution(execution_id)
         return before, after
 
     if args.api:

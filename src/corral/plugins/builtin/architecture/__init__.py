@@ -30,7 +30,7 @@ from corral.core.errors import NonRetryable
 from corral.plugins import Handler, StepContext
 from corral.plugins.builtin.architecture.contracts import ArchitectureConfig
 from corral.plugins.builtin.architecture.errors import ArchitectureConfigError
-from corral.plugins.builtin.architecture.model import ImportGraph
+from corral.plugins.builtin.architecture.model import Discovery, ImportGraph, Settings
 from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Graph",
     "Report",
     "Scan",
+    "Scanned",
     "Section",
     "analysis_workflow",
     "project_settings",
@@ -92,7 +93,7 @@ class _Options(msgspec.Struct, forbid_unknown_fields=True):
 
 def project_settings(
     root: str | os.PathLike[str], project: dict[str, Any], options: dict[str, Any]
-) -> tuple[dict[str, Any], ArchitectureConfig | None]:
+) -> tuple[Settings, ArchitectureConfig | None]:
     """(effective options, layer contracts) of one project.
 
     The project's ``[tool.corral.architecture]`` options add to the given
@@ -107,15 +108,26 @@ def project_settings(
     if project["path"] == ".":  # the analysed folder: its project's configuration
         directory = config_home(directory)
     own = read_options(directory, base)
-    effective = {
-        "exclude": sorted({*options.get("exclude", []), *own.get("exclude", [])}),
-        "exclude_tests": bool(options.get("exclude_tests") or own.get("exclude_tests")),
-        "exclude_type_checking": bool(
+    effective = Settings(
+        exclude=sorted({*options.get("exclude", []), *own.get("exclude", [])}),
+        exclude_tests=bool(options.get("exclude_tests") or own.get("exclude_tests")),
+        exclude_type_checking=bool(
             options.get("exclude_type_checking") or own.get("exclude_type_checking")
         ),
-        "fail_on": own.get("fail_on", []),
-    }
+        fail_on=own.get("fail_on", []),
+    )
     return effective, load_config(directory, base)
+
+
+class Scanned(msgspec.Struct):
+    """The ``scan`` step's output: the project (as found by
+    :func:`.projects.find_projects`), its settings, its layer contracts
+    (or ``None``) and the scan."""
+
+    project: dict[str, Any]
+    options: Settings
+    config: ArchitectureConfig | None
+    scan: Discovery
 
 
 class Scan(Handler):
@@ -135,7 +147,7 @@ class Scan(Handler):
         # start the graph step's isolated process now (see analysis_workflow)
         prestart: bool = False
 
-    def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
+    def run(self, ctx: StepContext, params: Params) -> Scanned:  # type: ignore[override]
         from corral.plugins.builtin.architecture.discover import scan
         from corral.plugins.builtin.architecture.isolation import prestart
 
@@ -147,17 +159,17 @@ class Scan(Handler):
             scanned = scan(
                 Path(root) / project["path"],
                 root=root,
-                exclude=options["exclude"],
-                exclude_tests=options["exclude_tests"],
+                exclude=options.exclude,
+                exclude_tests=options.exclude_tests,
                 max_file_bytes=params.max_file_bytes,
                 skip=project.get("subprojects", []),
                 on_file=lambda n: ctx.progress(n, None, "files found"),
             )
         except (OSError, ArchitectureConfigError) as exc:
             raise NonRetryable(str(exc)) from exc
-        modules = sum(len(p["modules"]) for p in scanned["packages"])
+        modules = sum(len(p.modules) for p in scanned.packages)
         ctx.progress(modules, modules, "files found")
-        return {"project": project, "options": options, "config": config, "scan": scanned}
+        return Scanned(project, options, config, scanned)
 
 
 class Facts(Handler):
@@ -170,7 +182,7 @@ class Facts(Handler):
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        scan: _Data
+        scan: Discovery
         memo: str | None = None  # file of per-file facts from earlier runs (memo.py)
 
     def run(self, ctx: StepContext, params: Params) -> _Data:  # type: ignore[override]
@@ -201,13 +213,13 @@ class Graph(Handler):
     kind = "blocking"
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
-        scan: _Data
+        scan: Discovery
         exclude_type_checking: bool = False
 
     def run(self, ctx: StepContext, params: Params) -> ImportGraph:  # type: ignore[override]
         from corral.plugins.builtin.architecture.graph import GraphBuildError, build_import_graph
 
-        modules = sum(len(p["modules"]) for p in params.scan["packages"])
+        modules = sum(len(p.modules) for p in params.scan.packages)
         ctx.progress(0, modules, "modules: building the import graph")
         try:
             graph = build_import_graph(
@@ -240,8 +252,8 @@ class Section(Handler):
 
     class Params(msgspec.Struct, forbid_unknown_fields=True):
         project: _Data
-        scan: _Data
-        facts: _Data
+        scan: Discovery
+        facts: dict[str, list[int]]
         graph: ImportGraph
         config: ArchitectureConfig | None = None
         # which distributions are installed: external imports are named by them

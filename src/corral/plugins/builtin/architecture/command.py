@@ -132,7 +132,7 @@ class Analyze(Command):
             options, _ = project_settings(path, project, {})
             if project is root_project and not conditions:
                 conditions = parse_fail_on(
-                    options["fail_on"], "pyproject.toml: tool.corral.architecture.fail_on"
+                    options.fail_on, "pyproject.toml: tool.corral.architecture.fail_on"
                 )
         wf = analysis_workflow(
             path,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from corral.plugins.builtin.architecture.metrics import package_of
-from corral.plugins.builtin.architecture.model import ImportGraph
+from corral.plugins.builtin.architecture.model import Discovery, ImportGraph
 
 
 def strongly_connected_components(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -290,7 +290,8 @@ def _cycles(
 
 
 def find_cycles(
-    graph: ImportGraph | Mapping[str, Any], discovery: dict[str, Any] | None = None
+    graph: ImportGraph | Mapping[str, Any],
+    discovery: Discovery | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``{"modules": [...], "packages": [...]}``, biggest first. Each cycle has
     ``members``, ``size``, an ``example`` (a shortest cycle, first node
@@ -307,9 +308,9 @@ def find_cycles(
     names = set(modules)
     paths: dict[str, str] = {}
     if discovery is not None:
-        known = [m for p in discovery["packages"] for m in p["modules"]]
-        pkgs = {m["name"] for m in known if m["is_package"]}
-        paths = {m["name"]: m["path"] for m in known}
+        known = list(Discovery.of(discovery).modules())
+        pkgs = {m.name for m in known if m.is_package}
+        paths = {m.name: m.path for m in known}
     elif graph.packages is not None:  # a graph from build_import_graph knows both
         pkgs, paths = set(graph.packages), dict(graph.paths)
     else:  # a bare graph: a module is a package if another lives under it

@@ -24,8 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from corral.core.files import kind_of
-from corral.plugins.builtin.architecture.model import ImportGraph
+from corral.plugins.builtin.architecture.model import (
+    Discovery,
+    ImportGraph,
+    NotAnalysed,
+    SourceModule,
+    SourcePackage,
+)
 from corral.plugins.builtin.architecture.settings import DEFAULT_MAX_FILE_BYTES
 
 SKIP_DIRS = frozenset(
@@ -126,7 +134,7 @@ def scan(
     skip: list[str] | None = None,
     root: str | os.PathLike[str] | None = None,
     on_file: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> Discovery:
     """Walk ``path`` and find its packages and modules, reading and hashing
     every file (only regular files, up to ``max_file_bytes``).
 
@@ -137,13 +145,9 @@ def scan(
     relative to the root, that belong to nested projects. ``on_file(n)`` is
     called as files are found (progress).
 
-    Returns ``{"root", "packages": [...], "not_analysed": [...]}``; each
-    package has ``name``, ``source_root``, ``path``, ``namespace_dirs`` and
-    ``modules`` (``name``, ``path`` relative to the root, ``is_package``,
-    ``namespace``, ``digest``; ``plain`` false for a file not in plain UTF-8,
-    see :func:`plain_utf8`). Sub-folders of a package without an
-    ``__init__.py`` are analysed as namespace packages (``namespace`` true,
-    ``path`` the folder, no digest).
+    Sub-folders of a package without an ``__init__.py`` are analysed as
+    namespace packages (``namespace`` true, ``path`` the folder, no digest);
+    a file not in plain UTF-8 has ``plain`` false (see :func:`plain_utf8`).
     """
     top = Path(path).resolve()
     base = Path(root).resolve() if root is not None else top
@@ -153,8 +157,8 @@ def scan(
         raise NotADirectoryError(f"not a directory: {path}")
     patterns = list(exclude or [])
     skipped = {base / s for s in (skip or [])}
-    packages: list[dict[str, Any]] = []
-    not_analysed: list[dict[str, str]] = []
+    packages: list[SourcePackage] = []
+    not_analysed: list[NotAnalysed] = []
     seen = 0
 
     base_text = str(base)
@@ -175,7 +179,7 @@ def scan(
         return not (_excluded(r, patterns) or (exclude_tests and is_test_path(r)))
 
     def skip_out(p: Path) -> None:
-        not_analysed.append({"path": rel(p), "reason": "outside the root (symlink)"})
+        not_analysed.append(NotAnalysed(rel(p), "outside the root (symlink)"))
 
     def outside(p: Path, is_link: bool | None = None) -> bool:
         if not (p.is_symlink() if is_link is None else is_link):
@@ -185,13 +189,13 @@ def scan(
         except (OSError, RuntimeError):  # a link loop (3.11 raises RuntimeError)
             return False
 
-    def placeholder(p: Path, package: dict[str, Any]) -> None:
+    def placeholder(p: Path, package: SourcePackage) -> None:
         # A file of the package that is not analysed keeps its place in the
         # module set (without imports): imports of it are then dropped,
         # instead of grimp turning them into imports of the package above it.
-        package["placeholders"].append(rel(p))
+        package.placeholders.append(rel(p))
 
-    def add_file(p: Path, name: str, is_pkg: bool, package: dict[str, Any]) -> None:
+    def add_file(p: Path, name: str, is_pkg: bool, package: SourcePackage) -> None:
         nonlocal seen
         data: bytes | None = None
         try:
@@ -211,34 +215,28 @@ def scan(
         except OSError as exc:
             reason = f"unreadable: {_os_reason(exc)}"
         if data is None:
-            not_analysed.append({"path": rel(p), "reason": reason})
+            not_analysed.append(NotAnalysed(rel(p), reason))
             if is_pkg:  # the package stays a package, without its own imports
-                package["modules"].append(_empty_package(name, rel(p.parent)))
+                package.modules.append(_empty_package(name, rel(p.parent)))
             else:
                 placeholder(p, package)
             return
-        package["modules"].append(
-            {
-                "name": name,
-                "path": rel(p),
-                "is_package": is_pkg,
-                "namespace": False,
-                "digest": file_digest(data),
-            }
+        package.modules.append(
+            SourceModule(
+                name, rel(p), is_package=is_pkg, digest=file_digest(data), plain=plain_utf8(data)
+            )
         )
-        if not plain_utf8(data):  # (absent: plain UTF-8, the common case)
-            package["modules"][-1]["plain"] = False
         seen += 1
         if on_file is not None and seen % 100 == 0:
             on_file(seen)
 
-    def walk_package(pkg_dir: Path, package: dict[str, Any], prefix: str) -> None:
+    def walk_package(pkg_dir: Path, package: SourcePackage, prefix: str) -> None:
         try:
             # scandir: the entry types come with the listing (no stat per file)
             with os.scandir(pkg_dir) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            not_analysed.append({"path": rel(pkg_dir), "reason": f"unreadable: {exc.strerror}"})
+            not_analysed.append(NotAnalysed(rel(pkg_dir), f"unreadable: {exc.strerror}"))
             return
         for found in entries:
             entry = pkg_dir / found.name
@@ -253,12 +251,8 @@ def scan(
                     if outside(entry):
                         skip_out(entry)
                     else:
-                        not_analysed.append(
-                            {
-                                "path": rel(entry),
-                                "reason": "symbolic link to a folder (not followed)",
-                            }
-                        )
+                        reason = "symbolic link to a folder (not followed)"
+                        not_analysed.append(NotAnalysed(rel(entry), reason))
                     continue
                 if is_excluded_dir(rel(entry), patterns, exclude_tests):
                     for py in sorted(entry.rglob("*.py")):
@@ -267,15 +261,14 @@ def scan(
                 if not entry.name.isidentifier():
                     for py in sorted(entry.rglob("*.py")):
                         if wanted(py):
-                            not_analysed.append(
-                                {"path": rel(py), "reason": "folder is not an importable name"}
-                            )
+                            reason = "folder is not an importable name"
+                            not_analysed.append(NotAnalysed(rel(py), reason))
                     continue
                 if (entry / "__init__.py").is_file():
                     walk_package(entry, package, f"{prefix}.{entry.name}")
                 elif any(entry.rglob("*.py")):
-                    package["namespace_dirs"].append(rel(entry))
-                    package["modules"].append(_empty_package(f"{prefix}.{entry.name}", rel(entry)))
+                    package.namespace_dirs.append(rel(entry))
+                    package.modules.append(_empty_package(f"{prefix}.{entry.name}", rel(entry)))
                     walk_package(entry, package, f"{prefix}.{entry.name}")
                 continue
             if not found.name.endswith(".py") or found.name == ".py":  # Path.suffix's rule
@@ -283,11 +276,11 @@ def scan(
             if not is_module_file(entry.name):
                 if wanted(entry):
                     reason = "not an importable module name (a dot in the name)"
-                    not_analysed.append({"path": rel(entry), "reason": reason})
+                    not_analysed.append(NotAnalysed(rel(entry), reason))
                 continue
             if not wanted(entry):
                 if entry.stem == "__init__":
-                    package["modules"].append(_empty_package(prefix, rel(pkg_dir)))
+                    package.modules.append(_empty_package(prefix, rel(pkg_dir)))
                 else:
                     placeholder(entry, package)
                 continue
@@ -298,9 +291,9 @@ def scan(
             regular = not is_link and found.is_file(follow_symlinks=False)
             problem = None if regular else _link_problem(entry)
             if problem is not None:
-                not_analysed.append({"path": rel(entry), "reason": problem})
+                not_analysed.append(NotAnalysed(rel(entry), problem))
                 if entry.stem == "__init__":
-                    package["modules"].append(_empty_package(prefix, rel(pkg_dir)))
+                    package.modules.append(_empty_package(prefix, rel(pkg_dir)))
                 else:
                     placeholder(entry, package)
                 continue
@@ -317,17 +310,10 @@ def scan(
                 reason = "not in a package (no __init__.py)"
                 if problem is not None:
                     reason = f"{problem}; {reason}"
-                not_analysed.append({"path": rel(entry), "reason": reason})
+                not_analysed.append(NotAnalysed(rel(entry), reason))
 
-    def new_package(pkg_dir: Path, source_root: Path) -> dict[str, Any]:
-        return {
-            "name": pkg_dir.name,
-            "source_root": str(source_root),
-            "path": rel(pkg_dir),
-            "modules": [],
-            "namespace_dirs": [],
-            "placeholders": [],
-        }
+    def new_package(pkg_dir: Path, source_root: Path) -> SourcePackage:
+        return SourcePackage(pkg_dir.name, str(source_root), rel(pkg_dir))
 
     visited: set[Path] = set()
 
@@ -342,9 +328,8 @@ def scan(
         try:
             entries = sorted(directory.iterdir(), key=lambda p: p.name)
         except OSError as exc:
-            not_analysed.append(
-                {"path": rel(directory), "reason": f"unreadable: {exc.strerror or exc}"}
-            )
+            reason = f"unreadable: {exc.strerror or exc}"
+            not_analysed.append(NotAnalysed(rel(directory), reason))
             return
         loose_files(directory, entries)
         for entry in entries:
@@ -366,37 +351,34 @@ def scan(
         # PATH is itself a package: its parent is the source root.
         package = new_package(top, top.parent)
         if top == base:
-            package["path"] = "."
+            package.path = "."
         walk_package(top, package, top.name)
         packages.append(package)
     else:
         walk_dirs(top)
         if (top / "__init__.py").is_file():  # a package folder with an unusable name
             for item in not_analysed:
-                if item["path"] == "__init__.py" or "/" not in item["path"]:
-                    item["reason"] = f"folder {top.name!r} is not an importable name"
-    packages.sort(key=lambda p: (p["name"], p["path"]))
+                if item.path == "__init__.py" or "/" not in item.path:
+                    item.reason = f"folder {top.name!r} is not an importable name"
+    packages.sort(key=lambda p: (p.name, p.path))
     # One name, one package: a second package of the same name (another source
     # root of the project) cannot be told apart in imports; it is listed.
     first: dict[str, str] = {}
     unique = []
     for package in packages:
-        if package["name"] in first:
-            for module in package["modules"]:
-                if not module["namespace"]:
-                    not_analysed.append(
-                        {
-                            "path": module["path"],
-                            "reason": f"duplicate package name {package['name']!r} "
-                            f"(the one at {first[package['name']]} is analysed)",
-                        }
-                    )
+        if package.name in first:
+            reason = (
+                f"duplicate package name {package.name!r} "
+                f"(the one at {first[package.name]} is analysed)"
+            )
+            for module in package.modules:
+                if not module.namespace:
+                    not_analysed.append(NotAnalysed(module.path, reason))
             continue
-        first[package["name"]] = package["path"]
+        first[package.name] = package.path
         unique.append(package)
-    packages = unique
-    not_analysed.sort(key=lambda f: f["path"])
-    return {"root": str(base), "packages": packages, "not_analysed": not_analysed}
+    not_analysed.sort(key=lambda f: f.path)
+    return Discovery(str(base), unique, not_analysed)
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -436,10 +418,10 @@ def _link_problem(entry: Path) -> str | None:
     return None
 
 
-def _empty_package(name: str, folder: str) -> dict[str, Any]:
+def _empty_package(name: str, folder: str) -> SourceModule:
     """A package module without a usable ``__init__.py`` (namespace folder, or
     one excluded, unreadable or broken): it has no imports of its own."""
-    return {"name": name, "path": folder, "is_package": True, "namespace": True, "digest": ""}
+    return SourceModule(name, folder, is_package=True, namespace=True)
 
 
 def read_text(root: Path, path: str) -> str | None:
@@ -452,7 +434,7 @@ def read_text(root: Path, path: str) -> str | None:
 
 
 def add_facts(
-    scanned: dict[str, Any],
+    scanned: Discovery,
     memo: dict[str, Any] | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[int]]:
@@ -466,13 +448,8 @@ def add_facts(
     # (imported here: walking a tree, as corral vibe does, needs no parser)
     from corral.plugins.builtin.architecture import facts as _facts
 
-    root = Path(scanned["root"])
-    modules = [
-        (m["digest"], m["path"])
-        for p in scanned["packages"]
-        for m in p["modules"]
-        if not m["namespace"]
-    ]
+    root = Path(scanned.root)
+    modules = [(m.digest, m.path) for m in scanned.modules() if not m.namespace]
     found, deferred = _facts.collect(modules, lambda path: read_text(root, path), memo, on_file)
     if deferred:
         from corral.plugins.builtin.architecture.isolation import run_isolated
@@ -493,38 +470,37 @@ def add_facts(
     return {digest: list(f) for digest, f in found.items()}
 
 
-_NO_FACTS = {"loc": 0, "classes": 0, "abstract_classes": 0}
-
-
-def merge(
-    scanned: dict[str, Any], facts: dict[str, list[int]], graph: ImportGraph
-) -> dict[str, Any]:
+def merge(scanned: Discovery, facts: dict[str, list[int]], graph: ImportGraph) -> Discovery:
     """The discovery: the scan, each module with its facts, less the files the
     import graph builder could not read (listed as not analysed; a package
     whose ``__init__.py`` is among them stays a package, without facts)."""
     failed = {f.path: f.reason for f in graph.not_analysed}
-    not_analysed = list(scanned["not_analysed"])
-    not_analysed += [{"path": path, "reason": reason} for path, reason in failed.items()]
+    not_analysed = [*scanned.not_analysed, *graph.not_analysed]
     packages = []
-    for package in scanned["packages"]:
+    for package in scanned.packages:
         modules = []
-        placeholders = list(package.get("placeholders", []))
-        for module in package["modules"]:
-            if module["namespace"]:
-                modules.append({**module, **_NO_FACTS})
+        placeholders = list(package.placeholders)
+        for module in package.modules:
+            if module.namespace:
+                modules.append(module)
                 continue
-            if module["path"] in failed:
-                if module["is_package"]:
-                    folder = module["path"].rpartition("/")[0] or "."
-                    modules.append({**_empty_package(module["name"], folder), **_NO_FACTS})
+            if module.path in failed:
+                if module.is_package:
+                    modules.append(
+                        _empty_package(module.name, module.path.rpartition("/")[0] or ".")
+                    )
                 else:
-                    placeholders.append(module["path"])
+                    placeholders.append(module.path)
                 continue
-            loc, classes, abstract = facts.get(module["digest"], [0, 0, 0])
-            modules.append({**module, "loc": loc, "classes": classes, "abstract_classes": abstract})
-        packages.append({**package, "modules": modules, "placeholders": placeholders})
-    not_analysed.sort(key=lambda f: f["path"])
-    return {**scanned, "packages": packages, "not_analysed": not_analysed}
+            loc, classes, abstract = facts.get(module.digest, (0, 0, 0))
+            modules.append(
+                msgspec.structs.replace(module, loc=loc, classes=classes, abstract_classes=abstract)
+            )
+        packages.append(
+            msgspec.structs.replace(package, modules=modules, placeholders=placeholders)
+        )
+    not_analysed.sort(key=lambda f: f.path)
+    return Discovery(scanned.root, packages, not_analysed)
 
 
 def discover(
@@ -533,7 +509,7 @@ def discover(
     exclude: list[str] | None = None,
     exclude_tests: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-) -> dict[str, Any]:
+) -> Discovery:
     """:func:`scan` then :func:`add_facts`: the packages under ``path`` with
     their facts (before the import graph says which files parse; see
     :func:`analyse` for both)."""
@@ -550,7 +526,7 @@ def analyse(
     exclude_tests: bool = False,
     exclude_type_checking: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-) -> tuple[dict[str, Any], ImportGraph]:
+) -> tuple[Discovery, ImportGraph]:
     """(discovery, import graph) of the packages under ``path``, in this
     process's thread: what the workflow's steps compute, for tests and tools."""
     from corral.plugins.builtin.architecture.graph import build_import_graph

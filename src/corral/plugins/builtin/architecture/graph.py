@@ -32,12 +32,19 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from corral.plugins.builtin.architecture.isolation import ChildFailed, run_isolated
-from corral.plugins.builtin.architecture.model import Edge, ImportGraph, NotAnalysed, Unresolved
+from corral.plugins.builtin.architecture.model import (
+    Discovery,
+    Edge,
+    ImportGraph,
+    NotAnalysed,
+    SourceModule,
+    Unresolved,
+)
 
 __all__ = ["GraphBuildError", "absolute_name", "build_import_graph", "placeholder_modules"]
 
@@ -46,13 +53,13 @@ class GraphBuildError(RuntimeError):
     """The isolated graph build failed as a whole (not because of one file)."""
 
 
-def placeholder_modules(discovery: dict[str, Any]) -> dict[str, str]:
+def placeholder_modules(discovery: Discovery) -> dict[str, str]:
     """Module name -> path of each file of a package that is not analysed."""
-    root = Path(discovery["root"])
+    root = Path(discovery.root)
     out: dict[str, str] = {}
-    for package in discovery["packages"]:
-        src = Path(package["source_root"])
-        for path in package.get("placeholders", []):
+    for package in discovery.packages:
+        src = Path(package.source_root)
+        for path in package.placeholders:
             parts = (root / path).relative_to(src).with_suffix("").parts
             out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
@@ -72,9 +79,9 @@ def absolute_name(raw: str, importer: str, is_package: bool) -> str | None:
     return ".".join(parts[:keep]) + (f".{rest}" if rest else "")
 
 
-def _virtual_path(module: dict[str, Any]) -> str:
-    base = "/" + str(module["name"]).replace(".", "/")
-    return base + ("/__init__.py" if module["is_package"] else ".py")
+def _virtual_path(module: SourceModule) -> str:
+    base = "/" + module.name.replace(".", "/")
+    return base + ("/__init__.py" if module.is_package else ".py")
 
 
 def _syntax_reason(file: Path, line: int | None, text: str) -> str:
@@ -105,7 +112,7 @@ def _reason(error: dict[str, Any], file: Path) -> str:
 
 
 def build_import_graph(
-    discovery: dict[str, Any],
+    discovery: Discovery | Mapping[str, Any],
     *,
     exclude_type_checking: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
@@ -119,22 +126,21 @@ def build_import_graph(
     ``packages`` the modules that are packages, ``not_analysed`` the files
     the import parser could not read.
     """
-    root = Path(discovery["root"])
-    known = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
+    discovery = Discovery.of(discovery)
+    root = Path(discovery.root)
+    known = {m.name: m for m in discovery.modules()}
     placeholders = placeholder_modules(discovery)
     everything = set(known) | set(placeholders)
-    tops = {p["name"] for p in discovery["packages"]}
-    scanned = [m for m in known.values() if not m.get("namespace")]
+    tops = {p.name for p in discovery.packages}
+    scanned = [m for m in known.values() if not m.namespace]
     if not known:
         return ImportGraph([], [], packages=[])
     shared = {
         "modules": sorted(everything),
-        "dirs": {p["name"]: str(Path(p["source_root"]) / p["name"]) for p in discovery["packages"]},
+        "dirs": {p.name: str(Path(p.source_root) / p.name) for p in discovery.packages},
         "exclude_type_checking": exclude_type_checking,
     }
-    items = [
-        [m["name"], _virtual_path(m), str(root / m["path"]), m.get("plain", True)] for m in scanned
-    ]
+    items = [[m.name, _virtual_path(m), str(root / m.path), m.plain] for m in scanned]
     if chunk_size is None:
         # About eight chunks: each scan call pays for telling grimp the whole
         # module set, and a crash costs a bisection of one chunk.
@@ -148,12 +154,12 @@ def build_import_graph(
     def take(index: int, result: dict[str, Any]) -> None:
         """One module's imports, as they arrive from the child."""
         module = scanned[index]
-        importer = module["name"]
+        importer = module.name
         if "error" in result:
-            not_analysed.append(NotAnalysed(module["path"], _reason(result, root / module["path"])))
+            not_analysed.append(NotAnalysed(module.path, _reason(result, root / module.path)))
             failed.add(importer)
             return
-        is_package = bool(module["is_package"])
+        is_package = module.is_package
         statements: dict[int, list[tuple[str, str | None]]] = {}
         for line, found in result["statements"].items():
             resolved = [(kind, absolute_name(raw, importer, is_package)) for kind, raw in found]
@@ -186,7 +192,7 @@ def build_import_graph(
         tried = ", ".join(sorted(tops))
         raise GraphBuildError(f"import graph build failed for {tried}: {exc}") from exc
     # A failed package __init__ keeps its package (without imports of its own).
-    modules = {n for n in known if n not in failed or known[n]["is_package"]}
+    modules = {n for n in known if n not in failed or known[n].is_package}
     for key in [k for k in edge_lines if k[1] not in modules]:
         del edge_lines[key]  # an import of a module that could not be read
     not_analysed.sort(key=lambda f: f.path)
@@ -195,13 +201,13 @@ def build_import_graph(
         edges=[Edge(a, b, sorted(lines)) for (a, b), lines in sorted(edge_lines.items())],
         external=[Edge(a, b, sorted(lines)) for (a, b), lines in sorted(ext_lines.items())],
         unresolved=[
-            Unresolved(a, known[a]["path"], line, name) for a, line, name in sorted(unresolved)
+            Unresolved(a, known[a].path, line, name) for a, line, name in sorted(unresolved)
         ],
         not_analysed=not_analysed,
         # What later steps need of the discovery, so they can depend on the
         # graph alone (and stay cached when only a file's body changed).
-        paths={m: known[m]["path"] for m in sorted(modules)},
-        packages=sorted(m for m in modules if known[m]["is_package"]),
+        paths={m: known[m].path for m in sorted(modules)},
+        packages=sorted(m for m in modules if known[m].is_package),
     )
 
 

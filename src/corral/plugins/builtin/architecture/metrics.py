@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from corral.plugins.builtin.architecture.model import ImportGraph
+from corral.plugins.builtin.architecture.model import Discovery, ImportGraph
 
 
 def package_of(module: str, packages: set[str]) -> str:
@@ -45,7 +45,7 @@ def _row(ca: int, ce: int, classes: int, abstract: int, loc: int) -> dict[str, A
 
 
 def compute_metrics(
-    discovery: dict[str, Any], graph: ImportGraph | Mapping[str, Any]
+    discovery: Discovery | Mapping[str, Any], graph: ImportGraph | Mapping[str, Any]
 ) -> dict[str, Any]:
     """``{"modules": {name: row}, "packages": {name: row}}``.
 
@@ -54,9 +54,9 @@ def compute_metrics(
     (its folder) and ``modules`` (how many modules it holds directly).
     """
     graph = ImportGraph.of(graph)
-    facts = {m["name"]: m for p in discovery["packages"] for m in p["modules"]}
+    facts = {m.name: m for m in Discovery.of(discovery).modules()}
     names = set(graph.modules) | set(facts)
-    pkg_names = {n for n, m in facts.items() if m["is_package"]}
+    pkg_names = {n for n, m in facts.items() if m.is_package}
     fan_in: dict[str, set[str]] = defaultdict(set)
     fan_out: dict[str, set[str]] = defaultdict(set)
     pin: dict[str, set[str]] = defaultdict(set)
@@ -74,11 +74,11 @@ def compute_metrics(
     modules: dict[str, Any] = {}
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for name in sorted(names):
-        f = facts.get(name, {})
-        classes, abstract, loc = f.get("classes", 0), f.get("abstract_classes", 0), f.get("loc", 0)
+        f = facts.get(name)
+        classes, abstract, loc = (f.classes, f.abstract_classes, f.loc) if f else (0, 0, 0)
         package = package_of(name, pkg_names)
         modules[name] = {
-            "path": f.get("path"),
+            "path": f.path if f else None,
             "package": package,
             "is_package": name in pkg_names,
             **_row(len(fan_in[name]), len(fan_out[name]), classes, abstract, loc),
@@ -91,7 +91,8 @@ def compute_metrics(
     packages = {}
     for p in sorted(set(totals) | pkg_names):
         classes, abstract, loc, count = totals[p]
-        path = facts.get(p, {}).get("path")
+        known = facts.get(p)
+        path = known.path if known else None
         if path is not None and path.endswith("__init__.py"):
             path = path.rpartition("/")[0] or "."
         packages[p] = {

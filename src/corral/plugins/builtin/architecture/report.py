@@ -16,7 +16,7 @@ import msgspec
 
 from corral.plugins.builtin.architecture.externals import classify
 from corral.plugins.builtin.architecture.metrics import package_of
-from corral.plugins.builtin.architecture.model import ImportGraph
+from corral.plugins.builtin.architecture.model import Discovery, ImportGraph
 from corral.plugins.builtin.architecture.score import (
     MAX_RECOMMENDATIONS,
     compute_score,
@@ -43,7 +43,7 @@ _KIND_RANK = {"cycle": 0, "violation": 1, "hub": 2, "distance": 3, "not_analysed
 
 def build_section(
     project: dict[str, Any],
-    discovery: dict[str, Any],
+    discovery: Discovery | Mapping[str, Any],
     graph: ImportGraph | Mapping[str, Any],
     metrics: dict[str, Any],
     cycles: dict[str, Any],
@@ -51,16 +51,17 @@ def build_section(
 ) -> dict[str, Any]:
     """One project's section of the report."""
     graph = ImportGraph.of(graph)
+    discovery = Discovery.of(discovery)
     modules = metrics["modules"]
     pkg_names = {n for n, row in modules.items() if row["is_package"]}
     package_edges = Counter(
         (package_of(e.importer, pkg_names), package_of(e.imported, pkg_names)) for e in graph.edges
     )
-    internal_tops = {p["name"] for p in discovery["packages"]}
+    internal_tops = {p.name for p in discovery.packages}
     external = classify(graph.external, internal_tops)
     hubs = sorted(modules, key=lambda m: (-(modules[m]["ca"] + modules[m]["ce"]), m))[:10]
     score = compute_score(metrics, cycles, layers)
-    not_analysed = discovery["not_analysed"]
+    not_analysed = msgspec.to_builtins(discovery.not_analysed)
     unresolved = graph.unresolved
     return {
         "name": project["name"],
@@ -68,16 +69,16 @@ def build_section(
         "config_file": project.get("config_file"),
         "packages": [
             {
-                "name": p["name"],
-                "path": p["path"],
-                "source_root": p["source_root"],
-                "modules": len(p["modules"]),
-                "namespace_dirs": p["namespace_dirs"],
+                "name": p.name,
+                "path": p.path,
+                "source_root": p.source_root,
+                "modules": len(p.modules),
+                "namespace_dirs": p.namespace_dirs,
             }
-            for p in discovery["packages"]
+            for p in discovery.packages
         ],
         "summary": {
-            "packages": len(discovery["packages"]),
+            "packages": len(discovery.packages),
             "modules": len(modules),
             "loc": sum(m["loc"] for m in modules.values()),
             "edges": len(graph.edges),

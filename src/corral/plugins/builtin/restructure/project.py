@@ -168,12 +168,12 @@ def plan_project(root: str | os.PathLike[str], moves: list[Move]) -> ProjectPlan
     modules: dict[str, bool] = {}
     where: dict[str, tuple[str, bool]] = {}  # path -> (module, is_package)
     source_roots: dict[str, Path] = {}  # top-level package -> its source root
-    for package in scanned["packages"]:
-        source_roots[package["name"]] = Path(package["source_root"])
-        for m in package["modules"]:
-            modules[m["name"]] = bool(m["is_package"]) or bool(m.get("namespace"))
-            if not m.get("namespace"):
-                where[m["path"]] = (m["name"], bool(m["is_package"]))
+    for package in scanned.packages:
+        source_roots[package.name] = Path(package.source_root)
+        for m in package.modules:
+            modules[m.name] = m.is_package or m.namespace
+            if not m.namespace:
+                where[m.path] = (m.name, m.is_package)
     if not modules:
         raise RestructureError(f"no Python package under {top} (a folder with an __init__.py)")
     renames = check(moves, modules)

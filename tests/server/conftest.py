@@ -4,6 +4,8 @@ real SQLite store, in the test's own Trio run; and a real headless Chromium
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib.util
 import sys
 from collections.abc import AsyncIterator
@@ -58,6 +60,12 @@ async def _server(
             await started.wait()
         yield urls[0]
         stop.set()
+
+
+@pytest.fixture
+def servers() -> Any:
+    """Servers one after another: ``async with servers(tmp_path, tokens) as url``."""
+    return contextlib.asynccontextmanager(_server)
 
 
 @pytest.fixture

@@ -349,6 +349,36 @@ async def test_events_stream_and_resume(url: str) -> None:
         assert (await client.get(f"{url}/v1/executions/nope/events")).status_code == 404
 
 
+async def test_a_finished_executions_stream_is_served_from_the_store(
+    tmp_path: Path, servers: Any
+) -> None:
+    from corral.server.auth import Tokens
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with servers(tmp_path, Tokens([])) as url:
+            sub = (await client.post(f"{url}/v1/executions", json={"spec": SPEC})).json()
+            await _finished(client, url, sub["id"])
+            # Finished before the stream opened: its current record, and the end
+            # (not a stream waiting for a workflow.finished already sent).
+            with trio.fail_after(10):
+                got = await _sse(client, f"{url}/v1/executions/{sub['id']}/events", "none")
+            assert [(n, name) for n, name, _ in got] == [(None, "snapshot")]
+            assert got[0][2]["status"] == "succeeded" and got[0][2]["result"] == {"a": 42}
+        # Another server on the same store: the events are gone from memory, the
+        # record is not. A resume gets the gap, then the record, then the end.
+        async with servers(tmp_path, Tokens([])) as url:
+            with trio.fail_after(10):
+                got = await _sse(
+                    client,
+                    f"{url}/v1/executions/{sub['id']}/events",
+                    "none",
+                    headers={"last-event-id": "3"},
+                )
+            assert [name for _, name, _ in got] == ["gap", "snapshot"]
+            assert got[0][2]["missed_from"] == 4 and got[0][2]["resumed_at"] > 4
+            assert got[1][2]["id"] == sub["id"] and got[1][2]["status"] == "succeeded"
+
+
 async def test_no_run_here_only_enqueues_for_workers(queue_only: str, tmp_path: Path) -> None:
     import corral
 

@@ -6,6 +6,11 @@ Bodies are msgspec Structs (Litestar validates them); every error is an RFC
 9457 ``application/problem+json`` document, never a traceback (see
 :mod:`.problems`); bearer tokens with scopes guard every route but the
 health checks (:mod:`.auth`).
+
+Over 600 lines on purpose: it is the route table, one short function per
+endpoint, read top to bottom like the API page; what the routes share lives
+elsewhere (bodies in :mod:`.bodies`, errors in :mod:`.problems`, tokens in
+:mod:`.auth`, events in :mod:`.events`).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from corral.server.bodies import (
     WorkflowSummary,
     WorkflowVersions,
 )
-from corral.server.events import EventHub
+from corral.server.events import EventHub, Snapshot
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
 
@@ -481,9 +486,11 @@ def _last_event_id(request: Request[Any, Any, Any]) -> int | None:
     return int(raw)
 
 
-def _sse(hub: EventHub, execution_id: str | None, last_id: int | None) -> ServerSentEvent:
+def _sse(
+    hub: EventHub, execution_id: str | None, last_id: int | None, snapshot: Snapshot | None = None
+) -> ServerSentEvent:
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for number, name, data in hub.stream(execution_id, last_id):
+        async for number, name, data in hub.stream(execution_id, last_id, snapshot):
             yield ServerSentEventMessage(
                 data=msgspec.json.encode(data).decode(), event=name, id=number
             )
@@ -515,8 +522,15 @@ async def execution_events(
     execution_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> ServerSentEvent:
     """Server-Sent Events of one execution, until it finishes (``Last-Event-ID`` resumes)."""
-    await _engine(state).get(execution_id)  # 404 for an unknown one
-    return _sse(state.hub, execution_id, _last_event_id(request))
+    engine = _engine(state)
+    await engine.get(execution_id)  # 404 for an unknown one
+
+    async def snapshot() -> tuple[bool, dict[str, Any]]:
+        record = await engine.get(execution_id)
+        view = msgspec.to_builtins(bodies.execution_view(record))
+        return record.status not in UNFINISHED, view
+
+    return _sse(state.hub, execution_id, _last_event_id(request), snapshot)
 
 
 @get("/v1/handlers", guards=[Guard("read")], responses=documented(401, 403))

@@ -6,21 +6,32 @@ lifetime, numbers every event (the SSE ``id``) and keeps the last
 client that reconnects with ``Last-Event-ID`` gets every kept event after
 that id first, then the live ones; when its id is older than the oldest
 kept event, the stream starts with a ``gap`` event saying events were
-missed (resume is served from memory, not from the store). A client too slow
-to keep up loses events (counted, and told with a ``gap`` event) rather than
-slowing the engine down.
+missed (the events themselves are kept in memory, not in the store). A
+client too slow to keep up loses events (counted, and told with a ``gap``
+event) rather than slowing the engine down.
+
+One execution's stream is also served from the store where memory cannot:
+after a ``gap`` (an old id, or a restarted server) it gets a ``snapshot``
+event, the execution as the store has it now (what ``GET
+/v1/executions/{id}`` returns), and a stream opened on an execution that has
+already finished (its ``workflow.finished`` no longer kept) gets the
+``snapshot`` and ends, instead of waiting for an event that will not come.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 import trio
 
-__all__ = ["KEEP", "EventHub"]
+__all__ = ["KEEP", "EventHub", "Snapshot"]
+
+#: The execution as the store has it now: ``(finished, its view as JSON data)``.
+Snapshot = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 #: Events kept for clients that reconnect with ``Last-Event-ID``.
 KEEP = 10_000
@@ -41,7 +52,10 @@ class EventHub:
     """Numbered engine events for any number of SSE streams."""
 
     def __init__(self) -> None:
-        self._next = 1
+        # Ids go on growing across restarts (they start at the clock, in µs):
+        # an id a client got from an earlier server is older than any of this
+        # one's, and its resume starts with a gap, never skips new events.
+        self._next = time.time_ns() // 1000
         self._kept: deque[tuple[int, dict[str, Any]]] = deque(maxlen=KEEP)
         self._clients: set[_Client] = set()
 
@@ -70,23 +84,37 @@ class EventHub:
                 client.lost += 1
 
     async def stream(
-        self, execution_id: str | None, last_id: int | None
+        self, execution_id: str | None, last_id: int | None, snapshot: Snapshot | None = None
     ) -> AsyncIterator[tuple[int | None, str, dict[str, Any]]]:
         """``(id, event name, data)`` for one client: the kept events after
         ``last_id`` (when given), then the live ones, each once, until the
-        client goes."""
+        client goes. ``snapshot`` (one execution's stream) reads the
+        execution from the store: after a gap, and to end the stream of one
+        that finished before it was opened."""
         client = _Client(execution_id)
         self._clients.add(client)  # first: nothing published from now on is missed
         sent = 0
         try:
+            gap = False
+            finished = False
             if last_id is not None:
                 oldest = self._kept[0][0] if self._kept else self._next
-                if last_id + 1 < oldest:
+                if last_id + 1 < oldest or last_id >= self._next:  # (or not one of ours)
+                    gap = True
                     yield None, "gap", {"missed_from": last_id + 1, "resumed_at": oldest}
                 for number, event in list(self._kept):
                     if number > last_id and self._wanted(client, event):
                         sent = number
+                        finished = finished or event.get("event") == "workflow.finished"
                         yield number, str(event.get("event")), event
+            if snapshot is not None and not finished:
+                # Read after the client was added: an end published from now
+                # on reaches it live; one published before is in the record.
+                done, view = await snapshot()
+                if gap or done:
+                    yield None, "snapshot", view
+                if done:
+                    return
             async with client.receive:
                 async for number, event in client.receive:
                     if number <= sent:

@@ -33,7 +33,7 @@ __all__ = ["PAGES"]
 LIMIT = 100
 #: Steps beyond which the execution page shows no graph (only the table).
 GRAPH_MAX_STEPS = 200
-_EVENTS = [t.__struct_config__.tag for t in get_args(Event)] + ["gap"]
+_EVENTS = [t.__struct_config__.tag for t in get_args(Event)] + ["gap", "snapshot"]
 
 _e = html.escape
 

@@ -305,6 +305,17 @@ class Report(Handler):
         return combine(params.root, params.options, params.sections, __version__)
 
 
+def builds_graph(root: Path, project: dict[str, Any], *, cache: bool = True) -> bool:
+    """Whether an analysis of ``project`` most likely builds its import graph
+    (a first one: no memo of an earlier run), so the graph's isolated process
+    is worth starting ahead (:func:`.isolation.prestart`): its interpreter
+    start-up then overlaps other work. After a first analysis the graph most
+    likely comes from the step cache, and a spare would only hold memory."""
+    from corral.plugins.builtin.architecture import memo
+
+    return not cache or not os.path.exists(memo.memo_path(root, project["path"]))
+
+
 def add_project_steps(
     wf: Any,
     root: Path,
@@ -328,10 +339,7 @@ def add_project_steps(
         root=str(root),
         project=project,
         options=options,
-        # A first analysis builds the graph: its process starts during
-        # the walk. After one (a memo exists) the graph most likely comes
-        # from the step cache, and a spare would only hold memory.
-        prestart=memo_file is None or not os.path.exists(memo_file),
+        prestart=builds_graph(root, project, cache=cache),
     )
     cached: dict[str, Any] = {"cache": cache}
     # facts and graph both read every file: they run side by side.

@@ -111,7 +111,12 @@ class Analyze(Command):
         terminal.add_store_option(parser)
 
     def run(self, args: argparse.Namespace, terminal: Terminal) -> int:
-        from corral.plugins.builtin.architecture import analysis_workflow, project_settings
+        from corral.plugins.builtin.architecture import (
+            analysis_workflow,
+            builds_graph,
+            project_settings,
+        )
+        from corral.plugins.builtin.architecture.isolation import prestart
         from corral.plugins.builtin.architecture.projects import find_projects
         from corral.plugins.builtin.architecture.report import summary_text
 
@@ -124,6 +129,11 @@ class Analyze(Command):
             raise UsageError(f"{args.path}: not a directory (give the folder that holds the code)")
         terminal.check_out(args.out)  # a bad destination is a usage error before any work
         projects = find_projects(path, exclude=args.exclude, exclude_tests=args.exclude_tests)
+        root = path.resolve()
+        if any(builds_graph(root, p, cache=not args.no_cache) for p in projects):
+            # The graph's process starts now, its start-up beside the
+            # engine's opening and the walk (the scan step takes it).
+            prestart("imports")
         root_project = {"name": path.name, "path": ".", "config_file": "pyproject.toml"}
         listed = [p for p in projects if p["path"] != "."]
         # Configuration errors are usage errors: every project's table is checked

@@ -85,12 +85,16 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-def source_problem(data: bytes) -> str | None:
+def source_problem(data: bytes, plain: bool = False) -> str | None:
     """Why ``data`` is not Python source text, or ``None``: binary (null
-    bytes) or undecodable in its declared (PEP 263) or default encoding."""
+    bytes) or undecodable in its declared (PEP 263) or default encoding.
+    ``plain``: :func:`plain_utf8` said so (the encoding is then known)."""
     if b"\0" in data:
         return "unreadable: contains null bytes (not Python source)"
     try:
+        if plain:  # (most files: no need to look for the encoding again)
+            data.decode("utf-8")
+            return None
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError):
@@ -195,21 +199,29 @@ def scan(
         # instead of grimp turning them into imports of the package above it.
         package.placeholders.append(rel(p))
 
-    def add_file(p: Path, name: str, is_pkg: bool, package: SourcePackage) -> None:
+    def add_file(p: Path, name: str, is_pkg: bool, package: SourcePackage, regular: bool) -> None:
+        # ``regular``: the listing said so (no link): no ``stat`` before the read.
         nonlocal seen
         data: bytes | None = None
+        plain = False
         try:
-            info = p.stat()
-            if not stat.S_ISREG(info.st_mode):  # never read: a FIFO would block
+            info = None if regular else p.stat()
+            if info is not None and not stat.S_ISREG(info.st_mode):  # a FIFO would block
                 reason = f"not a regular file ({kind_of(info.st_mode)})"
-            elif info.st_size > max_file_bytes:
+            elif info is not None and info.st_size > max_file_bytes:
                 reason = f"too large ({info.st_size} bytes > {max_file_bytes})"
             else:
                 data = _read_capped(p, max_file_bytes)
                 if data is None:
-                    reason = f"too large (> {max_file_bytes} bytes)"
+                    size = p.stat().st_size
+                    reason = (
+                        f"too large ({size} bytes > {max_file_bytes})"
+                        if size > max_file_bytes
+                        else f"too large (> {max_file_bytes} bytes)"
+                    )
                 else:
-                    reason = source_problem(data) or ""
+                    plain = plain_utf8(data)
+                    reason = source_problem(data, plain) or ""
                     if reason:
                         data = None
         except OSError as exc:
@@ -222,9 +234,7 @@ def scan(
                 placeholder(p, package)
             return
         package.modules.append(
-            SourceModule(
-                name, rel(p), is_package=is_pkg, digest=file_digest(data), plain=plain_utf8(data)
-            )
+            SourceModule(name, rel(p), is_package=is_pkg, digest=file_digest(data), plain=plain)
         )
         seen += 1
         if on_file is not None and seen % 100 == 0:
@@ -299,9 +309,9 @@ def scan(
                 continue
             stem = entry.stem
             if stem == "__init__":
-                add_file(entry, prefix, True, package)
+                add_file(entry, prefix, True, package, regular)
             else:
-                add_file(entry, f"{prefix}.{stem}", False, package)
+                add_file(entry, f"{prefix}.{stem}", False, package, regular)
 
     def loose_files(directory: Path, entries: list[Path]) -> None:
         for entry in entries:
@@ -396,10 +406,21 @@ def _os_reason(exc: OSError) -> str:
 
 def _read_capped(path: Path, limit: int) -> bytes | None:
     """At most ``limit`` bytes (``None`` past it): a file may grow after its
-    ``stat``, and a link may point to an endless device."""
-    with path.open("rb") as fh:
-        data = fh.read(limit + 1)
-    return None if len(data) > limit else data
+    ``stat``, and a link may point to an endless device. (Unbuffered: one
+    read for a file under 64 KiB, the common case.)"""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return None if size > limit else b"".join(chunks)
 
 
 def _link_problem(entry: Path) -> str | None:

@@ -87,6 +87,11 @@ each contract's ``ignore_imports``) that a contract checks directly:
 violations (internal or external), rounded to 4 places, ``None`` when no edge
 is checked. Indirect violations are counted in ``violations`` but not in
 ``conformance``, since no single checked edge carries them.
+
+Over 600 lines with a reason: a seventh of it is this specification, and the
+rest is one algorithm (scopes, memberships, one search per target member)
+whose pieces mean little apart; reading the configuration lives in
+:mod:`.contracts`, detecting a style in :mod:`.styles`.
 """
 
 from __future__ import annotations

@@ -25,18 +25,18 @@ from perf.stats import current_rss_mb, peak_rss_mb
 
 RESULT_PREFIX = "PERF-RESULT "
 
-MODES = ("baseline-a", "corral-memory", "baseline-b", "corral-sqlite")
+MODES = ("baseline-a", "corral-memory", "baseline-b", "baseline-c", "corral-sqlite")
 #: With --postgres (a server for the run: perf.postgres).
 PG_MODES = ("baseline-pg", "corral-postgres")
 
 
 def _opener(mode: str) -> Callable[[Path, int | None], AbstractAsyncContextManager[Any]]:
     """Import what the mode needs (so import cost shows in "RSS after imports")."""
-    if mode in ("baseline-a", "baseline-b"):
+    if mode in ("baseline-a", "baseline-b", "baseline-c"):
         from perf.baselines import open_trio_system
 
-        durable = mode == "baseline-b"
-        return lambda tmpdir, _max_running: open_trio_system(durable, tmpdir)
+        durable, lean = mode != "baseline-a", mode == "baseline-c"
+        return lambda tmpdir, _max_running: open_trio_system(durable, tmpdir, lean=lean)
     if mode in ("corral-memory", "corral-sqlite", "corral-postgres"):
         from perf.corral_system import open_corral_system
 

@@ -16,7 +16,15 @@ else (no execution rows, no "running" records): it is the least any engine
 must do to honour that rule, so the ratio to it is the price of everything
 else corral records.
 
-Both compute every step with the same functions as corral's handlers
+Baseline (c), :class:`LeanSystem` with a :class:`BatchWriter` (issue 20): the
+stricter floor. The same one row per finished step, committed before the
+step's dependents run, and nothing else, done with as little Trio as that
+takes: one task per workflow running its steps in dependency order, in that
+task when a step runs alone, a nursery only where steps run side by side (a
+fan-out's middle); no task per step, no event per step. What (b) spends on a
+task and an event per step is part of (b)'s figure, not of (c)'s.
+
+All three compute every step with the same functions as corral's handlers
 (:data:`perf.workloads.FUNCTIONS`) and return the workload's output step's
 value, which the measurement checks against the closed form.
 """
@@ -36,7 +44,7 @@ import trio
 
 from perf.workloads import BLOCKER, CLOCK, FUNCTIONS, WORKLOADS, Arg, StepDef, Workload
 
-__all__ = ["BatchWriter", "TrioRun", "TrioSystem", "open_trio_system"]
+__all__ = ["BatchWriter", "LeanSystem", "TrioRun", "TrioSystem", "open_trio_system", "waves"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -211,16 +219,68 @@ class TrioSystem:
         return {"rows": self._writer.rows, "batches": self._writer.batches}
 
 
+_WAVES: dict[str, list[list[StepDef]]] = {}
+
+
+def waves(workload: Workload) -> list[list[StepDef]]:
+    """The workload's steps in dependency order, as groups that may run side
+    by side (every step's needs are in earlier groups); worked out once."""
+    known = _WAVES.get(workload.name)
+    if known is not None:
+        return known
+    done: set[str] = set()
+    left = list(workload.steps)
+    out: list[list[StepDef]] = []
+    while left:
+        ready = [s for s in left if all(n in done for n in s.needs)]
+        if not ready:
+            raise ValueError(f"workload {workload.name!r} has a cycle")
+        out.append(ready)
+        done.update(s.id for s in ready)
+        left = [s for s in left if s.id not in done]
+    _WAVES[workload.name] = out
+    return out
+
+
+class LeanSystem(TrioSystem):
+    """Baseline (c): one task per workflow, a nursery only for steps that run
+    side by side, each step's row committed before the next group starts."""
+
+    async def _workflow(self, run: TrioRun) -> None:
+        assert run.workload is not None
+        try:
+            with run.scope:
+                for group in waves(run.workload):
+                    if len(group) == 1:
+                        await self._lean_step(run, group[0])
+                        continue
+                    async with trio.open_nursery() as nursery:
+                        for step in group:
+                            nursery.start_soon(self._lean_step, run, step)
+                await self._finished(run)
+        finally:
+            run.done.set()
+
+    async def _lean_step(self, run: TrioRun, step: StepDef) -> None:
+        CLOCK.stamp(run.i)
+        args = {k: _resolve(v, run.i, run.outputs) for k, v in step.args.items()}
+        output = await FUNCTIONS[step.fn](**args)
+        run.outputs[step.id] = output
+        await self._record(run, step, output)
+
+
 @asynccontextmanager
-async def open_trio_system(durable: bool, tmpdir: Path) -> AsyncIterator[TrioSystem]:
-    """Baseline (b) when ``durable``, else baseline (a)."""
+async def open_trio_system(
+    durable: bool, tmpdir: Path, *, lean: bool = False
+) -> AsyncIterator[TrioSystem]:
+    """Baseline (b) when ``durable``, else baseline (a); (c) when ``lean`` too."""
     writer = BatchWriter(tmpdir / "baseline.db") if durable else None
     try:
         async with trio.open_nursery() as outer:
             if writer is not None:
                 outer.start_soon(writer.run)
             async with trio.open_nursery() as workflows:
-                system = TrioSystem(workflows, writer)
+                system = (LeanSystem if lean else TrioSystem)(workflows, writer)
                 yield system
             outer.cancel_scope.cancel()  # workflows done: stop the writer
     finally:

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from perf.analysis import RUNS
-from perf.runner import BASELINE_OF, MODE_LABELS, REPO_ROOT, CaseResult, Scale, paired_ratios
+from perf.runner import (
+    BASELINE_OF,
+    FLOOR_OF,
+    FLOOR_SUFFIX,
+    MODE_LABELS,
+    REPO_ROOT,
+    CaseResult,
+    Scale,
+    paired_ratios,
+)
 from perf.workloads import FULL_N, WORKLOADS
 
 __all__ = [
@@ -62,6 +71,9 @@ RATIO_FIGURES = {
 
 # What the issue asks of the durable and memory modes, relative to their baselines.
 RATIO_TARGET = 0.40
+#: Issue 20: durable corral against baseline (c), and its start latency p99.
+FLOOR_RATIO_TARGET = 0.50
+FLOOR_START_FACTOR = 2.0
 IDLE_P99_TARGET_MS = 10.0
 INFLIGHT_TARGET_MB = 200.0
 INFLIGHT_TARGET_N = 10_000
@@ -168,6 +180,7 @@ def _ratio_tables(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for kind, key in RATIO_FIGURES.items():
         out.update(paired_ratios(results, key, kind))
+        out.update(paired_ratios(results, key, kind, FLOOR_OF, FLOOR_SUFFIX))
     return out
 
 
@@ -343,6 +356,7 @@ def evaluate_targets(
                 "" if full else f"n/a: measured with {scale.inflight:,} in flight (quick)",
             )
         )
+    targets += _floor_targets(ratios, get)
     targets += _window_targets(results)
     targets += _bulk_targets(results)
     targets += _serve_targets(results)
@@ -355,6 +369,44 @@ def evaluate_targets(
                 t["met"] = None
                 t["detail"] = "; ".join(filter(None, [t["detail"], "n/a: quick sizes"]))
     return targets
+
+
+def _floor_targets(ratios: dict[str, dict[str, Any]], get: Any) -> list[dict[str, Any]]:
+    """Issue 20: durable corral ≥ 50% of baseline (c) on every workload, and
+    its start latency p99 (all N submitted at once) ≤ 2x (c)'s."""
+    out: list[dict[str, Any]] = []
+    for w in WORKLOADS:
+        r = ratios.get(f"throughput/{w}/corral-sqlite{FLOOR_SUFFIX}")
+        value = None if r is None else r["ratio"]
+        mine = get(f"throughput/{w}/corral-sqlite", "workflows_per_s")
+        floor = get(f"throughput/{w}/baseline-c", "workflows_per_s")
+        out.append(
+            _target(
+                "issue 20",
+                f"durable throughput ≥ 50% of baseline (c): {w}",
+                f">= {FLOOR_RATIO_TARGET:.0%}",
+                value,
+                "ratio",
+                None if value is None else value >= FLOOR_RATIO_TARGET,
+                "" if mine is None or floor is None else f"{mine:,.0f} vs {floor:,.0f} wf/s",
+            )
+        )
+    for w in WORKLOADS:
+        mine = get(f"throughput/{w}/corral-sqlite", "start_p99_ms")
+        floor = get(f"throughput/{w}/baseline-c", "start_p99_ms")
+        value = None if mine is None or not floor else mine / floor
+        out.append(
+            _target(
+                "issue 20",
+                f"durable start p99, N at once ≤ {FLOOR_START_FACTOR:g}x baseline (c)'s: {w}",
+                f"<= {FLOOR_START_FACTOR:g}x",
+                value,
+                "x",
+                None if value is None else value <= FLOOR_START_FACTOR,
+                "" if value is None else f"{mine:,.1f} vs {floor:,.1f} ms",
+            )
+        )
+    return out
 
 
 XCANCEL_TARGET_MS = 100.0
@@ -706,8 +758,9 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
     columns = ["workload (N)"]
     for mode in modes:
         columns.append(MODE_LABELS[mode])
-        if mode in BASELINE_OF:
-            columns.append(f"÷ {BASELINE_OF[mode].replace('baseline-', '(')})")
+        for b in (BASELINE_OF, FLOOR_OF):
+            if mode in b and (b is BASELINE_OF or b[mode] in modes):
+                columns.append(f"÷ {b[mode].replace('baseline-', '(')})")
     t = TableModel(
         "Throughput, workflows/s (ratio: corral ÷ baseline, paired per repeat)",
         columns,
@@ -719,9 +772,10 @@ def build_tables(doc: dict[str, Any]) -> list[TableModel]:
         row: list[Cell] = [f"{w} ({doc['scale']['n'].get(w, 0):,})"]
         for mode in modes:
             row.append(cell(f"throughput/{w}/{mode}", "workflows_per_s"))
-            if mode in BASELINE_OF:
-                r = ratios.get(f"throughput/{w}/{mode}")
-                row.append(_ratio_cell(None if r is None else r["ratio"]))
+            for b, suffix in ((BASELINE_OF, ""), (FLOOR_OF, FLOOR_SUFFIX)):
+                if mode in b and (b is BASELINE_OF or b[mode] in modes):
+                    r = ratios.get(f"throughput/{w}/{mode}{suffix}")
+                    row.append(_ratio_cell(None if r is None else r["ratio"]))
         t.rows.append(row)
     if t.rows:
         out.append(t)

@@ -28,6 +28,8 @@ from perf.workloads import FULL_N, QUICK_N
 
 __all__ = [
     "BASELINE_OF",
+    "FLOOR_OF",
+    "FLOOR_SUFFIX",
     "Case",
     "CaseResult",
     "Scale",
@@ -45,11 +47,16 @@ BASELINE_OF = {
     "corral-sqlite": "baseline-b",
     "corral-postgres": "baseline-pg",
 }
+#: The stricter floor durable corral is also compared with (issue 20): its
+#: ratios are reported as ``<case id>/vs-c``.
+FLOOR_OF = {"corral-sqlite": "baseline-c"}
+FLOOR_SUFFIX = "/vs-c"
 
 MODE_LABELS = {
     "baseline-a": "baseline (a) trio",
     "corral-memory": "corral memory://",
     "baseline-b": "baseline (b) trio+sqlite",
+    "baseline-c": "baseline (c) one row per step",
     "corral-sqlite": "corral sqlite",
     "baseline-pg": "floor (pg) trio+asyncpg",
     "corral-postgres": "corral postgresql",
@@ -243,7 +250,7 @@ def select(cases: Sequence[Case], names: Sequence[str], modes: Sequence[str]) ->
 
     chosen = [c for c in cases if not names or matches(c)]
     if modes:
-        wanted = set(modes) | {BASELINE_OF[m] for m in modes if m in BASELINE_OF}
+        wanted = set(modes) | {b[m] for b in (BASELINE_OF, FLOOR_OF) for m in modes if m in b}
         chosen = [c for c in chosen if c.mode is None or c.mode in wanted]
     return chosen
 
@@ -391,15 +398,22 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
     return text
 
 
-def paired_ratios(results: Sequence[CaseResult], key: str, kind: str) -> dict[str, dict[str, Any]]:
-    """corral ÷ baseline for ``key``, per round (same repeat), and their median."""
+def paired_ratios(
+    results: Sequence[CaseResult],
+    key: str,
+    kind: str,
+    baselines: dict[str, str] = BASELINE_OF,
+    suffix: str = "",
+) -> dict[str, dict[str, Any]]:
+    """corral ÷ baseline for ``key``, per round (same repeat), and their median
+    (keyed by the corral case's id and ``suffix``)."""
     by_id = {r.case.id: r for r in results}
     out: dict[str, dict[str, Any]] = {}
     for res in results:
         case = res.case
-        if case.kind != kind or case.mode not in BASELINE_OF or not res.ok:
+        if case.kind != kind or case.mode not in baselines or not res.ok:
             continue
-        base_id = case.id.replace(case.mode, BASELINE_OF[case.mode])
+        base_id = case.id.replace(case.mode, baselines[case.mode])
         base = by_id.get(base_id)
         if base is None or not base.ok:
             continue
@@ -410,7 +424,7 @@ def paired_ratios(results: Sequence[CaseResult], key: str, kind: str) -> dict[st
             if run["repeat"] in base_runs and base_runs[run["repeat"]].get(key)
         ]
         if per_round:
-            out[case.id] = {
+            out[case.id + suffix] = {
                 "ratio": float(statistics.median(per_round)),
                 "per_repeat": per_round,
                 "baseline": base_id,

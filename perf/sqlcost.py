@@ -69,8 +69,28 @@ def _statements(conn: sqlite3.Connection, tag: str, step_rows: bool) -> dict[str
         lambda: conn.executemany(
             f"INSERT INTO workflow_executions ({_COLUMNS}) VALUES ({placeholders})",
             [
-                (i, "w", "1", None, "running", 0, b"{}", None, None, None, None, None, "me")
-                + (now + 30, 0, now, now, None, None, None)
+                (
+                    i,
+                    "w",
+                    "1",
+                    None,
+                    "running",
+                    0,
+                    b"{}",
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "me",
+                    now + 30,
+                    0,
+                    now,
+                    now,
+                    None,
+                    None,
+                    None,
+                )
                 for i in ids
             ],
         ),

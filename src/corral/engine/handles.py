@@ -19,6 +19,7 @@ from corral.core.status import (
     SUCCEEDED,
     failure_for,
 )
+from corral.engine.flag import Flag
 from corral.engine.reruns import RetryChoice
 from corral.engine.runner import Outcome, WorkflowRun
 from corral.workflow.plan import Plan
@@ -40,13 +41,15 @@ class _Completion:
     __slots__ = ("done", "outcome", "run")
 
     def __init__(self, run: WorkflowRun) -> None:
-        self.done = trio.Event()
+        self.done = Flag()
         self.outcome: Outcome | None = None
         self.run = run
 
 
 class ExecutionHandle:
     """A submitted execution: ``.id`` and ``await .result()``."""
+
+    __slots__ = ("_completion", "_engine", "id")  # (one per submission kept by its caller)
 
     def __init__(
         self, engine: Executions, execution_id: str, completion: _Completion | None

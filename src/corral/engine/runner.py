@@ -73,6 +73,7 @@ from corral.core.status import (
 )
 from corral.engine import interrupts
 from corral.engine.encoding import UnstorableOutput, encode_output
+from corral.engine.flag import Flag
 from corral.engine.leases import LeaseGuard
 from corral.engine.links import LoopLink
 from corral.engine.retry import backoff_delay, should_retry
@@ -164,6 +165,43 @@ def _error(exc: BaseException, step: str | None = None) -> ErrorInfo:
 class WorkflowRun:
     """The run of one execution. ``await run.run()`` returns its :class:`Outcome`."""
 
+    # Slots: one of these lives per workflow in flight (10,000 of them in the
+    # perf suite's case), and an instance dict of ~30 attributes costs ~1 KB.
+    __slots__ = (
+        "_active",
+        "_blobs",
+        "_cancel_early",
+        "_cancel_reason",
+        "_digests",
+        "_events",
+        "_failed_fast",
+        "_failure",
+        "_first_step",
+        "_fresh_until",
+        "_inputs_encoded",
+        "_limit",
+        "_logs",
+        "_nursery",
+        "_ranks",
+        "_ready",
+        "_remaining",
+        "_scope",
+        "_stored_started",
+        "_submitted_at",
+        "_unwritten",
+        "abandoned",
+        "done",
+        "inputs",
+        "outputs",
+        "plan",
+        "record",
+        "s",
+        "status",
+        "steps",
+        "store_failed",
+        "top_level",
+    )
+
     def __init__(
         self,
         services: Services,
@@ -185,9 +223,10 @@ class WorkflowRun:
         self.status: list[str] = [PENDING] * n
         # for the step cache: outputs encoded once (until cached), upstream
         # output digests and the inputs, each computed once
-        self._blobs: dict[int, bytes] = {}
+        # (made when a cached step needs them: most runs have none)
+        self._blobs: dict[int, bytes] | None = None
         self._logs: dict[str, list[str]] = {}  # step id -> what its ctx.log said
-        self._digests: dict[int, bytes] = {}
+        self._digests: dict[int, bytes] | None = None
         self._inputs_encoded: bytes | None = None
         self._remaining = [len(sp.needs) for sp in plan.steps]
         self._ready: list[tuple[tuple[float, int], int]] = []
@@ -206,7 +245,7 @@ class WorkflowRun:
         self._submitted_at = submitted_at
         self._first_step = True
         self._events = services.events
-        self.done = trio.Event()
+        self.done = Flag()
         self.abandoned = False
         self.store_failed = False  # abandoned because the store failed, not taken over
         # Wall time until which no other engine can have claimed this execution
@@ -752,7 +791,12 @@ class WorkflowRun:
             await self._begin(sp, rec, attempt)
             interrupts_before = interrupts.count()
             try:
-                output = await self._attempt(sp, params, upstream_map, attempt, keyed)
+                if keyed is None and not sp.spec.resources and sp.spec.timeout is None:
+                    # (no slot to hold, no deadline: one coroutine frame less
+                    # per step in flight, what most steps are)
+                    output = await self._call_handler(sp, params, upstream_map, attempt)
+                else:
+                    output = await self._attempt(sp, params, upstream_map, attempt, keyed)
             except Exception as exc:
                 await self._before_retry(sp, exc, attempt)
                 if sp.handler is not None and attempt + 1 <= sp.retry.attempts:
@@ -770,7 +814,7 @@ class WorkflowRun:
                     raise
                 raise _Failure(FAILED, exc) from None
             if cache_key is not None:
-                blob = self._blobs.pop(sp.index, None)
+                blob = self._blobs.pop(sp.index, None) if self._blobs else None
                 await s.cache.put(cache_key, output, sp.cache_ttl, blob=blob)
             return output, SUCCEEDED
 
@@ -853,6 +897,8 @@ class WorkflowRun:
 
     def _output_digest(self, i: int) -> bytes:
         """Of step ``i``'s output, computed once however many steps need it."""
+        if self._digests is None:
+            self._digests = {}
         digest = self._digests.get(i)
         if digest is None:
             digest = self._digests[i] = self.s.cache.output_digest(self.outputs[i])
@@ -906,6 +952,8 @@ class WorkflowRun:
         output = await self.s.strategy.call(sp.handler, ctx, params, link)
         blob = _encoded(sp, output)
         if sp.cache:  # encoded once: the cache stores these bytes
+            if self._blobs is None:
+                self._blobs = {}
             self._blobs[sp.index] = blob
         return output
 

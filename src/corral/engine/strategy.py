@@ -16,6 +16,7 @@ trio-parallel worker process, killed if the step is cancelled (its
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -96,14 +97,23 @@ class ExecutionStrategy:
             handler = self._instances[cls] = cls()
         return handler
 
-    async def call(self, cls: type[Handler], ctx: StepContext, params: Any, link: LoopLink) -> Any:
+    def call(
+        self, cls: type[Handler], ctx: StepContext, params: Any, link: LoopLink
+    ) -> Awaitable[Any]:
         """Run a handler in the venue its kind asks for; ``link`` is the
-        one ``ctx`` was built with."""
+        one ``ctx`` was built with. (A plain function returning what to
+        await: an async handler's own coroutine is awaited by the caller,
+        without a frame of this one in between for as long as it runs.)"""
         kind = cls.kind
         if kind == "async":
-            return await self.instance(cls).run(ctx, params)
+            return self.instance(cls).run(ctx, params)
         if kind == "blocking":
-            return await _in_thread(self.instance(cls), ctx, params, link)
+            return _in_thread(self.instance(cls), ctx, params, link)
+        return self._in_worker(cls, ctx, params, link)
+
+    async def _in_worker(
+        self, cls: type[Handler], ctx: StepContext, params: Any, link: LoopLink
+    ) -> Any:
         address = None
         if self._relay is not None and link.report is not None:
             address = await self._relay.register(link.report)

@@ -64,9 +64,18 @@ class Op:
         self.on_error = on_error  # for writes nobody waits for
 
 
+def _ran(_conn: Any) -> Any:
+    raise RuntimeError("a store operation was run again after it was done")
+
+
 def wake(op: Op) -> None:
-    """The op is done (committed, or failed): wake whoever waits for it."""
+    """The op is done (committed, or failed): wake whoever waits for it.
+
+    Its function is let go: an insert's closure holds the row it wrote, and
+    the op itself may be kept (an execution's queued insert is kept until
+    the execution finishes, to fold its start in while it is queued)."""
     op.finished = True
+    op.fn, op.on_error = _ran, None
     waiters, op.waiters = op.waiters, None
     for task in waiters or ():
         trio.lowlevel.reschedule(task)

@@ -77,7 +77,7 @@ async def test_a_disk_that_fills_up_mid_run_leaves_nothing_stuck(small_disk: Pat
     async with corral.open_engine(url, entry_points=False, lease=1.0, limits=limits) as engine:
         handle = await engine.submit(_two_steps(0.3))
         await trio.sleep(0.1)
-        with filler.open("wb") as fh:  # fill the disk while step a runs
+        with filler.open("wb", buffering=0) as fh:  # fill the disk while step a runs
             try:
                 while True:
                     fh.write(b"\0" * 65536)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlite3
 import time
 from pathlib import Path
@@ -223,12 +225,13 @@ async def test_durability_none_writes_no_step_records(tmp_path: Path) -> None:
         rows = conn.execute(
             "SELECT id, status, finished_at IS NOT NULL FROM workflow_executions"
         ).fetchall()
-        steps = conn.execute(
-            "SELECT status, attempts, output, started_at FROM step_executions"
-        ).fetchall()
+        steps = conn.execute("SELECT * FROM step_executions").fetchall()
+        plans = [json.loads(r[0]) for r in conn.execute("SELECT step_plan FROM workflow_executions")]
     assert sorted(rows) == sorted([(i, "succeeded", 1) for i in ids] + [(failing.id, "failed", 1)])
-    assert len(steps) == 10
-    assert set(steps) == {("pending", 0, None, None)}
+    # No step rows: a step's row is made by its first write, and none was written;
+    # the steps are listed with their executions (read back as pending).
+    assert steps == []
+    assert sorted(len(p) for p in plans) == [1, 3, 3, 3]
 
 
 async def test_durability_step_is_the_default(tmp_path: Path) -> None:
@@ -418,3 +421,75 @@ async def test_cancelling_an_execution_of_1000_steps_is_one_transaction(tmp_path
     commits = [s for s in statements if s.strip().upper().startswith("COMMIT")]
     assert len(commits) == 1, statements
     assert {s.status for s in record.steps} == {"cancelled"}
+
+
+async def test_step_rows_are_made_by_their_first_write_and_the_rollback_makes_the_rest(
+    tmp_path: Path,
+) -> None:
+    from corral.core.model import ExecutionRecord, StepRecord
+    from corral.storage import migrate
+
+    db = tmp_path / "r.db"
+    async with corral.open_engine(url(db), entry_points=False) as engine:
+        done = await engine.submit(chain(3, "core.echo"))
+        await done.result()
+        held = await engine.submit(
+            WorkflowSpec(
+                name="held",
+                steps=[
+                    StepSpec(id="wait", handler="core.sleep", params={"seconds": 60}),
+                    StepSpec(id="after", handler="core.noop", needs=["wait"]),
+                ],
+            )
+        )
+        with trio.fail_after(10):
+            while (await engine.get(held.id)).step("wait").status != "running":
+                await trio.sleep(0.01)
+        record = await engine.get(held.id)
+        assert [(s.step_id, s.status) for s in record.steps] == [
+            ("wait", "running"),
+            ("after", "pending"),  # no row: read from the execution's list of steps
+        ]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute(
+                "SELECT step_id FROM step_executions WHERE execution_id = ?", (held.id,)
+            ).fetchall() == [("wait",)]
+        await engine.cancel(held.id)
+    # queued, never started: no step rows at all
+    store = SQLiteStore(url(db), db)
+    await store.open()
+    queued = ExecutionRecord(
+        id="queued",
+        workflow="q",
+        version=1,
+        created_at=1.0,
+        steps=[StepRecord("x", handler="core.noop"), StepRecord("y", handler="core.noop")],
+    )
+    await store.create_execution(queued)
+    assert [(s.step_id, s.status) for s in (await store.get_execution("queued")).steps] == [
+        ("x", "pending"),
+        ("y", "pending"),
+    ]
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM step_executions WHERE execution_id = 'queued'"
+        ).fetchone() == (0,)
+        migrate.migrate(conn, to=9)  # back to a row per step, in plan order
+        back = conn.execute(
+            "SELECT execution_id, step_id, position, status FROM step_executions "
+            "ORDER BY execution_id, position"
+        ).fetchall()
+        assert [r for r in back if r[0] == "queued"] == [
+            ("queued", "x", 0, "pending"),
+            ("queued", "y", 1, "pending"),
+        ]
+        assert [r[1:] for r in back if r[0] == held.id] == [
+            ("wait", 0, "cancelled"),
+            ("after", 1, "cancelled"),
+        ]
+        assert [r[1:3] for r in back if r[0] == done.id] == [("s1", 0), ("s2", 1), ("s3", 2)]
+        migrate.migrate(conn)
+    async with corral.open_engine(url(db), entry_points=False) as engine:
+        assert [s.status for s in (await engine.get(done.id)).steps] == ["succeeded"] * 3
+        assert [s.status for s in (await engine.get(held.id)).steps] == ["cancelled"] * 2

@@ -353,7 +353,7 @@ async def test_a_failed_unwaited_create_is_reported_at_start(tmp_path: Path) -> 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(s.run)
         bad = _record("bad", owner="me")
-        bad.steps = [StepRecord(step_id="a"), StepRecord(step_id="a")]  # a duplicate key
+        bad.created_at = None  # type: ignore[assignment]  # the table (NOT NULL) refuses it
         await s.create_execution(_record("ok", owner="me"), wait=False)
         await s.create_execution(bad, wait=False)
         with pytest.raises(StoreError, match="execution bad could not be stored"):

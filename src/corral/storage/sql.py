@@ -15,12 +15,13 @@ from typing import Any
 import msgspec
 
 from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
-from corral.core.status import UNFINISHED, sql_in
+from corral.core.status import CANCELLED, UNFINISHED, sql_in
 from corral.storage import rules
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 _err_dec = msgspec.json.Decoder(ErrorInfo)
+_plan_dec = msgspec.json.Decoder(list[tuple[str, str | None, str | None]])
 _warnings_dec = msgspec.json.Decoder(list[str])
 _handlers_dec = _warnings_dec
 UNFINISHED_LIST = sql_in(UNFINISHED)  # the SQL list of unfinished statuses
@@ -242,6 +243,72 @@ def numbered(sql: str) -> str:
 
 #: Step rows a retry reused: :data:`STEP_UPDATE`'s values, then ``reused_from``.
 STEP_REUSED = STEP_UPDATE.replace(" WHERE execution_id", ", reused_from = ? WHERE execution_id")
+
+_UPSERT_SET = (
+    "status = excluded.status, attempts = excluded.attempts, handler = excluded.handler, "
+    "output = excluded.output, error = excluded.error, started_at = excluded.started_at, "
+    "finished_at = excluded.finished_at, warnings = excluded.warnings, logs = excluded.logs, "
+    "handler_version = excluded.handler_version"
+)
+
+
+def step_upsert(*, fenced: bool = False, reused: bool = False) -> str:
+    """SQLite: a step's record written where its row may not exist yet
+    (executions with a ``step_plan`` get no rows at submission). Values:
+    :func:`step_values`, the step's ``workflow``, then ``reused_from`` (with
+    ``reused``), then the execution id and owner (with ``fenced``: written
+    only while that owner owns the execution). Its position is the plan's
+    (``-1``: reads order these rows by the plan)."""
+    columns = (
+        "status, attempts, handler, output, error, started_at, finished_at, warnings, logs, "
+        "handler_version, execution_id, step_id, workflow, position"
+    )
+    marks = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, -1"
+    update = _UPSERT_SET
+    if reused:
+        columns += ", reused_from"
+        marks += ", ?"
+        update += ", reused_from = excluded.reused_from"
+    where = (
+        "EXISTS (SELECT 1 FROM workflow_executions WHERE id = ? AND owner = ?)"
+        if fenced
+        else "true"
+    )
+    # (WHERE: an INSERT ... SELECT with an upsert needs one, SQLite's parser says)
+    return (
+        f"INSERT INTO step_executions ({columns}) SELECT {marks} WHERE {where} "
+        f"ON CONFLICT (execution_id, step_id) DO UPDATE SET {update}"
+    )
+
+
+STEP_UPSERT = step_upsert()
+STEP_UPSERT_FENCED = step_upsert(fenced=True)
+STEP_UPSERT_REUSED = step_upsert(reused=True)
+
+
+def step_plan(r: ExecutionRecord) -> str:
+    """SQLite's ``step_plan`` of a fresh execution: its steps in plan order."""
+    return _enc.encode([[s.step_id, s.handler, s.workflow] for s in r.steps]).decode()
+
+
+def planned_steps(
+    plan: str, rows: list[StepRecord], status: str, finished_at: float | None
+) -> list[StepRecord]:
+    """An execution's steps: its rows, and for each step of ``plan`` without
+    one a fresh record (``pending``; ``cancelled`` when the execution was
+    cancelled), in plan order."""
+    have = {s.step_id: s for s in rows}
+    cancelled = status == CANCELLED
+    out = []
+    for step_id, handler, workflow in _plan_dec.decode(plan):
+        found = have.get(step_id)
+        if found is None:
+            found = StepRecord(step_id=step_id, handler=handler, workflow=workflow)
+            if cancelled:
+                found.status = CANCELLED
+                found.finished_at = finished_at
+        out.append(found)
+    return out
 
 
 def reused_rows(r: ExecutionRecord) -> list[tuple[Any, ...]]:

@@ -43,6 +43,7 @@ from corral.core.model import (
     ExecutionStatus,
     StepRecord,
 )
+from corral.core.status import PENDING
 from corral.storage import migrate as migrations
 from corral.storage import rules, sql
 from corral.storage.base import CacheEntry, DefinitionRecord
@@ -411,32 +412,32 @@ class SQLiteStore(BatchedStore):
     def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
         r = record
         row = sql.execution_row(r)
-        steps = [
-            (r.id, s.step_id, i, s.handler, s.status, s.attempts, s.workflow)
-            for i, s in enumerate(r.steps)
+        # No step rows: the steps are listed with the execution, and a step's
+        # row is made by its first write (reads fill in the others, pending).
+        plan = sql.step_plan(r)
+        # (rows only for steps that are already past pending: a retry's reused
+        # ones, or a record made elsewhere and stored as it is)
+        given = [
+            (*sql.step_values(r.id, s), s.workflow, s.reused_from)
+            for s in r.steps
+            if s.status != PENDING or s.attempts or s.reused_from is not None
         ]
-        reused = sql.reused_rows(r) if r.retry_of is not None else []
 
         def op(conn: sqlite3.Connection) -> tuple[ExecutionRecord, bool]:
             values = (*row[:4], state[0], *row[5:12], state[1], *row[13:16], state[2], *row[17:])
             cur = conn.execute(
-                f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO workflow_executions ({sql.EXEC_COLUMNS}, step_plan) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-                values,
+                (*values, plan),
             )
             if cur.rowcount == 0:
                 found = conn.execute(
                     "SELECT id FROM workflow_executions WHERE idempotency_key = ?", (r.key,)
                 ).fetchone()
                 return _get_execution(conn, found[0]), False
-            conn.executemany(
-                "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
-                "attempts, workflow) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                steps,
-            )
-            if reused:
-                conn.executemany(sql.STEP_REUSED, reused)
+            if given:
+                conn.executemany(sql.STEP_UPSERT_REUSED, given)
             return record, True
 
         return op
@@ -458,16 +459,16 @@ class SQLiteStore(BatchedStore):
 
     def _step_fn(self, execution_id: str, step: StepRecord, owner: str | None) -> WriteFn:
         terminal = step.status in TERMINAL_STEP
-        values = sql.step_values(execution_id, step)
+        values = (*sql.step_values(execution_id, step), step.workflow)
         if owner is None:
 
             def op(conn: sqlite3.Connection) -> None:
-                conn.execute(sql.STEP_UPDATE, values)
+                conn.execute(sql.STEP_UPSERT, values)
 
             return op
 
         def fenced(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(sql.STEP_UPDATE + sql.STEP_FENCE, (*values, execution_id, owner))
+            cur = conn.execute(sql.STEP_UPSERT_FENCED, (*values, execution_id, owner))
             if cur.rowcount == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
@@ -931,7 +932,8 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
     row = conn.execute(
-        f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = ?", (execution_id,)
+        f"SELECT {sql.EXEC_COLUMNS}, step_plan FROM workflow_executions WHERE id = ?",
+        (execution_id,),
     ).fetchone()
     if row is None:
         raise ExecutionNotFound(execution_id)
@@ -943,6 +945,8 @@ def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionReco
             (execution_id,),
         )
     ]
+    if row[-1] is not None:  # steps without a row yet come from the list
+        steps = sql.planned_steps(row[-1], steps, row[4], row[17])
     return sql.execution(row, steps)
 
 

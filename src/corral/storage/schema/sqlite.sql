@@ -40,8 +40,11 @@ CREATE TABLE workflow_executions (
     started_at        REAL,
     finished_at       REAL,
     handlers          TEXT,
-    retry_of          TEXT
+    retry_of          TEXT,
+    step_plan         TEXT
 );
+-- (step_plan: the steps, [[step_id, handler, workflow], ...] in plan order; a
+-- step's row is made by its first write, none at submission: migration 010.)
 -- The queue: unfinished executions by status, priority, age.
 CREATE INDEX workflow_executions_queue
     ON workflow_executions (status, priority DESC, created_at);

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from corral.core.files import kind_of
+from corral.core.files import kind_of, read_capped
 from corral.plugins.builtin.architecture.model import (
     Discovery,
     ImportGraph,
@@ -199,33 +199,24 @@ def scan(
         # instead of grimp turning them into imports of the package above it.
         package.placeholders.append(rel(p))
 
-    def add_file(p: Path, name: str, is_pkg: bool, package: SourcePackage, regular: bool) -> None:
-        # ``regular``: the listing said so (no link): no ``stat`` before the read.
+    def add_file(p: Path, name: str, is_pkg: bool, package: SourcePackage) -> None:
         nonlocal seen
         data: bytes | None = None
         plain = False
         try:
-            info = None if regular else p.stat()
-            if info is not None and not stat.S_ISREG(info.st_mode):  # a FIFO would block
-                reason = f"not a regular file ({kind_of(info.st_mode)})"
-            elif info is not None and info.st_size > max_file_bytes:
-                reason = f"too large ({info.st_size} bytes > {max_file_bytes})"
-            else:
-                data = _read_capped(p, max_file_bytes)
-                if data is None:
-                    size = p.stat().st_size
-                    reason = (
-                        f"too large ({size} bytes > {max_file_bytes})"
-                        if size > max_file_bytes
-                        else f"too large (> {max_file_bytes} bytes)"
-                    )
-                else:
-                    plain = plain_utf8(data)
-                    reason = source_problem(data, plain) or ""
-                    if reason:
-                        data = None
+            # Opened without blocking and checked by fstat (a FIFO is never
+            # read), at most max_file_bytes read, unbuffered.
+            data = read_capped(p, max_file_bytes)
         except OSError as exc:
-            reason = f"unreadable: {_os_reason(exc)}"
+            if exc.errno in (errno.EINVAL, errno.EISDIR, errno.EFBIG) and exc.strerror:
+                reason = exc.strerror  # "not a regular file (a FIFO)", "too large (...)"
+            else:
+                reason = f"unreadable: {_os_reason(exc)}"
+        else:
+            plain = plain_utf8(data)
+            reason = source_problem(data, plain) or ""
+            if reason:
+                data = None
         if data is None:
             not_analysed.append(NotAnalysed(rel(p), reason))
             if is_pkg:  # the package stays a package, without its own imports
@@ -309,9 +300,9 @@ def scan(
                 continue
             stem = entry.stem
             if stem == "__init__":
-                add_file(entry, prefix, True, package, regular)
+                add_file(entry, prefix, True, package)
             else:
-                add_file(entry, f"{prefix}.{stem}", False, package, regular)
+                add_file(entry, f"{prefix}.{stem}", False, package)
 
     def loose_files(directory: Path, entries: list[Path]) -> None:
         for entry in entries:
@@ -402,25 +393,6 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 def _os_reason(exc: OSError) -> str:
     return str(exc.strerror or exc)
-
-
-def _read_capped(path: Path, limit: int) -> bytes | None:
-    """At most ``limit`` bytes (``None`` past it): a file may grow after its
-    ``stat``, and a link may point to an endless device. (Unbuffered: one
-    read for a file under 64 KiB, the common case.)"""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        chunks = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(limit + 1 - size, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return None if size > limit else b"".join(chunks)
 
 
 def _link_problem(entry: Path) -> str | None:

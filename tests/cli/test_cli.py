@@ -377,3 +377,26 @@ def test_an_output_field_named_inputs_is_no_input(tmp_path: Path) -> None:
     wf = tmp_path / "w.yaml"
     wf.write_text(spec)
     corral.load_file(wf)  # (was refused: "reads input 'n'")
+
+
+@pytest.mark.parametrize("exits_after", [False, True])
+def test_the_paused_collector_is_resumed_and_a_one_shot_freezes_first(
+    monkeypatch: pytest.MonkeyPatch, exits_after: bool
+) -> None:
+    import gc
+
+    from corral.cli import running
+
+    monkeypatch.setattr(running, "EXITS_AFTER_COMMAND", exits_after)
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    try:
+        with running._collector_paused():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]  # tracked objects the block allocated
+        assert gc.isenabled()
+        frozen = gc.get_freeze_count() - before
+        # a one-shot command ends right after: no collection walks what it made
+        assert (frozen >= len(made)) if exits_after else frozen == 0
+    finally:
+        gc.unfreeze()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from corral.cli import running
 from corral.cli.common import (
     _STATUS_HELP,
     EXIT_FAILED,
@@ -392,6 +393,7 @@ def run() -> None:
     ``open_engine``'s block. ``main()`` itself returns normally, for callers
     that embed it.
     """
+    running.EXITS_AFTER_COMMAND = True
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say

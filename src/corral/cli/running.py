@@ -106,10 +106,21 @@ async def _run(
             return record
 
 
+#: Set by the ``corral`` command (:func:`corral.cli.app.run`): the process
+#: ends once the command returns. Embedders calling ``main()`` keep it False.
+EXITS_AFTER_COMMAND = False
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """``gc.disable()`` for the block, as it was after (reference counting
-    still frees everything that is not in a cycle)."""
+    still frees everything that is not in a cycle).
+
+    When the process ends after the command, what the block allocated is
+    frozen first (:func:`gc.freeze`): the collection the next allocation
+    would trigger walks every object the paused block made (~40 ms after
+    analysing 1,500 modules) to free memory the exit frees anyway.
+    """
     import gc
 
     was = gc.isenabled()
@@ -118,6 +129,8 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if was:
+            if EXITS_AFTER_COMMAND:
+                gc.freeze()
             gc.enable()
 
 

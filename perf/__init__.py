@@ -99,6 +99,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "server not overloaded; run once",
     )
     p.add_argument(
+        "--soak",
+        action="store_true",
+        help="also the soak case: steady load (1,000 single-step workflows per second, "
+        "~500 in flight) on SQLite for 10 minutes (10 s with --quick), RSS sampled every "
+        "second, its slope reported; run once",
+    )
+    p.add_argument(
         "--postgres",
         action="store_true",
         help="also the PostgreSQL cases: corral ÷ a raw asyncpg floor, 1/2/4 worker "
@@ -185,6 +192,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
     restructure = args.restructure or any(n.startswith("restructure") for n in args.case)
     vibe = args.vibe or any(n.startswith("vibe") for n in args.case)
     serve = args.serve or any(n.startswith("serve") for n in args.case)
+    soak = args.soak or any(n.startswith("soak") for n in args.case)
     cases = select(
         build_cases(
             scale,
@@ -193,6 +201,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m perf") -> 
             restructure=restructure,
             vibe=vibe,
             serve=serve,
+            soak=soak,
         ),
         args.case,
         args.mode,

@@ -359,6 +359,8 @@ def evaluate_targets(
     targets += _floor_targets(ratios, get)
     targets += _window_targets(results)
     targets += _bulk_targets(results)
+    targets += _queued_targets(results)
+    targets += _soak_targets(results)
     targets += _serve_targets(results)
     targets += _postgres_targets(results, ratios, get)
     targets += _analysis_targets(results)
@@ -507,6 +509,96 @@ def _bulk_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
                     "until every one is recorded cancelled",
                 )
             )
+    return out
+
+
+QUEUED_RSS_TARGET_MB = 100.0
+QUEUED_SUBMIT_GROWTH = 1.5  # the last tenth's time per submit ÷ the first's
+QUEUED_DRAIN_RATIO = 0.9  # drained ÷ the single-workflow rate, same process
+
+
+def _queued_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """Issue 20: a million executions waiting in the store (queue_in_store)
+    add ≤ 100 MB to the engine, ``submit`` stays O(1) (its last tenth no
+    slower than its first, within this machine's noise), and they drain at
+    the single-workflow rate (that of the same process, default limits)."""
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.case.kind != "queued" or not res.runs:
+            continue
+        med = res.median()
+        n = int(res.runs[0]["n"])
+        added = med.get("rss_added_mb")
+        first, last = med.get("submit_first_us"), med.get("submit_last_us")
+        growth = None if first is None or last is None or not first else last / first
+        drain = med.get("drain_vs_single")
+        out.append(
+            _target(
+                "issue 20",
+                f"{n:,} queued in the store: RSS added to the engine",
+                f"<= {QUEUED_RSS_TARGET_MB:g} MB",
+                added,
+                "MB",
+                None if added is None else added <= QUEUED_RSS_TARGET_MB,
+                ""
+                if added is None
+                else f"{med['rss_before_mb']:,.0f} -> {med['rss_queued_mb']:,.0f} MB",
+            )
+        )
+        out.append(
+            _target(
+                "issue 20",
+                f"submit stays O(1) to {n:,} queued: last tenth ÷ first tenth",
+                f"<= {QUEUED_SUBMIT_GROWTH:g}x",
+                growth,
+                "x",
+                None if growth is None else growth <= QUEUED_SUBMIT_GROWTH,
+                "" if growth is None else f"{first:,.0f} -> {last:,.0f} µs per submit",
+            )
+        )
+        out.append(
+            _target(
+                "issue 20",
+                f"{n:,} queued drain at the single-workflow rate",
+                f">= {QUEUED_DRAIN_RATIO:g}x",
+                drain,
+                "ratio",
+                None if drain is None else drain >= QUEUED_DRAIN_RATIO,
+                ""
+                if drain is None
+                else f"{med['drain_wf_s']:,.0f} vs {med['single_wf_s']:,.0f} wf/s",
+            )
+        )
+    return out
+
+
+SOAK_SLOPE_TARGET = 0.1  # MB per minute: at most 1 MB over the 10 minutes
+
+
+def _soak_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
+    """Issue 20: no RSS growth over a 10-minute soak of steady load."""
+    out: list[dict[str, Any]] = []
+    for res in results:
+        if res.case.kind != "soak" or not res.runs:
+            continue
+        run = res.runs[0]
+        slope = run.get("slope_mb_per_min")
+        seconds = float(run["seconds"])
+        length = f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
+        out.append(
+            _target(
+                "issue 20",
+                f"no RSS growth over a {length} soak "
+                f"({int(run['rate']):,} workflows/s, sqlite): slope",
+                f"<= {SOAK_SLOPE_TARGET:g} MB/min",
+                slope,
+                "MB/min",
+                None if slope is None else slope <= SOAK_SLOPE_TARGET,
+                f"{run['rss_start_mb']:,.1f} -> {run['rss_end_mb']:,.1f} MB "
+                f"(max {run['rss_max_mb']:,.1f}); {int(run['submitted']):,} run, "
+                f"{run['behind_s']:.2f} s behind schedule",
+            )
+        )
     return out
 
 

@@ -61,6 +61,10 @@ MODE_LABELS = {
     "baseline-pg": "floor (pg) trio+asyncpg",
     "corral-postgres": "corral postgresql",
 }
+#: Issue 20: the soak's length (full run), seconds.
+SOAK_SECONDS = 600.0
+#: Issue 20: executions waiting in the store at once (the full run's size).
+QUEUED_TARGET_N = 1_000_000
 #: Worker processes against one server (the --postgres table).
 WORKER_COUNTS = (1, 2, 4)
 
@@ -152,6 +156,7 @@ def build_cases(
     restructure: bool = False,
     vibe: bool = False,
     serve: bool = False,
+    soak: bool = False,
 ) -> list[Case]:
     """Every case in run order (baseline, then the corral mode it is compared with)."""
     cases: list[Case] = []
@@ -199,6 +204,8 @@ def build_cases(
     cases.append(Case("submit-window", "window", "corral-sqlite", None, {"seconds": seconds}))
     bulk = 10_000 if scale.n == FULL_N else 500
     cases.append(Case("bulk-cancel", "bulk", "corral-sqlite", None, {"n": bulk}))
+    queued = QUEUED_TARGET_N if scale.n == FULL_N else 5_000
+    cases.append(Case("queued", "queued", "corral-sqlite", None, {"n": queued}))
     if restructure:
         moves = 100 if scale.analysis_modules >= 1000 else 10
         cases.append(
@@ -211,6 +218,9 @@ def build_cases(
     if serve:
         seconds = 30.0 if scale.n == FULL_N else 5.0
         cases.append(Case("serve", "serve", params={"seconds": seconds}))
+    if soak:
+        seconds = SOAK_SECONDS if scale.n == FULL_N else 10.0
+        cases.append(Case("soak", "soak", "corral-sqlite", None, {"seconds": seconds}))
     if vibe:
         from perf.vibe import VIBE_TREES
 
@@ -307,6 +317,14 @@ def _run_once(case: Case, timeout: float, seed: int) -> dict[str, Any]:
         from perf.bulk import run_bulk_repeat
 
         return run_bulk_repeat(case.params["n"], timeout)
+    if case.kind == "soak":
+        from perf.soak import run_soak_repeat
+
+        return run_soak_repeat(case.params["seconds"], case.params["seconds"] + timeout)
+    if case.kind == "queued":
+        from perf.queued import run_queued_repeat
+
+        return run_queued_repeat(case.params["n"], timeout)
     if case.kind == "window":
         from perf.window import run_window_repeat
 
@@ -352,7 +370,7 @@ def _run_rounds(
             t0 = time.perf_counter()
             if res.skipped is not None:
                 continue
-            if case.kind in ("vibe", "serve") and round_no > 0:  # minutes each: once
+            if case.kind in ("vibe", "serve", "queued", "soak") and round_no > 0:  # minutes each: once
                 continue
             try:
                 figures = _run_once(case, timeout, seed=5)
@@ -384,6 +402,8 @@ def _headline(case: Case, figures: dict[str, Any]) -> str:
         "cancel": ("cancel_ms", "ms"),
         "window": ("window_ms", "ms window"),
         "bulk": ("engine_cancel_ms", "ms to cancel all"),
+        "queued": ("drain_wf_s", "wf/s drained"),
+        "soak": ("slope_mb_per_min", "MB/min RSS slope"),
         "workers": ("workflows_per_s", "wf/s"),
         "xcancel": ("cancel_p50_ms", "ms p50"),
         "restructure": ("apply_s", "s apply"),

@@ -77,6 +77,11 @@ def test_quick_run_writes_every_figure_and_prints_the_tables(
     wanted += [f"ratio.throughput.{w}.{m}" for w in WORKLOADS for m in MODES if "corral" in m]
     # durable corral against the stricter floor, baseline (c) (issue 20)
     wanted += [f"ratio.throughput.{w}.corral-sqlite.vs-c" for w in WORKLOADS]
+    # a queue kept in the store (issue 20)
+    wanted += [
+        f"queued.{f}"
+        for f in ("rss_added_mb", "submit_first_us", "submit_last_us", "drain_vs_single")
+    ]
     missing = [name for name in wanted if not _number(figures.get(name))]
     assert not missing, missing
 
@@ -95,7 +100,7 @@ def test_quick_run_writes_every_figure_and_prints_the_tables(
     # The targets table: the plan's and ours, each with a measured value or marked n/a.
     targets = doc["targets"]
     assert {t["source"] for t in targets} == {"plan", "ours", "issue 11", "issue 18", "issue 20"}
-    assert len(targets) == 23
+    assert len(targets) == 26
     for t in targets:
         assert _number(t["measured"]), t
         assert t["met"] is None and "n/a" in t["detail"], t  # quick sizes are not judged

@@ -304,6 +304,86 @@ async def test_submit_past_the_queue_bound_is_refused_at_once(
     assert engine.metrics().succeeded == 3
 
 
+def _echo(n: int) -> corral.Workflow:
+    wf = corral.Workflow("spilled")
+    wf.step("e", "core.echo", value=wf.input("n", "integer"))
+    return wf
+
+
+async def test_queue_in_store_keeps_past_the_queue_in_the_store(tmp_path: Any) -> None:
+    store = f"sqlite:///{tmp_path}/s.db"
+    limits = corral.Limits(max_running_workflows=2, max_queued=3, queue_in_store=True)
+    async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+        gates = [await engine.submit(sleep_workflow(seconds=3600)) for _ in range(2)]
+        handles = [await engine.submit(_echo(n), {"n": n}) for n in range(30)]
+        # Never refused: max_queued wait in memory, the rest as records.
+        assert engine.statistics()["dispatcher"].queued == 3
+        waiting = [await engine.get(h.id) for h in handles]
+        assert [r.owner is None for r in waiting] == [False] * 3 + [True] * 27
+        assert {r.status for r in waiting} == {"pending"}
+        for gate in gates:
+            await gate.cancel()
+        results = [await h.result() for h in handles]
+        assert results == [{"e": n} for n in range(30)]
+        assert engine.metrics().submitted == 32
+    assert engine.metrics().succeeded == 30
+
+
+async def test_queue_in_store_claims_by_priority_then_age(tmp_path: Any) -> None:
+    store = f"sqlite:///{tmp_path}/s.db"
+    limits = corral.Limits(max_running_workflows=1, max_queued=0, queue_in_store=True)
+    async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+        gate = await engine.submit(sleep_workflow(seconds=0.3))
+        low = [await engine.submit(_echo(n), {"n": n}) for n in range(3)]
+        high = await engine.submit(_echo(9), {"n": 9}, priority=5)
+        await gate.result()
+        for h in [high, *low]:
+            await h.result()
+        started = {h.id: (await engine.get(h.id)).started_at for h in [high, *low]}
+    order = sorted(started, key=lambda i: started[i] or 0.0)
+    assert order == [high.id, *[h.id for h in low]]
+
+
+async def test_queue_in_store_keeps_a_paused_workflow_in_the_store(tmp_path: Any) -> None:
+    """A paused workflow's submissions wait in the store, not parked in
+    memory, and start when it is unpaused; nothing of them is kept by the
+    store's writer either."""
+    store = f"sqlite:///{tmp_path}/s.db"
+    limits = corral.Limits(queue_in_store=True)
+    async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+        await engine.pause("spilled")
+        handles = [await engine.submit(_echo(n), {"n": n}) for n in range(20)]
+        assert engine.statistics()["dispatcher"].queued == 0
+        records = [await engine.get(h.id) for h in handles]
+        assert {(r.status, r.owner) for r in records} == {("pending", None)}
+        assert not engine.store._unstarted and not engine.store._creating
+        await engine.unpause("spilled")
+        assert [await h.result() for h in handles] == [{"e": n} for n in range(20)]
+
+
+async def test_queue_in_store_survives_the_engine(tmp_path: Any) -> None:
+    """What waits in the store when its engine stops (or dies) is run by the
+    next engine that claims work; nothing is lost, nothing runs twice."""
+    store = f"sqlite:///{tmp_path}/s.db"
+    limits = corral.Limits(max_running_workflows=1, max_queued=0, queue_in_store=True)
+
+    class Stop(Exception):
+        pass
+
+    with pytest.raises(Stop):  # leaving by an error: what runs is cancelled
+        async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+            await engine.submit(sleep_workflow(seconds=3600))
+            ids = [(await engine.submit(_echo(n), {"n": n})).id for n in range(5)]
+            for i in ids:
+                assert (await engine.get(i)).status == "pending"
+            raise Stop
+    async with corral.open_engine(store, entry_points=False, limits=limits) as engine:
+        results = [await engine.handle(i).result() for i in ids]
+        assert results == [{"e": n} for n in range(5)]
+        records = [await engine.get(i) for i in ids]
+        assert all(r.status == "succeeded" and r.steps[0].attempts == 1 for r in records)
+
+
 async def test_priority_orders_the_queue(autojump_clock: trio.testing.MockClock) -> None:
     limits = corral.Limits(max_running_workflows=1)
     started: list[str] = []

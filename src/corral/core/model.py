@@ -312,10 +312,20 @@ class Limits(Struct, kw_only=True, forbid_unknown_fields=True):
     ``submit`` raises :class:`corral.Overloaded`. The memory guard pauses
     admission above ``memory_soft_mb`` of process RSS and refuses new work above
     ``memory_hard_mb`` (``None`` disables a mark).
+
+    ``queue_in_store``: past ``max_queued`` (or while the memory guard pauses
+    admission), a submission is not refused but stored as a queued record,
+    with no task and nothing held in memory (a few hundred bytes on disk),
+    and the engine claims such records back, highest priority first, then
+    oldest, as it has room: millions can wait. They are ordinary queued
+    executions: any engine that claims work (a ``corral worker``, another
+    engine with ``queue_in_store``) may take them, and after a crash the next
+    such engine does.
     """
 
     max_running_workflows: PositiveInt = 1000
     max_queued: Annotated[int, Meta(ge=0)] = 100_000
+    queue_in_store: bool = False
     pools: dict[str, PositiveInt] = msgspec.field(default_factory=dict)
     memory_soft_mb: PositiveFloat | None = None
     memory_hard_mb: PositiveFloat | None = None

@@ -78,6 +78,12 @@ class Dispatcher:
         it after everything already queued)?"""
         return self.running + self._queued < self.max_running and not self.memory.paused
 
+    def has_room(self) -> bool:
+        """Would a ticket offered now wait in memory (not past ``max_queued``,
+        admission not paused by the memory guard)?"""
+        capacity = self.max_queued + max(0, self.max_running - self.running)
+        return self._queued < capacity and not self.memory.paused
+
     def check(self, priority: int = 0) -> None:
         self.memory.check_admission()
         # Free running slots take work at once; beyond them, max_queued may wait.

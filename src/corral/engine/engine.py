@@ -147,7 +147,12 @@ class Engine:
         # submits is queued in the store for workers. A worker (claim) takes
         # queued work as it has room, only what its `handlers` can run.
         self.run_here = run_here
-        self.claiming = claim and run_here
+        # queue_in_store: what does not fit the admission queue waits in the
+        # store as queued records, which this engine claims back as a worker
+        # claims queued work.
+        self.spills = limits.queue_in_store and run_here
+        self.worker = claim and run_here
+        self.claiming = self.worker or self.spills
         self.claim_handlers = None if handlers is None else sorted(handlers)
         self.clock = clock  # wall-clock time of records, leases and retention
         self.registry = registry
@@ -202,6 +207,10 @@ class Engine:
         self._draining = False  # a worker stopping: no more claims
         self._loops: list[trio.CancelScope] = []
         self._claim_wake = trio.Event()
+        # Submissions went to the store (queue_in_store) and may still wait
+        # there: later ones follow them, not overtake them in memory, and
+        # this engine claims (an earlier engine's may wait there too).
+        self._spilling = self.spills
         self.resumed = 0
         # claimed by this engine, not resumed yet (a store error): tried each round
         self._unresumed: set[str] = set()
@@ -401,13 +410,20 @@ class Engine:
             existing = await self.store.find_by_key(key)
             if existing is not None:
                 return self._handle_for(existing.id)
+        # (a paused workflow's would wait parked in memory: in the store instead)
+        spill = self.spills and (
+            self._spilling or not self.dispatcher.has_room() or self._held_name(plan.name)
+        )
         try:
-            self.dispatcher.check(priority)
+            if spill:
+                self.dispatcher.memory.check_admission()  # (the hard mark still refuses)
+            else:
+                self.dispatcher.check(priority)
         except Overloaded:
             self._metrics.rejected += 1
             raise
         digest = await self._ensure_definition(plan)
-        if not self.run_here:
+        if not self.run_here or spill:
             return await self._enqueue(plan, bound, priority, key, digest)
         # It starts at once: stored as started right away, one write instead of two.
         started = self.dispatcher.starts_at_once() and not self._held_name(plan.name)
@@ -475,12 +491,26 @@ class Engine:
     async def _enqueue(
         self, plan: Plan, bound: dict[str, Any], priority: int, key: str | None, digest: str
     ) -> ExecutionHandle:
-        """A client's submission: stored with no owner, for a worker to claim
-        (committed before this returns; the workers are told at commit)."""
+        """A client's submission, or one past the admission queue of an engine
+        with ``queue_in_store``: stored with no owner, for a worker (or this
+        engine) to claim (workers are told at commit)."""
         record = self._new_record(plan, bound, priority, key, digest, owned=False)
-        stored, created = await self.store.create_execution(record, wait=True)
+        # (a paused workflow's waits for its unpause, which starts the claims)
+        startable = self.run_here and not self._held_name(plan.name)
+        if startable:
+            self._spilling = True
+        # A client's submission is committed before it returns (a worker
+        # may claim it at once); an engine's own overflow, like its other
+        # submissions, only with a key (it is durable before it starts: a
+        # claim reads it from the store).
+        wait = not self.run_here or key is not None
+        stored, created = await self.store.create_execution(record, wait=wait)
         if created:
             self._metrics.submitted += 1
+            if self.run_here:
+                self._announce(record, priority)
+            if startable and self._room() > 0:
+                self._claim_wake.set()  # room already: claim it now
         return self._handle_for(stored.id)
 
     def _admit(self, run: WorkflowRun, priority: int, *, check: bool) -> _Completion:
@@ -505,6 +535,9 @@ class Engine:
 
     def _handle_for(self, execution_id: str) -> ExecutionHandle:
         return ExecutionHandle(self, execution_id, self._active.get(execution_id))
+
+    def running_here(self, execution_id: str) -> _Completion | None:
+        return self._active.get(execution_id)
 
     async def _start(self, ticket: Ticket) -> None:
         completion: _Completion = ticket.payload
@@ -796,19 +829,23 @@ class Engine:
         if self._closing or not self.adopt:
             return
         t = self.clock()
+        room = self._room() if self.claiming else None
         try:
             # Only what it can run; a worker also takes queued work, up to its room.
             claimed = await self.store.claim_expired(
                 self.owner,
                 t,
                 t + self.lease,
-                limit=self._room() if self.claiming else None,
+                limit=room,
                 handlers=self.claim_handlers,
                 queued=self.claiming and not self._draining,
             )
         except StoreError as exc:  # at open too: the engine opens, the next round claims
             log.warning("taking over expired executions failed: %s", exc)
             claimed = []
+        else:
+            if self.spills and room is not None and len(claimed) < room and not self._draining:
+                self._spilling = False  # nothing (more) waits in the store for it
         records: dict[str, ExecutionRecord] = {}
         if len(claimed) > 1:
             try:  # one read for all (a worker at open claims hundreds)
@@ -891,7 +928,11 @@ class Engine:
     async def _refresh_paused(self) -> None:
         """Read the paused workflows from the store; start what was held
         here and is paused no longer."""
-        self._paused = await self.store.paused()
+        paused, self._paused = self._paused, await self.store.paused()
+        if self.claiming and len(self._paused) < len(paused):
+            # a pause lifted: what it held in the store may start
+            self._spilling = self.spills
+            self._claim_wake.set()
         if not self._parked:
             return
         for execution_id, ticket in list(self._parked.items()):
@@ -1266,7 +1307,15 @@ class Engine:
     async def _claim(self) -> None:
         """A worker: claim queued (or orphaned) executions it has room and
         handlers for, highest priority first, and run them."""
-        while not self._closing and not self._draining and (room := self._room()) > 0:
+        # (an engine that only keeps its own overflow in the store claims
+        # while some of it may wait there: each claim reads the queue's head,
+        # past what a pause holds)
+        while (
+            not self._closing
+            and not self._draining
+            and (self.worker or self._spilling)
+            and (room := self._room()) > 0
+        ):
             t = self.clock()
             claimed = await self.store.claim_expired(
                 self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers
@@ -1284,6 +1333,9 @@ class Engine:
                     log.warning("starting claimed execution %s failed: %s", record.id, exc)
                     self._unresumed.add(record.id)
             if len(claimed) < room:
+                # Nothing more waits in the store for this engine (what is
+                # submitted from now on may wait in memory again).
+                self._spilling = False
                 return
 
     def stop_claiming(self) -> None:

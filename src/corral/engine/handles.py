@@ -33,6 +33,10 @@ class Executions(Protocol):
 
     async def cancel(self, execution_id: str) -> ExecutionRecord: ...
 
+    def running_here(self, execution_id: str) -> _Completion | None:
+        """Its completion, while this engine runs it (or has it queued)."""
+        ...
+
 
 __all__ = ["ExecutionHandle", "RetryPreview"]
 
@@ -63,15 +67,25 @@ class ExecutionHandle:
         if self._completion is not None:
             await self._completion.done.wait()
             return await self._engine.get(self.id)
-        while True:  # run by another engine (idempotency hit): follow the store
+        # Queued in the store (for workers, or past an admission queue with
+        # queue_in_store), or run by another engine (an idempotency hit):
+        # follow the store, until this engine claims it.
+        while True:
             record = await self._engine.get(self.id)
             if record.status in TERMINAL_EXECUTION:
                 return record
+            completion = self._engine.running_here(self.id)
+            if completion is not None:
+                self._completion = completion
+                await completion.done.wait()
+                return await self._engine.get(self.id)
             await trio.sleep(0.05)
 
     async def result(self) -> Any:
         """The workflow's result; raises ``WorkflowFailed`` / ``WorkflowCancelled`` /
         ``WorkflowTimedOut`` if it did not succeed."""
+        if self._completion is None:
+            self._completion = self._engine.running_here(self.id)
         if self._completion is not None:
             await self._completion.done.wait()
             outcome = self._completion.outcome

@@ -178,7 +178,9 @@ class BatchedStore(ABC):
         queued = Op(op, True, partial(self._create_failed, r.id))
         await self._run_op(queued, wait=False)
         pending.append(queued)
-        if queued.gen >= 0:
+        # (queued with no owner, for a claim: nothing is folded into its
+        # insert and no run of this process waits for it, so nothing is kept)
+        if queued.gen >= 0 and r.owner is not None:
             self._unstarted[r.id] = (queued, state)
             self._creating[r.id] = queued
         return record, True

@@ -1,0 +1,160 @@
+"""A million queued (issue 20): executions waiting in the store as records.
+
+One fresh process per repeat (``python -m perf.queued N DIR TIMEOUT``), a
+SQLite store in a temporary directory, single-step workflows (``core.noop``):
+
+- *reference*: the single-workflow rate of this process, on an engine with
+  the default limits (a store of its own): ``ref`` workflows submitted one
+  after another and run, timed from the first submit to the last finish;
+- *queued*: an engine with ``Limits(queue_in_store=True, max_queued=1000)``
+  and the workflow paused (so nothing drains meanwhile): ``n`` submitted one
+  after another. Each submission is one committed row; the time per
+  submission is taken per tenth (``submit_first_us``: the second tenth,
+  past the first 500 acknowledged before any commit; ``submit_last_us``:
+  the last; O(1) means the last is not slower). RSS is read
+  before and after (``rss_added_mb``: what a million waiting executions cost
+  the engine's process);
+- *drain*: the pause lifted, timed until every one has finished
+  (``drain_wf_s``), and set beside the reference (``drain_vs_single``).
+  Every queued execution is checked ``succeeded`` at the end (``checked``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+RESULT_PREFIX = "PERF-RESULT "
+WORKFLOW = "queued"
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+async def _until(engine: Any, succeeded: int, limit: float) -> None:
+    with trio.fail_after(limit):
+        while engine.metrics().succeeded < succeeded:
+            await trio.sleep(0.05)
+
+
+async def _reference(url: str, n: int, limit: float) -> float:
+    import corral
+
+    wf = corral.Workflow("reference")
+    wf.step("s", "core.noop")
+    async with corral.open_engine(url, entry_points=False) as engine:
+        for _ in range(min(n, 1000)):  # warm-up
+            await engine.submit(wf)
+        await _until(engine, min(n, 1000), limit)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await engine.submit(wf)
+        await _until(engine, min(n, 1000) + n, limit)
+        return n / (time.perf_counter() - t0)
+
+
+async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
+    import gc
+
+    import corral
+    from corral.core.status import SUCCEEDED
+
+    ref = max(1000, min(20_000, n // 10))
+    figures: dict[str, Any] = {"n": n, "ref": ref}
+    figures["single_wf_s"] = await _reference(f"sqlite:///{tmp / 'ref.db'}", ref, limit)
+
+    wf = corral.Workflow(WORKFLOW)
+    wf.step("s", "core.noop")
+    limits = corral.Limits(queue_in_store=True, max_queued=1000)
+    url = f"sqlite:///{tmp / 'queued.db'}"
+    async with corral.open_engine(url, limits=limits, entry_points=False) as engine:
+        warm = 1000
+        warmup = corral.Workflow(f"{WORKFLOW}-warm-up")
+        warmup.step("s", "core.noop")
+        for _ in range(warm):
+            await engine.submit(warmup)
+        await _until(engine, warm, limit)
+        await engine.pause(WORKFLOW)
+        gc.collect()
+        rss0 = _rss_mb()
+        tenth = max(1, n // 10)
+        per_tenth: list[float] = []
+        t0 = time.perf_counter()
+        for k in range(n):
+            if k % tenth == 0:
+                per_tenth.append(time.perf_counter())
+            await engine.submit(wf)
+        t1 = time.perf_counter()
+        per_tenth.append(t1)
+        gc.collect()
+        rss1 = _rss_mb()
+        steps = [b - a for a, b in zip(per_tenth, per_tenth[1:], strict=False)]
+        figures["submit_wf_s"] = n / (t1 - t0)
+        # (the second tenth, not the first: the first 500 submissions are
+        # acknowledged before any commit, see MAX_UNACKNOWLEDGED)
+        figures["submit_first_us"] = steps[1] / tenth * 1e6
+        figures["submit_last_us"] = steps[-1] / tenth * 1e6
+        figures["rss_before_mb"] = rss0
+        figures["rss_queued_mb"] = rss1
+        figures["rss_added_mb"] = rss1 - rss0
+        figures["queued_in_memory"] = engine.statistics()["dispatcher"].queued
+        t2 = time.perf_counter()
+        await engine.unpause(WORKFLOW)
+        await _until(engine, warm + n, limit)
+        t3 = time.perf_counter()
+        figures["drain_wf_s"] = n / (t3 - t2)
+        figures["drain_vs_single"] = figures["drain_wf_s"] / figures["single_wf_s"]
+        figures["rss_drained_mb"] = _rss_mb()
+    # Counted in the database itself (a million records read back through
+    # the engine would cost a gigabyte for a count).
+    with contextlib.closing(sqlite3.connect(tmp / "queued.db")) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM workflow_executions WHERE workflow = ? GROUP BY status",
+            (WORKFLOW,),
+        ).fetchall()
+    counts = dict(rows)
+    if counts != {SUCCEEDED: n}:
+        raise RuntimeError(f"of {n} queued: {counts}")
+    figures["checked"] = counts[SUCCEEDED]
+    return figures
+
+
+def run_queued_repeat(n: int, timeout: float) -> dict[str, Any]:
+    """One repeat in a fresh process (its own stores in a temp dir)."""
+    with tempfile.TemporaryDirectory(prefix="corral-perf-queued-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "perf.queued", str(n), tmp, str(timeout)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+
+
+def main(argv: list[str]) -> int:
+    n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
+    figures = trio.run(_measure, n, tmp, timeout)
+    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -506,6 +506,24 @@ async def test_claims_go_by_priority_then_age_up_to_a_limit(store: Store) -> Non
     assert (await store.get_execution("q1")).owner == "W1"
 
 
+async def test_a_claim_with_a_start_marks_queued_ones_running(store: Store) -> None:
+    """A claimer that starts what it claims at once has the claim mark it
+    running (one statement); an orphan that had started keeps its start."""
+    await store.create_execution(_queued("q", at=1.0, handlers=["core.noop"]))
+    orphan = _record("orphan", owner="dead", lease=5.0)
+    orphan.status, orphan.started_at = "running", 2.0
+    await store.create_execution(orphan)
+    assert await store.claim_expired("W", 10.0, 40.0, start=10.0) == ["orphan", "q"]
+    q, o = await store.get_execution("q"), await store.get_execution("orphan")
+    assert (q.status, q.started_at, q.owner, q.lease_expires_at) == ("running", 10.0, "W", 40.0)
+    assert (o.status, o.started_at, o.owner) == ("running", 2.0, "W")
+    # without a start, a claim leaves them as they were
+    await store.create_execution(_queued("later", at=3.0, handlers=["core.noop"]))
+    assert await store.claim_expired("V", 11.0, 40.0) == ["later"]
+    later = await store.get_execution("later")
+    assert (later.status, later.started_at, later.owner) == ("pending", None, "V")
+
+
 async def test_a_worker_claims_only_what_its_handlers_can_run(store: Store) -> None:
     await store.create_execution(_queued("plain", at=1.0, handlers=["core.noop"]))
     await store.create_execution(_queued("vibe", at=2.0, handlers=["core.noop", "vibe.plan"]))

@@ -775,9 +775,16 @@ class Engine:
 
     # ------------------------------------------------------------ durability
 
-    async def _resume(self, execution_id: str, record: ExecutionRecord | None = None) -> None:
+    async def _resume(
+        self,
+        execution_id: str,
+        record: ExecutionRecord | None = None,
+        *,
+        claimed_at: float | None = None,
+    ) -> None:
         """Take up an execution whose engine died (or queued for this worker:
-        ``record`` as just read): finished steps are kept."""
+        ``record`` as just read): finished steps are kept. ``claimed_at``:
+        claimed then by :meth:`_claim`, whose claim marked it running."""
         try:
             try:
                 if record is None:
@@ -808,10 +815,21 @@ class Engine:
                     finished_at=self.clock(),
                 )
             return
-        run = WorkflowRun(self._services, plan, record, submitted_at=trio.current_time())
+        queued = claimed_at is not None and record.started_at == claimed_at
+        run = WorkflowRun(
+            self._services,
+            plan,
+            record,
+            submitted_at=trio.current_time(),
+            # (its claim's lease: half of it, as for a fresh submission)
+            fresh_until=(
+                claimed_at + self.lease / 2 if queued and claimed_at is not None else None
+            ),
+            stored_started=queued,
+        )
         kept = run.restore()
         log.log(
-            logging.INFO if record.started_at is not None else logging.DEBUG,
+            logging.INFO if record.started_at is not None and not queued else logging.DEBUG,
             "resuming execution %s (%s): %d of %d steps already done",
             execution_id,
             record.workflow,
@@ -1317,8 +1335,11 @@ class Engine:
             and (room := self._room()) > 0
         ):
             t = self.clock()
+            # Queued ones are marked running by the claim itself: each starts
+            # here at once (room is free running slots), without a start
+            # write of its own.
             claimed = await self.store.claim_expired(
-                self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers
+                self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers, start=t
             )
             try:
                 records = await self.store.get_executions(claimed)  # one read for all
@@ -1328,7 +1349,7 @@ class Engine:
                 return
             for record in records:
                 try:
-                    await self._resume(record.id, record)
+                    await self._resume(record.id, record, claimed_at=t)
                 except StoreError as exc:
                     log.warning("starting claimed execution %s failed: %s", record.id, exc)
                     self._unresumed.add(record.id)

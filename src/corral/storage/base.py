@@ -217,14 +217,18 @@ class Store(Protocol):
         limit: int | None = None,
         handlers: list[str] | None = None,
         queued: bool = True,
+        start: float | None = None,
     ) -> list[str]:
         """Take over unfinished top-level executions that no live engine holds
         (queued by a client, released by a stopping worker, or whose lease
         expired before ``now``), highest priority first, then oldest; at most
         ``limit``; with ``handlers``, only those whose handlers are all among
         them; with ``queued=False``, only orphans of an engine (not work
-        queued or released for workers, which has no owner). Return their
-        ids. Atomic: two engines never claim the same one."""
+        queued or released for workers, which has no owner). With ``start``,
+        those that never started are marked ``running`` at ``start`` in the
+        same statement (a claimer that starts them at once writes no start
+        of its own). Return their ids. Atomic: two engines never claim the
+        same one."""
         ...
 
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:

@@ -16,7 +16,7 @@ from corral.core.model import (
     ExecutionStatus,
     StepRecord,
 )
-from corral.core.status import CANCELLED, RUNNING, UNFINISHED
+from corral.core.status import CANCELLED, PENDING, RUNNING, UNFINISHED
 from corral.storage import rules
 from corral.storage.base import CacheEntry, DefinitionRecord
 
@@ -277,6 +277,7 @@ class MemoryStore:
         limit: int | None = None,
         handlers: list[str] | None = None,
         queued: bool = True,
+        start: float | None = None,
     ) -> list[str]:
         found = sorted(
             (
@@ -292,6 +293,9 @@ class MemoryStore:
         for rec in found[:limit]:
             rec.owner = owner
             rec.lease_expires_at = until
+            if start is not None and rec.status == PENDING:
+                rec.status = RUNNING
+                rec.started_at = start
             claimed.append(rec.id)
         return sorted(claimed)
 

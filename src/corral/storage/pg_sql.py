@@ -67,7 +67,7 @@ RENEW = q(
 LOST = q(f"SELECT id FROM workflow_executions WHERE id = ANY(?) AND {rules.NOT_OWNED_SQL}")
 
 CLAIM = q(
-    "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
+    f"UPDATE workflow_executions SET {sql.CLAIM_SET.format(t='?::float8')} WHERE id IN "
     f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
     "AND (?::int = 1 OR owner IS NOT NULL) "
     "AND (?::jsonb IS NULL OR handlers IS NULL OR handlers::jsonb <@ ?::jsonb) "

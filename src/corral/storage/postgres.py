@@ -624,12 +624,24 @@ class PostgresStore(BatchedStore):
         limit: int | None = None,
         handlers: list[str] | None = None,
         queued: bool = True,
+        start: float | None = None,
     ) -> list[str]:
         have = sql.handler_set(handlers)
 
         async def op(conn: Any) -> list[str]:
             rows = await conn.fetch(
-                pg.CLAIM, owner, until, now, owner, int(queued), have, have, limit
+                pg.CLAIM,
+                owner,
+                until,
+                start,
+                start,
+                start,
+                now,
+                owner,
+                int(queued),
+                have,
+                have,
+                limit,
             )
             return sorted(r[0] for r in rows)
 

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from corral.core.model import ErrorInfo, ExecutionRecord, StepRecord
-from corral.core.status import CANCELLED, UNFINISHED, sql_in
+from corral.core.status import CANCELLED, PENDING, RUNNING, UNFINISHED, sql_in
 from corral.storage import rules
 
 _enc = msgspec.json.Encoder()
@@ -205,6 +205,18 @@ DEFINITIONS = (
 
 
 #: Take over one orphan: ? = owner, until, id, now, owner.
+#: What a claim sets: the owner and its lease, and (the third to fifth
+#: parameters: the start time, or NULL) a queued execution marked running at
+#: once, for a claimer that starts it at once (no start write of its own).
+CLAIM_SET = (
+    "owner = ?, lease_expires_at = ?, "
+    f"status = CASE WHEN status = '{PENDING}' AND {{t}} IS NOT NULL THEN '{RUNNING}' "
+    "ELSE status END, "
+    f"started_at = CASE WHEN status = '{PENDING}' AND {{t}} IS NOT NULL THEN {{t}} "
+    "ELSE started_at END"
+)
+
+
 CLAIM_ONE = (
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id = ? "
     f"AND {rules.CLAIMABLE_SQL} AND owner IS NOT NULL RETURNING id"

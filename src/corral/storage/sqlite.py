@@ -602,9 +602,11 @@ class SQLiteStore(BatchedStore):
         limit: int | None = None,
         handlers: list[str] | None = None,
         queued: bool = True,
+        start: float | None = None,
     ) -> list[str]:
         have = sql.handler_set(handlers)
-        args = (owner, until, now, owner, int(queued), have, have, -1 if limit is None else limit)
+        limit_ = -1 if limit is None else limit
+        args = (owner, until, start, start, start, now, owner, int(queued), have, have, limit_)
 
         def op(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(_CLAIM, args).fetchall()
@@ -846,7 +848,7 @@ class SQLiteStore(BatchedStore):
 _CHUNK = 500  # ids per statement in bulk operations (SQLite bounds its variables)
 
 _CLAIM = (
-    "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id IN "
+    f"UPDATE workflow_executions SET {sql.CLAIM_SET.format(t='?')} WHERE id IN "
     f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
     "AND (? = 1 OR owner IS NOT NULL) "
     "AND (? IS NULL OR handlers IS NULL OR NOT EXISTS (SELECT 1 FROM "

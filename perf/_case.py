@@ -25,6 +25,35 @@ from perf.stats import current_rss_mb, peak_rss_mb
 
 RESULT_PREFIX = "PERF-RESULT "
 
+
+def run_in_child(module: str, size: str, timeout: float) -> dict[str, Any]:
+    """``python -m <module> SIZE DIR TIMEOUT`` in a fresh process with a
+    temporary directory of its own; its ``PERF-RESULT`` line's figures.
+    Raises ``RuntimeError`` with the tail of its output when it failed."""
+    import subprocess
+    import tempfile
+
+    name = module.rpartition(".")[2]
+    with tempfile.TemporaryDirectory(prefix=f"corral-perf-{name}-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, size, tmp, str(timeout)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+
+
+def print_result(figures: dict[str, Any]) -> None:
+    """The figures as the one line :func:`run_in_child` reads."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    sys.stdout.flush()
+
+
 MODES = ("baseline-a", "corral-memory", "baseline-b", "baseline-c", "corral-sqlite")
 #: With --postgres (a server for the run: perf.postgres).
 PG_MODES = ("baseline-pg", "corral-postgres")

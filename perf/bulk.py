@@ -14,17 +14,15 @@ Two ways, in one fresh process per repeat (``python -m perf.bulk N DIR``):
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
-RESULT_PREFIX = "PERF-RESULT "
+from perf._case import print_result, run_in_child
 
 
 async def _running(engine: Any, workflow: str, n: int, limit: float) -> None:
@@ -92,24 +90,13 @@ async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
 
 def run_bulk_repeat(n: int, timeout: float) -> dict[str, Any]:
     """One repeat in a fresh process (its own store in a temp dir)."""
-    with tempfile.TemporaryDirectory(prefix="corral-perf-bulk-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "perf.bulk", str(n), tmp, str(timeout)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+    return run_in_child("perf.bulk", str(n), timeout)
 
 
 def main(argv: list[str]) -> int:
     n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
     figures = trio.run(_measure, n, tmp, timeout)
-    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    print_result(figures)
     return 0
 
 

@@ -22,19 +22,17 @@ SQLite store in a temporary directory, single-step workflows (``core.noop``):
 from __future__ import annotations
 
 import contextlib
-import json
-import os
+import itertools
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
-RESULT_PREFIX = "PERF-RESULT "
+from perf._case import print_result, run_in_child
+
 WORKFLOW = "queued"
 
 
@@ -46,7 +44,7 @@ def _rss_mb() -> float:
 
 async def _until(engine: Any, succeeded: int, limit: float) -> None:
     with trio.fail_after(limit):
-        while engine.metrics().succeeded < succeeded:
+        while engine.metrics().succeeded < succeeded:  # noqa: ASYNC110 - a counter, no event
             await trio.sleep(0.05)
 
 
@@ -101,7 +99,7 @@ async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
         per_tenth.append(t1)
         gc.collect()
         rss1 = _rss_mb()
-        steps = [b - a for a, b in zip(per_tenth, per_tenth[1:], strict=False)]
+        steps = [b - a for a, b in itertools.pairwise(per_tenth)]
         figures["submit_wf_s"] = n / (t1 - t0)
         # (the second tenth, not the first: the first 500 submissions are
         # acknowledged before any commit, see MAX_UNACKNOWLEDGED)
@@ -134,25 +132,13 @@ async def _measure(n: int, tmp: Path, limit: float) -> dict[str, Any]:
 
 def run_queued_repeat(n: int, timeout: float) -> dict[str, Any]:
     """One repeat in a fresh process (its own stores in a temp dir)."""
-    with tempfile.TemporaryDirectory(prefix="corral-perf-queued-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "perf.queued", str(n), tmp, str(timeout)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+    return run_in_child("perf.queued", str(n), timeout)
 
 
 def main(argv: list[str]) -> int:
     n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
     figures = trio.run(_measure, n, tmp, timeout)
-    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    print_result(figures)
     return 0
 
 

@@ -76,6 +76,8 @@ FLOOR_RATIO_TARGET = 0.50
 FLOOR_START_FACTOR = 2.0
 IDLE_P99_TARGET_MS = 10.0
 INFLIGHT_TARGET_MB = 200.0
+#: Issue 20's stricter bound for the durable default (SQLite).
+INFLIGHT_SQLITE_TARGET_MB = 120.0
 INFLIGHT_TARGET_N = 10_000
 PLAN_START_MS = 500.0
 PLAN_PER_MINUTE = 2000.0
@@ -356,6 +358,19 @@ def evaluate_targets(
                 "" if full else f"n/a: measured with {scale.inflight:,} in flight (quick)",
             )
         )
+    value = get("inflight/corral-sqlite", "inflight_rss_mb")
+    full = scale.inflight == INFLIGHT_TARGET_N
+    targets.append(
+        _target(
+            "issue 20",
+            f"{INFLIGHT_TARGET_N:,} in flight: corral sqlite",
+            f"<= {INFLIGHT_SQLITE_TARGET_MB:g} MB",
+            value,
+            "MB",
+            None if value is None or not full else value <= INFLIGHT_SQLITE_TARGET_MB,
+            "" if full else f"n/a: measured with {scale.inflight:,} in flight (quick)",
+        )
+    )
     targets += _floor_targets(ratios, get)
     targets += _window_targets(results)
     targets += _bulk_targets(results)
@@ -596,7 +611,14 @@ def _soak_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
                 None if slope is None else slope <= SOAK_SLOPE_TARGET,
                 f"{run['rss_start_mb']:,.1f} -> {run['rss_end_mb']:,.1f} MB "
                 f"(max {run['rss_max_mb']:,.1f}); {int(run['submitted']):,} run, "
-                f"{run['behind_s']:.2f} s behind schedule",
+                f"{run['behind_s']:.2f} s behind schedule; second half "
+                f"{run['slope_late_mb_per_min']:.2f} MB/min"
+                + (
+                    f"; SQLite's own memory {run['sqlite_start_mb']:.1f} -> "
+                    f"{run['sqlite_end_mb']:.1f} MB"
+                    if "sqlite_end_mb" in run
+                    else ""
+                ),
             )
         )
     return out

@@ -370,7 +370,9 @@ def _run_rounds(
             t0 = time.perf_counter()
             if res.skipped is not None:
                 continue
-            if case.kind in ("vibe", "serve", "queued", "soak") and round_no > 0:  # minutes each: once
+            if (
+                case.kind in ("vibe", "serve", "queued", "soak") and round_no > 0
+            ):  # minutes each: once
                 continue
             try:
                 figures = _run_once(case, timeout, seed=5)

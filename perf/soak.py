@@ -10,7 +10,9 @@ RSS is sampled every second.
 
 Figures: ``rss_start_mb`` (at the end of the first tenth, the warm-up),
 ``rss_end_mb``, ``rss_max_mb``, ``slope_mb_per_min`` (least squares over
-the samples after the warm-up: what the target is about), ``submitted``,
+the samples after the warm-up: what the target is about),
+``slope_late_mb_per_min`` (the second half alone: settling or growing),
+``sqlite_*`` (``sqlite3_memory_used()``: SQLite's own share), ``submitted``,
 ``behind_s`` (how far the pacer fell behind its schedule at the end: the
 load was what it says only when this is small), ``checked`` (every
 submission seen finished ``succeeded``, counted by the engine's metrics).
@@ -18,18 +20,15 @@ submission seen finished ``succeeded``, counted by the engine's metrics).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import trio
 
-RESULT_PREFIX = "PERF-RESULT "
+from perf._case import print_result, run_in_child
+
 RATE = 1000  # submissions per second
 NAP = 0.5  # each workflow's one step, seconds
 
@@ -38,6 +37,22 @@ def _rss_mb() -> float:
     import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _sqlite_reader() -> Any:
+    """``sqlite3_memory_used()`` of the SQLite library this Python uses (page
+    caches, statements, schema): what of the RSS is SQLite's. ``None`` where
+    the library's symbols cannot be reached."""
+    try:
+        import _sqlite3
+        import ctypes
+
+        used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+        used.restype = ctypes.c_int64
+        used()
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lambda: float(used()) / 2**20
 
 
 def slope_per_minute(samples: list[tuple[float, float]]) -> float:
@@ -61,6 +76,8 @@ async def _measure(seconds: float, tmp: Path) -> dict[str, Any]:
     wf.step("s", "core.sleep", seconds=NAP)
     url = f"sqlite:///{tmp / 'soak.db'}"
     samples: list[tuple[float, float]] = []
+    sqlite_mb = _sqlite_reader()
+    sqlite_samples: list[tuple[float, float]] = []
     submitted = 0
     async with corral.open_engine(url, entry_points=False, retention=60.0) as engine:
         t0 = trio.current_time()
@@ -68,6 +85,8 @@ async def _measure(seconds: float, tmp: Path) -> dict[str, Any]:
         async def sample() -> None:
             while True:
                 samples.append((trio.current_time() - t0, _rss_mb()))
+                if sqlite_mb is not None:
+                    sqlite_samples.append((trio.current_time() - t0, sqlite_mb()))
                 await trio.sleep(1.0)
 
         async with trio.open_nursery() as nursery:
@@ -85,11 +104,22 @@ async def _measure(seconds: float, tmp: Path) -> dict[str, Any]:
             behind = trio.current_time() - next_at
             nursery.cancel_scope.cancel()
         with trio.fail_after(60):
-            while engine.metrics().succeeded < submitted:
+            while engine.metrics().succeeded < submitted:  # noqa: ASYNC110 - a counter, no event
                 await trio.sleep(0.1)
     warm = seconds / 10
     steady = [(t, v) for t, v in samples if t >= warm]
+    late = [(t, v) for t, v in samples if t >= seconds / 2]
+    sqlite_steady = [(t, v) for t, v in sqlite_samples if t >= warm]
+    extra: dict[str, Any] = {}
+    if sqlite_steady:  # what SQLite itself holds (page caches fill up to their bound)
+        extra = {
+            "sqlite_start_mb": sqlite_steady[0][1],
+            "sqlite_end_mb": sqlite_steady[-1][1],
+            "sqlite_slope_mb_per_min": slope_per_minute(sqlite_steady),
+        }
     return {
+        **extra,
+        "slope_late_mb_per_min": slope_per_minute(late),
         "seconds": seconds,
         "rate": RATE,
         "submitted": submitted,
@@ -105,19 +135,7 @@ async def _measure(seconds: float, tmp: Path) -> dict[str, Any]:
 
 def run_soak_repeat(seconds: float, timeout: float) -> dict[str, Any]:
     """One run in a fresh process (its own store in a temp dir)."""
-    with tempfile.TemporaryDirectory(prefix="corral-perf-soak-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "perf.soak", str(seconds), tmp],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
+    return run_in_child("perf.soak", str(seconds), timeout)
 
 
 def main(argv: list[str]) -> int:
@@ -125,7 +143,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     figures = trio.run(_measure, seconds, tmp)
     figures["case_wall_s"] = time.perf_counter() - t0
-    sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")
+    print_result(figures)
     return 0
 
 

@@ -42,6 +42,10 @@ log = logging.getLogger("corral.store")
 #: Submissions (without a key) that may have returned before their insert
 #: was committed: the most a crash can lose (docs/architecture.md, Admission).
 MAX_UNACKNOWLEDGED = 500
+#: Queued `running` step records kept for folding before a sweep drops those
+#: whose batch was taken (each ~250 B; 10,000 steps in flight held 2.5 MB
+#: with a bound of 10,000).
+_RUNNING_SWEEP = 1_000
 
 T = TypeVar("T")
 
@@ -68,7 +72,7 @@ class BatchedStore(ABC):
         # record of the same step supersedes. Both only save work.
         self._unstarted: dict[str, tuple[Op, list[Any]]] = {}
         self._running_ops: dict[tuple[str, str], Op] = {}
-        self._running_limit = 10_000
+        self._running_limit = _RUNNING_SWEEP
         # Inserts not waited for, until their execution's run waits for them
         # (wait_created); step records not waited for that failed, written
         # again ahead of their execution's finish.
@@ -179,9 +183,12 @@ class BatchedStore(ABC):
         await self._run_op(queued, wait=False)
         pending.append(queued)
         # (queued with no owner, for a claim: nothing is folded into its
-        # insert and no run of this process waits for it, so nothing is kept)
+        # insert and no run of this process waits for it, so nothing is kept;
+        # inserted as started: no start to fold in, the entry would only
+        # hold the insert and its state while the execution runs)
         if queued.gen >= 0 and r.owner is not None:
-            self._unstarted[r.id] = (queued, state)
+            if r.status != RUNNING:
+                self._unstarted[r.id] = (queued, state)
             self._creating[r.id] = queued
         return record, True
 
@@ -288,7 +295,7 @@ class BatchedStore(ABC):
                 self._running_ops = {
                     k: o for k, o in self._running_ops.items() if o.gen == self._commits.gen
                 }
-                self._running_limit = max(10_000, 2 * len(self._running_ops))
+                self._running_limit = max(_RUNNING_SWEEP, 2 * len(self._running_ops))
             self._running_ops[key] = queued
 
     async def finish_execution(

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import outcome
 import trio
 import trio.lowlevel
@@ -583,11 +584,10 @@ class SQLiteStore(BatchedStore):
         ids = list(execution_ids)
 
         def op(conn: sqlite3.Connection) -> list[str]:
-            marks = ", ".join("?" for _ in ids)
             rows = conn.execute(
-                f"SELECT id FROM workflow_executions WHERE id IN ({marks}) "
+                f"SELECT id FROM workflow_executions WHERE id IN ({_JSON_IDS}) "
                 f"AND {rules.NOT_OWNED_SQL}",
-                (*ids, owner),
+                (_json_list(ids), owner),
             ).fetchall()
             return [r[0] for r in rows]
 
@@ -807,9 +807,9 @@ class SQLiteStore(BatchedStore):
             ids = [r[0] for r in conn.execute(select, (before, *statuses, batch))]
             if not ids:
                 return 0
-            marks = ", ".join("?" for _ in ids)
-            conn.execute(f"DELETE FROM step_executions WHERE execution_id IN ({marks})", ids)
-            conn.execute(f"DELETE FROM workflow_executions WHERE id IN ({marks})", ids)
+            listed = (_json_list(ids),)
+            conn.execute(f"DELETE FROM step_executions WHERE execution_id IN ({_JSON_IDS})", listed)
+            conn.execute(f"DELETE FROM workflow_executions WHERE id IN ({_JSON_IDS})", listed)
             return len(ids)
 
         total = 0
@@ -846,6 +846,19 @@ class SQLiteStore(BatchedStore):
 
 
 _CHUNK = 500  # ids per statement in bulk operations (SQLite bounds its variables)
+
+# A list of ids as one JSON parameter, not one placeholder each: statements
+# that run periodically with a varying number of ids (the lease round's
+# `lost`, retention's `prune`) keep one text, so one prepared statement. With
+# a placeholder per id, each new count was a new statement in the
+# connection's cache (128 kept, each a compiled program of its own): SQLite's
+# memory grew by megabytes over a long run.
+_JSON_IDS = "SELECT value FROM json_each(?)"
+
+
+def _json_list(ids: list[str]) -> str:
+    return msgspec.json.encode(ids).decode()
+
 
 _CLAIM = (
     f"UPDATE workflow_executions SET {sql.CLAIM_SET.format(t='?')} WHERE id IN "

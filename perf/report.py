@@ -597,22 +597,26 @@ def _soak_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
         if res.case.kind != "soak" or not res.runs:
             continue
         run = res.runs[0]
-        slope = run.get("slope_mb_per_min")
+        # Judged on the second half: the first holds the settling (the
+        # retention window filling the database to its steady size, the
+        # allocator reaching its high-water mark); the whole run's slope is
+        # shown beside it.
+        slope = run.get("slope_late_mb_per_min")
         seconds = float(run["seconds"])
         length = f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
         out.append(
             _target(
                 "issue 20",
                 f"no RSS growth over a {length} soak "
-                f"({int(run['rate']):,} workflows/s, sqlite): slope",
+                f"({int(run['rate']):,} workflows/s, sqlite): slope of its second half",
                 f"<= {SOAK_SLOPE_TARGET:g} MB/min",
                 slope,
                 "MB/min",
                 None if slope is None else slope <= SOAK_SLOPE_TARGET,
                 f"{run['rss_start_mb']:,.1f} -> {run['rss_end_mb']:,.1f} MB "
                 f"(max {run['rss_max_mb']:,.1f}); {int(run['submitted']):,} run, "
-                f"{run['behind_s']:.2f} s behind schedule; second half "
-                f"{run['slope_late_mb_per_min']:.2f} MB/min"
+                f"{run['behind_s']:.2f} s behind schedule; whole run after the first "
+                f"tenth {run['slope_mb_per_min']:.2f} MB/min"
                 + (
                     f"; SQLite's own memory {run['sqlite_start_mb']:.1f} -> "
                     f"{run['sqlite_end_mb']:.1f} MB"

@@ -11,7 +11,7 @@ With a persistent store, every execution has an owner (this engine) and a
 lease the engine keeps renewing. An engine that opens the store takes over
 executions whose lease expired (their engine died) and resumes them.
 
-One class in one module of about 1,300 lines, on purpose: its parts
+One class in one module of about 1,400 lines, on purpose: its parts
 (submitting, control, durability, pauses, retries, the background loops)
 all read and change the same state (the runs in flight, the dispatcher's
 queue, the parked executions, the leases), and splitting the class would

@@ -204,7 +204,6 @@ DEFINITIONS = (
 )
 
 
-#: Take over one orphan: ? = owner, until, id, now, owner.
 #: What a claim sets: the owner and its lease, and (the third to fifth
 #: parameters: the start time, or NULL) a queued execution marked running at
 #: once, for a claimer that starts it at once (no start write of its own).
@@ -217,6 +216,7 @@ CLAIM_SET = (
 )
 
 
+#: Take over one orphan: ? = owner, until, id, now, owner.
 CLAIM_ONE = (
     "UPDATE workflow_executions SET owner = ?, lease_expires_at = ? WHERE id = ? "
     f"AND {rules.CLAIMABLE_SQL} AND owner IS NOT NULL RETURNING id"

@@ -8,8 +8,9 @@ SQLite store in a temporary directory, single-step workflows (``core.noop``):
   after another and run, timed from the first submit to the last finish;
 - *queued*: an engine with ``Limits(queue_in_store=True, max_queued=1000)``
   and the workflow paused (so nothing drains meanwhile): ``n`` submitted one
-  after another. Each submission is one committed row; the time per
-  submission is taken per tenth (``submit_first_us``: the second tenth,
+  after another. Each submission is one row, committed by the store's
+  writer in batches (at most 500 acknowledged ahead of their commit); the
+  time per submission is taken per tenth (``submit_first_us``: the second tenth,
   past the first 500 acknowledged before any commit; ``submit_last_us``:
   the last; O(1) means the last is not slower). RSS is read
   before and after (``rss_added_mb``: what a million waiting executions cost

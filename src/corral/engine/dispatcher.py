@@ -78,17 +78,18 @@ class Dispatcher:
         it after everything already queued)?"""
         return self.running + self._queued < self.max_running and not self.memory.paused
 
+    def _full(self) -> bool:
+        # Free running slots take work at once; beyond them, max_queued may wait.
+        return self._queued >= self.max_queued + max(0, self.max_running - self.running)
+
     def has_room(self) -> bool:
         """Would a ticket offered now wait in memory (not past ``max_queued``,
         admission not paused by the memory guard)?"""
-        capacity = self.max_queued + max(0, self.max_running - self.running)
-        return self._queued < capacity and not self.memory.paused
+        return not self._full() and not self.memory.paused
 
     def check(self, priority: int = 0) -> None:
         self.memory.check_admission()
-        # Free running slots take work at once; beyond them, max_queued may wait.
-        capacity = self.max_queued + max(0, self.max_running - self.running)
-        if self._queued >= capacity:
+        if self._full():
             raise Overloaded(
                 f"admission queue is full ({self._queued} waiting, {self.running} running; "
                 f"limits max_queued={self.max_queued}, "

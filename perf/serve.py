@@ -7,7 +7,8 @@ answers, for ``seconds`` (30; 5 at ``--quick``), from a load generator in its
 own process (:mod:`perf.httpload`: raw Trio sockets, so that it takes as
 little of the 2 cores as it can). Two servers, one after the other:
 
-- **floor**: a bare Litestar app on Hypercorn's Trio worker whose handler
+- **floor**: a bare Litestar app on corral's HTTP server
+  (:mod:`corral.server.httpserver`) whose handler
   decodes the same body into a msgspec Struct and answers 202: what the HTTP
   stack alone costs;
 - **corral**: ``corral serve`` on a SQLite store: each answer is an admitted,
@@ -40,8 +41,9 @@ CLIENTS = 200
 _BODY = '{"workflow": "one"}'
 
 _FLOOR = r"""
-import sys, msgspec, trio, hypercorn.config, hypercorn.trio
+import sys, msgspec, trio
 from litestar import Litestar, post
+from corral.server.httpserver import serve_http
 
 class Submission(msgspec.Struct, forbid_unknown_fields=True):
     workflow: str
@@ -50,18 +52,13 @@ class Submission(msgspec.Struct, forbid_unknown_fields=True):
 async def submit(data: Submission) -> dict[str, str]:
     return {"id": "0", "status": "pending"}
 
-config = hypercorn.config.Config()
-config.bind = ["127.0.0.1:0"]
-config.accesslog = config.errorlog = None
-
 async def main():
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(hypercorn.trio.serve, Litestar([submit], debug=False), config)
-        print(f"listening on {binds[0]}", file=sys.stderr, flush=True)
+        urls = await nursery.start(serve_http, Litestar([submit], debug=False), "127.0.0.1", 0, trio.Event())
+        print(f"listening on {urls[0]}", file=sys.stderr, flush=True)
 
 trio.run(main)
 """
-
 
 def _start(cmd: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start a server; its URL. Its stderr goes to a file (a pipe nobody

@@ -29,11 +29,11 @@ from corral.storage import MemoryStore, Store, default_store_url, lifetime, open
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        import hypercorn  # noqa: F401
+        import httptools  # noqa: F401
         import litestar  # noqa: F401
     except ImportError:
         raise UsageError(
-            "corral serve needs its extra: pip install 'corral[serve]' (Litestar, Hypercorn)"
+            "corral serve needs its extra: pip install 'corral[serve]' (Litestar, httptools)"
         ) from None
     from corral.server.auth import check_bind, load_tokens
     from corral.server.serve import serve

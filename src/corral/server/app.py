@@ -67,6 +67,7 @@ from corral.server.bodies import (
     WorkflowVersions,
 )
 from corral.server.events import EventHub, Snapshot
+from corral.server.lane import admit
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
 
@@ -212,27 +213,10 @@ async def submit(
     data: JSONBody[Submission], state: State, request: Request[Any, Any, Any]
 ) -> Response[Accepted]:
     """Admit an execution (202), or return the one its idempotency key names (200)."""
+    # (a well-formed submission is taken in front of this route: lane.SubmitLane)
     data = await _strict(request, Submission)
-    engine = _engine(state)
-    if (data.workflow is None) == (data.spec is None):
-        raise UsageError("give either `workflow` (a stored name) or `spec` (an inline spec)")
-    if data.spec is not None:
-        from corral.workflow.loader import parse_spec
-
-        target: Any = parse_spec(data.spec, file="<body>")
-    else:
-        target = await state.plans.get(engine, str(data.workflow))
-    if data.key is not None:
-        existing = await engine.store.find_by_key(data.key)
-        if existing is not None:
-            found = Accepted(
-                id=existing.id, status=existing.status, links=bodies.links(existing.id)
-            )
-            return Response(found, status_code=200)
-    handle = await engine.submit(target, data.inputs, key=data.key, priority=data.priority)
-    # (admitted: queued, or already started; GET its link for more)
-    body = Accepted(id=handle.id, status=PENDING, links=bodies.links(handle.id))
-    return Response(body, status_code=202)
+    answer, status = await admit(_engine(state), state.plans, data)
+    return Response(answer, status_code=status)
 
 
 class StoredPlans:

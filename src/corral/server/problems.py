@@ -20,10 +20,20 @@ from corral.core.errors import (
     Overloaded,
     RetryRefused,
     SpecError,
-    UsageError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "documented", "problem"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PROBLEM",
+    "corral_problem",
+    "document",
+    "documented",
+    "problem",
+    "problem_headers",
+]
+
+#: The media type of a problem document.
+PROBLEM = "application/problem+json"
 
 log = logging.getLogger("corral.server")
 
@@ -51,45 +61,65 @@ def documented(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             Problem,
             description=_TITLES[status] + (" (Retry-After says when)" if status == 503 else ""),
-            media_type="application/problem+json",
+            media_type=PROBLEM,
             generate_examples=False,
         )
         for status in statuses
     }
 
 
-def problem(
-    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response[dict[str, Any]]:
-    body = {
+def document(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """A problem document (the body of :func:`problem`)."""
+    return {
         "type": "about:blank",
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         **extra,
     }
+
+
+def problem_headers(status: int, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """A problem's headers: ``Retry-After`` when the server is busy."""
     headers = dict(headers or {})
     if status in (429, 503):
         headers["Retry-After"] = "1"
+    return headers
+
+
+def problem(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     return Response(
-        body, status_code=status, media_type="application/problem+json", headers=headers
+        document(status, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=problem_headers(status, headers),
     )
 
 
-def _corral(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def corral_problem(exc: CorralError) -> dict[str, Any]:
+    """The problem document of a corral error, wherever it is answered (a
+    route, or the submission lane of :mod:`.lane`)."""
     if isinstance(exc, ExecutionNotFound):
-        return problem(404, str(exc))
+        return document(404, str(exc))
     if isinstance(exc, (Overloaded, EngineClosed)):
-        return problem(503, str(exc))
+        return document(503, str(exc))
     if isinstance(exc, SpecError):
         status = 409 if "already stored" in exc.message else 422
         kind = "inputs" if isinstance(exc, InputError) else "spec"
-        return problem(status, exc.message, path=exc.path, kind=kind)
+        return document(status, exc.message, path=exc.path, kind=kind)
     if isinstance(exc, RetryRefused):
-        return problem(409, str(exc), steps=exc.steps)
-    if isinstance(exc, UsageError):
-        return problem(400, str(exc))
-    return problem(400, str(exc)) if isinstance(exc, CorralError) else _internal(request, exc)
+        return document(409, str(exc), steps=exc.steps)
+    return document(400, str(exc))  # (a UsageError, or any other corral error)
+
+
+def _corral(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if not isinstance(exc, CorralError):
+        return _internal(request, exc)
+    body = corral_problem(exc)
+    status = body["status"]
+    return Response(body, status_code=status, media_type=PROBLEM, headers=problem_headers(status))
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

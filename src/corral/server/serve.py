@@ -1,5 +1,5 @@
-"""The server's lifetime: open the engine, serve the API with Hypercorn's
-Trio worker in the same Trio run, and on SIGTERM or SIGINT drain as a
+"""The server's lifetime: open the engine, serve the API
+(:mod:`.httpserver`) in the same Trio run, and on SIGTERM or SIGINT drain as a
 worker does: stop listening (requests in flight get a few seconds), let the
 running executions finish for up to ``grace`` seconds (a second signal cuts
 that short), then stop the rest without recording anything; once their lease
@@ -17,6 +17,8 @@ from corral.core.errors import ConfigError
 from corral.core.model import Limits
 from corral.engine.opening import open_engine
 from corral.server.auth import Tokens, check_bind
+from corral.server.httpserver import serve_http
+from corral.server.lane import SubmitLane
 
 __all__ = ["serve"]
 
@@ -40,8 +42,6 @@ async def serve(
     engine's (a full admission queue answers 503 with ``Retry-After``). With ``run_here=False``
     the server only enqueues executions: ``corral worker`` processes on the
     same store run them (their events are not seen by this server's streams)."""
-    import hypercorn.config
-
     from corral.server.app import make_app
     from corral.server.events import EventHub
 
@@ -51,18 +51,14 @@ async def serve(
     say = say or (lambda _message: None)
     stop = stop if stop is not None else trio.Event()
     hurry = trio.Event()
-    config = hypercorn.config.Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 3.0  # requests in flight (and event streams) when stopping
     async with (
         open_engine(store, run_here=run_here, limits=limits) as engine,
         trio.open_nursery() as nursery,
     ):
         hub = EventHub()
         nursery.start_soon(hub.run, engine)
-        app = make_app(engine, tokens, hub)
+        routes = make_app(engine, tokens, hub)
+        app = SubmitLane(routes, engine, tokens, routes.state.plans)
 
         async def signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
@@ -77,7 +73,7 @@ async def serve(
                     stop.set()
 
         nursery.start_soon(signals)
-        binds = await nursery.start(_serve_app, app, config, stop)
+        binds = await nursery.start(serve_http, app, host, port, stop)
         if ready is not None:
             ready(binds[0] if binds else f"http://{host}:{port}")
         await stop.wait()
@@ -104,11 +100,3 @@ async def serve(
         else "corral serve: stopped"
     )
     return released
-
-
-async def _serve_app(
-    app: Any, config: Any, stop: trio.Event, *, task_status: Any = trio.TASK_STATUS_IGNORED
-) -> None:
-    import hypercorn.trio
-
-    await hypercorn.trio.serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)

@@ -147,6 +147,8 @@ def test_bad_spec_exits_2_without_traceback(
         (["run", "{examples}/conditions.yaml", "--store", "bogus://x"], "unknown store scheme"),
         (["frobnicate"], "invalid choice"),
         (["run"], "required"),
+        (["serve", "--max-body", "12x"], "expected a size such as 65536, 64k or 1m"),
+        (["serve", "--max-body", "0"], "expected 1 byte to 1 GiB"),
     ],
 )
 def test_usage_errors_exit_2(

@@ -351,6 +351,16 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512", 512), ("64k", 65536), ("64KiB", 65536), ("1m", 1 << 20), ("2 MB", 2 << 20)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    from corral.cli.common import parse_size
+
+    assert parse_size(text, "--max-body") == size
+
+
 def test_destructive_commands_are_guarded(
     capsys: pytest.CaptureFixture[str], url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

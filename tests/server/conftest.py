@@ -33,7 +33,11 @@ def _browser() -> Any:
 
 
 async def _server(
-    tmp_path: Path, tokens: Tokens, run_here: bool = True, limits: corral.Limits | None = None
+    tmp_path: Path,
+    tokens: Tokens,
+    run_here: bool = True,
+    limits: corral.Limits | None = None,
+    **options: Any,
 ) -> AsyncIterator[str]:
     stop = trio.Event()
     urls: list[str] = []
@@ -53,6 +57,7 @@ async def _server(
                 grace=0.5,  # (what still runs at the test's end is released, at once)
                 limits=limits,
                 ready=ready,
+                **options,
                 stop=stop,
             )
         )

@@ -154,6 +154,19 @@ async def test_raw_garbage_too_big_and_unknown(url: str) -> None:
         assert wrong_type.status_code == 400 and "content type" in wrong_type.text
 
 
+async def test_the_body_limit_is_configurable(servers: Any, tmp_path: Path) -> None:
+    from corral.server.auth import Tokens
+
+    async with servers(tmp_path, Tokens([]), max_body=1000) as url, httpx.AsyncClient() as client:
+        small = {"spec": SPEC}
+        assert (await client.post(f"{url}/v1/executions", json=small)).status_code == 202
+        padded = {"spec": SPEC, "inputs": {}, "key": "k" * 1200}
+        for path in ("/v1/executions", "/v1/workflows"):
+            refused = await client.post(f"{url}{path}", json=padded)
+            assert refused.status_code == 413, path
+            assert refused.headers["content-type"] == "application/problem+json"
+
+
 async def test_hostile_bodies(url: str) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         # 50 MB: refused from its Content-Length, before it is read

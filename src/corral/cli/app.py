@@ -153,6 +153,12 @@ def _parser(commands: Mapping[str, CommandInfo] | None = None) -> argparse.Argum
         help="run executions in this process (default), or with --no-run-here only enqueue "
         "them for `corral worker`s on the same store",
     )
+    srv.add_argument(
+        "--max-body",
+        default="1m",
+        metavar="SIZE",
+        help="larger request bodies are refused with 413 (default 1m; e.g. 256k, 4m)",
+    )
     _grace_option(srv)
     _store_option(srv)
 

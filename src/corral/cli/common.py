@@ -309,6 +309,22 @@ def parse_duration(text: str, option: str = "--older-than", *, unit: bool = Fals
     return seconds
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024}
+_SIZE_UNITS |= {"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``512``, ``64k``, ``1m`` (also ``KiB``, ``MiB``) -> bytes (binary units)."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise UsageError(f"{option} {text!r}: expected a size such as 65536, 64k or 1m")
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not 1 <= size <= 1 << 30:
+        raise UsageError(f"{option} {text!r}: expected 1 byte to 1 GiB")
+    return size
+
+
 def _status(text: str | None, allowed: Sequence[str]) -> str | None:
     if text is not None and text not in allowed:
         raise UsageError(f"--status {text!r}: expected one of {', '.join(allowed)}")

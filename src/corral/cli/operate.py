@@ -20,6 +20,7 @@ from corral.cli.common import (
     _when,
     _with_store,
     parse_duration,
+    parse_size,
 )
 from corral.core.errors import (
     UsageError,
@@ -42,6 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: expected 0 to 65535")
     grace = parse_duration(args.grace, "--grace")
+    max_body = parse_size(args.max_body, "--max-body")
     tokens = load_tokens(args.token_file)
     check_bind(args.host, tokens)
     store = open_store(args.store or default_store_url())
@@ -66,6 +68,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 tokens=tokens,
                 run_here=args.run_here,
                 grace=grace,
+                max_body=max_body,
                 ready=ready,
                 say=lambda message: print(message, file=sys.stderr),
             )

@@ -67,14 +67,11 @@ from corral.server.bodies import (
     WorkflowVersions,
 )
 from corral.server.events import EventHub, Snapshot
-from corral.server.lane import admit
+from corral.server.lane import MAX_BODY_BYTES, admit
 from corral.server.pages import PAGES
 from corral.server.problems import EXCEPTION_HANDLERS, documented
 
 __all__ = ["MAX_BODY_BYTES", "make_app"]
-
-#: Request bodies larger than this are refused (413) before they are parsed.
-MAX_BODY_BYTES = 1 << 20
 
 _FORMATS = {
     "application/json": "json",
@@ -571,9 +568,12 @@ def _options(path: str) -> Any:
     return allow
 
 
-def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litestar:
+def make_app(
+    engine: Any, tokens: Tokens, hub: EventHub | None = None, *, max_body: int = MAX_BODY_BYTES
+) -> Litestar:
     """The Litestar application around an open engine (``hub``: its events,
-    fed by :meth:`EventHub.run` for the server's lifetime)."""
+    fed by :meth:`EventHub.run` for the server's lifetime); request bodies
+    over ``max_body`` bytes are refused (413) before they are parsed."""
     app = Litestar(
         route_handlers=[
             # (first: Litestar adds its own OPTIONS only where none is registered)
@@ -606,7 +606,7 @@ def make_app(engine: Any, tokens: Tokens, hub: EventHub | None = None) -> Litest
             {"engine": engine, "tokens": tokens, "hub": hub or EventHub(), "plans": StoredPlans()}
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        request_max_body_size=MAX_BODY_BYTES,
+        request_max_body_size=max_body,
         openapi_config=OpenAPIConfig(
             title="corral",
             version="1",

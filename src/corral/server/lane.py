@@ -33,12 +33,16 @@ from corral.server.bodies import Accepted, Submission
 from corral.server.httpserver import ASGIApp, Message, Receive, Send
 from corral.server.problems import PROBLEM, corral_problem, document, problem_headers
 
-__all__ = ["PATH", "SubmitLane", "admit"]
+__all__ = ["MAX_BODY_BYTES", "PATH", "SubmitLane", "admit"]
 
 log = logging.getLogger("corral.server")
 
 #: The route the lane takes.
 PATH = "/v1/executions"
+
+#: Request bodies larger than this are refused (413) by default (``corral
+#: serve --max-body``).
+MAX_BODY_BYTES = 1 << 20
 
 
 _JSON = b"application/json"
@@ -71,10 +75,20 @@ async def admit(engine: Any, plans: Any, data: Submission) -> tuple[Accepted, in
 class SubmitLane:
     """An ASGI app in front of ``app`` (the Litestar one) taking well-formed
     submissions (see the module's docstring). ``engine``, ``tokens``,
-    ``plans``: the app's (its state)."""
+    ``plans``: the app's (its state); ``max_body``: the app's limit (a body
+    over it is the app's to refuse)."""
 
-    def __init__(self, app: ASGIApp, engine: Any, tokens: Tokens, plans: Any) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        engine: Any,
+        tokens: Tokens,
+        plans: Any,
+        *,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
+        self.max_body = max_body
         self.engine = engine
         self.tokens = tokens
         self.plans = plans
@@ -105,6 +119,9 @@ class SubmitLane:
         """The submission, when the lane takes the request as it is."""
         if first["type"] != "http.request" or first.get("more_body", False):
             return None
+        body = first.get("body", b"")
+        if len(body) > self.max_body:
+            return None
         authorization = b""
         kind = _JSON
         for name, value in scope["headers"]:
@@ -115,7 +132,7 @@ class SubmitLane:
         if kind != _JSON or not self._may_run(authorization):
             return None
         try:
-            return _decoder.decode(first.get("body", b""))
+            return _decoder.decode(body)
         except (msgspec.DecodeError, RecursionError):  # (ValidationError is a DecodeError)
             return None
 

@@ -18,7 +18,7 @@ from corral.core.model import Limits
 from corral.engine.opening import open_engine
 from corral.server.auth import Tokens, check_bind
 from corral.server.httpserver import serve_http
-from corral.server.lane import SubmitLane
+from corral.server.lane import MAX_BODY_BYTES, SubmitLane
 
 __all__ = ["serve"]
 
@@ -31,6 +31,7 @@ async def serve(
     tokens: Tokens,
     run_here: bool = True,
     grace: float = 30.0,
+    max_body: int = MAX_BODY_BYTES,
     limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
     say: Callable[[str], None] | None = None,
@@ -39,7 +40,8 @@ async def serve(
     """Serve until SIGTERM/SIGINT (or ``stop`` is set), then drain; the ids
     of the executions released unfinished. ``ready(url)`` is called once the
     port listens; ``say`` hears what the drain does; ``limits``: the
-    engine's (a full admission queue answers 503 with ``Retry-After``). With ``run_here=False``
+    engine's (a full admission queue answers 503 with ``Retry-After``); a request
+    body over ``max_body`` bytes is refused (413). With ``run_here=False``
     the server only enqueues executions: ``corral worker`` processes on the
     same store run them (their events are not seen by this server's streams)."""
     from corral.server.app import make_app
@@ -57,8 +59,8 @@ async def serve(
     ):
         hub = EventHub()
         nursery.start_soon(hub.run, engine)
-        routes = make_app(engine, tokens, hub)
-        app = SubmitLane(routes, engine, tokens, routes.state.plans)
+        routes = make_app(engine, tokens, hub, max_body=max_body)
+        app = SubmitLane(routes, engine, tokens, routes.state.plans, max_body=max_body)
 
         async def signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:

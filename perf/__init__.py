@@ -94,9 +94,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--serve",
         action="store_true",
         help="also load `corral serve` on SQLite: 200 kept-alive clients submitting a stored "
-        "single-step workflow for 30 s (5 s with --quick), against a bare Litestar+Hypercorn "
-        "app (the HTTP stack's floor); then paced at half that rate for the latency of a "
-        "server not overloaded; run once",
+        "single-step workflow for 30 s (5 s with --quick), against a bare Litestar app on "
+        "corral's HTTP server (the HTTP stack's floor); then paced at half that rate for "
+        "the latency of a server not overloaded; run once",
     )
     p.add_argument(
         "--soak",

@@ -69,8 +69,8 @@ async def _client(
             try:
                 status, buf = await _exchange(stream, request, buf)
             except (EOFError, trio.BrokenResourceError):
-                # the server closed a kept-alive connection (Hypercorn does
-                # after 1,000 requests): open another, as a browser would
+                # the server closed a kept-alive connection (servers may, e.g.
+                # after N requests or an idle time): open another, as a browser would
                 out["reconnects"] += 1
                 await stream.aclose()
                 stream = None

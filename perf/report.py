@@ -645,7 +645,7 @@ def _serve_targets(results: Sequence[CaseResult]) -> list[dict[str, Any]]:
                 e2e,
                 "/s",
                 e2e >= 2000,
-                f"the HTTP stack alone (Litestar + Hypercorn, same request): {floor:,.0f}/s",
+                f"the HTTP stack alone (Litestar on the same server, same request): {floor:,.0f}/s",
             ),
             _target(
                 "issue 16",

@@ -1,6 +1,8 @@
 """``corral serve``'s HTTP API (issue 16, a first part): workflows and
 executions over HTTP, versioned under ``/v1``, on Litestar served by
-Hypercorn's Trio worker, in the same Trio run as the engine.
+corral's HTTP server (:mod:`.httpserver`), in the same Trio run as the
+engine; the busiest route, submission, is taken in front of Litestar when
+well formed (:mod:`.lane`).
 
 Bodies are msgspec Structs (Litestar validates them); every error is an RFC
 9457 ``application/problem+json`` document, never a traceback (see

@@ -49,6 +49,9 @@ class App:
                 message = await receive()
             self.disconnected.set()
             return
+        if path == "/injected":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb: c")]})
+            return
         if path == "/early":  # answers without reading the body (a 413)
             await _reply(send, 413, b"too large")
             return
@@ -232,26 +235,49 @@ async def test_refusals_are_problem_documents(served: Any) -> None:
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
         (b"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n", 431),
         (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        # a request after a good one, its head too large, its body along
+        (
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 3\r\n"
+            + b"X-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\nabc",
+            431,
+        ),
+        # an upgrade is not made: answered, then closed
+        (b"GET /u HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", 200),
     ]
     for request, expected in cases:
         stream, reader = await _connect(port)
         await stream.send_all(request)
         status, headers, body = await reader.response()
+        if request.startswith(b"GET /a "):  # (the good one first)
+            assert status == 200 and "connection" not in headers
+            status, headers, body = await reader.response()
         assert status == expected, request[:40]
-        assert headers["content-type"] == "application/problem+json"
-        assert json.loads(body)["status"] == expected and headers["connection"] == "close"
+        assert headers["connection"] == "close"
+        if expected != 200:
+            assert headers["content-type"] == "application/problem+json"
+            assert json.loads(body)["status"] == expected
         assert await reader.closed()
 
 
 async def test_an_app_failing_is_a_500_and_a_silent_one_too(served: Any) -> None:
     _, port, _ = served
-    for path in ("/fail", "/silent"):
+    for path in ("/fail", "/silent", "/injected"):
         stream, reader = await _connect(port)
         await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         status, headers, body = await reader.response()
         assert status == 500 and "traceback" not in body.decode().lower()
         assert json.loads(body)["detail"] == "the server failed to answer this request"
         assert await reader.closed()
+
+
+async def test_garbage_after_a_request_is_answered_after_it(served: Any) -> None:
+    _, port, _ = served
+    stream, reader = await _connect(port)
+    await stream.send_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n")
+    assert (await reader.response())[0] == 200
+    status, headers, _ = await reader.response()
+    assert status == 400 and headers["connection"] == "close"
+    assert await reader.closed()
 
 
 async def test_an_answer_before_the_body_is_read(served: Any) -> None:

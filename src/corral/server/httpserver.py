@@ -178,7 +178,8 @@ class _Connection:
         self.stream = stream
         self.parser = httptools.HttpRequestParser(self)
         self.requests: deque[_Request] = deque()
-        self.building: _Request | None = None
+        self.building: _Request | None = None  # its head being read
+        self.reading = _Request()  # its body being read
         self.url = b""
         self.head_bytes = 0
         self.oversized = False
@@ -217,30 +218,39 @@ class _Connection:
         request.version = self.parser.get_http_version()
         request.keep_alive = self.parser.should_keep_alive()
         request.url = self.url
-        self.oversized |= self.head_bytes > MAX_HEAD_BYTES
-        self.requests.append(request)
         self.building = None
+        if self.head_bytes > MAX_HEAD_BYTES:
+            self.oversized = True  # (never answered: refused, and nothing more is read)
+            self.reading = _Request()  # (what its body would be is dropped)
+            return
+        self.requests.append(request)
+        self.reading = request
 
     def on_body(self, body: bytes) -> None:
-        self.requests[-1].chunks.append(body)
+        self.reading.chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self.requests[-1].complete = True
+        self.reading.complete = True
 
     # -- reading ---------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
+        """Parse ``data``. What cannot be read is kept in ``broken``: it is
+        answered (and the connection closed) once the requests read before
+        it are answered; nothing is read after it."""
+        if self.broken is not None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # no protocol switching here: the request is answered, then closed
-            if self.requests:
-                self.requests[-1].complete = True
-                self.requests[-1].keep_alive = False
+            self.reading.complete = True
+            self.reading.keep_alive = False
         except httptools.HttpParserError as exc:
-            raise _Refused(400, f"malformed HTTP request: {exc}") from None
+            self.broken = _Refused(400, f"malformed HTTP request: {exc}")
         self.oversized |= self.building is not None and self.head_bytes > MAX_HEAD_BYTES
-        if self.oversized:
-            raise _Refused(431, f"the request's line and headers exceed {MAX_HEAD_BYTES} bytes")
+        if self.oversized and self.broken is None:
+            limit = MAX_HEAD_BYTES
+            self.broken = _Refused(431, f"the request's line and headers exceed {limit} bytes")
 
     async def read(self) -> None:
         data = await self.stream.receive_some(_READ)
@@ -258,6 +268,8 @@ class _Connection:
         self.idle = True
         with self.idle_scope:  # (cancelled by a stop while no request began)
             while not self.requests:
+                if self.broken is not None:
+                    raise self.broken
                 if self.eof or self.server.stopping:
                     break
                 if self.building is not None and not started:
@@ -312,7 +324,7 @@ class _Connection:
         if not request.complete:
             await self._linger()
             return False
-        return exchange.keep_alive and self.broken is None and not self.server.stopping
+        return exchange.keep_alive and not self.server.stopping
 
     async def _linger(self) -> None:
         """The app answered without reading the whole body (a 413): say so
@@ -392,6 +404,8 @@ class _Exchange:
                 if not self.started:
                     await connection.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             while not request.chunks and not request.complete:
+                if connection.broken is not None:
+                    raise connection.broken
                 if connection.eof:
                     return await self._abandon()
                 with trio.move_on_after(connection.server.timeouts.body) as silent:
@@ -430,10 +444,7 @@ class _Exchange:
                 and len(connection.requests) < 2
                 and connection.broken is None
             ):
-                try:
-                    await connection.read()
-                except _Refused as refused:
-                    connection.broken = refused
+                await connection.read()
             if not connection.eof and not self.finished:
                 await trio.sleep_forever()
         self.waiting = None
@@ -445,8 +456,8 @@ class _Exchange:
         if kind == "http.response.start":
             if self.started:
                 raise RuntimeError("the response has already started")
-            self.started = True
             self._start(int(message["status"]), message.get("headers", ()))
+            self.started = True
             if self.chunked:  # a stream (events): its head now, not with its first event
                 await self._write(b"")
 
@@ -494,6 +505,8 @@ class _Exchange:
                 continue  # (written below, once)
             elif lowered == b"transfer-encoding":
                 continue  # (the server frames the body itself)
+            if b"\n" in value or b"\r" in value:  # (a header must not make more headers)
+                raise RuntimeError(f"a line break in the answer's header {lowered!r}")
             lines.append(b"%s: %s\r\n" % (name, value))
         bodiless = request.method == b"HEAD" or status in _NO_BODY or status < 200
         if not length and not bodiless:

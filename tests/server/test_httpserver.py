@@ -44,6 +44,9 @@ class App:
         if path == "/forever":  # a stream until the client leaves
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            if scope["query_string"] == b"unread":  # one more, which the client never reads
+                await trio.sleep(0.1)
+                await send({"type": "http.response.body", "body": b"y", "more_body": True})
             message = await receive()
             while message["type"] != "http.disconnect":
                 message = await receive()
@@ -219,14 +222,20 @@ async def test_head_http10_and_a_streamed_answer(served: Any) -> None:
     assert await reader.closed()
 
 
-async def test_a_client_leaving_is_a_disconnect(served: Any) -> None:
+@pytest.mark.parametrize("query", ["", "?unread"])
+async def test_a_client_leaving_is_a_disconnect(
+    served: Any, query: str, caplog: pytest.LogCaptureFixture
+) -> None:
     app, port, _ = served
     stream, reader = await _connect(port)
-    await stream.send_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+    await stream.send_all(f"GET /forever{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await reader.head()
+    if query:  # it leaves with data unread: its close is a reset, not an end
+        await trio.sleep(0.3)
     await stream.aclose()
     with trio.fail_after(5):
         await app.disconnected.wait()
+    assert "failed" not in caplog.text
 
 
 async def test_refusals_are_problem_documents(served: Any) -> None:

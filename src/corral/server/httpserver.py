@@ -253,7 +253,10 @@ class _Connection:
             self.broken = _Refused(431, f"the request's line and headers exceed {limit} bytes")
 
     async def read(self) -> None:
-        data = await self.stream.receive_some(_READ)
+        try:
+            data = await self.stream.receive_some(_READ)
+        except _GONE:
+            data = b""  # (a reset is as gone as a close)
         if data:
             self._feed(data)
         else:

@@ -524,6 +524,26 @@ async def test_a_claim_with_a_start_marks_queued_ones_running(store: Store) -> N
     assert (later.status, later.started_at, later.owner) == ("pending", None, "V")
 
 
+async def test_a_claim_can_answer_with_the_records(store: Store) -> None:
+    """``claim_records``: the claim of ``claim_expired`` (same choice, same
+    marks), answered with the executions and their steps."""
+    for i, priority in enumerate((0, 5, 0)):
+        await store.create_execution(
+            _queued(f"q{i}", priority=priority, at=float(i), handlers=["core.noop"])
+        )
+    got = await store.claim_records("W", 10.0, 40.0, limit=2, start=10.0)
+    assert [r.id for r in got] == ["q0", "q1"]  # priority 5, then the oldest; by id
+    for record in got:
+        assert (record.status, record.owner, record.started_at) == ("running", "W", 10.0)
+        assert record.lease_expires_at == 40.0
+        assert [s.step_id for s in record.steps] == [
+            s.step_id for s in (await store.get_execution(record.id)).steps
+        ]
+        assert record.steps
+    assert [r.id for r in await store.claim_records("V", 11.0, 40.0)] == ["q2"]
+    assert await store.claim_records("V", 12.0, 40.0) == []
+
+
 async def test_a_worker_claims_only_what_its_handlers_can_run(store: Store) -> None:
     await store.create_execution(_queued("plain", at=1.0, handlers=["core.noop"]))
     await store.create_execution(_queued("vibe", at=2.0, handlers=["core.noop", "vibe.plan"]))

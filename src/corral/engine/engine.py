@@ -1337,23 +1337,17 @@ class Engine:
             t = self.clock()
             # Queued ones are marked running by the claim itself: each starts
             # here at once (room is free running slots), without a start
-            # write of its own.
-            claimed = await self.store.claim_expired(
+            # write of its own; the claim answers with them (one round trip).
+            records = await self.store.claim_records(
                 self.owner, t, t + self.lease, limit=room, handlers=self.claim_handlers, start=t
             )
-            try:
-                records = await self.store.get_executions(claimed)  # one read for all
-            except StoreError as exc:
-                log.warning("reading %d claimed execution(s) failed: %s", len(claimed), exc)
-                self._unresumed.update(claimed)
-                return
             for record in records:
                 try:
                     await self._resume(record.id, record, claimed_at=t)
                 except StoreError as exc:
                     log.warning("starting claimed execution %s failed: %s", record.id, exc)
                     self._unresumed.add(record.id)
-            if len(claimed) < room:
+            if len(records) < room:
                 # Nothing more waits in the store for this engine (what is
                 # submitted from now on may wait in memory again).
                 self._spilling = False

@@ -231,6 +231,22 @@ class Store(Protocol):
         same one."""
         ...
 
+    async def claim_records(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+        queued: bool = True,
+        start: float | None = None,
+    ) -> list[ExecutionRecord]:
+        """:meth:`claim_expired`, answered with the claimed executions (with
+        their steps, ordered by id) instead of their ids: a claimer that runs
+        what it claims reads them in the same round trip."""
+        ...
+
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
         """Take over one execution if :meth:`claim_expired` could (and it has
         an owner: an orphan, not queued work); whether it was taken."""

@@ -299,6 +299,22 @@ class MemoryStore:
             claimed.append(rec.id)
         return sorted(claimed)
 
+    async def claim_records(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+        queued: bool = True,
+        start: float | None = None,
+    ) -> list[ExecutionRecord]:
+        claimed = await self.claim_expired(
+            owner, now, until, limit=limit, handlers=handlers, queued=queued, start=start
+        )
+        return await self.get_executions(claimed)
+
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
         rec = self._executions.get(execution_id)
         if rec is None or rec.owner is None or not rules.claimable(rec, owner, now, self._paused):

@@ -533,22 +533,7 @@ class PostgresStore(BatchedStore):
 
     async def get_executions(self, execution_ids: list[str]) -> list[ExecutionRecord]:
         ids = list(execution_ids)
-
-        async def op(conn: Any) -> list[ExecutionRecord]:
-            rows = await conn.fetch(
-                f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = ANY($1)", ids
-            )
-            steps: dict[str, list[StepRecord]] = {}
-            for s in await conn.fetch(
-                f"SELECT execution_id, {sql.STEP_COLUMNS} FROM step_executions "
-                "WHERE execution_id = ANY($1) ORDER BY execution_id, position",
-                ids,
-            ):
-                steps.setdefault(s[0], []).append(sql.step(tuple(s)[1:]))
-            by_id = {row[0]: sql.execution(row, steps.get(row[0], [])) for row in rows}
-            return [by_id[i] for i in ids if i in by_id]
-
-        return await self._q(op, write=False)
+        return await self._q(lambda conn: _read_executions(conn, ids), write=False)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         async def op(conn: Any) -> list[str]:
@@ -626,24 +611,24 @@ class PostgresStore(BatchedStore):
         queued: bool = True,
         start: float | None = None,
     ) -> list[str]:
-        have = sql.handler_set(handlers)
+        claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
+        return await self._q(claim, atomic=True)
 
-        async def op(conn: Any) -> list[str]:
-            rows = await conn.fetch(
-                pg.CLAIM,
-                owner,
-                until,
-                start,
-                start,
-                start,
-                now,
-                owner,
-                int(queued),
-                have,
-                have,
-                limit,
-            )
-            return sorted(r[0] for r in rows)
+    async def claim_records(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+        queued: bool = True,
+        start: float | None = None,
+    ) -> list[ExecutionRecord]:
+        claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
+
+        async def op(conn: Any) -> list[ExecutionRecord]:
+            return await _read_executions(conn, await claim(conn))
 
         return await self._q(op, atomic=True)
 
@@ -892,3 +877,39 @@ class PostgresStore(BatchedStore):
                 return await pg.read_version(conn)
 
         return await self._aio(work())
+
+
+def _claim_fn(
+    owner: str,
+    now: float,
+    until: float,
+    limit: int | None,
+    handlers: list[str] | None,
+    queued: bool,
+    start: float | None,
+) -> Callable[[Any], Awaitable[list[str]]]:
+    """The claim of :meth:`PostgresStore.claim_expired`, as an op."""
+    have = sql.handler_set(handlers)
+    args = (owner, until, start, start, start, now, owner, int(queued), have, have, limit)
+
+    async def claim(conn: Any) -> list[str]:
+        return sorted(r[0] for r in await conn.fetch(pg.CLAIM, *args))
+
+    return claim
+
+
+async def _read_executions(conn: Any, ids: list[str]) -> list[ExecutionRecord]:
+    """Executions with their steps, in the order of ``ids`` (unknown ones left
+    out): two queries, whatever their number."""
+    rows = await conn.fetch(
+        f"SELECT {sql.EXEC_COLUMNS} FROM workflow_executions WHERE id = ANY($1)", ids
+    )
+    steps: dict[str, list[StepRecord]] = {}
+    for s in await conn.fetch(
+        f"SELECT execution_id, {sql.STEP_COLUMNS} FROM step_executions "
+        "WHERE execution_id = ANY($1) ORDER BY execution_id, position",
+        ids,
+    ):
+        steps.setdefault(s[0], []).append(sql.step(tuple(s)[1:]))
+    by_id = {row[0]: sql.execution(row, steps.get(row[0], [])) for row in rows}
+    return [by_id[i] for i in ids if i in by_id]

@@ -28,6 +28,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -604,13 +605,24 @@ class SQLiteStore(BatchedStore):
         queued: bool = True,
         start: float | None = None,
     ) -> list[str]:
-        have = sql.handler_set(handlers)
-        limit_ = -1 if limit is None else limit
-        args = (owner, until, start, start, start, now, owner, int(queued), have, have, limit_)
+        claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
+        return await self._call(claim, atomic=True)
 
-        def op(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(_CLAIM, args).fetchall()
-            return sorted(r[0] for r in rows)
+    async def claim_records(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        *,
+        limit: int | None = None,
+        handlers: list[str] | None = None,
+        queued: bool = True,
+        start: float | None = None,
+    ) -> list[ExecutionRecord]:
+        claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
+
+        def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            return [_get_execution(conn, execution_id) for execution_id in claim(conn)]
 
         return await self._call(op, atomic=True)
 
@@ -943,6 +955,26 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
         (now, *ids),
     )
     return len(ids)
+
+
+def _claim_fn(
+    owner: str,
+    now: float,
+    until: float,
+    limit: int | None,
+    handlers: list[str] | None,
+    queued: bool,
+    start: float | None,
+) -> Callable[[sqlite3.Connection], list[str]]:
+    """The claim of :meth:`SQLiteStore.claim_expired`, as a writer op."""
+    have = sql.handler_set(handlers)
+    limit_ = -1 if limit is None else limit
+    args = (owner, until, start, start, start, now, owner, int(queued), have, have, limit_)
+
+    def claim(conn: sqlite3.Connection) -> list[str]:
+        return sorted(r[0] for r in conn.execute(_CLAIM, args).fetchall())
+
+    return claim
 
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:

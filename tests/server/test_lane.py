@@ -41,7 +41,7 @@ class Downstream:
 
 
 async def _call(
-    app: Any, body: bytes | list[bytes], headers: dict[str, str] | None = None
+    app: Any, body: bytes | list[bytes], headers: dict[str, Any] | None = None
 ) -> tuple[int, dict[bytes, bytes], Any]:
     pieces = [body] if isinstance(body, bytes) else list(body)
     given = {"content-type": "application/json", **(headers or {})}
@@ -51,7 +51,12 @@ async def _call(
         "path": "/v1/executions",
         "raw_path": b"/v1/executions",
         "query_string": b"",
-        "headers": [(k.encode(), v.encode()) for k, v in given.items() if v],
+        "headers": [
+            (k.encode(), v.encode())
+            for k, values in given.items()
+            for v in (values if isinstance(values, list) else [values])
+            if v
+        ],
         "http_version": "1.1",
         "scheme": "http",
         "root_path": "",
@@ -110,10 +115,12 @@ async def test_a_well_formed_submission_is_taken(engine: Any) -> None:
         (b'{"priority": "5", "workflow": "x"}', {}),  # a string for an integer
         (b"[" * 100_000 + b"]" * 100_000, {}),  # nested too deeply
         ([b'{"spec"', b": {}}"], {}),  # in two pieces
+        # a header twice: the first read-only, the second allowed to run
+        (b'{"spec": {}}', {"authorization": [f"Bearer {READ}", f"Bearer {RUN}"]}),
     ],
 )
 async def test_anything_else_reaches_the_route_untouched(
-    engine: Any, body: bytes | list[bytes], headers: dict[str, str]
+    engine: Any, body: bytes | list[bytes], headers: dict[str, Any]
 ) -> None:
     downstream = Downstream()
     tokens = Tokens([("run", RUN), ("read", READ)])

@@ -122,14 +122,18 @@ class SubmitLane:
         body = first.get("body", b"")
         if len(body) > self.max_body:
             return None
-        authorization = b""
-        kind = _JSON
+        authorization: bytes | None = None
+        kind: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                if authorization is not None:
+                    return None  # (said twice: the route decides what that means)
                 authorization = value
             elif name == b"content-type":
+                if kind is not None:
+                    return None
                 kind = value.partition(b";")[0].strip().lower()
-        if kind != _JSON or not self._may_run(authorization):
+        if kind not in (None, _JSON) or not self._may_run(authorization or b""):
             return None
         try:
             return _decoder.decode(body)

@@ -171,6 +171,19 @@ def test_usage_errors_exit_2(
     assert "Traceback" not in err
 
 
+def test_serve_on_a_port_in_use_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        store = f"sqlite:///{tmp_path / 's.db'}"
+        code, _, err = run_cli(capsys, "serve", "--port", port, "--store", store)
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
+    assert "Traceback" not in err
+
+
 def test_plugins_lists_core_handlers(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "plugins", "--json")
     assert code == 0

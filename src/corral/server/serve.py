@@ -75,7 +75,11 @@ async def serve(
                     stop.set()
 
         nursery.start_soon(signals)
-        binds = await nursery.start(serve_http, app, host, port, stop)
+        try:
+            binds = await nursery.start(serve_http, app, host, port, stop)
+        except OSError as exc:  # (a port in use, an unknown host: the user's to fix)
+            why = exc.strerror or str(exc)
+            raise ConfigError(f"cannot listen on {host}:{port}: {why}") from None
         if ready is not None:
             ready(binds[0] if binds else f"http://{host}:{port}")
         await stop.wait()

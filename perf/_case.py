@@ -48,6 +48,15 @@ def run_in_child(module: str, size: str, timeout: float) -> dict[str, Any]:
     raise RuntimeError(f"exit status {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}")
 
 
+def child_main(measure: Callable[..., Any], argv: list[str]) -> int:
+    """The entry point of a child :func:`run_in_child` starts: ``SIZE DIR
+    TIMEOUT`` into ``trio.run(measure, size, dir, timeout)``, its figures
+    printed."""
+    n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
+    print_result(trio.run(measure, n, tmp, timeout))
+    return 0
+
+
 def print_result(figures: dict[str, Any]) -> None:
     """The figures as the one line :func:`run_in_child` reads."""
     sys.stdout.write(RESULT_PREFIX + json.dumps(figures) + "\n")

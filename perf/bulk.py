@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from perf._case import print_result, run_in_child
+from perf._case import child_main, run_in_child
 
 
 async def _running(engine: Any, workflow: str, n: int, limit: float) -> None:
@@ -94,10 +94,7 @@ def run_bulk_repeat(n: int, timeout: float) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
-    figures = trio.run(_measure, n, tmp, timeout)
-    print_result(figures)
-    return 0
+    return child_main(_measure, argv)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 
 import trio
 
-from perf._case import print_result, run_in_child
+from perf._case import child_main, run_in_child
 
 WORKFLOW = "queued"
 
@@ -145,10 +145,7 @@ def run_queued_repeat(n: int, timeout: float) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    n, tmp, timeout = int(argv[0]), Path(argv[1]), float(argv[2])
-    figures = trio.run(_measure, n, tmp, timeout)
-    print_result(figures)
-    return 0
+    return child_main(_measure, argv)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,53 @@ def _fails_before_writing(conn: sqlite3.Connection) -> None:
     _put("never")(conn)
 
 
+async def test_a_batch_of_single_statement_writes_has_no_savepoint(tmp_path: Path) -> None:
+    """Inside a savepoint every write statement costs more, and a batch whose
+    writes are each one statement never needs one: a failing one (a
+    duplicate) is undone by SQLite alone and the others commit. Execution
+    inserts without step rows are such writes."""
+    db = tmp_path / "b.db"
+    store = SQLiteStore(url(db), db)
+    await store.open()
+    await store._call(_put("x"))
+    statements: list[str] = []
+    results: dict[str, object] = {}
+
+    async def call(name: str, op: Any) -> None:
+        try:
+            results[name] = await store._call(op, atomic=True)
+        except corral.StoreError as exc:
+            results[name] = exc
+
+    record = corral.ExecutionRecord(id="e1", workflow="w", version="1", inputs={}, created_at=1.0)
+    assert store._conn is not None
+    store._conn.set_trace_callback(statements.append)
+    async with trio.open_nursery() as nursery:
+        store._commits.writing = True  # queue all four before the writer takes a batch
+        nursery.start_soon(call, "a", _put("a"))
+        nursery.start_soon(call, "dup", _put("x"))
+        nursery.start_soon(call, "b", _put("b"))
+        await store.create_execution(record, wait=False)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(store.run)
+        try:
+            with trio.fail_after(30):
+                await store.wait_created("e1")
+                while len(results) < 3:
+                    await trio.sleep(0.01)
+        finally:
+            await store.close()
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT", statements
+    assert sum(s.startswith("INSERT") for s in statements) == 4, statements  # one batch
+    assert not [s for s in statements if "SAVEPOINT" in s], statements
+    assert results["a"] is None and results["b"] is None
+    assert "UNIQUE" in str(results["dup"])
+    with sqlite3.connect(db) as conn:
+        keys = sorted(r[0] for r in conn.execute("SELECT key FROM cache_entries"))
+        ids = [r[0] for r in conn.execute("SELECT id FROM workflow_executions")]
+    assert keys == ["a", "b", "x"] and ids == ["e1"]
+
+
 @pytest.mark.parametrize(
     ("compound", "retried"), [(_fails_after_writing, True), (_fails_before_writing, False)]
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import corral
 from corral.plugins import Handler, StepContext, hookimpl
@@ -155,19 +156,98 @@ async def test_a_cancel_from_outside_the_engine_loses_no_status_write(tmp_path: 
     assert unfinished == 0
 
 
-async def test_many_queued_running_records_stay_foldable(tmp_path: Path) -> None:
-    """Past 10,000 queued `running` records the bookkeeping grows its limit
-    (an amortised sweep), keeping every record that can still be folded."""
-    from corral.core.model import StepRecord
-
-    db = tmp_path / "r.db"
+async def _store_with_writer(db: Path, nursery: trio.Nursery) -> SQLiteStore:
     store = SQLiteStore(f"sqlite:///{db}", db)
     await store.open()
-    store._commits.writing = True  # a writer that has not taken anything yet
-    record = StepRecord(step_id="a", handler="h", status="running", attempts=1, started_at=1.0)
-    for i in range(25_000):
-        await store.record_step(f"e{i}", record, owner="me", wait=False)
-    assert len(store._running_ops) == 25_000
-    assert store._running_limit >= 2 * 10_000
-    store._commits.writing = False
-    await store.close()
+    nursery.start_soon(store.run)
+    await trio.testing.wait_all_tasks_blocked()
+    return store
+
+
+def _rows(db: Path) -> list[tuple[str, str, int]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT step_id, status, attempts FROM step_executions ORDER BY step_id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+async def _running_execution(store: SQLiteStore, execution_id: str) -> Any:
+    from corral.core.model import ExecutionRecord, StepRecord
+
+    record = ExecutionRecord(
+        id=execution_id,
+        workflow="w",
+        version="1",
+        status="running",
+        inputs={},
+        owner="me",
+        created_at=1.0,
+        started_at=1.0,
+        steps=[StepRecord(step_id="a", handler="h"), StepRecord(step_id="b", handler="h")],
+    )
+    await store.create_execution(record)
+    return record
+
+
+async def test_a_step_that_ends_before_the_next_batch_is_written_once(tmp_path: Path) -> None:
+    """A `running` record is state, not a queued write: when its step's
+    terminal record comes before the writer takes a batch, only the terminal
+    record is written (one op), and the row says what the step ended as."""
+    db = tmp_path / "r.db"
+    async with trio.open_nursery() as nursery:
+        store = await _store_with_writer(db, nursery)
+        record = await _running_execution(store, "e1")
+        step = record.steps[0]
+        step.status, step.attempts, step.started_at = "running", 1, 2.0
+        ops = store.ops
+        await store.record_step("e1", step, owner="me")  # no checkpoint: the writer waits
+        step.status, step.finished_at, step.output = "succeeded", 3.0, 7
+        await store.record_step("e1", step, owner="me")
+        assert store.ops == ops + 1
+        assert _rows(db) == [("a", "succeeded", 1)]
+        await store.close()
+
+
+async def test_a_step_still_running_at_the_next_batch_is_recorded_running(
+    tmp_path: Path,
+) -> None:
+    """What `corral show` and a takeover see: a step that is still running
+    when the writer takes its next batch is written `running` (with its
+    latest attempt), and its terminal record replaces that row later."""
+    db = tmp_path / "r.db"
+    async with trio.open_nursery() as nursery:
+        store = await _store_with_writer(db, nursery)
+        record = await _running_execution(store, "e1")
+        step = record.steps[1]
+        step.status, step.attempts, step.started_at = "running", 1, 2.0
+        await store.record_step("e1", step, owner="me")
+        step.attempts = 2  # a retry began before the batch was taken: the latest counts
+        await store.record_step("e1", step, owner="me")
+        await store.get_execution("e1")  # a batch has been taken and committed
+        assert _rows(db) == [("b", "running", 2)]
+        step.status, step.finished_at = "failed", 3.0
+        await store.record_step("e1", step, owner="me")
+        assert _rows(db) == [("b", "failed", 2)]
+        # another owner's `running` record is refused by the fence, silently
+        other = record.steps[0]
+        other.status, other.attempts = "running", 1
+        await store.record_step("e1", other, owner="someone else")
+        await store.get_execution("e1")
+        assert _rows(db) == [("b", "failed", 2)]
+        await store.close()
+
+
+async def test_running_records_left_at_close_are_written(tmp_path: Path) -> None:
+    """Closing the store drains the writer, `running` records included."""
+    db = tmp_path / "r.db"
+    async with trio.open_nursery() as nursery:
+        store = await _store_with_writer(db, nursery)
+        record = await _running_execution(store, "e1")
+        step = record.steps[0]
+        step.status, step.attempts = "running", 1
+        await store.record_step("e1", step, owner="me")
+        await store.close()
+    assert _rows(db) == [("a", "running", 1)]

@@ -10,8 +10,10 @@ write is done (its SQL) and how a batch is run (one transaction):
   once, and ``wait_created`` waits for one;
 - a start that arrives while its execution's insert is still queued is
   folded into the insert (one write instead of two);
-- a ``running`` step record still queued when the step's terminal record
-  comes becomes that record;
+- a ``running`` step record is not queued: the store keeps the latest one
+  of each step, and the writer writes those still running at the head of its
+  next batch (one that ended meanwhile is written once, by its terminal
+  record);
 - a step record not waited for that failed is written again ahead of its
   execution's finish, so a finished execution never has a step left
   ``running``.
@@ -42,11 +44,6 @@ log = logging.getLogger("corral.store")
 #: Submissions (without a key) that may have returned before their insert
 #: was committed: the most a crash can lose (docs/architecture.md, Admission).
 MAX_UNACKNOWLEDGED = 500
-#: Queued `running` step records kept for folding before a sweep drops those
-#: whose batch was taken (each ~250 B; 10,000 steps in flight held 2.5 MB
-#: with a bound of 10,000).
-_RUNNING_SWEEP = 1_000
-
 T = TypeVar("T")
 
 WriteFn = Callable[[Any], Any]
@@ -62,17 +59,20 @@ class BatchedStore(ABC):
     durability: str
 
     def __init__(self) -> None:
-        self._commits = GroupCommit(self._execute)
+        self._commits = GroupCommit(self._execute, self._take_running)
         self._closed = False
         # Executions whose queued (not waited for) insert failed: rare, popped
         # when their start is refused.
         self._failed_creates: dict[str, BaseException] = {}
         # Queued inserts a start can still be folded into: id -> (op, [status,
-        # owner, started_at]); and queued `running` step records a terminal
-        # record of the same step supersedes. Both only save work.
+        # owner, started_at]). Only saves work.
         self._unstarted: dict[str, tuple[Op, list[Any]]] = {}
-        self._running_ops: dict[tuple[str, str], Op] = {}
-        self._running_limit = _RUNNING_SWEEP
+        # `running` step records not yet taken by the writer: (execution id,
+        # step id) -> (the run's own record, owner). Kept as state, not as
+        # queued ops: most steps end before the writer's next batch, and then
+        # only their terminal record is written (a `running` record is what
+        # `corral show` and a takeover see, never what a dependent waits for).
+        self._running: dict[tuple[str, str], tuple[str, StepRecord, str | None]] = {}
         # Inserts not waited for, until their execution's run waits for them
         # (wait_created); step records not waited for that failed, written
         # again ahead of their execution's finish.
@@ -95,10 +95,11 @@ class BatchedStore(ABC):
         """Whether the connection is open (operations may run)."""
 
     @abstractmethod
-    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
+    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> tuple[WriteFn, bool]:
         """Insert ``record`` and its steps (unless its key exists: then return
         ``(existing, False)``); ``state`` is ``[status, owner, started_at]``,
-        read when the write runs (a start folded in)."""
+        read when the write runs (a start folded in). With the write, whether
+        it is atomic (one write statement: a failure leaves nothing behind)."""
 
     @abstractmethod
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
@@ -165,9 +166,9 @@ class BatchedStore(ABC):
         r = record
         # status, owner, started_at: a start folded in before the insert runs
         state: list[Any] = [r.status, r.owner, r.started_at]
-        op = self._insert_fn(r, state)
+        op, atomic = self._insert_fn(r, state)
         if wait or r.key is not None:  # idempotency is decided by the insert: wait for it
-            result: tuple[ExecutionRecord, bool] = await self._call(op)
+            result: tuple[ExecutionRecord, bool] = await self._call(op, atomic=atomic)
             return result
         # Queued, not waited for: it commits with the next batch, before any later
         # write or read (start_execution, get_execution ...) that is queued after it.
@@ -179,7 +180,7 @@ class BatchedStore(ABC):
             pending.popleft()
         if len(pending) >= MAX_UNACKNOWLEDGED:
             await wait_for_op(pending.popleft(), shield=True)
-        queued = Op(op, True, partial(self._create_failed, r.id))
+        queued = Op(op, True, partial(self._create_failed, r.id), atomic)
         await self._run_op(queued, wait=False)
         pending.append(queued)
         # (queued with no owner, for a claim: nothing is folded into its
@@ -263,40 +264,38 @@ class BatchedStore(ABC):
     ) -> None:
         if self.durability == "none":
             return
-        op = self._step_fn(execution_id, step, owner)
-        # Terminal records are durable before this returns; `running` ones ride
-        # along, and one still queued when its step's terminal record comes
-        # becomes that record (it said nothing the terminal one does not).
-        key = (execution_id, step.step_id)
-        if step.status in TERMINAL_STEP:
-            running = self._running_ops.pop(key, None)
-            if running is not None and running.gen == self._commits.gen:
-                running.fn = op
-                if not wait:
-                    running.on_error = partial(self._step_write_failed, execution_id, op)
-                    return
-                await wait_for_op(running, shield=True)
-                if running.error is not None:
-                    raise running.error
+        if step.status not in TERMINAL_STEP:
+            commits = self._commits
+            if commits.writing and not commits.closing:
+                # Written with the writer's next batch if it still runs then
+                # (_take_running): no op, no closure, nothing to wait for.
+                self._running[(execution_id, step.step_id)] = (execution_id, step, owner)
+                commits.poke()
                 return
-            if wait:
-                await self._call(op, atomic=True, shield=True)
-            else:
-                failed = partial(self._step_write_failed, execution_id, op)
-                await self._call(op, atomic=True, wait=False, on_error=failed)
+            await self._call(self._step_fn(execution_id, step, owner), atomic=True, wait=False)
             return
-        queued = Op(op, True, atomic=True)
-        await self._run_op(queued, wait=False)
-        if queued.gen >= 0:
-            if len(self._running_ops) > self._running_limit:
-                # Forget the entries that can no longer be folded (their batch
-                # was taken); the limit doubles with what stays, so the sweep
-                # is amortised even with many thousands of steps in flight.
-                self._running_ops = {
-                    k: o for k, o in self._running_ops.items() if o.gen == self._commits.gen
-                }
-                self._running_limit = max(_RUNNING_SWEEP, 2 * len(self._running_ops))
-            self._running_ops[key] = queued
+        # Terminal records are durable before this returns (unless ``wait``
+        # is False: then before the execution's finish, queued after them).
+        if self._running:
+            self._running.pop((execution_id, step.step_id), None)
+        op = self._step_fn(execution_id, step, owner)
+        if wait:
+            await self._call(op, atomic=True, shield=True)
+        else:
+            failed = partial(self._step_write_failed, execution_id, op)
+            await self._call(op, atomic=True, wait=False, on_error=failed)
+
+    def _take_running(self) -> list[Op]:
+        """The `running` records of steps still running, as ops for the batch
+        the writer takes now (values read now, in the engine's thread)."""
+        if not self._running:
+            return []
+        running, self._running = self._running, {}
+        return [
+            Op(self._step_fn(execution_id, step, owner), True, atomic=True)
+            for execution_id, step, owner in running.values()
+            if step.status == RUNNING
+        ]
 
     async def finish_execution(
         self,

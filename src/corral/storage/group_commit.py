@@ -108,8 +108,16 @@ class GroupCommit:
     transaction and wakes its ops; ``lock`` is held around each batch (an
     operation run without the writer takes it too)."""
 
-    def __init__(self, execute: Callable[[list[Op]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        execute: Callable[[list[Op]], Awaitable[None]],
+        take: Callable[[], list[Op]] | None = None,
+    ) -> None:
         self._execute = execute
+        # Work kept as state rather than queued ops (a backend's latest
+        # `running` step records): made into ops as a batch is taken, and
+        # run first in it.
+        self._take = take
         self.pending: list[Op] = []
         self.writing = False  # the writer runs: operations are queued, not run at once
         self.closing = False
@@ -129,13 +137,16 @@ class GroupCommit:
         try:
             with trio.CancelScope(shield=True):
                 while True:
-                    if not self.pending:
+                    taken = self._take() if self._take is not None else None
+                    if not self.pending and not taken:
                         if self.closing:
                             return
                         await self._wake.wait()
                         self._wake = trio.Event()
                         continue
                     batch, self.pending = self.pending, []
+                    if taken:
+                        batch[:0] = taken
                     self.gen += 1  # what was queued before this is no longer changeable
                     try:
                         async with self.lock:
@@ -152,6 +163,10 @@ class GroupCommit:
                 wake(op)
             self.pending = []
             self._done.set()
+
+    def poke(self) -> None:
+        """There is work for the writer that is not a queued op (``take``)."""
+        self._wake.set()
 
     async def stop(self) -> None:
         """Drain the queue and end the writer (if it runs)."""

@@ -348,7 +348,7 @@ class PostgresStore(BatchedStore):
 
     # ------------------------------------------------------------ status writes
 
-    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
+    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> tuple[WriteFn, bool]:
         r = record
         row = sql.execution_row(r)
         steps = (
@@ -382,17 +382,18 @@ class PostgresStore(BatchedStore):
         if r.key is not None or reused:
             # the insert decides idempotency, or reused steps are written with
             # it: statements of its own
-            return op
+            return op, False
         step_rows = [
             (r.id, s.step_id, i, s.handler, s.status, s.attempts, s.workflow)
             for i, s in enumerate(r.steps)
         ]
-        return Bulk(
+        bulk = Bulk(
             INSERT,
             lambda: (values(), step_rows, state[1] is None and r.parent_id is None),
             op,
             key=record,
         )
+        return bulk, False
 
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
         statement = pg.MARK_STARTED_CLAIM if claim else pg.MARK_STARTED

@@ -317,7 +317,10 @@ class SQLiteStore(BatchedStore):
         try:
             alone = len(batch) == 1
             conn.execute("BEGIN IMMEDIATE" if any(op.write for op in batch) else "BEGIN")
-            if not alone:
+            # Only a batch with an op of several statements needs the savepoint
+            # (to be done again, below); inside one, every write statement
+            # costs more (measured: a step record 10 -> 13.5 µs).
+            if not alone and not all(op.atomic for op in batch):
                 conn.execute("SAVEPOINT batch")
             if not _apply(conn, batch, path, guard=False):
                 # An op of several statements failed part-way, and what it wrote
@@ -411,7 +414,7 @@ class SQLiteStore(BatchedStore):
 
     # ------------------------------------------------------------ executions
 
-    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> WriteFn:
+    def _insert_fn(self, record: ExecutionRecord, state: list[Any]) -> tuple[WriteFn, bool]:
         r = record
         row = sql.execution_row(r)
         # No step rows: the steps are listed with the execution, and a step's
@@ -442,7 +445,9 @@ class SQLiteStore(BatchedStore):
                 conn.executemany(sql.STEP_UPSERT_REUSED, given)
             return record, True
 
-        return op
+        # (without step rows, one write statement: the reads after a key
+        # conflict write nothing)
+        return op, not given
 
     def _start_fn(self, execution_id: str, owner: str, started_at: float, claim: bool) -> WriteFn:
         fence = "" if claim else " AND (owner IS NULL OR owner = ?)"

@@ -297,9 +297,13 @@ class WorkflowRun:
             return
         if self._logs and rec.finished_at is not None:  # what its ctx.log said, once
             rec.logs = self._logs.pop(rec.step_id, rec.logs)
-        await self._retrying(
-            self.s.store.record_step, self.record.id, rec, owner=self.s.owner, wait=wait
-        )
+        s = self.s
+        try:  # (the common path without _retrying's frame: one per step write)
+            await s.store.record_step(self.record.id, rec, owner=s.owner, wait=wait)
+        except (LeaseLost, StoreError) as exc:
+            await self._retry(
+                exc, s.store.record_step, self.record.id, rec, owner=s.owner, wait=wait
+            )
 
     async def _retrying(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """A status write, retried on store errors (a lock held too long, a full
@@ -307,19 +311,32 @@ class WorkflowRun:
         cannot be done, this engine stops running the execution, writing
         nothing more; its lease then expires and another engine (or this one,
         reopened) resumes it from what was committed."""
+        try:
+            # Stores run status writes to their end even when the caller is
+            # cancelled (Store protocol), so the common path needs no shielded
+            # scope; only the retries (_retry) do.
+            await write(*args, **kwargs)
+        except (LeaseLost, StoreError) as exc:
+            await self._retry(exc, write, *args, **kwargs)
+
+    async def _retry(
+        self, failed: BaseException, write: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """``write`` failed (``failed``): the retries of :meth:`_retrying`."""
         delay = 0.05
         deadline: float | None = None
+        error: BaseException | None = failed
         while True:
             try:
-                # Stores run status writes to their end even when the caller
-                # is cancelled (Store protocol), so the common path needs no
-                # shielded scope; only the retries below do.
+                if error is not None:
+                    raise error
                 await write(*args, **kwargs)
                 return
             except LeaseLost:
                 self.abandon()
                 return
             except StoreError as exc:
+                error = None
                 current = trio.current_time()
                 if deadline is None:  # the status-write deadline, whether cancelled or not
                     deadline = current + self.s.status_write_timeout

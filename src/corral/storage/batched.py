@@ -278,12 +278,20 @@ class BatchedStore(ABC):
         # is False: then before the execution's finish, queued after them).
         if self._running:
             self._running.pop((execution_id, step.step_id), None)
-        op = self._step_fn(execution_id, step, owner)
+        fn = self._step_fn(execution_id, step, owner)
         if wait:
-            await self._call(op, atomic=True, shield=True)
+            # (queued straight to a running writer: the commonest status write
+            # without _call's and submit's frames)
+            op = Op(fn, True, None, True)
+            if not self._commits.queue(op):
+                await self._run_op(op, shield=True)
+                return
+            await wait_for_op(op, shield=True)
+            if op.error is not None:
+                raise op.error
         else:
-            failed = partial(self._step_write_failed, execution_id, op)
-            await self._call(op, atomic=True, wait=False, on_error=failed)
+            failed = partial(self._step_write_failed, execution_id, fn)
+            await self._call(fn, atomic=True, wait=False, on_error=failed)
 
     def _take_running(self) -> list[Op]:
         """The `running` records of steps still running, as ops for the batch

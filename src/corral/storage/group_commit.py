@@ -81,6 +81,10 @@ def wake(op: Op) -> None:
         trio.lowlevel.reschedule(task)
 
 
+def _refuse_abort(_: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
 async def wait_for_op(op: Op, shield: bool) -> None:
     """Wait for ``op``. Shielded, the wait cannot be interrupted: a status write
     runs to its end and the caller's cancellation takes effect after (what a
@@ -92,6 +96,9 @@ async def wait_for_op(op: Op, shield: bool) -> None:
         op.waiters = [task]
     else:
         op.waiters.append(task)
+    if shield:  # (no closure to make: most waits are status writes)
+        await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
+        return
 
     def abort(_: Any) -> trio.lowlevel.Abort:
         if shield:
@@ -175,13 +182,20 @@ class GroupCommit:
         if self.writing:
             await self._done.wait()
 
-    async def submit(self, op: Op, *, wait_for: bool = True, shield: bool = False) -> Any:
-        """Queue ``op`` for the writer (or, without one, run it alone now);
-        with ``wait_for``, return its result or raise its error."""
+    def queue(self, op: Op) -> bool:
+        """Queue ``op`` for the running writer; False when there is none (or
+        it is stopping): then :meth:`submit` runs it alone."""
         if self.writing and not self.closing:
             op.gen = self.gen
             self.pending.append(op)
             self._wake.set()
+            return True
+        return False
+
+    async def submit(self, op: Op, *, wait_for: bool = True, shield: bool = False) -> Any:
+        """Queue ``op`` for the writer (or, without one, run it alone now);
+        with ``wait_for``, return its result or raise its error."""
+        if self.queue(op):
             if not wait_for:
                 return None
             await wait_for_op(op, shield)

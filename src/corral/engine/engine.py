@@ -82,6 +82,7 @@ from corral.engine.watchdog import Stall
 from corral.plugins.manager import HandlerRegistry
 from corral.storage import Store, rules, select
 from corral.storage.base import DefinitionRecord
+from corral.storage.batched import BatchedStore
 from corral.workflow.compiler import compile_spec, digest_of
 from corral.workflow.documents import close_names
 from corral.workflow.loader import FORMATS, load_file, parse_spec
@@ -198,6 +199,7 @@ class Engine:
             new_id=self._new_id,
             clock=clock,
             leases=self.leases,
+            writes_yield=isinstance(store, BatchedStore) and store.durability != "none",
         )
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()

@@ -120,6 +120,9 @@ class Services:
     """Every run in progress, children included (for ``Engine.cancel``)."""
     leases: LeaseGuard | None = None
     """Whether the engine's leases are fresh enough to start a step."""
+    writes_yield: bool = False
+    """A waited step record always suspends the task (a batching store's
+    writer): the step loop then needs no schedule point of its own."""
 
 
 @dataclass(slots=True)
@@ -624,8 +627,13 @@ class WorkflowRun:
                 return
             # A schedule point between steps, as a task of its own would have
             # had: other tasks run, and a cancel or the workflow's deadline
-            # takes effect here, before the next step starts.
-            await trio.lowlevel.checkpoint()
+            # takes effect here, before the next step starts. A step with
+            # dependents waited for its record on a store whose waits always
+            # suspend: others have run, only a cancel is left to take.
+            if sp.dependents and self.s.writes_yield:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await trio.lowlevel.checkpoint()
             sp = self._schedule(inline=True)
 
     def _after(self, sp: StepPlan, status: str) -> None:

@@ -205,6 +205,7 @@ class Engine:
         self._idle = trio.Event()
         self._idle.set()
         self._stored: set[str] = set()  # digests of definitions known to be in the store
+        self._digests: dict[bytes, str] = {}  # a spec's plain encoding -> its digest_of
         self._closing = False
         self._draining = False  # a worker stopping: no more claims
         self._loops: list[trio.CancelScope] = []
@@ -255,7 +256,7 @@ class Engine:
                 f"cannot run a {type(spec).__name__}: pass a WorkflowSpec, a corral.Workflow, "
                 "the path of a workflow file or the name of a stored definition"
             )
-        key = (digest_of(spec_obj), file, base_dir)
+        key = (self._digest(spec_obj), file, base_dir)
         plan = self.cache.plan(key)
         if plan is None:
             plan = compile_spec(
@@ -264,6 +265,18 @@ class Engine:
             self._register_keyed_limits(plan)
             self.cache.keep_plan(key, plan)
         return plan
+
+    def _digest(self, spec: WorkflowSpec) -> str:
+        """:func:`digest_of` the spec, remembered by its plain encoding (a
+        spec submitted again and again is hashed once; one changed since
+        encodes differently, so a mutated spec is never taken for its old self)."""
+        plain = msgspec.json.encode(spec)
+        digest = self._digests.get(plain)
+        if digest is None:
+            if len(self._digests) >= 256:
+                self._digests.clear()
+            digest = self._digests[plain] = digest_of(spec)
+        return digest
 
     async def _plan_for(self, spec: SpecLike) -> Plan:
         if isinstance(spec, str) and not _looks_like_path(spec) and not _is_file(spec):
@@ -406,7 +419,8 @@ class Engine:
             )
         if key is not None and (not isinstance(key, str) or not key):
             raise InputError(f"key must be a non-empty string, got {key!r}", path="$.key")
-        plan = await self._plan_for(spec)
+        # (a spec or builder: no coroutine for its plan; a name reads the store)
+        plan = await self._plan_for(spec) if isinstance(spec, str) else self.prepare(spec)
         bound = plan.bind_inputs(inputs)
         if key is not None:
             existing = await self.store.find_by_key(key)
@@ -424,7 +438,9 @@ class Engine:
         except Overloaded:
             self._metrics.rejected += 1
             raise
-        digest = await self._ensure_definition(plan)
+        digest = plan.stored_digest
+        if digest is None or digest not in self._stored:
+            digest = await self._ensure_definition(plan)
         if not self.run_here or spill:
             return await self._enqueue(plan, bound, priority, key, digest)
         # It starts at once: stored as started right away, one write instead of two.

@@ -231,7 +231,7 @@ class WorkflowRun:
         self._logs: dict[str, list[str]] = {}  # step id -> what its ctx.log said
         self._digests: dict[int, bytes] | None = None
         self._inputs_encoded: bytes | None = None
-        self._remaining = [len(sp.needs) for sp in plan.steps]
+        self._remaining = plan.needs_count().copy()
         self._ready: list[tuple[tuple[float, int], int]] = []
         self._unwritten: list[int] = []  # steps skipped in memory, not yet recorded
         self._active = 0
@@ -1070,10 +1070,8 @@ def new_record(
         definition=definition,
         created_at=now() if created_at is None else created_at,
         steps=[
-            StepRecord(step_id=sp.id, workflow=sp.child.spec.name)
-            if sp.child is not None
-            else StepRecord(step_id=sp.id, handler=sp.handler_name)
-            for sp in plan.steps
+            StepRecord(step_id=step_id, handler=handler, workflow=workflow)
+            for step_id, handler, workflow in plan.step_records()
         ],
         handlers=plan.handler_names(),
         retry_of=retry_of,

@@ -99,6 +99,26 @@ class Plan:
     """Content hash of :meth:`resolved_spec` once stored (set by the engine)."""
     stored_blob: bytes | None = None
     handler_set: list[str] | None = None
+    step_keys: list[tuple[str, str | None, str | None]] | None = None
+    need_counts: list[int] | None = None
+
+    def step_records(self) -> list[tuple[str, str | None, str | None]]:
+        """Each step's ``(step_id, handler, workflow)`` as its fresh record
+        holds them (computed once: every submission makes these records)."""
+        if self.step_keys is None:
+            self.step_keys = [
+                (sp.id, None, sp.child.spec.name)
+                if sp.child is not None
+                else (sp.id, sp.handler_name, None)
+                for sp in self.steps
+            ]
+        return self.step_keys
+
+    def needs_count(self) -> list[int]:
+        """How many steps each step needs (computed once; copy it to count down)."""
+        if self.need_counts is None:
+            self.need_counts = [len(sp.needs) for sp in self.steps]
+        return self.need_counts
 
     def handler_names(self) -> list[str]:
         """The handlers its steps and its child workflows' steps run, sorted

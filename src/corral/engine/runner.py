@@ -426,22 +426,21 @@ class WorkflowRun:
                 self._events.emit(
                     WorkflowStarted(execution_id=rec.id, workflow=rec.workflow, at=self.s.clock())
                 )
-            timeout = self.plan.spec.settings.timeout
-            await self._write_skips()
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self._scope = nursery.cancel_scope
-                if timeout is not None:
-                    nursery.cancel_scope.deadline = t0 + timeout
-                if self._cancel_early:
-                    nursery.cancel_scope.cancel()
-                for i, n in enumerate(self._remaining):
-                    if n == 0 and self.status[i] == PENDING:
-                        heapq.heappush(self._ready, (self._ranks[i], i))
-                # A child workflow runs in its parent step's task: its first
-                # step gets a task of its own, so that what the child's
-                # handlers do to the task's context (contextvars) stays theirs.
-                await self._step_task(self._schedule(inline=self.top_level))
+            if self._unwritten:
+                await self._write_skips()
+            if self.top_level and self.plan.sequential():
+                # Never two steps at once (a chain, or one step): the run's
+                # own task runs them all, under a cancel scope; a nursery
+                # costs more than a trivial step.
+                with trio.CancelScope() as scope:
+                    await self._steps(scope, t0)
+            else:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    # A child workflow runs in its parent step's task: its first
+                    # step gets a task of its own, so that what the child's
+                    # handlers do to the task's context (contextvars) stays theirs.
+                    await self._steps(nursery.cancel_scope, t0, inline=self.top_level)
             outcome = self._conclude()
         except BaseException as exc:
             if not is_cancellation(exc):
@@ -476,6 +475,19 @@ class WorkflowRun:
                 )
             await self._finish(outcome, trio.current_time() - t0)
         return outcome
+
+    async def _steps(self, scope: trio.CancelScope, t0: float, *, inline: bool = True) -> None:
+        """Run the steps under the workflow's ``scope`` (its timeout, its cancel)."""
+        self._scope = scope
+        timeout = self.plan.spec.settings.timeout
+        if timeout is not None:
+            scope.deadline = t0 + timeout
+        if self._cancel_early:
+            scope.cancel()
+        for i, n in enumerate(self._remaining):
+            if n == 0 and self.status[i] == PENDING:
+                heapq.heappush(self._ready, (self._ranks[i], i))
+        await self._step_task(self._schedule(inline=inline))
 
     def _conclude(self) -> Outcome:
         rec = self.record
@@ -596,20 +608,23 @@ class WorkflowRun:
         of steps runs in one task, and the first step in the execution's own.
         Starting a task costs more than a trivial step.
         """
-        nursery = self._nursery
-        assert nursery is not None
-        if nursery.cancel_scope.cancel_called:
+        assert self._scope is not None
+        if self._scope.cancel_called:
             return None
+        nursery = self._nursery
         taken: StepPlan | None = None
         while self._ready and self._active < self._limit:
+            if nursery is None and taken is not None:
+                break  # (no nursery: the caller's task takes the others in turn)
             _, i = heapq.heappop(self._ready)
             if self.status[i] != PENDING:
                 continue
             self._active += 1
             self.status[i] = RUNNING
-            if inline and taken is None:
+            if (inline or nursery is None) and taken is None:
                 taken = self.plan.steps[i]
             else:
+                assert nursery is not None
                 nursery.start_soon(self._step_task, self.plan.steps[i])
         return taken
 
@@ -644,9 +659,9 @@ class WorkflowRun:
                     heapq.heappush(self._ready, (self._ranks[j], j))
             return
         if status in _FAILED and self.plan.spec.settings.on_failure == "fail_fast":
-            assert self._nursery is not None
+            assert self._scope is not None
             self._failed_fast = True
-            self._nursery.cancel_scope.cancel()
+            self._scope.cancel()
             return
         # skipped by its condition, or failed under `continue`: dependents cannot run.
         for j in sp.dependents:

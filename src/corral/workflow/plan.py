@@ -101,6 +101,7 @@ class Plan:
     handler_set: list[str] | None = None
     step_keys: list[tuple[str, str | None, str | None]] | None = None
     need_counts: list[int] | None = None
+    is_sequential: bool | None = None
 
     def step_records(self) -> list[tuple[str, str | None, str | None]]:
         """Each step's ``(step_id, handler, workflow)`` as its fresh record
@@ -113,6 +114,14 @@ class Plan:
                 for sp in self.steps
             ]
         return self.step_keys
+
+    def sequential(self) -> bool:
+        """Whether no two of its steps can ever run at once: one step with no
+        needs, and none with two dependents (a chain; computed once)."""
+        if self.is_sequential is None:
+            roots = sum(1 for sp in self.steps if not sp.needs)
+            self.is_sequential = roots <= 1 and all(len(sp.dependents) <= 1 for sp in self.steps)
+        return self.is_sequential
 
     def needs_count(self) -> list[int]:
         """How many steps each step needs (computed once; copy it to count down)."""

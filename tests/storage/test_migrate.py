@@ -503,3 +503,86 @@ def test_009_turns_workflow_handler_names_into_a_step_kind(connect: Any) -> None
     m.migrate(conn, 8)
     rows = conn.execute("SELECT step_id, handler FROM step_executions ORDER BY position").fetchall()
     assert rows == [("a", "core.echo"), ("b", "workflow:child")]
+
+
+def test_011_keeps_every_step_row_and_the_status_rule(connect: Any) -> None:
+    """011 makes the step table anew (its status check written as
+    comparisons): every row and column comes through, both ways, a cascade
+    from its execution still reaches it, and a status outside the list is
+    still refused."""
+    conn = connect("checks")
+    m.migrate(conn, 10)
+    conn.executemany(
+        "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at) "
+        "VALUES (?, 'w', '1', 'succeeded', x'7b7d', 0)",
+        [("e",), ("gone",)],
+    )
+    rows = [
+        ("e", "a", 0, "core.echo", "succeeded", 1, b"1", None, 1.0, 2.0, b'["w"]', b'["l"]',
+         "2", None, None),
+        ("e", "b", -1, None, "failed", 3, None, b'{"type":"X"}', 1.5, 2.5, None, None, None,
+         "other", "child"),
+        ("gone", "a", 0, "core.echo", "running", 1, None, None, 1.0, None, None, None, None,
+         None, None),
+    ]
+    columns = (
+        "execution_id, step_id, position, handler, status, attempts, output, error, "
+        "started_at, finished_at, warnings, logs, handler_version, reused_from, workflow"
+    )
+    conn.executemany(f"INSERT INTO step_executions ({columns}) VALUES ({', '.join('?' * 15)})", rows)
+
+    def stored() -> list[tuple[Any, ...]]:
+        return conn.execute(
+            f"SELECT {columns} FROM step_executions ORDER BY execution_id, step_id"
+        ).fetchall()
+
+    for version in (11, 10, 11):
+        m.migrate(conn, version)
+        assert stored() == rows
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute(
+                "INSERT INTO step_executions (execution_id, step_id, position, status) "
+                "VALUES ('e', 'c', 2, 'bogus')"
+            )
+    conn.execute("DELETE FROM workflow_executions WHERE id = 'gone'")
+    assert stored() == rows[:2]
+
+
+def test_many_openers_of_an_old_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """The same for an upgrade: a migration that makes a table anew (011)
+    runs again without an error of its own in the openers that lost the
+    race; each of them must see that it was done, not fail."""
+    import threading
+
+    db = tmp_path / "old.db"
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_and_migrate() -> None:
+        start.wait(timeout=60)
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        try:
+            m.use_wal(conn)
+            m.migrate(conn)
+        except BaseException as exc:  # collected: asserted below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    for _ in range(5):
+        for f in tmp_path.glob("old.db*"):
+            f.unlink()
+        conn = sqlite3.connect(db, isolation_level=None)
+        m.use_wal(conn)
+        m.migrate(conn, 10)
+        conn.close()
+        start.reset()
+        threads = [threading.Thread(target=open_and_migrate) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        conn = sqlite3.connect(db)
+        assert m.current_version(conn) == LATEST
+        conn.close()

@@ -149,7 +149,15 @@ def plan(
 
 #: What SQLite says when a migration's work was done meanwhile by another
 #: process that opened the same new (or old) database at the same moment.
-_RACED = ("already exists", "duplicate column name", "no such column", "no such table")
+_RACED = (
+    "already exists",
+    "duplicate column name",
+    "no such column",
+    "no such table",
+    # a migration that makes a table anew (011) runs again without error;
+    # recording it a second time is what fails
+    "UNIQUE constraint failed: schema_migrations.version",
+)
 
 
 def use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -184,7 +192,7 @@ def migrate(conn: sqlite3.Connection, to: int | None = None, backend: str = "sql
     for attempt in range(5):
         try:
             return _migrate_once(conn, to, backend)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlite3.IntegrityError) as exc:
             if attempt == 4 or not any(words in str(exc) for words in (*_RACED, "locked")):
                 raise
             time.sleep(0.02 * (attempt + 1))

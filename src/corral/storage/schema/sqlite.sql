@@ -78,16 +78,18 @@ CREATE INDEX workflow_executions_cancel_requested
 CREATE INDEX workflow_executions_retry_of
     ON workflow_executions (retry_of) WHERE retry_of IS NOT NULL;
 
--- One row per step of an execution, created with the execution and updated as
+-- One row per step of an execution, made by its first write and updated as
 -- the step runs. A step's terminal row (with its output) is committed before
--- its dependents start.
+-- its dependents start. (The status check is a chain of comparisons: an
+-- `IN (...)` list costs ~2 µs at every write: migration 011.)
 CREATE TABLE step_executions (
     execution_id  TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
     step_id       TEXT NOT NULL,
     position      INTEGER NOT NULL,
     handler       TEXT,
-    status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed',
-                      'skipped', 'cancelled', 'cached', 'timed_out')),
+    status        TEXT NOT NULL CHECK (status = 'pending' OR status = 'running'
+                      OR status = 'succeeded' OR status = 'failed' OR status = 'skipped'
+                      OR status = 'cancelled' OR status = 'cached' OR status = 'timed_out'),
     attempts      INTEGER NOT NULL DEFAULT 0,
     output        BLOB,
     error         BLOB,

@@ -437,17 +437,13 @@ async def test_a_store_opened_without_auto_migrate_checks_the_version(tmp_path: 
         await store.open()
 
 
-def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    # Three `corral run` started together on a new file: each reads "nothing
-    # applied", one creates the schema, the others must not then fail on its
-    # tables (found by CI: one of three runs exited with "already exists").
-    import sqlite3
+def _openers_at_once(db: Path, openers: int, prepare: Any = None) -> None:
+    """``openers`` threads open ``db`` as SQLiteStore does (WAL, then the
+    migrations) at the same moment, five times over (``prepare(db)`` first
+    each time); none may fail, and the schema ends at the newest version."""
     import threading
 
-    from corral.storage import migrate as migrations
-
-    db = tmp_path / "new.db"
-    start = threading.Barrier(6)
+    start = threading.Barrier(openers)
     errors: list[BaseException] = []
 
     def open_and_migrate() -> None:
@@ -457,27 +453,50 @@ def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> N
             errors.append(exc)
             return
         conn = sqlite3.connect(db, isolation_level=None, timeout=30)
-        try:  # as SQLiteStore opens one: WAL, then the migrations
-            migrations.use_wal(conn)
-            migrations.migrate(conn)
+        try:
+            m.use_wal(conn)
+            m.migrate(conn)
         except BaseException as exc:  # collected: asserted below
             errors.append(exc)
         finally:
             conn.close()
 
     for _ in range(5):
-        for f in tmp_path.glob("new.db*"):
+        for f in db.parent.glob(db.name + "*"):
             f.unlink()
+        if prepare is not None:
+            prepare(db)
         start.reset()
-        threads = [threading.Thread(target=open_and_migrate) for _ in range(6)]
+        threads = [threading.Thread(target=open_and_migrate) for _ in range(openers)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert errors == []
         conn = sqlite3.connect(db)
-        assert migrations.current_version(conn) == len(migrations.migrations())
+        assert m.current_version(conn) == LATEST
         conn.close()
+
+
+def test_many_openers_of_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # Three `corral run` started together on a new file: each reads "nothing
+    # applied", one creates the schema, the others must not then fail on its
+    # tables (found by CI: one of three runs exited with "already exists").
+    _openers_at_once(tmp_path / "new.db", 6)
+
+
+def test_many_openers_of_an_old_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """The same for an upgrade: a migration that makes a table anew (011)
+    runs again without an error of its own in the openers that lost the
+    race; each of them must see that it was done, not fail."""
+
+    def at_version_10(db: Path) -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        m.use_wal(conn)
+        m.migrate(conn, 10)
+        conn.close()
+
+    _openers_at_once(tmp_path / "old.db", 4, at_version_10)
 
 
 def test_009_turns_workflow_handler_names_into_a_step_kind(connect: Any) -> None:
@@ -547,42 +566,3 @@ def test_011_keeps_every_step_row_and_the_status_rule(connect: Any) -> None:
     conn.execute("DELETE FROM workflow_executions WHERE id = 'gone'")
     assert stored() == rows[:2]
 
-
-def test_many_openers_of_an_old_database_at_once_all_succeed(tmp_path: Path) -> None:
-    """The same for an upgrade: a migration that makes a table anew (011)
-    runs again without an error of its own in the openers that lost the
-    race; each of them must see that it was done, not fail."""
-    import threading
-
-    db = tmp_path / "old.db"
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def open_and_migrate() -> None:
-        start.wait(timeout=60)
-        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
-        try:
-            m.use_wal(conn)
-            m.migrate(conn)
-        except BaseException as exc:  # collected: asserted below
-            errors.append(exc)
-        finally:
-            conn.close()
-
-    for _ in range(5):
-        for f in tmp_path.glob("old.db*"):
-            f.unlink()
-        conn = sqlite3.connect(db, isolation_level=None)
-        m.use_wal(conn)
-        m.migrate(conn, 10)
-        conn.close()
-        start.reset()
-        threads = [threading.Thread(target=open_and_migrate) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        conn = sqlite3.connect(db)
-        assert m.current_version(conn) == LATEST
-        conn.close()

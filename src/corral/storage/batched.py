@@ -68,7 +68,7 @@ class BatchedStore(ABC):
         # owner, started_at]). Only saves work.
         self._unstarted: dict[str, tuple[Op, list[Any]]] = {}
         # `running` step records not yet taken by the writer: (execution id,
-        # step id) -> (the run's own record, owner). Kept as state, not as
+        # step id) -> (execution id, the run's own record, owner). Kept as state, not as
         # queued ops: most steps end before the writer's next batch, and then
         # only their terminal record is written (a `running` record is what
         # `corral show` and a takeover see, never what a dependent waits for).

@@ -101,8 +101,6 @@ async def wait_for_op(op: Op, shield: bool) -> None:
         return
 
     def abort(_: Any) -> trio.lowlevel.Abort:
-        if shield:
-            return trio.lowlevel.Abort.FAILED
         if op.waiters is not None and task in op.waiters:
             op.waiters.remove(task)
         return trio.lowlevel.Abort.SUCCEEDED

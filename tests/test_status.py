@@ -13,11 +13,19 @@ from corral.storage.migrate import fresh_schema
 
 
 def _check_list(table: str) -> set[str]:
-    """The statuses a table's CHECK constraint allows, read from the schema."""
+    """The statuses a table's CHECK constraint allows, read from the schema:
+    an ``IN (...)`` list, or comparisons joined by OR (the step table's,
+    migration 011)."""
     body = fresh_schema().split(f"CREATE TABLE {table} (", 1)[1].split(";", 1)[0]
-    found = re.search(r"status\s+TEXT NOT NULL CHECK \(status IN\s*\(([^)]*)\)\)", body, re.S)
+    found = re.search(r"status\s+TEXT NOT NULL CHECK \((status .*?)\),?\n\s+\w+ ", body, re.S)
     assert found is not None, table
-    return {s.strip().strip("'") for s in found.group(1).split(",")}
+    check = " ".join(found.group(1).split())
+    listed = re.fullmatch(r"status IN \(([^)]*)\)", check)
+    if listed is not None:
+        return {s.strip().strip("'") for s in listed.group(1).split(",")}
+    compared = check.split(" OR ")
+    assert all(re.fullmatch(r"status = '\w+'", c) for c in compared), check
+    return {c.split("'")[1] for c in compared}
 
 
 def test_the_schema_allows_exactly_the_statuses_of_the_model() -> None:

@@ -154,6 +154,13 @@ class BatchedStore(ABC):
         return result
 
     async def _run_op(self, op: Op, wait: bool = True, shield: bool = False) -> Any:
+        if self._commits.queue(op):  # (the common path, without submit's frame)
+            if not wait:
+                return None
+            await wait_for_op(op, shield)
+            if op.error is not None:
+                raise op.error
+            return op.result
         if self._closed or not self._connected():
             raise StoreError(f"the store {self.url} is closed")
         return await self._commits.submit(op, wait_for=wait, shield=shield)
@@ -280,15 +287,7 @@ class BatchedStore(ABC):
             self._running.pop((execution_id, step.step_id), None)
         fn = self._step_fn(execution_id, step, owner)
         if wait:
-            # (queued straight to a running writer: the commonest status write
-            # without _call's and submit's frames)
-            op = Op(fn, True, None, True)
-            if not self._commits.queue(op):
-                await self._run_op(op, shield=True)
-                return
-            await wait_for_op(op, shield=True)
-            if op.error is not None:
-                raise op.error
+            await self._run_op(Op(fn, True, None, True), shield=True)
         else:
             failed = partial(self._step_write_failed, execution_id, fn)
             await self._call(fn, atomic=True, wait=False, on_error=failed)

@@ -256,6 +256,99 @@ async def test_terminal_step_records_are_committed_before_dependents_start(
     assert seen == [(f"s{i}", [(f"s{j}", "succeeded") for j in range(1, i)]) for i in range(1, 5)]
 
 
+def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
+    """A plugin whose ``peek.step`` records which steps of its execution are
+    ``succeeded`` in the file (another connection) when it starts."""
+
+    class Peek(Handler):
+        name = "peek.step"
+
+        async def run(self, ctx: StepContext, params: Any) -> Any:
+            with sqlite3.connect(db) as other:
+                rows = other.execute(
+                    "SELECT step_id FROM step_executions WHERE execution_id = ? "
+                    "AND status = 'succeeded' ORDER BY step_id",
+                    (ctx.execution_id,),
+                ).fetchall()
+            seen.append((ctx.step_id, [r[0] for r in rows]))
+            await trio.sleep(0)  # (the siblings end in other batches)
+            return ctx.step_id
+
+    class Plugin:
+        @hookimpl
+        def corral_handlers(self) -> list[type[Handler]]:
+            return [Peek]
+
+    return Plugin()
+
+
+def _fan_in(width: int) -> WorkflowSpec:
+    """root -> m0..m{width-1} -> join."""
+    middle = [f"m{k}" for k in range(width)]
+    return WorkflowSpec(
+        name="fan",
+        steps=[
+            StepSpec(id="root", handler="peek.step"),
+            *(StepSpec(id=m, handler="peek.step", needs=["root"]) for m in middle),
+            StepSpec(id="join", handler="peek.step", needs=middle),
+        ],
+    )
+
+
+async def test_a_join_starts_only_once_every_record_it_needs_is_committed(
+    tmp_path: Path,
+) -> None:
+    """Steps feeding one step queue their records without waiting for them;
+    whichever task starts the join waits for all of them first."""
+    db = tmp_path / "f.db"
+    seen: list[tuple[str, list[str]]] = []
+    async with corral.open_engine(
+        url(db), plugins=[_peeking(db, seen)], entry_points=False
+    ) as engine:
+        handles = [await engine.submit(_fan_in(6)) for _ in range(20)]
+        for h in handles:
+            await h.result()
+    middle = sorted(f"m{k}" for k in range(6))
+    joins = [rows for step, rows in seen if step == "join"]
+    assert len(joins) == 20 and all(rows == [*middle, "root"] for rows in joins)
+    assert all("root" in rows for step, rows in seen if step.startswith("m"))
+
+
+async def test_a_queued_record_that_failed_is_written_again_before_its_dependent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient failure of a queued (unwaited) record: the step it feeds
+    starts only after the record is written again, and it is stored."""
+    db = tmp_path / "r.db"
+    seen: list[tuple[str, list[str]]] = []
+    failed: list[str] = []
+    real = SQLiteStore._step_fn
+
+    def flaky(self: SQLiteStore, execution_id: str, step: Any, owner: str | None) -> Any:
+        write = real(self, execution_id, step, owner)
+        if step.step_id != "m3" or step.status != "succeeded" or failed:
+            return write
+
+        def fails_once(conn: sqlite3.Connection) -> None:
+            failed.append(step.step_id)
+            raise sqlite3.OperationalError("database is locked")
+
+        return fails_once
+
+    monkeypatch.setattr(SQLiteStore, "_step_fn", flaky)
+    async with corral.open_engine(
+        url(db), plugins=[_peeking(db, seen)], entry_points=False
+    ) as engine:
+        handle = await engine.submit(_fan_in(5))
+        await handle.result()
+        record = await engine.get(handle.id)
+    assert failed == ["m3"]
+    assert [rows for step, rows in seen if step == "join"] == [
+        ["m0", "m1", "m2", "m3", "m4", "root"]
+    ]
+    assert all(s.status == "succeeded" for s in record.steps)
+
+
 async def test_durability_none_writes_no_step_records(tmp_path: Path) -> None:
     db = tmp_path / "n.db"
     async with corral.open_engine(url(db), entry_points=False, durability="none") as engine:

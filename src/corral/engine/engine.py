@@ -199,7 +199,11 @@ class Engine:
             new_id=self._new_id,
             clock=clock,
             leases=self.leases,
-            writes_yield=isinstance(store, BatchedStore) and store.durability != "none",
+            queue_step=(
+                store.queue_step
+                if isinstance(store, BatchedStore) and store.durability != "none"
+                else None
+            ),
         )
         self._active: dict[str, _Completion] = {}
         self._idle = trio.Event()

@@ -78,6 +78,7 @@ from corral.engine.leases import LeaseGuard
 from corral.engine.links import LoopLink
 from corral.engine.retry import backoff_delay, should_retry
 from corral.plugins import StepContext
+from corral.storage.group_commit import Op, wait_for_op
 from corral.workflow.conditions import ConditionError
 from corral.workflow.references import RefError, resolve
 
@@ -120,9 +121,11 @@ class Services:
     """Every run in progress, children included (for ``Engine.cancel``)."""
     leases: LeaseGuard | None = None
     """Whether the engine's leases are fresh enough to start a step."""
-    writes_yield: bool = False
-    """A waited step record always suspends the task (a batching store's
-    writer): the step loop then needs no schedule point of its own."""
+    queue_step: Callable[[str, StepRecord, str | None], Op | None] | None = None
+    """A batching store's writer (durable): queues a step's terminal record
+    without waiting and returns its op, which the run waits for before a
+    dependent starts (None: not queued, write it waited). A wait for it
+    always suspends the task."""
 
 
 @dataclass(slots=True)
@@ -187,6 +190,7 @@ class WorkflowRun:
         "_nursery",
         "_ranks",
         "_ready",
+        "_receipts",
         "_remaining",
         "_scope",
         "_stored_started",
@@ -234,6 +238,9 @@ class WorkflowRun:
         self._remaining = plan.needs_count().copy()
         self._ready: list[tuple[tuple[float, int], int]] = []
         self._unwritten: list[int] = []  # steps skipped in memory, not yet recorded
+        # Queued terminal records of steps with dependents, in queue order:
+        # committed (waited for) before any step starts after them.
+        self._receipts: dict[int, Op] = {}
         self._active = 0
         self._limit = plan.spec.settings.max_parallel_steps or math.inf
         self._ranks = services.strategy.ranks(plan)
@@ -291,6 +298,46 @@ class WorkflowRun:
                         scope.relative_deadline = self.s.status_write_timeout
                         await self._write_step(rec)
                 return
+
+    def _queue_step(self, i: int, rec: StepRecord) -> bool:
+        """Queue step ``i``'s terminal record without waiting for it (a
+        batching store): True when queued, then :meth:`_confirm` waits for it
+        before anything starts that needs it."""
+        queue = self.s.queue_step
+        if queue is None or self.abandoned:
+            return False
+        if self._logs:  # what its ctx.log said, once
+            rec.logs = self._logs.pop(rec.step_id, rec.logs)
+        op = queue(self.record.id, rec, self.s.owner)
+        if op is None:
+            return False
+        self._receipts[i] = op
+        return True
+
+    async def _confirm(self) -> bool:
+        """Wait until every queued record (:meth:`_queue_step`) is committed;
+        one that failed is written again, waited (with its retries). The
+        writer commits in queue order, so the last one's commit covers those
+        before it. A record leaves ``_receipts`` only once it is durable, and
+        the loop ends with none left: whatever is ready when this returns
+        may start (steps of this run ending meanwhile, in other tasks, queue
+        more). Returns whether the task suspended."""
+        receipts = self._receipts
+        suspended = False
+        while receipts:
+            last = next(reversed(receipts.values()))
+            if not last.finished:
+                suspended = True
+                await wait_for_op(last, shield=True)
+            for i, op in list(receipts.items()):
+                if not op.finished:
+                    continue  # queued while this task waited: the next round
+                if op.error is not None:
+                    suspended = True
+                    await self._write_step(self.steps[i])
+                if receipts.get(i) is op:
+                    del receipts[i]
+        return suspended
 
     async def _write_step(self, rec: StepRecord, *, wait: bool = True) -> None:
         """Record a step, fenced by ownership: a stale engine's writes are refused.
@@ -559,6 +606,10 @@ class WorkflowRun:
         rec.error = outcome.error
         rec.finished_at = self.s.clock()
         try:
+            if self._receipts:
+                # Records of steps whose dependents never started: committed
+                # (or written again) before the execution's status says it ended.
+                await self._confirm()
             # The execution's own status first. A status write is not interrupted
             # by a cancel (Store protocol) and _retrying bounds its retries by the
             # status-write deadline, so no shielded scope is needed here.
@@ -642,13 +693,16 @@ class WorkflowRun:
                 return
             # A schedule point between steps, as a task of its own would have
             # had: other tasks run, and a cancel or the workflow's deadline
-            # takes effect here, before the next step starts. A step with
-            # dependents waited for its record on a store whose waits always
-            # suspend: others have run, only a cancel is left to take.
-            if sp.dependents and self.s.writes_yield:
+            # takes effect here, before the next step starts. A wait for the
+            # records of the steps that made it ready suspended already:
+            # others have run, only a cancel is left to take. Nothing may
+            # suspend between the last _confirm and _schedule.
+            if self._receipts and await self._confirm():
                 await trio.lowlevel.checkpoint_if_cancelled()
             else:
                 await trio.lowlevel.checkpoint()
+                if self._receipts:  # steps ended in other tasks meanwhile
+                    await self._confirm()
             sp = self._schedule(inline=True)
 
     def _after(self, sp: StepPlan, status: str) -> None:
@@ -756,8 +810,11 @@ class WorkflowRun:
         rec.finished_at = self.s.clock()
         if sp.dependents:
             # A step's output is recorded (durably) before its dependents can
-            # start; the write is not interrupted by a cancel (Store protocol).
-            await self._write_step(rec)
+            # start: queued here, and waited for (_confirm) by whichever task
+            # starts a step next. Of n steps feeding one, only the last to end
+            # waits. The write is not interrupted by a cancel (Store protocol).
+            if not self._queue_step(i, rec):
+                await self._write_step(rec)
         else:
             # Nothing waits for this one but the execution's finish, which is
             # queued after it and waited for: no round trip (and no checkpoint).

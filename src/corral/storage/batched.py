@@ -292,6 +292,17 @@ class BatchedStore(ABC):
             failed = partial(self._step_write_failed, execution_id, fn)
             await self._call(fn, atomic=True, wait=False, on_error=failed)
 
+    def queue_step(self, execution_id: str, step: StepRecord, owner: str | None) -> Op | None:
+        """Queue a terminal step record without waiting for it, and return
+        its op: the caller waits for it (``wait_for_op``) before anything
+        that needs the record durable starts, and writes it again (waited)
+        if it failed. None when there is no running writer: then
+        :meth:`record_step` it, waited."""
+        if self._running:
+            self._running.pop((execution_id, step.step_id), None)
+        op = Op(self._step_fn(execution_id, step, owner), True, self._unwaited_failed, True)
+        return op if self._commits.queue(op) else None
+
     def _take_running(self) -> list[Op]:
         """The `running` records of steps still running, as ops for the batch
         the writer takes now (values read now, in the engine's thread)."""

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 import corral
-from corral.core.model import StepSpec, WorkflowSpec
+from corral.core.model import InputSpec, StepSpec, WorkflowSpec
 from corral.plugins import Handler, StepContext, hookimpl
 from corral.storage import SQLiteStore, open_store
 
@@ -518,6 +518,48 @@ async def test_cache_entries_are_json_not_pickle(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         (value,) = conn.execute("SELECT value FROM cache_entries").fetchone()
     assert msgspec.json.decode(value) == {"k": [1, 2]}
+
+
+async def test_a_submit_that_waited_for_the_bound_lets_the_woken_runs_start_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst past MAX_UNACKNOWLEDGED: the submit that waits for the oldest
+    insert's commit returns only after the runs that commit woke have
+    started their first step (not behind the next burst of submits)."""
+    import corral.storage.batched as batched
+
+    monkeypatch.setattr(batched, "MAX_UNACKNOWLEDGED", 4)
+    events: list[tuple[str, int]] = []
+
+    class Mark(Handler):
+        name = "mark.start"
+
+        async def run(self, ctx: StepContext, params: Any) -> Any:
+            events.append(("started", ctx.inputs["i"]))
+            return None
+
+    class Plugin:
+        @hookimpl
+        def corral_handlers(self) -> list[type[Handler]]:
+            return [Mark]
+
+    spec = WorkflowSpec(
+        name="m",
+        inputs={"i": InputSpec(type="integer")},
+        steps=[StepSpec(id="s", handler="mark.start")],
+    )
+    db = tmp_path / "b.db"
+    async with corral.open_engine(url(db), plugins=[Plugin()], entry_points=False) as engine:
+        handles = []
+        for i in range(40):
+            handles.append(await engine.submit(spec, {"i": i}))
+            events.append(("submitted", i))
+        for h in handles:
+            await h.result()
+    # Each fifth submit (4, 8, ...) waited for the commit of the insert four
+    # before it, which woke that run too: it started before the submit returned.
+    stalls = [k for k in range(4, 40, 4)]
+    assert all(events.index(("started", k - 4)) < events.index(("submitted", k)) for k in stalls)
 
 
 def test_a_kill_after_a_burst_of_submits_loses_at_most_the_bound() -> None:

@@ -32,6 +32,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+import trio
+import trio.lowlevel
+
 from corral.core.errors import LeaseLost, StoreError
 from corral.core.model import TERMINAL_STEP, ErrorInfo, ExecutionRecord, ExecutionStatus, StepRecord
 from corral.core.status import RUNNING
@@ -187,6 +190,9 @@ class BatchedStore(ABC):
             pending.popleft()
         if len(pending) >= MAX_UNACKNOWLEDGED:
             await wait_for_op(pending.popleft(), shield=True)
+            # The runs that waited for the same commit go first: their
+            # first steps should not wait behind the next burst of submits.
+            await trio.lowlevel.cancel_shielded_checkpoint()
         queued = Op(op, True, partial(self._create_failed, r.id), atomic)
         await self._run_op(queued, wait=False)
         pending.append(queued)

@@ -105,6 +105,21 @@ def chain_spec(n: int = 10, name: str = "chain") -> WorkflowSpec:
     return WorkflowSpec(name=name, steps=steps, inputs=_inputs())
 
 
+def fan_spec() -> WorkflowSpec:
+    """s1 -> s2, s3, s4, s5 side by side -> s9 (a join: the records of the
+    steps feeding it are queued, and waited for once, before it starts)."""
+    middle = [f"s{i}" for i in range(2, 6)]
+    return WorkflowSpec(
+        name="fan",
+        inputs=_inputs(),
+        steps=[
+            StepSpec(id="s1", handler="dur.step"),
+            *(StepSpec(id=m, handler="dur.step", needs=["s1"]) for m in middle),
+            StepSpec(id="s9", handler="dur.step", needs=middle),
+        ],
+    )
+
+
 def parent_spec() -> WorkflowSpec:
     """pre -> kid (a child workflow: the 10-step chain) -> post."""
     refs = {"side": "${inputs.side}", "kill_at": "${inputs.kill_at}"}
@@ -129,9 +144,9 @@ async def top_level_done(engine: corral.Engine, expected: int) -> bool:
 # ---------------------------------------------------------------- subprocess modes
 
 
-async def _crash(db: str, markers: str, kill_at: str, child: bool) -> None:
+async def _crash(db: str, markers: str, kill_at: str, shape: str) -> None:
     side = os.path.join(markers, "..", "side.txt")
-    spec = parent_spec() if child else chain_spec()
+    spec = {"child": parent_spec, "fan": fan_spec}.get(shape, chain_spec)()
     running = int(os.environ.get("DUR_MAX_RUNNING", "1000"))
     async with corral.open_engine(
         db,
@@ -201,7 +216,7 @@ async def _survive(db: str, expected: int) -> None:
 def main(argv: list[str]) -> None:
     mode, db, *rest = argv
     if mode == "crash":
-        trio.run(_crash, db, rest[0], rest[1], len(rest) > 2 and rest[2] == "child")
+        trio.run(_crash, db, rest[0], rest[1], rest[2] if len(rest) > 2 else "chain")
     elif mode == "share":
         trio.run(_share, db, rest[0], int(rest[1]), int(rest[2]), rest[3])
     elif mode == "stall":

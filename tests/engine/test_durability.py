@@ -255,6 +255,33 @@ async def test_sigkill_with_queued_executions(db: str, tmp_path: Path, procs: li
             assert all(calls[(eid, f"s{i}")] == 1 for i in range(1, 11))
 
 
+async def test_sigkill_in_a_join_keeps_the_steps_that_fed_it(
+    db: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    """s1 -> s2..s5 -> s9, killed inside the join: the records of the four
+    steps feeding it were queued without their tasks waiting; they are
+    committed, and after the crash none of them runs again. (That the join
+    starts only after their commit: tests/storage/test_sqlite.py.)"""
+    side, markers = tmp_path / "side.txt", tmp_path / "markers"
+    markers.mkdir()
+    crashed = Proc(tmp_path, "crash", db, str(markers), "9,9", "fan")
+    procs.append(crashed)
+    await wait_until(lambda: len(os.listdir(markers)) == 2, "both joins", [crashed])
+    crashed.kill()
+    before = await snapshot(db)
+    after, resumed = await finish_all(db, 2)
+    assert resumed == 2 and set(after) == set(before)
+    calls = invocations(side)
+    fed = [f"s{i}" for i in range(1, 6)]
+    for eid, record in before.items():
+        assert sorted(s.step_id for s in record.steps if s.status == "succeeded") == fed
+        assert record.step("s9").status in ("pending", "running")
+        assert after[eid].status == "succeeded", after[eid]
+        assert all(calls[(eid, step)] == 1 for step in fed), calls
+        assert calls[(eid, "s9")] == 2
+        assert after[eid].result == {"s9": {"n": 9, "step": "s9", "prev": [2, 3, 4, 5]}}
+
+
 async def test_sigkill_inside_a_child_workflow(db: str, tmp_path: Path, procs: list[Proc]) -> None:
     side, markers = tmp_path / "side.txt", tmp_path / "markers"
     markers.mkdir()

@@ -206,6 +206,21 @@ def check_chain(
 # ---------------------------------------------------------------- crash tests
 
 
+async def crash_at(
+    db: str, tmp_path: Path, procs: list[Proc], kill_points: str, shape: str
+) -> dict[str, ExecutionRecord]:
+    """Run ``shape`` (``fan``, ``child``) in a process killed with SIGKILL once
+    every kill point is reached; what the store holds then."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    crashed = Proc(tmp_path, "crash", db, str(markers), kill_points, shape)
+    procs.append(crashed)
+    count = len(kill_points.split(","))
+    await wait_until(lambda: len(os.listdir(markers)) == count, "every kill point", [crashed])
+    crashed.kill()
+    return await snapshot(db)
+
+
 @pytest.mark.parametrize("kill_points", [[1, 5, 10], [3, 3], [7]], ids=str)
 async def test_sigkill_mid_workflow_resumes_without_rerunning_finished_steps(
     db: str, tmp_path: Path, procs: list[Proc], kill_points: list[int]
@@ -262,16 +277,10 @@ async def test_sigkill_in_a_join_keeps_the_steps_that_fed_it(
     steps feeding it were queued without their tasks waiting; they are
     committed, and after the crash none of them runs again. (That the join
     starts only after their commit: tests/storage/test_sqlite.py.)"""
-    side, markers = tmp_path / "side.txt", tmp_path / "markers"
-    markers.mkdir()
-    crashed = Proc(tmp_path, "crash", db, str(markers), "9,9", "fan")
-    procs.append(crashed)
-    await wait_until(lambda: len(os.listdir(markers)) == 2, "both joins", [crashed])
-    crashed.kill()
-    before = await snapshot(db)
+    before = await crash_at(db, tmp_path, procs, "9,9", "fan")
     after, resumed = await finish_all(db, 2)
     assert resumed == 2 and set(after) == set(before)
-    calls = invocations(side)
+    calls = invocations(tmp_path / "side.txt")
     fed = [f"s{i}" for i in range(1, 6)]
     for eid, record in before.items():
         assert sorted(s.step_id for s in record.steps if s.status == "succeeded") == fed
@@ -283,13 +292,8 @@ async def test_sigkill_in_a_join_keeps_the_steps_that_fed_it(
 
 
 async def test_sigkill_inside_a_child_workflow(db: str, tmp_path: Path, procs: list[Proc]) -> None:
-    side, markers = tmp_path / "side.txt", tmp_path / "markers"
-    markers.mkdir()
-    crashed = Proc(tmp_path, "crash", db, str(markers), "1,6", "child")
-    procs.append(crashed)
-    await wait_until(lambda: len(os.listdir(markers)) == 2, "both kill points", [crashed])
-    crashed.kill()
-    before = await snapshot(db)
+    side = tmp_path / "side.txt"
+    before = await crash_at(db, tmp_path, procs, "1,6", "child")
     parents = {eid: r for eid, r in before.items() if r.parent_id is None}
     children = {eid: r for eid, r in before.items() if r.parent_id is not None}
     assert len(parents) == 2 and len(children) == 2

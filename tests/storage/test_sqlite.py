@@ -225,37 +225,6 @@ async def test_an_op_failing_part_way_leaves_nothing_and_its_batch_commits(
     assert keys == ["a", "b", "x"]
 
 
-async def test_terminal_step_records_are_committed_before_dependents_start(
-    tmp_path: Path,
-) -> None:
-    """Durability "step": when a step starts, its upstream output is in the file
-    (read through another connection)."""
-    db = tmp_path / "d.db"
-    seen: list[tuple[str, list[tuple[str, str]]]] = []
-
-    class Peek(Handler):
-        name = "peek.step"
-
-        async def run(self, ctx: StepContext, params: Any) -> Any:
-            with sqlite3.connect(db) as other:
-                rows = other.execute(
-                    "SELECT step_id, status FROM step_executions WHERE execution_id = ? "
-                    "AND status = 'succeeded' ORDER BY position",
-                    (ctx.execution_id,),
-                ).fetchall()
-            seen.append((ctx.step_id, rows))
-            return ctx.step_id
-
-    class Plugin:
-        @hookimpl
-        def corral_handlers(self) -> list[type[Handler]]:
-            return [Peek]
-
-    async with corral.open_engine(url(db), plugins=[Plugin()], entry_points=False) as engine:
-        await engine.run(chain(4, "peek.step"))
-    assert seen == [(f"s{i}", [(f"s{j}", "succeeded") for j in range(1, i)]) for i in range(1, 5)]
-
-
 def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
     """A plugin whose ``peek.step`` records which steps of its execution are
     ``succeeded`` in the file (another connection) when it starts."""
@@ -280,6 +249,20 @@ def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
             return [Peek]
 
     return Plugin()
+
+
+async def test_terminal_step_records_are_committed_before_dependents_start(
+    tmp_path: Path,
+) -> None:
+    """Durability "step": when a step starts, its upstream output is in the file
+    (read through another connection)."""
+    db = tmp_path / "d.db"
+    seen: list[tuple[str, list[str]]] = []
+    async with corral.open_engine(
+        url(db), plugins=[_peeking(db, seen)], entry_points=False
+    ) as engine:
+        await engine.run(chain(4, "peek.step"))
+    assert seen == [(f"s{i}", [f"s{j}" for j in range(1, i)]) for i in range(1, 5)]
 
 
 def _fan_in(width: int) -> WorkflowSpec:

@@ -240,7 +240,7 @@ def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
                     (ctx.execution_id,),
                 ).fetchall()
             seen.append((ctx.step_id, [r[0] for r in rows]))
-            await trio.sleep(0)  # (the siblings end in other batches)
+            await trio.lowlevel.checkpoint()  # (the siblings end in other batches)
             return ctx.step_id
 
     class Plugin:
@@ -532,7 +532,8 @@ async def test_a_submit_that_waited_for_the_bound_lets_the_woken_runs_start_firs
         steps=[StepSpec(id="s", handler="mark.start")],
     )
     db = tmp_path / "b.db"
-    async with corral.open_engine(url(db), plugins=[Plugin()], entry_points=False) as engine:
+    plugins = [Plugin()]
+    async with corral.open_engine(url(db), plugins=plugins, entry_points=False) as engine:
         handles = []
         for i in range(40):
             handles.append(await engine.submit(spec, {"i": i}))

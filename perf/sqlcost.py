@@ -3,8 +3,8 @@
 ``python -m perf.sqlcost``: what each statement corral's SQLite store runs
 for one single-step workflow costs when 2,000 of them are written in one
 transaction (the writer's group commit), beside the floor of baseline (c)
-(one row per finished step in a table with a primary key only), and what a
-schema with no step row before a step runs, or fewer indexes, would cost.
+(one row per finished step in a table with a primary key only), and what
+fewer indexes would save.
 Statements only: no Python of the engine or the writer around them. The
 median of five fresh databases (corral's migrations, WAL,
 ``synchronous=NORMAL``). A tool for deciding levers (issue 20), not a target.
@@ -22,6 +22,9 @@ from pathlib import Path
 import trio
 
 import corral
+from corral.core.model import StepRecord
+from corral.engine.engine import _ID_MASK, _ID_MULTIPLIER
+from corral.storage import sql
 
 N = 2000
 REPEATS = 5
@@ -29,11 +32,6 @@ _COLUMNS = (
     "id, workflow, version, definition, status, priority, inputs, result, error, parent_id, "
     "parent_step, idempotency_key, owner, lease_expires_at, cancel_requested, created_at, "
     "started_at, finished_at, handlers, retry_of"
-)
-_STEP_UPDATE = (
-    "UPDATE step_executions SET status = ?, attempts = ?, handler = ?, output = ?, error = ?, "
-    "started_at = ?, finished_at = ?, warnings = ?, logs = ?, handler_version = ? "
-    "WHERE execution_id = ? AND step_id = ?"
 )
 
 
@@ -59,9 +57,12 @@ def _timed(conn: sqlite3.Connection, write: Callable[[], object]) -> float:
     return (time.perf_counter() - start) / N * 1e6
 
 
-def _statements(conn: sqlite3.Connection, tag: str, step_rows: bool) -> dict[str, float]:
+def _statements(conn: sqlite3.Connection, tag: str) -> dict[str, float]:
+    """What the store runs for N single-step workflows, statement by
+    statement: ids shaped as the engine makes them (scrambled), the step
+    row written by its first record (running) and its last (succeeded)."""
     now = time.time()
-    ids = [f"{tag}{i:020d}" for i in range(N)]
+    ids = [f"{(i * _ID_MULTIPLIER) & _ID_MASK:012x}{tag}" for i in range(1, N + 1)]
     out: dict[str, float] = {}
     placeholders = ", ".join("?" * 20)
     out["insert the execution (started)"] = _timed(
@@ -95,34 +96,14 @@ def _statements(conn: sqlite3.Connection, tag: str, step_rows: bool) -> dict[str
             ],
         ),
     )
-    if step_rows:
-        out["insert its step row (pending)"] = _timed(
-            conn,
-            lambda: conn.executemany(
-                "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
-                "attempts, workflow) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i, "s", 0, "h", "pending", 0, None) for i in ids],
-            ),
+    for status, output in (("running", None), ("succeeded", 2)):
+        step = StepRecord(
+            step_id="s", handler="h", status=status, attempts=1, output=output, started_at=now
         )
-        for status, output in (("running", None), ("succeeded", b"2")):
-            out[f"update the step ({status})"] = _timed(
-                conn,
-                lambda status=status, output=output: conn.executemany(
-                    _STEP_UPDATE,
-                    [
-                        (status, 1, "h", output, None, now, now, None, None, "1", i, "s")
-                        for i in ids
-                    ],
-                ),
-            )
-    else:
-        out["insert the step row when it finished"] = _timed(
+        out[f"write the step row ({status})"] = _timed(
             conn,
-            lambda: conn.executemany(
-                "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
-                "attempts, output, started_at, finished_at, handler_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(i, "s", 0, "h", "succeeded", 1, b"2", now, now, "1") for i in ids],
+            lambda step=step: conn.executemany(
+                sql.STEP_UPSERT_FENCED, [(*sql.step_row(i, step), "me") for i in ids]
             ),
         )
     out["finish the execution"] = _timed(
@@ -154,10 +135,7 @@ def measure() -> dict[str, dict[str, float]]:
     """Median µs per workflow of each statement, per schema variant."""
     runs: dict[str, dict[str, list[float]]] = {}
     for rep in range(REPEATS):
-        variants = {
-            "today": _statements(_fresh(), f"a{rep}", step_rows=True),
-            "no step row before the step ran": _statements(_fresh(), f"b{rep}", step_rows=False),
-        }
+        variants = {"corral": _statements(_fresh(), f"a{rep}")}
         lean = _fresh()
         indexes = lean.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
@@ -165,9 +143,7 @@ def measure() -> dict[str, dict[str, float]]:
         ).fetchall()
         for (name,) in indexes:
             lean.execute(f"DROP INDEX {name}")
-        variants["that, and executions with the key index only"] = _statements(
-            lean, f"c{rep}", step_rows=False
-        )
+        variants["corral, executions with the key index only"] = _statements(lean, f"c{rep}")
         variants["baseline (c)"] = {"one row per finished step": _floor(_fresh())}
         for variant, figures in variants.items():
             for name, value in figures.items():

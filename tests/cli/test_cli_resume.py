@@ -50,7 +50,7 @@ def _orphan(tmp_path: Path, db: Path) -> str:
                 try:
                     row = conn.execute(
                         "SELECT e.id FROM workflow_executions e JOIN step_executions s "
-                        "ON s.execution_id = e.id WHERE s.step_id = 'nap' AND s.status = 'running'"
+                        "ON s.execution_seq = e.seq WHERE s.step_id = 'nap' AND s.status = 'running'"
                     ).fetchone()
                 except sqlite3.OperationalError:
                     row = None

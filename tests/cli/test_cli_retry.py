@@ -115,7 +115,7 @@ def test_a_killed_retry_resumes_without_rerunning_what_it_reused(tmp_path: Path)
         with sqlite3.connect(db) as conn:
             row = conn.execute(
                 "SELECT e.id FROM workflow_executions e JOIN step_executions s ON "
-                "s.execution_id = e.id WHERE e.retry_of = ? AND s.step_id = 'nap' "
+                "s.execution_seq = e.seq WHERE e.retry_of = ? AND s.step_id = 'nap' "
                 "AND s.status = 'running'",
                 (original,),
             ).fetchone()

@@ -94,7 +94,8 @@ def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(HERE), "PATH": "/usr/bin:/bin"},
+        # (the default store in tmp_path, never the user's own database)
+        env={"PYTHONPATH": str(HERE), "PATH": "/usr/bin:/bin", "XDG_DATA_HOME": str(tmp_path)},
     )
 
 

@@ -197,7 +197,7 @@ def test_structure_sees_what_matters(connect: Any) -> None:
     assert [c[:2] for c in queue["columns"]] == [("status", 0), ("priority", 1), ("created_at", 0)]
     steps = s["tables"]["step_executions"]
     assert steps["without_rowid"] == 1
-    assert ("workflow_executions", "execution_id", "id", "NO ACTION", "CASCADE", "NONE") in [
+    assert ("workflow_executions", "execution_seq", "seq", "NO ACTION", "CASCADE", "NONE") in [
         fk[:6] for fk in steps["foreign_keys"]
     ]
     execs = {c[0]: c for c in s["tables"]["workflow_executions"]["columns"]}
@@ -566,3 +566,74 @@ def test_011_keeps_every_step_row_and_the_status_rule(connect: Any) -> None:
     conn.execute("DELETE FROM workflow_executions WHERE id = 'gone'")
     assert stored() == rows[:2]
 
+
+
+def test_012_keys_step_rows_by_seq_and_keeps_every_row(connect: Any) -> None:
+    """012 makes both tables anew: every execution keeps its columns and
+    gets a ``seq`` in the order it was written (not its id's order), every
+    step row follows its own execution, both ways, and a cascade from an
+    execution still reaches its step rows."""
+    conn = connect("seqs")
+    m.migrate(conn, 11)
+    execs = [  # written in this order, ids not in it
+        ("f3", "w", "1", "succeeded", b'{"a":1}', b"2", None, "p0", "s", "k1", 1.0, 3.0, "[]",
+         None, '[["a","core.echo",null]]'),
+        ("07", "w", "1", "failed", b"{}", None, b'{"type":"X"}', None, None, None, 2.0, 4.0,
+         None, "f3", None),
+        ("a9", "v", "2", "pending", b"{}", None, None, None, None, "k2", 3.0, None, None, None,
+         '[["a","core.echo",null],["b",null,"child"]]'),
+    ]
+    exec_columns = (
+        "id, workflow, version, status, inputs, result, error, parent_id, parent_step, "
+        "idempotency_key, created_at, finished_at, handlers, retry_of, step_plan"
+    )
+    conn.executemany(
+        f"INSERT INTO workflow_executions ({exec_columns}) VALUES ({', '.join('?' * 15)})", execs
+    )
+    steps = [
+        ("07", "a", 0, "core.echo", "failed", 3, None, b'{"type":"X"}', 1.5, 2.5, None, None,
+         None, "other", None),
+        ("a9", "a", -1, "core.echo", "running", 1, None, None, 1.0, None, b'["w"]', b'["l"]',
+         "2", None, None),
+        ("f3", "a", 0, "core.echo", "succeeded", 1, b"1", None, 1.0, 2.0, None, None, None,
+         None, None),
+    ]
+    step_columns = (
+        "step_id, position, handler, status, attempts, output, error, started_at, "
+        "finished_at, warnings, logs, handler_version, reused_from, workflow"
+    )
+    conn.executemany(
+        f"INSERT INTO step_executions (execution_id, {step_columns}) "
+        f"VALUES ({', '.join('?' * 15)})",
+        steps,
+    )
+    by_id = "SELECT e.id, {} FROM step_executions s JOIN workflow_executions e ON {} ORDER BY 1, 2"
+    s_columns = ", ".join(f"s.{c.strip()}" for c in step_columns.split(","))
+
+    def stored(version: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        on = "e.id = s.execution_id" if version == 11 else "e.seq = s.execution_seq"
+        return (
+            conn.execute(f"SELECT {exec_columns} FROM workflow_executions ORDER BY rowid").fetchall(),
+            conn.execute(by_id.format(s_columns, on)).fetchall(),
+        )
+
+    assert stored(11) == (execs, steps)
+    for version in (12, 11, 12):
+        m.migrate(conn, version)
+        assert stored(version) == (execs, steps)
+    seqs = conn.execute("SELECT id FROM workflow_executions ORDER BY seq").fetchall()
+    assert [r[0] for r in seqs] == ["f3", "07", "a9"]
+    # new executions follow on; a step row needs its execution
+    conn.execute(
+        "INSERT INTO workflow_executions (id, workflow, version, status, inputs, created_at) "
+        "VALUES ('00', 'w', '1', 'pending', x'7b7d', 5)"
+    )
+    assert conn.execute("SELECT max(seq), id FROM workflow_executions").fetchone() == (4, "00")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        conn.execute(
+            "INSERT INTO step_executions (execution_seq, step_id, position, status) "
+            "VALUES (99, 'a', 0, 'pending')"
+        )
+    conn.execute("DELETE FROM workflow_executions WHERE id = 'a9'")
+    assert stored(12) == ([*execs[:2], ("00", "w", "1", "pending", b"{}", *[None] * 5, 5.0,
+                                        None, None, None, None)], steps[:1] + steps[2:])

@@ -235,8 +235,8 @@ def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
         async def run(self, ctx: StepContext, params: Any) -> Any:
             with sqlite3.connect(db) as other:
                 rows = other.execute(
-                    "SELECT step_id FROM step_executions WHERE execution_id = ? "
-                    "AND status = 'succeeded' ORDER BY step_id",
+                    "SELECT step_id FROM step_executions WHERE execution_seq = "
+                    "(SELECT seq FROM workflow_executions WHERE id = ?) AND status = 'succeeded' ORDER BY step_id",
                     (ctx.execution_id,),
                 ).fetchall()
             seen.append((ctx.step_id, [r[0] for r in rows]))
@@ -382,8 +382,9 @@ def _insert_old(db: Path, n: int, finished_at: float) -> None:
             ((i, finished_at, finished_at, finished_at) for i in ids),
         )
         conn.executemany(
-            "INSERT INTO step_executions (execution_id, step_id, position, handler, status, "
-            "attempts, output) VALUES (?, 'a', 0, 'core.noop', 'succeeded', 1, X'6E756C6C')",
+            "INSERT INTO step_executions (execution_seq, step_id, position, handler, status, "
+            "attempts, output) SELECT seq, 'a', 0, 'core.noop', 'succeeded', 1, X'6E756C6C' "
+            "FROM workflow_executions WHERE id = ?",
             ((i,) for i in ids),
         )
         conn.commit()
@@ -456,7 +457,9 @@ async def test_prune_of_100k_executions_does_not_stall_a_running_workflow(
     assert remaining == sorted(remaining, reverse=True)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM workflow_executions").fetchone()[0] == 2
-        left = conn.execute("SELECT execution_id FROM step_executions").fetchall()
+        left = conn.execute(
+            "SELECT e.id FROM step_executions s JOIN workflow_executions e ON e.seq = s.execution_seq"
+        ).fetchall()
         assert {r[0] for r in left} == {handle.id}
 
 
@@ -618,7 +621,9 @@ async def test_step_rows_are_made_by_their_first_write_and_the_rollback_makes_th
         ]
         with sqlite3.connect(db) as conn:
             assert conn.execute(
-                "SELECT step_id FROM step_executions WHERE execution_id = ?", (held.id,)
+                "SELECT step_id FROM step_executions WHERE execution_seq = "
+                "(SELECT seq FROM workflow_executions WHERE id = ?)",
+                (held.id,),
             ).fetchall() == [("wait",)]
         await engine.cancel(held.id)
     # queued, never started: no step rows at all
@@ -639,7 +644,8 @@ async def test_step_rows_are_made_by_their_first_write_and_the_rollback_makes_th
     await store.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute(
-            "SELECT count(*) FROM step_executions WHERE execution_id = 'queued'"
+            "SELECT count(*) FROM step_executions WHERE execution_seq = "
+            "(SELECT seq FROM workflow_executions WHERE id = 'queued')"
         ).fetchone() == (0,)
         migrate.migrate(conn, to=9)  # back to a row per step, in plan order
         back = conn.execute(

@@ -267,30 +267,34 @@ _UPSERT_SET = (
 def step_upsert(*, fenced: bool = False, reused: bool = False) -> str:
     """SQLite: a step's record written where its row may not exist yet
     (executions with a ``step_plan`` get no rows at submission). Values:
-    :func:`step_values`, the step's ``workflow``, then ``reused_from`` (with
-    ``reused``), then the execution id and owner (with ``fenced``: written
-    only while that owner owns the execution). Its position is the plan's
-    (``-1``: reads order these rows by the plan)."""
+    :func:`step_row`, then the owner (with ``fenced``: written only while
+    that owner owns the execution). The row is keyed by the execution's
+    ``seq``, looked up by its id in the same statement: no row is written
+    for an execution that is not there (or, fenced, not owned). Its position
+    is the plan's (``-1``: reads order these rows by the plan)."""
     columns = (
         "status, attempts, handler, output, error, started_at, finished_at, warnings, logs, "
-        "handler_version, execution_id, step_id, workflow, position"
+        "handler_version, step_id, workflow, position"
     )
-    marks = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, -1"
+    marks = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, -1"
     update = _UPSERT_SET
     if reused:
         columns += ", reused_from"
         marks += ", ?"
         update += ", reused_from = excluded.reused_from"
-    where = (
-        "EXISTS (SELECT 1 FROM workflow_executions WHERE id = ? AND owner = ?)"
-        if fenced
-        else "true"
-    )
+    owned = " AND e.owner = ?" if fenced else ""
     # (WHERE: an INSERT ... SELECT with an upsert needs one, SQLite's parser says)
     return (
-        f"INSERT INTO step_executions ({columns}) SELECT {marks} WHERE {where} "
-        f"ON CONFLICT (execution_id, step_id) DO UPDATE SET {update}"
+        f"INSERT INTO step_executions ({columns}, execution_seq) SELECT {marks}, e.seq "
+        f"FROM workflow_executions e WHERE e.id = ?{owned} "
+        f"ON CONFLICT (execution_seq, step_id) DO UPDATE SET {update}"
     )
+
+
+def step_row(execution_id: str, s: StepRecord, *, reused: bool = False) -> tuple[Any, ...]:
+    """The values of :func:`step_upsert` (``reused``: with ``reused_from``)."""
+    values = (*step_values(execution_id, s)[:-2], s.step_id, s.workflow)
+    return (*values, s.reused_from, execution_id) if reused else (*values, execution_id)
 
 
 STEP_UPSERT = step_upsert()

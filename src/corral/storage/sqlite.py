@@ -423,7 +423,7 @@ class SQLiteStore(BatchedStore):
         # (rows only for steps that are already past pending: a retry's reused
         # ones, or a record made elsewhere and stored as it is)
         given = [
-            (*sql.step_values(r.id, s), s.workflow, s.reused_from)
+            sql.step_row(r.id, s, reused=True)
             for s in r.steps
             if s.status != PENDING or s.attempts or s.reused_from is not None
         ]
@@ -466,16 +466,17 @@ class SQLiteStore(BatchedStore):
 
     def _step_fn(self, execution_id: str, step: StepRecord, owner: str | None) -> WriteFn:
         terminal = step.status in TERMINAL_STEP
-        values = (*sql.step_values(execution_id, step), step.workflow)
+        values = sql.step_row(execution_id, step)
         if owner is None:
 
             def op(conn: sqlite3.Connection) -> None:
-                conn.execute(sql.STEP_UPSERT, values)
+                if conn.execute(sql.STEP_UPSERT, values).rowcount == 0:
+                    raise ExecutionNotFound(execution_id)
 
             return op
 
         def fenced(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(sql.STEP_UPSERT_FENCED, (*values, execution_id, owner))
+            cur = conn.execute(sql.STEP_UPSERT_FENCED, (*values, owner))
             if cur.rowcount == 0 and terminal:
                 raise LeaseLost(f"execution {execution_id} is no longer owned by {owner}")
 
@@ -813,7 +814,10 @@ class SQLiteStore(BatchedStore):
             if not ids:
                 return 0
             listed = (_json_list(ids),)
-            conn.execute(f"DELETE FROM step_executions WHERE execution_id IN ({_JSON_IDS})", listed)
+            conn.execute(
+                f"DELETE FROM step_executions WHERE execution_seq IN ({_SEQS.format(_JSON_IDS)})",
+                listed,
+            )
             conn.execute(f"DELETE FROM workflow_executions WHERE id IN ({_JSON_IDS})", listed)
             return len(ids)
 
@@ -859,6 +863,8 @@ _CHUNK = 500  # ids per statement in bulk operations (SQLite bounds its variable
 # connection's cache (128 kept, each a compiled program of its own): SQLite's
 # memory grew by megabytes over a long run.
 _JSON_IDS = "SELECT value FROM json_each(?)"
+#: The seqs (step rows' key) of the executions whose ids fill the ``{}``.
+_SEQS = "SELECT seq FROM workflow_executions WHERE id IN ({})"
 
 
 def _json_list(ids: list[str]) -> str:
@@ -909,7 +915,7 @@ def _cancel(
         marks = ", ".join("?" * len(changed))
         conn.execute(
             "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-            f"WHERE execution_id IN ({marks}) AND status IN {sql.UNFINISHED_LIST}",
+            f"WHERE execution_seq IN ({_SEQS.format(marks)}) AND status IN {sql.UNFINISHED_LIST}",
             (now, *changed),
         )
         # Children of any of them? (one look by the parent index; usually none,
@@ -944,7 +950,7 @@ def _cancel_descendants(conn: sqlite3.Connection, execution_id: str, now: float)
     )
     conn.execute(
         "UPDATE step_executions SET status = 'cancelled', finished_at = ? "
-        f"WHERE execution_id IN ({marks}) AND status IN {sql.UNFINISHED_LIST}",
+        f"WHERE execution_seq IN ({_SEQS.format(marks)}) AND status IN {sql.UNFINISHED_LIST}",
         (now, *ids),
     )
     return len(ids)
@@ -972,7 +978,7 @@ def _claim_fn(
 
 def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord:
     row = conn.execute(
-        f"SELECT {sql.EXEC_COLUMNS}, step_plan FROM workflow_executions WHERE id = ?",
+        f"SELECT {sql.EXEC_COLUMNS}, seq, step_plan FROM workflow_executions WHERE id = ?",
         (execution_id,),
     ).fetchone()
     if row is None:
@@ -980,9 +986,9 @@ def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionReco
     steps = [
         sql.step(s)
         for s in conn.execute(
-            f"SELECT {sql.STEP_COLUMNS} FROM step_executions WHERE execution_id = ? "
+            f"SELECT {sql.STEP_COLUMNS} FROM step_executions WHERE execution_seq = ? "
             "ORDER BY position",
-            (execution_id,),
+            (row[-2],),
         )
     ]
     if row[-1] is not None:  # steps without a row yet come from the list
@@ -996,20 +1002,20 @@ def _get_executions(conn: sqlite3.Connection, ids: list[str]) -> list[ExecutionR
     thousand reads them back at once)."""
     wanted = msgspec.json.encode(ids).decode()
     rows = conn.execute(
-        f"SELECT {sql.EXEC_COLUMNS}, step_plan FROM workflow_executions "
+        f"SELECT {sql.EXEC_COLUMNS}, seq, step_plan FROM workflow_executions "
         "WHERE id IN (SELECT value FROM json_each(?))",
         (wanted,),
     ).fetchall()
-    steps: dict[str, list[StepRecord]] = {}
+    steps: dict[int, list[StepRecord]] = {}
     for s in conn.execute(
-        f"SELECT execution_id, {sql.STEP_COLUMNS} FROM step_executions "
-        "WHERE execution_id IN (SELECT value FROM json_each(?)) ORDER BY execution_id, position",
-        (wanted,),
+        f"SELECT execution_seq, {sql.STEP_COLUMNS} FROM step_executions "
+        "WHERE execution_seq IN (SELECT value FROM json_each(?)) ORDER BY execution_seq, position",
+        (msgspec.json.encode([row[-2] for row in rows]).decode(),),
     ):
         steps.setdefault(s[0], []).append(sql.step(s[1:]))
     found = {}
     for row in rows:
-        kept = steps.get(row[0], [])
+        kept = steps.get(row[-2], [])
         if row[-1] is not None:  # steps without a row yet come from the list
             kept = sql.planned_steps(row[-1], kept, row[4], row[17])
         found[row[0]] = sql.execution(row, kept)

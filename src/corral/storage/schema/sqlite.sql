@@ -18,14 +18,19 @@ CREATE INDEX workflow_definitions_latest
 
 -- One row per execution. `owner` and `lease_expires_at` let several engines
 -- share one database: an engine renews the lease of what it runs, and another
--- may take over an execution only after its lease expired.
+-- may take over an execution only after its lease expired. `seq` numbers the
+-- rows in the order they were written (the rowid): step rows are keyed by it,
+-- so that they land where the last ones did, not all over the table as the
+-- scrambled public ids would put them (migration 012).
 CREATE TABLE workflow_executions (
-    id                TEXT PRIMARY KEY,
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT NOT NULL UNIQUE,
     workflow          TEXT NOT NULL,
     version           TEXT NOT NULL,
     definition        TEXT REFERENCES workflow_definitions (digest),
-    status            TEXT NOT NULL CHECK (status IN
-                          ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out')),
+    status            TEXT NOT NULL CHECK (status = 'pending' OR status = 'running'
+                          OR status = 'succeeded' OR status = 'failed'
+                          OR status = 'cancelled' OR status = 'timed_out'),
     priority          INTEGER NOT NULL DEFAULT 0,
     inputs            BLOB NOT NULL,
     result            BLOB,
@@ -81,9 +86,10 @@ CREATE INDEX workflow_executions_retry_of
 -- One row per step of an execution, made by its first write and updated as
 -- the step runs. A step's terminal row (with its output) is committed before
 -- its dependents start. (The status check is a chain of comparisons: an
--- `IN (...)` list costs ~2 µs at every write: migration 011.)
+-- `IN (...)` list costs ~2 µs at every write: migration 011.) The execution
+-- is named by its `seq`: migration 012.
 CREATE TABLE step_executions (
-    execution_id  TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
+    execution_seq INTEGER NOT NULL REFERENCES workflow_executions (seq) ON DELETE CASCADE,
     step_id       TEXT NOT NULL,
     position      INTEGER NOT NULL,
     handler       TEXT,
@@ -100,7 +106,7 @@ CREATE TABLE step_executions (
     handler_version TEXT,
     reused_from   TEXT,
     workflow      TEXT,
-    PRIMARY KEY (execution_id, step_id)
+    PRIMARY KEY (execution_seq, step_id)
 ) WITHOUT ROWID;
 
 -- Cached step results (JSON), keyed by handler, version, params and

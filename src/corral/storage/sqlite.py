@@ -603,7 +603,7 @@ class SQLiteStore(BatchedStore):
         start: float | None = None,
     ) -> list[str]:
         claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
-        return await self._call(claim, atomic=True)
+        return await self._call(lambda conn: [c[0] for c in claim(conn)], atomic=True)
 
     async def claim_records(
         self,
@@ -618,7 +618,11 @@ class SQLiteStore(BatchedStore):
     ) -> list[ExecutionRecord]:
         claim = _claim_fn(owner, now, until, limit, handlers, queued, start)
 
-        return await self._call(lambda conn: _get_executions(conn, claim(conn)), atomic=True)
+        def op(conn: sqlite3.Connection) -> list[ExecutionRecord]:
+            claimed = claim(conn)
+            return _get_executions(conn, [c[0] for c in claimed], [c[1] for c in claimed])
+
+        return await self._call(op, atomic=True)
 
     async def claim_one(self, execution_id: str, owner: str, now: float, until: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -872,13 +876,15 @@ def _json_list(ids: list[str]) -> str:
 
 
 _CLAIM = (
-    f"UPDATE workflow_executions SET {sql.CLAIM_SET.format(t='?')} WHERE id IN "
-    f"(SELECT id FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
+    # (by seq, which the claim index holds: the claimed rows are found and
+    # read back without a look into the ids' index)
+    f"UPDATE workflow_executions SET {sql.CLAIM_SET.format(t='?')} WHERE seq IN "
+    f"(SELECT seq FROM workflow_executions WHERE {rules.CLAIMABLE_SQL} "
     "AND (? = 1 OR owner IS NOT NULL) "
     "AND (? IS NULL OR handlers IS NULL OR NOT EXISTS (SELECT 1 FROM "
     "json_each(workflow_executions.handlers) AS h WHERE h.value NOT IN "
     f"(SELECT value FROM json_each(?)))) ORDER BY {rules.CLAIM_ORDER_SQL} LIMIT ?) "
-    "RETURNING id"
+    "RETURNING id, seq"
 )
 
 
@@ -964,14 +970,15 @@ def _claim_fn(
     handlers: list[str] | None,
     queued: bool,
     start: float | None,
-) -> Callable[[sqlite3.Connection], list[str]]:
-    """The claim of :meth:`SQLiteStore.claim_expired`, as a writer op."""
+) -> Callable[[sqlite3.Connection], list[tuple[str, int]]]:
+    """The claim of :meth:`SQLiteStore.claim_expired`, as a writer op: the
+    claimed executions' ids (in order) and seqs."""
     have = sql.handler_set(handlers)
     limit_ = -1 if limit is None else limit
     args = (owner, until, start, start, start, now, owner, int(queued), have, have, limit_)
 
-    def claim(conn: sqlite3.Connection) -> list[str]:
-        return sorted(r[0] for r in conn.execute(_CLAIM, args).fetchall())
+    def claim(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+        return sorted(conn.execute(_CLAIM, args).fetchall())
 
     return claim
 
@@ -996,15 +1003,18 @@ def _get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionReco
     return sql.execution(row, steps)
 
 
-def _get_executions(conn: sqlite3.Connection, ids: list[str]) -> list[ExecutionRecord]:
+def _get_executions(
+    conn: sqlite3.Connection, ids: list[str], seqs: list[int] | None = None
+) -> list[ExecutionRecord]:
     """Several executions with their steps, in the order of ``ids`` (unknown
     ones left out): two statements whatever their number (a claim of a
-    thousand reads them back at once)."""
-    wanted = msgspec.json.encode(ids).decode()
+    thousand reads them back at once). Found by ``seqs`` when they are known
+    (a claim's), else by id."""
+    by = "id" if seqs is None else "seq"
     rows = conn.execute(
         f"SELECT {sql.EXEC_COLUMNS}, seq, step_plan FROM workflow_executions "
-        "WHERE id IN (SELECT value FROM json_each(?))",
-        (wanted,),
+        f"WHERE {by} IN (SELECT value FROM json_each(?))",
+        (msgspec.json.encode(ids if seqs is None else seqs).decode(),),
     ).fetchall()
     steps: dict[int, list[StepRecord]] = {}
     for s in conn.execute(

@@ -349,7 +349,9 @@ async def test_durability_none_writes_no_step_records(tmp_path: Path) -> None:
             "SELECT id, status, finished_at IS NOT NULL FROM workflow_executions"
         ).fetchall()
         steps = conn.execute("SELECT * FROM step_executions").fetchall()
-        plans = [json.loads(r[0]) for r in conn.execute("SELECT step_plan FROM workflow_executions")]
+        plans = [
+            json.loads(r[0]) for r in conn.execute("SELECT step_plan FROM workflow_executions")
+        ]
     assert sorted(rows) == sorted([(i, "succeeded", 1) for i in ids] + [(failing.id, "failed", 1)])
     # No step rows: a step's row is made by its first write, and none was written;
     # the steps are listed with their executions (read back as pending).
@@ -665,3 +667,44 @@ async def test_step_rows_are_made_by_their_first_write_and_the_rollback_makes_th
     async with corral.open_engine(url(db), entry_points=False) as engine:
         assert [s.status for s in (await engine.get(done.id)).steps] == ["succeeded"] * 3
         assert [s.status for s in (await engine.get(held.id)).steps] == ["cancelled"] * 2
+
+
+async def test_step_rows_follow_their_execution_by_seq(tmp_path: Path) -> None:
+    """Step rows are keyed by the execution's seq (migration 012), in the
+    order executions were written whatever their ids; a step record for an
+    execution that is not there writes nothing and says so."""
+    from corral.core.errors import ExecutionNotFound
+    from corral.core.model import ExecutionRecord, StepRecord
+
+    db = tmp_path / "s.db"
+    store = SQLiteStore(url(db), db)
+    await store.open()
+    ids = ["ff", "00", "7a"]  # written in this order
+    for i in ids:
+        await store.create_execution(
+            ExecutionRecord(
+                id=i,
+                workflow="w",
+                version=1,
+                created_at=1.0,
+                steps=[StepRecord("a"), StepRecord("b")],
+            )
+        )
+    for i in reversed(ids):
+        await store.record_step(i, StepRecord("b", status="succeeded", attempts=1, output=i))
+    with pytest.raises(ExecutionNotFound):
+        await store.record_step("gone", StepRecord("a", status="succeeded", attempts=1))
+    for i in ids:
+        steps = (await store.get_execution(i)).steps
+        assert [(s.step_id, s.status, s.output) for s in steps] == [
+            ("a", "pending", None),
+            ("b", "succeeded", i),
+        ]
+    assert [r.id for r in await store.get_executions(["7a", "nope", "ff"])] == ["7a", "ff"]
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT e.id, s.step_id FROM step_executions s "
+            "JOIN workflow_executions e ON e.seq = s.execution_seq ORDER BY s.execution_seq"
+        ).fetchall()
+    assert rows == [("ff", "b"), ("00", "b"), ("7a", "b")]

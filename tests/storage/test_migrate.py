@@ -567,7 +567,6 @@ def test_011_keeps_every_step_row_and_the_status_rule(connect: Any) -> None:
     assert stored() == rows[:2]
 
 
-
 def test_012_keys_step_rows_by_seq_and_keeps_every_row(connect: Any) -> None:
     """012 makes both tables anew: every execution keeps its columns and
     gets a ``seq`` in the order it was written (not its id's order), every
@@ -613,7 +612,8 @@ def test_012_keys_step_rows_by_seq_and_keeps_every_row(connect: Any) -> None:
     def stored(version: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         on = "e.id = s.execution_id" if version == 11 else "e.seq = s.execution_seq"
         return (
-            conn.execute(f"SELECT {exec_columns} FROM workflow_executions ORDER BY rowid").fetchall(),
+            conn.execute(f"SELECT {exec_columns} FROM workflow_executions ORDER BY rowid")
+            .fetchall(),
             conn.execute(by_id.format(s_columns, on)).fetchall(),
         )
 
@@ -635,5 +635,5 @@ def test_012_keys_step_rows_by_seq_and_keeps_every_row(connect: Any) -> None:
             "VALUES (99, 'a', 0, 'pending')"
         )
     conn.execute("DELETE FROM workflow_executions WHERE id = 'a9'")
-    assert stored(12) == ([*execs[:2], ("00", "w", "1", "pending", b"{}", *[None] * 5, 5.0,
-                                        None, None, None, None)], steps[:1] + steps[2:])
+    fresh = ("00", "w", "1", "pending", b"{}", *[None] * 5, 5.0, None, None, None, None)
+    assert stored(12) == ([*execs[:2], fresh], steps[:1] + steps[2:])

@@ -236,7 +236,8 @@ def _peeking(db: Path, seen: list[tuple[str, list[str]]]) -> Any:
             with sqlite3.connect(db) as other:
                 rows = other.execute(
                     "SELECT step_id FROM step_executions WHERE execution_seq = "
-                    "(SELECT seq FROM workflow_executions WHERE id = ?) AND status = 'succeeded' ORDER BY step_id",
+                    "(SELECT seq FROM workflow_executions WHERE id = ?) "
+                    "AND status = 'succeeded' ORDER BY step_id",
                     (ctx.execution_id,),
                 ).fetchall()
             seen.append((ctx.step_id, [r[0] for r in rows]))
@@ -460,7 +461,8 @@ async def test_prune_of_100k_executions_does_not_stall_a_running_workflow(
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM workflow_executions").fetchone()[0] == 2
         left = conn.execute(
-            "SELECT e.id FROM step_executions s JOIN workflow_executions e ON e.seq = s.execution_seq"
+            "SELECT e.id FROM step_executions s "
+            "JOIN workflow_executions e ON e.seq = s.execution_seq"
         ).fetchall()
         assert {r[0] for r in left} == {handle.id}
 
